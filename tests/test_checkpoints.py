@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from spinn_utils.checkpoints import (
+    load_checkpoint,
+    load_dense_model,
+    load_state_dict_file,
+    save_checkpoint,
+)
+from spinn_utils.config import SpinnError
+from spinn_utils.models import DensePINN, ModelConfig
+
+SMALL = ModelConfig(input_dim=3, hidden_dims=(8, 4), output_dim=2)
+
+
+def test_round_trip_restores_weights_and_meta(tmp_path):
+    model = DensePINN(SMALL)
+    path = save_checkpoint(tmp_path / "m.pt", model, kind="dense", meta={"model": SMALL, "r2": 0.5})
+    loaded, ckpt = load_dense_model(path)
+    x = torch.randn(6, 3)
+    assert torch.equal(loaded(x), model(x))
+    assert ckpt.kind == "dense" and ckpt.meta["r2"] == 0.5
+    assert ckpt.meta["model"]["hidden_dims"] == [8, 4]
+
+
+def test_meta_must_be_plain_data(tmp_path):
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path / "m.pt", DensePINN(SMALL), kind="dense", meta={"x": object()})
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_kind_is_checked(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", DensePINN(SMALL), kind="pruned", meta={"model": SMALL})
+    with pytest.raises(SpinnError, match="'pruned' checkpoint, expected dense"):
+        load_checkpoint(path, kind="dense")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_text("not a checkpoint"), "not a torch checkpoint"),
+        (lambda p: torch.save(torch.nn.Linear(2, 2), p), "pickled code"),
+        (lambda p: torch.save({"a": 1}, p), "not a SPINN checkpoint"),
+        (lambda p: p.write_bytes(b"PK\x03\x04" + b"\x00" * 40), "not"),
+    ],
+)
+def test_bad_files_give_one_clear_error(tmp_path, make, message):
+    path = tmp_path / "bad.pt"
+    make(path)
+    with pytest.raises(SpinnError, match=message):
+        load_checkpoint(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpinnError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_plain_state_dict_is_accepted_by_the_generic_reader(tmp_path):
+    model = DensePINN(SMALL)
+    torch.save(model.state_dict(), tmp_path / "legacy.pt")
+    state, meta = load_state_dict_file(tmp_path / "legacy.pt")
+    assert meta is None and set(state) == set(model.state_dict())
+
+
+def test_weights_that_do_not_match_meta(tmp_path):
+    path = save_checkpoint(
+        tmp_path / "m.pt", DensePINN(SMALL), kind="dense",
+        meta={"model": ModelConfig(input_dim=3, hidden_dims=(9, 4), output_dim=2)},
+    )
+    with pytest.raises(SpinnError, match="do not match"):
+        load_dense_model(path)
