@@ -44,9 +44,9 @@ def notebook_key(path: Path) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2) or 0)) if m else None
 
 
-def discover(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+def discover(notebook_dir: Path | None = None) -> list[Path]:
     """The numbered notebooks present, in pipeline order (05 before 05_5 before 06)."""
-    found = [p for p in notebook_dir.glob("*.ipynb") if notebook_key(p) is not None]
+    found = [p for p in (notebook_dir or NOTEBOOK_DIR).glob("*.ipynb") if notebook_key(p) is not None]
     return sorted(found, key=notebook_key)
 
 
@@ -90,7 +90,10 @@ TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "
 
 def type_ok(value, inferred: str) -> bool:
     """Does ``value`` fit papermill's inferred type name (e.g. 'int | None')? Unknown names pass."""
-    names = [n.strip() for n in (inferred or "").split("|")]
+    text = (inferred or "").strip()
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional["):-1] + " | None"
+    names = [n.strip() for n in text.split("|")]
     allowed = [TYPES[n] for n in names if n in TYPES]
     if len(allowed) < len(names) or not allowed:
         return True
