@@ -23,6 +23,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -148,6 +149,23 @@ def versions() -> dict:
     return out
 
 
+def kernel_manager_class():
+    """Local kernels over Unix sockets where available: no TCP ports and no plain-text warning."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            # The socket files live in the temp dir, not in the repository (papermill's cwd).
+            self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
+
+    return IPCKernelManager
+
+
 def cell_error(err) -> str:
     """'cell 7: ValueError: ...' from a PapermillExecutionError."""
     return f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
@@ -200,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
             papermill.execute_notebook(
                 str(nb), str(executed_dir / nb.name), parameters=plan[nb], cwd=str(ROOT),
                 kernel_name=args.kernel, progress_bar=args.progress, log_output=args.verbose,
+                kernel_manager_class=kernel_manager_class(),
             )
         except PapermillExecutionError as err:
             entry.update(status="failed", seconds=round(time.perf_counter() - start, 2), error=cell_error(err))
