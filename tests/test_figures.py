@@ -1,0 +1,85 @@
+"""Figures from small fake results: every figure written as a non-empty PNG and PDF (Agg)."""
+import matplotlib
+
+matplotlib.use("Agg")  # before anything draws: headless, as in CI and papermill
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_report import fake_results, metrics
+
+from spinn_utils import figures
+from spinn_utils.config import ResultsPaths, write_json
+
+NAMES = ("latency_vs_batch", "parameters", "predicted_vs_measured", "pruning_progression",
+         "r2_per_output", "wear_over_time")
+
+
+def fake_pruning() -> dict:
+    stages = [{"stage": i, "sparsity": s, "params": {"total": 666882, "nonzero": int(666882 * (1 - s))},
+               "val_metrics": metrics(0.8 - 0.02 * i, 0.7 + 0.01 * i)}
+              for i, s in enumerate((0.0, 0.44, 0.685))]
+    return {"unstructured": {"stages": stages}, "structured": {"val_metrics": metrics(0.78, 0.7)}}
+
+
+def fake_predictions(n_per_experiment: int = 12) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    parts = []
+    for exp in (3, 7, 11):
+        t = np.linspace(0, 40, n_per_experiment)
+        truth = {"tool_wear_vb_mm": 0.1 + 0.015 * t, "thermal_displacement_um": 5 * (1 - np.exp(-t / 8))}
+        for model in ("dense", "spinn_masked", "spinn_sparse_coo", "spinn_structured"):
+            for target, y in truth.items():
+                parts.append(pd.DataFrame({
+                    "sample": np.arange(len(t)), "experiment": exp, "run": np.arange(len(t)) // 3,
+                    "cut_time_min": t, "model": model, "target": target, "measured": y,
+                    "predicted": y + rng.normal(0, 0.05 * y.std() + 1e-3, len(t))}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    paths = ResultsPaths.at(tmp_path).ensure()
+    for name, obj in fake_results().items():
+        write_json(paths.metric(name), obj)
+    write_json(paths.metric("pruning"), fake_pruning())
+    fake_predictions().to_csv(paths.metrics / figures.PREDICTIONS_FILE, index=False)
+    return paths
+
+
+def test_every_figure_is_written_as_png_and_pdf(results_dir):
+    out = figures.make_figures(results_dir, figures.FigureConfig.smoke_test())
+    assert sorted(out["written"]) == sorted(NAMES) and out["skipped"] == {}
+    for name in NAMES:
+        png, pdf = (results_dir.figures / f"{name}.{ext}" for ext in ("png", "pdf"))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1_000
+    assert not list(results_dir.figures.glob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
+    paths = ResultsPaths.at(tmp_path).ensure()
+    write_json(paths.metric("cpu_benchmark"), fake_results()["cpu_benchmark"])
+    out = figures.make_figures(paths, figures.FigureConfig.smoke_test())
+    assert set(out["written"]) == {"latency_vs_batch", "parameters"}
+    assert "test_predictions.csv" in out["skipped"]["wear_over_time"]
+    assert "pruning" in out["skipped"]["pruning_progression"]
+
+
+def test_latency_has_one_panel_per_thread_count_and_one_line_per_variant():
+    res = fake_results()
+    fig = figures.fig_latency(res["cpu_benchmark"], res["gpu_benchmark"], figures.FigureConfig())
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2  # threads 1 and 2; the GPU was skipped
+    assert axes[0].get_xscale() == "log" and axes[0].get_yscale() == "log"
+    assert len(axes[0].get_lines()) == len(res["cpu_benchmark"]["variants"])
+    assert "GPU not measured: no CUDA GPU" in fig.get_suptitle()
+
+
+def test_colours_are_consistent_per_model():
+    fig = figures.fig_pred_vs_measured(fake_predictions(), figures.FigureConfig())
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    coo = next(h for h, lab in zip(handles, labels) if lab.startswith("SPINN COO"))
+    expected = matplotlib.colors.to_rgba(figures.style("spinn_sparse_coo")[1])
+    assert tuple(coo.get_facecolor()[0][:3]) == pytest.approx(expected[:3])
+    assert figures.style("spinn_coo") == figures.style("spinn_sparse_coo")
