@@ -50,6 +50,10 @@ class PruneConfig:
     structured_finetune_epochs: int = 60  # the sliced model lost more than the masked one; it is cheap to train
     importance: str = "l2_product"  # neuron score: ||incoming|| * ||outgoing||; also "l2_in", "l2_out"
     param_tolerance: float = 0.02  # structured parameter count must land within 2% of the target
+    # Structured widths in multiples of 16 (when the count stays within tolerance): on a 2-core
+    # AVX-512 CPU, 288-288-272-144 ran 2.68x faster than dense at batch 1000 where the exact
+    # 286-286-284-143 ran 2.48x; GEMM and SIMD kernels handle aligned widths better.
+    width_multiple: int = 16
     show_progress: bool = True  # tqdm bars from train.fit; off in tests
 
     def __post_init__(self) -> None:
@@ -63,6 +67,8 @@ class PruneConfig:
             raise SpinnError("fine-tuning epochs must be >= 0")
         if self.finetune_patience < 1:
             raise SpinnError(f"finetune_patience must be >= 1, got {self.finetune_patience}")
+        if self.width_multiple < 1:
+            raise SpinnError(f"width_multiple must be >= 1, got {self.width_multiple}")
         if self.finetune_lr_scale <= 0:
             raise SpinnError(f"finetune_lr_scale must be > 0, got {self.finetune_lr_scale}")
 

@@ -35,14 +35,41 @@ def mlp_parameters(dims: tuple[int, ...]) -> int:
     return sum(d_in * d_out + d_out for d_in, d_out in zip(dims[:-1], dims[1:]))
 
 
+def _closest_widths(
+    model_cfg: ModelConfig, target_params: int, candidates: list[list[int]]
+) -> tuple[tuple[int, ...], int]:
+    """The combination of per-layer candidate widths whose count is closest to the target."""
+    best, best_key = None, None
+    for widths in itertools.product(*candidates):
+        if min(widths) < 1 or any(w > h for w, h in zip(widths, model_cfg.hidden_dims)):
+            continue
+        n = mlp_parameters((model_cfg.input_dim, *widths, model_cfg.output_dim))
+        # Ties go to the widths most nearly proportional to the original shape.
+        spread = max(w / h for w, h in zip(widths, model_cfg.hidden_dims)) - min(
+            w / h for w, h in zip(widths, model_cfg.hidden_dims)
+        )
+        key = (abs(n - target_params), spread)
+        if best_key is None or key < best_key:
+            best, best_key = tuple(widths), key
+    if best is None:
+        raise SpinnError(f"no hidden widths fit {target_params} parameters")
+    return best, best_key[0]
+
+
 def structured_widths(
-    model_cfg: ModelConfig, target_params: int, search_radius: int = 2
+    model_cfg: ModelConfig,
+    target_params: int,
+    search_radius: int = 2,
+    multiple: int = 1,
+    tolerance: float = 0.02,
 ) -> tuple[int, ...]:
     """Hidden widths whose MLP has the parameter count closest to ``target_params``.
 
     One scale factor on all hidden widths is solved by bisection (the count grows
-    monotonically with it); then every combination within ``search_radius`` neurons of the
-    rounded widths is tried and the closest count wins (ties: closest to proportional).
+    monotonically with it); then widths within ``search_radius`` steps of the scaled ones are
+    tried and the closest count wins. With ``multiple > 1`` the widths are the aligned ones
+    next to the scaled widths (SIMD- and GEMM-friendly, measurably faster on CPU than odd
+    widths), as long as the count stays within ``tolerance`` of the target; otherwise exact.
     """
     hidden = model_cfg.hidden_dims
     if not hidden:
@@ -58,19 +85,16 @@ def structured_widths(
     for _ in range(60):  # 2^-60: far below one neuron's step
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if count(mid) <= target_params else (lo, mid)
-    best_scale = min((lo, hi), key=lambda s: abs(count(s) - target_params))
-    base = [max(1, round(best_scale * h)) for h in hidden]
+    scale = min((lo, hi), key=lambda s: abs(count(s) - target_params))
     steps = range(-search_radius, search_radius + 1)
-    best, best_key = tuple(base), None
-    for delta in itertools.product(steps, repeat=len(hidden)):
-        widths = tuple(b + d for b, d in zip(base, delta))
-        if min(widths) < 1 or any(w > h for w, h in zip(widths, hidden)):
-            continue
-        n = mlp_parameters((model_cfg.input_dim, *widths, model_cfg.output_dim))
-        key = (abs(n - target_params), sum(abs(d) for d in delta))
-        if best_key is None or key < best_key:
-            best, best_key = widths, key
-    return best
+    if multiple > 1:
+        # One aligned step either way keeps the shape near-proportional to the original.
+        aligned = [[multiple * (round(scale * h / multiple) + d) for d in (-1, 0, 1)] for h in hidden]
+        widths, miss = _closest_widths(model_cfg, target_params, aligned)
+        if miss <= tolerance * target_params:
+            return widths
+    exact = [[max(1, round(scale * h)) + d for d in steps] for h in hidden]
+    return _closest_widths(model_cfg, target_params, exact)[0]
 
 
 def neuron_importance(model: DensePINN, importance: str = "l2_product") -> list[torch.Tensor]:
@@ -151,7 +175,9 @@ def structured_prune(dense_model: DensePINN, data, cfg: PruneConfig, train_cfg, 
     dense_model.to(device)
     total = count_parameters(dense_model)["total"]
     target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
-    widths = structured_widths(dense_model.cfg, target)
+    widths = structured_widths(
+        dense_model.cfg, target, multiple=cfg.width_multiple, tolerance=cfg.param_tolerance
+    )
     keep = select_neurons(neuron_importance(dense_model, cfg.importance), widths)
     small = slice_model(dense_model, keep).to(device)
     params = count_parameters(small)

@@ -191,6 +191,18 @@ def test_structured_widths_hit_the_default_parameter_target():
     assert all(w < h for w, h in zip(widths, model.cfg.hidden_dims))
 
 
+def test_structured_widths_prefer_aligned_widths_within_tolerance():
+    model = DensePINN()
+    target = 666_882 - n_weights_to_prune(model, 0.685)
+    widths = structured_widths(model.cfg, target, multiple=16, tolerance=0.02)
+    assert all(w % 16 == 0 for w in widths)
+    assert abs(mlp_parameters((18, *widths, 2)) - target) / target <= 0.02
+    # When no aligned widths fit the tolerance, exact widths are used instead.
+    exact = structured_widths(model.cfg, target, multiple=16, tolerance=1e-6)
+    assert exact == structured_widths(model.cfg, target)
+    assert abs(mlp_parameters((18, *exact, 2)) - target) / target < 1e-3
+
+
 def test_select_neurons_keeps_the_important_ones():
     torch.manual_seed(8)
     model = DensePINN(TINY)
