@@ -31,15 +31,6 @@ ONLY = {  # configs with exactly one term switched on
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on a busy shared CPU, idle-spinning OpenMP
-    threads made these tests ~50x slower. Restored afterwards for the other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def scaler() -> Scaler:

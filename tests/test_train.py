@@ -21,15 +21,6 @@ FAST = TrainConfig(epochs=3, batch_size=32, patience=10, progress=False)
 PHYS = dataclasses.replace(PhysicsConfig(), subsample=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on a busy shared CPU, idle-spinning OpenMP
-    threads made these tests ~50x slower. Restored afterwards for the other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_frame(n_experiments: int, rows: int, seed: int) -> pd.DataFrame:
     """Random rows whose targets depend smoothly on time, current and feed."""
