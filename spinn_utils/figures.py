@@ -228,9 +228,18 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
     return fig
 
 
-def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str = "tool_wear_vb_mm",
-                       time_col: str = "cut_time_min") -> Figure:
-    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment."""
+PREDICTION_KEYS = {"sample", "experiment", "run", "model", "target", "measured", "predicted"}
+
+
+def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None = None,
+                       time_col: str | None = None) -> Figure:
+    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment.
+
+    ``target`` defaults to the first target (wear), ``time_col`` to the predictions' time
+    column (named as in the data: ``cut_time_min`` by default, a CSV's own name otherwise).
+    """
+    target = target or pred["target"].iloc[0]
+    time_col = time_col or next(c for c in pred.columns if c not in PREDICTION_KEYS)
     part = _shown_models(pred, cfg)
     part = part[part["target"] == target]
     experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]

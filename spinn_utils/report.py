@@ -191,8 +191,10 @@ def table1(results: dict, cfg: ReportConfig = ReportConfig()) -> pd.DataFrame:
         cells["Parameters (non-zero)"][col] = dig(params, "nonzero")
         metrics = test.get(COLUMN_MODEL[col])
         cells["Mean per-output R2 (test)"][col] = dig(metrics, "mean_r2")
-        cells["Tool wear R2 (test)"][col] = dig(metrics, "per_output", TARGETS[0], "r2")
-        cells["Thermal R2 (test)"][col] = dig(metrics, "per_output", TARGETS[1], "r2")
+        # Targets in data order, [wear, thermal]: a user's CSV may name them its own way.
+        wear, thermal = (list(metrics["per_output"]) if metrics else list(TARGETS))[:2]
+        cells["Tool wear R2 (test)"][col] = dig(metrics, "per_output", wear, "r2")
+        cells["Thermal R2 (test)"][col] = dig(metrics, "per_output", thermal, "r2")
         cv = cv_summary(results, "dense" if col == "Dense PINN" else "spinn")
         if col == "SPINN (structured)":
             cv = None  # CV compares dense with unstructured IMP only

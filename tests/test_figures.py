@@ -83,3 +83,11 @@ def test_colours_are_consistent_per_model():
     expected = matplotlib.colors.to_rgba(figures.style("spinn_sparse_coo")[1])
     assert tuple(coo.get_facecolor()[0][:3]) == pytest.approx(expected[:3])
     assert figures.style("spinn_coo") == figures.style("spinn_sparse_coo")
+
+
+def test_wear_over_time_follows_a_csvs_own_column_names():
+    pred = fake_predictions().rename(columns={"cut_time_min": "t_min"})
+    pred["target"] = pred["target"].map({"tool_wear_vb_mm": "vb", "thermal_displacement_um": "delta_um"})
+    fig = figures.fig_wear_over_time(pred, figures.FigureConfig())
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
+    assert len(panels) == 3  # one per experiment, wear ("vb") found without its default name

@@ -94,6 +94,16 @@ def test_table1_cells_are_the_json_values():
     assert t.loc["Memory (weight bytes, indices counted)", "SPINN (structured)"] == STORAGE["spinn_structured"]
 
 
+def test_table1_reads_targets_named_by_a_users_csv():
+    res = fake_results()
+    for m in res["test_evaluation"]["models"].values():
+        per = m["per_output"]
+        m["per_output"] = {"vb": per["tool_wear_vb_mm"], "delta_um": per["thermal_displacement_um"]}
+    t = report.table1(res)
+    assert t.loc["Tool wear R2 (test)", "Dense PINN"] == 0.80
+    assert t.loc["Thermal R2 (test)", "SPINN (structured)"] == 0.72
+
+
 def test_skipped_gpu_is_not_measured_everywhere():
     res = fake_results()
     t = report.table1(res)
