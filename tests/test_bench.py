@@ -94,22 +94,36 @@ def logging_timer(log: list, ms_by_name: dict):
 def test_variants_are_warmed_up_then_timed_round_robin():
     log: list[str] = []
     fns = {n: (lambda x, n=n: log.append(n)) for n in ("a", "b", "c")}
-    cfg = fast_cfg(warmup=2, repeats=3, min_repeats=1, max_seconds_per_measurement=10.0)
+    cfg = fast_cfg(warmup=2, repeats=3, min_repeats=1, max_seconds_per_measurement=10.0, block=1)
     timer = logging_timer(log, dict.fromkeys(fns, 1.0))
     assert bench.warm_up(fns, dict.fromkeys(fns), cfg, timer) == {}
     samples = bench.time_interleaved(fns, dict.fromkeys(fns), cfg, timer)
     assert log[:6] == ["a", "a", "b", "b", "c", "c"]  # warm-up: each variant, before any timing
-    assert log[6:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    # Each visit: one untimed re-warm call, then ``block`` timed ones; rounds rotate.
+    visits = [log[i] for i in range(6, len(log), 2)]
+    assert visits == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(log[i] == log[i + 1] for i in range(6, len(log), 2))
     assert {n: len(s) for n, s in samples.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_blocks_of_timed_calls_follow_one_untimed_call():
+    log: list[str] = []
+    fns = {n: (lambda x, n=n: log.append(n)) for n in ("a", "b")}
+    cfg = fast_cfg(repeats=5, min_repeats=1, max_seconds_per_measurement=10.0, block=2)
+    samples = bench.time_interleaved(fns, dict.fromkeys(fns), cfg, logging_timer(log, {"a": 1.0, "b": 2.0}))
+    # rounds: a x3, b x3 | b x3, a x3 | a x2, b x2 (the last block is cut at ``repeats``)
+    assert "".join(log) == "aaabbb" + "bbbaaa" + "aabb"
+    assert samples == {"a": [1.0] * 5, "b": [2.0] * 5}
 
 
 def test_time_budget_stops_a_slow_variant_but_keeps_min_repeats():
     log: list[str] = []
     fns = {n: (lambda x, n=n: log.append(n)) for n in ("slow", "fast", "glacial")}
-    cfg = fast_cfg(warmup=0, repeats=50, min_repeats=2, max_seconds_per_measurement=0.3)
+    cfg = fast_cfg(warmup=0, repeats=50, min_repeats=2, max_seconds_per_measurement=0.5, block=1)
     ms = {"slow": 100.0, "fast": 1.0, "glacial": 1000.0}
     samples = bench.time_interleaved(fns, dict.fromkeys(fns), cfg, logging_timer(log, ms))
-    assert len(samples["slow"]) == 3  # 300 ms spent: budget reached
+    # Untimed re-warm calls count against the budget too: 200 ms per round for "slow".
+    assert len(samples["slow"]) == 3  # 600 ms spent after 3 rounds: budget reached
     assert len(samples["fast"]) == 50  # never reaches its budget: all repeats
     assert len(samples["glacial"]) == 2  # over budget at once, still min_repeats
     assert samples["slow"] == [100.0] * 3
