@@ -63,13 +63,26 @@ def _speedups(results: dict, device: str, cfg: ReportConfig, threads: int | None
     if not bench_measured(bench):
         return {"where": dig(bench, "reason") or f"{device}_benchmark.json not written"}
     batch, threads = bench_point(bench, cfg.batch_size, threads)
+
+    def named(variant: str) -> dict | None:
+        # A variant whose outputs differ from its reference is timed but never a win.
+        row = timing(bench, variant, batch, threads)
+        if row and dig(bench, "variants", variant, "outputs_match") is False:
+            return {**row, "outputs_differ": True}
+        return row
+
     return {
         "where": f"batch {batch}, threads={threads}",
-        "coo": timing(bench, "spinn_coo", batch, threads),
+        "coo": named("spinn_coo"),
         "sparse": fastest_matching(bench, batch, threads, SPARSE_TENSOR_VARIANTS),
         "fastest": fastest_matching(bench, batch, threads),
-        "structured": timing(bench, "spinn_structured", batch, threads),
+        "structured": named("spinn_structured"),
     }
+
+
+def _speed(row: dict | None) -> float | None:
+    """A row's speedup, or None where it was not measured (no dense row at that point)."""
+    return None if row is None else row.get("speedup_vs_dense")
 
 
 def _test_r2(results: dict) -> tuple[float | None, float | None]:
@@ -105,20 +118,25 @@ def checklist_items(
         "test set, sparse vs masked":
             dig(results, "test_evaluation", "sparse_vs_masked", "max_abs_diff"),
     }
+    # A NaN difference is written as null: a check that says it failed fails, whatever is left.
+    failed = False in (dig(conv, "validation", "passed"),
+                       dig(results, "test_evaluation", "sparse_vs_masked", "passed"))
     diffs = {k: v for k, v in diffs.items() if v is not None}
     worst = max(diffs.values(), default=None)
     items.append(_item(
         "Predictions match dense pruned model",
-        _judge(worst, worst is not None and worst < cfg.match_atol), worst,
+        "fail" if failed else _judge(worst, worst is not None and worst < cfg.match_atol), worst,
         f"max abs diff < {cfg.match_atol:g}", "; ".join(f"{k}: {v:.3g}" for k, v in diffs.items())))
     for device, need in (("gpu", cfg.gpu_speedup_min), ("cpu", cfg.cpu_speedup_min)):
         found = _speedups(results, device, cfg)
         for key, what in SPEEDUP_ITEMS:
             row = found.get(key)
-            value = dig(row, "speedup_vs_dense")
+            value = _speed(row)
             detail = f"{row['variant']}, {found['where']}" if row else found["where"]
-            items.append(_item(f"{device.upper()} speedup ({what})",
-                               _judge(value, value is not None and value >= need), value,
+            status = _judge(value, value is not None and value >= need)
+            if row and row.get("outputs_differ"):
+                status, detail = "fail", detail + "; outputs differ from its reference: no win"
+            items.append(_item(f"{device.upper()} speedup ({what})", status, value,
                                f">= {need}x", detail))
     spinn, dense = _test_r2(results)
     cv = cv_summary(results, "spinn")
@@ -149,7 +167,7 @@ def verdict(parts: list[bool | None]) -> str:
 
 
 def _speed_text(row: dict | None) -> str:
-    return f"{row['variant']} {row['speedup_vs_dense']:.2f}x" if row else NOT_MEASURED
+    return NOT_MEASURED if _speed(row) is None else f"{row['variant']} {_speed(row):.2f}x"
 
 
 def _speed_claims(results: dict, cfg: ReportConfig) -> list[dict]:
@@ -157,14 +175,14 @@ def _speed_claims(results: dict, cfg: ReportConfig) -> list[dict]:
     for device, claimed in (("gpu", cfg.claimed_gpu_speedup), ("cpu", cfg.claimed_cpu_speedup)):
         found = _speedups(results, device, cfg)
         best = found.get("sparse")
-        parts.append(None if best is None else best["speedup_vs_dense"] >= claimed)
+        parts.append(None if _speed(best) is None else _speed(best) >= claimed)
         evidence.append(
             f"{device.upper()} ({found['where']}): best sparse layout {_speed_text(best)}, "
             f"COO {_speed_text(found.get('coo'))}, "
             f"structured {_speed_text(found.get('structured'))}; claimed {claimed}x")
     edge = _speedups(results, "cpu", cfg, threads=cfg.edge_threads)
     best = edge.get("sparse")
-    edge_ok = None if best is None else best["speedup_vs_dense"] >= cfg.claimed_cpu_speedup
+    edge_ok = None if _speed(best) is None else _speed(best) >= cfg.claimed_cpu_speedup
     cpu = dig(results, "cpu_benchmark", "environment", "cpu_model") or "an unknown CPU"
     return [
         {"claim": "Sparse tensor operations achieve 2.5x GPU and 3.3x CPU inference speedup",

@@ -125,6 +125,31 @@ def test_fastest_ignores_variants_whose_outputs_differ():
     assert report.table1(res).loc["CPU inference (ms)", "SPINN (fastest unstructured)"] == 3.1
 
 
+def test_a_fast_variant_whose_outputs_differ_fails_its_speedup_item():
+    gpu = bench({"dense": 1.0, "spinn_masked": 1.0, "spinn_coo": 0.3, "spinn_csr": 0.8,
+                 "spinn_structured": 0.45}, threads=(8,), match={"spinn_coo": False})
+    item = items_by_name(fake_results(gpu=gpu))["GPU speedup (COO, the seed's design)"]
+    assert item["measured"] == pytest.approx(1 / 0.3)
+    assert item["status"] == "fail" and "outputs differ" in item["detail"]
+
+
+def test_a_failed_or_nan_validation_never_passes_the_match_item():
+    res = fake_results()
+    res["sparse_conversion_report"]["validation"] = {"max_abs_diff": None, "passed": False}
+    assert items_by_name(res)["Predictions match dense pruned model"]["status"] == "fail"
+
+
+def test_missing_dense_row_means_not_measured_not_a_crash():
+    res = fake_results()
+    for row in res["cpu_benchmark"]["results"]:
+        row["speedup_vs_dense"] = None  # dense raised at every point
+    items = items_by_name(res)
+    assert items["CPU speedup (COO, the seed's design)"]["status"] == "not run"
+    speed_claims = [c for c in checklist.claims(res) if "speedup" in c["claim"]]
+    assert len(speed_claims) == 2
+    assert all(c["verdict"] != "supported" for c in speed_claims)
+
+
 def test_speedup_items_pass_and_fail_on_their_thresholds():
     gpu = bench({"dense": 1.0, "spinn_masked": 1.0, "spinn_coo": 0.5, "spinn_csr": 0.8,
                  "spinn_structured": 0.45}, threads=(8,))
