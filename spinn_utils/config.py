@@ -78,11 +78,11 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return to_jsonable(obj.tolist())
     if isinstance(obj, (np.generic,)):
-        return obj.item()
+        return to_jsonable(obj.item())
     if isinstance(obj, torch.Tensor) and obj.numel() == 1:
-        return obj.item()
+        return to_jsonable(obj.item())
     if isinstance(obj, float) and not np.isfinite(obj):
         return None  # JSON has no NaN/inf; null says "no number"
     return obj

@@ -104,8 +104,12 @@ def predict(
     model: nn.Module, X_scaled: np.ndarray, device: str | torch.device = "cpu",
     batch_size: int = 4096,
 ) -> np.ndarray:
-    """Model outputs (scaled units, float32) for standardised inputs, under inference_mode."""
+    """Model outputs (scaled units, float32) for standardised inputs, under inference_mode.
+
+    The model is moved to ``device`` (checkpoints load on the CPU; a GPU run predicts there).
+    """
     device = torch.device(device)
+    model.to(device)
     x = torch.as_tensor(np.asarray(X_scaled, dtype=np.float32), device=device)
     if x.ndim != 2:
         raise SpinnError(f"X_scaled must be 2-D (rows, features), got shape {tuple(x.shape)}")

@@ -62,9 +62,9 @@ def metrics_close(saved: dict, reloaded: dict, rtol: float, atol: float) -> tupl
 
 
 def _scaler_matches(meta_scaler: dict, data) -> bool:
-    """The checkpoint's scaler is the data's scaler (same features, same statistics)."""
+    """The checkpoint's scaler is the data's scaler (same columns in order, same statistics)."""
     own = data.scaler.to_dict()
-    if meta_scaler.get("feature_names") != own["feature_names"]:
+    if any(meta_scaler.get(k) != own[k] for k in ("feature_names", "target_names")):
         return False
     return all(np.allclose(meta_scaler[k], own[k], rtol=1e-9) for k in ("x_mean", "x_std", "y_mean", "y_std"))
 

@@ -1,6 +1,7 @@
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +63,9 @@ def test_write_json_is_atomic_and_rejects_nan(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1, "t": [1, 2]}
     write_json(path, {"nan": float("nan")})  # NaN becomes null, never invalid JSON
     assert json.loads(path.read_text()) == {"nan": None}
+    write_json(path, {"a": np.array([1.0, np.nan]), "b": np.float64("inf"), "c": torch.tensor(float("nan"))})
+    assert json.loads(path.read_text()) == {"a": [1.0, None], "b": None, "c": None}
+    write_json(path, {"nan": float("nan")})
     with pytest.raises(TypeError):
         write_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"nan": None}  # the old file is intact

@@ -189,6 +189,29 @@ def test_missing_column_and_bad_weights_are_spinn_errors(scaler):
         PhysicsConfig(thermal_ode_weight=-1.0)
 
 
+def test_wear_terms_need_no_current_column_when_the_thermal_term_is_off(scaler):
+    model = DensePINN(ModelConfig(hidden_dims=(8,)))
+    x = scaled_inputs(scaler, n=8)
+    out = physics_loss(model, x, scaler, PhysicsConfig(power_col="no_such_current", thermal_ode_weight=0.0))
+    assert torch.isnan(out["thermal_ode"]) and torch.isfinite(out["total"])
+
+
+def test_physics_config_follows_the_data():
+    from spinn_utils.data import PreparedData
+    from spinn_utils.physics import physics_config_for
+
+    frame = pd.DataFrame({"t": [0.0, 1.0], "x": [1.0, 2.0], "vb": [0.1, 0.2], "delta": [1.0, 2.0]})
+    data = PreparedData({"train": frame}, ["t", "x"], ["vb", "delta"],
+                        Scaler.fit(frame, ["t", "x"], ["vb", "delta"]), time_col="t",
+                        meta={"source": "csv"})
+    cfg = physics_config_for(data, thermal_ode_weight=0.5)
+    assert (cfg.time_col, cfg.wear_target, cfg.thermal_target) == ("t", "vb", "delta")
+    assert cfg.thermal_ode_weight == 0.5
+    data.meta["source"] = "nasa_mat"  # current not in the synthetic sensor's units
+    assert physics_config_for(data).thermal_ode_weight == 0.0
+    assert physics_config_for(data, thermal_ode_weight=0.2).thermal_ode_weight == 0.2
+
+
 def test_config_round_trips_through_json_dict():
     from spinn_utils.config import to_jsonable
 
