@@ -173,6 +173,7 @@ def cell_error(err) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import papermill
+    from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillExecutionError
 
     from spinn_utils.config import environment_info, resolve_device, write_json
@@ -228,6 +229,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {nb.name} failed in {cell_error(err)}", file=sys.stderr)
             print(f"       executed copy with the traceback: {executed_dir / nb.name}", file=sys.stderr)
             return 1
+        except BaseException as err:
+            # No kernel, a dead kernel, Ctrl-C, ...: the manifest must not say "running" forever.
+            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
+            manifest.update(status="aborted", failed=nb.name, total_seconds=round(time.perf_counter() - total_start, 2))
+            write_json(output / "manifest.json", manifest)
+            if isinstance(err, NoSuchKernel):
+                raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
+            raise
         entry.update(status="ok", seconds=round(time.perf_counter() - start, 2))
         print(f"{entry['seconds']:.1f} s")
     manifest.update(

@@ -94,5 +94,7 @@ def test_usage_errors_exit_2(tmp_path, monkeypatch, capsys):
     assert run_all.main(["--only", "02", "--output", str(tmp_path / "o")]) == 2
     assert run_all.main(["-p", "nope=1", "--output", str(tmp_path / "o")]) == 2
     assert run_all.main(["--data", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "o")]) == 2
+    assert run_all.main(["--kernel", "no-such-kernel", "--output", str(tmp_path / "o")]) == 2
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["status"] == "aborted"
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
