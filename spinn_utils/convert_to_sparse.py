@@ -226,6 +226,8 @@ def convert_checkpoint(
     }
     if not ok:
         write_json(report_out, report)
+        # An older checkpoint left beside this report would be read as this run's conversion.
+        Path(checkpoint_out).unlink(missing_ok=True)
         return report
     keep = {k: meta[k] for k in ("feature_names", "target_names", "scaler", "seed") if k in meta}
     keep.update(source=str(source), source_kind=kind, validation=report["validation"])

@@ -122,6 +122,8 @@ def test_prune_hook_state_dict_is_folded():
 
 def test_validation_failure_writes_report_but_no_checkpoint(tmp_path, source, capsys):
     out = tmp_path / "out"
+    assert main(["--checkpoint", str(source[0]), "--output-dir", str(out)]) == 0
+    assert (out / "spinn_sparse_final.pt").exists()  # an earlier, good conversion
     code = main(["--checkpoint", str(source[0]), "--output-dir", str(out), "--atol", "1e-15"])
     assert code == 1
     report = json.loads((out / "sparse_conversion_report.json").read_text())
