@@ -52,10 +52,7 @@ class Variant:
 
 def variant_dtype(module: nn.Module) -> torch.dtype:
     """The floating dtype of the module's weights (inputs are cast to it)."""
-    for t in [*module.parameters(), *module.buffers()]:
-        if t.is_floating_point():
-            return t.dtype
-    raise SpinnError(f"{type(module).__name__} has no floating-point weights to run")
+    return sparse.first_float_tensor(module).dtype
 
 
 def weight_bias_pairs(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

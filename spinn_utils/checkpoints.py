@@ -74,7 +74,8 @@ def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     path = Path(path)
     obj = _torch_load(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return load_checkpoint(path).state_dict, obj.get("meta")
+        ckpt = _checkpoint_from(obj, path)
+        return ckpt.state_dict, ckpt.meta
     if isinstance(obj, dict) and obj and all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
@@ -88,7 +89,11 @@ def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
 def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> Checkpoint:
     """Load one of our checkpoints; ``kind`` (or kinds) is what the caller expects."""
     path = Path(path)
-    obj = _torch_load(path)
+    return _checkpoint_from(_torch_load(path), path, kind)
+
+
+def _checkpoint_from(obj: object, path: Path, kind: str | tuple[str, ...] | None = None) -> Checkpoint:
+    """Check an object read from ``path`` is one of our checkpoints (of ``kind``) and wrap it."""
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise SpinnError(f"{path} is not a SPINN checkpoint (no '{FORMAT}' header)")
     if obj.get("version") != VERSION:
@@ -108,15 +113,11 @@ def load_dense_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None
     Returns:
         (model, checkpoint)
     """
-    from .models import DensePINN, ModelConfig  # local: models is the only user
+    from .models import DensePINN, ModelConfig, load_strict  # local: models is the only user
 
     ckpt = load_checkpoint(path, kind or ("dense", "pruned", "structured"))
     if "model" not in ckpt.meta:
         raise SpinnError(f"{path} has no meta['model'] describing its layers")
     model = DensePINN(ModelConfig.from_dict(ckpt.meta["model"]))
-    try:
-        model.load_state_dict(ckpt.state_dict, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise SpinnError(f"{path}: weights do not match meta['model']: {first}") from err
+    load_strict(model, ckpt.state_dict, f"{path}: weights do not match meta['model']")
     return model.eval(), ckpt

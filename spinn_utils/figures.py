@@ -22,6 +22,7 @@ from matplotlib.ticker import StrMethodFormatter
 
 from .config import ResultsPaths, atomic_path
 from .crossval import PREDICTIONS_FILE  # notebook 08's measured-vs-predicted table
+from .evaluate import r2_score
 from .report import bench_measured, dig, load_results
 
 # name -> (legend label, colour); test_evaluation's spinn_sparse_coo is the benchmark's spinn_coo.
@@ -216,7 +217,7 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
         ax.plot([lo, hi], [lo, hi], color=MEASURED_COLOUR, lw=1, ls="--", label="ideal (y = x)")
         for model, rows in part.groupby("model", sort=False):
             y, p = rows["measured"].to_numpy(), rows["predicted"].to_numpy()
-            r2 = 1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2)
+            r2 = float(r2_score(y, p)[0])
             shown = _sample(rows, cfg)
             label, colour = style(model)
             ax.scatter(shown["measured"], shown["predicted"], s=6, alpha=0.4, color=colour,

@@ -99,15 +99,20 @@ def config_from_state_dict(state_dict: dict, activation: str = "tanh") -> ModelC
     )
 
 
-def model_from_state_dict(state_dict: dict, activation: str = "tanh") -> DensePINN:
-    """Build a DensePINN whose widths match ``state_dict`` and load it strictly."""
-    model = DensePINN(config_from_state_dict(state_dict, activation))
+def load_strict(model: nn.Module, state_dict: dict, problem: str) -> nn.Module:
+    """``load_state_dict(strict=True)``; a mismatch is a SpinnError ``problem: first line``."""
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise SpinnError(f"state_dict does not fit a DensePINN: {first}") from err
+        raise SpinnError(f"{problem}: {first}") from err
     return model
+
+
+def model_from_state_dict(state_dict: dict, activation: str = "tanh") -> DensePINN:
+    """Build a DensePINN whose widths match ``state_dict`` and load it strictly."""
+    model = DensePINN(config_from_state_dict(state_dict, activation))
+    return load_strict(model, state_dict, "state_dict does not fit a DensePINN")
 
 
 def _tensor_counts(t: torch.Tensor) -> tuple[int, int]:

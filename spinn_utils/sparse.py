@@ -159,7 +159,8 @@ def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN
     return SparsePINN(layers, model.cfg.activation).eval()
 
 
-def _first_float_tensor(model: nn.Module) -> torch.Tensor:
+def first_float_tensor(model: nn.Module) -> torch.Tensor:
+    """The module's first floating-point parameter or buffer (its device and dtype)."""
     found = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     if found:
         return found[0]
@@ -190,7 +191,7 @@ def validate_conversion(
         raise SpinnError(f"validation inputs must be (n >= 1, {in_dim}), got {tuple(x.shape)}")
     outputs = []
     for model in (dense, sparse):
-        ref = _first_float_tensor(model)
+        ref = first_float_tensor(model)
         was_training = model.training
         model.eval()
         try:
