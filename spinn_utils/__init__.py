@@ -1,8 +1,66 @@
-"""spinn_utils: the SPINN pipeline's helper package, one module per stage.
+"""spinn_utils: pruned physics-informed networks (SPINN) for CNC tool wear and thermal displacement.
 
-config -> data -> models/physics -> train -> prune -> sparse -> bench -> evaluate -> report/figures
+Stage subpackages, each importing only from the ones before it (docs/architecture.md):
+
+    core <- data <- model <- training <- compression <- benchmark <- evaluation <- reporting <- pipeline
+
+The names the notebooks use are importable from here (``from spinn_utils import prepare``).
+They load on first use (PEP 562), so ``import spinn_utils`` stays cheap: importing torch alone
+takes ~0.9 s on a 2-core CPU, and a torch-free tool must not pay for it.
 """
-from .config import ResultsPaths, SpinnError, resolve_device, set_seed
+from __future__ import annotations
 
-__all__ = ["SpinnError", "ResultsPaths", "resolve_device", "set_seed"]
-__version__ = "0.1.0"
+import importlib
+
+from .core.version import __version__
+
+_API = {
+    "core.config": ("build_config", "with_overrides"),
+    "core.env": ("environment_info", "resolve_device", "set_seed"),
+    "core.errors": ("SpinnError",),
+    "core.io": ("read_json", "write_json"),
+    "core.paths": ("ResultsPaths",),
+    "core.registry": ("CHECKPOINTS", "FIGURES", "METRICS", "VARIANTS"),
+    "data.prepare": ("data_summary", "prepare"),
+    "data.prepared": ("PreparedData", "Scaler", "load_prepared", "save_prepared", "split_table"),
+    "data.schema": ("DataConfig",),
+    "model.checkpoints": ("load_dense_model", "save_checkpoint"),
+    "model.counting": ("count_parameters",),
+    "model.inference": ("evaluate_model", "predict"),
+    "model.mlp": ("DensePINN", "ModelConfig"),
+    "model.physics": ("PhysicsConfig", "physics_config_for"),
+    "training.fit": ("TrainConfig", "fit"),
+    "training.records": ("checkpoint_meta", "history_frame", "training_report"),
+    "compression.magnitude": ("PruneConfig", "finetune_config", "iterative_magnitude_prune"),
+    "compression.records": ("pruned_checkpoint_meta", "pruning_summary", "r2_table", "stage_table"),
+    "compression.structured": ("structured_prune",),
+    "compression.convert": ("SparseConfig", "convert_checkpoint", "summary_rows"),
+    "compression.sparse": ("SparsePINN", "convert_dense_to_sparse", "load_sparse_model"),
+    "benchmark.config": ("BenchConfig",),
+    "benchmark.run": ("cuda_skip_reason", "run_benchmark", "skipped_result"),
+    "benchmark.stats": ("fastest_table", "results_table", "variants_table"),
+    "benchmark.variants": ("load_variants",),
+    "evaluation.verify": ("VerifyConfig", "checks_table", "models_table", "verify_models"),
+    "evaluation.crossval": ("CrossValConfig", "cross_validate", "cv_table"),
+    "evaluation.test_eval": ("check_scaler", "evaluate_test", "load_test_models", "metrics_table",
+                             "write_results"),
+    "reporting.results": ("NOT_MEASURED", "ReportConfig"),
+    "reporting.table1": ("build_table1", "to_markdown", "write_table1"),
+    "reporting.checklist": ("build_checklist", "checklist_frames", "write_checklist"),
+    "reporting.figures": ("FigureConfig", "make_figures"),
+    "pipeline.archive": ("ArtifactsConfig", "mount_drive", "save_artifacts"),
+}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+__all__ = ["__version__", *sorted(_WHERE)]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'spinn_utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from spinn_utils.checkpoints import (
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.model.checkpoints import (
     load_checkpoint,
     load_dense_model,
     load_state_dict_file,
     save_checkpoint,
 )
-from spinn_utils.config import SpinnError
-from spinn_utils.models import DensePINN, ModelConfig
+from spinn_utils.model.mlp import DensePINN, ModelConfig
 
 SMALL = ModelConfig(input_dim=3, hidden_dims=(8, 4), output_dim=2)
 

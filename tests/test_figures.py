@@ -6,10 +6,19 @@ matplotlib.use("Agg")  # before anything draws: headless, as in CI and papermill
 import numpy as np
 import pandas as pd
 import pytest
-from test_report import fake_results, metrics
+from test_reporting import fake_results, metrics
 
-from spinn_utils import figures
-from spinn_utils.config import ResultsPaths, write_json
+from spinn_utils.core.io import write_json
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import PREDICTIONS_FILE, VARIANTS, names
+from spinn_utils.reporting.figures import (
+    FigureConfig,
+    fig_latency,
+    fig_pred_vs_measured,
+    fig_wear_over_time,
+    make_figures,
+    style,
+)
 
 NAMES = ("latency_vs_batch", "parameters", "predicted_vs_measured", "pruning_progression",
          "r2_per_output", "wear_over_time")
@@ -28,7 +37,7 @@ def fake_predictions(n_per_experiment: int = 12) -> pd.DataFrame:
     for exp in (3, 7, 11):
         t = np.linspace(0, 40, n_per_experiment)
         truth = {"tool_wear_vb_mm": 0.1 + 0.015 * t, "thermal_displacement_um": 5 * (1 - np.exp(-t / 8))}
-        for model in ("dense", "spinn_masked", "spinn_sparse_coo", "spinn_structured"):
+        for model in ("dense", "spinn_masked", "spinn_coo", "spinn_structured"):
             for target, y in truth.items():
                 parts.append(pd.DataFrame({
                     "sample": np.arange(len(t)), "experiment": exp, "run": np.arange(len(t)) // 3,
@@ -43,12 +52,12 @@ def results_dir(tmp_path):
     for name, obj in fake_results().items():
         write_json(paths.metric(name), obj)
     write_json(paths.metric("pruning"), fake_pruning())
-    fake_predictions().to_csv(paths.metrics / figures.PREDICTIONS_FILE, index=False)
+    fake_predictions().to_csv(paths.metrics / PREDICTIONS_FILE, index=False)
     return paths
 
 
 def test_every_figure_is_written_as_png_and_pdf(results_dir):
-    out = figures.make_figures(results_dir, figures.FigureConfig.smoke_test())
+    out = make_figures(results_dir, FigureConfig.smoke_test())
     assert sorted(out["written"]) == sorted(NAMES) and out["skipped"] == {}
     for name in NAMES:
         png, pdf = (results_dir.figures / f"{name}.{ext}" for ext in ("png", "pdf"))
@@ -60,7 +69,7 @@ def test_every_figure_is_written_as_png_and_pdf(results_dir):
 def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
     write_json(paths.metric("cpu_benchmark"), fake_results()["cpu_benchmark"])
-    out = figures.make_figures(paths, figures.FigureConfig.smoke_test())
+    out = make_figures(paths, FigureConfig.smoke_test())
     assert set(out["written"]) == {"latency_vs_batch", "parameters"}
     assert "test_predictions.csv" in out["skipped"]["wear_over_time"]
     assert "pruning" in out["skipped"]["pruning_progression"]
@@ -68,7 +77,7 @@ def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
 
 def test_latency_has_one_panel_per_thread_count_and_one_line_per_variant():
     res = fake_results()
-    fig = figures.fig_latency(res["cpu_benchmark"], res["gpu_benchmark"], figures.FigureConfig())
+    fig = fig_latency(res["cpu_benchmark"], res["gpu_benchmark"], FigureConfig())
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2  # threads 1 and 2; the GPU was skipped
     assert axes[0].get_xscale() == "log" and axes[0].get_yscale() == "log"
@@ -77,17 +86,18 @@ def test_latency_has_one_panel_per_thread_count_and_one_line_per_variant():
 
 
 def test_colours_are_consistent_per_model():
-    fig = figures.fig_pred_vs_measured(fake_predictions(), figures.FigureConfig())
+    fig = fig_pred_vs_measured(fake_predictions(), FigureConfig())
     handles, labels = fig.axes[0].get_legend_handles_labels()
     coo = next(h for h, lab in zip(handles, labels) if lab.startswith("SPINN COO"))
-    expected = matplotlib.colors.to_rgba(figures.style("spinn_sparse_coo")[1])
+    expected = matplotlib.colors.to_rgba(style("spinn_coo")[1])
     assert tuple(coo.get_facecolor()[0][:3]) == pytest.approx(expected[:3])
-    assert figures.style("spinn_coo") == figures.style("spinn_sparse_coo")
+    colours = [style(v)[1] for v in names(VARIANTS)]
+    assert len(set(colours)) == len(colours)  # one colour per model, and every model has one
 
 
 def test_wear_over_time_follows_a_csvs_own_column_names():
     pred = fake_predictions().rename(columns={"cut_time_min": "t_min"})
     pred["target"] = pred["target"].map({"tool_wear_vb_mm": "vb", "thermal_displacement_um": "delta_um"})
-    fig = figures.fig_wear_over_time(pred, figures.FigureConfig())
+    fig = fig_wear_over_time(pred, FigureConfig())
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
     assert len(panels) == 3  # one per experiment, wear ("vb") found without its default name

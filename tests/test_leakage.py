@@ -5,10 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spinn_utils import data as data_mod
-from spinn_utils import leakage
-from spinn_utils.config import SpinnError, with_overrides
-from spinn_utils.data import DataConfig, Scaler, make_prepared, prepare
+from spinn_utils.core.config import with_overrides
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.data.leakage import _looks_like_id, check_leakage
+from spinn_utils.data.prepare import prepare
+from spinn_utils.data.prepared import Scaler, make_prepared
+from spinn_utils.data.schema import DataConfig
+from spinn_utils.data.splits import split_groups
 
 EARLIER_COLUMNS = (
     "experiment_id", "case_index", "time", "tool_wear", "depth_of_cut", "feed_rate", "force_ac",
@@ -54,7 +57,7 @@ def failed(report):
 
 
 def test_clean_synthetic_data_passes(clean):
-    report = leakage.check_leakage(clean)
+    report = check_leakage(clean)
     assert report["passed"] and report["problems"] == []
     assert [c["name"] for c in report["checks"]] == [
         "group_overlap", "identifier_inputs", "target_inputs", "scaler_fitted_on_train"]
@@ -65,7 +68,7 @@ def test_earlier_version_csv_is_flagged(tmp_path):
     cfg = earlier_version_csv(tmp_path / "earlier.csv")
     with pytest.raises(SpinnError, match="leakage check failed.*cumulative_heat"):
         prepare(cfg)
-    report = leakage.check_leakage(prepare(with_overrides(cfg, fail_on_leakage=False)))
+    report = check_leakage(prepare(with_overrides(cfg, fail_on_leakage=False)))
     problems = failed(report)
     assert not report["passed"]
     assert "cumulative_heat" in problems["target_inputs"] and "2.5" in problems["target_inputs"]
@@ -78,7 +81,7 @@ def test_group_in_two_splits_is_flagged(clean):
     frames = dict(clean.frames)
     leaked = frames["test"][frames["test"]["experiment"] == frames["test"]["experiment"].iloc[0]]
     frames["train"] = pd.concat([frames["train"], leaked], ignore_index=True)
-    problems = failed(leakage.check_leakage(rebuilt(clean, frames)))
+    problems = failed(check_leakage(rebuilt(clean, frames)))
     assert list(problems) == ["group_overlap"] and "'test'" in problems["group_overlap"]
 
 
@@ -86,16 +89,16 @@ def test_scaler_fitted_on_more_than_train_is_flagged(clean):
     everything = pd.concat(list(clean.frames.values()))
     data = rebuilt(clean)
     data.scaler = Scaler.fit(everything, clean.feature_names, clean.target_names, fitted_on="train")
-    assert "means differ" in failed(leakage.check_leakage(data))["scaler_fitted_on_train"]
+    assert "means differ" in failed(check_leakage(data))["scaler_fitted_on_train"]
     data.scaler = Scaler.fit(clean.frames["train"], clean.feature_names, clean.target_names, fitted_on="all")
-    assert "'all'" in failed(leakage.check_leakage(data))["scaler_fitted_on_train"]
+    assert "'all'" in failed(check_leakage(data))["scaler_fitted_on_train"]
 
 
 def test_identifier_inputs_are_flagged(clean):
     frames = {s: f.assign(counter=np.arange(len(f)) + 10_000 * i)
               for i, (s, f) in enumerate(clean.frames.items())}
     features = [*clean.feature_names, "counter", "experiment"]
-    detail = failed(leakage.check_leakage(rebuilt(clean, frames, features)))["identifier_inputs"]
+    detail = failed(check_leakage(rebuilt(clean, frames, features)))["identifier_inputs"]
     assert "'counter'" in detail and "group column 'experiment'" in detail
     assert "run_index" not in detail  # a run counter is a time feature, not an id
 
@@ -103,7 +106,7 @@ def test_identifier_inputs_are_flagged(clean):
 def test_target_as_input_or_monotone_function_of_one_is_flagged(clean):
     vb = clean.target_names[0]
     frames = {s: f.assign(wear_signal=np.exp(3 * f[vb])) for s, f in clean.frames.items()}
-    detail = failed(leakage.check_leakage(
+    detail = failed(check_leakage(
         rebuilt(clean, frames, [*clean.feature_names, "wear_signal", vb])))["target_inputs"]
     assert f"target {vb!r} is also an input" in detail
     assert "'wear_signal' is a near-deterministic function" in detail and "Spearman" in detail
@@ -111,39 +114,35 @@ def test_target_as_input_or_monotone_function_of_one_is_flagged(clean):
 
 def test_id_like_names():
     for name in ("experiment_id", "caseID", "case_index", "index", "Unnamed: 0", "ExperimentNo"):
-        assert leakage._looks_like_id(name), name
+        assert _looks_like_id(name), name
     for name in ("run_index", "fluid_temp", "cut_time_min", "smc_dc_mean", "video_rms"):
-        assert not leakage._looks_like_id(name), name
+        assert not _looks_like_id(name), name
 
 
 def test_split_groups_mix_materials_and_are_seeded(clean):
     table = pd.concat(list(clean.frames.values()), ignore_index=True)
     materials = table.groupby("experiment")["material_code"].first()
     for seed in range(5):
-        members = leakage.split_groups(table, "experiment", 2, 3, seed)
+        members = split_groups(table, "experiment", 2, 3, seed)
         assert sorted(set().union(*members.values())) == list(range(1, 17))
         assert len(members["test"]) == 3 and len(members["val"]) == 2
         assert materials[list(members["test"])].nunique() == 2
-        assert members == leakage.split_groups(table, "experiment", 2, 3, seed)
-    assert leakage.split_groups(table, "experiment", 2, 3, 0) != leakage.split_groups(table, "experiment", 2, 3, 1)
+        assert members == split_groups(table, "experiment", 2, 3, seed)
+    assert split_groups(table, "experiment", 2, 3, 0) != split_groups(table, "experiment", 2, 3, 1)
 
 
 def test_split_errors(clean):
     table = pd.concat(list(clean.frames.values()), ignore_index=True)
     with pytest.raises(SpinnError, match="too few experiments to split: 16 .* at least 17"):
-        leakage.split_groups(table, "experiment", 8, 8, 0)
+        split_groups(table, "experiment", 8, 8, 0)
     table["split"] = np.where(table["experiment"] <= 12, "train", "test")
     table.loc[table["experiment"] == 13, "split"] = "val"
     table.loc[table.index[0], "split"] = "test"  # one row of experiment 1 in another split
     with pytest.raises(SpinnError, match=r"experiment\(s\) \[1\] appear in more than one split"):
-        leakage.split_groups(table, "experiment", 2, 3, 0, split_col="split")
+        split_groups(table, "experiment", 2, 3, 0, split_col="split")
     table["split"] = "train"
     with pytest.raises(SpinnError, match="no experiments"):
-        leakage.split_groups(table, "experiment", 2, 3, 0, split_col="split")
+        split_groups(table, "experiment", 2, 3, 0, split_col="split")
     table["split"] = "holdout"
     with pytest.raises(SpinnError, match="holdout"):
-        leakage.split_groups(table, "experiment", 2, 3, 0, split_col="split")
-
-
-def test_splits_constant_matches_data():
-    assert leakage.SPLITS == data_mod.SPLITS
+        split_groups(table, "experiment", 2, 3, 0, split_col="split")

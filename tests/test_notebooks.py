@@ -1,4 +1,4 @@
-"""Every numbered notebook keeps the house shape (STYLE.md) and papermill sees every knob."""
+"""Every numbered notebook keeps the house shape (docs/conventions.md) and papermill sees every knob."""
 import json
 import re
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import papermill
 import pytest
 
-import run_all
+from spinn_utils.pipeline.notebooks import discover, notebook_id
 
-NOTEBOOKS = run_all.discover()
+NOTEBOOKS = discover()
 EXPECTED = ["01", "02", "03", "04", "05", "05_5", "06", "07", "08", "09"]
 ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*(:[^=]*)?=")
 
@@ -18,7 +18,7 @@ def _cells(path: Path) -> list[dict]:
 
 
 def test_all_ten_notebooks_exist_in_order():
-    ids = [f"{a:02d}" + (f"_{b}" if b else "") for a, b in map(run_all.notebook_key, NOTEBOOKS)]
+    ids = [notebook_id(p) for p in NOTEBOOKS]
     assert ids == EXPECTED
 
 

@@ -11,17 +11,18 @@ import pytest
 import torch
 from torch import nn
 
-from spinn_utils.config import SpinnError
-from spinn_utils.data import DEFAULT_FEATURES, TARGETS, TIME_COL, Scaler
-from spinn_utils.models import DensePINN, ModelConfig
-from spinn_utils.physics import (
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.data.prepared import Scaler
+from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS, TIME_COL
+from spinn_utils.data.thermal import ThermalModel
+from spinn_utils.model.mlp import DensePINN, ModelConfig
+from spinn_utils.model.physics import (
     TERMS,
     PhysicsConfig,
     physics_loss,
     subsample_rows,
     time_derivative,
 )
-from spinn_utils.thermal import ThermalModel
 
 FEATURES = list(DEFAULT_FEATURES)
 T_I = FEATURES.index(TIME_COL)
@@ -197,8 +198,8 @@ def test_wear_terms_need_no_current_column_when_the_thermal_term_is_off(scaler):
 
 
 def test_physics_config_follows_the_data():
-    from spinn_utils.data import PreparedData
-    from spinn_utils.physics import physics_config_for
+    from spinn_utils.data.prepared import PreparedData
+    from spinn_utils.model.physics import physics_config_for
 
     frame = pd.DataFrame({"t": [0.0, 1.0], "x": [1.0, 2.0], "vb": [0.1, 0.2], "delta": [1.0, 2.0]})
     data = PreparedData({"train": frame}, ["t", "x"], ["vb", "delta"],
@@ -213,7 +214,7 @@ def test_physics_config_follows_the_data():
 
 
 def test_config_round_trips_through_json_dict():
-    from spinn_utils.config import to_jsonable
+    from spinn_utils.core.io import to_jsonable
 
     cfg = PhysicsConfig(thermal_ode_weight=0.2, thermal=ThermalModel(tau_min=3.0))
     assert PhysicsConfig.from_dict(to_jsonable(cfg)) == cfg

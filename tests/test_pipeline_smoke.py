@@ -11,30 +11,44 @@ from pathlib import Path
 
 import pytest
 
-import run_all
+from spinn_utils.core.paths import contract_files
+from spinn_utils.core.registry import (
+    CHECKPOINTS,
+    DATA_FILES,
+    FIGURE_FORMATS,
+    FIGURE_NAMES,
+    METRICS,
+    PREDICTIONS_FILE,
+    TABLE1,
+    TABLE_FORMATS,
+    VARIANTS,
+    names,
+)
+from spinn_utils.pipeline.notebooks import discover, notebook_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# What each notebook must leave behind (ARCHITECTURE.md, "Results contract").
+# What each notebook must leave behind (docs/architecture.md, "Results contract").
 CONTRACT = {
-    "01": ["data/train.csv", "data/val.csv", "data/test.csv", "data/scaler.json", "metrics/data_summary.json"],
-    "02": ["checkpoints/dense_pinn.pt", "metrics/dense_training.json"],
-    "03": ["checkpoints/spinn_pruned.pt", "checkpoints/spinn_structured.pt", "metrics/pruning.json"],
-    "04": ["metrics/artifacts.json"],
-    "05": ["metrics/model_verification.json"],
-    "05_5": ["checkpoints/spinn_sparse_final.pt", "metrics/sparse_conversion_report.json"],
-    "06": ["metrics/gpu_benchmark.json"],
-    "07": ["metrics/cpu_benchmark.json"],
-    "08": ["metrics/test_evaluation.json"],
-    "09": ["metrics/validation_checklist.json", "tables/table1.md", "tables/table1.tex", "tables/table1.csv"],
+    "01": [*(f"data/{f}" for f in DATA_FILES), f"metrics/{METRICS.data_summary}.json"],
+    "02": [f"checkpoints/{CHECKPOINTS.dense}.pt", f"metrics/{METRICS.dense_training}.json"],
+    "03": [f"checkpoints/{CHECKPOINTS.pruned}.pt", f"checkpoints/{CHECKPOINTS.structured}.pt",
+           f"metrics/{METRICS.pruning}.json"],
+    "04": [f"metrics/{METRICS.artifacts}.json"],
+    "05": [f"metrics/{METRICS.model_verification}.json"],
+    "05_5": [f"checkpoints/{CHECKPOINTS.sparse}.pt", f"metrics/{METRICS.sparse_conversion}.json"],
+    "06": [f"metrics/{METRICS.gpu_benchmark}.json"],
+    "07": [f"metrics/{METRICS.cpu_benchmark}.json"],
+    "08": [f"metrics/{METRICS.test_evaluation}.json", f"metrics/{PREDICTIONS_FILE}"],
+    "09": [f"metrics/{METRICS.validation_checklist}.json", *(f"tables/{TABLE1}.{f}" for f in TABLE_FORMATS),
+           *(f"figures/{n}.{f}" for n in FIGURE_NAMES for f in FIGURE_FORMATS)],
 }
 
 
 def _present() -> dict[str, Path]:
     out = {}
-    for p in run_all.discover():
-        major, minor = run_all.notebook_key(p)
-        out[f"{major:02d}" + (f"_{minor}" if minor else "")] = p
+    for p in discover():
+        out[notebook_id(p)] = p
     return out
 
 
@@ -50,12 +64,12 @@ def smoke_run(tmp_path_factory):
     return out
 
 
-def _json(root: Path, rel: str) -> dict:
-    return json.loads((root / rel).read_text())
+def _json(root: Path, metric: str) -> dict:
+    return json.loads((root / "metrics" / f"{metric}.json").read_text())
 
 
 def test_every_notebook_ran_and_is_recorded(smoke_run):
-    manifest = _json(smoke_run, "manifest.json")
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["smoke"] is True
     ran = [n["notebook"] for n in manifest["notebooks"]]
     assert ran == [p.name for p in _present().values()]
@@ -79,7 +93,7 @@ def test_results_contract(smoke_run):
 def _table1(root: Path) -> dict[str, dict[str, str]]:
     import csv
 
-    with open(root / "tables" / "table1.csv", newline="") as f:
+    with open(root / "tables" / f"{TABLE1}.csv", newline="") as f:
         return {row["Metric"]: row for row in csv.DictReader(f)}
 
 
@@ -87,24 +101,25 @@ def test_table1_numbers_come_from_the_jsons(smoke_run):
     if "09" not in _present():
         pytest.skip("notebook 09 not present")
     table = _table1(smoke_run)
-    ev = _json(smoke_run, "metrics/test_evaluation.json")["models"]
-    verification = _json(smoke_run, "metrics/model_verification.json")["models"]
-    conversion = _json(smoke_run, "metrics/sparse_conversion_report.json")
+    ev = _json(smoke_run, METRICS.test_evaluation)["models"]
+    verification = _json(smoke_run, METRICS.model_verification)["models"]
+    conversion = _json(smoke_run, METRICS.sparse_conversion)
     params = table["Parameters (non-zero)"]
-    assert int(params["Dense PINN"]) == verification["dense"]["params"]["nonzero"] == 666_882
+    assert int(params["Dense PINN"]) == verification[VARIANTS.dense]["params"]["nonzero"] == 666_882
     assert int(params["SPINN (COO)"]) == conversion["params"]["nonzero"]
-    assert int(params["SPINN (structured)"]) == verification["spinn_structured"]["params"]["nonzero"]
-    for column, model in [("Dense PINN", "dense"), ("SPINN (COO)", "spinn_sparse_coo"),
-                          ("SPINN (structured)", "spinn_structured")]:
+    assert int(params["SPINN (structured)"]) == verification[VARIANTS.structured]["params"]["nonzero"]
+    for column, model in [("Dense PINN", VARIANTS.dense), ("SPINN (COO)", VARIANTS.coo),
+                          ("SPINN (structured)", VARIANTS.structured)]:
         assert float(table["Mean per-output R2 (test)"][column]) == pytest.approx(ev[model]["mean_r2"], rel=1e-12)
         tool, thermal = ev[model]["per_output"]["tool_wear_vb_mm"], ev[model]["per_output"]["thermal_displacement_um"]
         assert float(table["Tool wear R2 (test)"][column]) == pytest.approx(tool["r2"], rel=1e-12)
         assert float(table["Thermal R2 (test)"][column]) == pytest.approx(thermal["r2"], rel=1e-12)
-    cpu = _json(smoke_run, "metrics/cpu_benchmark.json")
+    cpu = _json(smoke_run, METRICS.cpu_benchmark)
     timed = {(r["variant"], r["median_ms"]) for r in cpu["results"]}
-    for column, variant in [("Dense PINN", "dense"), ("SPINN (COO)", "spinn_coo"), ("SPINN (structured)", "spinn_structured")]:
+    for column, variant in [("Dense PINN", VARIANTS.dense), ("SPINN (COO)", VARIANTS.coo),
+                            ("SPINN (structured)", VARIANTS.structured)]:
         assert (variant, float(table["CPU inference (ms)"][column])) in timed
-    if _json(smoke_run, "metrics/gpu_benchmark.json").get("skipped"):
+    if _json(smoke_run, METRICS.gpu_benchmark).get("skipped"):
         assert set(table["GPU inference (ms)"].values()) - {"GPU inference (ms)", "gpu_benchmark.json"} == {"not measured"}
     assert int(table["Memory (weight bytes, indices counted)"]["SPINN (COO)"]) == conversion["storage_bytes"]["coo"]
 
@@ -112,27 +127,45 @@ def test_table1_numbers_come_from_the_jsons(smoke_run):
 def test_checklist_follows_the_measurements(smoke_run):
     if "09" not in _present():
         pytest.skip("notebook 09 not present")
-    items = {i["item"]: i for i in _json(smoke_run, "metrics/validation_checklist.json")["items"]}
+    items = {i["item"]: i for i in _json(smoke_run, METRICS.validation_checklist)["items"]}
     assert all(i["status"] in ("pass", "fail", "not run") for i in items.values())
-    gpu_skipped = _json(smoke_run, "metrics/gpu_benchmark.json").get("skipped")
+    gpu_skipped = _json(smoke_run, METRICS.gpu_benchmark).get("skipped")
     gpu_items = [i for name, i in items.items() if name.startswith("GPU speedup")]
     assert gpu_items and all((i["status"] == "not run") == bool(gpu_skipped) for i in gpu_items)
     match = items["Predictions match dense pruned model"]
-    conversion = _json(smoke_run, "metrics/sparse_conversion_report.json")["validation"]
+    conversion = _json(smoke_run, METRICS.sparse_conversion)["validation"]
     assert match["measured"] >= conversion["max_abs_diff"]
     assert (match["status"] == "pass") == (match["measured"] < 1e-4)
-    cpu = _json(smoke_run, "metrics/cpu_benchmark.json")
+    cpu = _json(smoke_run, METRICS.cpu_benchmark)
     coo = items["CPU speedup (COO, the seed's design)"]
-    assert coo["measured"] in {r["speedup_vs_dense"] for r in cpu["results"] if r["variant"] == "spinn_coo"}
+    assert coo["measured"] in {r["speedup_vs_dense"] for r in cpu["results"] if r["variant"] == VARIANTS.coo}
     assert (coo["status"] == "pass") == (coo["measured"] >= 2.5)
 
 
 def test_figures_exist_as_png_and_pdf(smoke_run):
     if "09" not in _present():
         pytest.skip("notebook 09 not present")
-    names = {"parameters", "r2_per_output", "latency_vs_batch", "predicted_vs_measured",
-             "wear_over_time", "pruning_progression"}
-    for name in names:
-        for ext in ("png", "pdf"):
+    for name in FIGURE_NAMES:
+        for ext in FIGURE_FORMATS:
             path = smoke_run / "figures" / f"{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 5_000, path
+
+
+def test_every_contract_file_the_checklist_counts_exists(smoke_run):
+    missing = [f for f in contract_files() if not (smoke_run / f).is_file()]
+    assert not missing
+
+
+def test_one_name_per_model_in_every_results_file(smoke_run):
+    """Evaluation, verification and benchmarks key their models by the registry's variant names."""
+    variants = set(names(VARIANTS))
+    keyed = {
+        METRICS.test_evaluation: set(_json(smoke_run, METRICS.test_evaluation)["models"]),
+        METRICS.model_verification: set(_json(smoke_run, METRICS.model_verification)["models"]),
+        METRICS.cpu_benchmark: set(_json(smoke_run, METRICS.cpu_benchmark)["variants"]),
+    }
+    for metric, keys in keyed.items():
+        assert keys and keys <= variants, (metric, keys - variants)
+    assert keyed[METRICS.test_evaluation] == {VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured}
+    predicted = {line.split(",")[4] for line in (smoke_run / "metrics" / PREDICTIONS_FILE).read_text().splitlines()[1:]}
+    assert predicted == keyed[METRICS.test_evaluation]

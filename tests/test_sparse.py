@@ -3,24 +3,25 @@ import pytest
 import torch
 from torch import nn
 
-from spinn_utils.checkpoints import save_checkpoint
-from spinn_utils.config import SpinnError
-from spinn_utils.models import DensePINN, ModelConfig, count_parameters
-from spinn_utils.sparse import (
+from spinn_utils.compression.semi24 import (
+    semi_structured_model,
+    semi_structured_supported,
+    two_four_mask,
+)
+from spinn_utils.compression.sparse import (
     FORMATS,
     SparseLinear,
     SparsePINN,
     convert_dense_to_sparse,
-    flops_per_sample,
     load_sparse_model,
     save_sparse_checkpoint,
-    semi_structured_model,
-    semi_structured_supported,
-    storage_bytes,
-    two_four_mask,
     validate_conversion,
-    weight_storage_report,
 )
+from spinn_utils.compression.storage import weight_storage_report
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.model.checkpoints import save_checkpoint
+from spinn_utils.model.counting import count_parameters, flops_per_sample, storage_bytes
+from spinn_utils.model.mlp import DensePINN, ModelConfig
 
 SMALL = ModelConfig(input_dim=5, hidden_dims=(16, 12), output_dim=2)
 

@@ -5,18 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spinn_utils.config import SpinnError
-from spinn_utils.data import DEFAULT_FEATURES, GROUP_COL, RUN_COL, TARGETS, TIME_COL
-from spinn_utils.synthetic import (
-    SyntheticConfig,
-    cutting_power_kw,
-    generate_milling,
-    interpolate_vb,
-    thermal_history,
-    wear_mm,
-    window_stats,
-)
-from spinn_utils.thermal import ThermalModel
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.data.milling import cutting_power_kw, interpolate_vb, thermal_history, window_stats
+from spinn_utils.data.schema import DEFAULT_FEATURES, GROUP_COL, RUN_COL, TARGETS, TIME_COL
+from spinn_utils.data.synthetic import SyntheticConfig, generate_milling, wear_mm
+from spinn_utils.data.thermal import ThermalModel
 
 VB, DELTA = TARGETS
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from spinn_utils.thermal import ThermalModel
+from spinn_utils.data.thermal import ThermalModel
 
 
 def test_simulation_approaches_steady_state_and_satisfies_the_ode():

@@ -1,59 +1,46 @@
 """Model verification (notebook 05): every check passes on honest files and fails on altered ones."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from spinn_utils.checkpoints import load_checkpoint, save_checkpoint
-from spinn_utils.config import ResultsPaths, environment_info, write_json
-from spinn_utils.data import DEFAULT_FEATURES, TARGETS, PreparedData, Scaler
-from spinn_utils.models import DensePINN, ModelConfig, count_parameters
-from spinn_utils.physics import PhysicsConfig
-from spinn_utils.prune import (
-    PruneConfig,
-    iterative_magnitude_prune,
-    pruned_checkpoint_meta,
-    pruning_summary,
-)
-from spinn_utils.structured import structured_prune
-from spinn_utils.train import TrainConfig, evaluate_model
-from spinn_utils.verify import VerifyConfig, verify_models
+from spinn_utils.compression.magnitude import PruneConfig, iterative_magnitude_prune
+from spinn_utils.compression.records import pruned_checkpoint_meta, pruning_summary
+from spinn_utils.compression.structured import structured_prune
+from spinn_utils.core.env import environment_info
+from spinn_utils.core.io import write_json
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import CHECKPOINTS, VARIANTS
+from spinn_utils.evaluation.verify import VerifyConfig, verify_models
+from spinn_utils.model.checkpoints import load_checkpoint, save_checkpoint
+from spinn_utils.model.counting import count_parameters
+from spinn_utils.model.inference import evaluate_model
+from spinn_utils.model.mlp import DensePINN, ModelConfig
+from spinn_utils.model.physics import PhysicsConfig
+from spinn_utils.training.fit import TrainConfig
 
 TINY = ModelConfig(hidden_dims=(48, 48, 24))
 
 
-def _data() -> PreparedData:
-    rng = np.random.default_rng(0)
-    frames = {}
-    for split, n in (("train", 120), ("val", 40), ("test", 40)):
-        cols = {f: rng.normal(size=n) for f in DEFAULT_FEATURES}
-        cols.update({t: rng.normal(size=n) for t in TARGETS})
-        frames[split] = pd.DataFrame({"experiment": split, **cols})
-    scaler = Scaler.fit(frames["train"], DEFAULT_FEATURES, TARGETS)
-    return PreparedData(frames, list(DEFAULT_FEATURES), list(TARGETS), scaler)
-
-
 @pytest.fixture()
-def run(tmp_path):
+def run(tmp_path, make_data):
     """A results folder as notebooks 02 and 03 leave it (no fine-tuning: 0 epochs)."""
     torch.manual_seed(0)
-    paths, data = ResultsPaths.at(tmp_path).ensure(), _data()
+    paths, data = ResultsPaths.at(tmp_path).ensure(), make_data(train=4, val=2, test=2, rows=30)
     dense = DensePINN(TINY)
     train_cfg, physics_cfg = TrainConfig(progress=False), PhysicsConfig()
     dense_val = evaluate_model(dense, data, "val")
     meta = {"model": TINY, "feature_names": data.feature_names, "target_names": data.target_names,
             "scaler": data.scaler.to_dict(), "train_config": train_cfg, "physics_config": physics_cfg,
             "val_metrics": dense_val, "seed": 0}
-    save_checkpoint(paths.checkpoint("dense_pinn"), dense, kind="dense", meta=meta)
+    save_checkpoint(paths.checkpoint(CHECKPOINTS.dense), dense, kind="dense", meta=meta)
     cfg = PruneConfig(n_stages=2, finetune_epochs=0, final_finetune_epochs=0, structured_finetune_epochs=0)
     pruned, _, unstructured = iterative_magnitude_prune(
         _copy(dense), data, cfg, train_cfg, physics_cfg, "cpu")
     small, structured = structured_prune(dense, data, cfg, train_cfg, physics_cfg, "cpu")
-    save_checkpoint(paths.checkpoint("spinn_pruned"), pruned, kind="pruned", meta=pruned_checkpoint_meta(
+    save_checkpoint(paths.checkpoint(CHECKPOINTS.pruned), pruned, kind="pruned", meta=pruned_checkpoint_meta(
         meta, pruned, val_metrics=unstructured["val_metrics"], mask_sha256=unstructured["mask_sha256"]))
-    save_checkpoint(paths.checkpoint("spinn_structured"), small, kind="structured", meta=pruned_checkpoint_meta(
+    save_checkpoint(paths.checkpoint(CHECKPOINTS.structured), small, kind="structured", meta=pruned_checkpoint_meta(
         meta, small, val_metrics=structured["val_metrics"], target_params=structured["target_params"]))
     write_json(paths.metric("pruning"), pruning_summary(
         cfg, unstructured, structured, dense_val, count_parameters(dense), environment_info("cpu")))
@@ -75,18 +62,18 @@ def test_honest_run_passes_every_check(run):
     result = verify_models(paths, VerifyConfig(), data)
     assert _failed(result) == set(), result["checks"]
     assert {m["kind"] for m in result["models"].values()} == {"dense", "pruned", "structured"}
-    assert result["models"]["spinn_pruned"]["params"]["sparsity"] == pytest.approx(0.685, abs=0.005)
+    assert result["models"][VARIANTS.masked]["params"]["sparsity"] == pytest.approx(0.685, abs=0.005)
     names = {c["name"] for c in result["checks"]}
     assert {"dense_total_params", "pruned_zeros_still_zero", "structured_params_on_target"} <= names
 
 
 def test_revived_pruned_weight_fails_the_zero_check(run):
     paths, data = run
-    ckpt = load_checkpoint(paths.checkpoint("spinn_pruned"))
+    ckpt = load_checkpoint(paths.checkpoint(CHECKPOINTS.pruned))
     w = ckpt.state_dict["network.2.weight"]
     i, j = (w == 0).nonzero()[0].tolist()
     w[i, j] = 0.5
-    save_checkpoint(paths.checkpoint("spinn_pruned"), ckpt.state_dict, kind="pruned", meta=ckpt.meta)
+    save_checkpoint(paths.checkpoint(CHECKPOINTS.pruned), ckpt.state_dict, kind="pruned", meta=ckpt.meta)
     failed = _failed(verify_models(paths, VerifyConfig(), data))
     assert "pruned_zeros_still_zero" in failed and "pruned_nonzero_as_recorded" in failed
     assert "pruned_sparsity_on_target" not in failed  # one weight is far below 0.5 pp
@@ -94,16 +81,16 @@ def test_revived_pruned_weight_fails_the_zero_check(run):
 
 def test_wrong_target_and_changed_metrics_fail(run):
     paths, data = run
-    ckpt = load_checkpoint(paths.checkpoint("spinn_structured"))
+    ckpt = load_checkpoint(paths.checkpoint(CHECKPOINTS.structured))
     first = next(iter(ckpt.meta["val_metrics"]["per_output"]))
     ckpt.meta["val_metrics"]["per_output"][first]["r2"] += 0.01
-    save_checkpoint(paths.checkpoint("spinn_structured"), ckpt.state_dict, kind="structured", meta=ckpt.meta)
+    save_checkpoint(paths.checkpoint(CHECKPOINTS.structured), ckpt.state_dict, kind="structured", meta=ckpt.meta)
     failed = _failed(verify_models(paths, VerifyConfig(target_sparsity=0.5), data))
     assert failed == {"pruned_sparsity_on_target", "spinn_structured_val_metrics_reproduced"}
 
 
 def test_missing_checkpoint_is_a_failed_check(run):
     paths, data = run
-    paths.checkpoint("spinn_structured").unlink()
+    paths.checkpoint(CHECKPOINTS.structured).unlink()
     result = verify_models(paths, VerifyConfig(), data)
     assert _failed(result) == {"spinn_structured_present"}

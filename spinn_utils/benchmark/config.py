@@ -1,0 +1,74 @@
+"""Notebooks 06 and 07's settings: which batches, threads and variants, and the time budgets."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..core.errors import SpinnError
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    cpu_batch_sizes: tuple[int, ...] = (1, 64, 1000, 10000)  # single request to offline batch
+    cuda_batch_sizes: tuple[int, ...] = (1, 64, 1000, 10000, 65536)  # 65536: past launch-bound
+    threads: tuple[int, ...] | None = None  # CPU threads; None: 1 and all cores (CUDA: as set)
+    repeats: int = 200  # most timed calls per variant; enough for a stable median at batch 1
+    # Timed calls per variant per round, after one untimed call. Interleaving single calls
+    # times every model right after the others evicted its weights from cache: on 2 cores at
+    # batch 1000 that cost the structured model (0.84 MB of weights, cache-resident when
+    # it runs alone) ~25% and dense ~5%, a penalty no deployed model pays.
+    block: int = 5
+    min_repeats: int = 5  # fewest timed calls per variant past the budget (capped at repeats)
+    max_seconds_per_measurement: float = 2.0  # per variant per (threads, batch): keeps 07 ~2 min
+    warmup: int = 5  # untimed calls first (allocator, thread pool, cuBLAS/cuSPARSE handles)
+    formats: tuple[str, ...] = ("coo", "csr", "semi24")  # sparse formats to build from the masked model
+    atol: float = 1e-4  # fp32 sparse vs masked: same sums in a different order
+    atol_low_precision: float = 1e-2  # fp16/bf16 variants (2:4) round at ~1e-3
+    check_batch: int = 256  # inputs for the outputs-match check
+    input_seed: int = 0  # inputs are seeded so every run times the same numbers
+    progress: bool = True  # tqdm bar over (threads, batch) measurements
+
+    def __post_init__(self) -> None:
+        # Notebook parameters arrive as lists; store tuples so the config stays hashable.
+        for name in ("cpu_batch_sizes", "cuda_batch_sizes", "formats"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", tuple(int(t) for t in self.threads))
+            if not self.threads or min(self.threads) < 1:
+                raise SpinnError(f"threads must be counts >= 1, got {self.threads}")
+        for name in ("cpu_batch_sizes", "cuda_batch_sizes"):
+            sizes = getattr(self, name)
+            if not sizes or min(sizes) < 1:
+                raise SpinnError(f"{name} must be batch sizes >= 1, got {sizes}")
+        if self.block < 1:
+            raise SpinnError(f"block must be >= 1 timed call, got {self.block}")
+        if self.repeats < 1 or self.min_repeats < 1:
+            raise SpinnError(f"repeats and min_repeats must be >= 1, got {self.repeats} and {self.min_repeats}")
+        if self.max_seconds_per_measurement <= 0 or self.warmup < 0:
+            raise SpinnError("max_seconds_per_measurement must be > 0 and warmup >= 0")
+
+    @classmethod
+    def smoke_test(cls) -> BenchConfig:
+        """Two small batches, one thread, a handful of repeats: seconds, not minutes."""
+        return cls(cpu_batch_sizes=(1, 64), cuda_batch_sizes=(1, 64), threads=(1,), repeats=5,
+                   min_repeats=2, max_seconds_per_measurement=0.05, warmup=1, check_batch=32, block=2)
+
+    def batch_sizes(self, device: torch.device) -> tuple[int, ...]:
+        return self.cuda_batch_sizes if device.type == "cuda" else self.cpu_batch_sizes
+
+    def thread_counts(self, device: torch.device) -> tuple[int, ...]:
+        """Threads to sweep; CPU threads barely matter to CUDA kernels, so CUDA keeps the current."""
+        if self.threads is not None:
+            return tuple(dict.fromkeys(self.threads))
+        if device.type == "cuda":
+            return (torch.get_num_threads(),)
+        return tuple(dict.fromkeys((1, available_cores())))
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

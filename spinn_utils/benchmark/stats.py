@@ -1,0 +1,93 @@
+"""Timings -> numbers and tables: robust summaries, speedups vs dense, the fastest variant.
+
+Pure functions over the rows ``bench.run_benchmark`` writes (one row per threads, batch and
+variant), so the statistics are tested on known numbers, apart from any timing. Median and
+IQR (not mean) lead because a shared machine adds long one-sided outliers; speedup is
+median(dense) / median(variant) at the same threads and batch; the fastest variant is never
+``dense`` itself and never one whose outputs differ from its reference (docs/benchmarking.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import SpinnError
+from ..core.registry import VARIANTS
+
+
+def summarize_ms(samples_ms: list[float]) -> dict:
+    """Median, quartiles, IQR, mean, std (ddof=1), min and count of timings in milliseconds."""
+    if not samples_ms:
+        raise SpinnError("no timings to summarize (0 repeats)")
+    a = np.asarray(samples_ms, dtype=np.float64)
+    q1, median, q3 = np.percentile(a, [25, 50, 75])
+    return {
+        "median_ms": float(median),
+        "iqr_ms": float(q3 - q1),
+        "q1_ms": float(q1),
+        "q3_ms": float(q3),
+        "mean_ms": float(a.mean()),
+        "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "min_ms": float(a.min()),
+        "repeats": int(a.size),
+    }
+
+
+def add_speedups(rows: list[dict]) -> list[dict]:
+    """Set ``speedup_vs_dense`` = median(dense) / median(row) at the row's threads and batch."""
+    dense = {(r["threads"], r["batch_size"]): r["median_ms"] for r in rows if r["variant"] == VARIANTS.dense}
+    for r in rows:
+        base = dense.get((r["threads"], r["batch_size"]))
+        r["speedup_vs_dense"] = base / r["median_ms"] if base and r["median_ms"] > 0 else None
+    return rows
+
+
+def fastest_variants(rows: list[dict], variants: dict[str, dict]) -> list[dict]:
+    """Per (threads, batch): the fastest variant other than dense whose outputs matched."""
+    best: dict[tuple[int, int], dict] = {}
+    for r in rows:
+        if r["variant"] == VARIANTS.dense or not variants[r["variant"]].get("outputs_match"):
+            continue
+        key = (r["threads"], r["batch_size"])
+        if key not in best or r["median_ms"] < best[key]["median_ms"]:
+            best[key] = r
+    return [
+        {"device": r.get("device"), "threads": t, "batch_size": b, "variant": r["variant"], "median_ms": r["median_ms"],
+         "speedup_vs_dense": r["speedup_vs_dense"],
+         "beats_dense": r["speedup_vs_dense"] is not None and r["speedup_vs_dense"] > 1.0}
+        for (t, b), r in sorted(best.items())
+    ]
+
+
+def results_table(result: dict) -> pd.DataFrame:
+    """Rows (threads, batch), one column per variant: 'median ms (speedup x)'."""
+    if result.get("skipped"):
+        return pd.DataFrame({"skipped": [result["reason"]]})
+    frame = pd.DataFrame(result["results"])
+    frame["cell"] = [
+        f"{m:.3g} ms" + (f" ({s:.2f}x)" if s is not None else "")
+        for m, s in zip(frame["median_ms"], frame["speedup_vs_dense"])
+    ]
+    order = list(dict.fromkeys(frame["variant"]))
+    table = frame.pivot(index=["threads", "batch_size"], columns="variant", values="cell")
+    return table[order]
+
+
+def variants_table(result: dict) -> pd.DataFrame:
+    """One row per variant: format, storage, FLOPs, parameters and the outputs check."""
+    if result.get("skipped"):
+        return pd.DataFrame({"skipped": [result["reason"]]})
+    return pd.DataFrame([
+        {"variant": name, "format": v["format"], "dtype": v["dtype"],
+         "storage_kb": v["storage_bytes"] / 1024, "flops": v["flops"],
+         "flops_ratio_vs_dense": v["flops_ratio_vs_dense"], "nonzero_params": v["params"]["nonzero"],
+         "reference": v["reference"], "outputs_match": v["outputs_match"], "max_abs_diff": v["max_abs_diff"]}
+        for name, v in result["variants"].items()
+    ]).set_index("variant")
+
+
+def fastest_table(result: dict) -> pd.DataFrame:
+    """The fastest matching non-dense variant per (threads, batch)."""
+    if result.get("skipped") or not result["fastest"]:
+        return pd.DataFrame({"fastest": [result.get("reason", "no non-dense variant matched its reference")]})
+    return pd.DataFrame(result["fastest"]).set_index(["threads", "batch_size"])

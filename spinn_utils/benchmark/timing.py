@@ -1,0 +1,125 @@
+"""Timing primitives: threads, timers, warm-up and interleaved rounds (docs/benchmarking.md).
+
+CPU calls are timed with ``time.perf_counter_ns``; CUDA calls between two
+``torch.cuda.Event(enable_timing=True)`` records, read after the end event synchronizes
+(kernel launches are asynchronous). Every variant is timed in rounds rotated so that no
+variant always runs first; the garbage collector is paused while timing, as timeit does.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from ..core.errors import first_line
+from .config import BenchConfig
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(n)``; the previous count is restored, always."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the garbage collector while timing (as timeit does) so a collection is not timed."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def round_robin_order(names: list[str], round_index: int) -> list[str]:
+    """Every name once, rotated by the round so no variant always runs first (or after another)."""
+    if not names:
+        return []
+    k = round_index % len(names)
+    return names[k:] + names[:k]
+
+
+def make_timer(device: torch.device) -> tuple[str, Callable]:
+    """(timer name, ``time_call(fn, x) -> ms``) for the device."""
+    if device.type == "cuda":
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+
+        def time_cuda(fn: Callable, x: torch.Tensor) -> float:
+            start.record()
+            fn(x)
+            end.record()
+            end.synchronize()  # wait for the kernels before reading the events
+            return float(start.elapsed_time(end))
+
+        return "torch.cuda.Event", time_cuda
+
+    def time_cpu(fn: Callable, x: torch.Tensor) -> float:
+        t0 = time.perf_counter_ns()
+        fn(x)
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    return "time.perf_counter_ns", time_cpu
+
+
+def warm_up(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], cfg: BenchConfig, time_call: Callable) -> dict[str, str]:
+    """Untimed calls (at least one each, so every variant is proven to run at this batch).
+
+    Returns:
+        {name: error} for variants whose kernel raised (e.g. a sparse op this device or shape
+        lacks); they are reported as failures, not timed.
+    """
+    budget_ms = cfg.max_seconds_per_measurement * 1e3
+    errors = {}
+    for name, fn in fns.items():
+        spent = 0.0
+        try:
+            for _ in range(max(1, cfg.warmup)):
+                spent += time_call(fn, inputs[name])
+                if spent > budget_ms:  # a slow variant is warm after one call
+                    break
+        except RuntimeError as err:  # torch kernel errors (NotImplementedError included)
+            errors[name] = first_line(err)
+    return errors
+
+
+def time_interleaved(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], cfg: BenchConfig, time_call: Callable) -> dict[str, list[float]]:
+    """Time warmed-up functions in interleaved rounds until ``cfg.repeats`` calls or the budget.
+
+    Each round visits every function once, in an order rotated per round; a visit is one
+    untimed call (the other variants have just evicted this one's weights from the CPU
+    caches, which a deployed model serving requests does not suffer) and then ``cfg.block``
+    timed calls. Drift still hits all variants alike, round by round.
+
+    Returns:
+        {name: [ms per timed call]}; at least min(min_repeats, repeats) each.
+    """
+    budget_ms = cfg.max_seconds_per_measurement * 1e3
+    floor = min(cfg.min_repeats, cfg.repeats)  # a notebook's small ``repeats`` wins over the floor
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    spent_ms = dict.fromkeys(names, 0.0)
+    with _gc_paused():
+        for r in itertools.count():
+            active = [n for n in names if len(samples[n]) < cfg.repeats
+                      and (len(samples[n]) < floor or spent_ms[n] < budget_ms)]
+            if not active:
+                break
+            for name in round_robin_order(active, r):
+                spent_ms[name] += time_call(fns[name], inputs[name])  # untimed re-warm
+                for _ in range(min(cfg.block, cfg.repeats - len(samples[name]))):
+                    ms = time_call(fns[name], inputs[name])
+                    samples[name].append(ms)
+                    spent_ms[name] += ms
+    return samples

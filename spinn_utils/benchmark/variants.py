@@ -1,0 +1,179 @@
+"""The model variants a benchmark times, and what each one costs before it is timed.
+
+``load_variants`` reads the checkpoints of notebooks 02/03 and builds every representation
+the pipeline produces: ``dense`` (dense_pinn.pt), ``spinn_masked`` (spinn_pruned.pt, dense
+storage holding zeros), ``spinn_coo`` / ``spinn_csr`` (the masked model converted by
+``compression.sparse.convert_dense_to_sparse``), ``spinn_semi24`` (``compression.semi24``: 2:4
+in fp16, CUDA capability >= 8.0 only) and ``spinn_structured`` (spinn_structured.pt,
+physically smaller layers). ``describe_variant`` counts what each one
+stores and computes; ``check_outputs`` proves a converted variant still computes the model it
+came from, so a fast but wrong variant can never be reported as a win (docs/benchmarking.md).
+
+FLOPs count one multiply and one add per stored weight the kernel touches, plus one add per
+bias; activations are not counted. A dense kernel touches every weight, zeros included, so
+the masked model is charged the dense FLOPs (``flops``) and its useful work is reported
+separately (``flops_nonzero``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..compression.semi24 import semi_structured_model
+from ..compression.sparse import FORMATS, convert_dense_to_sparse
+from ..core.errors import SpinnError, first_line
+from ..core.paths import ResultsPaths
+from ..core.registry import (
+    DENSE_STORAGE_VARIANTS,
+    SEMI24_FORMAT,
+    VARIANT_CHECKPOINTS,
+    VARIANTS,
+    sparse_variant,
+)
+from ..model.checkpoints import load_dense_model
+from ..model.counting import (
+    count_parameters,
+    flops_nonzero,
+    flops_per_sample,
+    input_features,
+    storage_bytes,
+)
+from ..model.inference import first_float_tensor
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+@dataclass
+class Variant:
+    """One representation to time; ``module`` is None when it cannot run here (see skip_reason)."""
+
+    name: str
+    module: nn.Module | None
+    format: str  # "dense" (strided storage), a compression.sparse.FORMATS name or "semi24"
+    reference: str  # the variant whose outputs this one must reproduce; its own name if none
+    source: str = ""  # checkpoint path it came from
+    skip_reason: str | None = None
+    notes: dict = field(default_factory=dict)  # conversion details worth recording (2:4 layers)
+
+
+def variant_dtype(module: nn.Module) -> torch.dtype:
+    """The floating dtype of the module's weights (inputs are cast to it)."""
+    return first_float_tensor(module).dtype
+
+
+def describe_variant(variant: Variant) -> dict:
+    """Format, dtype, storage bytes (values + indices + offsets), FLOPs and parameters."""
+    module = variant.module
+    return {
+        "format": variant.format,
+        "dtype": str(variant_dtype(module)).removeprefix("torch."),
+        "storage_bytes": int(storage_bytes(module)),
+        "flops": int(flops_per_sample(module)),  # what the kernels execute, zeros included
+        "flops_nonzero": flops_nonzero(module),
+        "params": count_parameters(module),
+        "reference": variant.reference,
+        "source": variant.source,
+        **({"notes": variant.notes} if variant.notes else {}),
+    }
+
+
+def make_inputs(batch_size: int, n_features: int, dtype: torch.dtype, device, seed: int) -> torch.Tensor:
+    """Standard-normal inputs, like the scaled features the models were trained on; seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, n_features, generator=gen)  # drawn on CPU: same values on any device
+    return x.to(device=device, dtype=dtype)
+
+
+def check_outputs(variants: list[Variant], device, n: int, atol: float, atol_low_precision: float, seed: int = 0) -> dict:
+    """Compare each variant's outputs with its reference variant's on ``n`` seeded inputs.
+
+    Returns:
+        {name: {"outputs_match", "max_abs_diff", "atol", "n"}}; a variant that is its own
+        reference matches when its outputs are finite. A variant whose forward raised gets
+        ``{"error": message}`` instead (it cannot be timed).
+    """
+    outs, report = {}, {}
+    with torch.inference_mode():
+        for v in variants:
+            x = make_inputs(n, input_features(v.module), variant_dtype(v.module), device, seed)
+            try:
+                outs[v.name] = v.module(x).float()
+            except RuntimeError as err:  # a kernel this device/shape lacks (NotImplementedError too)
+                if v.format == "dense":
+                    raise  # plain Linear layers have every kernel: this is a bug, not a gap
+                report[v.name] = {"error": first_line(err)}
+    failed = set(report)
+    for v in variants:
+        if v.name in failed:
+            continue
+        out = outs[v.name]
+        tol = atol_low_precision if variant_dtype(v.module) in LOW_PRECISION else atol
+        finite = bool(torch.isfinite(out).all())
+        if v.reference == v.name:
+            diff = 0.0
+        elif v.reference in failed:
+            report[v.name] = {"error": f"its reference {v.reference!r} failed to run"}
+            continue
+        elif v.reference not in outs:
+            raise SpinnError(f"variant {v.name!r} names reference {v.reference!r}, which is not in the run")
+        elif out.shape != outs[v.reference].shape:
+            raise SpinnError(
+                f"variant {v.name!r} outputs shape {tuple(out.shape)}, its reference "
+                f"{v.reference!r} {tuple(outs[v.reference].shape)}"
+            )
+        else:
+            diff = float((out - outs[v.reference]).abs().max())
+        report[v.name] = {
+            "outputs_match": finite and diff <= tol,
+            "max_abs_diff": diff if finite else None,
+            "atol": tol,
+            "n": n,
+        }
+    return report
+
+
+def _converted_variant(masked: nn.Module, fmt: str, device: torch.device, source: str) -> Variant:
+    """The masked model in sparse format ``fmt`` on ``device``, or a skipped Variant saying why."""
+    name = sparse_variant(fmt)
+    if fmt != SEMI24_FORMAT:
+        module = convert_dense_to_sparse(masked, format=fmt)  # new tensors; masked untouched
+        return Variant(name, module.to(device).eval(), fmt, VARIANTS.masked, source)
+    try:  # 2:4 runs only on CUDA >= 8.0 in half precision; the reason is recorded otherwise
+        module, notes = semi_structured_model(masked, device)
+    except (SpinnError, RuntimeError) as err:  # RuntimeError: torch's own 2:4 checks (shape, backend)
+        return Variant(name, None, fmt, VARIANTS.masked, source, skip_reason=first_line(err))
+    # The 2:4 cut removes weights the masked model keeps, so its outputs are checked, not assumed.
+    return Variant(name, module.eval(), fmt, VARIANTS.masked, source, notes=notes)
+
+
+def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORMATS, SEMI24_FORMAT)) -> list[Variant]:
+    """Every representation to benchmark, built from the checkpoints of notebooks 02 and 03.
+
+    Args:
+        paths: where dense_pinn.pt, spinn_pruned.pt and spinn_structured.pt live.
+        device: the device to time on (semi-structured 2:4 support depends on it).
+        formats: what to convert the masked model to: names in sparse.FORMATS, or
+            "semi24" (skipped, with the reason recorded, where 2:4 cannot run).
+
+    Returns:
+        Variants in the order dense, spinn_masked, spinn_<format>..., spinn_structured;
+        ones that cannot run on ``device`` carry a ``skip_reason`` instead of a module.
+    """
+    device = torch.device(device)
+    known = (*FORMATS, SEMI24_FORMAT)
+    unknown = [f for f in formats if f not in known]
+    if unknown:
+        raise SpinnError(f"unknown sparse format(s) {unknown}; known: {list(known)}")
+    own = {}
+    for name in DENSE_STORAGE_VARIANTS:
+        file, kind = VARIANT_CHECKPOINTS[name]
+        path = paths.checkpoint(file)
+        model, _ = load_dense_model(path, kind)
+        # Dense-storage models are their own reference; sparse ones must reproduce spinn_masked.
+        own[name] = Variant(name, model.to(device).eval(), "dense", name, str(Path(path)))
+    masked = own[VARIANTS.masked]
+    converted = [_converted_variant(masked.module, fmt, device, masked.source) for fmt in formats]
+    return [own[VARIANTS.dense], masked, *converted, own[VARIANTS.structured]]

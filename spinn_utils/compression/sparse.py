@@ -1,0 +1,238 @@
+"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks.
+
+The original design (docs/original_design.md) stores each pruned weight as a coalesced
+``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the
+same layer with ``W.to_sparse_csr()``. Weights and biases are registered as *buffers* named
+``weight`` and ``bias``, so ``.to()``, ``.double()`` and ``state_dict()`` see them (an earlier
+version kept the weight as a plain attribute and ``.to(device)`` silently left it behind).
+
+Storage is counted honestly (``storage.py``, ``model.counting``): at 31.5 % density a COO
+weight (two int64 indices per value) is ~1.6x larger than dense, and CSR with int64 indices is
+about dense size; only the FLOPs shrink. Whether that is faster is measured by the benchmark,
+not assumed here (docs/benchmarking.md).
+
+Reference: PyTorch sparse docs (https://pytorch.org/docs/stable/sparse.html).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.errors import SpinnError
+from ..model.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from ..model.inference import batched_forward, first_float_tensor
+from ..model.mlp import DensePINN, ModelConfig, make_activation
+
+FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured lives in semi24.py (CUDA only)
+
+
+
+def to_format(weight: torch.Tensor, format: str) -> torch.Tensor:
+    """A 2-D weight (dense or sparse) in ``format``; exact zeros are not stored."""
+    if format not in FORMATS:
+        raise SpinnError(f"sparse format must be one of {FORMATS}, got {format!r}")
+    if weight.dim() != 2 or not weight.is_floating_point():
+        raise SpinnError(
+            f"a sparse weight must be a 2-D float matrix, got shape {tuple(weight.shape)} "
+            f"dtype {weight.dtype}"
+        )
+    # Via dense: drops stored zeros from any source layout; a 512x512 matrix costs ~1 MB.
+    dense = weight.detach().to_dense() if weight.layout != torch.strided else weight.detach()
+    if format == "coo":
+        return dense.to_sparse_coo().coalesce()
+    with warnings.catch_warnings():  # torch's once-per-process "CSR is beta" notice: tested here
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return dense.to_sparse_csr()
+
+
+class SparseLinear(nn.Module):
+    """``y = W x + b`` with ``W`` stored sparse (COO or CSR) as a buffer named ``weight``."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, format: str = "coo"):
+        super().__init__()
+        self.format = format
+        self.register_buffer("weight", to_format(weight, format))
+        self.out_features, self.in_features = (int(n) for n in weight.shape)
+        if bias is not None and tuple(bias.shape) != (self.out_features,):
+            raise SpinnError(f"bias must have shape ({self.out_features},), got {tuple(bias.shape)}")
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+    @property
+    def nnz(self) -> int:
+        """Stored (non-zero) weight entries."""
+        return int(self.weight._nnz())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # .contiguous(): sparse.mm is ~8x faster on a contiguous dense operand (measured
+        # 188 -> 25 ms for a 512x512 COO layer at batch 1000); after the first layer x is a
+        # transposed view, so x.t() is already contiguous and nothing is copied.
+        y = torch.sparse.mm(self.weight, x.t().contiguous()).t()
+        return y if self.bias is None else y + self.bias
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        # The default loader copies in place, which needs the same nnz (CSR) or layout;
+        # a pruned weight from another run has a different nnz, so replace the buffer.
+        key = prefix + "weight"
+        incoming = state_dict.get(key)
+        if incoming is not None:
+            if tuple(incoming.shape) != (self.out_features, self.in_features):
+                error_msgs.append(
+                    f"size mismatch for {key}: expected {(self.out_features, self.in_features)}, "
+                    f"found {tuple(incoming.shape)}"
+                )
+            else:
+                current = self.weight
+                self._buffers["weight"] = to_format(
+                    incoming.to(device=current.device, dtype=current.dtype), self.format
+                )
+            state_dict = {k: v for k, v in state_dict.items() if k != key}
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if incoming is not None and key in missing_keys:
+            missing_keys.remove(key)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"format={self.format}, nnz={self.nnz}, bias={self.bias is not None}")
+
+
+class SparsePINN(nn.Module):
+    """DensePINN's forward with SparseLinear layers; state_dict keys match (``network.N.*``)."""
+
+    def __init__(self, layers: Sequence[SparseLinear], activation: str = "tanh"):
+        super().__init__()
+        layers = list(layers)
+        if not layers or not all(isinstance(m, SparseLinear) for m in layers):
+            raise SpinnError("SparsePINN needs a non-empty list of SparseLinear layers")
+        dims = [layers[0].in_features] + [m.out_features for m in layers]
+        if any(a.out_features != b.in_features for a, b in zip(layers[:-1], layers[1:])):
+            raise SpinnError(f"layer widths do not chain: {[(m.in_features, m.out_features) for m in layers]}")
+        formats = {m.format for m in layers}
+        if len(formats) != 1:
+            raise SpinnError(f"all layers must share one format, found {sorted(formats)}")
+        self.format = formats.pop()
+        self.cfg = ModelConfig(dims[0], tuple(dims[1:-1]), dims[-1], activation)
+        modules: list[nn.Module] = []
+        for i, layer in enumerate(layers):
+            modules.append(layer)
+            if i < len(layers) - 1:  # activation between layers, none after the last
+                modules.append(make_activation(activation))
+        self.network = nn.Sequential(*modules)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.cfg.dims
+
+    @property
+    def activation(self) -> str:
+        return self.cfg.activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN:
+    """A SparsePINN (eval mode, same device and dtype) computing what ``model`` computes.
+
+    Args:
+        model: a DensePINN, typically pruned (dense storage with zeros).
+        format: ``"coo"`` (the seed's) or ``"csr"``.
+    Returns:
+        SparsePINN storing only the non-zero weights (biases stay dense).
+    """
+    if not isinstance(model, DensePINN):
+        raise SpinnError(f"convert_dense_to_sparse needs a DensePINN, got {type(model).__name__}")
+    layers = [
+        SparseLinear(m.weight, m.bias, format) for m in model.network if isinstance(m, nn.Linear)
+    ]
+    return SparsePINN(layers, model.cfg.activation).eval()
+
+
+def validate_conversion(
+    dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4, batch_size: int = 4096
+) -> dict:
+    """Compare two models' outputs on ``inputs`` in eval + inference mode, each on its own device.
+
+    Args:
+        dense: the reference (the pruned DensePINN).
+        sparse: the converted model.
+        inputs: (n, input_dim) array or tensor of standardised inputs.
+        atol: largest allowed absolute difference in (scaled) outputs.
+    Returns:
+        ``{"max_abs_diff", "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail.
+    """
+    x = torch.as_tensor(inputs if torch.is_tensor(inputs) else np.asarray(inputs))
+    in_dim = getattr(getattr(sparse, "cfg", None), "input_dim", x.shape[-1])
+    if x.dim() != 2 or len(x) == 0 or x.shape[1] != in_dim:
+        raise SpinnError(f"validation inputs must be (n >= 1, {in_dim}), got {tuple(x.shape)}")
+    outputs = []
+    for model in (dense, sparse):
+        ref = first_float_tensor(model)
+        was_training = model.training
+        model.eval()
+        try:
+            y = batched_forward(model, x.to(device=ref.device, dtype=ref.dtype), batch_size)
+        finally:
+            model.train(was_training)
+        outputs.append(y.detach().cpu().double())
+    y_dense, y_sparse = outputs
+    if y_dense.shape != y_sparse.shape:
+        raise SpinnError(f"output shapes differ: {tuple(y_dense.shape)} vs {tuple(y_sparse.shape)}")
+    diff = (y_dense - y_sparse).abs()
+    finite = bool(torch.isfinite(y_dense).all() and torch.isfinite(y_sparse).all())
+    max_diff = float(diff.max())
+    return {
+        "max_abs_diff": max_diff if finite else float("nan"),
+        "mean_abs_diff": float(diff.mean()) if finite else float("nan"),
+        "atol": float(atol),
+        "passed": finite and max_diff <= atol,
+        "n": int(len(x)),
+    }
+
+
+def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
+    """Save ``model`` as kind "sparse"; meta gets ``model``, ``dims``, ``activation``, ``format``.
+
+    Pass the source checkpoint's ``scaler``, ``feature_names`` and ``target_names`` in ``meta``.
+    """
+    if not isinstance(model, SparsePINN):
+        raise SpinnError(f"save_sparse_checkpoint needs a SparsePINN, got {type(model).__name__}")
+    full = {**(meta or {}), "model": model.cfg, "dims": list(model.dims),
+            "activation": model.activation, "format": model.format}
+    return save_checkpoint(path, model, kind="sparse", meta=full)
+
+
+def load_sparse_model(path: str | os.PathLike) -> tuple[SparsePINN, Checkpoint]:
+    """Load a kind-"sparse" checkpoint (weights_only) as an eval-mode SparsePINN on CPU.
+
+    Returns:
+        (model, checkpoint)
+    """
+    ckpt = load_checkpoint(path, "sparse")
+    try:
+        cfg = ModelConfig.from_dict(ckpt.meta["model"])
+        format = ckpt.meta["format"]
+    except (KeyError, TypeError) as err:
+        raise SpinnError(f"{path}: sparse checkpoint meta lacks 'model' or 'format' ({err})") from err
+    layers = []
+    for i, (d_in, d_out) in enumerate(zip(cfg.dims[:-1], cfg.dims[1:])):
+        prefix = f"network.{2 * i}."
+        weight, bias = ckpt.state_dict.get(prefix + "weight"), ckpt.state_dict.get(prefix + "bias")
+        if weight is None or tuple(weight.shape) != (d_out, d_in):
+            found = None if weight is None else tuple(weight.shape)
+            raise SpinnError(f"{path}: {prefix}weight should be {(d_out, d_in)}, found {found}")
+        layers.append(SparseLinear(weight, bias, format))
+    model = SparsePINN(layers, cfg.activation)
+    expected = set(model.state_dict())
+    if set(ckpt.state_dict) != expected:
+        extra = sorted(set(ckpt.state_dict) ^ expected)
+        raise SpinnError(f"{path}: state_dict keys do not match meta['model'] (differ: {extra[:4]})")
+    return model.eval(), ckpt

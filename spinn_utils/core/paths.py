@@ -1,0 +1,95 @@
+"""Where every stage reads and writes: the results contract, with names from the registry."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .registry import (
+    CHECKPOINTS,
+    DATA_FILES,
+    EXECUTED_DIR,
+    FIGURE_FORMATS,
+    FIGURE_NAMES,
+    MANIFEST,
+    METRICS,
+    PREDICTIONS_FILE,
+    TABLE1,
+    TABLE_FORMATS,
+    names,
+)
+
+
+@dataclass(frozen=True)
+class ResultsPaths:
+    """The folders and files of one run (``results/`` by default)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, results_dir: str | os.PathLike = "results") -> ResultsPaths:
+        return cls(Path(results_dir).expanduser())
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def executed(self) -> Path:
+        return self.root / EXECUTED_DIR
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def predictions(self) -> Path:
+        """metrics/test_predictions.csv (notebook 08)"""
+        return self.metrics / PREDICTIONS_FILE
+
+    def checkpoint(self, name: str) -> Path:
+        """``checkpoint(CHECKPOINTS.dense)`` -> results/checkpoints/dense_pinn.pt"""
+        return self.checkpoints / f"{name}.pt"
+
+    def metric(self, name: str) -> Path:
+        """``metric(METRICS.pruning)`` -> results/metrics/pruning.json"""
+        return self.metrics / f"{name}.json"
+
+    def table(self, fmt: str, name: str = TABLE1) -> Path:
+        return self.tables / f"{name}.{fmt}"
+
+    def figure(self, name: str, fmt: str) -> Path:
+        return self.figures / f"{name}.{fmt}"
+
+    def ensure(self) -> ResultsPaths:
+        for d in (self.data, self.checkpoints, self.metrics, self.figures, self.tables):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def contract_files() -> tuple[str, ...]:
+    """Paths (relative to the results root) notebooks 01-09 write before the checklist."""
+    return (
+        *(f"data/{f}" for f in DATA_FILES),
+        *(f"checkpoints/{c}.pt" for c in names(CHECKPOINTS)),
+        *(f"metrics/{m}.json" for m in names(METRICS) if m != METRICS.validation_checklist),
+        f"metrics/{PREDICTIONS_FILE}",
+        *(f"tables/{TABLE1}.{fmt}" for fmt in TABLE_FORMATS),
+        *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in FIGURE_FORMATS),
+    )

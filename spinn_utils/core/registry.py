@@ -1,0 +1,109 @@
+"""Every name a run writes or reads: artifacts (files under results/) and model variants.
+
+One place spells each name; modules, notebooks and tests import it from here. A model has one
+name everywhere (JSON keys, table columns, figure legends):
+
+    dense             DensePINN, dense storage (checkpoints/dense_pinn.pt)
+    spinn_masked      unstructured SPINN: dense storage holding zeros (spinn_pruned.pt)
+    spinn_coo         the same weights as torch.sparse COO (the original design; spinn_sparse_final.pt)
+    spinn_csr         the same weights as CSR
+    spinn_semi24      2:4 semi-structured, fp16, CUDA capability >= 8.0 only
+    spinn_structured  structured SPINN: physically smaller layers (spinn_structured.pt)
+"""
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+
+@dataclass(frozen=True)
+class CheckpointNames:
+    """``results/checkpoints/<name>.pt``"""
+
+    dense: str = "dense_pinn"  # notebook 02
+    pruned: str = "spinn_pruned"  # 03: unstructured, dense storage with zeros
+    structured: str = "spinn_structured"  # 03: physically smaller layers
+    sparse: str = "spinn_sparse_final"  # 05.5: the pruned weights in sparse storage
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """``results/metrics/<name>.json``, in the order the notebooks write them."""
+
+    data_summary: str = "data_summary"  # 01
+    dense_training: str = "dense_training"  # 02
+    pruning: str = "pruning"  # 03
+    artifacts: str = "artifacts"  # 04
+    model_verification: str = "model_verification"  # 05
+    sparse_conversion: str = "sparse_conversion_report"  # 05.5
+    gpu_benchmark: str = "gpu_benchmark"  # 06
+    cpu_benchmark: str = "cpu_benchmark"  # 07
+    test_evaluation: str = "test_evaluation"  # 08
+    validation_checklist: str = "validation_checklist"  # 09
+
+
+@dataclass(frozen=True)
+class VariantNames:
+    """Model variants: one name per model in every JSON, table and figure."""
+
+    dense: str = "dense"
+    masked: str = "spinn_masked"
+    coo: str = "spinn_coo"
+    csr: str = "spinn_csr"
+    semi24: str = "spinn_semi24"
+    structured: str = "spinn_structured"
+
+
+@dataclass(frozen=True)
+class FigureNames:
+    """``results/figures/<name>.{png,pdf}`` (notebook 09)"""
+
+    parameters: str = "parameters"
+    r2_per_output: str = "r2_per_output"
+    latency_vs_batch: str = "latency_vs_batch"
+    predicted_vs_measured: str = "predicted_vs_measured"
+    wear_over_time: str = "wear_over_time"
+    pruning_progression: str = "pruning_progression"
+
+
+CHECKPOINTS = CheckpointNames()
+METRICS = MetricNames()
+VARIANTS = VariantNames()
+FIGURES = FigureNames()
+
+DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json")  # data/, by 01
+PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot
+TABLE1 = "table1"  # tables/table1.{md,tex,csv}, by 09
+TABLE_FORMATS = ("md", "tex", "csv")
+FIGURE_FORMATS = ("png", "pdf")
+MANIFEST = "manifest.json"  # written by the driver
+EXECUTED_DIR = "executed"  # executed notebooks, by the driver
+ARCHIVE_DIR = "archive"  # zips of a run, by 04
+
+# Checkpoint kinds (the "kind" header of a checkpoint file).
+KINDS = ("dense", "pruned", "structured", "sparse")
+# Variant -> (checkpoint it is loaded from, that checkpoint's kind). CSR and 2:4 are built
+# from the pruned weights at benchmark time and are not saved.
+VARIANT_CHECKPOINTS = {
+    VARIANTS.dense: (CHECKPOINTS.dense, "dense"),
+    VARIANTS.masked: (CHECKPOINTS.pruned, "pruned"),
+    VARIANTS.coo: (CHECKPOINTS.sparse, "sparse"),
+    VARIANTS.structured: (CHECKPOINTS.structured, "structured"),
+}
+DENSE_STORAGE_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)
+UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pruned weights
+SPARSE_TENSOR_VARIANTS = (VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24)  # torch.sparse layouts
+SEMI24_FORMAT = "semi24"  # the benchmark's 2:4 format name (not a SparseLinear layout)
+
+
+def names(group) -> tuple[str, ...]:
+    """Every name of a registry group (``names(METRICS)``), in declaration order."""
+    return astuple(group)
+
+
+FIGURE_NAMES = names(FIGURES)
+
+
+def sparse_variant(fmt: str) -> str:
+    """The variant name of the pruned weights in sparse format ``fmt`` ("coo" -> "spinn_coo")."""
+    return f"spinn_{fmt}"
+

@@ -1,0 +1,117 @@
+"""The NASA milling data set (``mill.mat``) as the pipeline's window table.
+
+A MATLAB struct array ``mill`` (Goebel & Agogino, NASA Ames Prognostics Data Repository, 2007)
+with ``case``, ``run``, ``VB``, ``time``, ``DOC``, ``feed``, ``material`` and six 250 Hz signals
+per run, read with ``scipy.io.loadmat``. It has no thermal measurement: displacement is derived
+with the lumped thermal model (``thermal.ThermalModel``) and the data summary says so.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+
+from ..core.errors import SpinnError
+from .milling import (
+    SPEED_M_MIN,
+    cutting_power_kw,
+    interpolate_vb,
+    pass_minutes,
+    thermal_history,
+    window_stats,
+)
+from .schema import GROUP_COL, RUN_COL, TARGETS, TIME_COL
+from .thermal import ThermalModel
+
+NASA_FIELDS = ("case", "run", "VB", "time", "DOC", "feed", "material")
+NASA_CHANNELS = {"smc_ac": "smcAC", "smc_dc": "smcDC", "vib_table": "vib_table",
+                 "vib_spindle": "vib_spindle", "ae_table": "AE_table", "ae_spindle": "AE_spindle"}
+NASA_COOLING_MIN = 5.0  # idle minutes between runs: mill.mat does not record them (assumption)
+
+
+def _scalar(value) -> float:
+    flat = np.asarray(value, dtype=np.float64).ravel()
+    return float(flat[0]) if flat.size else float("nan")  # empty = "not measured" in mill.mat
+
+
+def _run_end_times(t_end: np.ndarray, run_no: np.ndarray, run_min: float, notes: list, case) -> np.ndarray:
+    """Cumulative cutting time at each run's end; missing or non-increasing ones filled in run order."""
+    t = np.array(t_end, dtype=np.float64)
+    last = 0.0
+    for i, value in enumerate(t):  # keep a strictly increasing subsequence of known times
+        if np.isfinite(value) and value <= last:
+            t[i] = np.nan
+        elif np.isfinite(value):
+            last = value
+    known = np.isfinite(t)
+    if known.all():
+        return t
+    notes.append(f"case {case}: cutting time of run(s) {run_no[~known].astype(int).tolist()} interpolated in run order")
+    runs_k = np.concatenate([[0.0], run_no[known]])
+    times_k = np.concatenate([[0.0], t[known]])
+    filled = np.interp(run_no, runs_k, times_k)
+    beyond = run_no > runs_k[-1]  # after the last known time: one pass per run
+    filled[beyond] = times_k[-1] + (run_no[beyond] - runs_k[-1]) * run_min
+    return filled
+
+
+def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
+    """NASA ``mill.mat`` (struct array ``mill``) -> the window table; thermal derived, not measured.
+
+    ``time`` is read as the cumulative cutting time (min) at each run's end; missing or
+    non-increasing ones are interpolated in run order. VB is interpolated in time within each
+    case between its measurements (a new insert anchors 0 mm at 0 min); windows after a
+    case's last measurement are dropped, not extrapolated. Thermal displacement is
+    ``ThermalModel`` driven by the cutting power of the process parameters and VB
+    (``cutting_power_kw``), with ``NASA_COOLING_MIN`` of cooling between runs.
+    """
+    try:
+        mat = scipy.io.loadmat(str(path), squeeze_me=False, struct_as_record=True)
+    except (scipy.io.matlab.MatReadError, ValueError, OSError, NotImplementedError, TypeError) as err:
+        raise SpinnError(f"cannot read {path} as a MATLAB .mat file: {err}") from err
+    if "mill" not in mat:
+        raise SpinnError(f"{path} has no struct 'mill'; it holds {sorted(k for k in mat if not k.startswith('__'))}")
+    mill = np.asarray(mat["mill"]).ravel()
+    missing = [f for f in (*NASA_FIELDS, *NASA_CHANNELS.values()) if f not in (mill.dtype.names or ())]
+    if missing:
+        raise SpinnError(f"struct 'mill' in {path} lacks field(s) {missing}; has {list(mill.dtype.names or ())}")
+    runs = pd.DataFrame([{f: _scalar(rec[f]) for f in NASA_FIELDS} | {"index": i} for i, rec in enumerate(mill)])
+    thermal, notes, frames = ThermalModel(), [], []
+    for case, runs_c in runs.sort_values(["case", "run"]).groupby("case", sort=True):
+        doc, feed, material = (float(runs_c[c].iloc[0]) for c in ("DOC", "feed", "material"))
+        vb = runs_c["VB"].to_numpy()
+        if not np.isfinite(vb).any():
+            notes.append(f"case {case:g}: no VB measured, all its runs dropped")
+            continue
+        run_no = runs_c["run"].to_numpy()
+        t_end = _run_end_times(runs_c["time"].to_numpy(), run_no, float(pass_minutes(feed)), notes, f"{case:g}")
+        t_start = np.concatenate([[0.0], t_end[:-1]])
+        parts = []
+        for k, i in enumerate(runs_c["index"]):
+            stats = window_stats({ch: mill[i][f] for ch, f in NASA_CHANNELS.items()}, window_samples)
+            n_win = len(stats["smc_dc_mean"])
+            parts.append(pd.DataFrame({
+                GROUP_COL: int(case), RUN_COL: int(run_no[k]), "window": np.arange(n_win),
+                TIME_COL: t_start[k] + (t_end[k] - t_start[k]) * np.arange(1, n_win + 1) / n_win,
+                "window_min": (t_end[k] - t_start[k]) / n_win, **stats, "vb_measured_mm": vb[k],
+            }))
+        rows = pd.concat(parts, ignore_index=True)
+        keep = rows[TIME_COL] <= t_end[np.isfinite(vb)].max() + 1e-9
+        if not keep.all():
+            notes.append(f"case {case:g}: {int((~keep).sum())} window(s) after the last VB measurement dropped")
+        rows = rows[keep].reset_index(drop=True)
+        rows[TARGETS[0]] = interpolate_vb(rows[TIME_COL].to_numpy(), t_end, vb)
+        power = cutting_power_kw(doc, feed, material, rows[TARGETS[0]].to_numpy())
+        run_start = rows["window"].to_numpy() == 0
+        rows[TARGETS[1]] = thermal_history(power, rows.pop("window_min").to_numpy(), run_start,
+                                           np.full(int(run_start.sum()), NASA_COOLING_MIN), thermal)
+        rows["depth_of_cut_mm"], rows["feed_mm_rev"], rows["material_code"] = doc, feed, material
+        rows["cutting_speed_m_min"], rows["run_index"] = SPEED_M_MIN, rows[RUN_COL]
+        frames.append(rows)
+    if not frames:
+        raise SpinnError(f"{path}: no case has a VB measurement, nothing to learn from")
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs["notes"] = notes
+    return table

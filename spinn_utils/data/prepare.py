@@ -1,0 +1,98 @@
+"""Cell 1: load, validate, split by experiment, fit the scaler on train, check for leakage.
+
+``prepare`` turns a ``DataConfig`` into ``PreparedData`` (splits by experiment, never by row;
+the scaler sees the training split only; ``leakage.check_leakage`` must pass); ``cv_folds``
+gives leave-experiments-out folds over all experiments; ``data_summary`` is
+``metrics/data_summary.json``. Sources and rules: docs/data.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pandas as pd
+
+from ..core.env import environment_info
+from ..core.errors import SpinnError
+from .leakage import check_leakage
+from .prepared import PreparedData, make_prepared
+from .schema import SPLITS, DataConfig
+from .sources import load_table, source_kind, thermal_source
+from .splits import fold_groups, split_groups
+
+
+def split_by_experiment(table: pd.DataFrame, cfg: DataConfig) -> dict[str, pd.DataFrame]:
+    """Train/val/test frames with no experiment in two splits (seeded, or ``cfg.split_col``)."""
+    members = split_groups(table, cfg.group_col, cfg.val_experiments, cfg.test_experiments,
+                           cfg.seed, cfg.split_col)
+    return {s: table[table[cfg.group_col].isin(members[s])].reset_index(drop=True) for s in SPLITS}
+
+
+def prepare(cfg: DataConfig) -> PreparedData:
+    """Load, validate, split by experiment, fit the scaler on train, check for leakage.
+
+    Args:
+        cfg: source, columns, split sizes, seed; ``fail_on_leakage`` decides whether a
+            failed leakage check raises (default) or is only recorded in ``meta``.
+
+    Returns:
+        PreparedData with ``meta``: source, data_path, thermal_source, config, notes,
+        generator (synthetic settings, else None), load_seconds and the ``leakage`` report.
+    """
+    start = time.perf_counter()
+    kind = source_kind(cfg)
+    table = load_table(cfg)
+    meta = {"source": kind, "data_path": cfg.data_path, "thermal_source": thermal_source(kind, cfg),
+            "config": dataclasses.asdict(cfg), "notes": list(table.attrs.get("notes", [])),
+            "generator": table.attrs.get("generator")}
+    data = make_prepared(split_by_experiment(table, cfg), cfg.feature_cols, cfg.target_cols,
+                         cfg.group_col, cfg.time_col, meta)
+    data.meta["leakage"] = leakage = check_leakage(data)
+    data.meta["load_seconds"] = time.perf_counter() - start
+    if cfg.fail_on_leakage and not leakage["passed"]:
+        raise SpinnError("leakage check failed: " + "; ".join(leakage["problems"]))
+    return data
+
+
+def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int = 2) -> list[PreparedData]:
+    """Leave-experiments-out folds over every experiment of all three splits.
+
+    Each experiment is the "test" of exactly one fold; "val" (for early stopping) is a
+    seeded draw of ``val_experiments`` from the rest; each fold's scaler sees its train only.
+    """
+    table = pd.concat([data.frames[s] for s in SPLITS if s in data.frames], ignore_index=True)
+    g = data.group_col
+    meta = {k: v for k, v in data.meta.items() if k != "leakage"}
+    return [
+        make_prepared({s: table[table[g].isin(members[s])].reset_index(drop=True) for s in SPLITS},
+                      data.feature_names, data.target_names, g, data.time_col,
+                      {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed})
+        for k, members in enumerate(fold_groups(table, g, n_folds, seed, val_experiments))
+    ]
+
+
+def data_summary(data: PreparedData, leakage: dict) -> dict:
+    """The ``data_summary.json`` contract (results/README.md) plus provenance."""
+    table = pd.concat(list(data.frames.values()), ignore_index=True)
+    return {
+        "source": data.meta.get("source", "unknown"),
+        "data_path": data.meta.get("data_path", ""),
+        "thermal_source": data.meta.get("thermal_source", ""),
+        "n_rows": int(len(table)),
+        "n_experiments": int(table[data.group_col].nunique()),
+        "feature_names": list(data.feature_names),
+        "target_names": list(data.target_names),
+        "group_col": data.group_col,
+        "time_col": data.time_col,
+        "splits": {s: {"experiments": sorted(f[data.group_col].unique().tolist()), "rows": int(len(f))}
+                   for s, f in data.frames.items()},
+        "target_stats": {t: {"mean": float(table[t].mean()), "std": float(table[t].std()),
+                             "min": float(table[t].min()), "max": float(table[t].max())}
+                         for t in data.target_names},
+        "leakage": leakage,
+        "notes": data.meta.get("notes", []),
+        "load_seconds": data.meta.get("load_seconds"),
+        "config": data.meta.get("config", {}),
+        "generator": data.meta.get("generator"),
+        "environment": environment_info(),
+    }

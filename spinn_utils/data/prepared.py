@@ -1,0 +1,156 @@
+"""The contract later stages code against: ``Scaler`` (train statistics) and ``PreparedData``.
+
+``PreparedData`` holds the three splits in physical units and the scaler fitted on train only;
+``save_prepared``/``load_prepared`` are how notebook 01 hands them to the notebooks after it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import SpinnError
+from ..core.io import atomic_path, read_json, write_json
+from .schema import GROUP_COL, SPLITS, TIME_COL
+
+
+@dataclass
+class Scaler:
+    """Standardise inputs and targets with statistics of the training split only."""
+
+    feature_names: list[str]
+    target_names: list[str]
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    fitted_on: str = "train"  # the leakage check refuses anything else
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, feature_names, target_names, fitted_on: str = "train") -> Scaler:
+        x = frame[list(feature_names)].to_numpy(np.float64)
+        y = frame[list(target_names)].to_numpy(np.float64)
+        # A constant column (e.g. one cutting speed) gets std 1 so it scales to 0, not NaN.
+        x_std = x.std(axis=0)
+        y_std = y.std(axis=0)
+        return cls(
+            list(feature_names), list(target_names),
+            x.mean(axis=0), np.where(x_std > 0, x_std, 1.0),
+            y.mean(axis=0), np.where(y_std > 0, y_std, 1.0),
+            fitted_on,
+        )
+
+    def transform_x(self, x) -> np.ndarray:
+        x = x[self.feature_names].to_numpy(np.float64) if isinstance(x, pd.DataFrame) else np.asarray(x)
+        return ((x - self.x_mean) / self.x_std).astype(np.float32)
+
+    def transform_y(self, y) -> np.ndarray:
+        y = y[self.target_names].to_numpy(np.float64) if isinstance(y, pd.DataFrame) else np.asarray(y)
+        return ((y - self.y_mean) / self.y_std).astype(np.float32)
+
+    def inverse_y(self, y_scaled) -> np.ndarray:
+        """Scaled model outputs -> physical units (mm, um)."""
+        return np.asarray(y_scaled, dtype=np.float64) * self.y_std + self.y_mean
+
+    def to_dict(self) -> dict:
+        return {
+            "feature_names": list(self.feature_names),
+            "target_names": list(self.target_names),
+            "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(),
+            "y_mean": self.y_mean.tolist(), "y_std": self.y_std.tolist(),
+            "fitted_on": self.fitted_on,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scaler:
+        try:
+            return cls(
+                list(d["feature_names"]), list(d["target_names"]),
+                np.asarray(d["x_mean"], np.float64), np.asarray(d["x_std"], np.float64),
+                np.asarray(d["y_mean"], np.float64), np.asarray(d["y_std"], np.float64),
+                d.get("fitted_on", "train"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise SpinnError(f"scaler JSON is incomplete or malformed: {err}") from err
+
+
+@dataclass
+class PreparedData:
+    """Splits in physical units plus the train-fitted scaler; ``arrays()`` gives model inputs."""
+
+    frames: dict[str, pd.DataFrame]  # "train", "val", "test": every column, physical units
+    feature_names: list[str]
+    target_names: list[str]
+    scaler: Scaler
+    group_col: str = GROUP_COL
+    time_col: str = TIME_COL
+    meta: dict = field(default_factory=dict)  # source, generator settings, ...
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(X, Y) of one split, standardised, float32."""
+        if split not in self.frames:
+            raise SpinnError(f"no split {split!r}; have {sorted(self.frames)}")
+        frame = self.frames[split]
+        return self.scaler.transform_x(frame), self.scaler.transform_y(frame)
+
+    def targets(self, split: str) -> np.ndarray:
+        """Targets of one split in physical units."""
+        return self.frames[split][self.target_names].to_numpy(np.float64)
+
+
+def make_prepared(frames: dict[str, pd.DataFrame], feature_names, target_names,
+                  group_col: str = GROUP_COL, time_col: str = TIME_COL, meta: dict | None = None) -> PreparedData:
+    """PreparedData with the scaler fitted on ``frames["train"]`` only."""
+    scaler = Scaler.fit(frames["train"], feature_names, target_names, fitted_on="train")
+    return PreparedData(dict(frames), list(feature_names), list(target_names), scaler,
+                        group_col, time_col, dict(meta or {}))
+
+
+def save_prepared(data: PreparedData, directory: str | Path) -> Path:
+    """Write {train,val,test}.csv, scaler.json and features.json into ``directory`` atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, frame in data.frames.items():
+        with atomic_path(directory / f"{split}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    write_json(directory / "scaler.json", data.scaler.to_dict())
+    write_json(directory / "features.json", {
+        "feature_names": data.feature_names, "target_names": data.target_names,
+        "group_col": data.group_col, "time_col": data.time_col, "splits": list(data.frames),
+        "group_is_text": not pd.api.types.is_numeric_dtype(data.frames["train"][data.group_col]),
+        "meta": data.meta,
+    })
+    return directory
+
+
+def load_prepared(directory: str | Path) -> PreparedData:
+    """Read what ``save_prepared`` wrote; a missing or incomplete directory is a SpinnError."""
+    directory = Path(directory)
+    info = read_json(directory / "features.json", "prepared-data description (notebook 01 writes it)")
+    splits = info.get("splits", list(SPLITS))
+    missing = [f"{s}.csv" for s in splits if not (directory / f"{s}.csv").is_file()]
+    if missing:
+        raise SpinnError(f"prepared data in {directory} lacks {missing} (run notebook 01 first)")
+    scaler = Scaler.from_dict(read_json(directory / "scaler.json", "scaler (notebook 01 writes it)"))
+    dtype = {info["group_col"]: str} if info.get("group_is_text") else None
+    frames = {s: pd.read_csv(directory / f"{s}.csv", dtype=dtype) for s in splits}
+    for s, frame in frames.items():
+        absent = [c for c in (*info["feature_names"], *info["target_names"]) if c not in frame]
+        if absent:
+            raise SpinnError(f"{directory / (s + '.csv')} lacks column(s) {absent}")
+    return PreparedData(frames, list(info["feature_names"]), list(info["target_names"]), scaler,
+                        info["group_col"], info["time_col"], info.get("meta", {}))
+
+
+def split_table(data: PreparedData) -> pd.DataFrame:
+    """One line per split: experiments, rows and target ranges (for display)."""
+    rows = []
+    for split, frame in data.frames.items():
+        row = {"split": split, "experiments": sorted(frame[data.group_col].unique().tolist()),
+               "n_experiments": frame[data.group_col].nunique(), "rows": len(frame)}
+        for t in data.target_names:
+            row[f"{t} range"] = f"{frame[t].min():.3g} .. {frame[t].max():.3g}"
+        rows.append(row)
+    return pd.DataFrame(rows)

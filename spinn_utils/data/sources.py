@@ -1,0 +1,108 @@
+"""Where the table comes from: the synthetic generator, NASA ``mill.mat`` or a user's CSV.
+
+``load_table`` reads the source ``DataConfig.data_path`` names and ``validate_table`` checks it
+(columns present, numeric, finite; groups named) before anything is split or scaled.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import SpinnError
+from .nasa import read_mill_mat
+from .schema import DataConfig
+from .synthetic import SyntheticConfig, generate_milling
+
+
+def source_kind(cfg: DataConfig) -> str:
+    """'synthetic', 'nasa_mat' or 'csv', from ``cfg.data_path``."""
+    if not cfg.data_path:
+        return "synthetic"
+    suffix = Path(cfg.data_path).suffix.lower()
+    kinds = {".mat": "nasa_mat", ".csv": "csv"}
+    if suffix not in kinds:
+        raise SpinnError(
+            f"data_path must be '' (synthetic data), a .mat (NASA mill.mat) or a .csv file; "
+            f"got {cfg.data_path!r} with extension {suffix or '(none)'!r}"
+        )
+    return kinds[suffix]
+
+
+def load_table(cfg: DataConfig) -> pd.DataFrame:
+    """The validated table of ``cfg.data_path`` (or the synthetic data), sorted by group and time.
+
+    Args:
+        cfg: which source, column names, window size, seed.
+
+    Returns:
+        One row per window with ``cfg.group_col``, ``cfg.time_col``, the feature and target
+        columns (float64), and whatever else the source has. ``attrs["notes"]`` lists rows the
+        loader dropped or filled; ``attrs["generator"]`` holds the synthetic settings.
+    """
+    kind = source_kind(cfg)
+    if kind == "synthetic":
+        generator = SyntheticConfig(seed=cfg.seed, window_samples=cfg.window_samples)
+        table = generate_milling(generator)
+        table.attrs["generator"] = dataclasses.asdict(generator)
+    else:
+        path = Path(cfg.data_path).expanduser()
+        if not path.is_file():
+            raise SpinnError(f"data file not found: {path}")
+        table = read_mill_mat(path, cfg.window_samples) if kind == "nasa_mat" else load_csv(path, cfg)
+    return validate_table(table, cfg)
+
+
+def load_csv(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
+    """A user's CSV as it is (``validate_table`` checks columns and values)."""
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError as err:
+        raise SpinnError(f"CSV file is empty: {path}") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise SpinnError(f"cannot parse CSV {path}: {err}") from err
+    if table.empty:
+        raise SpinnError(f"CSV file has a header but no rows: {path}")
+    return table
+
+
+def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    """Columns present, numeric and finite; returns a copy sorted by group and time."""
+    if table.empty:
+        raise SpinnError("the data table has no rows")
+    if len(set(cfg.feature_cols)) != len(cfg.feature_cols):
+        raise SpinnError(f"feature_cols names a column twice: {list(cfg.feature_cols)}")
+    required = [cfg.group_col, cfg.time_col, *cfg.feature_cols, *cfg.target_cols]
+    required += [cfg.split_col] if cfg.split_col else []
+    missing = [c for c in dict.fromkeys(required) if c not in table.columns]
+    if missing:
+        raise SpinnError(f"missing column(s) {missing}; the table has {list(table.columns)}")
+    attrs = dict(table.attrs)  # loader notes and generator settings, kept through the copy
+    table = table.copy()
+    numeric = list(dict.fromkeys([cfg.time_col, *cfg.feature_cols, *cfg.target_cols]))
+    for col in numeric:
+        coerced = pd.to_numeric(table[col], errors="coerce")
+        bad = table[col][coerced.isna() & table[col].notna()]
+        if len(bad):
+            raise SpinnError(f"column {col!r} must be numeric; found {bad.iloc[0]!r} in row {bad.index[0]}")
+        table[col] = coerced.astype(np.float64)
+    not_finite = {c: int((~np.isfinite(table[c].to_numpy())).sum()) for c in numeric}
+    not_finite = {c: n for c, n in not_finite.items() if n}
+    if not_finite:
+        raise SpinnError(f"NaN or inf values (column: rows) {not_finite}; fill or drop them first")
+    if table[cfg.group_col].isna().any():
+        raise SpinnError(f"group column {cfg.group_col!r} has {int(table[cfg.group_col].isna().sum())} empty value(s)")
+    table = table.sort_values([cfg.group_col, cfg.time_col], kind="stable").reset_index(drop=True)
+    table.attrs.update(attrs)
+    return table
+
+
+def thermal_source(kind: str, cfg: DataConfig) -> str:
+    """Where the thermal target comes from, in words (the report must say it)."""
+    return {
+        "synthetic": "simulated: thermal.ThermalModel driven by the synthetic cutting power",
+        "nasa_mat": "derived: thermal.ThermalModel driven by process power and VB "
+                    "(mill.mat has no thermal measurement)",
+    }.get(kind, f"measured: as given in the CSV (targets {list(cfg.target_cols)})")

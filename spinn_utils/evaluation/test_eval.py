@@ -1,0 +1,140 @@
+"""Notebook 08's test-set evaluation: every model variant scored on the held-out experiments.
+
+The four saved variants (dense, unstructured SPINN in dense storage with zeros, the same
+weights in sparse COO storage, structured SPINN) are reloaded from their checkpoints, predict
+the test experiments, and their predictions are mapped back to physical units with the
+train-fitted scaler and scored with ``core.metrics.regression_report`` (R2, RMSE, MAE per
+output; ``mean_r2`` is the mean of the per-output R2, never a pooled R2). The COO model must
+reproduce the masked one (the original design's tolerance, 1e-4 in scaled outputs).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from ..compression.sparse import load_sparse_model
+from ..core.env import environment_info
+from ..core.errors import SpinnError
+from ..core.io import atomic_path, write_json
+from ..core.metrics import regression_report
+from ..core.paths import ResultsPaths
+from ..core.registry import METRICS, VARIANT_CHECKPOINTS, VARIANTS
+from ..data.prepared import PreparedData, Scaler
+from ..model.checkpoints import load_dense_model
+from ..model.inference import predict
+from .crossval import CrossValConfig
+
+# The saved variants notebook 08 scores, in Table 1's order (CSR and 2:4 are not saved).
+TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured)
+
+
+def load_test_models(paths: ResultsPaths) -> tuple[dict[str, nn.Module], dict[str, dict]]:
+    """The ``TEST_VARIANTS`` (eval mode, CPU) and each checkpoint's meta."""
+    models, metas = {}, {}
+    for name in TEST_VARIANTS:
+        file, kind = VARIANT_CHECKPOINTS[name]
+        path = paths.checkpoint(file)
+        model, ckpt = load_sparse_model(path) if kind == "sparse" else load_dense_model(path, kind)
+        models[name], metas[name] = model.eval(), ckpt.meta
+    return models, metas
+
+
+def check_scaler(meta: dict, data: PreparedData, name: str) -> None:
+    """A model trained with another scaler or feature order would score garbage: refuse it."""
+    saved = meta.get("scaler")
+    if not saved:
+        return  # older checkpoints carry no scaler; the data's own is the only choice
+    saved = Scaler.from_dict(saved)  # a malformed scaler is a SpinnError here
+    for key in ("feature_names", "target_names"):
+        if list(getattr(saved, key)) != list(getattr(data, key)):
+            raise SpinnError(f"{name}: checkpoint {key} {getattr(saved, key)} differ from the "
+                             f"prepared data's {getattr(data, key)}")
+    for key in ("x_mean", "x_std", "y_mean", "y_std"):
+        if not np.allclose(getattr(saved, key), getattr(data.scaler, key), rtol=1e-6, atol=1e-9):
+            raise SpinnError(f"{name}: checkpoint scaler {key} differs from the prepared data's; "
+                             "re-run notebooks 02-05.5 on this data")
+
+
+def evaluate_test(
+    models: dict[str, nn.Module], data: PreparedData, device, cfg: CrossValConfig,
+    split: str = "test",
+) -> dict:
+    """Score every model on ``split`` and compare the sparse model with the masked one.
+
+    Args:
+        models: name -> model mapping standardised inputs to standardised targets.
+        data: the prepared splits and the train-fitted scaler.
+        device: where to predict.
+        cfg: ``match_atol`` for the sparse-vs-masked comparison.
+        split: which split to score.
+
+    Returns:
+        ``{"models": {name: regression_report}, "sparse_vs_masked": {...}, "predictions":
+        DataFrame}``; the frame is long: one row per (model, sample, target).
+    """
+    x, _ = data.arrays(split)
+    scaled = {name: predict(m.to(device), x, device) for name, m in models.items()}
+    physical = {name: data.scaler.inverse_y(y) for name, y in scaled.items()}
+    measured = data.targets(split)
+    reports = {name: regression_report(measured, y, data.target_names)
+               for name, y in physical.items()}
+    match = None
+    if {VARIANTS.coo, VARIANTS.masked} <= set(scaled):
+        diff = np.abs(scaled[VARIANTS.coo].astype(np.float64) - scaled[VARIANTS.masked])
+        worst = float(diff.max()) if diff.size else 0.0
+        match = {"max_abs_diff": worst, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+                 "atol": cfg.match_atol, "passed": bool(worst < cfg.match_atol),
+                 "n": int(len(x)), "units": "scaled model outputs"}
+    return {"models": reports, "sparse_vs_masked": match,
+            "predictions": predictions_frame(data, physical, split)}
+
+
+def predictions_frame(
+    data: PreparedData, physical: dict[str, np.ndarray], split: str
+) -> pd.DataFrame:
+    """Long table of measured vs predicted values (physical units) for figures.py."""
+    frame = data.frames[split].reset_index(drop=True)
+    keys = pd.DataFrame({
+        "sample": np.arange(len(frame)),
+        "experiment": frame[data.group_col].to_numpy(),
+        "run": frame["run"].to_numpy() if "run" in frame else np.full(len(frame), -1),
+        data.time_col: frame[data.time_col].to_numpy(),
+    })
+    parts = []
+    for model, y in physical.items():
+        for j, target in enumerate(data.target_names):
+            parts.append(keys.assign(model=model, target=target, predicted=y[:, j],
+                                     measured=frame[target].to_numpy(np.float64)))
+    return pd.concat(parts, ignore_index=True)
+
+
+def metrics_table(reports: dict[str, dict]) -> pd.DataFrame:
+    """Rows model, columns R2/RMSE/MAE per output and mean_r2: for printing."""
+    rows = {}
+    for name, rep in reports.items():
+        row = {f"{t} {k}": v for t, m in rep["per_output"].items() for k, v in m.items()}
+        rows[name] = {**row, "mean_r2": rep["mean_r2"]}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig,
+                  data: PreparedData, device) -> list:
+    """Write ``metrics/test_evaluation.json`` and ``metrics/test_predictions.csv`` atomically."""
+    split = data.frames["test"]
+    body = {
+        "split": "test",
+        "test_experiments": sorted(split[data.group_col].unique().tolist()),
+        "models": test["models"],
+        "sparse_vs_masked": test["sparse_vs_masked"],
+        "cross_validation": cv,
+        "checkpoints": {name: str(paths.checkpoint(VARIANT_CHECKPOINTS[name][0])) for name in TEST_VARIANTS},
+        "config": cfg,
+        "units": {t: t.rsplit("_", 1)[-1] for t in data.target_names},
+        "environment": environment_info(device),
+    }
+    json_path = write_json(paths.metric(METRICS.test_evaluation), body)
+    csv_path = paths.predictions
+    with atomic_path(csv_path) as tmp:
+        test["predictions"].to_csv(tmp, index=False)
+    return [json_path, csv_path]

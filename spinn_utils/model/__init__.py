@@ -1,0 +1,1 @@
+"""Layer 2: DensePINN, its physics loss, counting, inference and checkpoints."""

@@ -1,0 +1,55 @@
+"""Running a trained model: batched forward passes, predictions and scores in physical units."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.errors import SpinnError
+from ..core.metrics import regression_report
+from ..data.prepared import PreparedData
+
+
+def first_float_tensor(model: nn.Module) -> torch.Tensor:
+    """The module's first floating-point parameter or buffer (its device and dtype)."""
+    found = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if found:
+        return found[0]
+    raise SpinnError(f"{type(model).__name__} has no floating-point weights")
+
+
+@torch.inference_mode()
+def batched_forward(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``model(x)`` in chunks of ``batch_size`` rows (bounds memory, not results)."""
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def predict(
+    model: nn.Module, X_scaled: np.ndarray, device: str | torch.device = "cpu",
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Model outputs (scaled units, float32) for standardised inputs, in eval and inference mode.
+
+    The model is moved to ``device`` (checkpoints load on the CPU; a GPU run predicts there).
+    """
+    device = torch.device(device)
+    model.to(device)
+    x = torch.as_tensor(np.asarray(X_scaled, dtype=np.float32), device=device)
+    if x.ndim != 2:
+        raise SpinnError(f"X_scaled must be 2-D (rows, features), got shape {tuple(x.shape)}")
+    was_training = model.training
+    model.eval()
+    try:
+        out = batched_forward(model, x, batch_size)
+    finally:
+        model.train(was_training)
+    return out.float().cpu().numpy()
+
+
+def evaluate_model(
+    model: nn.Module, data: PreparedData, split: str, device: str | torch.device = "cpu"
+) -> dict:
+    """``core.metrics.regression_report`` of one split, in physical units (mm, um)."""
+    x, _ = data.arrays(split)
+    y_pred = data.scaler.inverse_y(predict(model, x, device))
+    return regression_report(data.targets(split), y_pred, data.target_names)

@@ -1,0 +1,109 @@
+"""DensePINN: the physics-informed MLP for tool wear and thermal displacement.
+
+Default 18 -> 512 -> 512 -> 512 -> 256 -> 2 with tanh counts exactly 666,882 parameters
+(the paper's dense baseline). Layers live in ``self.network`` (an ``nn.Sequential`` with the
+activation between Linear layers), so state_dict keys are ``network.0.weight``,
+``network.2.weight``, ... exactly as in the earlier version of this pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..core.errors import SpinnError, first_line
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    input_dim: int = 18  # 4 process + 2 time + 12 sensor statistics (docs/data.md)
+    hidden_dims: tuple[int, ...] = (512, 512, 512, 256)  # the paper's widths: 666,882 params
+    output_dim: int = 2  # tool_wear_vb_mm, thermal_displacement_um
+    activation: str = "tanh"  # smooth, so d(output)/d(time) exists for the physics loss
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        if self.activation not in ACTIVATIONS:
+            raise SpinnError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        if min((self.input_dim, self.output_dim, *self.hidden_dims)) < 1:
+            raise SpinnError(f"all layer widths must be >= 1, got {self.dims}")
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return (self.input_dim, *self.hidden_dims, self.output_dim)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(**{k: d[k] for k in ("input_dim", "hidden_dims", "output_dim", "activation")})
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise SpinnError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+class DensePINN(nn.Module):
+    """An MLP; the physics lives in the loss (physics.py), not in the architecture."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        dims = cfg.dims
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(d_in, d_out))
+            if i < len(dims) - 2:
+                layers.append(make_activation(cfg.activation))
+        self.network = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+
+
+def config_from_state_dict(state_dict: dict, activation: str = "tanh") -> ModelConfig:
+    """Infer widths from ``network.{i}.weight`` shapes (our checkpoints and the legacy ones)."""
+    weights = sorted(
+        (int(k.split(".")[1]), v)
+        for k, v in state_dict.items()
+        if k.startswith("network.") and k.endswith(".weight") and k.count(".") == 2
+    )
+    if not weights:
+        raise SpinnError(
+            "state_dict has no 'network.N.weight' keys; expected an nn.Sequential MLP, "
+            f"found keys {sorted(state_dict)[:6]}"
+        )
+    shapes = [tuple(w.shape) for _, w in weights]
+    for (out_prev, _), (_, in_next) in zip(shapes[:-1], shapes[1:]):
+        if out_prev != in_next:
+            raise SpinnError(f"layer shapes do not chain: {shapes}")
+    if any(len(s) != 2 for s in shapes):
+        raise SpinnError(f"every network.N.weight must be 2-D, got shapes {shapes}")
+    return ModelConfig(
+        input_dim=shapes[0][1],
+        hidden_dims=tuple(s[0] for s in shapes[:-1]),
+        output_dim=shapes[-1][0],
+        activation=activation,
+    )
+
+
+def load_strict(model: nn.Module, state_dict: dict, problem: str) -> nn.Module:
+    """``load_state_dict(strict=True)``; a mismatch is a SpinnError ``problem: first line``."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise SpinnError(f"{problem}: {first_line(err)}") from err
+    return model
+
+
+def model_from_state_dict(state_dict: dict, activation: str = "tanh") -> DensePINN:
+    """Build a DensePINN whose widths match ``state_dict`` and load it strictly."""
+    model = DensePINN(config_from_state_dict(state_dict, activation))
+    return load_strict(model, state_dict, "state_dict does not fit a DensePINN")

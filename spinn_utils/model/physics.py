@@ -1,0 +1,199 @@
+"""Physics-informed loss terms for DensePINN: wear physics and the lumped thermal ODE.
+
+Three soft constraints, each scaled to be O(1) on standardised data:
+
+- ``wear_nonneg``: flank wear VB >= 0 (mm).
+- ``wear_monotone``: d(VB)/d(t) >= 0 in cumulative cutting time t (wear never heals;
+  Archard's law gives dVB/dt ~ K * F_c * v_c / H > 0).
+- ``thermal_ode``: the residual of the lumped thermal model (``data.thermal``, docs/data.md)
+  ``tau * d(delta)/dt + delta - G * P`` with P from the spindle motor current. The ODE
+  holds while cutting; displacement also cools between runs, which cumulative *cutting*
+  time does not see, so this is a soft constraint with a modest weight.
+
+Derivatives are d(output)/d(input column ``cut_time_min``) by forward-mode autograd (one
+pass gives d/dt of every output), never differences along the (shuffled) batch order.
+The model sees standardised inputs and predicts standardised targets, so by the chain
+rule d(y_phys)/d(t_phys) = d(y_s)/d(t_s) * y_std / t_std.
+
+References: Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput.
+Phys. 378 (2019); Archard, J. Appl. Phys. 24 (1953) for the wear law.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.autograd.forward_ad as fwad
+from torch import nn
+
+from ..core.config import build_config
+from ..core.errors import SpinnError
+from ..data.prepared import PreparedData, Scaler
+from ..data.schema import TARGETS, TIME_COL
+from ..data.thermal import ThermalModel
+
+TERMS = ("wear_nonneg", "wear_monotone", "thermal_ode")
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    # Weights multiply the O(1)-scaled terms; the data MSE (scaled targets) is ~1 at start.
+    wear_nonneg_weight: float = 0.1  # negative wear is impossible; cheap, rarely active
+    wear_monotone_weight: float = 0.1  # wear never decreases with cutting time
+    thermal_ode_weight: float = 0.01  # modest: the ODE ignores cooling between runs
+    subsample: int = 64  # rows per batch for the derivative terms: bounds the extra cost
+    time_col: str = TIME_COL  # the input the derivatives are taken against
+    power_col: str = "smc_dc_mean"  # spindle DC current (A) -> cutting power (kW)
+    wear_target: str = TARGETS[0]  # tool_wear_vb_mm
+    thermal_target: str = TARGETS[1]  # thermal_displacement_um
+    thermal: ThermalModel = field(default_factory=ThermalModel)  # same constants as the generator
+
+    def __post_init__(self) -> None:
+        for name in ("wear_nonneg_weight", "wear_monotone_weight", "thermal_ode_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise SpinnError(f"{name} must be a finite number >= 0, got {value!r}")
+        if int(self.subsample) < 1:
+            raise SpinnError(f"subsample must be >= 1 row, got {self.subsample!r}")
+        if isinstance(self.thermal, dict):  # rebuilt from a checkpoint's JSON meta
+            object.__setattr__(self, "thermal", ThermalModel(**self.thermal))
+
+    @property
+    def enabled(self) -> bool:
+        return self.total_weight > 0
+
+    @property
+    def total_weight(self) -> float:
+        return self.wear_nonneg_weight + self.wear_monotone_weight + self.thermal_ode_weight
+
+    @classmethod
+    def smoke_test(cls) -> PhysicsConfig:
+        return cls(subsample=16)  # same weights, so smoke runs exercise every term
+
+    @classmethod
+    def off(cls) -> PhysicsConfig:
+        """Data loss only (the ablation baseline)."""
+        return cls(wear_nonneg_weight=0.0, wear_monotone_weight=0.0, thermal_ode_weight=0.0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PhysicsConfig:
+        return cls(**d)
+
+
+def _index(names: list[str], name: str, what: str) -> int:
+    if name not in names:
+        raise SpinnError(f"physics loss needs {what} {name!r}; the scaler has {list(names)}")
+    return list(names).index(name)
+
+
+def subsample_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """At most ``n`` evenly spaced rows (batches arrive shuffled, so these are random rows)."""
+    if len(x) <= n:
+        return x
+    step = len(x) / n
+    idx = (torch.arange(n, device=x.device, dtype=torch.float64) * step).long()
+    return x[idx]
+
+
+def physics_config_for(data: PreparedData, smoke: bool = False, **knobs) -> PhysicsConfig:
+    """The PhysicsConfig for ``data``: the terms read the data's own time and target columns.
+
+    On NASA mill.mat the thermal ODE term is off unless a weight is given: its spindle
+    current is not in the units of the synthetic sensor model (2 A idle, 0.5 kW per A) that
+    turns current into cutting power, and its thermal target is itself derived, not measured.
+    """
+    if data.meta.get("source") == "nasa_mat" and knobs.get("thermal_ode_weight") is None:
+        knobs["thermal_ode_weight"] = 0.0
+    return build_config(
+        PhysicsConfig, smoke, time_col=data.time_col, wear_target=data.target_names[0],
+        thermal_target=data.target_names[-1], **knobs,
+    )
+
+
+def time_derivative(
+    model: nn.Module, x_scaled: torch.Tensor, time_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs, d outputs / d x[:, time_index]) per row, by forward-mode autograd.
+
+    Both are differentiable w.r.t. the model's parameters, so a loss on the derivative
+    trains the model. Units are those of the model (scaled outputs per scaled time).
+    """
+    tangent = torch.zeros_like(x_scaled)
+    tangent[:, time_index] = 1.0
+    with fwad.dual_level():
+        out = model(fwad.make_dual(x_scaled, tangent))
+        y, dy_dt = fwad.unpack_dual(out)
+    if dy_dt is None:  # the output does not depend on the input at all
+        dy_dt = torch.zeros_like(y)
+    return y, dy_dt
+
+
+def _stat(values, i: int, like: torch.Tensor) -> torch.Tensor:
+    """One scaler statistic as a 0-d tensor on ``like``'s device and dtype."""
+    return torch.as_tensor(float(values[i]), dtype=like.dtype, device=like.device)
+
+
+def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
+                 cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
+    """Mean squared ``tau * d(delta)/dt + delta - G * P`` in um, divided by std(delta).
+
+    Needs the current column only when the term is on: a CSV without one can still use the
+    wear terms.
+    """
+    p_i = _index(scaler.feature_names, cfg.power_col, "the spindle current input")
+    d_mean, d_std = _stat(scaler.y_mean, d_i, x), _stat(scaler.y_std, d_i, x)
+    delta_um = y[:, d_i] * d_std + d_mean
+    ddelta_dt = dy_dt[:, d_i] * d_std / _stat(scaler.x_std, t_i, x)  # um per minute of cutting
+    current_a = x[:, p_i] * _stat(scaler.x_std, p_i, x) + _stat(scaler.x_mean, p_i, x)
+    power_kw = cfg.thermal.power_kw_from_current(current_a)
+    residual_um = cfg.thermal.residual(delta_um, ddelta_dt, power_kw)
+    return (residual_um / d_std).pow(2).mean()
+
+
+def physics_loss(
+    model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig
+) -> dict[str, torch.Tensor]:
+    """The physics terms on (a subsample of) one batch of standardised inputs.
+
+    Args:
+        model: maps standardised inputs (n, n_features) to standardised targets (n, 2).
+        x_scaled: the batch, standardised with ``scaler``.
+        scaler: the train-fitted Scaler (gives physical units and column positions).
+        cfg: weights, subsample size, column names and thermal constants.
+
+    Returns:
+        ``{"wear_nonneg", "wear_monotone", "thermal_ode"}`` (unweighted, each a mean squared
+        violation in units of the target's std) and ``"total"`` (the weighted sum, to add to
+        the data loss). With every weight 0 nothing is computed: terms are NaN, total 0.
+    """
+    zero = x_scaled.new_zeros(())
+    if not cfg.enabled:
+        nan = x_scaled.new_full((), float("nan"))
+        return {**{name: nan for name in TERMS}, "total": zero}
+    if x_scaled.ndim != 2 or x_scaled.shape[1] != len(scaler.feature_names):
+        raise SpinnError(
+            f"x_scaled must be (rows, {len(scaler.feature_names)}) standardised features, "
+            f"got shape {tuple(x_scaled.shape)}"
+        )
+    t_i = _index(scaler.feature_names, cfg.time_col, "the time input")
+    w_i = _index(scaler.target_names, cfg.wear_target, "the wear target")
+    d_i = _index(scaler.target_names, cfg.thermal_target, "the thermal target")
+    x = subsample_rows(x_scaled.detach(), int(cfg.subsample))
+    y, dy_dt = time_derivative(model, x, t_i)
+    w_mean, w_std = _stat(scaler.y_mean, w_i, x_scaled), _stat(scaler.y_std, w_i, x_scaled)
+    terms = {
+        # VB >= 0: relu(-VB) / std(VB), in the scaled units the data loss uses.
+        "wear_nonneg": torch.relu(-(y[:, w_i] * w_std + w_mean) / w_std).pow(2).mean(),
+        # dVB/dt >= 0 on the scaled derivative dVB/dt * std(t)/std(VB): same sign, O(1) size.
+        "wear_monotone": torch.relu(-dy_dt[:, w_i]).pow(2).mean(),
+        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i) if cfg.thermal_ode_weight > 0
+                        else x_scaled.new_full((), float("nan"))),
+    }
+    weights = {"wear_nonneg": cfg.wear_nonneg_weight, "wear_monotone": cfg.wear_monotone_weight,
+               "thermal_ode": cfg.thermal_ode_weight}
+    total = zero
+    for name, term in terms.items():
+        if weights[name] > 0:
+            total = total + weights[name] * term
+    return {**terms, "total": total}

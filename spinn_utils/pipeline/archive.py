@@ -1,0 +1,192 @@
+"""Persist a run's artifacts (notebook 04): checkpoints, metrics and data JSON, with hashes.
+
+In Colab with a Google Drive folder given, the files are copied into a timestamped folder
+there (a Colab VM's disk vanishes with the session); anywhere else they go into a
+timestamped zip under ``results/archive/``. Either way ``metrics/artifacts.json`` lists
+every file with its size and sha256, so a later reader can tell the copy is complete and
+unchanged. Nothing is ever pushed to git. Both destinations are written atomically: the zip
+is built under a temporary name and renamed; the Drive folder is filled under a temporary
+name and renamed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..core.env import environment_info
+from ..core.errors import SpinnError
+from ..core.io import atomic_path, file_sha256, write_json
+from ..core.paths import ResultsPaths
+from ..core.registry import ARCHIVE_DIR, METRICS
+
+MANIFEST_NAME = "artifacts_manifest.json"  # stored inside the zip / copied folder as well
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    include_checkpoints: bool = True  # the trained weights are the point of the run
+    include_metrics: bool = True  # every later table and figure is read from these
+    data_patterns: tuple[str, ...] = ("*.json",)  # scaler and feature lists: small, needed to reuse a model
+    archive_subdir: str = ARCHIVE_DIR  # results/archive/spinn_<UTC>.zip when not copying to Drive
+    drive_dir: str = ""  # a Google Drive folder (Colab only); empty = local zip
+
+    @classmethod
+    def smoke_test(cls) -> ArtifactsConfig:
+        return cls()  # already seconds: the files are what they are
+
+
+def running_in_colab() -> bool:
+    """True inside a Google Colab kernel."""
+    return "google.colab" in sys.modules
+
+
+def mount_drive(drive_dir: str) -> bool:
+    """Mount Google Drive when running in Colab and ``drive_dir`` lies on it; True if mounted."""
+    if not (running_in_colab() and drive_dir.startswith("/content/drive")):
+        return False
+    from google.colab import drive  # only importable inside Colab
+
+    drive.mount("/content/drive")
+    return True
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """``20250101T120000Z``: sortable, and safe in file names on every OS."""
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def collect_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig) -> list[Path]:
+    """The files to persist, relative to the results root, sorted (artifacts.json excluded)."""
+    found: list[Path] = []
+    if cfg.include_checkpoints and paths.checkpoints.is_dir():
+        found += [p for p in paths.checkpoints.glob("*.pt") if p.is_file()]
+    if cfg.include_metrics and paths.metrics.is_dir():
+        # artifacts.json describes this copy, so it cannot be inside it.
+        found += [p for p in paths.metrics.glob("*.json") if p != paths.metric(METRICS.artifacts)]
+    if paths.data.is_dir():
+        for pattern in cfg.data_patterns:
+            found += [p for p in paths.data.glob(pattern) if p.is_file()]
+    if not found:
+        raise SpinnError(
+            f"no checkpoints, metrics or data files under {paths.root}; "
+            "run notebooks 01-03 first (or point results_dir at a finished run)"
+        )
+    # Temp files of an interrupted atomic write start with '.'; they are not artifacts.
+    return sorted({p.relative_to(paths.root) for p in found if not p.name.startswith(".")})
+
+
+def file_manifest(root: Path, files: list[Path]) -> list[dict]:
+    """``[{"path", "bytes", "sha256"}]`` for files relative to ``root``."""
+    return [
+        {"path": f.as_posix(), "bytes": (root / f).stat().st_size, "sha256": file_sha256(root / f)}
+        for f in files
+    ]
+
+
+def write_archive(root: Path, manifest: list[dict], dest: Path) -> Path:
+    """Zip the manifest's files (plus the manifest) to ``dest``; atomic: temp name, then rename."""
+    with atomic_path(dest) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for row in manifest:
+                zf.write(root / row["path"], arcname=row["path"])
+            zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    return dest
+
+
+def copy_tree(root: Path, manifest: list[dict], dest: Path) -> Path:
+    """Copy the manifest's files into folder ``dest``; filled under a temp name, then renamed."""
+    if dest.exists():
+        raise SpinnError(f"destination already exists, refusing to overwrite: {dest}")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an interrupted copy
+    try:
+        for row in manifest:
+            target = tmp / row["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / row["path"], target)
+        write_json(tmp / MANIFEST_NAME, manifest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def verify_copy(destination: str | os.PathLike, manifest: list[dict]) -> list[str]:
+    """Problems found re-reading a zip or folder against the manifest ([] = identical)."""
+    destination = Path(destination)
+    problems = []
+    if destination.is_file():
+        with zipfile.ZipFile(destination) as zf:
+            names = set(zf.namelist())
+            for row in manifest:
+                if row["path"] not in names:
+                    problems.append(f"{row['path']}: missing from {destination.name}")
+                    continue
+                digest = hashlib.sha256(zf.read(row["path"])).hexdigest()
+                if digest != row["sha256"]:
+                    problems.append(f"{row['path']}: sha256 differs in {destination.name}")
+    else:
+        for row in manifest:
+            path = destination / row["path"]
+            if not path.is_file():
+                problems.append(f"{row['path']}: missing from {destination}")
+            elif file_sha256(path) != row["sha256"]:
+                problems.append(f"{row['path']}: sha256 differs in {destination}")
+    return problems
+
+
+def save_artifacts(
+    paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Persist the run's artifacts and write ``metrics/artifacts.json``.
+
+    Args:
+        paths: the results folder of the run.
+        cfg: what to include and where (``drive_dir`` is used only in Colab).
+        in_colab: override Colab detection (tests); None = detect.
+        now: timestamp override (tests); None = current UTC time.
+
+    Returns:
+        The artifacts.json content: ``{"mode": "drive"|"archive", "destination", "files":
+        [{"path","bytes","sha256"}], "n_files", "total_bytes", "verified", "problems",
+        "created_utc", "note", "environment"}``.
+    """
+    in_colab = running_in_colab() if in_colab is None else in_colab
+    files = collect_artifacts(paths, cfg)
+    manifest = file_manifest(paths.root, files)
+    stamp = utc_stamp(now)
+    note = ""
+    if cfg.drive_dir and in_colab:
+        drive = Path(cfg.drive_dir).expanduser()
+        if str(drive).startswith("/content/drive") and not Path("/content/drive/MyDrive").is_dir():
+            raise SpinnError(f"drive_dir {drive} is on Google Drive, but Drive is not mounted")
+        drive.mkdir(parents=True, exist_ok=True)
+        mode, destination = "drive", copy_tree(paths.root, manifest, drive / f"spinn_{stamp}")
+    else:
+        if cfg.drive_dir:
+            note = f"drive_dir {cfg.drive_dir!r} is used only in Colab; archived locally instead"
+        dest = paths.root / cfg.archive_subdir / f"spinn_{stamp}.zip"
+        mode, destination = "archive", write_archive(paths.root, manifest, dest)
+    problems = verify_copy(destination, manifest)
+    summary = {
+        "mode": mode,
+        "destination": str(destination),
+        "files": manifest,
+        "n_files": len(manifest),
+        "total_bytes": sum(r["bytes"] for r in manifest),
+        "verified": not problems,
+        "problems": problems,
+        "created_utc": stamp,
+        "note": note,
+        "environment": environment_info("cpu"),
+    }
+    write_json(paths.metric(METRICS.artifacts), summary)
+    return summary

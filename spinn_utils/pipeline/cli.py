@@ -1,0 +1,64 @@
+"""The headless driver's command line: ``python run_all.py``, ``spinn-run``, ``python -m spinn_utils``.
+
+    python run_all.py                      # the whole pipeline on the embedded synthetic data
+    python run_all.py --smoke              # tiny data and epochs: the whole chain in ~a minute
+    python run_all.py --from 03 -p finetune_epochs=5
+    python run_all.py --only 06,07 --device cuda
+    python run_all.py --data mill.mat --output results_nasa
+
+Executed copies go to ``<output>/executed/``; ``<output>/manifest.json`` records versions,
+hardware, seed, git commit, parameters and seconds per notebook (rewritten after every
+notebook, so a failed run still says what ran). The run stops at the first failing
+notebook and names it with the failing cell's error. Every ``-p NAME=VALUE`` must be a
+parameter some selected notebook declares (papermill itself would only warn); it is passed
+to the notebooks that declare it. Bad options or parameters: one line, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.errors import SpinnError
+from .params import parse_value
+from .runner import make_plan, run_notebooks
+
+
+def parse_parameter(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` -> (name, literal value)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), parse_value(value)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny data and epochs (default output results/smoke)")
+    pick = ap.add_mutually_exclusive_group()
+    pick.add_argument("--only", metavar="IDS", help="comma-separated notebook ids, e.g. 01,02 or 5.5")
+    pick.add_argument("--from", dest="start", metavar="ID", help="run this notebook and all after it")
+    ap.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], type=parse_parameter,
+                    metavar="NAME=VALUE", help="notebook parameter override (repeatable; checked against the notebooks)")
+    ap.add_argument("--data", metavar="PATH", help="a NASA mill.mat or a CSV (default: embedded synthetic data)")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device (default auto)")
+    ap.add_argument("--output", metavar="DIR", help="results directory (default results/)")
+    ap.add_argument("--seed", type=int, default=42, help="seed passed to every notebook (default 42)")
+    ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    ap.add_argument("--progress", action="store_true", help="papermill's per-cell progress bar")
+    ap.add_argument("--verbose", action="store_true", help="stream notebook output to the terminal")
+    return ap
+
+
+def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
+    """Run the pipeline: 0 done, 1 a notebook failed, 2 a bad option, parameter or input."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return run_notebooks(make_plan(args, notebook_dir), args)
+    except SpinnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

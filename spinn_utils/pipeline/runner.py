@@ -1,0 +1,157 @@
+"""Run notebooks in order with papermill and keep ``manifest.json`` true at every step.
+
+The manifest records versions, hardware, seed, git commit, parameters and seconds per
+notebook, and is rewritten after every notebook, so a failed or interrupted run still says
+what ran and how it ended ("ok", "failed" or "aborted"). The run stops at the first failing
+notebook and names the failing cell and its error.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import papermill
+from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
+from papermill.exceptions import PapermillExecutionError
+
+from ..core.env import environment_info, package_versions, resolve_device
+from ..core.io import write_json
+from ..core.paths import ResultsPaths
+from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, select
+from .params import plan_parameters
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one invocation runs: notebooks, their parameters, where results go."""
+
+    output: Path
+    notebooks: list[Path]
+    parameters: dict[Path, dict]
+    cwd: Path  # the kernels' working directory (the repository)
+
+
+def git_commit(root: Path = REPO_ROOT) -> dict:
+    """Commit hash and whether the tree had uncommitted changes (None outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def kernel_manager_class():
+    """Local kernels over Unix sockets where available: no TCP ports and no plain-text warning."""
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            # The socket files live in the temp dir, not in the repository (papermill's cwd).
+            self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
+
+    return IPCKernelManager
+
+
+def cell_error(err) -> str:
+    """'cell 7: ValueError: ...' from a PapermillExecutionError."""
+    return f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
+
+
+def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
+    """Check the options and parameters before anything runs; a problem is a UsageError."""
+    output = Path(args.output or ("results/smoke" if args.smoke else "results")).expanduser().resolve()
+    notebook_dir = Path(notebook_dir) if notebook_dir else None
+    notebooks = select(discover(notebook_dir), args.only, args.start)
+    if not notebooks:
+        raise UsageError(f"no numbered notebooks in {notebook_dir or NOTEBOOK_DIR}")
+    resolve_device(args.device)  # fail now on --device cuda without a GPU, not in notebook 02
+    fixed = {"results_dir": str(output), "smoke": args.smoke, "seed": args.seed, "device": args.device}
+    if args.data:
+        data = Path(args.data).expanduser().resolve()
+        if not data.is_file():
+            raise UsageError(f"--data {args.data}: no such file")
+        fixed["data_path"] = str(data)
+    parameters = plan_parameters(notebooks, fixed, dict(args.parameters))
+    return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
+
+
+def new_manifest(args) -> dict:
+    """The manifest before the first notebook runs."""
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "smoke": args.smoke,
+        "seed": args.seed,
+        "device_requested": args.device,
+        "git": git_commit(),
+        "versions": package_versions(),
+        "environment": environment_info(resolve_device(args.device)),
+        "notebooks": [],
+        "status": "running",
+    }
+
+
+def _execute(nb: Path, plan: RunPlan, args) -> None:
+    papermill.execute_notebook(
+        str(nb), str(ResultsPaths(plan.output).executed / nb.name), parameters=plan.parameters[nb],
+        cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
+        log_output=args.verbose, kernel_manager_class=kernel_manager_class(),
+    )
+
+
+def _finish(manifest: dict, status: str, total_start: float, **extra) -> None:
+    manifest.update(status=status, total_seconds=round(time.perf_counter() - total_start, 2), **extra)
+
+
+def run_notebooks(plan: RunPlan, args) -> int:
+    """Execute the plan; 0 when every notebook ran, 1 at the first failing one."""
+    paths = ResultsPaths(plan.output)
+    paths.executed.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
+    manifest, total_start = new_manifest(args), time.perf_counter()
+    print(f"running {len(plan.notebooks)} notebook(s) -> {plan.output}")
+    for i, nb in enumerate(plan.notebooks, 1):
+        entry = {"notebook": nb.name, "parameters": plan.parameters[nb], "status": "running"}
+        manifest["notebooks"].append(entry)
+        write_json(paths.manifest, manifest)
+        print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
+        start = time.perf_counter()
+        try:
+            _execute(nb, plan, args)
+        except PapermillExecutionError as err:
+            entry.update(status="failed", seconds=round(time.perf_counter() - start, 2), error=cell_error(err))
+            _finish(manifest, "failed", total_start, failed=nb.name)
+            write_json(paths.manifest, manifest)
+            print("FAILED")
+            print(f"error: {nb.name} failed in {cell_error(err)}", file=sys.stderr)
+            print(f"       executed copy with the traceback: {paths.executed / nb.name}", file=sys.stderr)
+            return 1
+        except BaseException as err:
+            # No kernel, a dead kernel, Ctrl-C, ...: the manifest must not say "running" forever.
+            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
+            _finish(manifest, "aborted", total_start, failed=nb.name)
+            write_json(paths.manifest, manifest)
+            if isinstance(err, NoSuchKernel):
+                raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
+            raise
+        entry.update(status="ok", seconds=round(time.perf_counter() - start, 2))
+        print(f"{entry['seconds']:.1f} s")
+    _finish(manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    write_json(paths.manifest, manifest)
+    print(f"done in {manifest['total_seconds']:.1f} s; manifest: {paths.manifest}")
+    return 0

@@ -1,0 +1,343 @@
+"""Cell 9's figures, drawn from a run's results files only (nothing is re-run or re-timed).
+
+Six figures, each written as PNG and PDF to ``results/figures/``: parameters and weight
+storage per model, R2 per output per model (test split and CV), latency vs batch size per
+variant (log-log, CPU and GPU where measured), predicted vs measured on the test split,
+tool wear over cutting time per test experiment, and the pruning progression. One colour
+per model across every figure (Okabe & Ito's colour-blind-safe palette). Figures are built
+on ``matplotlib.figure.Figure`` without pyplot, so no GUI backend or global figure state is
+involved and they render the same under Agg, in Colab and in tests.
+
+Reference: Okabe & Ito, "Color Universal Design" (2008) for the palette.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
+
+from ..core.io import atomic_path
+from ..core.metrics import r2_score
+from ..core.paths import ResultsPaths
+from ..core.registry import FIGURE_FORMATS, FIGURES, METRICS, PREDICTIONS_FILE, VARIANTS
+from .results import bench_measured, dig, load_results
+
+# variant -> (legend label, colour): one name and one colour per model in every figure.
+MODEL_STYLE = {
+    VARIANTS.dense: ("Dense PINN", "#0072B2"),
+    VARIANTS.masked: ("SPINN masked (dense storage)", "#E69F00"),
+    VARIANTS.coo: ("SPINN COO", "#D55E00"),
+    VARIANTS.csr: ("SPINN CSR", "#CC79A7"),
+    VARIANTS.semi24: ("SPINN 2:4 (fp16)", "#56B4E9"),
+    VARIANTS.structured: ("SPINN structured", "#009E73"),
+}
+MEASURED_COLOUR = "#000000"
+TARGET_LABELS = {
+    "tool_wear_vb_mm": "Tool wear VB (mm)",
+    "thermal_displacement_um": "Thermal displacement (µm)",
+}
+
+@dataclass(frozen=True)
+class FigureConfig:
+    dpi: int = 200  # raster resolution of the PNGs: print quality (>= 150)
+    formats: tuple[str, ...] = FIGURE_FORMATS  # PNG to look at, PDF (vector) for the paper
+    width_in: float = 10.0  # figure width in inches; readable in a notebook and on a page
+    max_experiments: int = 6  # wear-over-time panels: more than this becomes unreadable
+    max_points: int = 4000  # scatter points per model and panel (sampled beyond: file size)
+    seed: int = 0  # which points are sampled when there are more than max_points
+    # Prediction figures: masked SPINN is omitted because notebook 08 asserts it equals COO.
+    prediction_models: tuple[str, ...] = (VARIANTS.dense, VARIANTS.coo, VARIANTS.structured)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "formats", tuple(self.formats))
+        object.__setattr__(self, "prediction_models", tuple(self.prediction_models))
+
+    @classmethod
+    def smoke_test(cls) -> FigureConfig:
+        """Same figures at the lowest resolution the house style allows: faster to write."""
+        return cls(dpi=150, max_points=500)
+
+
+def style(name: str) -> tuple[str, str]:
+    """(label, colour) of a model or variant; unknown names get grey and their own name."""
+    return MODEL_STYLE.get(name, (name, "#999999"))
+
+
+def target_label(name: str) -> str:
+    return TARGET_LABELS.get(name, name)
+
+
+def save_figure(fig: Figure, directory: Path, stem: str, cfg: FigureConfig) -> list[Path]:
+    """Write ``stem.png`` / ``stem.pdf`` atomically; returns the paths."""
+    out = []
+    for fmt in cfg.formats:
+        path = Path(directory) / f"{stem}.{fmt}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=cfg.dpi)
+        out.append(path)
+    return out
+
+
+def _figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):
+    fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+
+
+def fig_parameters(models: dict[str, dict], cfg: FigureConfig) -> Figure:
+    """Bars: non-zero vs stored parameters, and weight storage in MB (indices counted)."""
+    names = list(models)
+    x = np.arange(len(names))
+    colours = [style(n)[1] for n in names]
+    fig, axes = _figure(cfg, 4.2, ncols=2)
+    ax = axes[0, 0]
+    ax.bar(x, [models[n]["total"] for n in names], color="none", edgecolor=colours, hatch="//",
+           label="stored (zeros included)")
+    ax.bar(x, [models[n]["nonzero"] for n in names], color=colours, label="non-zero")
+    for xi, n in zip(x, names):
+        ax.annotate(f"{models[n]['nonzero']:,}", (xi, models[n]["nonzero"]), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set(title="Parameters per model", ylabel="parameters")
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    mb = [np.nan if models[n].get("storage_bytes") is None else models[n]["storage_bytes"] / 1e6
+          for n in names]
+    ax.bar(x, mb, color=colours)
+    for xi, v in zip(x, mb):
+        if np.isfinite(v):
+            ax.annotate(f"{v:.2f}", (xi, v), ha="center", va="bottom", fontsize=8)
+    ax.set(title="Weight storage (values + indices)", ylabel="MB (1e6 bytes)")
+    for ax in axes[0]:
+        ax.set_xticks(x, [style(n)[0] for n in names], rotation=25, ha="right", fontsize=8)
+    return fig
+
+
+def fig_r2(test_models: dict[str, dict], cv: dict | None, cfg: FigureConfig) -> Figure:
+    """Grouped bars of R2 per output and mean per-output R2; CV mean +- std beside them."""
+    names = list(test_models)
+    targets = list(next(iter(test_models.values()))["per_output"])
+    groups = [*targets, "mean_r2"]
+    has_cv = bool(cv) and "dense" in cv
+    fig, axes = _figure(cfg, 4.2, ncols=2 if has_cv else 1,
+                        **({"gridspec_kw": {"width_ratios": [2, 1]}} if has_cv else {}))
+    ax, width = axes[0, 0], 0.8 / len(names)
+    for i, n in enumerate(names):
+        rep = test_models[n]
+        vals = [rep["per_output"][t]["r2"] for t in targets] + [rep["mean_r2"]]
+        label, colour = style(n)
+        ax.bar(np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width, vals, width,
+               color=colour, label=label)
+    ax.set_xticks(np.arange(len(groups)), [target_label(t) for t in targets] + ["Mean per-output"])
+    ax.axhline(0, color="#444444", lw=0.8)
+    ax.set(title="Test split: R2 per output", ylabel="R2")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=len(names),
+               fontsize=8)
+    if has_cv:
+        ax = axes[0, 1]
+        cv_models = (("dense", VARIANTS.dense, "Dense PINN"), ("spinn", VARIANTS.masked, "SPINN (IMP)"))
+        for i, (model, colour_of, label) in enumerate(cv_models):
+            stats = [cv[model]["per_output"][t]["r2"] for t in targets] + [cv[model]["mean_r2"]]
+            ax.errorbar(np.arange(len(groups)) + (i - 0.5) * 0.3, [s["mean"] for s in stats],
+                        yerr=[s["std"] for s in stats], fmt="o", capsize=4,
+                        color=style(colour_of)[1], label=label)
+        short = [target_label(t).split(" (")[0] for t in targets]
+        ax.set_xticks(np.arange(len(groups)), [*short, "Mean"], fontsize=8)
+        ax.axhline(0, color="#444444", lw=0.8)
+        ax.set(title=f"Leave-experiments-out CV\n{cv.get('n_folds', '?')} folds, mean ± std",
+               ylabel="R2")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _latency_panel(ax, bench: dict, threads, title: str) -> None:
+    rows = pd.DataFrame([r for r in bench["results"] if r.get("threads") == threads])
+    for variant, part in rows.groupby("variant", sort=False):
+        part = part.sort_values("batch_size")
+        label, colour = style(variant)
+        match = dig(bench, "variants", variant, "outputs_match")
+        ax.plot(part["batch_size"], part["median_ms"], marker="o", color=colour,
+                ls="-" if match is not False else ":",
+                label=label + ("" if match is not False else " (outputs differ)"))
+    ax.set(xscale="log", yscale="log", xlabel="batch size (samples)",
+           ylabel="median latency (ms)", title=title)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def fig_latency(cpu: dict | None, gpu: dict | None, cfg: FigureConfig) -> Figure:
+    """Latency vs batch size per variant, log-log: CPU per thread count, then GPU if measured."""
+    panels = []
+    for device, bench in (("CPU", cpu), ("GPU", gpu)):
+        if not bench_measured(bench):
+            continue
+        env = bench.get("environment", {})
+        where = env.get("gpu_name") if device == "GPU" else env.get("cpu_model")
+        for threads in sorted({r.get("threads") for r in bench["results"]}, key=lambda t: t or 0):
+            suffix = f", {threads} thread{'s' if threads != 1 else ''}" if device == "CPU" else ""
+            panels.append((bench, threads, f"{device}{suffix}\n{where or ''}".strip()))
+    fig, axes = _figure(cfg, 4.4, ncols=max(1, len(panels)))
+    for ax, (bench, threads, title) in zip(axes[0], panels):
+        _latency_panel(ax, bench, threads, title)
+    if panels:
+        axes[0, 0].legend(fontsize=7)
+    if not bench_measured(gpu):
+        # The reason's first clause ("no CUDA GPU") is enough here; the JSON has all of it.
+        reason = f": {gpu['reason'].split(':')[0]}" if gpu and gpu.get("reason") else ""
+        fig.suptitle(f"Median latency vs batch size (GPU not measured{reason})", fontsize=9)
+    return fig
+
+
+def _sample(part: pd.DataFrame, cfg: FigureConfig) -> pd.DataFrame:
+    if len(part) <= cfg.max_points:
+        return part
+    return part.sample(cfg.max_points, random_state=cfg.seed)
+
+
+def _shown_models(pred: pd.DataFrame, cfg: FigureConfig) -> pd.DataFrame:
+    """The rows of ``cfg.prediction_models`` (all rows if none of them is present)."""
+    shown = pred[pred["model"].isin(cfg.prediction_models)]
+    return shown if len(shown) else pred
+
+
+def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
+    """Scatter of predicted vs measured per target (test split), one colour per model."""
+    pred = _shown_models(pred, cfg)
+    targets = list(dict.fromkeys(pred["target"]))
+    fig, axes = _figure(cfg, 4.6, ncols=len(targets))
+    for ax, target in zip(axes[0], targets):
+        part = pred[pred["target"] == target]
+        both = part[["measured", "predicted"]].to_numpy()
+        lo, hi = np.nanmin(both), np.nanmax(both)
+        ax.plot([lo, hi], [lo, hi], color=MEASURED_COLOUR, lw=1, ls="--", label="ideal (y = x)")
+        for model, rows in part.groupby("model", sort=False):
+            y, p = rows["measured"].to_numpy(), rows["predicted"].to_numpy()
+            r2 = float(r2_score(y, p)[0])
+            shown = _sample(rows, cfg)
+            label, colour = style(model)
+            ax.scatter(shown["measured"], shown["predicted"], s=6, alpha=0.4, color=colour,
+                       label=f"{label} (R2 {r2:.3f})")
+        name = target_label(target)
+        ax.set(title=f"Test split: {name}", xlabel=f"measured {name[0].lower()}{name[1:]}",
+               ylabel=f"predicted {name[0].lower()}{name[1:]}")
+        ax.legend(fontsize=7, markerscale=2)
+    return fig
+
+
+PREDICTION_KEYS = {"sample", "experiment", "run", "model", "target", "measured", "predicted"}
+
+
+def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None = None,
+                       time_col: str | None = None) -> Figure:
+    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment.
+
+    ``target`` defaults to the first target (wear), ``time_col`` to the predictions' time
+    column (named as in the data: ``cut_time_min`` by default, a CSV's own name otherwise).
+    """
+    target = target or pred["target"].iloc[0]
+    time_col = time_col or next(c for c in pred.columns if c not in PREDICTION_KEYS)
+    part = _shown_models(pred, cfg)
+    part = part[part["target"] == target]
+    experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]
+    ncols = min(3, len(experiments))
+    nrows = int(np.ceil(len(experiments) / ncols))
+    fig, axes = _figure(cfg, 3.0 * nrows + 0.6, ncols=ncols, nrows=nrows, sharey=True)
+    for ax, exp in zip(axes.flat, experiments):
+        rows = part[part["experiment"] == exp].sort_values(time_col)
+        first = rows[rows["model"] == rows["model"].iloc[0]]
+        ax.scatter(first[time_col], first["measured"], s=8, color=MEASURED_COLOUR, label="measured")
+        for model, m in rows.groupby("model", sort=False):
+            curve = m.groupby(time_col)["predicted"].mean()  # windows of one run share a time
+            label, colour = style(model)
+            ax.plot(curve.index, curve.to_numpy(), color=colour, lw=1.5, label=label)
+        ax.set(title=f"Test experiment {exp}", xlabel="cumulative cutting time (min)",
+               ylabel=target_label(target))
+    for ax in list(axes.flat)[len(experiments):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{target_label(target)} over cutting time: measured vs predicted (test split)")
+    return fig
+
+
+def fig_pruning(pruning: dict, cfg: FigureConfig) -> Figure:
+    """Sparsity and validation R2 per IMP stage; dense and structured SPINN for reference."""
+    stages = pruning["unstructured"]["stages"]
+    x = [s["stage"] for s in stages]
+    fig, axes = _figure(cfg, 4.2, ncols=2)
+    ax = axes[0, 0]
+    ax.bar(x, [100 * s["sparsity"] for s in stages], color=style(VARIANTS.masked)[1])
+    for s in stages:
+        ax.annotate(f"{s['params']['nonzero']:,}", (s["stage"], 100 * s["sparsity"]), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set(title="Sparsity per pruning stage (labels: non-zero parameters)",
+           xlabel="stage (0 = trained dense)", ylabel="sparsity of all parameters (%)")
+    ax.set_xticks(x)
+    ax = axes[0, 1]
+    targets = list(stages[0]["val_metrics"]["per_output"])
+    for t, ls in zip(targets, ("--", ":")):
+        ax.plot(x, [s["val_metrics"]["per_output"][t]["r2"] for s in stages], marker="s", ls=ls,
+                color=style(VARIANTS.masked)[1], label=target_label(t))
+    ax.plot(x, [s["val_metrics"]["mean_r2"] for s in stages], marker="o", lw=2,
+            color=style(VARIANTS.masked)[1], label="mean per-output R2")
+    structured = dig(pruning, "structured", "val_metrics", "mean_r2")
+    if structured is not None:
+        ax.axhline(structured, color=style(VARIANTS.structured)[1], lw=1.5,
+                   label=f"structured SPINN ({structured:.3f})")
+    ax.set(title="Validation R2 per pruning stage", xlabel="stage (0 = trained dense)", ylabel="R2")
+    ax.set_xticks(x)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def model_sizes(results: dict) -> dict[str, dict]:
+    """{variant: {"total", "nonzero", "storage_bytes"}} from the CPU benchmark, else 05/05.5."""
+    variants = (dig(results, METRICS.cpu_benchmark, "variants")
+                or dig(results, METRICS.gpu_benchmark, "variants"))
+    if variants:
+        return {n: {**v["params"], "storage_bytes": v.get("storage_bytes")}
+                for n, v in variants.items()}
+    verified = dig(results, METRICS.model_verification, "models") or {}
+    return {name: {**entry["params"], "storage_bytes": entry.get("storage_bytes")}
+            for name, entry in verified.items() if entry.get("params")}
+
+
+def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
+    """Every figure whose inputs exist in the run at ``paths``.
+
+    Returns:
+        ``{"written": {name: [png, pdf]}, "skipped": {name: reason}}``
+    """
+    cfg, results = cfg or FigureConfig(), load_results(paths)
+    pred_path = paths.predictions
+    pred = pd.read_csv(pred_path) if pred_path.is_file() else None
+    test = dig(results, METRICS.test_evaluation, "models")
+    cpu, gpu = results[METRICS.cpu_benchmark], results[METRICS.gpu_benchmark]
+    figures, skipped = {}, {}
+    sizes = model_sizes(results)
+    if sizes:
+        figures[FIGURES.parameters] = fig_parameters(sizes, cfg)
+    else:
+        skipped[FIGURES.parameters] = "no cpu_benchmark.json or model_verification.json"
+    if test:
+        cv = dig(results, METRICS.test_evaluation, "cross_validation")
+        figures[FIGURES.r2_per_output] = fig_r2(test, cv, cfg)
+    else:
+        skipped[FIGURES.r2_per_output] = "no test_evaluation.json"
+    if bench_measured(cpu) or bench_measured(gpu):
+        figures[FIGURES.latency_vs_batch] = fig_latency(cpu, gpu, cfg)
+    else:
+        skipped[FIGURES.latency_vs_batch] = "no measured benchmark JSON"
+    if pred is not None:
+        figures[FIGURES.predicted_vs_measured] = fig_pred_vs_measured(pred, cfg)
+        figures[FIGURES.wear_over_time] = fig_wear_over_time(pred, cfg)
+    else:
+        for name in (FIGURES.predicted_vs_measured, FIGURES.wear_over_time):
+            skipped[name] = f"no metrics/{PREDICTIONS_FILE}"
+    if dig(results, METRICS.pruning, "unstructured", "stages"):
+        figures[FIGURES.pruning_progression] = fig_pruning(results[METRICS.pruning], cfg)
+    else:
+        skipped[FIGURES.pruning_progression] = "no pruning.json"
+    written = {name: save_figure(fig, paths.figures, name, cfg) for name, fig in figures.items()}
+    return {"written": written, "skipped": skipped}

@@ -1,0 +1,234 @@
+"""Cell 9's Table 1, read only from a run's results (Markdown, LaTeX and CSV).
+
+Table 1 reproduces the rows of the original design's Table 1 (docs/original_design.md) for
+Dense PINN vs SPINN, with the unstructured SPINN timed both as that design planned it (COO)
+and in its fastest representation whose outputs matched, plus structured SPINN. Latency is
+the median at one batch size (1000 as in the original design) with all threads; "Memory" is
+weight storage with every index and offset byte counted (docs/benchmarking.md).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..core.io import atomic_path
+from ..core.paths import ResultsPaths
+from ..core.registry import METRICS, TABLE_FORMATS, VARIANTS
+from ..data.schema import TARGETS
+from .results import (
+    BENCHMARKS,
+    NOT_MEASURED,
+    ReportConfig,
+    bench_measured,
+    bench_point,
+    cv_summary,
+    dig,
+    fastest_matching,
+    load_results,
+    model_params,
+    timing,
+    weight_bytes,
+)
+
+COLUMNS = ("Dense PINN", "SPINN (COO)", "SPINN (fastest unstructured)", "SPINN (structured)")
+# Which saved model each column's accuracy and parameters come from, and which benchmark
+# variant it times; None means "the fastest matching unstructured variant at that point".
+COLUMN_MODEL = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured)))
+COLUMN_VARIANT = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, None, VARIANTS.structured)))
+ROWS = (  # (label, how to format it)
+    ("Parameters (non-zero)", "count"),
+    ("Mean per-output R2 (test)", "r2"),
+    ("Tool wear R2 (test)", "r2"),
+    ("Thermal R2 (test)", "r2"),
+    ("Mean per-output R2, CV mean", "r2"),
+    ("Mean per-output R2, CV std", "r2"),
+    ("GPU inference (ms)", "ms"),
+    ("GPU speedup vs dense", "speedup"),
+    ("CPU inference (ms)", "ms"),
+    ("CPU speedup vs dense", "speedup"),
+    ("Memory (weight bytes, indices counted)", "bytes"),
+    ("Representation timed", "text"),
+)
+ROW_FORMAT = dict(ROWS)
+SOURCES = {  # where each row is read from; rows not listed come from test_evaluation.json
+    "Parameters (non-zero)": f"{METRICS.model_verification}.json, {METRICS.sparse_conversion}.json",
+    "GPU inference (ms)": f"{METRICS.gpu_benchmark}.json",
+    "GPU speedup vs dense": f"{METRICS.gpu_benchmark}.json",
+    "CPU inference (ms)": f"{METRICS.cpu_benchmark}.json",
+    "CPU speedup vs dense": f"{METRICS.cpu_benchmark}.json",
+    "Memory (weight bytes, indices counted)":
+        f"{METRICS.cpu_benchmark}.json, {METRICS.sparse_conversion}.json",
+    "Representation timed": f"{METRICS.cpu_benchmark}.json, {METRICS.gpu_benchmark}.json",
+}
+NOTES = (
+    "R2 is per output on the test experiments; 'Mean per-output R2' averages them "
+    "(never a pooled R2). CV: leave-experiments-out folds, dense vs unstructured SPINN.",
+    "SPINN (fastest unstructured): the quickest of masked dense / COO / CSR storage of the "
+    "same pruned weights whose outputs matched; its accuracy rows are the masked model's.",
+    "Memory: bytes of weight storage of the representation timed on CPU "
+    "(values + indices + offsets; 1 MB = 1e6 bytes).",
+)
+
+
+def _latency_cells(results: dict, device: str, cfg: ReportConfig) -> tuple[dict, dict, str]:
+    """Per column: the timing row, the variant timed, and a note on the conditions."""
+    bench = results.get(BENCHMARKS[device])
+    if not bench_measured(bench):
+        reason = dig(bench, "reason") or "benchmark JSON not written"
+        return {}, {}, f"{device.upper()}: {NOT_MEASURED} ({reason})."
+    batch, threads = bench_point(bench, cfg.batch_size)
+    rows, names = {}, {}
+    for col in COLUMNS:
+        row = (timing(bench, COLUMN_VARIANT[col], batch, threads) if COLUMN_VARIANT[col]
+               else fastest_matching(bench, batch, threads))
+        if row is not None:
+            rows[col], names[col] = row, row["variant"]
+    env = bench.get("environment", {})
+    where = env.get("gpu_name") if device == "gpu" else env.get("cpu_model")
+    note = (f"{device.upper()}: median of {next(iter(rows.values()), {}).get('repeats', '?')} "
+            f"repeats at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
+            f"{'' if batch == cfg.batch_size else f' (batch {cfg.batch_size} not measured)'}.")
+    return rows, names, note
+
+
+def _accuracy_cells(results: dict, cells: dict) -> None:
+    """Parameters, test R2 and CV rows of every column, into ``cells[label][column]``."""
+    test = dig(results, METRICS.test_evaluation, "models") or {}
+    for col in COLUMNS:
+        params = model_params(results, COLUMN_MODEL[col])
+        if params is None and COLUMN_MODEL[col] == VARIANTS.coo:
+            params = model_params(results, VARIANTS.masked)  # the same non-zero weights
+        cells["Parameters (non-zero)"][col] = dig(params, "nonzero")
+        metrics = test.get(COLUMN_MODEL[col])
+        cells["Mean per-output R2 (test)"][col] = dig(metrics, "mean_r2")
+        # Targets in data order, [wear, thermal]: a user's CSV may name them its own way.
+        wear, thermal = (list(metrics["per_output"]) if metrics else list(TARGETS))[:2]
+        cells["Tool wear R2 (test)"][col] = dig(metrics, "per_output", wear, "r2")
+        cells["Thermal R2 (test)"][col] = dig(metrics, "per_output", thermal, "r2")
+        # CV compares dense with unstructured IMP only.
+        cv = None if col == "SPINN (structured)" else cv_summary(
+            results, "dense" if col == "Dense PINN" else "spinn")
+        cells["Mean per-output R2, CV mean"][col] = dig(cv, "mean")
+        cells["Mean per-output R2, CV std"][col] = dig(cv, "std")
+
+
+def _speed_cells(results: dict, cells: dict, cfg: ReportConfig) -> list[str]:
+    """Latency, speedup, memory and "timed as" rows into ``cells``; returns the notes."""
+    notes, timed = [], {col: [] for col in COLUMNS}
+    for device in ("gpu", "cpu"):
+        rows, names, note = _latency_cells(results, device, cfg)
+        notes.append(note)
+        for col in COLUMNS:
+            row = rows.get(col)
+            cells[f"{device.upper()} inference (ms)"][col] = dig(row, "median_ms")
+            cells[f"{device.upper()} speedup vs dense"][col] = dig(row, "speedup_vs_dense")
+            timed[col].append(f"{device.upper()}: {names.get(col, NOT_MEASURED)}")
+    # Memory is that of the representation timed on CPU (the loop ended on "cpu").
+    for col in COLUMNS:
+        variant = names.get(col) or COLUMN_VARIANT[col] or VARIANTS.masked
+        cells["Memory (weight bytes, indices counted)"][col] = weight_bytes(results, variant)
+        cells["Representation timed"][col] = "; ".join(timed[col])
+    return notes
+
+
+def table1(results: dict, cfg: ReportConfig | None = None) -> pd.DataFrame:
+    """Table 1 as a DataFrame: rows ``ROWS``, columns ``COLUMNS`` plus "Source".
+
+    Cells hold the JSON values themselves (ints, floats, text) or "not measured";
+    ``df.attrs["notes"]`` says at which batch/threads/hardware the latencies were taken.
+    """
+    cfg = cfg or ReportConfig()
+    cells = {label: {} for label, _ in ROWS}
+    _accuracy_cells(results, cells)
+    notes = _speed_cells(results, cells, cfg)
+    frame = pd.DataFrame(
+        [[NOT_MEASURED if cells[label].get(col) is None else cells[label][col] for col in COLUMNS]
+         + [SOURCES.get(label, f"{METRICS.test_evaluation}.json")] for label, _ in ROWS],
+        index=pd.Index([label for label, _ in ROWS], name="Metric"),
+        columns=[*COLUMNS, "Source"], dtype=object,
+    )
+    frame.attrs["notes"] = [*notes, *NOTES]
+    return frame
+
+
+def format_cell(value, kind: str) -> str:
+    """One Table 1 cell as text: thousands separators, 3-decimal R2, ms, x, MB."""
+    if isinstance(value, str) or value is None:
+        return value or NOT_MEASURED
+    if kind == "count":
+        return f"{int(value):,}"
+    if kind == "r2":
+        return f"{value:.3f}"
+    if kind == "ms":  # three significant digits, trailing zeros kept (1.60 ms, 0.668 ms)
+        decimals = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 2
+        return f"{value:.{decimals}f} ms"
+    if kind == "speedup":
+        return f"{value:.2f}x"
+    if kind == "bytes":
+        return f"{value / 1e6:.2f} MB"
+    return str(value)
+
+
+def table1_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 with every cell formatted for reading (what the .md and .tex show)."""
+    out = frame.copy()
+    for label in out.index:
+        for col in COLUMNS:
+            out.loc[label, col] = format_cell(frame.loc[label, col], ROW_FORMAT[label])
+    return out
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """GitHub Markdown table (no ``tabulate`` dependency) with the notes underneath."""
+    text = table1_text(frame).drop(columns="Source")
+    header = ["Metric", *text.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for label, row in zip(text.index, text.values):
+        lines.append("| " + " | ".join([str(label), *map(str, row)]) + " |")
+    notes = [f"- {n}" for n in frame.attrs.get("notes", [])]
+    return "\n".join(["**Table 1: Dense PINN vs SPINN (this run)**", "", *lines, "", *notes]) + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                       ("#", r"\#"), ("±", r"$\pm$")):
+        text = text.replace(char, repl)
+    return text
+
+
+def to_latex(frame: pd.DataFrame) -> str:
+    """A booktabs ``table`` environment; notes go into the caption."""
+    text = table1_text(frame).drop(columns="Source")
+    cols = "l" + "r" * len(text.columns)
+    rows = [["Metric", *text.columns]]
+    rows += [[label, *row] for label, row in zip(text.index, text.values)]
+    body = [" & ".join(_tex_escape(str(c)) for c in row) + r" \\" for row in rows]
+    body.insert(1, r"\midrule")
+    notes = " ".join(frame.attrs.get("notes", []))
+    caption = _tex_escape(f"Dense PINN vs SPINN, measured in this run. {notes}")
+    return "\n".join([
+        r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
+        r"\label{tab:table1}",
+        rf"\begin{{tabular}}{{{cols}}}", r"\toprule", *body, r"\bottomrule", r"\end{tabular}",
+        r"\end{table}",
+    ]) + "\n"
+
+
+def build_table1(paths: ResultsPaths, cfg: ReportConfig | None = None) -> pd.DataFrame:
+    """Table 1 of the run in ``paths`` (reads only its results JSONs)."""
+    return table1(load_results(paths), cfg or ReportConfig())
+
+
+def write_table1(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
+    """Write ``tables/table1.{md,tex,csv}`` atomically; the CSV keeps the raw JSON values."""
+    out = []
+    texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": frame.to_csv()}
+    for suffix in TABLE_FORMATS:
+        text = texts[suffix]
+        path = paths.table(suffix)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+        out.append(path)
+    return out

@@ -1,0 +1,95 @@
+"""Artifacts (notebook 04): what is collected, the zip / Drive copy, hashes, atomicity."""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from datetime import datetime, timezone
+
+import pytest
+
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import CHECKPOINTS
+from spinn_utils.pipeline.archive import (
+    MANIFEST_NAME,
+    ArtifactsConfig,
+    collect_artifacts,
+    copy_tree,
+    file_manifest,
+    save_artifacts,
+    verify_copy,
+)
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+@pytest.fixture()
+def run(tmp_path) -> ResultsPaths:
+    paths = ResultsPaths.at(tmp_path / "results").ensure()
+    paths.checkpoint(CHECKPOINTS.dense).write_bytes(b"dense weights" * 100)
+    paths.checkpoint(CHECKPOINTS.pruned).write_bytes(b"pruned weights" * 50)
+    paths.metric("pruning").write_text('{"config": {}}\n')
+    paths.metric("artifacts").write_text('{"stale": true}\n')  # an earlier run's own record
+    (paths.data / "scaler.json").write_text('{"x_mean": [0]}\n')
+    (paths.data / "train.csv").write_text("a,b\n1,2\n")
+    (paths.checkpoints / ".spinn_pruned.pt.abc.tmp").write_bytes(b"half-written")
+    return paths
+
+
+def test_collects_checkpoints_metrics_and_data_json_only(run):
+    files = [f.as_posix() for f in collect_artifacts(run, ArtifactsConfig())]
+    assert files == sorted([
+        "checkpoints/dense_pinn.pt", "checkpoints/spinn_pruned.pt",
+        "metrics/pruning.json", "data/scaler.json",
+    ])
+
+
+def test_local_archive_holds_every_file_with_its_hash(run):
+    summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
+    zip_path = run.root / "archive" / "spinn_20250102T030405Z.zip"
+    assert summary["mode"] == "archive" and summary["destination"] == str(zip_path)
+    assert summary["verified"] and summary["problems"] == []
+    with zipfile.ZipFile(zip_path) as zf:
+        assert set(zf.namelist()) == {r["path"] for r in summary["files"]} | {MANIFEST_NAME}
+        for row in summary["files"]:
+            data = zf.read(row["path"])
+            assert hashlib.sha256(data).hexdigest() == row["sha256"]
+            assert len(data) == row["bytes"] == (run.root / row["path"]).stat().st_size
+        assert json.loads(zf.read(MANIFEST_NAME)) == summary["files"]
+    written = json.loads(run.metric("artifacts").read_text())
+    assert written["files"] == summary["files"] and "environment" in written
+    assert not [p for p in zip_path.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_drive_copy_in_colab(run, tmp_path):
+    drive = tmp_path / "drive" / "spinn"
+    summary = save_artifacts(run, ArtifactsConfig(drive_dir=str(drive)), in_colab=True, now=NOW)
+    dest = drive / "spinn_20250102T030405Z"
+    assert summary["mode"] == "drive" and summary["destination"] == str(dest)
+    for row in summary["files"]:
+        assert (dest / row["path"]).read_bytes() == (run.root / row["path"]).read_bytes()
+    assert summary["verified"]
+    with pytest.raises(SpinnError, match="already exists"):
+        copy_tree(run.root, summary["files"], dest)
+
+
+def test_drive_dir_outside_colab_archives_locally_and_says_so(run, tmp_path):
+    summary = save_artifacts(run, ArtifactsConfig(drive_dir=str(tmp_path / "d")), in_colab=False, now=NOW)
+    assert summary["mode"] == "archive" and "only in Colab" in summary["note"]
+    assert not (tmp_path / "d").exists()
+
+
+def test_verify_copy_catches_a_changed_or_missing_file(run, tmp_path):
+    manifest = file_manifest(run.root, collect_artifacts(run, ArtifactsConfig()))
+    dest = copy_tree(run.root, manifest, tmp_path / "copy")
+    assert verify_copy(dest, manifest) == []
+    (dest / "metrics" / "pruning.json").write_text("{}\n")
+    (dest / "data" / "scaler.json").unlink()
+    problems = verify_copy(dest, manifest)
+    assert len(problems) == 2 and any("sha256 differs" in p for p in problems)
+
+
+def test_nothing_to_save_is_a_clear_error(tmp_path):
+    with pytest.raises(SpinnError, match="run notebooks 01-03 first"):
+        save_artifacts(ResultsPaths.at(tmp_path).ensure(), ArtifactsConfig(), in_colab=False)

@@ -1,0 +1,367 @@
+"""Tests for the benchmark harness (bench.py), its statistics (bench_stats.py) and variants.
+
+Small models and fake timers only: nothing here asserts on wall-clock time.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+from torch import nn
+
+from spinn_utils.benchmark.config import BenchConfig
+from spinn_utils.benchmark.run import cuda_skip_reason, run_benchmark, skipped_result
+from spinn_utils.benchmark.stats import (
+    add_speedups,
+    fastest_table,
+    fastest_variants,
+    results_table,
+    summarize_ms,
+    variants_table,
+)
+from spinn_utils.benchmark.timing import (
+    make_timer,
+    round_robin_order,
+    time_interleaved,
+    torch_threads,
+    warm_up,
+)
+from spinn_utils.benchmark.variants import Variant, check_outputs, describe_variant, load_variants
+from spinn_utils.compression.sparse import SparsePINN, convert_dense_to_sparse
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.io import to_jsonable
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import CHECKPOINTS
+from spinn_utils.model.checkpoints import save_checkpoint
+from spinn_utils.model.counting import linear_layers
+from spinn_utils.model.mlp import DensePINN, ModelConfig
+
+TINY = ModelConfig(input_dim=6, hidden_dims=(16, 8), output_dim=2)
+
+
+def tiny_model(seed: int = 0, cfg: ModelConfig = TINY) -> DensePINN:
+    torch.manual_seed(seed)
+    return DensePINN(cfg).eval()
+
+
+def masked_copy(model: DensePINN, keep: float = 0.3) -> DensePINN:
+    """``model`` with all but the largest ``keep`` fraction of weights (globally) set to zero."""
+    masked = tiny_model(cfg=model.cfg)
+    masked.load_state_dict(model.state_dict())
+    weights = [m.weight for m in linear_layers(masked)]
+    flat = torch.cat([w.detach().abs().flatten() for w in weights])
+    threshold = flat.kthvalue(int((1 - keep) * flat.numel())).values
+    with torch.no_grad():
+        for w in weights:
+            w.mul_(w.abs() > threshold)
+    return masked
+
+
+def tiny_variants() -> list[Variant]:
+    dense = tiny_model(0)
+    masked = masked_copy(dense)
+    structured = tiny_model(1, ModelConfig(input_dim=6, hidden_dims=(8, 4), output_dim=2))
+    coo = convert_dense_to_sparse(masked, format="coo")
+    return [
+        Variant("dense", dense, "dense", "dense"),
+        Variant("spinn_masked", masked, "dense", "spinn_masked"),
+        Variant("spinn_coo", coo, "coo", "spinn_masked"),
+        Variant("spinn_semi24", None, "semi24", "spinn_masked", skip_reason="needs CUDA"),
+        Variant("spinn_structured", structured, "dense", "spinn_structured"),
+    ]
+
+
+def fast_cfg(**overrides) -> BenchConfig:
+    return replace(BenchConfig.smoke_test(), progress=False, **overrides)
+
+
+# --- statistics and scheduling ------------------------------------------------------------
+
+def test_summarize_ms_on_known_numbers():
+    s = summarize_ms([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert (s["median_ms"], s["q1_ms"], s["q3_ms"], s["iqr_ms"]) == (3.0, 2.0, 4.0, 2.0)
+    assert s["mean_ms"] == 3.0 and s["min_ms"] == 1.0 and s["repeats"] == 5
+    assert math.isclose(s["std_ms"], math.sqrt(2.5))  # sample std (ddof=1)
+    assert summarize_ms([1.0, 2.0, 3.0, 4.0])["median_ms"] == 2.5
+    assert summarize_ms([7.0])["std_ms"] == 0.0
+    with pytest.raises(SpinnError):
+        summarize_ms([])
+
+
+def test_round_robin_order_rotates_every_round():
+    names = ["a", "b", "c"]
+    rounds = [round_robin_order(names, r) for r in range(4)]
+    assert rounds == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert [r[0] for r in rounds[:3]] == names  # each variant leads once per cycle
+
+
+def logging_timer(log: list, ms_by_name: dict):
+    """A fake ``time_call``: runs fn (which logs its name) and returns a fixed duration."""
+    def time_call(fn, x):
+        fn(x)
+        return ms_by_name[log[-1]]
+    return time_call
+
+
+def test_variants_are_warmed_up_then_timed_round_robin():
+    log: list[str] = []
+    fns = {n: (lambda x, n=n: log.append(n)) for n in ("a", "b", "c")}
+    cfg = fast_cfg(warmup=2, repeats=3, min_repeats=1, max_seconds_per_measurement=10.0, block=1)
+    timer = logging_timer(log, dict.fromkeys(fns, 1.0))
+    assert warm_up(fns, dict.fromkeys(fns), cfg, timer) == {}
+    samples = time_interleaved(fns, dict.fromkeys(fns), cfg, timer)
+    assert log[:6] == ["a", "a", "b", "b", "c", "c"]  # warm-up: each variant, before any timing
+    # Each visit: one untimed re-warm call, then ``block`` timed ones; rounds rotate.
+    visits = [log[i] for i in range(6, len(log), 2)]
+    assert visits == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(log[i] == log[i + 1] for i in range(6, len(log), 2))
+    assert {n: len(s) for n, s in samples.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_blocks_of_timed_calls_follow_one_untimed_call():
+    log: list[str] = []
+    fns = {n: (lambda x, n=n: log.append(n)) for n in ("a", "b")}
+    cfg = fast_cfg(repeats=5, min_repeats=1, max_seconds_per_measurement=10.0, block=2)
+    samples = time_interleaved(fns, dict.fromkeys(fns), cfg, logging_timer(log, {"a": 1.0, "b": 2.0}))
+    # rounds: a x3, b x3 | b x3, a x3 | a x2, b x2 (the last block is cut at ``repeats``)
+    assert "".join(log) == "aaabbb" + "bbbaaa" + "aabb"
+    assert samples == {"a": [1.0] * 5, "b": [2.0] * 5}
+
+
+def test_time_budget_stops_a_slow_variant_but_keeps_min_repeats():
+    log: list[str] = []
+    fns = {n: (lambda x, n=n: log.append(n)) for n in ("slow", "fast", "glacial")}
+    cfg = fast_cfg(warmup=0, repeats=50, min_repeats=2, max_seconds_per_measurement=0.5, block=1)
+    ms = {"slow": 100.0, "fast": 1.0, "glacial": 1000.0}
+    samples = time_interleaved(fns, dict.fromkeys(fns), cfg, logging_timer(log, ms))
+    # Untimed re-warm calls count against the budget too: 200 ms per round for "slow".
+    assert len(samples["slow"]) == 3  # 600 ms spent after 3 rounds: budget reached
+    assert len(samples["fast"]) == 50  # never reaches its budget: all repeats
+    assert len(samples["glacial"]) == 2  # over budget at once, still min_repeats
+    assert samples["slow"] == [100.0] * 3
+    few = time_interleaved(fns, dict.fromkeys(fns), replace(cfg, repeats=1), logging_timer(log, ms))
+    assert {n: len(s) for n, s in few.items()} == dict.fromkeys(fns, 1)  # repeats caps the floor
+
+
+def test_warm_up_reports_a_variant_whose_kernel_raises():
+    def unsupported(x):
+        raise NotImplementedError("no sparse kernel for this layout\nsecond line")
+
+    log: list[str] = []
+    fns = {"ok": lambda x: log.append("ok"), "bad": unsupported}
+    errors = warm_up(fns, dict.fromkeys(fns), fast_cfg(warmup=0), logging_timer(log, {"ok": 1.0}))
+    assert errors == {"bad": "no sparse kernel for this layout"}
+    assert log == ["ok"]  # warmup=0 still runs each variant once to prove it works
+
+
+def test_cuda_timer_records_events_around_the_call_and_synchronizes(monkeypatch):
+    log: list[str] = []
+
+    class FakeEvent:
+        """Stands in for torch.cuda.Event so the CUDA branch runs without a GPU."""
+
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+            self.name = "start" if not any(e.startswith("new") for e in log) else "end"
+            log.append(f"new {self.name}")
+
+        def record(self):
+            log.append(f"record {self.name}")
+
+        def synchronize(self):
+            log.append(f"synchronize {self.name}")
+
+        def elapsed_time(self, other):
+            log.append(f"elapsed {self.name}->{other.name}")
+            return 1.5
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    name, time_call = make_timer(torch.device("cuda"))
+    assert name == "torch.cuda.Event"
+    assert time_call(lambda x: log.append("forward"), None) == 1.5
+    assert log == ["new start", "new end", "record start", "forward", "record end",
+                   "synchronize end", "elapsed start->end"]
+
+
+def test_torch_threads_restores_the_count_even_on_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+
+
+# --- speedups and the fastest variant -------------------------------------------------------
+
+def row(threads, batch, variant, median):
+    return {"threads": threads, "batch_size": batch, "variant": variant, "median_ms": median}
+
+
+def test_speedup_is_against_dense_of_the_same_threads_and_batch():
+    rows = add_speedups([
+        row(1, 64, "dense", 10.0), row(2, 64, "dense", 4.0), row(1, 1, "dense", 1.0),
+        row(1, 64, "v", 5.0), row(2, 64, "v", 5.0), row(1, 1, "v", 0.5), row(2, 1, "v", 1.0),
+    ])
+    speedup = {(r["threads"], r["batch_size"], r["variant"]): r["speedup_vs_dense"] for r in rows}
+    assert speedup[(1, 64, "v")] == 2.0
+    assert speedup[(2, 64, "v")] == 0.8
+    assert speedup[(1, 1, "v")] == 2.0
+    assert speedup[(2, 1, "v")] is None  # no dense at 2 threads, batch 1: no made-up baseline
+    assert speedup[(1, 64, "dense")] == 1.0
+
+
+def test_fastest_excludes_dense_and_variants_whose_outputs_differ():
+    rows = add_speedups([
+        row(1, 64, "dense", 1.0), row(1, 64, "wrong", 0.1), row(1, 64, "slow_ok", 4.0),
+        row(1, 64, "ok", 2.0), row(1, 1, "dense", 1.0), row(1, 1, "wrong", 0.1),
+    ])
+    info = {"dense": {"outputs_match": True}, "wrong": {"outputs_match": False},
+            "ok": {"outputs_match": True}, "slow_ok": {"outputs_match": True}}
+    fastest = fastest_variants(rows, info)
+    assert len(fastest) == 1  # at batch 1 only dense and a wrong variant ran: no winner
+    (best,) = fastest
+    assert (best["threads"], best["batch_size"], best["variant"]) == (1, 64, "ok")
+    assert best["speedup_vs_dense"] == 0.5 and best["beats_dense"] is False
+
+
+# --- variants: storage, FLOPs, outputs ------------------------------------------------------
+
+def test_storage_and_flops_of_a_known_layer():
+    layer_cfg = ModelConfig(input_dim=4, hidden_dims=(), output_dim=3)
+    model = tiny_model(cfg=layer_cfg)
+    with torch.no_grad():
+        model.network[0].weight.copy_(torch.tensor([[1.0, 0, 0, 2], [0, 0, 3, 0], [0, 0, 0, 0]]))
+    dense = describe_variant(Variant("masked", model, "dense", "masked"))
+    assert dense["flops"] == 2 * 12 + 3  # a dense kernel multiplies the zeros too
+    assert dense["flops_nonzero"] == 2 * 3 + 3
+    assert dense["storage_bytes"] == (12 + 3) * 4
+    assert dense["params"] == {"total": 15, "nonzero": 6, "sparsity": pytest.approx(0.6)}
+    coo = describe_variant(Variant("coo", convert_dense_to_sparse(model, "coo"), "coo", "masked"))
+    assert coo["flops"] == coo["flops_nonzero"] == 2 * 3 + 3
+    assert coo["storage_bytes"] == 3 * 4 + 3 * 2 * 8 + 3 * 4  # values + int64 (row, col) + bias
+    assert coo["format"] == "coo" and coo["reference"] == "masked"
+
+
+class Unsupported(nn.Module):
+    """A layer whose kernel does not exist here (like 2:4 at an unsupported shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, 6))
+
+    def forward(self, x):
+        raise NotImplementedError("no kernel for this layout on this device")
+
+
+def test_check_outputs_flags_a_variant_that_differs_from_its_reference():
+    variants = [v for v in tiny_variants() if v.skip_reason is None]
+    broken = convert_dense_to_sparse(variants[1].module, "csr")
+    with torch.no_grad():
+        broken.network[-1].bias.add_(1e-2)
+    variants.append(Variant("spinn_broken", broken, "csr", "spinn_masked"))
+    variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", "spinn_masked"))
+    report = check_outputs(variants, "cpu", n=16, atol=1e-4, atol_low_precision=1e-2)
+    assert report["spinn_unsupported"] == {"error": "no kernel for this layout on this device"}
+    assert report["spinn_coo"]["outputs_match"] and report["spinn_coo"]["max_abs_diff"] < 1e-5
+    assert not report["spinn_broken"]["outputs_match"]
+    assert report["spinn_broken"]["max_abs_diff"] == pytest.approx(1e-2, rel=1e-3)
+    assert report["dense"] == {"outputs_match": True, "max_abs_diff": 0.0, "atol": 1e-4, "n": 16}
+
+
+def write_tiny_checkpoints(root) -> ResultsPaths:
+    paths = ResultsPaths.at(root).ensure()
+    dense = tiny_model(0)
+    structured = tiny_model(1, ModelConfig(input_dim=6, hidden_dims=(8, 4), output_dim=2))
+    for file, kind, model in (("dense_pinn", "dense", dense), ("spinn_pruned", "pruned", masked_copy(dense)),
+                              ("spinn_structured", "structured", structured)):
+        save_checkpoint(paths.checkpoint(file), model, kind=kind, meta={"model": asdict(model.cfg)})
+    return paths
+
+
+def test_load_variants_builds_every_representation(tmp_path):
+    paths = write_tiny_checkpoints(tmp_path)
+    variants = {v.name: v for v in load_variants(paths, "cpu")}
+    assert list(variants) == ["dense", "spinn_masked", "spinn_coo", "spinn_csr", "spinn_semi24", "spinn_structured"]
+    assert "CUDA" in variants["spinn_semi24"].skip_reason and variants["spinn_semi24"].module is None
+    assert isinstance(variants["spinn_csr"].module, SparsePINN)
+    assert variants["spinn_csr"].reference == "spinn_masked" and variants["dense"].reference == "dense"
+    x = torch.randn(5, 6)
+    with torch.inference_mode():
+        torch.testing.assert_close(variants["spinn_coo"].module(x), variants["spinn_masked"].module(x))
+    with pytest.raises(SpinnError, match="unknown sparse format"):
+        load_variants(paths, "cpu", formats=("bsr",))
+    paths.checkpoint(CHECKPOINTS.structured).unlink()
+    with pytest.raises(SpinnError, match="not found"):
+        load_variants(paths, "cpu")
+
+
+# --- the whole run --------------------------------------------------------------------------
+
+class ThreadSpy(nn.Module):
+    """Wraps a model and records the torch thread count each forward ran with."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.seen = model, set()
+
+    def forward(self, x):
+        self.seen.add(torch.get_num_threads())
+        return self.model(x)
+
+
+def test_run_benchmark_sweeps_threads_restores_them_and_writes_the_contract():
+    variants = tiny_variants()
+    spy = ThreadSpy(variants[0].module)
+    variants[0].module = spy
+    variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", "spinn_masked"))
+    with torch_threads(3):  # a count the sweep does not use, so restoring is visible
+        result = run_benchmark(variants, fast_cfg(threads=[1, 2], cpu_batch_sizes=[1, 4]), "cpu")
+        assert torch.get_num_threads() == 3
+    assert spy.seen == {1, 2, 3}  # 3 while checking outputs, then the sweep's 1 and 2
+    assert not result["skipped"] and result["timer"] == "time.perf_counter_ns"
+    assert result["skipped_variants"] == {
+        "spinn_semi24": "needs CUDA",
+        "spinn_unsupported": "forward raised: no kernel for this layout on this device",
+    }
+    assert result["failures"] == []
+    timed = ["dense", "spinn_masked", "spinn_coo", "spinn_structured"]
+    assert list(result["variants"]) == timed
+    for entry in result["variants"].values():
+        assert {"format", "storage_bytes", "flops", "params", "reference", "outputs_match", "max_abs_diff"} <= set(entry)
+    assert len(result["results"]) == 2 * 2 * len(timed)
+    keys = {"threads", "batch_size", "variant", "median_ms", "iqr_ms", "mean_ms", "std_ms", "repeats", "speedup_vs_dense"}
+    assert all(keys <= set(r) for r in result["results"])
+    assert all(r["speedup_vs_dense"] == 1.0 for r in result["results"] if r["variant"] == "dense")
+    assert all(r["repeats"] >= 2 for r in result["results"])
+    assert {(f["threads"], f["batch_size"]) for f in result["fastest"]} == {(1, 1), (1, 4), (2, 1), (2, 4)}
+    assert all(f["variant"] != "dense" for f in result["fastest"])
+    assert result["environment"]["device"] == "cpu"
+    assert set(result["load_average_1min"]) == {"before", "after"}
+    json.dumps(to_jsonable(result), allow_nan=False)
+    assert list(results_table(result).columns) == timed
+
+
+def test_skipped_gpu_result_has_the_contract_shape():
+    reason = cuda_skip_reason("cpu")
+    assert isinstance(reason, str) and reason
+    assert (cuda_skip_reason("auto") is None) == torch.cuda.is_available()
+    result = skipped_result(reason, "cpu")
+    assert result["skipped"] is True and result["reason"] == reason
+    assert {"torch_version", "cpu_model", "device"} <= set(result["environment"])
+    json.dumps(to_jsonable(result), allow_nan=False)
+    for table in (results_table, variants_table, fastest_table):
+        assert reason in table(result).to_string()
+
+
+def test_config_turns_lists_into_tuples_and_refuses_nonsense():
+    cfg = BenchConfig(cpu_batch_sizes=[1, 8], threads=[2, 2, 1])
+    assert cfg.cpu_batch_sizes == (1, 8)
+    assert cfg.thread_counts(torch.device("cpu")) == (2, 1)  # duplicates dropped, order kept
+    assert BenchConfig().thread_counts(torch.device("cpu"))[0] == 1
+    for bad in ({"threads": [0]}, {"cpu_batch_sizes": []}, {"repeats": 0},
+                {"max_seconds_per_measurement": 0}):
+        with pytest.raises(SpinnError):
+            BenchConfig(**bad)

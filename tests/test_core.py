@@ -1,0 +1,96 @@
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from spinn_utils.core.config import build_config, with_overrides
+from spinn_utils.core.env import environment_info, resolve_device, set_seed
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.io import atomic_path, read_json, write_json
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import CHECKPOINTS
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    epochs: int = 100
+    lr: float = 1e-3
+
+    @classmethod
+    def smoke_test(cls):
+        return cls(epochs=2)
+
+
+def test_with_overrides_names_unknown_field():
+    with pytest.raises(SpinnError, match="epohcs"):
+        with_overrides(_Cfg(), epohcs=3)
+    assert with_overrides(_Cfg(), epochs=3).epochs == 3
+
+
+def test_build_config_smoke_base_and_none_means_default():
+    assert build_config(_Cfg, smoke=True, epochs=None).epochs == 2
+    assert build_config(_Cfg, smoke=False, epochs=None, lr=0.5) == _Cfg(100, 0.5)
+
+
+def test_set_seed_repeats_torch_draws():
+    set_seed(3)
+    a = torch.randn(4)
+    set_seed(3)
+    assert torch.equal(a, torch.randn(4))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(SpinnError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SpinnError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_write_json_is_atomic_and_rejects_nan(tmp_path):
+    path = tmp_path / "m.json"
+    write_json(path, {"a": 1, "t": (1, 2)})
+    assert json.loads(path.read_text()) == {"a": 1, "t": [1, 2]}
+    write_json(path, {"nan": float("nan")})  # NaN becomes null, never invalid JSON
+    assert json.loads(path.read_text()) == {"nan": None}
+    write_json(path, {"a": np.array([1.0, np.nan]), "b": np.float64("inf"), "c": torch.tensor(float("nan"))})
+    assert json.loads(path.read_text()) == {"a": [1.0, None], "b": None, "c": None}
+    write_json(path, {"nan": float("nan")})
+    with pytest.raises(TypeError):
+        write_json(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"nan": None}  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]  # no temp left
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "x.bin"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_json_errors(tmp_path):
+    with pytest.raises(SpinnError, match="not found"):
+        read_json(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SpinnError, match="not valid JSON"):
+        read_json(tmp_path / "bad.json")
+
+
+def test_results_paths_contract(tmp_path):
+    paths = ResultsPaths.at(tmp_path).ensure()
+    assert paths.checkpoint(CHECKPOINTS.dense) == tmp_path / "checkpoints" / "dense_pinn.pt"
+    assert paths.metric("pruning") == tmp_path / "metrics" / "pruning.json"
+    assert all(d.is_dir() for d in (paths.data, paths.metrics, paths.figures, paths.tables))
+
+
+def test_environment_info_records_versions_and_threads():
+    info = environment_info("cpu")
+    assert info["torch_version"] == torch.__version__
+    assert info["torch_threads"] == torch.get_num_threads()
+    assert info["device"] == "cpu" and info["device_name"]

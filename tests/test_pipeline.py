@@ -1,0 +1,128 @@
+"""The driver (spinn_utils.pipeline): order, selection, parameter checks, failures, entry points."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from spinn_utils.pipeline.cli import main, parse_parameter
+from spinn_utils.pipeline.notebooks import UsageError, discover, select
+from spinn_utils.pipeline.params import plan_parameters, type_ok
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _notebook(path: Path, params: str, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_pipeline_order_puts_5_5_between_05_and_06(tmp_path):
+    for name in ("06_gpu", "05_5_sparse", "05_verify", "01_data", "10_extra", "notes"):
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    assert [p.stem for p in discover(tmp_path)] == [
+        "01_data", "05_verify", "05_5_sparse", "06_gpu", "10_extra"
+    ]
+
+
+def test_select_only_and_from(tmp_path):
+    names = ["01_a", "02_b", "05_c", "05_5_d", "06_e"]
+    nbs = [tmp_path / f"{n}.ipynb" for n in names]
+    assert [p.stem for p in select(nbs, "5.5,1", None)] == ["01_a", "05_5_d"]
+    assert [p.stem for p in select(nbs, None, "05_5")] == ["05_5_d", "06_e"]
+    with pytest.raises(UsageError, match="no notebook 07"):
+        select(nbs, "07", None)
+    with pytest.raises(UsageError):
+        select(nbs, "x1", None)
+
+
+@pytest.mark.parametrize(
+    "value, inferred, ok",
+    [(3, "int", True), ("3x", "int", False), (True, "int", False), (2, "float", True),
+     (None, "int | None", True), (None, "Optional[int]", True), ("x", "Optional[int]", False), ([1, 2], "list | None", True), ("a", "str", True),
+     (0.5, "bool", False), ("x", "SomeType", True)],
+)
+def test_type_check(value, inferred, ok):
+    assert type_ok(value, inferred) is ok
+
+
+def test_parse_parameter():
+    assert parse_parameter("epochs=5") == ("epochs", 5)
+    assert parse_parameter("formats=['coo']") == ("formats", ["coo"])
+    assert parse_parameter("data_path=/x/y.csv") == ("data_path", "/x/y.csv")
+
+
+def test_unknown_or_mistyped_override_is_an_error(tmp_path):
+    nb = _notebook(tmp_path / "01_a.ipynb", "from typing import Optional\nresults_dir: str = 'r'\nepochs: Optional[int] = None\n", "pass")
+    plan = plan_parameters([nb], {"results_dir": "/o", "device": "cpu"}, {"epochs": 3})
+    assert plan[nb] == {"results_dir": "/o", "epochs": 3}  # device: not declared, not passed
+    with pytest.raises(UsageError, match="no selected notebook has a parameter 'epoch'"):
+        plan_parameters([nb], {}, {"epoch": 3})
+    with pytest.raises(UsageError, match="expects Optional\\[int\\]"):
+        plan_parameters([nb], {}, {"epochs": "many"})
+
+
+def test_run_stops_at_first_failure_and_writes_manifest(tmp_path, capsys):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    params = "results_dir: str = 'results'\nsmoke: bool = False\n"
+    write = "import pathlib; p = pathlib.Path(results_dir); p.mkdir(parents=True, exist_ok=True)\n"
+    _notebook(nbdir / "01_ok.ipynb", params, write + "(p / 'one.txt').write_text(str(smoke))")
+    _notebook(nbdir / "02_bad.ipynb", params, "raise ValueError('column tool_wear missing')")
+    _notebook(nbdir / "03_never.ipynb", params, write + "(p / 'three.txt').write_text('x')")
+    out = tmp_path / "out"
+    rc = main(["--smoke", "--output", str(out), "--device", "cpu"], notebook_dir=nbdir)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "02_bad.ipynb failed in cell" in err and "ValueError: column tool_wear missing" in err
+    assert (out / "one.txt").read_text() == "True"  # --smoke reached the notebook
+    assert not (out / "three.txt").exists()  # stopped at the first failure
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failed"] == "02_bad.ipynb"
+    assert [n["status"] for n in manifest["notebooks"]] == ["ok", "failed"]
+    assert manifest["notebooks"][0]["seconds"] > 0 and manifest["versions"]["torch"]
+    assert (out / "executed" / "01_ok.ipynb").is_file()
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_a.ipynb", "results_dir: str = 'r'\n", "pass")
+    def run(*args):
+        return main([*args, "--output", str(tmp_path / "o")], notebook_dir=nbdir)
+
+    assert run("--only", "02") == 2
+    assert run("-p", "nope=1") == 2
+    assert run("--data", str(tmp_path / "missing.csv")) == 2
+    assert run("--kernel", "no-such-kernel") == 2
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["status"] == "aborted"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+
+
+@pytest.mark.parametrize("command", [
+    [sys.executable, "run_all.py", "--help"],
+    [sys.executable, "-m", "spinn_utils", "--help"],
+    ["spinn-run", "--help"],
+])
+def test_three_entry_points_run_the_same_driver(command):
+    """``run_all.py`` (the README's command), ``python -m spinn_utils`` and ``spinn-run``."""
+    if command[0] == "spinn-run":
+        command[0] = str(Path(sys.executable).with_name("spinn-run"))
+        if not Path(command[0]).is_file():
+            pytest.skip("spinn-run is not installed beside this Python (pip install -e .)")
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--smoke" in out.stdout and "--only IDS" in out.stdout and "NAME=VALUE" in out.stdout
+
+
+def test_run_all_py_is_a_thin_wrapper():
+    lines = [line for line in (ROOT / "run_all.py").read_text().splitlines() if line.strip()]
+    assert len(lines) <= 15 and "spinn_utils.pipeline" in "\n".join(lines)

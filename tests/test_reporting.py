@@ -1,0 +1,250 @@
+"""Table 1, the validation checklist and the claims verdict on small hand-made results."""
+import copy
+
+import pandas as pd
+import pytest
+
+from spinn_utils.core.io import write_json
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.reporting.checklist import (
+    build_checklist,
+    checklist_frames,
+    checklist_items,
+    claims,
+    verdict,
+    write_checklist,
+)
+from spinn_utils.reporting.results import NOT_MEASURED
+from spinn_utils.reporting.table1 import COLUMNS, build_table1, table1, to_markdown, write_table1
+
+DENSE_PARAMS = {"total": 666882, "nonzero": 666882, "sparsity": 0.0}
+PRUNED_PARAMS = {"total": 666882, "nonzero": 210068, "sparsity": 0.685}
+STRUCT_PARAMS = {"total": 205157, "nonzero": 205157, "sparsity": 0.0}
+STORAGE = {"dense": 2667528, "spinn_masked": 2667528, "spinn_coo": 4197236,
+           "spinn_csr": 2535604, "spinn_structured": 820628}
+
+
+def bench(medians: dict, threads=(1, 2), batches=(1, 1000), match=None) -> dict:
+    """A benchmark JSON with the same median at every point; speedup = dense / variant."""
+    match = match or {}
+    rows = [{"threads": t, "batch_size": b, "variant": v, "median_ms": ms, "iqr_ms": 0.1,
+             "repeats": 7, "speedup_vs_dense": medians["dense"] / ms}
+            for t in threads for b in batches for v, ms in medians.items()]
+    params = {"dense": DENSE_PARAMS, "spinn_structured": STRUCT_PARAMS}
+    variants = {v: {"format": v.removeprefix("spinn_") if v in ("spinn_coo", "spinn_csr") else "dense",
+                    "storage_bytes": STORAGE[v], "params": params.get(v, PRUNED_PARAMS),
+                    "outputs_match": match.get(v, True)} for v in medians}
+    return {"skipped": False, "variants": variants, "results": rows,
+            "environment": {"cpu_model": "Test CPU", "gpu_name": "Test GPU"}}
+
+
+def metrics(wear: float, thermal: float) -> dict:
+    per = {"tool_wear_vb_mm": {"r2": wear, "rmse": 0.05, "mae": 0.04},
+           "thermal_displacement_um": {"r2": thermal, "rmse": 1.0, "mae": 0.8}}
+    return {"per_output": per, "mean_r2": (wear + thermal) / 2, "n": 100}
+
+
+def cv_stats(mean: float, std: float) -> dict:
+    """``crossval.summarize_folds`` shape: fold statistics of mean_r2 and each output's R2."""
+    stats = {"mean": mean, "std": std, "sem": std / 2, "n": 4}
+    return {"mean_r2": stats, "per_output": {t: {"r2": stats} for t in
+                                             ("tool_wear_vb_mm", "thermal_displacement_um")}}
+
+
+def fake_results(gpu: dict | None = None, cpu_medians: dict | None = None) -> dict:
+    cpu_medians = cpu_medians or {"dense": 3.0, "spinn_masked": 3.1, "spinn_coo": 150.0,
+                                  "spinn_csr": 40.0, "spinn_structured": 1.5}
+    return {
+        "cpu_benchmark": bench(cpu_medians),
+        "gpu_benchmark": gpu or {"skipped": True, "reason": "no CUDA GPU"},
+        "test_evaluation": {
+            "models": {"dense": metrics(0.80, 0.70), "spinn_masked": metrics(0.85, 0.75),
+                       "spinn_coo": metrics(0.85, 0.75), "spinn_structured": metrics(0.82, 0.72)},
+            "sparse_vs_masked": {"max_abs_diff": 2e-7, "passed": True, "atol": 1e-4},
+            "cross_validation": {
+                "n_folds": 4, "dense": cv_stats(0.70, 0.10), "spinn": cv_stats(0.72, 0.08),
+                "difference": {"mean_r2": {"mean": 0.02, "std": 0.02, "sem": 0.01, "n": 4}}},
+        },
+        "sparse_conversion_report": {
+            "source": "spinn_pruned.pt", "format": "coo", "params": PRUNED_PARAMS,
+            "storage_bytes": {"dense": STORAGE["dense"], "coo": STORAGE["spinn_coo"],
+                              "csr": STORAGE["spinn_csr"]},
+            "validation": {"max_abs_diff": 3e-8, "passed": True}, "conversion_ok": True},
+        "model_verification": {"models": {
+            "dense": {"kind": "dense", "params": DENSE_PARAMS},
+            "spinn_masked": {"kind": "pruned", "params": PRUNED_PARAMS},
+            "spinn_structured": {"kind": "structured", "params": STRUCT_PARAMS}}},
+    }
+
+
+def items_by_name(results: dict, missing=()) -> dict:
+    return {i["item"]: i for i in checklist_items(results, list(missing))}
+
+
+def test_table1_cells_are_the_json_values():
+    res = fake_results()
+    t = table1(res)
+    assert list(t.columns[:4]) == list(COLUMNS)
+    assert t.loc["Parameters (non-zero)", "Dense PINN"] == DENSE_PARAMS["nonzero"]
+    assert t.loc["Parameters (non-zero)", "SPINN (COO)"] == PRUNED_PARAMS["nonzero"]
+    assert t.loc["Parameters (non-zero)", "SPINN (structured)"] == STRUCT_PARAMS["nonzero"]
+    models = res["test_evaluation"]["models"]
+    assert t.loc["Mean per-output R2 (test)", "SPINN (COO)"] == models["spinn_coo"]["mean_r2"]
+    assert t.loc["Tool wear R2 (test)", "Dense PINN"] == models["dense"]["per_output"]["tool_wear_vb_mm"]["r2"]
+    assert t.loc["Thermal R2 (test)", "SPINN (structured)"] == 0.72
+    assert t.loc["Mean per-output R2, CV mean", "SPINN (COO)"] == 0.72
+    assert t.loc["Mean per-output R2, CV std", "Dense PINN"] == 0.10
+    assert t.loc["CPU inference (ms)", "Dense PINN"] == 3.0
+    assert t.loc["CPU inference (ms)", "SPINN (COO)"] == 150.0
+    assert t.loc["CPU speedup vs dense", "SPINN (COO)"] == pytest.approx(3.0 / 150.0)
+    # Fastest matching unstructured representation: masked dense storage here (3.1 ms).
+    assert t.loc["CPU inference (ms)", "SPINN (fastest unstructured)"] == 3.1
+    assert "spinn_masked" in t.loc["Representation timed", "SPINN (fastest unstructured)"]
+    assert t.loc["Memory (weight bytes, indices counted)", "SPINN (COO)"] == STORAGE["spinn_coo"]
+    assert t.loc["Memory (weight bytes, indices counted)", "SPINN (structured)"] == STORAGE["spinn_structured"]
+
+
+def test_table1_reads_targets_named_by_a_users_csv():
+    res = fake_results()
+    for m in res["test_evaluation"]["models"].values():
+        per = m["per_output"]
+        m["per_output"] = {"vb": per["tool_wear_vb_mm"], "delta_um": per["thermal_displacement_um"]}
+    t = table1(res)
+    assert t.loc["Tool wear R2 (test)", "Dense PINN"] == 0.80
+    assert t.loc["Thermal R2 (test)", "SPINN (structured)"] == 0.72
+
+
+def test_skipped_gpu_is_not_measured_everywhere():
+    res = fake_results()
+    t = table1(res)
+    assert (t.loc["GPU inference (ms)", list(COLUMNS)] == NOT_MEASURED).all()
+    items = items_by_name(res)
+    gpu_items = [i for name, i in items.items() if name.startswith("GPU speedup")]
+    assert len(gpu_items) == 3 and all(i["status"] == "not run" for i in gpu_items)
+    assert "no CUDA GPU" in gpu_items[0]["detail"]
+    speed = claims(res)[0]
+    assert speed["verdict"] != "supported"
+    assert "no CUDA GPU" in to_markdown(t)
+
+
+def test_fastest_ignores_variants_whose_outputs_differ():
+    res = fake_results(cpu_medians={"dense": 3.0, "spinn_masked": 3.1, "spinn_coo": 150.0,
+                                    "spinn_csr": 1.0, "spinn_structured": 1.2})
+    assert table1(res).loc["CPU inference (ms)", "SPINN (fastest unstructured)"] == 1.0
+    res["cpu_benchmark"]["variants"]["spinn_csr"]["outputs_match"] = False
+    assert table1(res).loc["CPU inference (ms)", "SPINN (fastest unstructured)"] == 3.1
+
+
+def test_a_fast_variant_whose_outputs_differ_fails_its_speedup_item():
+    gpu = bench({"dense": 1.0, "spinn_masked": 1.0, "spinn_coo": 0.3, "spinn_csr": 0.8,
+                 "spinn_structured": 0.45}, threads=(8,), match={"spinn_coo": False})
+    item = items_by_name(fake_results(gpu=gpu))["GPU speedup (COO, the seed's design)"]
+    assert item["measured"] == pytest.approx(1 / 0.3)
+    assert item["status"] == "fail" and "outputs differ" in item["detail"]
+
+
+def test_a_failed_or_nan_validation_never_passes_the_match_item():
+    res = fake_results()
+    res["sparse_conversion_report"]["validation"] = {"max_abs_diff": None, "passed": False}
+    assert items_by_name(res)["Predictions match dense pruned model"]["status"] == "fail"
+
+
+def test_missing_dense_row_means_not_measured_not_a_crash():
+    res = fake_results()
+    for row in res["cpu_benchmark"]["results"]:
+        row["speedup_vs_dense"] = None  # dense raised at every point
+    items = items_by_name(res)
+    assert items["CPU speedup (COO, the seed's design)"]["status"] == "not run"
+    speed_claims = [c for c in claims(res) if "speedup" in c["claim"]]
+    assert len(speed_claims) == 2
+    assert all(c["verdict"] != "supported" for c in speed_claims)
+
+
+def test_speedup_items_pass_and_fail_on_their_thresholds():
+    gpu = bench({"dense": 1.0, "spinn_masked": 1.0, "spinn_coo": 0.5, "spinn_csr": 0.8,
+                 "spinn_structured": 0.45}, threads=(8,))
+    items = items_by_name(fake_results(gpu=gpu))
+    assert items["GPU speedup (COO, the seed's design)"]["status"] == "pass"  # exactly 2.0x
+    assert items["GPU speedup (COO, the seed's design)"]["measured"] == pytest.approx(2.0)
+    assert items["CPU speedup (COO, the seed's design)"]["status"] == "fail"  # 0.02x
+    assert items["CPU speedup (structured SPINN)"]["status"] == "fail"  # 2.0x < 2.5x
+    slower = copy.deepcopy(gpu)
+    for row in slower["results"]:
+        if row["variant"] == "spinn_coo":
+            row["speedup_vs_dense"] = 1.99
+    assert items_by_name(fake_results(gpu=slower))["GPU speedup (COO, the seed's design)"]["status"] == "fail"
+    fast_cpu = fake_results(cpu_medians={"dense": 3.0, "spinn_masked": 3.0, "spinn_coo": 0.9,
+                                         "spinn_csr": 2.0, "spinn_structured": 1.0})
+    assert items_by_name(fast_cpu)["CPU speedup (COO, the seed's design)"]["status"] == "pass"
+    assert items_by_name(fast_cpu)["CPU speedup (structured SPINN)"]["status"] == "pass"  # 3.0x
+
+
+def test_match_r2_and_files_items():
+    res = fake_results()
+    items = items_by_name(res)
+    assert items["Sparse conversion completes without errors"]["status"] == "pass"
+    assert items["Predictions match dense pruned model"]["status"] == "pass"
+    assert items["Predictions match dense pruned model"]["measured"] == 2e-7  # the worst of both
+    assert items["R2 matches previous training (0.86 overall)"]["status"] == "fail"  # 0.80 < 0.84
+    assert items["All results saved (every contract file exists)"]["status"] == "pass"
+    res["test_evaluation"]["sparse_vs_masked"]["max_abs_diff"] = 2e-4
+    res["test_evaluation"]["models"]["spinn_coo"] = metrics(0.90, 0.80)
+    items = items_by_name(res, missing=["checkpoints/dense_pinn.pt"])
+    assert items["Predictions match dense pruned model"]["status"] == "fail"
+    assert items["R2 matches previous training (0.86 overall)"]["status"] == "pass"  # 0.85 >= 0.84
+    assert items["All results saved (every contract file exists)"]["status"] == "fail"
+    assert "dense_pinn.pt" in items["All results saved (every contract file exists)"]["detail"]
+    empty = items_by_name({})
+    assert empty["Sparse conversion completes without errors"]["status"] == "not run"
+    assert empty["Conversion report saved in results/metrics/"]["status"] == "fail"
+
+
+def test_claims_follow_the_numbers():
+    res = fake_results()
+    verdicts = {c["claim"]: c["verdict"] for c in claims(res)}
+    assert verdicts["CPU speedup validates feasibility for edge manufacturing IoT devices"] == "not supported"
+    memory = next(v for k, v in verdicts.items() if k.startswith("Memory"))
+    assert memory == "not supported"  # 4.20 MB of COO is not 0.84 MB
+    assert verdicts["Pruning improves R2 0.48 -> 0.86"] == "not supported"
+    # SPINN beats dense on test and by more than one standard error in CV: supported.
+    assert verdicts["Pruning provides dual benefit: compression AND generalization improvement"] == "supported"
+    res["test_evaluation"]["cross_validation"]["difference"]["mean_r2"]["mean"] = 0.01
+    verdicts = {c["claim"]: c["verdict"] for c in claims(res)}
+    assert verdicts["Pruning provides dual benefit: compression AND generalization improvement"] == "not supported"
+    res["sparse_conversion_report"]["storage_bytes"]["coo"] = 800_000
+    del res["cpu_benchmark"]["variants"]["spinn_coo"]  # the conversion report is the fallback
+    memory = [c for c in claims(res) if c["claim"].startswith("Memory")][0]
+    assert memory["verdict"] == "supported" and "0.80 MB" in memory["evidence"]
+    assert verdict([True, None]) == NOT_MEASURED
+    assert verdict([]) == NOT_MEASURED
+
+
+def test_nearest_batch_is_used_and_said(tmp_path):
+    res = fake_results()
+    res["cpu_benchmark"] = bench({"dense": 3.0, "spinn_masked": 3.1, "spinn_coo": 150.0,
+                                  "spinn_csr": 40.0, "spinn_structured": 1.2}, threads=(1,), batches=(1, 64))
+    t = table1(res)
+    assert t.loc["CPU inference (ms)", "Dense PINN"] == 3.0
+    assert any("batch 64" in n and "batch 1000 not measured" in n for n in t.attrs["notes"])
+
+
+def test_build_and_write_from_a_results_folder(tmp_path):
+    paths = ResultsPaths.at(tmp_path).ensure()
+    for name, obj in fake_results().items():
+        write_json(paths.metric(name), obj)
+    table = build_table1(paths)
+    files = write_table1(table, paths)
+    assert [f.name for f in files] == ["table1.md", "table1.tex", "table1.csv"]
+    assert all(f.stat().st_size > 0 for f in files)
+    csv = pd.read_csv(paths.tables / "table1.csv", index_col=0)
+    assert float(csv.loc["CPU inference (ms)", "SPINN (COO)"]) == 150.0
+    assert r"\begin{tabular}" in files[1].read_text() and "666,882" in files[0].read_text()
+    check = build_checklist(paths)
+    saved = {i["item"]: i for i in check["items"]}["All results saved (every contract file exists)"]
+    assert saved["status"] == "fail" and "checkpoints/dense_pinn.pt" in saved["detail"]
+    path = write_checklist(check, paths, "cpu")
+    written = pd.read_json(path, typ="series")
+    assert "environment" in written and len(written["items"]) == len(check["items"])
+    items, claims = checklist_frames(check)
+    assert set(items["status"]) <= {"pass", "fail", "not run"}
+    assert set(claims["verdict"]) <= {"supported", "not supported", "not measured"}
