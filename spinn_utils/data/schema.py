@@ -32,7 +32,7 @@ class DataConfig:
     data_path: str = ""  # "" = embedded synthetic milling data; *.mat = NASA mill.mat; *.csv = your table
     group_col: str = GROUP_COL  # rows of one experiment are near-duplicates: splits never share one
     time_col: str = TIME_COL  # cumulative cutting time (min): orders rows; physics differentiates by it
-    feature_cols: tuple[str, ...] = DEFAULT_FEATURES  # DATA.md's 18 inputs (18 -> ... gives 666,882 params)
+    feature_cols: tuple[str, ...] = DEFAULT_FEATURES  # the 18 inputs of docs/data.md (18 -> ... gives 666,882 params)
     target_cols: tuple[str, ...] = TARGETS  # flank wear VB (mm), thermal displacement (um)
     split_col: str = ""  # CSV column giving each row's split (train/val/test); "" = seeded split
     val_experiments: int = 2  # early stopping needs unseen experiments; 16 in all is few

@@ -1,4 +1,4 @@
-"""Synthetic milling data: a seeded stand-in for the NASA milling set (DATA.md, source 1).
+"""Synthetic milling data: a seeded stand-in for the NASA milling set (docs/data.md, source 1).
 
 Sixteen experiments (2 depths of cut x 2 feeds x 2 materials x 2 insert sets) face-milled
 at 200 m/min until flank wear VB passes a limit, plus a few runs beyond, as in the real
@@ -83,7 +83,7 @@ class SyntheticConfig:
     seed: int = 42  # one seed fixes every random draw: same seed, same table
     window_samples: int = 250  # 1 s windows: 36 per run, ~6,000 rows (trains in minutes on CPU)
     samples_per_run: int = 9000  # as in mill.mat (36 s at 250 Hz)
-    wear_limit_mm: float = 0.7  # DATA.md: runs go until VB passes ~0.6-0.8 mm
+    wear_limit_mm: float = 0.7  # docs/data.md: runs go until VB passes ~0.6-0.8 mm
     extra_runs_max: int = 2  # 1..this many runs past the limit, like the real data
     vb_missing_fraction: float = 0.1  # share of runs without a VB measurement (NaN)
     cooling_min: tuple[float, float] = (3.0, 8.0)  # idle minutes between runs (uniform)

@@ -1,4 +1,4 @@
-"""Lumped first-order thermal model of the spindle/tool assembly (DATA.md).
+"""Lumped first-order thermal model of the spindle/tool assembly (docs/data.md).
 
     tau * dT/dt = R * P - (T - T_amb),     delta = alpha * L * (T - T_amb)
 
@@ -8,7 +8,7 @@ generator simulates it, the NASA loader derives thermal displacement with it (no
 measurement exists in mill.mat), and the physics loss penalises its residual.
 
 Constants: alpha = 11.7e-6 1/K (carbon steel, handbook value); L = 200 mm heated length
-(DATA.md gives 100-300 mm); tau = 8 min and R = 6 K/kW are typical of a lumped spindle
+(docs/data.md: 100-300 mm); tau = 8 min and R = 6 K/kW are typical of a lumped spindle
 model (thermal time constants of machine-tool spindles are minutes to tens of minutes);
 they are modelling assumptions, not measurements.
 """
