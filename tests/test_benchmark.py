@@ -284,7 +284,9 @@ def write_tiny_checkpoints(root) -> ResultsPaths:
 def test_load_variants_builds_every_representation(tmp_path):
     paths = write_tiny_checkpoints(tmp_path)
     variants = {v.name: v for v in load_variants(paths, "cpu")}
-    assert list(variants) == ["dense", "spinn_masked", "spinn_coo", "spinn_csr", "spinn_semi24", "spinn_structured"]
+    assert list(variants) == ["dense", "spinn_masked", "spinn_coo", "spinn_csr", "spinn_semi24", "spinn_structured",
+                              "dense_ort", "spinn_structured_ort"]
+    assert "05.5" in variants["spinn_structured_ort"].skip_reason  # no export written yet
     assert "CUDA" in variants["spinn_semi24"].skip_reason and variants["spinn_semi24"].module is None
     assert isinstance(variants["spinn_csr"].module, SparsePINN)
     assert variants["spinn_csr"].reference == "spinn_masked" and variants["dense"].reference == "dense"

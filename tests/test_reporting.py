@@ -21,7 +21,8 @@ DENSE_PARAMS = {"total": 666882, "nonzero": 666882, "sparsity": 0.0}
 PRUNED_PARAMS = {"total": 666882, "nonzero": 210068, "sparsity": 0.685}
 STRUCT_PARAMS = {"total": 205157, "nonzero": 205157, "sparsity": 0.0}
 STORAGE = {"dense": 2667528, "spinn_masked": 2667528, "spinn_coo": 4197236,
-           "spinn_csr": 2535604, "spinn_structured": 820628}
+           "spinn_csr": 2535604, "spinn_structured": 820628, "dense_ort": 2667528,
+           "spinn_structured_ort": 820628}
 
 
 def bench(medians: dict, threads=(1, 2), batches=(1, 1000), match=None) -> dict:
@@ -30,8 +31,10 @@ def bench(medians: dict, threads=(1, 2), batches=(1, 1000), match=None) -> dict:
     rows = [{"threads": t, "batch_size": b, "variant": v, "median_ms": ms, "iqr_ms": 0.1,
              "repeats": 7, "speedup_vs_dense": medians["dense"] / ms}
             for t in threads for b in batches for v, ms in medians.items()]
-    params = {"dense": DENSE_PARAMS, "spinn_structured": STRUCT_PARAMS}
-    variants = {v: {"format": v.removeprefix("spinn_") if v in ("spinn_coo", "spinn_csr") else "dense",
+    params = {"dense": DENSE_PARAMS, "spinn_structured": STRUCT_PARAMS, "dense_ort": DENSE_PARAMS,
+              "spinn_structured_ort": STRUCT_PARAMS}
+    formats = {"spinn_coo": "coo", "spinn_csr": "csr", "dense_ort": "onnx", "spinn_structured_ort": "onnx"}
+    variants = {v: {"format": formats.get(v, "dense"),
                     "storage_bytes": STORAGE[v], "params": params.get(v, PRUNED_PARAMS),
                     "outputs_match": match.get(v, True)} for v in medians}
     return {"skipped": False, "variants": variants, "results": rows,
@@ -53,13 +56,15 @@ def cv_stats(mean: float, std: float) -> dict:
 
 def fake_results(gpu: dict | None = None, cpu_medians: dict | None = None) -> dict:
     cpu_medians = cpu_medians or {"dense": 3.0, "spinn_masked": 3.1, "spinn_coo": 150.0,
+                                  "dense_ort": 2.0, "spinn_structured_ort": 0.5,
                                   "spinn_csr": 40.0, "spinn_structured": 1.5}
     return {
         "cpu_benchmark": bench(cpu_medians),
         "gpu_benchmark": gpu or {"skipped": True, "reason": "no CUDA GPU"},
         "test_evaluation": {
             "models": {"dense": metrics(0.80, 0.70), "spinn_masked": metrics(0.85, 0.75),
-                       "spinn_coo": metrics(0.85, 0.75), "spinn_structured": metrics(0.82, 0.72)},
+                       "spinn_coo": metrics(0.85, 0.75), "spinn_structured": metrics(0.82, 0.72),
+                       "spinn_structured_ort": metrics(0.82, 0.72)},
             "sparse_vs_masked": {"max_abs_diff": 2e-7, "passed": True, "atol": 1e-4},
             "cross_validation": {
                 "n_folds": 4, "dense": cv_stats(0.70, 0.10), "spinn": cv_stats(0.72, 0.08),
@@ -84,7 +89,7 @@ def items_by_name(results: dict, missing=()) -> dict:
 def test_table1_cells_are_the_json_values():
     res = fake_results()
     t = table1(res)
-    assert list(t.columns[:4]) == list(COLUMNS)
+    assert list(t.columns[:5]) == list(COLUMNS)
     assert t.loc["Parameters (non-zero)", "Dense PINN"] == DENSE_PARAMS["nonzero"]
     assert t.loc["Parameters (non-zero)", "SPINN (COO)"] == PRUNED_PARAMS["nonzero"]
     assert t.loc["Parameters (non-zero)", "SPINN (structured)"] == STRUCT_PARAMS["nonzero"]
@@ -248,3 +253,27 @@ def test_build_and_write_from_a_results_folder(tmp_path):
     items, claims = checklist_frames(check)
     assert set(items["status"]) <= {"pass", "fail", "not run"}
     assert set(claims["verdict"]) <= {"supported", "not supported", "not measured"}
+
+
+def test_deployable_spinn_column_and_item_with_the_same_runtime_ratio():
+    res = fake_results()
+    t = table1(res)
+    col = "SPINN structured (ONNX Runtime)"
+    assert t.loc["CPU inference (ms)", col] == 0.5
+    assert t.loc["CPU speedup vs dense", col] == pytest.approx(6.0)  # vs dense PyTorch eager
+    assert t.loc["Parameters (non-zero)", col] == STRUCT_PARAMS["nonzero"]  # the model it was exported from
+    assert t.loc["Mean per-output R2 (test)", col] == res["test_evaluation"]["models"]["spinn_structured_ort"]["mean_r2"]
+    assert t.loc["Mean per-output R2, CV mean", col] == NOT_MEASURED
+    item = items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]
+    assert item["status"] == "pass" and item["measured"] == pytest.approx(6.0)
+    assert "same runtime (dense / structured, both ONNX Runtime) 4.00x" in item["detail"]
+    edge = next(c for c in claims(res) if "edge" in c["claim"])
+    assert "deployable structured in ONNX Runtime spinn_structured_ort" in edge["evidence"]
+    assert edge["verdict"] == "not supported"  # the claim is about sparse tensors, not ONNX Runtime
+    res["cpu_benchmark"]["variants"]["spinn_structured_ort"]["outputs_match"] = False
+    item = items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]
+    assert item["status"] == "fail" and "outputs differ" in item["detail"]
+    del res["cpu_benchmark"]["variants"]["spinn_structured_ort"]
+    res["cpu_benchmark"]["results"] = [r for r in res["cpu_benchmark"]["results"]
+                                       if r["variant"] != "spinn_structured_ort"]
+    assert items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]["status"] == "not run"

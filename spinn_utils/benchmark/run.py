@@ -36,7 +36,7 @@ from .variants import Variant, check_outputs, describe_variant, make_inputs, var
 def _measure_all(variants: list[Variant], cfg: BenchConfig, device: torch.device, time_call: Callable) -> tuple[list[dict], list[dict]]:
     """(timing rows, failures) for every (threads, batch, variant); threads restored afterwards."""
     threads, batches = cfg.thread_counts(device), cfg.batch_sizes(device)
-    fns = {v.name: v.module for v in variants}
+    fns = {v.name: v.timed or v.module for v in variants}
     dtypes = {v.name: variant_dtype(v.module) for v in variants}
     n_features = input_features(variants[0].module)
     rows, failures = [], []
@@ -48,7 +48,7 @@ def _measure_all(variants: list[Variant], cfg: BenchConfig, device: torch.device
                     bar.set_postfix(threads=n_threads, batch=batch)
                     # Same values for every variant; one tensor per dtype, made before timing.
                     by_dtype = {dt: make_inputs(batch, n_features, dt, device, cfg.input_seed) for dt in set(dtypes.values())}
-                    inputs = {n: by_dtype[dt] for n, dt in dtypes.items()}
+                    inputs = {v.name: v.input_for(by_dtype[dtypes[v.name]]) for v in variants}
                     errors = warm_up(fns, inputs, cfg, time_call)
                     failures += [{"threads": n_threads, "batch_size": batch, "variant": n, "error": e}
                                  for n, e in errors.items()]

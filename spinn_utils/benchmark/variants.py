@@ -16,23 +16,28 @@ separately (``flops_nonzero``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnxruntime as ort
 import torch
 from torch import nn
 
+from ..compression.export import OnnxModule
 from ..compression.semi24 import semi_structured_model
 from ..compression.sparse import FORMATS, convert_dense_to_sparse
 from ..core.errors import SpinnError, first_line
 from ..core.paths import ResultsPaths
 from ..core.registry import (
     DENSE_STORAGE_VARIANTS,
+    ORT_VARIANTS,
     SEMI24_FORMAT,
     VARIANT_CHECKPOINTS,
     VARIANTS,
     sparse_variant,
 )
+from ..data.prepared import Scaler
 from ..model.checkpoints import load_dense_model
 from ..model.counting import (
     count_parameters,
@@ -52,11 +57,19 @@ class Variant:
 
     name: str
     module: nn.Module | None
-    format: str  # "dense" (strided storage), a compression.sparse.FORMATS name or "semi24"
+    format: str  # "dense" (strided storage), a compression.sparse.FORMATS name, "semi24" or "onnx"
     reference: str  # the variant whose outputs this one must reproduce; its own name if none
     source: str = ""  # checkpoint path it came from
     skip_reason: str | None = None
     notes: dict = field(default_factory=dict)  # conversion details worth recording (2:4 layers)
+    # The call that is timed when it is not ``module(x)`` (ONNX Runtime: raw features in) and
+    # how the shared scaled input becomes its input; both applied outside the timed region.
+    timed: Callable | None = None
+    to_input: Callable | None = None
+
+    def input_for(self, x: torch.Tensor):
+        """The variant's own form of the shared input tensor ``x`` (``x`` itself for PyTorch)."""
+        return x if self.to_input is None else self.to_input(x)
 
 
 def variant_dtype(module: nn.Module) -> torch.dtype:
@@ -149,6 +162,24 @@ def _converted_variant(masked: nn.Module, fmt: str, device: torch.device, source
     return Variant(name, module.eval(), fmt, VARIANTS.masked, source, notes=notes)
 
 
+def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, own: dict, scalers: dict) -> Variant:
+    """An exported model in ONNX Runtime (CPU provider), or a skipped Variant saying why."""
+    export, reference = ORT_VARIANTS[name]
+    path = paths.export(export)
+    if device.type != "cpu":
+        return Variant(name, None, "onnx", reference, str(path), skip_reason=(
+            "ONNX Runtime variants run on the CPU provider; notebook 07 times them"))
+    if not path.is_file():
+        return Variant(name, None, "onnx", reference, str(path), skip_reason=(
+            f"{path} not found: notebook 05.5 exports it"))
+    module = OnnxModule(path, own[reference].module, scalers[reference])
+    notes = {"runtime": f"onnxruntime {ort.__version__}, CPUExecutionProvider",
+             "intra_op_threads": "torch.get_num_threads() of each measurement", "inter_op_threads": 1,
+             "onnx_bytes": path.stat().st_size, "input": "raw features; outputs in physical units"}
+    return Variant(name, module, "onnx", reference, str(path), notes=notes,
+                   timed=module.run_raw, to_input=module.raw_inputs)
+
+
 def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORMATS, SEMI24_FORMAT)) -> list[Variant]:
     """Every representation to benchmark, built from the checkpoints of notebooks 02 and 03.
 
@@ -159,21 +190,24 @@ def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORM
             "semi24" (skipped, with the reason recorded, where 2:4 cannot run).
 
     Returns:
-        Variants in the order dense, spinn_masked, spinn_<format>..., spinn_structured;
-        ones that cannot run on ``device`` carry a ``skip_reason`` instead of a module.
+        Variants in the order dense, spinn_masked, spinn_<format>..., spinn_structured, then
+        the ONNX Runtime exports of notebook 05.5 (CPU only); ones that cannot run on
+        ``device`` carry a ``skip_reason`` instead of a module.
     """
     device = torch.device(device)
     known = (*FORMATS, SEMI24_FORMAT)
     unknown = [f for f in formats if f not in known]
     if unknown:
         raise SpinnError(f"unknown sparse format(s) {unknown}; known: {list(known)}")
-    own = {}
+    own, scalers = {}, {}
     for name in DENSE_STORAGE_VARIANTS:
         file, kind = VARIANT_CHECKPOINTS[name]
         path = paths.checkpoint(file)
-        model, _ = load_dense_model(path, kind)
+        model, ckpt = load_dense_model(path, kind)
+        scalers[name] = Scaler.from_dict(ckpt.meta["scaler"]) if "scaler" in ckpt.meta else None
         # Dense-storage models are their own reference; sparse ones must reproduce spinn_masked.
         own[name] = Variant(name, model.to(device).eval(), "dense", name, str(Path(path)))
     masked = own[VARIANTS.masked]
     converted = [_converted_variant(masked.module, fmt, device, masked.source) for fmt in formats]
-    return [own[VARIANTS.dense], masked, *converted, own[VARIANTS.structured]]
+    deployed = [_ort_variant(name, paths, device, own, scalers) for name in ORT_VARIANTS]
+    return [own[VARIANTS.dense], masked, *converted, own[VARIANTS.structured], *deployed]

@@ -9,6 +9,8 @@ from .registry import (
     CHECKPOINTS,
     DATA_FILES,
     EXECUTED_DIR,
+    EXPORT_DIR,
+    EXPORTS,
     FIGURE_FORMATS,
     FIGURE_NAMES,
     MANIFEST,
@@ -55,6 +57,10 @@ class ResultsPaths:
         return self.root / EXECUTED_DIR
 
     @property
+    def exports(self) -> Path:
+        return self.root / EXPORT_DIR
+
+    @property
     def manifest(self) -> Path:
         return self.root / MANIFEST
 
@@ -70,6 +76,10 @@ class ResultsPaths:
     def metric(self, name: str) -> Path:
         """``metric(METRICS.pruning)`` -> results/metrics/pruning.json"""
         return self.metrics / f"{name}.json"
+
+    def export(self, name: str) -> Path:
+        """``export(EXPORTS.structured)`` -> results/export/spinn_structured.onnx (sidecar: .json)"""
+        return self.exports / f"{name}.onnx"
 
     def table(self, fmt: str, name: str = TABLE1) -> Path:
         return self.tables / f"{name}.{fmt}"
@@ -88,6 +98,7 @@ def contract_files() -> tuple[str, ...]:
     return (
         *(f"data/{f}" for f in DATA_FILES),
         *(f"checkpoints/{c}.pt" for c in names(CHECKPOINTS)),
+        *(f"{EXPORT_DIR}/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json")),
         *(f"metrics/{m}.json" for m in names(METRICS) if m != METRICS.validation_checklist),
         f"metrics/{PREDICTIONS_FILE}",
         *(f"tables/{TABLE1}.{fmt}" for fmt in TABLE_FORMATS),

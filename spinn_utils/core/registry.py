@@ -9,6 +9,9 @@ name everywhere (JSON keys, table columns, figure legends):
     spinn_csr         the same weights as CSR
     spinn_semi24      2:4 semi-structured, fp16, CUDA capability >= 8.0 only
     spinn_structured  structured SPINN: physically smaller layers (spinn_structured.pt)
+    dense_ort              dense, exported to ONNX and run by ONNX Runtime (export/dense_pinn.onnx)
+    spinn_structured_ort   structured SPINN in ONNX Runtime: the deployable model
+                           (export/spinn_structured.onnx)
 """
 from __future__ import annotations
 
@@ -51,6 +54,16 @@ class VariantNames:
     csr: str = "spinn_csr"
     semi24: str = "spinn_semi24"
     structured: str = "spinn_structured"
+    dense_ort: str = "dense_ort"
+    structured_ort: str = "spinn_structured_ort"
+
+
+@dataclass(frozen=True)
+class ExportNames:
+    """``results/export/<name>.onnx`` and its sidecar ``<name>.json`` (notebook 05.5)."""
+
+    dense: str = "dense_pinn"
+    structured: str = "spinn_structured"
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ CHECKPOINTS = CheckpointNames()
 METRICS = MetricNames()
 VARIANTS = VariantNames()
 FIGURES = FigureNames()
+EXPORTS = ExportNames()
 
 DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json")  # data/, by 01
 PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot
@@ -78,6 +92,7 @@ FIGURE_FORMATS = ("png", "pdf")
 MANIFEST = "manifest.json"  # written by the driver
 EXECUTED_DIR = "executed"  # executed notebooks, by the driver
 ARCHIVE_DIR = "archive"  # zips of a run, by 04
+EXPORT_DIR = "export"  # ONNX models and their sidecars, by 05.5
 
 # Checkpoint kinds (the "kind" header of a checkpoint file).
 KINDS = ("dense", "pruned", "structured", "sparse")
@@ -88,6 +103,11 @@ VARIANT_CHECKPOINTS = {
     VARIANTS.masked: (CHECKPOINTS.pruned, "pruned"),
     VARIANTS.coo: (CHECKPOINTS.sparse, "sparse"),
     VARIANTS.structured: (CHECKPOINTS.structured, "structured"),
+}
+# ONNX Runtime variant -> (the export it runs, the PyTorch variant it must reproduce).
+ORT_VARIANTS = {
+    VARIANTS.dense_ort: (EXPORTS.dense, VARIANTS.dense),
+    VARIANTS.structured_ort: (EXPORTS.structured, VARIANTS.structured),
 }
 DENSE_STORAGE_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)
 UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pruned weights

@@ -25,6 +25,13 @@ DEFAULT_FEATURES = (
     *(f"{ch}_{stat}" for ch in SENSOR_CHANNELS for stat in ("mean", "rms")),
 )
 SPLITS = ("train", "val", "test")
+UNITS = ("mm", "um", "min", "s", "kw", "w", "a", "v", "c", "k", "hz")  # name suffixes read as units
+
+
+def target_unit(name: str) -> str:
+    """The unit a column name ends with ("tool_wear_vb_mm" -> "mm"), or "" when it names none."""
+    suffix = name.rsplit("_", 1)[-1].lower() if "_" in name else ""
+    return suffix if suffix in UNITS else ""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Notebook 08's test-set evaluation: every model variant scored on the held-out experiments.
 
-The four saved variants (dense, unstructured SPINN in dense storage with zeros, the same
-weights in sparse COO storage, structured SPINN) are reloaded from their checkpoints, predict
-the test experiments, and their predictions are mapped back to physical units with the
-train-fitted scaler and scored with ``core.metrics.regression_report`` (R2, RMSE, MAE per
+The saved variants (dense, unstructured SPINN in dense storage with zeros, the same weights
+in sparse COO storage, structured SPINN, and structured SPINN as exported to ONNX) are
+reloaded from their files and predict the test experiments; predictions are mapped back to
+physical units with the train-fitted scaler and scored with ``core.metrics.regression_report`` (R2, RMSE, MAE per
 output; ``mean_r2`` is the mean of the per-output R2, never a pooled R2). The COO model must
 reproduce the masked one (the original design's tolerance, 1e-4 in scaled outputs).
 """
@@ -13,26 +13,38 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from ..compression.export import OnnxModule
 from ..compression.sparse import load_sparse_model
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, write_json
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, VARIANT_CHECKPOINTS, VARIANTS
+from ..core.registry import METRICS, ORT_VARIANTS, VARIANT_CHECKPOINTS, VARIANTS
 from ..data.prepared import PreparedData, Scaler
+from ..data.schema import target_unit
 from ..model.checkpoints import load_dense_model
 from ..model.inference import predict
 from .crossval import CrossValConfig
 
-# The saved variants notebook 08 scores, in Table 1's order (CSR and 2:4 are not saved).
-TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured)
+# The saved variants notebook 08 scores, in Table 1's order (CSR and 2:4 are not saved);
+# the deployable structured model is scored as exported, in ONNX Runtime.
+TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured,
+                 VARIANTS.structured_ort)
 
 
 def load_test_models(paths: ResultsPaths) -> tuple[dict[str, nn.Module], dict[str, dict]]:
     """The ``TEST_VARIANTS`` (eval mode, CPU) and each checkpoint's meta."""
     models, metas = {}, {}
     for name in TEST_VARIANTS:
+        if name in ORT_VARIANTS:
+            export, reference = ORT_VARIANTS[name]
+            path = paths.export(export)
+            if not path.is_file():
+                raise SpinnError(f"{path} not found (run notebook 05.5, which exports it)")
+            metas[name] = metas[reference]
+            models[name] = OnnxModule(path, models[reference], Scaler.from_dict(metas[name]["scaler"])).eval()
+            continue
         file, kind = VARIANT_CHECKPOINTS[name]
         path = paths.checkpoint(file)
         model, ckpt = load_sparse_model(path) if kind == "sparse" else load_dense_model(path, kind)
@@ -128,9 +140,10 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
         "models": test["models"],
         "sparse_vs_masked": test["sparse_vs_masked"],
         "cross_validation": cv,
-        "checkpoints": {name: str(paths.checkpoint(VARIANT_CHECKPOINTS[name][0])) for name in TEST_VARIANTS},
+        "checkpoints": {name: str(paths.export(ORT_VARIANTS[name][0]) if name in ORT_VARIANTS
+                                  else paths.checkpoint(VARIANT_CHECKPOINTS[name][0])) for name in TEST_VARIANTS},
         "config": cfg,
-        "units": {t: t.rsplit("_", 1)[-1] for t in data.target_names},
+        "units": {t: target_unit(t) for t in data.target_names},
         "environment": environment_info(device),
     }
     json_path = write_json(paths.metric(METRICS.test_evaluation), body)

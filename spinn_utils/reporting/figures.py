@@ -34,6 +34,9 @@ MODEL_STYLE = {
     VARIANTS.csr: ("SPINN CSR", "#CC79A7"),
     VARIANTS.semi24: ("SPINN 2:4 (fp16)", "#56B4E9"),
     VARIANTS.structured: ("SPINN structured", "#009E73"),
+    # The same models in ONNX Runtime: darker shades of their PyTorch colours.
+    VARIANTS.dense_ort: ("Dense PINN (ONNX Runtime)", "#003F7D"),
+    VARIANTS.structured_ort: ("SPINN structured (ONNX Runtime)", "#00573F"),
 }
 MEASURED_COLOUR = "#000000"
 TARGET_LABELS = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..core.io import read_json
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, UNSTRUCTURED_VARIANTS, VARIANTS, names
+from ..core.registry import METRICS, ORT_VARIANTS, UNSTRUCTURED_VARIANTS, VARIANTS, names
 
 NOT_MEASURED = "not measured"
 # Every metrics JSON written before the checklist (notebooks 01-08), by name.
@@ -98,9 +98,11 @@ def fastest_matching(
 
 
 def model_params(results: dict, variant: str) -> dict | None:
-    """``count_parameters`` dict of one saved variant, from notebook 05 (COO: from 05.5)."""
+    """``count_parameters`` dict of one saved variant, from notebook 05 (COO: from 05.5; an
+    ONNX export: from the model it was exported from)."""
     if variant == VARIANTS.coo:
         return dig(results, METRICS.sparse_conversion, "params")
+    variant = ORT_VARIANTS.get(variant, (None, variant))[1]
     return dig(results, METRICS.model_verification, "models", variant, "params")
 
 

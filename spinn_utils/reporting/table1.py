@@ -32,11 +32,14 @@ from .results import (
     weight_bytes,
 )
 
-COLUMNS = ("Dense PINN", "SPINN (COO)", "SPINN (fastest unstructured)", "SPINN (structured)")
+COLUMNS = ("Dense PINN", "SPINN (COO)", "SPINN (fastest unstructured)", "SPINN (structured)",
+           "SPINN structured (ONNX Runtime)")
 # Which saved model each column's accuracy and parameters come from, and which benchmark
 # variant it times; None means "the fastest matching unstructured variant at that point".
-COLUMN_MODEL = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured)))
-COLUMN_VARIANT = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, None, VARIANTS.structured)))
+COLUMN_MODEL = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured,
+                                  VARIANTS.structured_ort)))
+COLUMN_VARIANT = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, None, VARIANTS.structured,
+                                    VARIANTS.structured_ort)))
 ROWS = (  # (label, how to format it)
     ("Parameters (non-zero)", "count"),
     ("Mean per-output R2 (test)", "r2"),
@@ -69,6 +72,9 @@ NOTES = (
     "same pruned weights whose outputs matched; its accuracy rows are the masked model's.",
     "Memory: bytes of weight storage of the representation timed on CPU "
     "(values + indices + offsets; 1 MB = 1e6 bytes).",
+    "SPINN structured (ONNX Runtime): the structured model exported to ONNX with the scaler "
+    "folded in (raw features in, physical units out), run by ONNX Runtime's CPU provider; "
+    "its speedup is against dense PyTorch eager. GPU: not timed (CPU provider only).",
 )
 
 
@@ -108,7 +114,7 @@ def _accuracy_cells(results: dict, cells: dict) -> None:
         cells["Tool wear R2 (test)"][col] = dig(metrics, "per_output", wear, "r2")
         cells["Thermal R2 (test)"][col] = dig(metrics, "per_output", thermal, "r2")
         # CV compares dense with unstructured IMP only.
-        cv = None if col == "SPINN (structured)" else cv_summary(
+        cv = None if COLUMN_MODEL[col] in (VARIANTS.structured, VARIANTS.structured_ort) else cv_summary(
             results, "dense" if col == "Dense PINN" else "spinn")
         cells["Mean per-output R2, CV mean"][col] = dig(cv, "mean")
         cells["Mean per-output R2, CV std"][col] = dig(cv, "std")

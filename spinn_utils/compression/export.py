@@ -1,0 +1,222 @@
+"""Deployable models: ONNX exports with the scaler folded in, checked against PyTorch (Cell 5.5).
+
+The fastest thing a user can deploy for CPU inference of a small MLP is ONNX Runtime
+(docs/benchmarking.md). Each export takes **raw features** and returns **physical units**:
+the train-fitted standardisation is folded into the first layer (``W / sigma_x``, ``b - W mu_x /
+sigma_x``) and the inverse target scaling into the last (``W sigma_y``, ``b sigma_y + mu_y``),
+so the graph is the plain MLP with no extra operations. The batch size is dynamic. Before an
+export is kept, ONNX Runtime's outputs on the test split must match the PyTorch model's within
+``parity_rtol`` of each target's scale; a failed check keeps no file (and removes a stale one).
+Beside each ``.onnx`` a JSON sidecar names the features, targets and units, the exporter and
+runtime versions, the source checkpoint's sha256 and the parity measured.
+
+``OnnxModule`` wraps an export as a module on scaled inputs and outputs, so the benchmark and
+the test evaluation compare and score it exactly like the PyTorch variants.
+
+Reference: PyTorch's ``torch.onnx.export(dynamo=True)`` (the torch.export-based exporter).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from ..core.errors import SpinnError
+from ..core.io import atomic_path, file_sha256, write_json
+from ..core.paths import ResultsPaths
+from ..core.registry import ORT_VARIANTS, VARIANT_CHECKPOINTS
+from ..data.prepared import PreparedData, Scaler
+from ..data.schema import RUN_COL, target_unit
+from ..model.checkpoints import load_dense_model
+from ..model.counting import count_parameters, linear_layers
+from ..model.mlp import DensePINN
+from ..model.onnx_predictor import SIDECAR_FORMAT, OnnxPredictor, sidecar_path
+
+INPUT_NAME, OUTPUT_NAME = "features", "targets"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    opset: int = 18  # the torch.export-based exporter's default; ONNX Runtime 1.16+ runs it
+    parity_rtol: float = 1e-4  # ORT vs PyTorch: max |diff| per target <= this x the target's train std
+
+    def __post_init__(self) -> None:
+        if not 0 < self.parity_rtol < 1:
+            raise SpinnError(f"parity_rtol must be in (0, 1), got {self.parity_rtol}")
+
+    @classmethod
+    def smoke_test(cls) -> ExportConfig:
+        return cls()  # exporting takes seconds at any size; parity is the point
+
+
+@torch.no_grad()
+def fold_scaler(model: DensePINN, scaler: Scaler) -> DensePINN:
+    """A float32 CPU copy of ``model`` that takes raw features and returns physical units."""
+    folded = copy.deepcopy(model).cpu().float().eval()
+    layers = linear_layers(folded)
+    first, last = layers[0], layers[-1]
+    x_mean, x_std = (torch.as_tensor(v, dtype=torch.float64) for v in (scaler.x_mean, scaler.x_std))
+    y_mean, y_std = (torch.as_tensor(v, dtype=torch.float64) for v in (scaler.y_mean, scaler.y_std))
+    w = first.weight.double() / x_std  # column j sees (x_j - mu_j) / sigma_j
+    first.bias.copy_((first.bias.double() - w @ x_mean).float())
+    first.weight.copy_(w.float())
+    last.weight.copy_((last.weight.double() * y_std[:, None]).float())
+    last.bias.copy_((last.bias.double() * y_std + y_mean).float())
+    return folded
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs that torchvision's ops are skipped and warns about its own internals."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+
+
+def export_graph(model: nn.Module, n_features: int, path: Path, opset: int) -> None:
+    """``model`` as an ONNX graph with a dynamic batch dimension."""
+    example = (torch.zeros(4, n_features),)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            model, example, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, dynamo=True,
+            verbose=False)
+    program.save(str(path))
+
+
+def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.ndarray,
+                   rtol: float) -> dict:
+    """ONNX Runtime on raw features vs PyTorch on scaled ones, per target in its own units."""
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    y_ort = session.run(None, {session.get_inputs()[0].name: x_raw.astype(np.float32)})[0]
+    with torch.inference_mode():
+        y_torch = model.cpu().float()(torch.as_tensor(scaler.transform_x(x_raw))).numpy()
+    y_torch = scaler.inverse_y(y_torch)
+    diff = np.abs(y_ort.astype(np.float64) - y_torch).max(axis=0)
+    limit = rtol * np.asarray(scaler.y_std)
+    per_target = {t: {"max_abs_diff": float(d), "limit": float(lim)}
+                  for t, d, lim in zip(scaler.target_names, diff, limit)}
+    finite = bool(np.isfinite(y_ort).all())
+    return {"per_target": per_target, "passed": finite and bool((diff <= limit).all()),
+            "rtol_of_target_std": rtol, "n": int(len(x_raw)), "inputs": "test split, raw features"}
+
+
+def _remove_export(path: Path) -> None:
+    """An older export left beside a failed one would be read as this run's."""
+    path.unlink(missing_ok=True)
+    sidecar_path(path).unlink(missing_ok=True)
+
+
+def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
+                 cfg: ExportConfig, *, source: Path, id_columns: list[str]) -> dict:
+    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model``.
+
+    Args:
+        model: a dense-storage DensePINN on scaled inputs and outputs (dense or structured).
+        scaler: the train-fitted scaler it was trained with (folded into the graph).
+        out_path: the .onnx file; the sidecar is the same name with .json.
+        x_raw: raw feature rows for the parity check (the test split).
+        cfg: opset and parity tolerance.
+        source: the checkpoint ``model`` was loaded from (its sha256 goes into the sidecar).
+        id_columns: input columns a prediction CSV keeps (experiment, run, time).
+
+    Returns:
+        The sidecar. Raises SpinnError, keeping no export, when parity fails.
+    """
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        export_graph(fold_scaler(model, scaler), len(scaler.feature_names), tmp, cfg.opset)
+        parity = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
+        if not parity["passed"]:
+            _remove_export(out_path)
+            raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
+                             f"(max |diff| per target {parity['per_target']}); no export written")
+        sidecar = {
+            "format": SIDECAR_FORMAT,
+            "feature_names": list(scaler.feature_names),
+            "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
+            "id_columns": list(id_columns),
+            "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+            "input": "raw features, float32, shape (batch, n_features) in feature_names order",
+            "output": "targets in physical units, float32, shape (batch, n_targets)",
+            "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
+            "opset": cfg.opset,
+            "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
+            "onnxruntime_version": ort.__version__,
+            "source_checkpoint": str(source), "source_sha256": file_sha256(source),
+            "onnx_bytes": tmp.stat().st_size,
+            "parity": parity,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(sidecar_path(out_path), sidecar)  # the model is renamed in just after
+    return sidecar
+
+
+def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, dict]:
+    """Export the checkpoint of every ONNX Runtime variant in the registry: {export name: sidecar}."""
+    x_raw = data.frames["test"][data.feature_names].to_numpy(np.float64)
+    id_columns = [c for c in (data.group_col, RUN_COL, data.time_col) if c in data.frames["test"]]
+    out = {}
+    for export, reference in ORT_VARIANTS.values():
+        stem, kind = VARIANT_CHECKPOINTS[reference]
+        source = paths.checkpoint(stem)
+        model, ckpt = load_dense_model(source, kind)
+        if "scaler" not in ckpt.meta:
+            raise SpinnError(f"{source} has no scaler in its meta; re-run notebook 02")
+        scaler = Scaler.from_dict(ckpt.meta["scaler"])
+        out[export] = export_model(model, scaler, paths.export(export), x_raw, cfg,
+                                   source=source, id_columns=id_columns)
+    return out
+
+
+def export_rows(sidecars: dict[str, dict]) -> list[dict]:
+    """One row per export: file size, widths, parity per target (for display)."""
+    return [{"export": f"{name}.onnx", "bytes": s["onnx_bytes"], "hidden_dims": s["hidden_dims"],
+             **{f"max |diff| {t}": p["max_abs_diff"] for t, p in s["parity"]["per_target"].items()},
+             "parity": s["parity"]["passed"]} for name, s in sidecars.items()]
+
+
+class OnnxModule(nn.Module):
+    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest.
+
+    ``source`` is the PyTorch model it was exported from: it holds the same weights, so bytes,
+    FLOPs and parameters are counted from it. ``run_raw`` is the deployed call (raw features
+    in, physical units out) that the benchmark times; ONNX Runtime uses as many intra-op threads
+    as torch has at the moment of the call.
+    """
+
+    def __init__(self, path: str | Path, source: nn.Module, scaler: Scaler) -> None:
+        super().__init__()
+        self.source = source
+        self.predictor = OnnxPredictor(path)
+        if self.predictor.feature_names != list(scaler.feature_names):
+            raise SpinnError(f"{path}: features {self.predictor.feature_names} differ from the "
+                             f"scaler's {scaler.feature_names}; re-run notebook 05.5")
+        self.x_mean, self.x_std = scaler.x_mean, scaler.x_std
+        self.y_mean, self.y_std = scaler.y_mean, scaler.y_std
+
+    def raw_inputs(self, x_scaled: torch.Tensor) -> np.ndarray:
+        return (x_scaled.detach().cpu().double().numpy() * self.x_std + self.x_mean).astype(np.float32)
+
+    def run_raw(self, x_raw: np.ndarray) -> np.ndarray:
+        return self.predictor.run(x_raw, torch.get_num_threads())
+
+    def forward(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        y = self.run_raw(self.raw_inputs(x_scaled))
+        return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))

@@ -1,0 +1,196 @@
+"""ONNX export (scaler folded in, parity or nothing), the torch-free predictor, ONNX Runtime variants."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from spinn_utils.benchmark.config import BenchConfig
+from spinn_utils.benchmark.run import run_benchmark
+from spinn_utils.benchmark.variants import _ort_variant, load_variants
+from spinn_utils.compression.export import (
+    ExportConfig,
+    OnnxModule,
+    export_checkpoints,
+    export_model,
+    fold_scaler,
+)
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.io import file_sha256
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import CHECKPOINTS, EXPORTS, VARIANTS
+from spinn_utils.model.checkpoints import save_checkpoint
+from spinn_utils.model.mlp import DensePINN, ModelConfig
+from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
+from spinn_utils.predict import main as predict_main
+from spinn_utils.predict import output_column
+
+TINY = ModelConfig(hidden_dims=(16, 8))
+
+
+def tiny_model(seed: int, hidden=(16, 8)) -> DensePINN:
+    torch.manual_seed(seed)
+    return DensePINN(ModelConfig(hidden_dims=hidden)).eval()
+
+
+@pytest.fixture
+def run(tmp_path, make_data):
+    """A results folder with tiny dense, pruned and structured checkpoints and their data."""
+    paths, data = ResultsPaths.at(tmp_path / "results").ensure(), make_data(rows=12)
+    meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
+            "target_names": data.target_names}
+    for name, kind, model in ((CHECKPOINTS.dense, "dense", tiny_model(0)),
+                              (CHECKPOINTS.pruned, "pruned", tiny_model(0)),
+                              (CHECKPOINTS.structured, "structured", tiny_model(1, (8, 4)))):
+        save_checkpoint(paths.checkpoint(name), model, kind=kind, meta={**meta, "model": model.cfg})
+    return paths, data
+
+
+def raw_test(data) -> np.ndarray:
+    return data.frames["test"][data.feature_names].to_numpy(np.float64)
+
+
+def test_folded_model_takes_raw_features_and_returns_physical_units(make_data):
+    data, model = make_data(), tiny_model(0)
+    x = raw_test(data)
+    with torch.inference_mode():
+        expected = data.scaler.inverse_y(model(torch.as_tensor(data.scaler.transform_x(x))).numpy())
+        folded = fold_scaler(model, data.scaler)(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(folded, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    assert model.network[0].weight.data_ptr() != fold_scaler(model, data.scaler).network[0].weight.data_ptr()
+
+
+def test_export_writes_a_model_onnx_runtime_reproduces_and_its_sidecar(run):
+    paths, data = run
+    sidecars = export_checkpoints(paths, data, ExportConfig())
+    assert set(sidecars) == {EXPORTS.dense, EXPORTS.structured}
+    side = json.loads(sidecar_path(paths.export(EXPORTS.structured)).read_text())
+    assert side == json.loads(json.dumps(sidecars[EXPORTS.structured]))
+    assert side["feature_names"] == data.feature_names
+    assert side["targets"] == [{"name": "tool_wear_vb_mm", "unit": "mm"},
+                               {"name": "thermal_displacement_um", "unit": "um"}]
+    assert side["source_sha256"] == file_sha256(paths.checkpoint(CHECKPOINTS.structured))
+    assert side["parity"]["passed"] and side["onnxruntime_version"] and side["opset"] == 18
+    assert side["onnx_bytes"] == paths.export(EXPORTS.structured).stat().st_size
+    predictor = OnnxPredictor(paths.export(EXPORTS.structured))
+    model = tiny_model(1, (8, 4))
+    for n in (1, 37):  # the batch size is free
+        x = np.random.default_rng(n).normal(size=(n, len(data.feature_names))) * 3 + 5
+        with torch.inference_mode():
+            expected = data.scaler.inverse_y(model(torch.as_tensor(data.scaler.transform_x(x))).numpy())
+        got = predictor.run(x.astype(np.float32), threads=2)
+        assert got.shape == (n, 2)
+        np.testing.assert_allclose(got, expected, atol=1e-4 * data.scaler.y_std.max())
+
+
+def test_failed_parity_keeps_no_export_and_removes_a_stale_one(run):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    out = paths.export(EXPORTS.dense)
+    assert out.is_file() and sidecar_path(out).is_file()
+    strict = replace(ExportConfig(), parity_rtol=1e-15)  # float32 rounding alone exceeds it
+    with pytest.raises(SpinnError, match="does not reproduce"):
+        export_model(tiny_model(0), data.scaler, out, raw_test(data), strict,
+                     source=paths.checkpoint(CHECKPOINTS.dense), id_columns=[])
+    assert not out.exists() and not sidecar_path(out).exists()
+    assert not list(paths.exports.glob("*.tmp"))
+
+
+def test_onnx_module_is_scored_like_its_source(run):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    source = tiny_model(1, (8, 4))
+    module = OnnxModule(paths.export(EXPORTS.structured), source, data.scaler)
+    x, _ = data.arrays("test")
+    with torch.inference_mode():
+        torch.testing.assert_close(module(torch.as_tensor(x)), source(torch.as_tensor(x)), atol=1e-4, rtol=0)
+
+
+def test_benchmark_times_the_exports_against_their_pytorch_models(run):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    variants = {v.name: v for v in load_variants(paths, "cpu", ("coo",))}
+    ort = variants[VARIANTS.structured_ort]
+    assert ort.skip_reason is None and ort.reference == VARIANTS.structured and ort.format == "onnx"
+    assert isinstance(ort.input_for(torch.zeros(3, 18)), np.ndarray)  # raw features, made before timing
+    result = run_benchmark(list(variants.values()), BenchConfig.smoke_test(), "cpu")
+    info = result["variants"]
+    for name in (VARIANTS.dense_ort, VARIANTS.structured_ort):
+        assert info[name]["outputs_match"], info[name]
+        assert info[name]["notes"]["onnx_bytes"] > 0
+    assert info[VARIANTS.structured_ort]["params"] == info[VARIANTS.structured]["params"]
+    timed = {r["variant"] for r in result["results"]}
+    assert {VARIANTS.dense_ort, VARIANTS.structured_ort} <= timed
+    assert not result["failures"]
+    on_gpu = _ort_variant(VARIANTS.structured_ort, paths, torch.device("cuda"), {}, {})
+    assert on_gpu.module is None and "CPU provider" in on_gpu.skip_reason  # 06 does not time it
+
+
+def _predict(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter, reporting whether torch got imported."""
+    code = ("import sys; from spinn_utils.predict import main; rc = main(sys.argv[1:]); "
+            "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+
+
+def test_predict_cli_runs_without_torch_and_keeps_id_columns(run, tmp_path):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    csv = tmp_path / "in.csv"
+    data.frames["test"].to_csv(csv, index=False)
+    out = tmp_path / "out.csv"
+    proc = _predict(["--model", str(paths.export(EXPORTS.structured)), "--csv", str(csv),
+                     "--output", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch imported: False" in proc.stdout
+    pred = pd.read_csv(out)
+    assert list(pred.columns) == ["experiment", "run", "cut_time_min", "predicted_tool_wear_vb_mm",
+                                  "predicted_thermal_displacement_um"]
+    model = OnnxModule(paths.export(EXPORTS.structured), tiny_model(1, (8, 4)), data.scaler)
+    x, _ = data.arrays("test")
+    with torch.inference_mode():
+        expected = data.scaler.inverse_y(model.source(torch.as_tensor(x)).numpy())
+    np.testing.assert_allclose(pred.iloc[:, 3:].to_numpy(), expected, atol=1e-4 * data.scaler.y_std.max())
+
+
+def test_predict_cli_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    model = str(paths.export(EXPORTS.structured))
+    frame = data.frames["test"]
+    cases = {
+        "lacks feature column(s) ['feed_mm_rev']": frame.drop(columns="feed_mm_rev"),
+        "must be numeric; found 'abc'": frame.astype({"feed_mm_rev": object}).assign(
+            feed_mm_rev=["abc"] + list(frame["feed_mm_rev"].iloc[1:])),
+        "has empty, NaN or inf values": frame.assign(feed_mm_rev=np.nan),
+    }
+    for expected, bad in cases.items():
+        csv = tmp_path / "bad.csv"
+        bad.to_csv(csv, index=False)
+        assert predict_main(["--model", model, "--csv", str(csv), "--output", str(tmp_path / "o.csv")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+    dup = tmp_path / "dup.csv"
+    dup.write_text("a,a\n1,2\n")
+    assert predict_main(["--model", model, "--csv", str(dup), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "more than once" in capsys.readouterr().err
+    fake = tmp_path / "fake.onnx"
+    fake.write_text("not a model")
+    sidecar_path(fake).write_text(sidecar_path(paths.export(EXPORTS.structured)).read_text())
+    assert predict_main(["--model", str(fake), "--csv", str(dup), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "not an ONNX model" in capsys.readouterr().err
+    sidecar_path(fake).unlink()
+    assert predict_main(["--model", str(fake), "--csv", str(dup), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "copy the .json sidecar" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_output_column_carries_the_unit():
+    assert output_column({"name": "tool_wear_vb_mm", "unit": "mm"}) == "predicted_tool_wear_vb_mm"
+    assert output_column({"name": "wear", "unit": "mm"}) == "predicted_wear_mm"
+    assert output_column({"name": "wear", "unit": ""}) == "predicted_wear"
