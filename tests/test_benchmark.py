@@ -131,6 +131,18 @@ def test_blocks_of_timed_calls_follow_one_untimed_call():
     assert samples == {"a": [1.0] * 5, "b": [2.0] * 5}
 
 
+def test_a_pause_before_each_visit_lets_other_thread_pools_sleep(monkeypatch):
+    """The idle pause happens before every visit's untimed call, never inside a timed call."""
+    events: list[str] = []
+    monkeypatch.setattr("spinn_utils.benchmark.timing.time.sleep", lambda s: events.append(f"sleep {s}"))
+    fns = {n: (lambda x, n=n: events.append(n)) for n in ("a", "b")}
+    cfg = fast_cfg(repeats=2, min_repeats=1, max_seconds_per_measurement=10.0, block=2, switch_pause_ms=25.0)
+    time_interleaved(fns, dict.fromkeys(fns), cfg, logging_timer(events, {"a": 1.0, "b": 1.0}))
+    assert events == ["sleep 0.025", "a", "a", "a", "sleep 0.025", "b", "b", "b"]
+    with pytest.raises(SpinnError):
+        BenchConfig(switch_pause_ms=-1.0)
+
+
 def test_time_budget_stops_a_slow_variant_but_keeps_min_repeats():
     log: list[str] = []
     fns = {n: (lambda x, n=n: log.append(n)) for n in ("slow", "fast", "glacial")}

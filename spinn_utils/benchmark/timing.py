@@ -117,6 +117,8 @@ def time_interleaved(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], 
             if not active:
                 break
             for name in round_robin_order(active, r):
+                if cfg.switch_pause_ms > 0:
+                    time.sleep(cfg.switch_pause_ms / 1e3)
                 spent_ms[name] += time_call(fns[name], inputs[name])  # untimed re-warm
                 for _ in range(min(cfg.block, cfg.repeats - len(samples[name]))):
                     ms = time_call(fns[name], inputs[name])
