@@ -1,6 +1,6 @@
 """Timings -> numbers and tables: robust summaries, speedups vs dense, the fastest variant.
 
-Pure functions over the rows ``bench.run_benchmark`` writes (one row per threads, batch and
+Pure functions over the rows ``run.run_benchmark`` writes (one row per threads, batch and
 variant), so the statistics are tested on known numbers, apart from any timing. Median and
 IQR (not mean) lead because a shared machine adds long one-sided outliers; speedup is
 median(dense) / median(variant) at the same threads and batch; the fastest variant is never

@@ -186,7 +186,7 @@ def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORM
     Args:
         paths: where dense_pinn.pt, spinn_pruned.pt and spinn_structured.pt live.
         device: the device to time on (semi-structured 2:4 support depends on it).
-        formats: what to convert the masked model to: names in sparse.FORMATS, or
+        formats: what to convert the masked model to: names in compression.sparse.FORMATS, or
             "semi24" (skipped, with the reason recorded, where 2:4 cannot run).
 
     Returns:

@@ -56,7 +56,7 @@ class PruneConfig:
     # AVX-512 CPU, 288-288-272-144 ran 2.68x faster than dense at batch 1000 where the exact
     # 286-286-284-143 ran 2.48x; GEMM and SIMD kernels handle aligned widths better.
     width_multiple: int = 16
-    show_progress: bool = True  # tqdm bars from train.fit; off in tests
+    show_progress: bool = True  # tqdm bars from training.fit; off in tests
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.target_sparsity < 1.0:

@@ -10,7 +10,7 @@ count). The neurons kept in each hidden layer are the most important by
 smaller model is fine-tuned with the physics loss.
 
 Before fine-tuning, the sliced model computes exactly what the dense model computes when the
-removed neurons' outgoing weights are zero (tests/test_prune.py checks this).
+removed neurons' outgoing weights are zero (tests/test_pruning.py checks this).
 
 References: Li et al., "Pruning Filters for Efficient ConvNets" (ICLR 2017) for norm-based
 importance; Molchanov et al., "Importance Estimation for Neural Network Pruning" (CVPR 2019).

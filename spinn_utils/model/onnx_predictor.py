@@ -59,6 +59,7 @@ class OnnxPredictor:
         self.meta = read_sidecar(self.path)
         self.feature_names = list(self.meta["feature_names"])
         self.target_names = [t["name"] for t in self.meta["targets"]]
+        self.input_name = self.meta["input_name"]
         self._sessions: dict[int, ort.InferenceSession] = {}
         self.session(1)  # fail now on a file that is not a model, not at the first prediction
 
@@ -77,7 +78,8 @@ class OnnxPredictor:
 
     def run(self, features: np.ndarray, threads: int = 1) -> np.ndarray:
         """Targets (n, n_targets) in physical units for raw float32 features (n, n_features)."""
-        return self.session(threads).run(None, {self.meta["input_name"]: features})[0]
+        session = self._sessions.get(threads) or self.session(threads)  # a lookup on the timed path
+        return session.run(None, {self.input_name: features})[0]
 
     def features_from(self, frame: pd.DataFrame, source: str = "the CSV") -> np.ndarray:
         """The model's input columns of ``frame`` as float32; missing or non-numeric is an error."""

@@ -132,7 +132,7 @@ def checklist_items(
     """The seed's checklist judged from measurements.
 
     Args:
-        results: ``report.load_results(paths)`` (or a hand-made dict of the same shape).
+        results: ``results.load_results(paths)`` (or a hand-made dict of the same shape).
         missing: contract files (``core.paths.contract_files()``) that do not exist.
         cfg: thresholds (default ``ReportConfig()``).
 
