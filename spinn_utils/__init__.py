@@ -23,7 +23,7 @@ _API = {
     "core.registry": ("CHECKPOINTS", "EXPORTS", "FIGURES", "METRICS", "VARIANTS"),
     "data.prepare": ("data_summary", "prepare"),
     "data.prepared": ("PreparedData", "Scaler", "load_prepared", "save_prepared", "split_table"),
-    "data.schema": ("DataConfig",),
+    "data.schema": ("DataConfig", "data_config_for", "read_data_config"),
     "model.checkpoints": ("load_dense_model", "save_checkpoint"),
     "model.counting": ("count_parameters",),
     "model.inference": ("evaluate_model", "predict"),

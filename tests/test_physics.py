@@ -197,20 +197,62 @@ def test_wear_terms_need_no_current_column_when_the_thermal_term_is_off(scaler):
     assert torch.isnan(out["thermal_ode"]) and torch.isfinite(out["total"])
 
 
-def test_physics_config_follows_the_data():
+def test_physics_config_follows_notebook_01s_record():
+    from spinn_utils.data.physics_terms import physics_support
     from spinn_utils.data.prepared import PreparedData
+    from spinn_utils.data.schema import DataConfig
     from spinn_utils.model.physics import physics_config_for
 
-    frame = pd.DataFrame({"t": [0.0, 1.0], "x": [1.0, 2.0], "vb": [0.1, 0.2], "delta": [1.0, 2.0]})
-    data = PreparedData({"train": frame}, ["t", "x"], ["vb", "delta"],
-                        Scaler.fit(frame, ["t", "x"], ["vb", "delta"]), time_col="t",
-                        meta={"source": "csv"})
+    frame = pd.DataFrame({"t": [0.0, 1.0], "p": [1.0, 2.0], "vb": [0.1, 0.2], "delta": [1.0, 2.0]})
+    described = DataConfig(data_path="own.csv", time_col="t", feature_cols=("t", "p"),
+                           target_cols=("vb", "delta"), power_col="p", power_unit="kW")
+    data = PreparedData({"train": frame}, ["t", "p"], ["vb", "delta"],
+                        Scaler.fit(frame, ["t", "p"], ["vb", "delta"]), time_col="t",
+                        meta={"physics": physics_support(described, "csv")})
     cfg = physics_config_for(data, thermal_ode_weight=0.5)
     assert (cfg.time_col, cfg.wear_target, cfg.thermal_target) == ("t", "vb", "delta")
-    assert cfg.thermal_ode_weight == 0.5
-    data.meta["source"] = "nasa_mat"  # current not in the synthetic sensor's units
-    assert physics_config_for(data).thermal_ode_weight == 0.0
-    assert physics_config_for(data, thermal_ode_weight=0.2).thermal_ode_weight == 0.2
+    assert (cfg.power_col, cfg.power_unit, cfg.thermal_ode_weight) == ("p", "kW", 0.5)
+    no_power = dataclasses.replace(described, feature_cols=("t",))
+    data.meta["physics"] = physics_support(no_power, "csv")
+    assert physics_config_for(data).thermal_ode_weight == 0.0  # off, and training goes on
+    with pytest.raises(SpinnError, match="cannot support thermal_ode: no power input"):
+        physics_config_for(data, thermal_ode_weight=0.2)
+    data.meta["physics"] = physics_support(described, "nasa_mat")
+    assert physics_config_for(data).thermal_ode_weight == 0.0  # mill.mat: circular, so off
+    data.meta.pop("physics")
+    with pytest.raises(SpinnError, match="re-run notebook 01"):
+        physics_config_for(data)
+
+
+def test_a_term_the_data_cannot_support_fails_in_notebook_01_not_02():
+    from spinn_utils.data.physics_terms import physics_support
+    from spinn_utils.data.schema import DataConfig
+
+    described = DataConfig(feature_cols=("cut_time_min", "feed_mm_rev"), thermal_ode=True)
+    with pytest.raises(SpinnError, match="thermal_ode was asked for.*'smc_dc_mean' is not among"):
+        physics_support(described, "csv")
+    off = physics_support(dataclasses.replace(described, thermal_ode=False), "csv")
+    assert not off["terms"]["thermal_ode"]["supported"] and "turned off" in off["terms"]["thermal_ode"]["reason"]
+    assert physics_support(DataConfig(), "synthetic")["terms"]["thermal_ode"]["supported"]
+
+
+def test_thermal_term_reads_power_in_kw_or_current_in_amps(scaler):
+    """The same power as a kW column or as the current the sensor model maps to it: same term."""
+    model = DensePINN(ModelConfig(hidden_dims=(8,)))
+    p_i = scaler.feature_names.index("smc_dc_mean")
+    with torch.no_grad():
+        model.network[0].weight[:, p_i] = 0.0  # outputs do not depend on how power is given
+    x = scaled_inputs(scaler, n=16)
+    amps_cfg = PhysicsConfig(thermal_ode_weight=1.0)
+    current = x[:, p_i] * float(scaler.x_std[p_i]) + float(scaler.x_mean[p_i])
+    power_kw = amps_cfg.thermal.power_kw_from_current(current)
+    kw_scaler = dataclasses.replace(scaler, x_mean=scaler.x_mean.copy(), x_std=scaler.x_std.copy())
+    kw_scaler.x_mean[p_i], kw_scaler.x_std[p_i] = 0.0, 1.0
+    x_kw = x.clone()
+    x_kw[:, p_i] = power_kw
+    amps = physics_loss(model, x, scaler, amps_cfg)["thermal_ode"]
+    kw = physics_loss(model, x_kw, kw_scaler, dataclasses.replace(amps_cfg, power_unit="kW"))["thermal_ode"]
+    torch.testing.assert_close(kw, amps)
 
 
 def test_config_round_trips_through_json_dict():

@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
 import pandas as pd
 
+from ..core.config import with_overrides
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from .leakage import check_leakage
+from .physics_terms import physics_support
 from .prepared import PreparedData, make_prepared
 from .schema import SPLITS, DataConfig
 from .sources import load_table, source_kind, thermal_source
@@ -28,6 +31,31 @@ def split_by_experiment(table: pd.DataFrame, cfg: DataConfig) -> dict[str, pd.Da
     return {s: table[table[cfg.group_col].isin(members[s])].reset_index(drop=True) for s in SPLITS}
 
 
+def cap_rows(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
+    """``cfg.max_experiments`` experiments (seeded, every split kept) and at most
+    ``cfg.max_rows_per_experiment`` rows each, evenly spaced in time; with notes saying so."""
+    notes, g = [], cfg.group_col
+    groups = pd.unique(table[g])
+    if cfg.max_experiments and len(groups) > cfg.max_experiments:
+        rng = np.random.default_rng(cfg.seed)
+        by_split = (table.groupby(cfg.split_col)[g].unique() if cfg.split_col
+                    else pd.Series({"all": groups}))
+        share = cfg.max_experiments / len(groups)
+        keep = [e for members in by_split for e in
+                rng.permutation(members)[:max(1, round(share * len(members)))]]
+        table = table[table[g].isin(keep)]
+        notes.append(f"smoke: {len(keep)} of {len(groups)} experiments kept (seeded)")
+    cap = cfg.max_rows_per_experiment
+    if cap and table.groupby(g).size().max() > cap:
+        keep = []  # the table is sorted by group and time, so positions are in time order
+        for _, part in table.groupby(g, sort=False):
+            keep += list(part.index[np.unique(np.linspace(0, len(part) - 1, min(cap, len(part))).round().astype(int))])
+        notes.append(f"smoke: at most {cap} rows per experiment, evenly spaced in time "
+                     f"({len(keep)} of {len(table)} rows)")
+        table = table.loc[sorted(keep)]
+    return table.reset_index(drop=True), notes
+
+
 def prepare(cfg: DataConfig) -> PreparedData:
     """Load, validate, split by experiment, fit the scaler on train, check for leakage.
 
@@ -37,14 +65,22 @@ def prepare(cfg: DataConfig) -> PreparedData:
 
     Returns:
         PreparedData with ``meta``: source, data_path, thermal_source, config, notes,
-        generator (synthetic settings, else None), load_seconds and the ``leakage`` report.
+        generator (synthetic settings, else None), ``physics`` (the terms the data supports,
+        ``physics_terms.physics_support``), load_seconds and the ``leakage`` report.
     """
     start = time.perf_counter()
+    notes = []
+    if cfg.time_col not in cfg.feature_cols:  # the physics differentiates by it: it must be an input
+        cfg = with_overrides(cfg, feature_cols=(*cfg.feature_cols, cfg.time_col))
+        notes.append(f"time column {cfg.time_col!r} added to the inputs (feature_cols omitted it)")
     kind = source_kind(cfg)
+    physics = physics_support(cfg, kind)  # before loading: a term the data cannot have fails fast
     table = load_table(cfg)
+    attrs = dict(table.attrs)  # loader notes and generator settings
+    table, capped = cap_rows(table, cfg)
     meta = {"source": kind, "data_path": cfg.data_path, "thermal_source": thermal_source(kind, cfg),
-            "config": dataclasses.asdict(cfg), "notes": list(table.attrs.get("notes", [])),
-            "generator": table.attrs.get("generator")}
+            "config": dataclasses.asdict(cfg), "notes": [*notes, *attrs.get("notes", []), *capped],
+            "generator": attrs.get("generator"), "physics": physics}
     data = make_prepared(split_by_experiment(table, cfg), cfg.feature_cols, cfg.target_cols,
                          cfg.group_col, cfg.time_col, meta)
     data.meta["leakage"] = leakage = check_leakage(data)
@@ -90,6 +126,7 @@ def data_summary(data: PreparedData, leakage: dict) -> dict:
                              "min": float(table[t].min()), "max": float(table[t].max())}
                          for t in data.target_names},
         "leakage": leakage,
+        "physics": data.meta.get("physics"),
         "notes": data.meta.get("notes", []),
         "load_seconds": data.meta.get("load_seconds"),
         "config": data.meta.get("config", {}),

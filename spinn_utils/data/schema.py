@@ -6,9 +6,15 @@ and the columns (defaults match the embedded synthetic data); see docs/data.md.
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..core.errors import SpinnError
+import yaml
+
+from ..core.config import build_config
+from ..core.errors import SpinnError, first_line
 
 TARGETS = ("tool_wear_vb_mm", "thermal_displacement_um")
 GROUP_COL = "experiment"  # split key: a case / insert set
@@ -47,6 +53,14 @@ class DataConfig:
     seed: int = 42  # fixes the synthetic data and which experiments go to val/test
     window_samples: int = 250  # samples per window (synthetic and mill.mat): 1 s at 250 Hz
     fail_on_leakage: bool = True  # a failed leakage check stops the run unless you opt out
+    # The thermal ODE term turns this input into cutting power: "A" = spindle motor current
+    # through the thermal model's sensor constants (2 A idle, 0.5 kW per A), "kW" = power itself.
+    power_col: str = "smc_dc_mean"
+    power_unit: str = "A"
+    thermal_ode: bool | None = None  # None: on where the data supports it; True: required; False: off
+    # Smoke runs cap the table so the chain takes seconds on any data (None: no cap).
+    max_rows_per_experiment: int | None = None  # evenly spaced in time within each experiment
+    max_experiments: int | None = None  # a seeded subset, every split kept
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_cols", tuple(self.feature_cols))
@@ -56,7 +70,56 @@ class DataConfig:
                 raise SpinnError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not self.feature_cols or not self.target_cols:
             raise SpinnError("feature_cols and target_cols must each name at least one column")
+        if self.power_unit not in POWER_UNITS:
+            raise SpinnError(f"power_unit must be one of {list(POWER_UNITS)}, got {self.power_unit!r}")
+        for name in ("max_rows_per_experiment", "max_experiments"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 2):
+                raise SpinnError(f"{name} must be an integer >= 2 or None, got {value!r}")
 
     @classmethod
     def smoke_test(cls) -> DataConfig:
-        return cls(window_samples=1500)  # 6 windows per run: ~1,000 rows, all 16 experiments
+        # 6 windows per run: ~1,000 rows from the 16 synthetic experiments; any other table is
+        # capped to about as many rows, so the smoke chain takes as long on it.
+        return cls(window_samples=1500, max_rows_per_experiment=64, max_experiments=24)
+
+
+POWER_UNITS = ("A", "kW")
+DATA_CONFIG_KEYS = tuple(f for f in DataConfig.__dataclass_fields__ if f != "seed")
+
+
+def read_data_config(path: str | os.PathLike) -> dict:
+    """A data description (JSON, or YAML by extension): DataConfig fields naming the columns once.
+
+    Example: ``{"group_col": "experiment_id", "time_col": "time", "target_cols": ["tool_wear",
+    "thermal_displacement"], "feature_cols": [...], "split_col": "split"}``. An unknown key, a
+    missing file or a file that does not parse is a one-line SpinnError.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SpinnError(f"data config not found: {path}")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            loaded = yaml.safe_load(path.read_text())
+        elif path.suffix.lower() == ".json":
+            loaded = json.loads(path.read_text())
+        else:
+            raise SpinnError(f"data config must be .json, .yaml or .yml, got {path.name}")
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise SpinnError(f"data config {path} does not parse: {first_line(err)}") from err
+    if not isinstance(loaded, dict):
+        raise SpinnError(f"data config {path} must hold a mapping of DataConfig fields")
+    unknown = sorted(set(loaded) - set(DATA_CONFIG_KEYS))
+    if unknown:
+        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {list(DATA_CONFIG_KEYS)}")
+    return loaded
+
+
+def data_config_for(smoke: bool, data_config: str = "", **knobs) -> DataConfig:
+    """The run's DataConfig: defaults (full or smoke) < the data description file < knobs.
+
+    ``knobs`` are notebook 01's parameters; None means "not given", so a ``-p`` flag overrides
+    the file and the file overrides the defaults.
+    """
+    described = read_data_config(data_config) if data_config else {}
+    return build_config(DataConfig, smoke, **{**described, **{k: v for k, v in knobs.items() if v is not None}})

@@ -45,6 +45,7 @@ class PhysicsConfig:
     subsample: int = 64  # rows per batch for the derivative terms: bounds the extra cost
     time_col: str = TIME_COL  # the input the derivatives are taken against
     power_col: str = "smc_dc_mean"  # spindle DC current (A) -> cutting power (kW)
+    power_unit: str = "A"  # "A": current through the thermal model's sensor constants; "kW": power
     wear_target: str = TARGETS[0]  # tool_wear_vb_mm
     thermal_target: str = TARGETS[1]  # thermal_displacement_um
     thermal: ThermalModel = field(default_factory=ThermalModel)  # same constants as the generator
@@ -97,17 +98,27 @@ def subsample_rows(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def physics_config_for(data: PreparedData, smoke: bool = False, **knobs) -> PhysicsConfig:
-    """The PhysicsConfig for ``data``: the terms read the data's own time and target columns.
+    """The PhysicsConfig notebook 01's record prescribes for ``data``.
 
-    On NASA mill.mat the thermal ODE term is off unless a weight is given: its spindle
-    current is not in the units of the synthetic sensor model (2 A idle, 0.5 kW per A) that
-    turns current into cutting power, and its thermal target is itself derived, not measured.
+    The record (``data.meta["physics"]``, ``data.physics_terms.physics_support``) names the
+    time, target and power columns and which terms the data supports. An unsupported term gets
+    weight 0; asking for it with a weight > 0 is an error that gives 01's reason.
     """
-    if data.meta.get("source") == "nasa_mat" and knobs.get("thermal_ode_weight") is None:
-        knobs["thermal_ode_weight"] = 0.0
+    record = data.meta.get("physics")
+    if not record:
+        raise SpinnError("the prepared data has no physics record (written by an older version); "
+                         "re-run notebook 01")
+    for term, support in record["terms"].items():
+        weight = f"{term}_weight"
+        if not support["supported"]:
+            if knobs.get(weight):
+                raise SpinnError(f"{weight}={knobs[weight]} asked for, but notebook 01 found the data "
+                                 f"cannot support {term}: {support['reason']}")
+            knobs[weight] = 0.0
     return build_config(
-        PhysicsConfig, smoke, time_col=data.time_col, wear_target=data.target_names[0],
-        thermal_target=data.target_names[-1], **knobs,
+        PhysicsConfig, smoke, time_col=record["time_col"], wear_target=record["wear_target"],
+        thermal_target=record["thermal_target"], power_col=record["power_col"],
+        power_unit=record["power_unit"], **knobs,
     )
 
 
@@ -141,12 +152,12 @@ def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: 
     Needs the current column only when the term is on: a CSV without one can still use the
     wear terms.
     """
-    p_i = _index(scaler.feature_names, cfg.power_col, "the spindle current input")
+    p_i = _index(scaler.feature_names, cfg.power_col, "the power input")
     d_mean, d_std = _stat(scaler.y_mean, d_i, x), _stat(scaler.y_std, d_i, x)
     delta_um = y[:, d_i] * d_std + d_mean
     ddelta_dt = dy_dt[:, d_i] * d_std / _stat(scaler.x_std, t_i, x)  # um per minute of cutting
-    current_a = x[:, p_i] * _stat(scaler.x_std, p_i, x) + _stat(scaler.x_mean, p_i, x)
-    power_kw = cfg.thermal.power_kw_from_current(current_a)
+    power = x[:, p_i] * _stat(scaler.x_std, p_i, x) + _stat(scaler.x_mean, p_i, x)
+    power_kw = power if cfg.power_unit == "kW" else cfg.thermal.power_kw_from_current(power)
     residual_um = cfg.thermal.residual(delta_um, ddelta_dt, power_kw)
     return (residual_um / d_std).pow(2).mean()
 

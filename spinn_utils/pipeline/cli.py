@@ -1,10 +1,11 @@
-"""The headless driver's command line: ``python run_all.py``, ``spinn-run``, ``python -m spinn_utils``.
+"""Run the numbered notebooks in order, headless, with papermill (run_all.py, spinn-run, python -m spinn_utils).
 
     python run_all.py                      # the whole pipeline on the embedded synthetic data
     python run_all.py --smoke              # tiny data and epochs: the whole chain in ~a minute
     python run_all.py --from 03 -p finetune_epochs=5
     python run_all.py --only 06,07 --device cuda
     python run_all.py --data mill.mat --output results_nasa
+    python run_all.py --data my.csv --data-config my.json
 
 Executed copies go to ``<output>/executed/``; ``<output>/manifest.json`` records versions,
 hardware, seed, git commit, parameters and seconds per notebook (rewritten after every
@@ -41,6 +42,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], type=parse_parameter,
                     metavar="NAME=VALUE", help="notebook parameter override (repeatable; checked against the notebooks)")
     ap.add_argument("--data", metavar="PATH", help="a NASA mill.mat or a CSV (default: embedded synthetic data)")
+    ap.add_argument("--data-config", metavar="PATH",
+                    help="a .json/.yaml description of your CSV's columns (group_col, time_col, ...), named once")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device (default auto)")
     ap.add_argument("--output", metavar="DIR", help="results directory (default results/)")
     ap.add_argument("--seed", type=int, default=42, help="seed passed to every notebook (default 42)")

@@ -50,8 +50,9 @@ def plan_parameters(notebooks: list[Path], fixed: dict, overrides: dict) -> dict
             inferred = declared[p][name].get("inferred_type_name", "")
             if not type_ok(value, inferred):
                 raise UsageError(f"-p {name}={value!r}: {p.stem} expects {inferred}")
-    if fixed.get("data_path") and not any("data_path" in d for d in declared.values()):
-        raise UsageError("--data is read by notebook 01, which is not selected")
+    for key, flag in (("data_path", "--data"), ("data_config", "--data-config")):
+        if fixed.get(key) and not any(key in d for d in declared.values()):
+            raise UsageError(f"{flag} is read by notebook 01, which is not selected")
     return {
         p: {k: v for k, v in {**fixed, **overrides}.items() if k in params}
         for p, params in declared.items()

@@ -24,6 +24,7 @@ from papermill.exceptions import PapermillExecutionError
 from ..core.env import environment_info, package_versions, resolve_device
 from ..core.io import write_json
 from ..core.paths import ResultsPaths
+from ..data.schema import read_data_config
 from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, select
 from .params import plan_parameters
 
@@ -86,6 +87,9 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
         if not data.is_file():
             raise UsageError(f"--data {args.data}: no such file")
         fixed["data_path"] = str(data)
+    if args.data_config:
+        read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
+        fixed["data_config"] = str(Path(args.data_config).expanduser().resolve())
     parameters = plan_parameters(notebooks, fixed, dict(args.parameters))
     return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 

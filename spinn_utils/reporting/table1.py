@@ -17,6 +17,7 @@ from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, TABLE_FORMATS, VARIANTS
 from ..data.schema import TARGETS
+from ..model.physics import TERMS
 from .results import (
     BENCHMARKS,
     NOT_MEASURED,
@@ -99,6 +100,17 @@ def _latency_cells(results: dict, device: str, cfg: ReportConfig) -> tuple[dict,
     return rows, names, note
 
 
+def physics_note(results: dict) -> str:
+    """Which physics terms the dense model was trained with, and why any was off (from 01 and 02)."""
+    weights = dig(results, METRICS.dense_training, "physics_config")
+    if not weights:
+        return f"Physics terms: {NOT_MEASURED} (no {METRICS.dense_training}.json)."
+    support = dig(results, METRICS.data_summary, "physics", "terms") or {}
+    on = [f"{t} (weight {weights[f'{t}_weight']:g})" for t in TERMS if weights.get(f"{t}_weight")]
+    off = [f"{t} ({dig(support, t, 'reason') or 'weight 0'})" for t in TERMS if not weights.get(f"{t}_weight")]
+    return f"Physics terms in training: on: {', '.join(on) or 'none'}; off: {'; '.join(off) or 'none'}."
+
+
 def _accuracy_cells(results: dict, cells: dict) -> None:
     """Parameters, test R2 and CV rows of every column, into ``cells[label][column]``."""
     test = dig(results, METRICS.test_evaluation, "models") or {}
@@ -155,7 +167,7 @@ def table1(results: dict, cfg: ReportConfig | None = None) -> pd.DataFrame:
         index=pd.Index([label for label, _ in ROWS], name="Metric"),
         columns=[*COLUMNS, "Source"], dtype=object,
     )
-    frame.attrs["notes"] = [*notes, *NOTES]
+    frame.attrs["notes"] = [*notes, *NOTES, physics_note(results)]
     return frame
 
 
