@@ -1,0 +1,7 @@
+"""``python -m spinn_utils.colab --repo OWNER/NAME``: point every Colab link at your fork (pipeline/colab.py)."""
+import sys
+
+from .pipeline.colab import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""One repository for every Colab link: the notebooks' set-up cell, the badges, the README links.
+
+The repository is ``[project.urls] Repository`` in pyproject.toml. Each notebook's set-up cell
+is ``setup_cell(repo, branch)`` word for word, so a fork re-points every place at once:
+
+    python -m spinn_utils.colab --repo OWNER/NAME [--branch BRANCH]
+
+rewrites pyproject.toml, the set-up cell of every notebook and every GitHub / Open-in-Colab
+link in README.md and COLAB_WORKFLOW.md, and prints what it changed. ``references`` lists
+what each file points at (a test checks they all agree).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from ..core.errors import SpinnError
+from ..core.io import atomic_path
+from .notebooks import REPO_ROOT, discover
+
+DOCS = ("README.md", "COLAB_WORKFLOW.md")
+REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*)/[A-Za-z0-9._-]+$")
+URL_LINE = re.compile(r'^(Repository\s*=\s*)"https://github\.com/([^"/]+/[^"/]+?)"', re.M)
+# github.com/OWNER/NAME (a page, git+ install or a Colab badge's /github/OWNER/NAME/blob/BRANCH/).
+LINK = re.compile(r"(colab\.research\.google\.com/github/|github\.com/)([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)"
+                  r"(?=/blob/|@|\.git\b|[\s\"')\]]|$)(?:/blob/([A-Za-z0-9._/-]+?)(?=/notebooks/))?")
+SETUP_MARKER = "# Set-up: in Colab, install spinn_utils"
+
+SETUP_TEMPLATE = '''# Set-up: in Colab, install spinn_utils and mount Google Drive; locally this does nothing.
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules:
+    if importlib.util.find_spec("spinn_utils") is None:
+        source = "git+https://github.com/{repo}@{branch}"
+        if subprocess.run([sys.executable, "-m", "pip", "install", "-q", source]).returncode:
+            raise SystemExit(f"could not pip install {{source}}: for a fork, run `python -m spinn_utils.colab "
+                             "--repo OWNER/NAME` in it and push; for a copy on Drive, run "
+                             "`%pip install /content/drive/MyDrive/<your copy>` first")
+    if results_dir.startswith("/content/drive"):
+        from google.colab import drive
+        drive.mount("/content/drive")'''
+
+
+def setup_cell(repo: str, branch: str = "main") -> str:
+    """The set-up cell every notebook carries, for ``repo`` ("OWNER/NAME") at ``branch``."""
+    return SETUP_TEMPLATE.format(repo=repo, branch=branch)
+
+
+def repository(root: Path = REPO_ROOT) -> str:
+    """"OWNER/NAME" of ``[project.urls] Repository`` in pyproject.toml."""
+    found = URL_LINE.search((root / "pyproject.toml").read_text())
+    if not found:
+        raise SpinnError(f"{root / 'pyproject.toml'} has no [project.urls] Repository = \"https://github.com/OWNER/NAME\"")
+    return found.group(2)
+
+
+def _cells(path: Path) -> tuple[dict, list[dict]]:
+    nb = json.loads(path.read_text())
+    return nb, [c for c in nb["cells"] if c["cell_type"] == "code"
+                and "".join(c["source"]).startswith(SETUP_MARKER)]
+
+
+def references(root: Path = REPO_ROOT) -> dict[str, set[tuple[str, str | None]]]:
+    """{file: {(OWNER/NAME, branch or None)}} of every GitHub link and set-up cell."""
+    out = {"pyproject.toml": {(repository(root), None)}}
+    for name in DOCS:
+        out[name] = {(m.group(2), m.group(3)) for m in LINK.finditer((root / name).read_text())}
+    for path in discover(root / "notebooks"):
+        for cell in _cells(path)[1]:
+            out[f"notebooks/{path.name}"] = {(m.group(2), None) for m in LINK.finditer("".join(cell["source"]))}
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def repoint(repo: str, branch: str = "main", root: Path = REPO_ROOT) -> list[str]:
+    """Point every reference at ``repo``/``branch`` in place; returns one line per changed file."""
+    if not REPO_RE.match(repo):
+        raise SpinnError(f"--repo must look like OWNER/NAME, got {repo!r}")
+    changes = []
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    new = URL_LINE.sub(lambda m: f'{m.group(1)}"https://github.com/{repo}"', text, count=1)
+    if new != text:
+        _write(pyproject, new)
+        changes.append(f"pyproject.toml: Repository = https://github.com/{repo}")
+    for name in DOCS:
+        text = (root / name).read_text()
+        new, n = LINK.subn(lambda m: m.group(1) + repo + (f"/blob/{branch}" if m.group(3) else ""), text)
+        if new != text:
+            _write(root / name, new)
+            changes.append(f"{name}: {n} link(s) -> {repo}" + (f" ({branch})" if branch else ""))
+    cell_text = setup_cell(repo, branch)
+    for path in discover(root / "notebooks"):
+        nb, cells = _cells(path)
+        if not cells:
+            raise SpinnError(f"{path.name} has no set-up cell (starting {SETUP_MARKER!r})")
+        if any("".join(c["source"]) != cell_text for c in cells):
+            for c in cells:
+                c["source"] = cell_text.splitlines(keepends=True)
+            _write(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            changes.append(f"notebooks/{path.name}: set-up cell installs git+https://github.com/{repo}@{branch}")
+    return changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m spinn_utils.colab", description=__doc__.splitlines()[0])
+    p.add_argument("--repo", required=True, help="your fork or copy on GitHub, as OWNER/NAME")
+    p.add_argument("--branch", default="main", help="the branch Colab opens and installs (default main)")
+    p.add_argument("--root", type=Path, default=REPO_ROOT, help="the repository checkout to rewrite")
+    args = p.parse_args(argv)
+    try:
+        changes = repoint(args.repo, args.branch, args.root)
+    except (SpinnError, OSError) as err:
+        print(f"colab: error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(changes) if changes else f"nothing to change: everything points at {args.repo}")
+    return 0
