@@ -19,6 +19,7 @@ _API = {
     "core.env": ("environment_info", "resolve_device", "set_seed"),
     "core.errors": ("SpinnError",),
     "core.io": ("read_json", "write_json"),
+    "core.lineage": ("finish_stage", "start_stage"),
     "core.paths": ("ResultsPaths",),
     "core.registry": ("CHECKPOINTS", "EXPORTS", "FIGURES", "METRICS", "VARIANTS"),
     "data.prepare": ("data_summary", "prepare"),
