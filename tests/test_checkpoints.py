@@ -8,7 +8,7 @@ from spinn_utils.model.checkpoints import (
     load_state_dict_file,
     save_checkpoint,
 )
-from spinn_utils.model.mlp import DensePINN, ModelConfig
+from spinn_utils.model.mlp import DensePINN, ModelConfig, load_strict
 
 SMALL = ModelConfig(input_dim=3, hidden_dims=(8, 4), output_dim=2)
 
@@ -68,5 +68,24 @@ def test_weights_that_do_not_match_meta(tmp_path):
         tmp_path / "m.pt", DensePINN(SMALL), kind="dense",
         meta={"model": ModelConfig(input_dim=3, hidden_dims=(9, 4), output_dim=2)},
     )
-    with pytest.raises(SpinnError, match="do not match"):
+    with pytest.raises(SpinnError, match=r"says layer widths \[3, 9, 4, 2\], but the weights have \[3, 8, 4, 2\]"):
         load_dense_model(path)
+
+
+def test_absurd_or_missing_meta_is_refused_before_anything_is_allocated(tmp_path):
+    huge = save_checkpoint(tmp_path / "huge.pt", DensePINN(SMALL), kind="dense",
+                           meta={"model": ModelConfig(input_dim=3, hidden_dims=(10**6, 10**6), output_dim=2)})
+    with pytest.raises(SpinnError, match="says layer widths"):  # a DensePINN this size is ~4 TB
+        load_dense_model(huge)
+    partial = save_checkpoint(tmp_path / "partial.pt", DensePINN(SMALL), kind="dense",
+                              meta={"model": {"input_dim": 3, "output_dim": 2}})
+    with pytest.raises(SpinnError, match="meta\\['model'\\] is incomplete .*'hidden_dims'"):
+        load_dense_model(partial)
+
+
+def test_a_wrong_shape_names_the_sizes():
+    model = DensePINN(SMALL)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["network.2.weight"] = torch.zeros(4, 7)
+    with pytest.raises(SpinnError, match="size mismatch for network.2.weight.*torch.Size\\(\\[4, 7\\]\\)"):
+        load_strict(model, state, "bad")

@@ -1,4 +1,5 @@
 """convert_to_sparse: one code path for the CLI and notebook 05.5; bad input = exit 2, nothing written."""
+import copy
 import json
 import subprocess
 import sys
@@ -122,16 +123,37 @@ def test_prune_hook_state_dict_is_folded():
         fold_prune_masks({"network.0.weight_orig": torch.ones(2, 3)})
 
 
-def test_validation_failure_writes_report_but_no_checkpoint(tmp_path, source, capsys):
+def test_a_failed_conversion_keeps_the_good_files_and_reports_beside_them(tmp_path, source, capsys):
     out = tmp_path / "out"
     assert main(["--checkpoint", str(source[0]), "--output-dir", str(out)]) == 0
-    assert (out / "spinn_sparse_final.pt").exists()  # an earlier, good conversion
+    good = {p.name: p.read_bytes() for p in out.iterdir()}  # an earlier, good conversion
     code = main(["--checkpoint", str(source[0]), "--output-dir", str(out), "--atol", "1e-15"])
     assert code == 1
-    report = json.loads((out / "sparse_conversion_report.json").read_text())
-    assert not report["conversion_ok"] and report["checkpoint"] is None
-    assert not (out / "spinn_sparse_final.pt").exists()
-    assert "did not match" in capsys.readouterr().err
+    failed = json.loads((out / "sparse_conversion_report.failed.json").read_text())
+    assert not failed["conversion_ok"] and failed["checkpoint"] is None
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in good} == good  # untouched
+    err = capsys.readouterr().err
+    assert "did not match" in err and "nothing replaced" in err
+
+
+def test_csr_never_replaces_coo_and_a_nan_weight_is_named(tmp_path, source, capsys):
+    out = tmp_path / "out"
+    assert main(["--checkpoint", str(source[0]), "--output-dir", str(out)]) == 0
+    assert main(["--checkpoint", str(source[0]), "--output-dir", str(out), "--format", "csr"]) == 0
+    assert load_sparse_model(out / "spinn_sparse_final.pt")[1].meta["format"] == "coo"
+    assert load_sparse_model(out / "spinn_sparse_final_csr.pt")[1].meta["format"] == "csr"
+    assert (out / "sparse_conversion_report_csr.json").is_file()
+    model = source[1]
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.network[0].weight[0, 0] = float("nan")
+    save_checkpoint(tmp_path / "nan.pt", broken, kind="pruned", meta={"model": asdict(broken.cfg)})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["--checkpoint", str(tmp_path / "nan.pt"), "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "network.0.weight has 1 NaN/inf value(s)" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def _bad_inputs(tmp_path, source):

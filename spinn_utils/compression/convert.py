@@ -9,9 +9,11 @@ Sources: our checkpoints (kind "pruned"; "dense" and "structured" also work) and
 ``state_dict`` of the earlier pipeline's ``nn.Sequential`` MLP (``network.0.weight``, ...;
 widths from the shapes; ``*_orig``/``*_mask`` pairs left by ``torch.nn.utils.prune`` are
 multiplied out). Writes ``spinn_sparse_final.pt`` (kind "sparse") and
-``sparse_conversion_report.json`` (keys in results/README.md). Bad input is one line on stderr,
-exit code 2 and nothing written; a conversion that does not validate writes the report (no
-checkpoint) and exits 1.
+``sparse_conversion_report.json`` (keys in results/README.md) for COO; another format carries
+its name (``spinn_sparse_final_csr.pt``), so it never replaces the COO files. Bad input (a
+missing file, malformed metadata, NaN/inf weights) is one line on stderr, exit code 2 and
+nothing written; a conversion that does not validate writes ``<report>.failed.json``, leaves
+every existing file alone and exits 1.
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, write_json
-from ..core.registry import CHECKPOINTS, METRICS
+from ..core.registry import sparse_artifacts
 from ..data.prepared import Scaler
 from ..data.schema import DEFAULT_FEATURES
 from ..model.checkpoints import load_dense_model, load_state_dict_file
@@ -100,6 +103,14 @@ def load_source(path: str | os.PathLike, activation: str | None = None) -> tuple
             f"{path} was trained with activation {model.cfg.activation!r}, but {activation!r} was asked for"
         )
     return model, ckpt.meta, ckpt.kind
+
+
+def check_finite(model: nn.Module, path) -> None:
+    """A NaN or inf weight is a broken source, not a tolerance question: say which tensor."""
+    for name, t in model.state_dict().items():
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise SpinnError(f"{path}: {name} has {bad} NaN/inf value(s); nothing was converted")
 
 
 def inputs_from_csv(
@@ -218,10 +229,13 @@ def convert_checkpoint(
         activation: the legacy MLP's activation (our checkpoints carry theirs).
         device: where both models run during validation.
     Returns:
-        The report (also written to ``report_out``). The checkpoint is written only when the
-        saved format validated; nothing at all is written when the input is bad (SpinnError).
+        The report. When the saved format validated, the checkpoint and ``report_out`` are
+        written (both renamed into place only when complete); when it did not, the report goes
+        to ``<report_out>.failed.json`` and existing files are left alone; when the input is bad
+        (SpinnError), nothing is written.
     """
     model, meta, kind = load_source(source, activation)
+    check_finite(model, source)
     x, label = validation_inputs(cfg, inputs, meta, model.cfg.input_dim, features, inputs_label)
     device = torch.device(device)
     model = model.to(device)
@@ -232,10 +246,9 @@ def convert_checkpoint(
               "checkpoint": str(checkpoint_out) if ok else None,
               **conversion_report(cfg, model, converted, checks, device)}
     report["validation"] = {**checks[cfg.format], "inputs": label}
-    if not ok:
-        write_json(report_out, report)
-        # An older checkpoint left beside this report would be read as this run's conversion.
-        Path(checkpoint_out).unlink(missing_ok=True)
+    if not ok:  # a good checkpoint and report from before stay as they were
+        report["report"] = str(failed_report_path(report_out))
+        write_json(report["report"], report)
         return report
     keep = {k: meta[k] for k in ("feature_names", "target_names", "scaler", "seed") if k in meta}
     keep.update(source=str(source), source_kind=kind, validation=report["validation"])
@@ -243,6 +256,12 @@ def convert_checkpoint(
         save_sparse_checkpoint(tmp, converted[cfg.format].cpu(), keep)
         write_json(report_out, report)
     return report
+
+
+def failed_report_path(report_out) -> Path:
+    """Where a conversion that did not validate writes its report (never over a good one)."""
+    report_out = Path(report_out)
+    return report_out.with_name(f"{report_out.stem}.failed.json")
 
 
 def summary_rows(report: dict) -> list[dict]:
@@ -280,9 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         cfg = SparseConfig(format=args.format, atol=args.atol)
         out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent
+        ckpt_stem, report_stem = sparse_artifacts(cfg.format)
+        report_out = out_dir / f"{report_stem}.json"
         report = convert_checkpoint(
-            cfg, args.checkpoint,
-            checkpoint_out=out_dir / f"{CHECKPOINTS.sparse}.pt", report_out=out_dir / f"{METRICS.sparse_conversion}.json",
+            cfg, args.checkpoint, checkpoint_out=out_dir / f"{ckpt_stem}.pt", report_out=report_out,
             inputs=args.data, features=args.features.split(",") if args.features else None,
             activation=args.activation,
         )
@@ -292,11 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     print(pd.DataFrame(summary_rows(report)).to_string(index=False))
     print(f"validated on {report['validation']['inputs']}")
     failed = [f for f, c in report["validation_by_format"].items() if not c["passed"]]
-    if failed:
-        print(f"convert_to_sparse: {failed} did not match the source within atol {cfg.atol:g}; "
-              f"report: {out_dir / f'{METRICS.sparse_conversion}.json'}", file=sys.stderr)
+    if not report["conversion_ok"]:
+        print(f"convert_to_sparse: {cfg.format} did not match the source within atol {cfg.atol:g} "
+              f"(max abs diff {report['validation']['max_abs_diff']}); nothing replaced; "
+              f"report: {report['report']}", file=sys.stderr)
         return 1
-    print(f"wrote {report['checkpoint']} and {out_dir / f'{METRICS.sparse_conversion}.json'}")
+    if failed:
+        print(f"convert_to_sparse: note: {failed} (validated for comparison, not saved) did not match "
+              f"within atol {cfg.atol:g}", file=sys.stderr)
+    print(f"wrote {report['checkpoint']} and {report_out}")
     return 0
 
 

@@ -123,6 +123,14 @@ def names(group) -> tuple[str, ...]:
 FIGURE_NAMES = names(FIGURES)
 
 
+def sparse_artifacts(fmt: str) -> tuple[str, str]:
+    """(checkpoint stem, report stem) of a conversion to ``fmt``: COO keeps the contract's names,
+    another format carries its name, so converting to CSR never replaces the COO files."""
+    if fmt == "coo":
+        return CHECKPOINTS.sparse, METRICS.sparse_conversion
+    return f"{CHECKPOINTS.sparse}_{fmt}", f"{METRICS.sparse_conversion}_{fmt}"
+
+
 def sparse_variant(fmt: str) -> str:
     """The variant name of the pruned weights in sparse format ``fmt`` ("coo" -> "spinn_coo")."""
     return f"spinn_{fmt}"

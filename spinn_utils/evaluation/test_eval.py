@@ -20,7 +20,7 @@ from ..core.errors import SpinnError
 from ..core.io import atomic_path, write_json
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, ORT_VARIANTS, VARIANT_CHECKPOINTS, VARIANTS
+from ..core.registry import METRICS, ORT_VARIANTS, VARIANT_CHECKPOINTS, VARIANTS, sparse_variant
 from ..data.prepared import PreparedData, Scaler
 from ..data.schema import target_unit
 from ..model.checkpoints import load_dense_model
@@ -48,6 +48,9 @@ def load_test_models(paths: ResultsPaths) -> tuple[dict[str, nn.Module], dict[st
         file, kind = VARIANT_CHECKPOINTS[name]
         path = paths.checkpoint(file)
         model, ckpt = load_sparse_model(path) if kind == "sparse" else load_dense_model(path, kind)
+        if kind == "sparse" and sparse_variant(ckpt.meta.get("format", "")) != name:
+            raise SpinnError(f"{path} holds {ckpt.meta.get('format')!r} weights, not the {name} that "
+                             "notebook 05.5 writes there; re-run notebook 05.5")
         models[name], metas[name] = model.eval(), ckpt.meta
     return models, metas
 

@@ -21,7 +21,7 @@ from torch import nn
 from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, to_jsonable
 from ..core.registry import KINDS
-from .mlp import DensePINN, ModelConfig, load_strict
+from .mlp import DensePINN, ModelConfig, config_from_state_dict, load_strict
 
 FORMAT = "spinn-checkpoint"
 VERSION = 1
@@ -117,6 +117,16 @@ def load_dense_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None
     ckpt = load_checkpoint(path, kind or ("dense", "pruned", "structured"))
     if "model" not in ckpt.meta:
         raise SpinnError(f"{path} has no meta['model'] describing its layers")
-    model = DensePINN(ModelConfig.from_dict(ckpt.meta["model"]))
+    try:
+        cfg = ModelConfig.from_dict(ckpt.meta["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise SpinnError(f"{path}: meta['model'] is incomplete or malformed ({first_line(err)}); "
+                         "it needs input_dim, hidden_dims, output_dim and activation") from err
+    # Compare with the weights before building anything: absurd widths must not allocate.
+    found = config_from_state_dict(ckpt.state_dict, cfg.activation)
+    if found.dims != cfg.dims:
+        raise SpinnError(f"{path}: meta['model'] says layer widths {list(cfg.dims)}, "
+                         f"but the weights have {list(found.dims)}")
+    model = DensePINN(cfg)
     load_strict(model, ckpt.state_dict, f"{path}: weights do not match meta['model']")
     return model.eval(), ckpt

@@ -99,7 +99,9 @@ def load_strict(model: nn.Module, state_dict: dict, problem: str) -> nn.Module:
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
-        raise SpinnError(f"{problem}: {first_line(err)}") from err
+        # torch's first line is a generic header; the sizes and key names follow it.
+        details = [line.strip() for line in str(err).strip().splitlines()[1:] if line.strip()]
+        raise SpinnError(f"{problem}: {'; '.join(details[:3]) or first_line(err)}") from err
     return model
 
 
