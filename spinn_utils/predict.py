@@ -10,14 +10,13 @@ feature column, a non-numeric value or a wrong model file is one line on stderr 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from .core.errors import SpinnError, first_line
+from .core.errors import SpinnError
 from .core.io import atomic_path
+from .data.sources import read_csv_strict
 from .model.onnx_predictor import OnnxPredictor
 
 
@@ -38,24 +37,6 @@ def predict_frame(predictor: OnnxPredictor, frame: pd.DataFrame, source: str = "
     return out
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """A CSV with a header and rows; duplicate column names are refused (pandas would rename them)."""
-    if not path.is_file():
-        raise SpinnError(f"CSV not found: {path}")
-    try:
-        with open(path, newline="") as f:
-            header = next(csv.reader(f), [])
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as err:
-        raise SpinnError(f"{path} is not a readable CSV: {first_line(err)}") from err
-    duplicated = sorted({c for c in header if header.count(c) > 1})
-    if duplicated:
-        raise SpinnError(f"{path} names column(s) {duplicated} more than once")
-    if frame.empty:
-        raise SpinnError(f"{path} has a header but no rows")
-    return frame
-
-
 def main(argv: list[str] | None = None) -> int:
     """0 written, 2 bad input (one line on stderr)."""
     p = argparse.ArgumentParser(prog="python -m spinn_utils.predict", description=__doc__.splitlines()[0])
@@ -66,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         predictor = OnnxPredictor(args.model)
-        out = predict_frame(predictor, read_csv(Path(args.csv)), args.csv, max(1, args.threads))
+        out = predict_frame(predictor, read_csv_strict(args.csv), args.csv, max(1, args.threads))
         with atomic_path(args.output) as tmp:
             out.to_csv(tmp, index=False)
     except (SpinnError, OSError) as err:

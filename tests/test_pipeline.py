@@ -1,5 +1,6 @@
 """The driver (spinn_utils.pipeline): order, selection, parameter checks, failures, entry points."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,64 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["status"] == "aborted"
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+
+
+def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, capsys):
+    """Against the real notebooks: nothing runs, nothing is written, exit 2 with one line."""
+    def run(*args, output=tmp_path / "o"):
+        return main([*args, "--output", str(output)])
+
+    cases = {
+        ("-p", "target_sparsity=1.5"): "target_sparsity must be in [0, 1)",
+        ("-p", "epochs=0"): "epochs must be >= 1",
+        ("-p", "batch_sizes=[0]"): "batch sizes >= 1",
+        ("-p", "cv_folds=1"): "n_folds must be >= 2",
+        ("-p", "seed=7"): "set it with --seed",
+        ("-p", "smoke=True"): "set it with --smoke",
+        ("-p", "results_dir=/tmp/x"): "set it with --output",
+    }
+    for args, expected in cases.items():
+        assert run(*args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()  # refused before anything ran or was written
+    (tmp_path / "file").write_text("x")
+    assert run(output=tmp_path / "file") == 2 and "is a file" in capsys.readouterr().err
+    assert main(["--output", ""]) == 2 and "--output is empty" in capsys.readouterr().err
+
+
+def test_a_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
+    from spinn_utils.pipeline.preflight import LOCK_NAME, results_lock
+
+    with results_lock(tmp_path, ["first"]) as note:
+        assert note is None and (tmp_path / LOCK_NAME).is_file()
+        with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\)"):
+            with results_lock(tmp_path, ["second"]):
+                pass
+    assert not (tmp_path / LOCK_NAME).exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "command": ["gone"]}))
+    with results_lock(tmp_path, ["third"]) as note:
+        assert "stale lock" in note
+
+
+def test_a_spinn_error_in_a_notebook_exits_2_and_from_runs_keep_earlier_entries(tmp_path, capsys):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    params = "results_dir: str = 'results'\nsmoke: bool = False\n"
+    _notebook(nbdir / "01_ok.ipynb", params, "x = 1")
+    _notebook(nbdir / "02_ok.ipynb", params, "y = 2")
+    out = tmp_path / "out"
+    assert main(["--output", str(out)], notebook_dir=nbdir) == 0
+    first = json.loads((out / "manifest.json").read_text())
+    assert main(["--from", "02", "--output", str(out)], notebook_dir=nbdir) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["notebook"] for e in manifest["notebooks"]] == ["01_ok.ipynb", "02_ok.ipynb"]
+    assert manifest["notebooks"][0]["from_run"] == first["started"] and "from_run" not in manifest["notebooks"][1]
+    _notebook(nbdir / "02_ok.ipynb", params, "from spinn_utils.core.errors import SpinnError\n"
+                                             "raise SpinnError('column tool_wear missing')")
+    assert main(["--only", "02", "--output", str(out)], notebook_dir=nbdir) == 2
+    assert "SpinnError: column tool_wear missing" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [

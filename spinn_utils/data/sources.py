@@ -5,16 +5,20 @@
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import SpinnError
+from ..core.errors import SpinnError, first_line
 from .nasa import read_mill_mat
 from .schema import DataConfig
 from .synthetic import SyntheticConfig, generate_milling
+
+MAX_ABS_VALUE = 1e12  # beyond this a value is a unit or parsing error, and float32 scaling breaks
+MIN_ROWS_PER_EXPERIMENT = 2  # one row has no time order: no wear trend, no thermal history
 
 
 def source_kind(cfg: DataConfig) -> str:
@@ -55,17 +59,31 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
     return validate_table(table, cfg)
 
 
-def load_csv(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
-    """A user's CSV as it is (``validate_table`` checks columns and values)."""
+def read_csv_strict(path: str | Path) -> pd.DataFrame:
+    """A CSV with a header and rows, or one-line SpinnError (empty, unparsable, a column named
+    twice: pandas would silently rename the second ``x.1``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpinnError(f"CSV not found: {path}")
     try:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError as err:
         raise SpinnError(f"CSV file is empty: {path}") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise SpinnError(f"cannot parse CSV {path}: {err}") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
+        raise SpinnError(f"cannot parse CSV {path}: {first_line(err)}") from err
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise SpinnError(f"{path} names column(s) {duplicated} more than once")
     if table.empty:
         raise SpinnError(f"CSV file has a header but no rows: {path}")
     return table
+
+
+def load_csv(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
+    """A user's CSV as it is (``validate_table`` checks columns and values)."""
+    return read_csv_strict(path)
 
 
 def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
@@ -90,10 +108,21 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
         table[col] = coerced.astype(np.float64)
     not_finite = {c: int((~np.isfinite(table[c].to_numpy())).sum()) for c in numeric}
     not_finite = {c: n for c, n in not_finite.items() if n}
+    huge = {c: table[c][np.isfinite(table[c]) & (table[c].abs() > MAX_ABS_VALUE)] for c in numeric}
+    huge = {c: v for c, v in huge.items() if len(v)}
+    if huge:
+        col, values = next(iter(huge.items()))
+        raise SpinnError(f"column {col!r} has {values.iloc[0]:g} in row {values.index[0]}: beyond "
+                         f"+-{MAX_ABS_VALUE:g}, it cannot be standardised in float32 (a unit or parsing error?)")
     if not_finite:
         raise SpinnError(f"NaN or inf values (column: rows) {not_finite}; fill or drop them first")
     if table[cfg.group_col].isna().any():
         raise SpinnError(f"group column {cfg.group_col!r} has {int(table[cfg.group_col].isna().sum())} empty value(s)")
+    per_group = table.groupby(cfg.group_col).size()
+    few = per_group[per_group < MIN_ROWS_PER_EXPERIMENT]
+    if len(few):
+        raise SpinnError(f"{len(few)} experiment(s) (e.g. {few.index.tolist()[0]!r}) have only {int(few.min())} row(s); "
+                         f"each needs at least {MIN_ROWS_PER_EXPERIMENT} windows in time order")
     table = table.sort_values([cfg.group_col, cfg.time_col], kind="stable").reset_index(drop=True)
     table.attrs.update(attrs)
     return table

@@ -54,13 +54,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
-    """Run the pipeline: 0 done, 1 a notebook failed, 2 a bad option, parameter or input."""
+    """Run the pipeline: 0 done, 1 a notebook failed, 2 a bad option, parameter or input, 130 Ctrl-C."""
     args = build_parser(prog).parse_args(argv)
     try:
         return run_notebooks(make_plan(args, notebook_dir), args)
     except SpinnError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before any notebook ran", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ notebook and names the failing cell and its error.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,10 +24,20 @@ from papermill.exceptions import PapermillExecutionError
 
 from ..core.env import environment_info, package_versions, resolve_device
 from ..core.io import write_json
+from ..core.lineage import lineage_summary
 from ..core.paths import ResultsPaths
 from ..data.schema import read_data_config
-from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, select
+from .notebooks import (
+    NOTEBOOK_DIR,
+    REPO_ROOT,
+    UsageError,
+    discover,
+    notebook_id,
+    notebook_key,
+    select,
+)
 from .params import plan_parameters
+from .preflight import check_output, check_values, results_lock
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,10 @@ def cell_error(err) -> str:
 
 def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     """Check the options and parameters before anything runs; a problem is a UsageError."""
+    if args.output is not None and not str(args.output).strip():
+        raise UsageError("--output is empty; name a folder")
     output = Path(args.output or ("results/smoke" if args.smoke else "results")).expanduser().resolve()
+    check_output(output)
     notebook_dir = Path(notebook_dir) if notebook_dir else None
     notebooks = select(discover(notebook_dir), args.only, args.start)
     if not notebooks:
@@ -90,7 +104,9 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     if args.data_config:
         read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
         fixed["data_config"] = str(Path(args.data_config).expanduser().resolve())
-    parameters = plan_parameters(notebooks, fixed, dict(args.parameters))
+    overrides = dict(args.parameters)
+    parameters = plan_parameters(notebooks, fixed, overrides)
+    check_values(parameters, overrides)
     return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 
 
@@ -122,40 +138,76 @@ def _finish(manifest: dict, status: str, total_start: float, **extra) -> None:
     manifest.update(status=status, total_seconds=round(time.perf_counter() - total_start, 2), **extra)
 
 
+def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
+    """A --from/--only run keeps the manifest entries of the notebooks it does not run, marked
+    with the run that made them."""
+    if not paths.manifest.is_file():
+        return []
+    try:
+        earlier = json.loads(paths.manifest.read_text())
+    except json.JSONDecodeError:
+        return []
+    ran_now = {nb.name for nb in plan.notebooks}
+    return [{**e, "from_run": e.get("from_run") or earlier.get("started")}
+            for e in earlier.get("notebooks", []) if e.get("notebook") not in ran_now]
+
+
+def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
+    """("ok" | "failed" | "bad input", the failing cell's error)."""
+    try:
+        _execute(nb, plan, args)
+    except PapermillExecutionError as err:
+        # A SpinnError is bad input or parameters met inside the notebook: exit 2, like the CLI's.
+        return ("bad input" if err.ename == "SpinnError" else "failed"), cell_error(err)
+    return "ok", None
+
+
 def run_notebooks(plan: RunPlan, args) -> int:
-    """Execute the plan; 0 when every notebook ran, 1 at the first failing one."""
+    """Execute the plan; 0 when every notebook ran, 1 at a failing one, 2 at bad input, 130 on Ctrl-C."""
     paths = ResultsPaths(plan.output)
-    paths.executed.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
-    manifest, total_start = new_manifest(args), time.perf_counter()
-    print(f"running {len(plan.notebooks)} notebook(s) -> {plan.output}")
-    for i, nb in enumerate(plan.notebooks, 1):
-        entry = {"notebook": nb.name, "parameters": plan.parameters[nb], "status": "running"}
-        manifest["notebooks"].append(entry)
+    with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]) as note:
+        if note:
+            print(f"note: {note}")
+        paths.executed.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
+        earlier, manifest, total_start = _earlier_entries(paths, plan), new_manifest(args), time.perf_counter()
+        ran: list[dict] = []
+        print(f"running {len(plan.notebooks)} notebook(s) -> {plan.output}")
+        for i, nb in enumerate(plan.notebooks, 1):
+            entry = {"notebook": nb.name, "parameters": plan.parameters[nb], "status": "running"}
+            ran.append(entry)
+            manifest["notebooks"] = sorted([*earlier, *ran], key=lambda e: notebook_key(Path(e["notebook"])))
+            write_json(paths.manifest, manifest)
+            print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
+            start = time.perf_counter()
+            try:
+                status, error = _run_one(nb, plan, args)
+            except KeyboardInterrupt:
+                entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error="interrupted (Ctrl-C)")
+                _finish(manifest, "aborted", total_start, failed=nb.name)
+                write_json(paths.manifest, manifest)
+                print(f"\ninterrupted in {nb.name}; the manifest says so: {paths.manifest}", file=sys.stderr)
+                return 130
+            except BaseException as err:
+                # No kernel, a dead kernel, ...: the manifest must not say "running" forever.
+                entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
+                _finish(manifest, "aborted", total_start, failed=nb.name)
+                write_json(paths.manifest, manifest)
+                if isinstance(err, NoSuchKernel):
+                    raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
+                raise
+            entry.update(status=status, seconds=round(time.perf_counter() - start, 2),
+                         lineage=lineage_summary(paths).get(notebook_id(nb)))
+            if status != "ok":
+                entry["error"] = error
+                _finish(manifest, "failed", total_start, failed=nb.name)
+                write_json(paths.manifest, manifest)
+                print("FAILED")
+                print(f"error: {nb.name} failed in {error}", file=sys.stderr)
+                print(f"       executed copy with the traceback: {paths.executed / nb.name}", file=sys.stderr)
+                return 2 if status == "bad input" else 1
+            print(f"{entry['seconds']:.1f} s")
+        _finish(manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         write_json(paths.manifest, manifest)
-        print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
-        start = time.perf_counter()
-        try:
-            _execute(nb, plan, args)
-        except PapermillExecutionError as err:
-            entry.update(status="failed", seconds=round(time.perf_counter() - start, 2), error=cell_error(err))
-            _finish(manifest, "failed", total_start, failed=nb.name)
-            write_json(paths.manifest, manifest)
-            print("FAILED")
-            print(f"error: {nb.name} failed in {cell_error(err)}", file=sys.stderr)
-            print(f"       executed copy with the traceback: {paths.executed / nb.name}", file=sys.stderr)
-            return 1
-        except BaseException as err:
-            # No kernel, a dead kernel, Ctrl-C, ...: the manifest must not say "running" forever.
-            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
-            _finish(manifest, "aborted", total_start, failed=nb.name)
-            write_json(paths.manifest, manifest)
-            if isinstance(err, NoSuchKernel):
-                raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
-            raise
-        entry.update(status="ok", seconds=round(time.perf_counter() - start, 2))
-        print(f"{entry['seconds']:.1f} s")
-    _finish(manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    write_json(paths.manifest, manifest)
-    print(f"done in {manifest['total_seconds']:.1f} s; manifest: {paths.manifest}")
-    return 0
+        print(f"done in {manifest['total_seconds']:.1f} s; manifest: {paths.manifest}")
+        return 0

@@ -1,0 +1,117 @@
+"""Checks before any notebook runs: parameter values, the results folder, and a lock on it.
+
+papermill checks nothing about a value; ``-p target_sparsity=1.5`` used to run notebooks 01 and
+02 (overwriting data and the dense model) before notebook 03 refused it. Here every ``-p``
+value is put through the stage config that will receive it (its ``__post_init__`` holds the
+ranges), the run's own settings must come from their flags (so the manifest records what ran),
+the output folder must be a writable folder, and only one run may use it at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..benchmark.config import BenchConfig
+from ..compression.convert import SparseConfig
+from ..compression.export import ExportConfig
+from ..compression.magnitude import PruneConfig
+from ..core.config import with_overrides
+from ..core.errors import SpinnError
+from ..data.schema import DataConfig
+from ..evaluation.crossval import CrossValConfig
+from ..evaluation.verify import VerifyConfig
+from ..model.physics import PhysicsConfig
+from ..reporting.figures import FigureConfig
+from ..reporting.results import ReportConfig
+from ..training.fit import TrainConfig
+from .archive import ArtifactsConfig
+from .notebooks import UsageError, notebook_id
+
+LOCK_NAME = ".spinn-run.lock"
+# The driver's own settings: a -p would bypass the flag and the manifest would not show it.
+RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
+            "data_path": "--data", "data_config": "--data-config"}
+# The configs each notebook builds from its parameters, and parameters named unlike their field.
+CONFIGS = {"01": (DataConfig,), "02": (TrainConfig, PhysicsConfig), "03": (PruneConfig,),
+           "04": (ArtifactsConfig,), "05": (VerifyConfig,), "05_5": (SparseConfig, ExportConfig),
+           "06": (BenchConfig,), "07": (BenchConfig,), "08": (CrossValConfig,),
+           "09": (ReportConfig, FigureConfig)}
+FIELD_OF = {"physics_subsample": "subsample", "cv_folds": "n_folds", "cv_epochs": "epochs",
+            "cv_patience": "patience", "cv_prune_stages": "prune_stages",
+            "cv_finetune_epochs": "finetune_epochs", "cv_final_finetune_epochs": "final_finetune_epochs",
+            ("06", "batch_sizes"): "cuda_batch_sizes", ("07", "batch_sizes"): "cpu_batch_sizes"}
+
+
+def check_values(plan: dict[Path, dict], overrides: dict) -> None:
+    """Every ``-p`` value through the config that receives it; a bad one is a UsageError."""
+    for name in overrides:
+        if name in RESERVED:
+            raise UsageError(f"-p {name}: set it with {RESERVED[name]}, so the manifest records it")
+    for nb, params in plan.items():
+        nb_id = notebook_id(nb)
+        for name, value in params.items():
+            if name not in overrides or value is None:
+                continue
+            field = FIELD_OF.get((nb_id, name), FIELD_OF.get(name, name))
+            for cls in CONFIGS.get(nb_id, ()):
+                if field in cls.__dataclass_fields__:
+                    try:
+                        with_overrides(cls(), **{field: value})
+                    except (SpinnError, TypeError, ValueError) as err:
+                        raise UsageError(f"-p {name}={value!r} (notebook {nb_id}): {err}") from err
+
+
+def check_output(output: Path) -> None:
+    """The results folder is a folder this process may write (it is created if missing)."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file, not a folder")
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {output}: {existing} is not writable")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is someone else's
+    return True
+
+
+@contextlib.contextmanager
+def results_lock(output: Path, command: list[str]) -> Iterator[str | None]:
+    """Hold ``output/.spinn-run.lock`` for the run; yields a note when a stale lock was taken over.
+
+    A second run on a folder in use is a UsageError naming the process that holds it.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    lock, note = output / LOCK_NAME, None
+    body = json.dumps({"pid": os.getpid(), "command": command})
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, json.JSONDecodeError):
+                holder = {"pid": -1}
+            pid = int(holder.get("pid", -1))
+            if pid > 0 and _alive(pid):
+                raise UsageError(f"--output {output} is in use by process {pid} "
+                                 f"({' '.join(holder.get('command', []))}); wait for it or use another folder") from None
+            note = f"took over a stale lock left by process {pid}, which is no longer running"
+            lock.unlink(missing_ok=True)
+    else:
+        raise UsageError(f"could not lock {output}")
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+    try:
+        yield note
+    finally:
+        lock.unlink(missing_ok=True)
