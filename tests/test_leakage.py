@@ -60,7 +60,8 @@ def test_clean_synthetic_data_passes(clean):
     report = check_leakage(clean)
     assert report["passed"] and report["problems"] == []
     assert [c["name"] for c in report["checks"]] == [
-        "group_overlap", "identifier_inputs", "target_inputs", "scaler_fitted_on_train"]
+        "group_overlap", "identifier_inputs", "target_inputs", "scaler_fitted_on_train",
+        "target_functions", "shifted_targets", "linear_combinations"]
     assert clean.meta["leakage"] == report
 
 
@@ -146,3 +147,45 @@ def test_split_errors(clean):
     table["split"] = "holdout"
     with pytest.raises(SpinnError, match="holdout"):
         split_groups(table, "experiment", 2, 3, 0, split_col="split")
+
+
+def with_input(data, name, make):
+    """``data`` with one more input column, ``make(frame) -> values``, per split."""
+    frames = {s: f.assign(**{name: make(f)}) for s, f in data.frames.items()}
+    return rebuilt(data, frames, features=[*data.feature_names, name])
+
+
+def test_a_non_monotonic_function_of_a_target_is_flagged(clean):
+    thermal = clean.target_names[1]
+    mean = clean.frames["train"][thermal].mean()
+    leaky = with_input(clean, "heat_index", lambda f: (f[thermal] - mean) ** 2)
+    detail = failed(check_leakage(leaky))["target_functions"]
+    assert "'heat_index' is (nearly) a function of target 'thermal_displacement_um'" in detail
+    assert "target_inputs" not in failed(check_leakage(leaky))  # not monotonic: correlation misses it
+
+
+def test_the_next_windows_target_as_an_input_is_flagged(clean):
+    wear = clean.target_names[0]
+    leaky = with_input(clean, "vb_next", lambda f: f.groupby(clean.group_col)[wear].shift(-1).fillna(f[wear]))
+    assert "'vb_next' tracks target 'tool_wear_vb_mm' 1 row(s) later" in failed(check_leakage(leaky))["shifted_targets"]
+
+
+def test_a_target_split_across_two_inputs_is_flagged(clean):
+    wear = clean.target_names[0]
+    rng = np.random.default_rng(1)
+    noise = {s: rng.normal(0, 5, len(f)) for s, f in clean.frames.items()}
+    frames = {s: f.assign(a=f[wear] + noise[s], b=noise[s]) for s, f in clean.frames.items()}
+    leaky = rebuilt(clean, frames, features=[*clean.feature_names, "a", "b"])
+    problems = failed(check_leakage(leaky))
+    assert "'tool_wear_vb_mm' = linear combination of inputs 'a' and 'b'" in problems["linear_combinations"]
+    assert "target_inputs" not in problems  # neither input alone tracks the target
+
+
+def test_experiments_moved_between_split_files_are_refused_on_load(clean, tmp_path):
+    from spinn_utils.data.prepared import load_prepared, save_prepared
+
+    save_prepared(clean, tmp_path)
+    test = pd.read_csv(tmp_path / "test.csv")
+    pd.concat([pd.read_csv(tmp_path / "train.csv"), test]).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(SpinnError, match="share experiments .* are in both 'test' and 'train'.*re-run notebook 01"):
+        load_prepared(tmp_path)

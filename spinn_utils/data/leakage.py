@@ -11,9 +11,23 @@ copied into an input (``thermal_displacement`` was an exact multiple of the inpu
 3. targets as inputs: an input equal to, or (nearly) a deterministic function of, a target
    (|Pearson| or |Spearman| > 0.99, or a constant ratio);
 4. scaler: statistics must come from the training split only (stored means = train means).
+
+and three that catch a target hidden less plainly:
+
+5. an input that is a non-monotonic function of a target (say ``(thermal - mean)^2``): sorted
+   by the target, each row's input is predicted by its neighbour's; a nearest-neighbour R2
+   above ``NN_R2_LIMIT`` means the input is (nearly) determined by the target;
+6. an input equal to a target shifted by 1-3 rows within an experiment (the next window's
+   wear): |Pearson| above ``CORR_LIMIT`` against the shifted target;
+7. a target recovered as a linear combination of two inputs (``A = wear + N``, ``B = N``): a
+   least-squares fit on the training split with R2 above ``LINEAR_R2_LIMIT``.
+
+On the embedded data the largest values are 0.56 (nearest-neighbour R2; 0.82 on the smoke
+table), 0.83 (shifted |Pearson|) and 0.82 (two-input R2; 0.996 on the smoke table).
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -21,24 +35,26 @@ import pandas as pd
 
 from ..core.checks import check_problems
 from .prepared import PreparedData
+from .splits import shared_groups
 
 CORR_LIMIT = 0.99  # |corr| above this makes an input a stand-in for a target
 RATIO_RTOL = 1e-6  # relative spread below which target / input counts as a constant
 ID_TOKENS = {"id", "ids", "case", "experiment", "exp", "idx", "uuid", "key", "serial"}
 ID_NAMES = {"index", "row", "row_index", "row_number", "rownum", "unnamed: 0", "level_0"}
 MIN_ROWS_FOR_ROW_ID = 20  # below this, "unique per row" says little
+NN_R2_LIMIT = 0.95  # (thermal - mean)^2 scores 0.9996 on the default data, 0.99 on the smoke table
+# Two inputs that add up to a target fit it to float precision. Not 0.99: on the smoke table
+# (1,500-sample windows) the acoustic-emission mean and RMS of one channel legitimately
+# predict wear with R2 0.996, their noise averaged away.
+LINEAR_R2_LIMIT = 0.999
+MAX_SHIFT = 3  # rows: the next windows' targets copied into an input
 
 
 def group_overlap(data: PreparedData) -> dict:
     """No group (experiment) may appear in two splits."""
-    groups = {s: set(f[data.group_col].unique()) for s, f in data.frames.items()}
-    names = sorted(groups)
-    problems = [
-        f"experiment(s) {sorted(groups[a] & groups[b])} are in both {a!r} and {b!r}"
-        for i, a in enumerate(names) for b in names[i + 1:] if groups[a] & groups[b]
-    ]
-    sizes = ", ".join(f"{s}: {len(groups[s])}" for s in names)
-    return check_problems("group_overlap", problems, f"experiments per split are disjoint ({sizes})")
+    sizes = ", ".join(f"{s}: {f[data.group_col].nunique()}" for s, f in sorted(data.frames.items()))
+    return check_problems("group_overlap", shared_groups(data.frames, data.group_col),
+                          f"experiments per split are disjoint ({sizes})")
 
 
 def _looks_like_id(name: str) -> bool:
@@ -129,6 +145,63 @@ def scaler_fitted_on_train(data: PreparedData) -> dict:
     return check_problems("scaler_fitted_on_train", problems, "scaler statistics equal the train split's")
 
 
+def _nn_r2(key: np.ndarray, value: np.ndarray, rng: np.random.Generator) -> float:
+    """R2 of ``value`` predicted by its neighbour's after sorting by ``key`` (ties in random order)."""
+    order = np.lexsort((rng.random(len(key)), key))
+    v = value[order]
+    ss = ((v - v.mean()) ** 2).sum()
+    return float(1.0 - ((v - np.r_[v[1], v[:-1]]) ** 2).sum() / ss) if ss > 0 and len(v) > 2 else 0.0
+
+
+def target_functions(data: PreparedData, table: pd.DataFrame) -> dict:
+    """No input may be (nearly) determined by a target, monotonic or not."""
+    rng, problems = np.random.default_rng(0), []
+    for target in data.target_names:
+        y = table[target].to_numpy(np.float64)
+        for col in data.feature_names:
+            r2 = _nn_r2(y, table[col].to_numpy(np.float64), rng)
+            if col != target and r2 > NN_R2_LIMIT:
+                problems.append(f"input {col!r} is (nearly) a function of target {target!r}: sorted by the "
+                                f"target, neighbours predict it with R2 {r2:.4f} > {NN_R2_LIMIT}")
+    return check_problems("target_functions", problems,
+                          f"no input is a function of a target (nearest-neighbour R2 <= {NN_R2_LIMIT})")
+
+
+def shifted_targets(data: PreparedData, table: pd.DataFrame) -> dict:
+    """No input may be a target of the next 1-3 windows of the same experiment."""
+    problems = []
+    for target in data.target_names:
+        for shift in range(1, MAX_SHIFT + 1):
+            later = table.groupby(data.group_col, sort=False)[target].shift(-shift)
+            rows = later.notna().to_numpy()
+            for col in data.feature_names:
+                r = _corr(table[col].to_numpy(np.float64)[rows], later.to_numpy(np.float64)[rows])
+                if abs(r) > CORR_LIMIT:
+                    problems.append(f"input {col!r} tracks target {target!r} {shift} row(s) later in the "
+                                    f"same experiment (|Pearson| {abs(r):.4f} > {CORR_LIMIT})")
+    return check_problems("shifted_targets", problems,
+                          f"no input tracks a target 1-{MAX_SHIFT} rows later (|corr| <= {CORR_LIMIT})")
+
+
+def linear_combinations(data: PreparedData) -> dict:
+    """No target may be a linear combination of two inputs (fitted on the training split)."""
+    train = data.frames["train"]
+    x = train[data.feature_names].to_numpy(np.float64)
+    problems = []
+    for target in data.target_names:
+        y = train[target].to_numpy(np.float64)
+        ss = ((y - y.mean()) ** 2).sum()
+        for i, j in itertools.combinations(range(len(data.feature_names)), 2):
+            design = np.column_stack([x[:, i], x[:, j], np.ones(len(y))])
+            coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+            r2 = 1.0 - ((y - design @ coef) ** 2).sum() / ss if ss > 0 else 0.0
+            if r2 > LINEAR_R2_LIMIT:
+                problems.append(f"target {target!r} = linear combination of inputs {data.feature_names[i]!r} "
+                                f"and {data.feature_names[j]!r} (train R2 {r2:.4f} > {LINEAR_R2_LIMIT})")
+    return check_problems("linear_combinations", problems,
+                          f"no target is a linear combination of two inputs (R2 <= {LINEAR_R2_LIMIT})")
+
+
 def check_leakage(data: PreparedData) -> dict:
     """Run every check on prepared data.
 
@@ -145,6 +218,9 @@ def check_leakage(data: PreparedData) -> dict:
         identifier_inputs(data, table),
         target_inputs(data, table),
         scaler_fitted_on_train(data),
+        target_functions(data, table),
+        shifted_targets(data, table),
+        linear_combinations(data),
     ]
     problems = [c["detail"] for c in checks if not c["passed"]]
     return {"passed": not problems, "problems": problems, "checks": checks}

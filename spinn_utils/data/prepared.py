@@ -14,6 +14,7 @@ import pandas as pd
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, read_json, write_json
 from .schema import GROUP_COL, SPLITS, TIME_COL
+from .splits import shared_groups
 
 
 @dataclass
@@ -140,8 +141,13 @@ def load_prepared(directory: str | Path) -> PreparedData:
         absent = [c for c in (*info["feature_names"], *info["target_names"]) if c not in frame]
         if absent:
             raise SpinnError(f"{directory / (s + '.csv')} lacks column(s) {absent}")
-    return PreparedData(frames, list(info["feature_names"]), list(info["target_names"]), scaler,
+    data = PreparedData(frames, list(info["feature_names"]), list(info["target_names"]), scaler,
                         info["group_col"], info["time_col"], info.get("meta", {}))
+    overlap = shared_groups(frames, data.group_col)
+    if overlap:  # rows moved between the split files after notebook 01 wrote them
+        raise SpinnError(f"the splits in {directory} share experiments ({'; '.join(overlap)}): "
+                         "re-run notebook 01")
+    return data
 
 
 def split_table(data: PreparedData) -> pd.DataFrame:

@@ -85,3 +85,11 @@ def fold_groups(table: pd.DataFrame, group_col: str, n_folds: int, seed: int,
         val = set(stratified_order(rest, group_col, rng)[:n_val])
         folds.append({"train": set(rest[group_col]) - val, "val": val, "test": test})
     return folds
+
+
+def shared_groups(frames: dict[str, pd.DataFrame], group_col: str) -> list[str]:
+    """One line per pair of splits that share experiments ([] when the splits are disjoint)."""
+    groups = {s: set(f[group_col].unique()) for s, f in frames.items()}
+    names = sorted(groups)
+    return [f"experiment(s) {sorted(groups[a] & groups[b])} are in both {a!r} and {b!r}"
+            for i, a in enumerate(names) for b in names[i + 1:] if groups[a] & groups[b]]
