@@ -83,6 +83,10 @@ def test_run_stops_at_first_failure_and_writes_manifest(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1
     assert "02_bad.ipynb failed in cell" in err and "ValueError: column tool_wear missing" in err
+    assert not out.exists()  # nothing was there before; the partial run is kept aside
+    (failed,) = tmp_path.glob("out.failed-*")
+    assert str(failed) in err
+    out = failed
     assert (out / "one.txt").read_text() == "True"  # --smoke reached the notebook
     assert not (out / "three.txt").exists()  # stopped at the first failure
     manifest = json.loads((out / "manifest.json").read_text())
@@ -103,8 +107,9 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert run("-p", "nope=1") == 2
     assert run("--data", str(tmp_path / "missing.csv")) == 2
     assert run("--kernel", "no-such-kernel") == 2
-    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["status"] == "aborted"
-    err = capsys.readouterr().err.strip().splitlines()
+    (failed,) = tmp_path.glob("o.failed-*")
+    assert json.loads((failed / "manifest.json").read_text())["status"] == "aborted"
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith(" ")]
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
 
 
@@ -133,16 +138,16 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
 
 
 def test_a_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
-    from spinn_utils.pipeline.preflight import LOCK_NAME, results_lock
+    from spinn_utils.pipeline.preflight import lock_path, results_lock
 
     with results_lock(tmp_path, ["first"]) as note:
-        assert note is None and (tmp_path / LOCK_NAME).is_file()
+        assert note is None and lock_path(tmp_path).is_file()
         with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\)"):
             with results_lock(tmp_path, ["second"]):
                 pass
-    assert not (tmp_path / LOCK_NAME).exists()
+    assert not lock_path(tmp_path).exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "command": ["gone"]}))
+    lock_path(tmp_path).write_text(json.dumps({"pid": int(dead.stdout), "command": ["gone"]}))
     with results_lock(tmp_path, ["third"]) as note:
         assert "stale lock" in note
 
@@ -164,6 +169,40 @@ def test_a_spinn_error_in_a_notebook_exits_2_and_from_runs_keep_earlier_entries(
                                              "raise SpinnError('column tool_wear missing')")
     assert main(["--only", "02", "--output", str(out)], notebook_dir=nbdir) == 2
     assert "SpinnError: column tool_wear missing" in capsys.readouterr().err
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_run_leaves_the_previous_results_byte_for_byte(tmp_path, capsys):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    params = "results_dir: str = 'results'\nsmoke: bool = False\n"
+    write = "import pathlib; p = pathlib.Path(results_dir)\n"
+    _notebook(nbdir / "01_a.ipynb", params, write + "(p / 'a.txt').write_text('first run')")
+    _notebook(nbdir / "02_b.ipynb", params, write + "(p / 'b.txt').write_text('first run')")
+    out = tmp_path / "out"
+    assert main(["--output", str(out)], notebook_dir=nbdir) == 0
+    good = _files(out)
+    _notebook(nbdir / "01_a.ipynb", params, write + "(p / 'a.txt').write_text('second run')")
+    _notebook(nbdir / "02_b.ipynb", params, "raise ValueError('broken')")
+    assert main(["--output", str(out)], notebook_dir=nbdir) == 1
+    assert _files(out) == good  # 01's new a.txt went to the failed run's folder, not here
+    (failed,) = tmp_path.glob("out.failed-*")
+    assert (failed / "a.txt").read_text() == "second run"
+    assert json.loads((failed / "manifest.json").read_text())["failed"] == "02_b.ipynb"
+    _notebook(nbdir / "02_b.ipynb", params, write + "(p / 'b.txt').write_text('from run')")
+    assert main(["--from", "02", "--output", str(out)], notebook_dir=nbdir) == 0  # on a copy
+    assert (out / "a.txt").read_text() == "first run" and (out / "b.txt").read_text() == "from run"
+    aside = tmp_path / ".out.previous"  # a run killed outright left the results aside
+    out.rename(aside)
+    out.mkdir()
+    (out / "partial.txt").write_text("killed")
+    capsys.readouterr()
+    assert main(["--only", "01", "--output", str(out)], notebook_dir=nbdir) == 0
+    assert "a previous run was killed" in capsys.readouterr().out
+    assert (out / "b.txt").read_text() == "from run" and not aside.exists()
 
 
 @pytest.mark.parametrize("command", [

@@ -30,7 +30,10 @@ from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
 
-LOCK_NAME = ".spinn-run.lock"
+
+def lock_path(output: Path) -> Path:
+    """Beside the results folder, not in it: a run moves the folder aside while it works."""
+    return output.parent / f".{output.name}.lock"
 # The driver's own settings: a -p would bypass the flag and the manifest would not show it.
 RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
             "data_path": "--data", "data_config": "--data-config"}
@@ -85,12 +88,12 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def results_lock(output: Path, command: list[str]) -> Iterator[str | None]:
-    """Hold ``output/.spinn-run.lock`` for the run; yields a note when a stale lock was taken over.
+    """Hold ``.<output>.lock`` for the run; yields a note when a stale lock was taken over.
 
     A second run on a folder in use is a UsageError naming the process that holds it.
     """
-    output.mkdir(parents=True, exist_ok=True)
-    lock, note = output / LOCK_NAME, None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lock, note = lock_path(output), None
     body = json.dumps({"pid": os.getpid(), "command": command})
     for _ in range(2):
         try:

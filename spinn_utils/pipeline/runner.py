@@ -27,6 +27,7 @@ from ..core.io import write_json
 from ..core.lineage import lineage_summary
 from ..core.paths import ResultsPaths
 from ..data.schema import read_data_config
+from . import staging
 from .notebooks import (
     NOTEBOOK_DIR,
     REPO_ROOT,
@@ -163,51 +164,67 @@ def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
 
 
 def run_notebooks(plan: RunPlan, args) -> int:
-    """Execute the plan; 0 when every notebook ran, 1 at a failing one, 2 at bad input, 130 on Ctrl-C."""
-    paths = ResultsPaths(plan.output)
+    """Execute the plan on a staged results folder (``staging.py``): 0 when every notebook ran,
+    1 at a failing one, 2 at bad input, 130 on Ctrl-C; on anything but 0 the previous results
+    are restored and the partial run is kept beside them."""
     with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]) as note:
-        if note:
-            print(f"note: {note}")
-        paths.executed.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
-        earlier, manifest, total_start = _earlier_entries(paths, plan), new_manifest(args), time.perf_counter()
-        ran: list[dict] = []
-        print(f"running {len(plan.notebooks)} notebook(s) -> {plan.output}")
-        for i, nb in enumerate(plan.notebooks, 1):
-            entry = {"notebook": nb.name, "parameters": plan.parameters[nb], "status": "running"}
-            ran.append(entry)
-            manifest["notebooks"] = sorted([*earlier, *ran], key=lambda e: notebook_key(Path(e["notebook"])))
-            write_json(paths.manifest, manifest)
-            print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
-            start = time.perf_counter()
-            try:
-                status, error = _run_one(nb, plan, args)
-            except KeyboardInterrupt:
-                entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error="interrupted (Ctrl-C)")
-                _finish(manifest, "aborted", total_start, failed=nb.name)
-                write_json(paths.manifest, manifest)
-                print(f"\ninterrupted in {nb.name}; the manifest says so: {paths.manifest}", file=sys.stderr)
-                return 130
-            except BaseException as err:
-                # No kernel, a dead kernel, ...: the manifest must not say "running" forever.
-                entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
-                _finish(manifest, "aborted", total_start, failed=nb.name)
-                write_json(paths.manifest, manifest)
-                if isinstance(err, NoSuchKernel):
-                    raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
-                raise
-            entry.update(status=status, seconds=round(time.perf_counter() - start, 2),
-                         lineage=lineage_summary(paths).get(notebook_id(nb)))
-            if status != "ok":
-                entry["error"] = error
-                _finish(manifest, "failed", total_start, failed=nb.name)
-                write_json(paths.manifest, manifest)
-                print("FAILED")
-                print(f"error: {nb.name} failed in {error}", file=sys.stderr)
-                print(f"       executed copy with the traceback: {paths.executed / nb.name}", file=sys.stderr)
-                return 2 if status == "bad input" else 1
-            print(f"{entry['seconds']:.1f} s")
-        _finish(manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        for line in (note, staging.recover(plan.output)):
+            if line:
+                print(f"note: {line}")
+        aside, rc = staging.begin(plan.output, keep_existing=bool(args.only or args.start)), 1
+        try:
+            rc = _run_plan(plan, args)
+            return rc
+        finally:
+            failed = staging.end(plan.output, aside, ok=rc == 0)
+            if failed is not None:
+                before = "are as before this run" if aside is not None else "were not created"
+                print(f"       results in {plan.output} {before}; this run's partial output, manifest "
+                      f"and executed notebooks (with the traceback): {failed}", file=sys.stderr)
+
+
+def _run_plan(plan: RunPlan, args) -> int:
+    """The notebooks of ``plan`` in order, the manifest rewritten after each one."""
+    paths = ResultsPaths(plan.output)
+    paths.executed.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
+    earlier, manifest, total_start = _earlier_entries(paths, plan), new_manifest(args), time.perf_counter()
+    ran: list[dict] = []
+    print(f"running {len(plan.notebooks)} notebook(s) -> {plan.output}")
+    for i, nb in enumerate(plan.notebooks, 1):
+        entry = {"notebook": nb.name, "parameters": plan.parameters[nb], "status": "running"}
+        ran.append(entry)
+        manifest["notebooks"] = sorted([*earlier, *ran], key=lambda e: notebook_key(Path(e["notebook"])))
         write_json(paths.manifest, manifest)
-        print(f"done in {manifest['total_seconds']:.1f} s; manifest: {paths.manifest}")
-        return 0
+        print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
+        start = time.perf_counter()
+        try:
+            status, error = _run_one(nb, plan, args)
+        except KeyboardInterrupt:
+            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error="interrupted (Ctrl-C)")
+            _finish(manifest, "aborted", total_start, failed=nb.name)
+            write_json(paths.manifest, manifest)
+            print(f"\ninterrupted in {nb.name}", file=sys.stderr)
+            return 130
+        except BaseException as err:
+            # No kernel, a dead kernel, ...: the manifest must not say "running" forever.
+            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
+            _finish(manifest, "aborted", total_start, failed=nb.name)
+            write_json(paths.manifest, manifest)
+            if isinstance(err, NoSuchKernel):
+                raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
+            raise
+        entry.update(status=status, seconds=round(time.perf_counter() - start, 2),
+                     lineage=lineage_summary(paths).get(notebook_id(nb)))
+        if status != "ok":
+            entry["error"] = error
+            _finish(manifest, "failed", total_start, failed=nb.name)
+            write_json(paths.manifest, manifest)
+            print("FAILED")
+            print(f"error: {nb.name} failed in {error}", file=sys.stderr)
+            return 2 if status == "bad input" else 1
+        print(f"{entry['seconds']:.1f} s")
+    _finish(manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    write_json(paths.manifest, manifest)
+    print(f"done in {manifest['total_seconds']:.1f} s; manifest: {paths.manifest}")
+    return 0

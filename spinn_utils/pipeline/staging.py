@@ -1,0 +1,68 @@
+"""Atomic runs: a run that fails or is interrupted leaves the previous results byte-for-byte intact.
+
+Before the first notebook, the current results folder is renamed aside (a rename on the same
+file system: nothing is copied or rewritten) and the run works in a fresh folder at the same
+path, so every path recorded in an artifact is the final one. A ``--from``/``--only`` run starts
+from a copy of the previous results. When every notebook succeeds the previous folder is
+deleted; otherwise the run's partial output is renamed ``<results>.failed-<UTC>`` (its manifest
+says where it stopped) and the previous folder is renamed back. A run killed outright leaves the
+previous folder aside; the next run puts it back before it starts.
+"""
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _aside(output: Path) -> Path:
+    return output.parent / f".{output.name}.previous"
+
+
+def failed_folder(output: Path) -> Path:
+    return output.parent / f"{output.name}.failed-{_stamp()}"
+
+
+def recover(output: Path) -> str | None:
+    """Put back results a killed run left aside; returns a note when it did."""
+    aside = _aside(output)
+    if not aside.is_dir():
+        return None
+    note = f"a previous run was killed; its predecessor's results were restored to {output}"
+    if output.exists():
+        partial = failed_folder(output)
+        output.rename(partial)
+        note += f" and its partial output moved to {partial}"
+    aside.rename(output)
+    return note
+
+
+def begin(output: Path, keep_existing: bool) -> Path | None:
+    """Move the current results aside; the run gets a fresh folder (or a copy, for --from/--only)."""
+    aside = _aside(output)
+    if not output.exists():
+        output.mkdir(parents=True)
+        return None
+    output.rename(aside)
+    if keep_existing:
+        shutil.copytree(aside, output, symlinks=True)
+    else:
+        output.mkdir()
+    return aside
+
+
+def end(output: Path, aside: Path | None, ok: bool) -> Path | None:
+    """Keep the run (``ok``) or restore the previous results; returns the failed-run folder."""
+    if ok:
+        if aside is not None:
+            shutil.rmtree(aside)
+        return None
+    failed = failed_folder(output)
+    output.rename(failed)
+    if aside is not None:
+        aside.rename(output)
+    return failed
