@@ -45,6 +45,9 @@ def write_mill_mat(path, runs, drop_field=None, name="mill"):
     for i, run in enumerate(runs):
         for f in fields:
             value = run[f]
+            if isinstance(value, str):
+                mill[f][0, i] = np.array([value])
+                continue
             mill[f][0, i] = np.zeros((0, 0)) if value is None else np.atleast_2d(np.asarray(value, float)).T
     scipy.io.savemat(path, {name: mill})
 
@@ -255,3 +258,12 @@ def test_cv_folds_hold_out_every_experiment_once(smoke):
         cv_folds(smoke, n_folds=1, seed=0)
     with pytest.raises(SpinnError, match="too few experiments"):
         cv_folds(smoke, n_folds=2, seed=0, val_experiments=8)
+
+
+def test_a_text_field_in_mill_mat_is_one_line(tmp_path):
+    runs = mill_runs()
+    runs[2]["VB"] = "0.3 mm"
+    path = tmp_path / "mill.mat"
+    write_mill_mat(path, runs)
+    with pytest.raises(SpinnError, match=r"field 'VB' of run 3 is not a number \(\['0.3 mm'\]\)"):
+        load_table(DataConfig(data_path=str(path), window_samples=100))

@@ -31,9 +31,14 @@ NASA_CHANNELS = {"smc_ac": "smcAC", "smc_dc": "smcDC", "vib_table": "vib_table",
 NASA_COOLING_MIN = 5.0  # idle minutes between runs: mill.mat does not record them (assumption)
 
 
-def _scalar(value) -> float:
-    flat = np.asarray(value, dtype=np.float64).ravel()
-    return float(flat[0]) if flat.size else float("nan")  # empty = "not measured" in mill.mat
+def _scalar(value, field: str, index: int) -> float:
+    """One number of a mill.mat field; empty means "not measured" (NaN), text is an error."""
+    try:
+        flat = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as err:
+        raise SpinnError(f"mill.mat: field {field!r} of run {index + 1} is not a number "
+                         f"({np.asarray(value).ravel()[:1].tolist()})") from err
+    return float(flat[0]) if flat.size else float("nan")
 
 
 def _run_end_times(t_end: np.ndarray, run_no: np.ndarray, run_min: float, notes: list, case) -> np.ndarray:
@@ -77,7 +82,8 @@ def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
     missing = [f for f in (*NASA_FIELDS, *NASA_CHANNELS.values()) if f not in (mill.dtype.names or ())]
     if missing:
         raise SpinnError(f"struct 'mill' in {path} lacks field(s) {missing}; has {list(mill.dtype.names or ())}")
-    runs = pd.DataFrame([{f: _scalar(rec[f]) for f in NASA_FIELDS} | {"index": i} for i, rec in enumerate(mill)])
+    runs = pd.DataFrame([{f: _scalar(rec[f], f, i) for f in NASA_FIELDS} | {"index": i}
+                         for i, rec in enumerate(mill)])
     thermal, notes, frames = ThermalModel(), [], []
     for case, runs_c in runs.sort_values(["case", "run"]).groupby("case", sort=True):
         doc, feed, material = (float(runs_c[c].iloc[0]) for c in ("DOC", "feed", "material"))

@@ -65,19 +65,26 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def kernel_manager_class():
-    """Local kernels over Unix sockets where available: no TCP ports and no plain-text warning."""
-    if os.name != "posix":
-        return AsyncKernelManager
-
-    class IPCKernelManager(AsyncKernelManager):
+def kernel_manager_class(log_path: Path | None = None):
+    """Local kernels over Unix sockets where available (no TCP ports, no plain-text warning),
+    their stderr appended to ``log_path``: kernel log lines (``[IPKernelApp] ERROR |
+    KeyboardInterrupt caught in kernel`` at shutdown) stay out of a green run's output.
+    Cell errors do not need it: they arrive as messages."""
+    class SpinnKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.transport = "ipc"
-            # The socket files live in the temp dir, not in the repository (papermill's cwd).
-            self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
+            if os.name == "posix":
+                self.transport = "ipc"
+                # The socket files live in the temp dir, not in the repository (papermill's cwd).
+                self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
 
-    return IPCKernelManager
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if log_path is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(log_path, "ab") as log:  # the kernel process keeps its own copy of the handle
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
+
+    return SpinnKernelManager
 
 
 def cell_error(err) -> str:
@@ -131,7 +138,8 @@ def _execute(nb: Path, plan: RunPlan, args) -> None:
     papermill.execute_notebook(
         str(nb), str(ResultsPaths(plan.output).executed / nb.name), parameters=plan.parameters[nb],
         cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
-        log_output=args.verbose, kernel_manager_class=kernel_manager_class(),
+        log_output=args.verbose,
+        kernel_manager_class=kernel_manager_class(ResultsPaths(plan.output).executed / "kernels.log"),
     )
 
 
