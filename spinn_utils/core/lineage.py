@@ -11,7 +11,6 @@ Drive folder, as much as ``run_all.py``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,4 +150,4 @@ def finish_stage(paths: ResultsPaths, notebook: str, extra_inputs: dict[str, str
 
 def lineage_summary(paths: ResultsPaths) -> dict:
     """The whole record (for the manifest and reviewers); {} when nothing was recorded yet."""
-    return json.loads(json.dumps(_read(paths)))
+    return _read(paths)
