@@ -135,6 +135,11 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
     (tmp_path / "file").write_text("x")
     assert run(output=tmp_path / "file") == 2 and "is a file" in capsys.readouterr().err
     assert main(["--output", ""]) == 2 and "--output is empty" in capsys.readouterr().err
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("mine")
+    assert run(output=home) == 2 and "holds no SPINN results" in capsys.readouterr().err
+    assert (home / "thesis.tex").read_text() == "mine"
 
 
 def test_a_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
@@ -183,7 +188,10 @@ def test_a_failed_run_leaves_the_previous_results_byte_for_byte(tmp_path, capsys
     _notebook(nbdir / "01_a.ipynb", params, write + "(p / 'a.txt').write_text('first run')")
     _notebook(nbdir / "02_b.ipynb", params, write + "(p / 'b.txt').write_text('first run')")
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("kept")  # like the repository's results/README.md
     assert main(["--output", str(out)], notebook_dir=nbdir) == 0
+    assert (out / "README.md").read_text() == "kept"
     good = _files(out)
     _notebook(nbdir / "01_a.ipynb", params, write + "(p / 'a.txt').write_text('second run')")
     _notebook(nbdir / "02_b.ipynb", params, "raise ValueError('broken')")

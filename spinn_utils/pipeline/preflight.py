@@ -67,10 +67,20 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
                         raise UsageError(f"-p {name}={value!r} (notebook {nb_id}): {err}") from err
 
 
+RESULTS_MARKERS = ("manifest.json", "lineage.json", "README.md")  # what a results folder may hold first
+
+
 def check_output(output: Path) -> None:
-    """The results folder is a folder this process may write (it is created if missing)."""
+    """The results folder is a folder this process may write (it is created if missing), and
+    an existing one holds results: a run moves it aside and copies it, so a home folder named
+    by mistake is refused rather than shuffled."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
+    if output.is_dir() and any(output.iterdir()) and not any((output / m).exists() for m in RESULTS_MARKERS[:2]):
+        other = sorted(p.name for p in output.iterdir() if p.name not in RESULTS_MARKERS)
+        if other:
+            raise UsageError(f"--output {output} is not empty and holds no SPINN results "
+                             f"(no manifest.json; found {other[:3]}): name a new folder or a results folder")
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--output {output}: {existing} is not writable")

@@ -179,7 +179,7 @@ def run_notebooks(plan: RunPlan, args) -> int:
         for line in (note, staging.recover(plan.output)):
             if line:
                 print(f"note: {line}")
-        aside, rc = staging.begin(plan.output, keep_existing=bool(args.only or args.start)), 1
+        aside, rc = staging.begin(plan.output), 1
         try:
             rc = _run_plan(plan, args)
             return rc

@@ -1,9 +1,9 @@
 """Atomic runs: a run that fails or is interrupted leaves the previous results byte-for-byte intact.
 
 Before the first notebook, the current results folder is renamed aside (a rename on the same
-file system: nothing is copied or rewritten) and the run works in a fresh folder at the same
-path, so every path recorded in an artifact is the final one. A ``--from``/``--only`` run starts
-from a copy of the previous results. When every notebook succeeds the previous folder is
+file system: nothing in it is rewritten) and the run works on a copy of it at the same path,
+so every path recorded in an artifact is the final one and files the pipeline does not write
+(``results/README.md``) carry over. When every notebook succeeds the previous folder is
 deleted; otherwise the run's partial output is renamed ``<results>.failed-<UTC>`` (its manifest
 says where it stopped) and the previous folder is renamed back. A run killed outright leaves the
 previous folder aside; the next run puts it back before it starts.
@@ -41,17 +41,14 @@ def recover(output: Path) -> str | None:
     return note
 
 
-def begin(output: Path, keep_existing: bool) -> Path | None:
-    """Move the current results aside; the run gets a fresh folder (or a copy, for --from/--only)."""
+def begin(output: Path) -> Path | None:
+    """Move the current results aside; the run works on a copy of them at the same path."""
     aside = _aside(output)
     if not output.exists():
         output.mkdir(parents=True)
         return None
     output.rename(aside)
-    if keep_existing:
-        shutil.copytree(aside, output, symlinks=True)
-    else:
-        output.mkdir()
+    shutil.copytree(aside, output, symlinks=True)
     return aside
 
 
