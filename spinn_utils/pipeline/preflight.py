@@ -29,6 +29,7 @@ from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
+from .staging import aside_path
 
 
 def lock_path(output: Path) -> Path:
@@ -76,7 +77,9 @@ def check_output(output: Path) -> None:
     by mistake is refused rather than shuffled."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
-    if output.is_dir() and any(output.iterdir()) and not any((output / m).exists() for m in RESULTS_MARKERS[:2]):
+    killed = aside_path(output).is_dir()  # a killed run's partial output: the run restores it first
+    if not killed and output.is_dir() and any(output.iterdir()) and not any(
+            (output / m).exists() for m in RESULTS_MARKERS[:2]):
         other = sorted(p.name for p in output.iterdir() if p.name not in RESULTS_MARKERS)
         if other:
             raise UsageError(f"--output {output} is not empty and holds no SPINN results "

@@ -19,7 +19,8 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def _aside(output: Path) -> Path:
+def aside_path(output: Path) -> Path:
+    """Where a run keeps the previous results while it works."""
     return output.parent / f".{output.name}.previous"
 
 
@@ -29,7 +30,7 @@ def failed_folder(output: Path) -> Path:
 
 def recover(output: Path) -> str | None:
     """Put back results a killed run left aside; returns a note when it did."""
-    aside = _aside(output)
+    aside = aside_path(output)
     if not aside.is_dir():
         return None
     note = f"a previous run was killed; its predecessor's results were restored to {output}"
@@ -43,7 +44,7 @@ def recover(output: Path) -> str | None:
 
 def begin(output: Path) -> Path | None:
     """Move the current results aside; the run works on a copy of them at the same path."""
-    aside = _aside(output)
+    aside = aside_path(output)
     if not output.exists():
         output.mkdir(parents=True)
         return None
