@@ -3,6 +3,7 @@
 Runs once per session (module fixture) in a temp dir with the Agg backend; each test then
 checks one part of what the run wrote against the JSONs it came from.
 """
+import csv
 import json
 import os
 import subprocess
@@ -206,3 +207,17 @@ def test_every_notebook_recorded_its_lineage(smoke_run):
         assert set(entry["outputs"]) == set(STAGES[nb].outputs)
         for rel, sha in {**entry["inputs"], **entry["outputs"]}.items():
             assert file_sha256(smoke_run / rel) == sha, (nb, rel)
+
+
+def test_baselines_and_physics_consistency_reach_table2(smoke_run):
+    from spinn_utils.core.registry import BASELINES, TABLE2
+
+    ev = _json(smoke_run, METRICS.test_evaluation)
+    assert set(ev["baselines"]["models"]) == set(names(BASELINES))
+    consistency = ev["physics_consistency"]["models"]
+    assert {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured, BASELINES.no_physics} <= set(consistency)
+    assert all(0.0 <= m["wear_decrease_fraction"] <= 1.0 for m in consistency.values())
+    with open(smoke_run / "tables" / f"{TABLE2}.csv", newline="") as f:
+        rows = {row["Metric"]: row for row in csv.DictReader(f)}
+    assert float(rows["Mean per-output R2 (test)"]["Dense PINN, no physics"]) == \
+        ev["baselines"]["models"][BASELINES.no_physics]["mean_r2"]

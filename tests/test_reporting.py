@@ -66,6 +66,12 @@ def fake_results(gpu: dict | None = None, cpu_medians: dict | None = None) -> di
                        "spinn_coo": metrics(0.85, 0.75), "spinn_structured": metrics(0.82, 0.72),
                        "spinn_structured_ort": metrics(0.82, 0.72)},
             "sparse_vs_masked": {"max_abs_diff": 2e-7, "passed": True, "atol": 1e-4},
+            "baselines": {"models": {"train_mean": metrics(0.0, -0.1), "linear": metrics(0.6, 0.3),
+                                     "no_physics": metrics(0.78, 0.69)}},
+            "physics_consistency": {"wear_drop_tol_mm": 1e-3, "models": {
+                "dense": {"wear_decrease_fraction": 0.20, "thermal_ode_residual_rms_um": 18.0},
+                "spinn_masked": {"wear_decrease_fraction": 0.205, "thermal_ode_residual_rms_um": 17.0},
+                "no_physics": {"wear_decrease_fraction": 0.30, "thermal_ode_residual_rms_um": 25.0}}},
             "cross_validation": {
                 "n_folds": 4, "dense": cv_stats(0.70, 0.10), "spinn": cv_stats(0.72, 0.08),
                 "difference": {"mean_r2": {"mean": 0.02, "std": 0.02, "sem": 0.01, "n": 4}}},
@@ -277,3 +283,28 @@ def test_deployable_spinn_column_and_item_with_the_same_runtime_ratio():
     res["cpu_benchmark"]["results"] = [r for r in res["cpu_benchmark"]["results"]
                                        if r["variant"] != "spinn_structured_ort"]
     assert items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]["status"] == "not run"
+
+
+def test_table2_reads_baselines_and_physics_consistency(tmp_path):
+    from spinn_utils.reporting.table2 import table2, write_table2
+
+    res = fake_results()
+    t = table2(res)
+    assert t.loc["Mean per-output R2 (test)", "Linear (ridge)"] == res["test_evaluation"]["baselines"]["models"]["linear"]["mean_r2"]
+    assert t.loc["Tool wear R2 (test)", "Dense PINN, no physics"] == 0.78
+    assert t.loc["Wear decreases (share of time steps)", "SPINN"] == 0.205
+    assert t.loc["Thermal ODE residual RMS (um)", "Train mean"] == NOT_MEASURED
+    paths = ResultsPaths.at(tmp_path).ensure()
+    files = write_table2(t, paths)
+    assert [f.name for f in files] == ["table2.md", "table2.tex", "table2.csv"]
+    assert "| Wear decreases (share of time steps) | not measured | not measured | 30.0% | 20.0% | 20.5% |" in files[0].read_text()
+
+
+def test_physics_consistency_item_uses_the_stated_margin():
+    res = fake_results()
+    item = items_by_name(res)["SPINN keeps physics consistency no worse than dense"]
+    assert item["status"] == "pass" and item["measured"] == 0.205  # 0.205 <= 0.20 + 0.01
+    res["test_evaluation"]["physics_consistency"]["models"]["spinn_masked"]["wear_decrease_fraction"] = 0.25
+    assert items_by_name(res)["SPINN keeps physics consistency no worse than dense"]["status"] == "fail"
+    del res["test_evaluation"]["physics_consistency"]
+    assert items_by_name(res)["SPINN keeps physics consistency no worse than dense"]["status"] == "not run"

@@ -27,6 +27,7 @@ from .registry import (
     METRICS,
     PREDICTIONS_FILE,
     TABLE1,
+    TABLE2,
     TABLE_FORMATS,
     names,
 )
@@ -72,7 +73,8 @@ STAGES = {
     "09": Stage((*_metric(*(n for n in names(METRICS)
                             if n not in (METRICS.validation_checklist, METRICS.artifacts))),
                  f"metrics/{PREDICTIONS_FILE}"),
-                (*_metric(METRICS.validation_checklist), *(f"tables/{TABLE1}.{f}" for f in TABLE_FORMATS),
+                (*_metric(METRICS.validation_checklist),
+                 *(f"tables/{t}.{f}" for t in (TABLE1, TABLE2) for f in TABLE_FORMATS),
                  *(f"figures/{n}.{f}" for n in FIGURE_NAMES for f in FIGURE_FORMATS))),
 }
 

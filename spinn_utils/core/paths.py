@@ -17,6 +17,7 @@ from .registry import (
     METRICS,
     PREDICTIONS_FILE,
     TABLE1,
+    TABLE2,
     TABLE_FORMATS,
     names,
 )
@@ -101,6 +102,6 @@ def contract_files() -> tuple[str, ...]:
         *(f"{EXPORT_DIR}/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json")),
         *(f"metrics/{m}.json" for m in names(METRICS) if m != METRICS.validation_checklist),
         f"metrics/{PREDICTIONS_FILE}",
-        *(f"tables/{TABLE1}.{fmt}" for fmt in TABLE_FORMATS),
+        *(f"tables/{t}.{fmt}" for t in (TABLE1, TABLE2) for fmt in TABLE_FORMATS),
         *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in FIGURE_FORMATS),
     )

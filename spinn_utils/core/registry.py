@@ -59,6 +59,16 @@ class VariantNames:
 
 
 @dataclass(frozen=True)
+class BaselineNames:
+    """Reference models scored beside the variants (notebook 08): is the network, and its
+    physics loss, worth anything?"""
+
+    train_mean: str = "train_mean"  # predicts the training split's mean of each target
+    linear: str = "linear"  # ridge regression on the same scaled inputs
+    no_physics: str = "no_physics"  # DensePINN with every physics weight 0, same schedule and seed
+
+
+@dataclass(frozen=True)
 class ExportNames:
     """``results/export/<name>.onnx`` and its sidecar ``<name>.json`` (notebook 05.5)."""
 
@@ -83,10 +93,12 @@ METRICS = MetricNames()
 VARIANTS = VariantNames()
 FIGURES = FigureNames()
 EXPORTS = ExportNames()
+BASELINES = BaselineNames()
 
 DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json")  # data/, by 01
 PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot
 TABLE1 = "table1"  # tables/table1.{md,tex,csv}, by 09
+TABLE2 = "table2"  # tables/table2.{md,tex,csv}: baselines and physics consistency, by 09
 TABLE_FORMATS = ("md", "tex", "csv")
 FIGURE_FORMATS = ("png", "pdf")
 MANIFEST = "manifest.json"  # written by the driver

@@ -134,7 +134,8 @@ def metrics_table(reports: dict[str, dict]) -> pd.DataFrame:
 
 
 def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig,
-                  data: PreparedData, device) -> list:
+                  data: PreparedData, device, baselines: dict | None = None,
+                  consistency: dict | None = None) -> list:
     """Write ``metrics/test_evaluation.json`` and ``metrics/test_predictions.csv`` atomically."""
     split = data.frames["test"]
     body = {
@@ -143,6 +144,8 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
         "models": test["models"],
         "sparse_vs_masked": test["sparse_vs_masked"],
         "cross_validation": cv,
+        "baselines": baselines or {"skipped": True, "reason": "run_baselines=False"},
+        "physics_consistency": consistency or {"skipped": True, "reason": "run_baselines=False"},
         "checkpoints": {name: str(paths.export(ORT_VARIANTS[name][0]) if name in ORT_VARIANTS
                                   else paths.checkpoint(VARIANT_CHECKPOINTS[name][0])) for name in TEST_VARIANTS},
         "config": cfg,

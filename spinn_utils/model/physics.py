@@ -145,11 +145,11 @@ def _stat(values, i: int, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(float(values[i]), dtype=like.dtype, device=like.device)
 
 
-def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
-                 cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
-    """Mean squared ``tau * d(delta)/dt + delta - G * P`` in um, divided by std(delta).
+def _thermal_residual_um(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
+                         cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
+    """``tau * d(delta)/dt + delta - G * P`` in um, per row.
 
-    Needs the current column only when the term is on: a CSV without one can still use the
+    Needs the power column only when the term is on: a CSV without one can still use the
     wear terms.
     """
     p_i = _index(scaler.feature_names, cfg.power_col, "the power input")
@@ -158,8 +158,27 @@ def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: 
     ddelta_dt = dy_dt[:, d_i] * d_std / _stat(scaler.x_std, t_i, x)  # um per minute of cutting
     power = x[:, p_i] * _stat(scaler.x_std, p_i, x) + _stat(scaler.x_mean, p_i, x)
     power_kw = power if cfg.power_unit == "kW" else cfg.thermal.power_kw_from_current(power)
-    residual_um = cfg.thermal.residual(delta_um, ddelta_dt, power_kw)
-    return (residual_um / d_std).pow(2).mean()
+    return cfg.thermal.residual(delta_um, ddelta_dt, power_kw)
+
+
+def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
+                 cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
+    """Mean squared thermal residual in units of std(delta) (the loss term)."""
+    residual_um = _thermal_residual_um(x, y, dy_dt, scaler, cfg, t_i, d_i)
+    return (residual_um / _stat(scaler.y_std, d_i, x)).pow(2).mean()
+
+
+def thermal_residual_rms_um(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler,
+                            cfg: PhysicsConfig, batch_size: int = 4096) -> float:
+    """RMS of the thermal ODE residual (um) of ``model`` over every row of ``x_scaled``."""
+    t_i = _index(scaler.feature_names, cfg.time_col, "the time input")
+    d_i = _index(scaler.target_names, cfg.thermal_target, "the thermal target")
+    squares = []
+    for i in range(0, len(x_scaled), batch_size):
+        x = x_scaled[i:i + batch_size].detach()
+        y, dy_dt = time_derivative(model, x, t_i)
+        squares.append(_thermal_residual_um(x, y.detach(), dy_dt.detach(), scaler, cfg, t_i, d_i).pow(2))
+    return float(torch.cat(squares).mean().sqrt())
 
 
 def physics_loss(

@@ -126,6 +126,19 @@ def _deployable_item(results: dict, cfg: ReportConfig) -> dict:
                  f">= {cfg.cpu_speedup_min}x vs dense PyTorch eager", detail)
 
 
+def _physics_item(results: dict, cfg: ReportConfig) -> dict:
+    """SPINN breaks the wear physics on the test inputs no more often than dense (plus a margin)."""
+    models = dig(results, METRICS.test_evaluation, "physics_consistency", "models") or {}
+    spinn, dense = (dig(models, v, "wear_decrease_fraction") for v in (VARIANTS.masked, VARIANTS.dense))
+    ok = spinn is not None and dense is not None and spinn <= dense + cfg.physics_margin
+    detail = ("" if spinn is None or dense is None else
+              f"wear decreases in {spinn:.1%} of SPINN's test steps, {dense:.1%} of dense's; thermal ODE "
+              f"residual RMS {dig(models, VARIANTS.masked, 'thermal_ode_residual_rms_um')} vs "
+              f"{dig(models, VARIANTS.dense, 'thermal_ode_residual_rms_um')} um")
+    return _item("SPINN keeps physics consistency no worse than dense", _judge(spinn, ok), spinn,
+                 f"<= dense + {cfg.physics_margin:g} (share of test steps where wear drops)", detail)
+
+
 def checklist_items(
     results: dict, missing: list[str], cfg: ReportConfig | None = None
 ) -> list[dict]:
@@ -159,7 +172,7 @@ def checklist_items(
         "Predictions match dense pruned model",
         "fail" if failed else _judge(worst, worst is not None and worst < cfg.match_atol), worst,
         f"max abs diff < {cfg.match_atol:g}", "; ".join(f"{k}: {v:.3g}" for k, v in diffs.items())))
-    items += [*_speed_items(results, cfg), _deployable_item(results, cfg)]
+    items += [*_speed_items(results, cfg), _deployable_item(results, cfg), _physics_item(results, cfg)]
     spinn, dense = _test_r2(results)
     cv = cv_summary(results, "spinn")
     floor = cfg.seed_mean_r2 - cfg.r2_tolerance

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, TABLE_FORMATS, VARIANTS
+from ..core.registry import METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
 from .results import (
@@ -167,7 +167,8 @@ def table1(results: dict, cfg: ReportConfig | None = None) -> pd.DataFrame:
         index=pd.Index([label for label, _ in ROWS], name="Metric"),
         columns=[*COLUMNS, "Source"], dtype=object,
     )
-    frame.attrs["notes"] = [*notes, *NOTES, physics_note(results)]
+    frame.attrs.update(notes=[*notes, *NOTES, physics_note(results)], row_format=ROW_FORMAT, name=TABLE1,
+                       title="Table 1: Dense PINN vs SPINN (this run)")
     return frame
 
 
@@ -186,27 +187,33 @@ def format_cell(value, kind: str) -> str:
         return f"{value:.2f}x"
     if kind == "bytes":
         return f"{value / 1e6:.2f} MB"
+    if kind == "share":
+        return f"{100 * value:.1f}%"
+    if kind == "float":
+        return f"{value:.4g}"
     return str(value)
 
 
-def table1_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 with every cell formatted for reading (what the .md and .tex show)."""
-    out = frame.copy()
+def table_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table with every cell formatted for reading (what the .md and .tex show); the row
+    formats are ``frame.attrs["row_format"]``, a "Source" column is left out."""
+    formats = frame.attrs["row_format"]
+    out = frame.drop(columns="Source", errors="ignore").copy()
     for label in out.index:
-        for col in COLUMNS:
-            out.loc[label, col] = format_cell(frame.loc[label, col], ROW_FORMAT[label])
+        for col in out.columns:
+            out.loc[label, col] = format_cell(frame.loc[label, col], formats[label])
     return out
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """GitHub Markdown table (no ``tabulate`` dependency) with the notes underneath."""
-    text = table1_text(frame).drop(columns="Source")
+    """GitHub Markdown table (no ``tabulate`` dependency), titled, with the notes underneath."""
+    text = table_text(frame)
     header = ["Metric", *text.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for label, row in zip(text.index, text.values):
         lines.append("| " + " | ".join([str(label), *map(str, row)]) + " |")
     notes = [f"- {n}" for n in frame.attrs.get("notes", [])]
-    return "\n".join(["**Table 1: Dense PINN vs SPINN (this run)**", "", *lines, "", *notes]) + "\n"
+    return "\n".join([f"**{frame.attrs['title']}**", "", *lines, "", *notes]) + "\n"
 
 
 def _tex_escape(text: str) -> str:
@@ -217,21 +224,32 @@ def _tex_escape(text: str) -> str:
 
 
 def to_latex(frame: pd.DataFrame) -> str:
-    """A booktabs ``table`` environment; notes go into the caption."""
-    text = table1_text(frame).drop(columns="Source")
+    """A booktabs ``table`` environment; the notes go into the caption."""
+    text = table_text(frame)
     cols = "l" + "r" * len(text.columns)
     rows = [["Metric", *text.columns]]
     rows += [[label, *row] for label, row in zip(text.index, text.values)]
     body = [" & ".join(_tex_escape(str(c)) for c in row) + r" \\" for row in rows]
     body.insert(1, r"\midrule")
-    notes = " ".join(frame.attrs.get("notes", []))
-    caption = _tex_escape(f"Dense PINN vs SPINN, measured in this run. {notes}")
+    caption = _tex_escape(f"{frame.attrs['title']}. {' '.join(frame.attrs.get('notes', []))}")
     return "\n".join([
         r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
-        r"\label{tab:table1}",
+        rf"\label{{tab:{frame.attrs['name']}}}",
         rf"\begin{{tabular}}{{{cols}}}", r"\toprule", *body, r"\bottomrule", r"\end{tabular}",
         r"\end{table}",
     ]) + "\n"
+
+
+def write_table(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
+    """Write ``tables/<name>.{md,tex,csv}`` atomically; the CSV keeps the raw JSON values."""
+    out = []
+    texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": frame.to_csv()}
+    for suffix in TABLE_FORMATS:
+        path = paths.table(suffix, frame.attrs["name"])
+        with atomic_path(path) as tmp:
+            tmp.write_text(texts[suffix])
+        out.append(path)
+    return out
 
 
 def build_table1(paths: ResultsPaths, cfg: ReportConfig | None = None) -> pd.DataFrame:
@@ -240,13 +258,5 @@ def build_table1(paths: ResultsPaths, cfg: ReportConfig | None = None) -> pd.Dat
 
 
 def write_table1(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
-    """Write ``tables/table1.{md,tex,csv}`` atomically; the CSV keeps the raw JSON values."""
-    out = []
-    texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": frame.to_csv()}
-    for suffix in TABLE_FORMATS:
-        text = texts[suffix]
-        path = paths.table(suffix)
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
-        out.append(path)
-    return out
+    """Write ``tables/table1.{md,tex,csv}`` atomically."""
+    return write_table(frame, paths)
