@@ -44,7 +44,7 @@ _API = {
     "benchmark.stats": ("fastest_table", "results_table", "variants_table"),
     "benchmark.variants": ("load_variants",),
     "evaluation.verify": ("VerifyConfig", "checks_table", "models_table", "verify_models"),
-    "evaluation.crossval": ("CrossValConfig", "cross_validate", "cv_table"),
+    "evaluation.crossval": ("CrossValConfig", "cross_validate", "cv_table", "seed_runs"),
     "evaluation.baselines": ("BaselineConfig", "score_baselines"),
     "evaluation.consistency": ("physics_consistency",),
     "evaluation.test_eval": ("check_scaler", "evaluate_test", "load_test_models", "metrics_table",

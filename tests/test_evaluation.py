@@ -1,5 +1,6 @@
 """Cell 8 on tiny hand-made data: test-set scoring, sparse == masked, one CV result per fold."""
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -108,3 +109,16 @@ def test_write_results(tmp_path, make_data):
     assert {"models", "sparse_vs_masked", "cross_validation", "environment"} <= set(saved)
     assert saved["models"]["dense"]["mean_r2"] == pytest.approx(test["models"]["dense"]["mean_r2"])
     assert len(pd.read_csv(csv_path)) == len(test["predictions"])
+
+
+def test_seed_runs_train_each_seed_on_the_fixed_split(make_data):
+    from spinn_utils.evaluation.crossval import seed_runs
+
+    data = make_data(rows=8)
+    cfg = dataclasses.replace(CrossValConfig.smoke_test(), n_seeds=2)
+    out = seed_runs(data, cfg, TINY, TrainConfig(epochs=1, batch_size=16, progress=False),
+                    PhysicsConfig.off(), PruneConfig.smoke_test(), "cpu")
+    assert [r["seed"] for r in out["runs"]] == [cfg.seed, cfg.seed + 1]
+    assert all(r["test_experiments"] == sorted(data.frames["test"]["experiment"].unique().tolist()) for r in out["runs"])
+    assert out["dense"]["mean_r2"]["n"] == 2 and len(out["difference"]["mean_r2"]["values"]) == 2
+    assert out["runs"][0]["dense"] != out["runs"][1]["dense"]  # another seed, another model

@@ -214,6 +214,7 @@ def test_baselines_and_physics_consistency_reach_table2(smoke_run):
 
     ev = _json(smoke_run, METRICS.test_evaluation)
     assert set(ev["baselines"]["models"]) == set(names(BASELINES))
+    assert len(ev["seed_runs"]["runs"]) == 1 and ev["seed_runs"]["dense"]["mean_r2"]["n"] == 1  # smoke: 1 seed
     consistency = ev["physics_consistency"]["models"]
     assert {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured, BASELINES.no_physics} <= set(consistency)
     assert all(0.0 <= m["wear_decrease_fraction"] <= 1.0 for m in consistency.values())

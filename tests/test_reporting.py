@@ -74,7 +74,10 @@ def fake_results(gpu: dict | None = None, cpu_medians: dict | None = None) -> di
                 "no_physics": {"wear_decrease_fraction": 0.30, "thermal_ode_residual_rms_um": 25.0}}},
             "cross_validation": {
                 "n_folds": 4, "dense": cv_stats(0.70, 0.10), "spinn": cv_stats(0.72, 0.08),
-                "difference": {"mean_r2": {"mean": 0.02, "std": 0.02, "sem": 0.01, "n": 4}}},
+                "difference": {"mean_r2": {"mean": 0.02, "std": 0.02, "sem": 0.01, "n": 4,
+                                           "values": [0.03, 0.01, 0.04, 0.0]}}},
+            "seed_runs": {"dense": cv_stats(0.71, 0.01), "spinn": cv_stats(0.73, 0.02),
+                          "difference": {"mean_r2": {"values": [0.02, 0.03, 0.01]}}},
         },
         "sparse_conversion_report": {
             "source": "spinn_pruned.pt", "format": "coo", "params": PRUNED_PARAMS,
@@ -105,6 +108,9 @@ def test_table1_cells_are_the_json_values():
     assert t.loc["Thermal R2 (test)", "SPINN (structured)"] == 0.72
     assert t.loc["Mean per-output R2, CV mean", "SPINN (COO)"] == 0.72
     assert t.loc["Mean per-output R2, CV std", "Dense PINN"] == 0.10
+    assert t.loc["Mean per-output R2, seeds mean", "SPINN (COO)"] == 0.73
+    assert t.loc["Mean per-output R2, seeds std", "Dense PINN"] == 0.01
+    assert t.loc["Mean per-output R2, seeds mean", "SPINN (structured)"] == NOT_MEASURED
     assert t.loc["CPU inference (ms)", "Dense PINN"] == 3.0
     assert t.loc["CPU inference (ms)", "SPINN (COO)"] == 150.0
     assert t.loc["CPU speedup vs dense", "SPINN (COO)"] == pytest.approx(3.0 / 150.0)
@@ -219,7 +225,11 @@ def test_claims_follow_the_numbers():
     assert verdicts["Pruning improves R2 0.48 -> 0.86"] == "not supported"
     # SPINN beats dense on test and by more than one standard error in CV: supported.
     assert verdicts["Pruning provides dual benefit: compression AND generalization improvement"] == "supported"
-    res["test_evaluation"]["cross_validation"]["difference"]["mean_r2"]["mean"] = 0.01
+    dual = next(c for c in claims(res) if c["claim"].startswith("Pruning provides dual"))
+    assert "4 folds + 3 seeds" in dual["evidence"] and "decision rule" in dual["evidence"]
+    # Paired differences that straddle zero: the mean is within one standard error, no gain.
+    res["test_evaluation"]["cross_validation"]["difference"]["mean_r2"]["values"] = [0.05, -0.04, 0.02, -0.03]
+    res["test_evaluation"]["seed_runs"]["difference"]["mean_r2"]["values"] = [0.01, -0.02, 0.0]
     verdicts = {c["claim"]: c["verdict"] for c in claims(res)}
     assert verdicts["Pruning provides dual benefit: compression AND generalization improvement"] == "not supported"
     res["sparse_conversion_report"]["storage_bytes"]["coo"] = 800_000

@@ -135,7 +135,7 @@ def metrics_table(reports: dict[str, dict]) -> pd.DataFrame:
 
 def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig,
                   data: PreparedData, device, baselines: dict | None = None,
-                  consistency: dict | None = None) -> list:
+                  consistency: dict | None = None, seeds: dict | None = None) -> list:
     """Write ``metrics/test_evaluation.json`` and ``metrics/test_predictions.csv`` atomically."""
     split = data.frames["test"]
     body = {
@@ -144,6 +144,7 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
         "models": test["models"],
         "sparse_vs_masked": test["sparse_vs_masked"],
         "cross_validation": cv,
+        "seed_runs": seeds or {"skipped": True, "reason": "run_cv=False"},
         "baselines": baselines or {"skipped": True, "reason": "run_baselines=False"},
         "physics_consistency": consistency or {"skipped": True, "reason": "run_baselines=False"},
         "checkpoints": {name: str(paths.export(ORT_VARIANTS[name][0]) if name in ORT_VARIANTS

@@ -46,6 +46,7 @@ CONFIGS = {"01": (DataConfig,), "02": (TrainConfig, PhysicsConfig), "03": (Prune
 FIELD_OF = {"physics_subsample": "subsample", "cv_folds": "n_folds", "cv_epochs": "epochs",
             "cv_patience": "patience", "cv_prune_stages": "prune_stages",
             "cv_finetune_epochs": "finetune_epochs", "cv_final_finetune_epochs": "final_finetune_epochs",
+            "seeds": "n_seeds",
             ("06", "batch_sizes"): "cuda_batch_sizes", ("07", "batch_sizes"): "cpu_batch_sizes"}
 
 

@@ -117,6 +117,7 @@ def weight_bytes(results: dict, variant: str) -> int | None:
     return dig(results, METRICS.sparse_conversion, "storage_bytes", fmt) if fmt else None
 
 
-def cv_summary(results: dict, model: str) -> dict | None:
-    """``{"mean", "std", ...}`` of the fold-wise mean per-output R2 for "dense" or "spinn"."""
-    return dig(results, METRICS.test_evaluation, "cross_validation", model, "mean_r2")
+def cv_summary(results: dict, model: str, over: str = "cross_validation") -> dict | None:
+    """``{"mean", "std", ...}`` of the mean per-output R2 of "dense" or "spinn" over the CV folds
+    (``over="cross_validation"``) or over the seeds on the fixed split (``over="seed_runs"``)."""
+    return dig(results, METRICS.test_evaluation, over, model, "mean_r2")
