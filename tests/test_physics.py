@@ -30,6 +30,7 @@ P_I = FEATURES.index("smc_dc_mean")
 ONLY = {  # configs with exactly one term switched on
     name: dataclasses.replace(PhysicsConfig.off(), **{f"{name}_weight": 1.0}) for name in TERMS
 }
+POINT_TERMS = ("wear_nonneg", "wear_monotone", "thermal_ode")  # on by default; wear_sequence is an option
 
 
 
@@ -91,7 +92,7 @@ def test_terms_vanish_on_a_model_that_obeys_the_physics(scaler):
     good = PhysicalModel(scaler, ThermalModel(), wear0=0.05, wear_rate=0.01)
     got = terms(good, scaler, scaled_inputs(scaler))
     # Thermal: exp(-t/tau) has a non-zero derivative, so this checks the chain-rule units too.
-    for name in TERMS:
+    for name in POINT_TERMS:
         assert got[name] < 1e-8, (name, got)
 
 
@@ -107,7 +108,7 @@ def test_each_term_fires_on_a_model_that_violates_it(scaler, name, kwargs):
     bad = PhysicalModel(scaler, ThermalModel(), **kwargs)
     got = terms(bad, scaler, scaled_inputs(scaler))
     assert got[name] > 1e-3, got
-    others = [n for n in TERMS if n != name]
+    others = [n for n in POINT_TERMS if n != name]
     assert all(got[n] < 1e-8 for n in others), got  # the violation is attributed correctly
 
 
@@ -135,13 +136,34 @@ def test_each_term_changes_the_parameter_gradients(scaler, name):
             last = model.network[-1]
             last.bias[0] = -5.0
             model.network[0].weight[:, T_I] *= 5.0
-        loss = nn.functional.mse_loss(model(x), y) + physics_loss(model, x, scaler, cfg)["total"]
+        pairs = (x[:32], x[32:64]) if name == "wear_sequence" else None
+        loss = nn.functional.mse_loss(model(x), y) + physics_loss(model, x, scaler, cfg, pairs)["total"]
         loss.backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
     base = grads(PhysicsConfig.off())
     on = grads(dataclasses.replace(ONLY[name], subsample=len(x)))
     assert (on - base).abs().max() > 1e-6
+
+
+def test_wear_sequence_fires_only_when_the_next_window_predicts_less_wear(scaler, make_data):
+    from spinn_utils.training.fit import sequence_pairs
+
+    good = PhysicalModel(scaler, ThermalModel(), wear0=0.05, wear_rate=0.01)  # wear grows with time
+    x = scaled_inputs(scaler)
+    order = torch.argsort(x[:, T_I])
+    earlier, later = x[order[:-1]], x[order[1:]]
+    cfg = ONLY["wear_sequence"]
+    assert float(physics_loss(good, x, scaler, cfg, (earlier, later))["wear_sequence"]) == 0.0
+    assert float(physics_loss(good, x, scaler, cfg, (later, earlier))["wear_sequence"]) > 0.0
+    with pytest.raises(SpinnError, match="needs consecutive window pairs"):
+        physics_loss(good, x, scaler, cfg)
+    data = make_data(rows=5)
+    a, b = sequence_pairs(data)
+    train = data.frames["train"]
+    assert (train["experiment"].to_numpy()[a] == train["experiment"].to_numpy()[b]).all()
+    assert (train[TIME_COL].to_numpy()[b] > train[TIME_COL].to_numpy()[a]).all()
+    assert len(a) == len(train) - train["experiment"].nunique()  # every consecutive pair, once
 
 
 def test_derivative_is_wrt_time_input_not_batch_order(scaler):

@@ -111,6 +111,9 @@ def test_table1_cells_are_the_json_values():
     assert t.loc["Mean per-output R2, seeds mean", "SPINN (COO)"] == 0.73
     assert t.loc["Mean per-output R2, seeds std", "Dense PINN"] == 0.01
     assert t.loc["Mean per-output R2, seeds mean", "SPINN (structured)"] == NOT_MEASURED
+    assert t.loc["Wear decreases (share of test steps)", "SPINN (COO)"] == 0.205  # the masked weights
+    assert t.loc["Thermal ODE residual RMS (um)", "Dense PINN"] == 18.0
+    assert t.loc["Thermal ODE residual RMS (um)", "SPINN (structured)"] == NOT_MEASURED
     assert t.loc["CPU inference (ms)", "Dense PINN"] == 3.0
     assert t.loc["CPU inference (ms)", "SPINN (COO)"] == 150.0
     assert t.loc["CPU speedup vs dense", "SPINN (COO)"] == pytest.approx(3.0 / 150.0)

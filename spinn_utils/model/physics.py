@@ -33,7 +33,7 @@ from ..data.prepared import PreparedData, Scaler
 from ..data.schema import TARGETS, TIME_COL
 from ..data.thermal import ThermalModel
 
-TERMS = ("wear_nonneg", "wear_monotone", "thermal_ode")
+TERMS = ("wear_nonneg", "wear_monotone", "thermal_ode", "wear_sequence")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class PhysicsConfig:
     wear_nonneg_weight: float = 0.1  # negative wear is impossible; cheap, rarely active
     wear_monotone_weight: float = 0.1  # wear never decreases with cutting time
     thermal_ode_weight: float = 0.01  # modest: the ODE ignores cooling between runs
+    # Option, off by default: wear must not drop between consecutive windows of one experiment.
+    # wear_monotone holds the sensors fixed, so it cannot stop drops that window-to-window
+    # sensor noise causes (44.5% of dense's test steps dropped without it).
+    wear_sequence_weight: float = 0.0
     subsample: int = 64  # rows per batch for the derivative terms: bounds the extra cost
     time_col: str = TIME_COL  # the input the derivatives are taken against
     power_col: str = "smc_dc_mean"  # spindle DC current (A) -> cutting power (kW)
@@ -51,7 +55,7 @@ class PhysicsConfig:
     thermal: ThermalModel = field(default_factory=ThermalModel)  # same constants as the generator
 
     def __post_init__(self) -> None:
-        for name in ("wear_nonneg_weight", "wear_monotone_weight", "thermal_ode_weight"):
+        for name in ("wear_nonneg_weight", "wear_monotone_weight", "thermal_ode_weight", "wear_sequence_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise SpinnError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -66,7 +70,8 @@ class PhysicsConfig:
 
     @property
     def total_weight(self) -> float:
-        return self.wear_nonneg_weight + self.wear_monotone_weight + self.thermal_ode_weight
+        return (self.wear_nonneg_weight + self.wear_monotone_weight + self.thermal_ode_weight
+                + self.wear_sequence_weight)
 
     @classmethod
     def smoke_test(cls) -> PhysicsConfig:
@@ -181,8 +186,17 @@ def thermal_residual_rms_um(model: nn.Module, x_scaled: torch.Tensor, scaler: Sc
     return float(torch.cat(squares).mean().sqrt())
 
 
+def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
+    """Mean squared drop of predicted (scaled) wear from each window to the next one."""
+    if pairs is None:
+        raise SpinnError("wear_sequence_weight > 0 needs consecutive window pairs (fit builds them)")
+    earlier, later = pairs
+    return torch.relu(model(earlier)[:, w_i] - model(later)[:, w_i]).pow(2).mean()
+
+
 def physics_loss(
-    model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig
+    model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The physics terms on (a subsample of) one batch of standardised inputs.
 
@@ -191,9 +205,11 @@ def physics_loss(
         x_scaled: the batch, standardised with ``scaler``.
         scaler: the train-fitted Scaler (gives physical units and column positions).
         cfg: weights, subsample size, column names and thermal constants.
+        pairs: (earlier, later) standardised inputs of consecutive windows of one experiment,
+            needed by ``wear_sequence`` (its weight > 0).
 
     Returns:
-        ``{"wear_nonneg", "wear_monotone", "thermal_ode"}`` (unweighted, each a mean squared
+        ``{"wear_nonneg", "wear_monotone", "thermal_ode", "wear_sequence"}`` (unweighted, each a mean squared
         violation in units of the target's std) and ``"total"`` (the weighted sum, to add to
         the data loss). With every weight 0 nothing is computed: terms are NaN, total 0.
     """
@@ -219,9 +235,11 @@ def physics_loss(
         "wear_monotone": torch.relu(-dy_dt[:, w_i]).pow(2).mean(),
         "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i) if cfg.thermal_ode_weight > 0
                         else x_scaled.new_full((), float("nan"))),
+        "wear_sequence": (_wear_sequence(model, pairs, w_i) if cfg.wear_sequence_weight > 0
+                          else x_scaled.new_full((), float("nan"))),
     }
     weights = {"wear_nonneg": cfg.wear_nonneg_weight, "wear_monotone": cfg.wear_monotone_weight,
-               "thermal_ode": cfg.thermal_ode_weight}
+               "thermal_ode": cfg.thermal_ode_weight, "wear_sequence": cfg.wear_sequence_weight}
     total = zero
     for name, term in terms.items():
         if weights[name] > 0:

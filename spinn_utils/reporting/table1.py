@@ -50,6 +50,8 @@ ROWS = (  # (label, how to format it)
     ("Mean per-output R2, CV std", "r2"),
     ("Mean per-output R2, seeds mean", "r2"),
     ("Mean per-output R2, seeds std", "r2"),
+    ("Wear decreases (share of test steps)", "share"),
+    ("Thermal ODE residual RMS (um)", "float"),
     ("GPU inference (ms)", "ms"),
     ("GPU speedup vs dense", "speedup"),
     ("CPU inference (ms)", "ms"),
@@ -76,6 +78,10 @@ NOTES = (
     "same pruned weights whose outputs matched; its accuracy rows are the masked model's.",
     "Memory: bytes of weight storage of the representation timed on CPU "
     "(values + indices + offsets; 1 MB = 1e6 bytes).",
+    "Wear decreases: share of consecutive test predictions within an experiment, in time order, "
+    "where predicted wear drops by more than 0.001 mm (0 is physical); the thermal ODE residual is "
+    "tau*d(delta)/dt + delta - G*P on the test inputs. COO has the masked weights' values, the "
+    "ONNX export the structured model's; Table 2 has the baselines.",
     "SPINN structured (ONNX Runtime): the structured model exported to ONNX with the scaler "
     "folded in (raw features in, physical units out), run by ONNX Runtime's CPU provider; "
     "its speedup is against dense PyTorch eager. GPU: not timed (CPU provider only).",
@@ -128,6 +134,12 @@ def _accuracy_cells(results: dict, cells: dict) -> None:
         wear, thermal = (list(metrics["per_output"]) if metrics else list(TARGETS))[:2]
         cells["Tool wear R2 (test)"][col] = dig(metrics, "per_output", wear, "r2")
         cells["Thermal R2 (test)"][col] = dig(metrics, "per_output", thermal, "r2")
+        # Physics consistency: COO holds the masked weights; the ONNX export is the structured model.
+        same = {VARIANTS.coo: VARIANTS.masked, VARIANTS.structured_ort: VARIANTS.structured}
+        physics = dig(results, METRICS.test_evaluation, "physics_consistency", "models",
+                      same.get(COLUMN_MODEL[col], COLUMN_MODEL[col])) or {}
+        cells["Wear decreases (share of test steps)"][col] = physics.get("wear_decrease_fraction")
+        cells["Thermal ODE residual RMS (um)"][col] = physics.get("thermal_ode_residual_rms_um")
         # CV and the seed runs compare dense with unstructured IMP only.
         for over, label in (("cross_validation", "CV"), ("seed_runs", "seeds")):
             stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, VARIANTS.structured_ort) else cv_summary(

@@ -128,6 +128,25 @@ class _Step:
     optimizer: torch.optim.Optimizer
     after_step: Callable[[nn.Module], None] | None
     desc: str
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # consecutive train windows (wear_sequence)
+    pair_gen: torch.Generator | None = None  # its own generator: the batch order stays as without it
+
+
+def sequence_pairs(data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions in the train arrays of (a window, the next window of the same experiment)."""
+    frame = data.frames["train"].reset_index(drop=True)
+    order = frame.sort_values([data.group_col, data.time_col], kind="stable")
+    groups, idx = order[data.group_col].to_numpy(), order.index.to_numpy()
+    same = groups[1:] == groups[:-1]
+    return torch.as_tensor(idx[:-1][same]), torch.as_tensor(idx[1:][same])
+
+
+def _sample_pairs(step: _Step, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if step.pairs is None:
+        return None
+    earlier, later = step.pairs
+    pick = torch.randint(len(earlier), (int(step.physics.subsample),), generator=step.pair_gen)
+    return x[earlier[pick].to(x.device)], x[later[pick].to(x.device)]
 
 
 def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
@@ -135,12 +154,13 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torc
     """One pass over the shuffled training rows; returns row-weighted mean losses per term."""
     cfg, n = step.cfg, len(x)
     model.train()
-    sums = dict.fromkeys(("train_loss", "data_loss", "physics_loss", *TERMS), 0.0)
+    active = [t for t in TERMS if getattr(step.physics, f"{t}_weight") > 0]  # off terms: no column
+    sums = dict.fromkeys(("train_loss", "data_loss", "physics_loss", *active), 0.0)
     for i in range(0, n, cfg.batch_size):
         idx = order[i : i + cfg.batch_size]
         xb, yb = x[idx], y[idx]
         data_loss = nn.functional.mse_loss(model(xb), yb)
-        phys = physics_loss(model, xb, step.data.scaler, step.physics)
+        phys = physics_loss(model, xb, step.data.scaler, step.physics, _sample_pairs(step, x))
         loss = data_loss + phys["total"]
         if not torch.isfinite(loss):
             raise SpinnError(
@@ -158,7 +178,7 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torc
         sums["train_loss"] += w * loss.item()
         sums["data_loss"] += w * data_loss.item()
         sums["physics_loss"] += w * phys["total"].item()
-        for name in TERMS:
+        for name in active:
             sums[name] += w * phys[name].item()
     return sums
 
@@ -210,6 +230,8 @@ def fit(
         optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
     step = _Step(cfg, physics, data, optimizer, after_step, desc)
+    if physics.wear_sequence_weight > 0:
+        step.pairs, step.pair_gen = sequence_pairs(data), torch.Generator().manual_seed(int(cfg.seed) + 1)
     stopper, history, stopped_early = EarlyStopping(cfg.patience, cfg.min_delta), [], False
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not cfg.progress, leave=False)
