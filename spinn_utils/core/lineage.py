@@ -17,34 +17,29 @@ from pathlib import Path
 
 from .errors import SpinnError
 from .io import file_sha256, read_json, write_json
-from .paths import ResultsPaths
-from .registry import (
-    CHECKPOINTS,
-    DATA_FILES,
-    EXPORTS,
-    FIGURE_FORMATS,
-    FIGURE_NAMES,
-    METRICS,
-    PREDICTIONS_FILE,
-    TABLE1,
-    TABLE2,
-    TABLE_FORMATS,
-    names,
+from .paths import (
+    DATA_PATHS,
+    EXPORT_PATHS,
+    FIGURE_PATHS,
+    PREDICTIONS_PATH,
+    TABLE_PATHS,
+    ResultsPaths,
+    checkpoint_file,
+    metric_file,
 )
+from .registry import CHECKPOINTS, METRICS, names
 
 LINEAGE = "lineage.json"
 
 
 def _ckpt(*stems: str) -> tuple[str, ...]:
-    return tuple(f"checkpoints/{s}.pt" for s in stems)
+    return tuple(map(checkpoint_file, stems))
 
 
 def _metric(*stems: str) -> tuple[str, ...]:
-    return tuple(f"metrics/{s}.json" for s in stems)
+    return tuple(map(metric_file, stems))
 
 
-DATA = tuple(f"data/{f}" for f in DATA_FILES)
-EXPORT_FILES = tuple(f"export/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json"))
 DENSE_STORAGE = _ckpt(CHECKPOINTS.dense, CHECKPOINTS.pruned, CHECKPOINTS.structured)
 
 
@@ -57,25 +52,23 @@ class Stage:
 
 
 STAGES = {
-    "01": Stage((), (*DATA, *_metric(METRICS.data_summary))),
-    "02": Stage(DATA, (*_ckpt(CHECKPOINTS.dense), *_metric(METRICS.dense_training))),
-    "03": Stage((*DATA, *_ckpt(CHECKPOINTS.dense)),
+    "01": Stage((), (*DATA_PATHS, *_metric(METRICS.data_summary))),
+    "02": Stage(DATA_PATHS, (*_ckpt(CHECKPOINTS.dense), *_metric(METRICS.dense_training))),
+    "03": Stage((*DATA_PATHS, *_ckpt(CHECKPOINTS.dense)),
                 (*_ckpt(CHECKPOINTS.pruned, CHECKPOINTS.structured), *_metric(METRICS.pruning))),
-    "04": Stage((*DATA, *DENSE_STORAGE, *_metric(METRICS.data_summary, METRICS.dense_training, METRICS.pruning)),
+    "04": Stage((*DATA_PATHS, *DENSE_STORAGE, *_metric(METRICS.data_summary, METRICS.dense_training, METRICS.pruning)),
                 _metric(METRICS.artifacts)),
-    "05": Stage((*DATA, *DENSE_STORAGE, *_metric(METRICS.pruning)), _metric(METRICS.model_verification)),
-    "05_5": Stage((*DATA, *DENSE_STORAGE),
-                  (*_ckpt(CHECKPOINTS.sparse), *_metric(METRICS.sparse_conversion), *EXPORT_FILES)),
-    "06": Stage((*DENSE_STORAGE, *EXPORT_FILES), _metric(METRICS.gpu_benchmark)),
-    "07": Stage((*DENSE_STORAGE, *EXPORT_FILES), _metric(METRICS.cpu_benchmark)),
-    "08": Stage((*DATA, *DENSE_STORAGE, *_ckpt(CHECKPOINTS.sparse), *EXPORT_FILES, *_metric(METRICS.pruning)),
-                (*_metric(METRICS.test_evaluation), f"metrics/{PREDICTIONS_FILE}")),
+    "05": Stage((*DATA_PATHS, *DENSE_STORAGE, *_metric(METRICS.pruning)), _metric(METRICS.model_verification)),
+    "05_5": Stage((*DATA_PATHS, *DENSE_STORAGE),
+                  (*_ckpt(CHECKPOINTS.sparse), *_metric(METRICS.sparse_conversion), *EXPORT_PATHS)),
+    "06": Stage((*DENSE_STORAGE, *EXPORT_PATHS), _metric(METRICS.gpu_benchmark)),
+    "07": Stage((*DENSE_STORAGE, *EXPORT_PATHS), _metric(METRICS.cpu_benchmark)),
+    "08": Stage((*DATA_PATHS, *DENSE_STORAGE, *_ckpt(CHECKPOINTS.sparse), *EXPORT_PATHS, *_metric(METRICS.pruning)),
+                (*_metric(METRICS.test_evaluation), PREDICTIONS_PATH)),
     "09": Stage((*_metric(*(n for n in names(METRICS)
                             if n not in (METRICS.validation_checklist, METRICS.artifacts))),
-                 f"metrics/{PREDICTIONS_FILE}"),
-                (*_metric(METRICS.validation_checklist),
-                 *(f"tables/{t}.{f}" for t in (TABLE1, TABLE2) for f in TABLE_FORMATS),
-                 *(f"figures/{n}.{f}" for n in FIGURE_NAMES for f in FIGURE_FORMATS))),
+                 PREDICTIONS_PATH),
+                (*_metric(METRICS.validation_checklist), *TABLE_PATHS, *FIGURE_PATHS)),
 }
 
 

@@ -23,6 +23,24 @@ from .registry import (
 )
 
 
+def checkpoint_file(name: str) -> str:
+    """``checkpoint_file(CHECKPOINTS.dense)`` -> ``checkpoints/dense_pinn.pt`` (relative to the root)."""
+    return f"checkpoints/{name}.pt"
+
+
+def metric_file(name: str) -> str:
+    """``metric_file(METRICS.pruning)`` -> ``metrics/pruning.json`` (relative to the root)."""
+    return f"metrics/{name}.json"
+
+
+# The contract's files, relative to the results root, grouped by folder.
+DATA_PATHS = tuple(f"data/{f}" for f in DATA_FILES)
+EXPORT_PATHS = tuple(f"{EXPORT_DIR}/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json"))
+PREDICTIONS_PATH = f"metrics/{PREDICTIONS_FILE}"
+TABLE_PATHS = tuple(f"tables/{t}.{fmt}" for t in (TABLE1, TABLE2) for fmt in TABLE_FORMATS)
+FIGURE_PATHS = tuple(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in FIGURE_FORMATS)
+
+
 @dataclass(frozen=True)
 class ResultsPaths:
     """The folders and files of one run (``results/`` by default)."""
@@ -68,15 +86,15 @@ class ResultsPaths:
     @property
     def predictions(self) -> Path:
         """metrics/test_predictions.csv (notebook 08)"""
-        return self.metrics / PREDICTIONS_FILE
+        return self.root / PREDICTIONS_PATH
 
     def checkpoint(self, name: str) -> Path:
         """``checkpoint(CHECKPOINTS.dense)`` -> results/checkpoints/dense_pinn.pt"""
-        return self.checkpoints / f"{name}.pt"
+        return self.root / checkpoint_file(name)
 
     def metric(self, name: str) -> Path:
         """``metric(METRICS.pruning)`` -> results/metrics/pruning.json"""
-        return self.metrics / f"{name}.json"
+        return self.root / metric_file(name)
 
     def export(self, name: str) -> Path:
         """``export(EXPORTS.structured)`` -> results/export/spinn_structured.onnx (sidecar: .json)"""
@@ -97,11 +115,11 @@ class ResultsPaths:
 def contract_files() -> tuple[str, ...]:
     """Paths (relative to the results root) notebooks 01-09 write before the checklist."""
     return (
-        *(f"data/{f}" for f in DATA_FILES),
-        *(f"checkpoints/{c}.pt" for c in names(CHECKPOINTS)),
-        *(f"{EXPORT_DIR}/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json")),
-        *(f"metrics/{m}.json" for m in names(METRICS) if m != METRICS.validation_checklist),
-        f"metrics/{PREDICTIONS_FILE}",
-        *(f"tables/{t}.{fmt}" for t in (TABLE1, TABLE2) for fmt in TABLE_FORMATS),
-        *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in FIGURE_FORMATS),
+        *DATA_PATHS,
+        *(checkpoint_file(c) for c in names(CHECKPOINTS)),
+        *EXPORT_PATHS,
+        *(metric_file(m) for m in names(METRICS) if m != METRICS.validation_checklist),
+        PREDICTIONS_PATH,
+        *TABLE_PATHS,
+        *FIGURE_PATHS,
     )
