@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from spinn_utils.data.prepared import PreparedData, make_prepared
+from spinn_utils.data.dataset import PreparedData, make_prepared
 from spinn_utils.data.schema import DEFAULT_FEATURES, GROUP_COL, RUN_COL, TARGETS, TIME_COL
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from spinn_utils.benchmark.config import BenchConfig
+from spinn_utils.benchmark.bench_config import BenchConfig
 from spinn_utils.benchmark.run import cuda_skip_reason, run_benchmark, skipped_result
 from spinn_utils.benchmark.stats import (
     add_speedups,

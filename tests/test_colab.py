@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spinn_utils.pipeline.colab import SETUP_MARKER, main, references, repository, setup_cell
+from spinn_utils.pipeline.colab_setup import SETUP_MARKER, main, references, repository, setup_cell
 from spinn_utils.pipeline.notebooks import discover
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from spinn_utils.compression.convert import (
 )
 from spinn_utils.compression.sparse import load_sparse_model
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.data.prepared import Scaler
+from spinn_utils.data.dataset import Scaler
 from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.counting import count_parameters

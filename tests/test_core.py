@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from spinn_utils.core.config import build_config, with_overrides
 from spinn_utils.core.env import environment_info, resolve_device, set_seed
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import atomic_path, read_json, write_json
+from spinn_utils.core.overrides import build_config, with_overrides
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import CHECKPOINTS
 

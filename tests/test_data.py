@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from spinn_utils.core.config import build_config, with_overrides
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import write_json
+from spinn_utils.core.overrides import build_config, with_overrides
+from spinn_utils.data.dataset import load_prepared, save_prepared, split_table
 from spinn_utils.data.milling import cutting_power_kw, thermal_history
 from spinn_utils.data.nasa import NASA_COOLING_MIN
 from spinn_utils.data.prepare import cv_folds, data_summary, prepare
-from spinn_utils.data.prepared import load_prepared, save_prepared, split_table
 from spinn_utils.data.schema import DEFAULT_FEATURES, SPLITS, TARGETS, DataConfig
 from spinn_utils.data.sources import load_table
 from spinn_utils.data.thermal import ThermalModel

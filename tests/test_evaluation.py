@@ -14,7 +14,7 @@ from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.data.schema import TARGETS
 from spinn_utils.evaluation.crossval import CrossValConfig, cross_validate, cv_table, fold_stats
-from spinn_utils.evaluation.test_eval import (
+from spinn_utils.evaluation.holdout import (
     TEST_VARIANTS,
     check_scaler,
     evaluate_test,

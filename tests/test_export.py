@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from spinn_utils.benchmark.config import BenchConfig
+from spinn_utils.benchmark.bench_config import BenchConfig
 from spinn_utils.benchmark.run import run_benchmark
 from spinn_utils.benchmark.variants import _ort_variant, load_variants
 from spinn_utils.compression.export import (

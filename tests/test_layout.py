@@ -69,7 +69,7 @@ GRAPH = {m: imports_of(m) for m in MODULES}
 
 def test_the_layout_test_sees_the_whole_package():
     assert {m.split(".")[1] for m in MODULES if m.count(".") >= 1} >= set(LAYERS)
-    assert GRAPH["spinn_utils.model.physics"] >= {"spinn_utils.data.prepared", "spinn_utils.core.errors"}
+    assert GRAPH["spinn_utils.model.physics"] >= {"spinn_utils.data.dataset", "spinn_utils.core.errors"}
 
 
 def test_no_upward_import():

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spinn_utils.core.config import with_overrides
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.overrides import with_overrides
+from spinn_utils.data.dataset import Scaler, make_prepared
 from spinn_utils.data.leakage import _looks_like_id, check_leakage
 from spinn_utils.data.prepare import prepare
-from spinn_utils.data.prepared import Scaler, make_prepared
 from spinn_utils.data.schema import DataConfig
 from spinn_utils.data.splits import split_groups
 
@@ -182,7 +182,7 @@ def test_a_target_split_across_two_inputs_is_flagged(clean):
 
 
 def test_experiments_moved_between_split_files_are_refused_on_load(clean, tmp_path):
-    from spinn_utils.data.prepared import load_prepared, save_prepared
+    from spinn_utils.data.dataset import load_prepared, save_prepared
 
     save_prepared(clean, tmp_path)
     test = pd.read_csv(tmp_path / "test.csv")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.data.prepared import Scaler
+from spinn_utils.data.dataset import Scaler
 from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS, TIME_COL
 from spinn_utils.data.thermal import ThermalModel
 from spinn_utils.model.mlp import DensePINN, ModelConfig
@@ -220,8 +220,8 @@ def test_wear_terms_need_no_current_column_when_the_thermal_term_is_off(scaler):
 
 
 def test_physics_config_follows_notebook_01s_record():
+    from spinn_utils.data.dataset import PreparedData
     from spinn_utils.data.physics_terms import physics_support
-    from spinn_utils.data.prepared import PreparedData
     from spinn_utils.data.schema import DataConfig
     from spinn_utils.model.physics import physics_config_for
 

@@ -27,7 +27,7 @@ from spinn_utils.compression.structured import (
     structured_widths,
 )
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.data.prepared import PreparedData
+from spinn_utils.data.dataset import PreparedData
 from spinn_utils.data.schema import TARGETS
 from spinn_utils.model.counting import count_parameters, linear_layers, mlp_parameters
 from spinn_utils.model.mlp import DensePINN, ModelConfig

@@ -158,7 +158,7 @@ def test_fastest_ignores_variants_whose_outputs_differ():
 def test_a_fast_variant_whose_outputs_differ_fails_its_speedup_item():
     gpu = bench({"dense": 1.0, "spinn_masked": 1.0, "spinn_coo": 0.3, "spinn_csr": 0.8,
                  "spinn_structured": 0.45}, threads=(8,), match={"spinn_coo": False})
-    item = items_by_name(fake_results(gpu=gpu))["GPU speedup (COO, the seed's design)"]
+    item = items_by_name(fake_results(gpu=gpu))["GPU speedup (COO, the original design)"]
     assert item["measured"] == pytest.approx(1 / 0.3)
     assert item["status"] == "fail" and "outputs differ" in item["detail"]
 
@@ -174,7 +174,7 @@ def test_missing_dense_row_means_not_measured_not_a_crash():
     for row in res["cpu_benchmark"]["results"]:
         row["speedup_vs_dense"] = None  # dense raised at every point
     items = items_by_name(res)
-    assert items["CPU speedup (COO, the seed's design)"]["status"] == "not run"
+    assert items["CPU speedup (COO, the original design)"]["status"] == "not run"
     speed_claims = [c for c in claims(res) if "speedup" in c["claim"]]
     assert len(speed_claims) == 2
     assert all(c["verdict"] != "supported" for c in speed_claims)
@@ -184,18 +184,18 @@ def test_speedup_items_pass_and_fail_on_their_thresholds():
     gpu = bench({"dense": 1.0, "spinn_masked": 1.0, "spinn_coo": 0.5, "spinn_csr": 0.8,
                  "spinn_structured": 0.45}, threads=(8,))
     items = items_by_name(fake_results(gpu=gpu))
-    assert items["GPU speedup (COO, the seed's design)"]["status"] == "pass"  # exactly 2.0x
-    assert items["GPU speedup (COO, the seed's design)"]["measured"] == pytest.approx(2.0)
-    assert items["CPU speedup (COO, the seed's design)"]["status"] == "fail"  # 0.02x
+    assert items["GPU speedup (COO, the original design)"]["status"] == "pass"  # exactly 2.0x
+    assert items["GPU speedup (COO, the original design)"]["measured"] == pytest.approx(2.0)
+    assert items["CPU speedup (COO, the original design)"]["status"] == "fail"  # 0.02x
     assert items["CPU speedup (structured SPINN)"]["status"] == "fail"  # 2.0x < 2.5x
     slower = copy.deepcopy(gpu)
     for row in slower["results"]:
         if row["variant"] == "spinn_coo":
             row["speedup_vs_dense"] = 1.99
-    assert items_by_name(fake_results(gpu=slower))["GPU speedup (COO, the seed's design)"]["status"] == "fail"
+    assert items_by_name(fake_results(gpu=slower))["GPU speedup (COO, the original design)"]["status"] == "fail"
     fast_cpu = fake_results(cpu_medians={"dense": 3.0, "spinn_masked": 3.0, "spinn_coo": 0.9,
                                          "spinn_csr": 2.0, "spinn_structured": 1.0})
-    assert items_by_name(fast_cpu)["CPU speedup (COO, the seed's design)"]["status"] == "pass"
+    assert items_by_name(fast_cpu)["CPU speedup (COO, the original design)"]["status"] == "pass"
     assert items_by_name(fast_cpu)["CPU speedup (structured SPINN)"]["status"] == "pass"  # 3.0x
 
 

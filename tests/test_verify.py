@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from spinn_utils.compression.magnitude import PruneConfig, iterative_magnitude_prune
-from spinn_utils.compression.records import pruned_checkpoint_meta, pruning_summary
+from spinn_utils.compression.pruning_report import pruned_checkpoint_meta, pruning_summary
 from spinn_utils.compression.structured import structured_prune
 from spinn_utils.core.env import environment_info
 from spinn_utils.core.io import write_json

@@ -27,7 +27,7 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.registry import VARIANTS
 from ..model.counting import input_features
-from .config import BenchConfig
+from .bench_config import BenchConfig
 from .stats import add_speedups, fastest_variants, summarize_ms
 from .timing import make_timer, time_interleaved, torch_threads, warm_up
 from .variants import Variant, check_outputs, describe_variant, make_inputs, variant_dtype

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ..core.errors import first_line
-from .config import BenchConfig
+from .bench_config import BenchConfig
 
 
 @contextlib.contextmanager

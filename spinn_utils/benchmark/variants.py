@@ -37,7 +37,7 @@ from ..core.registry import (
     VARIANTS,
     sparse_variant,
 )
-from ..data.prepared import Scaler
+from ..data.dataset import Scaler
 from ..model.checkpoints import load_dense_model
 from ..model.counting import (
     count_parameters,

@@ -1,6 +1,6 @@
 """Cell 5.5: convert a pruned checkpoint to sparse storage, validate it, report every byte.
 
-One code path for notebook 05.5 and the command line (the seed's ``convert_to_sparse.py``)::
+One code path for notebook 05.5 and the command line (the original design's ``convert_to_sparse.py``)::
 
     python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_pruned.pt \\
         [--format coo|csr] [--output-dir DIR] [--data test.csv] [--activation tanh] [--atol 1e-4]
@@ -33,7 +33,7 @@ from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, write_json
 from ..core.registry import sparse_artifacts
-from ..data.prepared import Scaler
+from ..data.dataset import Scaler
 from ..data.schema import DEFAULT_FEATURES
 from ..model.checkpoints import load_dense_model, load_state_dict_file
 from ..model.counting import count_parameters, flops_per_sample
@@ -53,9 +53,9 @@ LEGACY_ACTIVATION = "tanh"  # what the earlier pipeline's MLP used; its state_di
 
 @dataclass(frozen=True)
 class SparseConfig:
-    format: str = "coo"  # the seed's format; the one saved as spinn_sparse_final.pt
+    format: str = "coo"  # the original design's format; the one saved as spinn_sparse_final.pt
     formats: tuple[str, ...] = FORMATS  # all validated and sized, so the report compares them
-    atol: float = 1e-4  # the seed's checklist: "predictions match (max diff < 1e-4)"
+    atol: float = 1e-4  # the original design's checklist: "predictions match (max diff < 1e-4)"
     n_random_inputs: int = 1000  # rows of N(0,1) inputs when no data is given (scaled inputs look so)
     random_seed: int = 0  # fixed so a report made without data can be repeated
     max_rows: int | None = None  # validate on at most this many data rows (None: all)

@@ -34,7 +34,7 @@ from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, write_json
 from ..core.paths import ResultsPaths
 from ..core.registry import ORT_VARIANTS, VARIANT_CHECKPOINTS
-from ..data.prepared import PreparedData, Scaler
+from ..data.dataset import PreparedData, Scaler
 from ..data.schema import RUN_COL, target_unit
 from ..model.checkpoints import load_dense_model
 from ..model.counting import count_parameters, linear_layers

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.config import with_overrides
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
 from ..model.counting import count_parameters, weighted_layers
 from ..model.inference import evaluate_model
 from ..training.fit import fit

@@ -144,7 +144,7 @@ def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN
 
     Args:
         model: a DensePINN, typically pruned (dense storage with zeros).
-        format: ``"coo"`` (the seed's) or ``"csr"``.
+        format: ``"coo"`` (the original design's) or ``"csr"``.
     Returns:
         SparsePINN storing only the non-zero weights (biases stay dense).
     """

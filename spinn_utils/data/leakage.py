@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.checks import check_problems
-from .prepared import PreparedData
+from .dataset import PreparedData
 from .splits import shared_groups
 
 CORR_LIMIT = 0.99  # |corr| above this makes an input a stand-in for a target

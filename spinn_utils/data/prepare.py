@@ -13,12 +13,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..core.config import with_overrides
 from ..core.env import environment_info
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
+from .dataset import PreparedData, make_prepared
 from .leakage import check_leakage
 from .physics_terms import physics_support
-from .prepared import PreparedData, make_prepared
 from .schema import SPLITS, DataConfig
 from .sources import load_table, source_kind, thermal_source
 from .splits import fold_groups, split_groups

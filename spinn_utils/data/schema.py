@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from ..core.config import build_config
 from ..core.errors import SpinnError, first_line
+from ..core.overrides import build_config
 
 TARGETS = ("tool_wear_vb_mm", "thermal_displacement_um")
 GROUP_COL = "experiment"  # split key: a case / insert set

@@ -6,7 +6,7 @@
   model's schedule and seed: the ablation that says what the physics loss adds.
 
 Each is a module on scaled inputs and outputs, so it is scored exactly like the variants
-(``test_eval.evaluate_test``) and its physics consistency measured the same way.
+(``holdout.evaluate_test``) and its physics consistency measured the same way.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ..core.env import set_seed
 from ..core.errors import SpinnError
 from ..core.metrics import regression_report
 from ..core.registry import BASELINES
-from ..data.prepared import PreparedData
+from ..data.dataset import PreparedData
 from ..model.inference import predict
 from ..model.mlp import DensePINN, ModelConfig
 from ..model.physics import PhysicsConfig

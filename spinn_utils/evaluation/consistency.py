@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..data.prepared import PreparedData
+from ..data.dataset import PreparedData
 from ..model.physics import PhysicsConfig, thermal_residual_rms_um
 
 WEAR_DROP_TOL_MM = 1e-3  # a tenth of the 0.01 mm resolution VB is measured with

@@ -19,11 +19,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..compression.magnitude import iterative_magnitude_prune
-from ..core.config import with_overrides
 from ..core.env import set_seed
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
+from ..data.dataset import PreparedData
 from ..data.prepare import cv_folds
-from ..data.prepared import PreparedData
 from ..model.inference import evaluate_model
 from ..model.mlp import DensePINN, ModelConfig
 from ..training.fit import fit
@@ -33,7 +33,7 @@ from ..training.fit import fit
 class CrossValConfig:
     """Notebook 08's settings: the sparse-vs-masked tolerance and the CV schedule."""
 
-    match_atol: float = 1e-4  # the seed's checklist: sparse predictions within 1e-4 of masked
+    match_atol: float = 1e-4  # the original design's checklist: sparse predictions within 1e-4 of masked
     # Sized so CV takes ~1.5-2 min on a 2-core CPU (measured: ~90 s unloaded, 4 folds).
     n_folds: int = 4  # 16 experiments -> 4 held out per fold
     epochs: int = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)

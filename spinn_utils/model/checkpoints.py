@@ -4,7 +4,7 @@ A checkpoint is ``{"format": "spinn-checkpoint", "version": 1, "kind": ..., "sta
 {name: tensor}, "meta": {...}}`` saved with ``torch.save`` and read back with
 ``torch.load(weights_only=True)``, so loading a file cannot run code. ``meta`` holds what
 rebuilds the model and its units: ``meta["model"]`` (ModelConfig fields), ``feature_names``,
-``target_names``, ``scaler`` (``data.prepared.Scaler.to_dict()``), the training config and metrics.
+``target_names``, ``scaler`` (``data.dataset.Scaler.to_dict()``), the training config and metrics.
 """
 from __future__ import annotations
 

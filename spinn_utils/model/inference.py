@@ -7,7 +7,7 @@ from torch import nn
 
 from ..core.errors import SpinnError
 from ..core.metrics import regression_report
-from ..data.prepared import PreparedData
+from ..data.dataset import PreparedData
 
 
 def first_float_tensor(model: nn.Module) -> torch.Tensor:

@@ -27,9 +27,9 @@ import torch
 import torch.autograd.forward_ad as fwad
 from torch import nn
 
-from ..core.config import build_config
 from ..core.errors import SpinnError
-from ..data.prepared import PreparedData, Scaler
+from ..core.overrides import build_config
+from ..data.dataset import PreparedData, Scaler
 from ..data.schema import TARGETS, TIME_COL
 from ..data.thermal import ThermalModel
 

@@ -1,7 +1,7 @@
 """Checks before any notebook runs: parameter values, the results folder, and a lock on it.
 
-papermill checks nothing about a value; ``-p target_sparsity=1.5`` used to run notebooks 01 and
-02 (overwriting data and the dense model) before notebook 03 refused it. Here every ``-p``
+papermill checks nothing about a value: without this step ``-p target_sparsity=1.5`` would run
+notebooks 01 and 02 (overwriting data and the dense model) before notebook 03 refused it. Every ``-p``
 value is put through the stage config that will receive it (its ``__post_init__`` holds the
 ranges), the run's own settings must come from their flags (so the manifest records what ran),
 the output folder must be a writable folder, and only one run may use it at a time.
@@ -14,12 +14,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..benchmark.config import BenchConfig
+from ..benchmark.bench_config import BenchConfig
 from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
-from ..core.config import with_overrides
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
 from ..data.schema import DataConfig
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig

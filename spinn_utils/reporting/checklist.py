@@ -1,9 +1,9 @@
-"""Cell 9's verdicts: the seed's validation checklist and its paper claims, from measurements.
+"""Cell 9's verdicts: the original design's validation checklist and its paper claims, from measurements.
 
 Each item of the original design's checklist (docs/original_design.md) is judged "pass" / "fail" / "not run"
 with the measured value and the threshold next to it; each key claim of the original paper
 text is "supported" / "not supported" / "not measured" with the evidence. Speedups are read
-at Table 1's point (batch 1000, all threads) for COO (the seed's design), for the fastest
+at Table 1's point (batch 1000, all threads) for COO (the original design), for the fastest
 representation of the pruned weights whose outputs matched, and for structured SPINN. A
 skipped GPU benchmark gives "not run" / "not measured", never "pass". Reads only the
 results dict of ``results.load_results``; ``build_checklist(paths)`` is the entry point.
@@ -36,7 +36,7 @@ from .results import (
 
 CONVERSION_KEYS = ("source", "format", "params", "storage_bytes", "validation", "conversion_ok")
 SPEEDUP_ITEMS = (  # (key in _speedups, what the checklist calls it)
-    ("coo", "COO, the seed's design"),
+    ("coo", "COO, the original design"),
     ("fastest", "fastest matching unstructured"),
     ("structured", "structured SPINN"),
 )
@@ -143,7 +143,7 @@ def _physics_item(results: dict, cfg: ReportConfig) -> dict:
 def checklist_items(
     results: dict, missing: list[str], cfg: ReportConfig | None = None
 ) -> list[dict]:
-    """The seed's checklist judged from measurements.
+    """The original design's checklist judged from measurements.
 
     Args:
         results: ``results.load_results(paths)`` (or a hand-made dict of the same shape).
@@ -286,7 +286,7 @@ def _memory_claim(results: dict, cfg: ReportConfig) -> dict:
     if structured is not None and structured / 1e6 <= limit_mb:
         others.append("structured SPINN meets the figure with physically smaller layers")
     return {"claim": f"Memory {cfg.claimed_dense_mb} MB -> {cfg.claimed_spinn_mb} MB "
-                     "(the seed's COO representation)",
+                     "(the original design's COO representation)",
             "verdict": verdict([None if coo_b is None else coo_b / 1e6 <= limit_mb]),
             "evidence": "; ".join([evidence, *others, "the claimed 0.84 MB counted values only"])}
 

@@ -24,7 +24,7 @@ BENCHMARKS = {"gpu": METRICS.gpu_benchmark, "cpu": METRICS.cpu_benchmark}
 class ReportConfig:
     """What Table 1 reads and the thresholds the checklist and claims are judged against."""
 
-    batch_size: int = 1000  # the seed's Table 1 batch; the nearest measured batch if absent
+    batch_size: int = 1000  # the original design's Table 1 batch; the nearest measured batch if absent
     match_atol: float = 1e-4  # seed checklist: sparse predictions match within 1e-4
     gpu_speedup_min: float = 2.0  # seed checklist: "GPU speedup >= 2.0x (target 2.5x)"
     cpu_speedup_min: float = 2.5  # seed checklist: "CPU speedup >= 2.5x (target 3.3x)"
@@ -43,7 +43,7 @@ class ReportConfig:
 
     @classmethod
     def smoke_test(cls) -> ReportConfig:
-        """Same thresholds: they are the seed's, not a size; smoke benchmarks pick their batch."""
+        """Same thresholds: they are the original design's, not a size; smoke benchmarks pick their batch."""
         return cls()
 
 

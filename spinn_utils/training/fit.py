@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
-from ..data.prepared import PreparedData
+from ..data.dataset import PreparedData
 from ..model.inference import batched_forward
 from ..model.physics import TERMS, PhysicsConfig, physics_loss
 

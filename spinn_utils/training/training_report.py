@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from ..data.prepared import PreparedData
+from ..data.dataset import PreparedData
 from ..model.counting import count_parameters
 from ..model.physics import PhysicsConfig
 from .fit import TrainConfig, TrainResult

@@ -21,7 +21,7 @@ from ..core.io import atomic_path, write_json
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_VARIANTS, VARIANT_CHECKPOINTS, VARIANTS, sparse_variant
-from ..data.prepared import PreparedData, Scaler
+from ..data.dataset import PreparedData, Scaler
 from ..data.schema import target_unit
 from ..model.checkpoints import load_dense_model
 from ..model.inference import predict
