@@ -10,7 +10,7 @@ import pytest
 
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import CHECKPOINTS
+from spinn_utils.core.registry import METRICS, VARIANTS
 from spinn_utils.pipeline.archive import (
     MANIFEST_NAME,
     ArtifactsConfig,
@@ -27,20 +27,20 @@ NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 @pytest.fixture()
 def run(tmp_path) -> ResultsPaths:
     paths = ResultsPaths.at(tmp_path / "results").ensure()
-    paths.checkpoint(CHECKPOINTS.dense).write_bytes(b"dense weights" * 100)
-    paths.checkpoint(CHECKPOINTS.pruned).write_bytes(b"pruned weights" * 50)
-    paths.metric("pruning").write_text('{"config": {}}\n')
-    paths.metric("artifacts").write_text('{"stale": true}\n')  # an earlier run's own record
+    paths.checkpoint(VARIANTS.dense).write_bytes(b"dense weights" * 100)
+    paths.checkpoint(VARIANTS.masked).write_bytes(b"pruned weights" * 50)
+    paths.metric(METRICS.pruning).write_text('{"config": {}}\n')
+    paths.metric(METRICS.artifacts).write_text('{"stale": true}\n')  # an earlier run's own record
     (paths.data / "scaler.json").write_text('{"x_mean": [0]}\n')
     (paths.data / "train.csv").write_text("a,b\n1,2\n")
-    (paths.checkpoints / ".spinn_pruned.pt.abc.tmp").write_bytes(b"half-written")
+    (paths.checkpoints / ".spinn_masked.pt.abc.tmp").write_bytes(b"half-written")
     return paths
 
 
 def test_collects_checkpoints_metrics_and_data_json_only(run):
     files = [f.as_posix() for f in collect_artifacts(run, ArtifactsConfig())]
     assert files == sorted([
-        "checkpoints/dense_pinn.pt", "checkpoints/spinn_pruned.pt",
+        "checkpoints/dense.pt", "checkpoints/spinn_masked.pt",
         "metrics/pruning.json", "data/scaler.json",
     ])
 
@@ -57,7 +57,7 @@ def test_local_archive_holds_every_file_with_its_hash(run):
             assert hashlib.sha256(data).hexdigest() == row["sha256"]
             assert len(data) == row["bytes"] == (run.root / row["path"]).stat().st_size
         assert json.loads(zf.read(MANIFEST_NAME)) == summary["files"]
-    written = json.loads(run.metric("artifacts").read_text())
+    written = json.loads(run.metric(METRICS.artifacts).read_text())
     assert written["files"] == summary["files"] and "environment" in written
     assert not [p for p in zip_path.parent.iterdir() if p.name.startswith(".")]  # no temp left
 

@@ -34,7 +34,7 @@ from spinn_utils.compression.sparse import SparsePINN, convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import to_jsonable
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import CHECKPOINTS
+from spinn_utils.core.registry import VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.counting import linear_layers
 from spinn_utils.model.mlp import DensePINN, ModelConfig
@@ -67,10 +67,10 @@ def tiny_variants() -> list[Variant]:
     coo = convert_dense_to_sparse(masked, format="coo")
     return [
         Variant("dense", dense, "dense", "dense"),
-        Variant("spinn_masked", masked, "dense", "spinn_masked"),
-        Variant("spinn_coo", coo, "coo", "spinn_masked"),
-        Variant("spinn_semi24", None, "semi24", "spinn_masked", skip_reason="needs CUDA"),
-        Variant("spinn_structured", structured, "dense", "spinn_structured"),
+        Variant(VARIANTS.masked, masked, "dense", VARIANTS.masked),
+        Variant(VARIANTS.coo, coo, "coo", VARIANTS.masked),
+        Variant(VARIANTS.semi24, None, "semi24", VARIANTS.masked, skip_reason="needs CUDA"),
+        Variant(VARIANTS.structured, structured, "dense", VARIANTS.structured),
     ]
 
 
@@ -273,11 +273,11 @@ def test_check_outputs_flags_a_variant_that_differs_from_its_reference():
     broken = convert_dense_to_sparse(variants[1].module, "csr")
     with torch.no_grad():
         broken.network[-1].bias.add_(1e-2)
-    variants.append(Variant("spinn_broken", broken, "csr", "spinn_masked"))
-    variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", "spinn_masked"))
+    variants.append(Variant("spinn_broken", broken, "csr", VARIANTS.masked))
+    variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", VARIANTS.masked))
     report = check_outputs(variants, "cpu", n=16, atol=1e-4, atol_low_precision=1e-2)
     assert report["spinn_unsupported"] == {"error": "no kernel for this layout on this device"}
-    assert report["spinn_coo"]["outputs_match"] and report["spinn_coo"]["max_abs_diff"] < 1e-5
+    assert report[VARIANTS.coo]["outputs_match"] and report[VARIANTS.coo]["max_abs_diff"] < 1e-5
     assert not report["spinn_broken"]["outputs_match"]
     assert report["spinn_broken"]["max_abs_diff"] == pytest.approx(1e-2, rel=1e-3)
     assert report["dense"] == {"outputs_match": True, "max_abs_diff": 0.0, "atol": 1e-4, "n": 16}
@@ -287,8 +287,9 @@ def write_tiny_checkpoints(root) -> ResultsPaths:
     paths = ResultsPaths.at(root).ensure()
     dense = tiny_model(0)
     structured = tiny_model(1, ModelConfig(input_dim=6, hidden_dims=(8, 4), output_dim=2))
-    for file, kind, model in (("dense_pinn", "dense", dense), ("spinn_pruned", "pruned", masked_copy(dense)),
-                              ("spinn_structured", "structured", structured)):
+    for file, kind, model in ((VARIANTS.dense, VARIANTS.dense, dense),
+                              (VARIANTS.masked, VARIANTS.masked, masked_copy(dense)),
+                              (VARIANTS.structured, VARIANTS.structured, structured)):
         save_checkpoint(paths.checkpoint(file), model, kind=kind, meta={"model": asdict(model.cfg)})
     return paths
 
@@ -296,18 +297,18 @@ def write_tiny_checkpoints(root) -> ResultsPaths:
 def test_load_variants_builds_every_representation(tmp_path):
     paths = write_tiny_checkpoints(tmp_path)
     variants = {v.name: v for v in load_variants(paths, "cpu")}
-    assert list(variants) == ["dense", "spinn_masked", "spinn_coo", "spinn_csr", "spinn_semi24", "spinn_structured",
-                              "dense_ort", "spinn_structured_ort"]
-    assert "05.5" in variants["spinn_structured_ort"].skip_reason  # no export written yet
-    assert "CUDA" in variants["spinn_semi24"].skip_reason and variants["spinn_semi24"].module is None
-    assert isinstance(variants["spinn_csr"].module, SparsePINN)
-    assert variants["spinn_csr"].reference == "spinn_masked" and variants["dense"].reference == "dense"
+    assert list(variants) == ["dense", VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24, VARIANTS.structured,
+                              VARIANTS.dense_ort, VARIANTS.structured_ort]
+    assert "05.5" in variants[VARIANTS.structured_ort].skip_reason  # no export written yet
+    assert "CUDA" in variants[VARIANTS.semi24].skip_reason and variants[VARIANTS.semi24].module is None
+    assert isinstance(variants[VARIANTS.csr].module, SparsePINN)
+    assert variants[VARIANTS.csr].reference == VARIANTS.masked and variants["dense"].reference == "dense"
     x = torch.randn(5, 6)
     with torch.inference_mode():
-        torch.testing.assert_close(variants["spinn_coo"].module(x), variants["spinn_masked"].module(x))
+        torch.testing.assert_close(variants[VARIANTS.coo].module(x), variants[VARIANTS.masked].module(x))
     with pytest.raises(SpinnError, match="unknown sparse format"):
         load_variants(paths, "cpu", formats=("bsr",))
-    paths.checkpoint(CHECKPOINTS.structured).unlink()
+    paths.checkpoint(VARIANTS.structured).unlink()
     with pytest.raises(SpinnError, match="not found"):
         load_variants(paths, "cpu")
 
@@ -330,18 +331,18 @@ def test_run_benchmark_sweeps_threads_restores_them_and_writes_the_contract():
     variants = tiny_variants()
     spy = ThreadSpy(variants[0].module)
     variants[0].module = spy
-    variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", "spinn_masked"))
+    variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", VARIANTS.masked))
     with torch_threads(3):  # a count the sweep does not use, so restoring is visible
         result = run_benchmark(variants, fast_cfg(threads=[1, 2], cpu_batch_sizes=[1, 4]), "cpu")
         assert torch.get_num_threads() == 3
     assert spy.seen == {1, 2, 3}  # 3 while checking outputs, then the sweep's 1 and 2
     assert not result["skipped"] and result["timer"] == "time.perf_counter_ns"
     assert result["skipped_variants"] == {
-        "spinn_semi24": "needs CUDA",
+        VARIANTS.semi24: "needs CUDA",
         "spinn_unsupported": "forward raised: no kernel for this layout on this device",
     }
     assert result["failures"] == []
-    timed = ["dense", "spinn_masked", "spinn_coo", "spinn_structured"]
+    timed = ["dense", VARIANTS.masked, VARIANTS.coo, VARIANTS.structured]
     assert list(result["variants"]) == timed
     for entry in result["variants"].values():
         assert {"format", "storage_bytes", "flops", "params", "reference", "outputs_match", "max_abs_diff"} <= set(entry)

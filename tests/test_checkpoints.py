@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.registry import VARIANTS
 from spinn_utils.model.checkpoints import (
     load_checkpoint,
     load_dense_model,
@@ -15,7 +18,7 @@ SMALL = ModelConfig(input_dim=3, hidden_dims=(8, 4), output_dim=2)
 
 def test_round_trip_restores_weights_and_meta(tmp_path):
     model = DensePINN(SMALL)
-    path = save_checkpoint(tmp_path / "m.pt", model, kind="dense", meta={"model": SMALL, "r2": 0.5})
+    path = save_checkpoint(tmp_path / "m.pt", model, kind=VARIANTS.dense, meta={"model": SMALL, "r2": 0.5})
     loaded, ckpt = load_dense_model(path)
     x = torch.randn(6, 3)
     assert torch.equal(loaded(x), model(x))
@@ -25,14 +28,14 @@ def test_round_trip_restores_weights_and_meta(tmp_path):
 
 def test_meta_must_be_plain_data(tmp_path):
     with pytest.raises(TypeError):
-        save_checkpoint(tmp_path / "m.pt", DensePINN(SMALL), kind="dense", meta={"x": object()})
+        save_checkpoint(tmp_path / "m.pt", DensePINN(SMALL), kind=VARIANTS.dense, meta={"x": object()})
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 def test_kind_is_checked(tmp_path):
-    path = save_checkpoint(tmp_path / "m.pt", DensePINN(SMALL), kind="pruned", meta={"model": SMALL})
-    with pytest.raises(SpinnError, match="'pruned' checkpoint, expected dense"):
-        load_checkpoint(path, kind="dense")
+    path = save_checkpoint(tmp_path / "m.pt", DensePINN(SMALL), kind=VARIANTS.masked, meta={"model": SMALL})
+    with pytest.raises(SpinnError, match="'spinn_masked' checkpoint, expected dense"):
+        load_checkpoint(path, kind=VARIANTS.dense)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +68,7 @@ def test_plain_state_dict_is_accepted_by_the_generic_reader(tmp_path):
 
 def test_weights_that_do_not_match_meta(tmp_path):
     path = save_checkpoint(
-        tmp_path / "m.pt", DensePINN(SMALL), kind="dense",
+        tmp_path / "m.pt", DensePINN(SMALL), kind=VARIANTS.dense,
         meta={"model": ModelConfig(input_dim=3, hidden_dims=(9, 4), output_dim=2)},
     )
     with pytest.raises(SpinnError, match=r"says layer widths \[3, 9, 4, 2\], but the weights have \[3, 8, 4, 2\]"):
@@ -73,11 +76,11 @@ def test_weights_that_do_not_match_meta(tmp_path):
 
 
 def test_absurd_or_missing_meta_is_refused_before_anything_is_allocated(tmp_path):
-    huge = save_checkpoint(tmp_path / "huge.pt", DensePINN(SMALL), kind="dense",
+    huge = save_checkpoint(tmp_path / "huge.pt", DensePINN(SMALL), kind=VARIANTS.dense,
                            meta={"model": ModelConfig(input_dim=3, hidden_dims=(10**6, 10**6), output_dim=2)})
     with pytest.raises(SpinnError, match="says layer widths"):  # a DensePINN this size is ~4 TB
         load_dense_model(huge)
-    partial = save_checkpoint(tmp_path / "partial.pt", DensePINN(SMALL), kind="dense",
+    partial = save_checkpoint(tmp_path / "partial.pt", DensePINN(SMALL), kind=VARIANTS.dense,
                               meta={"model": {"input_dim": 3, "output_dim": 2}})
     with pytest.raises(SpinnError, match="meta\\['model'\\] is incomplete .*'hidden_dims'"):
         load_dense_model(partial)
@@ -89,3 +92,24 @@ def test_a_wrong_shape_names_the_sizes():
     state["network.2.weight"] = torch.zeros(4, 7)
     with pytest.raises(SpinnError, match="size mismatch for network.2.weight.*torch.Size\\(\\[4, 7\\]\\)"):
         load_strict(model, state, "bad")
+
+
+def test_checkpoints_under_earlier_names_still_load_with_one_note(tmp_path, capsys):
+    """A results folder written before the rename (spinn_pruned.pt, kind "pruned") still reads."""
+    from spinn_utils.core.paths import ResultsPaths
+    from spinn_utils.model.checkpoints import FORMAT, VERSION
+
+    paths = ResultsPaths.at(tmp_path).ensure()
+    model = DensePINN(SMALL)
+    payload = {"format": FORMAT, "version": VERSION, "kind": "pruned",
+               "state_dict": model.state_dict(), "meta": {"model": dataclasses.asdict(SMALL)}}
+    torch.save(payload, paths.checkpoints / "spinn_pruned.pt")
+    found = paths.stored_checkpoint(VARIANTS.masked)
+    assert found.name == "spinn_pruned.pt"
+    loaded, ckpt = load_dense_model(found, VARIANTS.masked)
+    assert ckpt.kind == VARIANTS.masked
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2 and "spinn_pruned.pt" in notes[0] and "'pruned'" in notes[1]
+    assert paths.checkpoint(VARIANTS.masked).name == f"{VARIANTS.masked}.pt"  # new files get the new name
+    x = torch.randn(3, SMALL.input_dim)
+    assert torch.equal(loaded(x), model.eval()(x))

@@ -20,6 +20,7 @@ from spinn_utils.compression.convert import (
 )
 from spinn_utils.compression.sparse import load_sparse_model
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.registry import VARIANTS
 from spinn_utils.data.dataset import Scaler
 from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS
 from spinn_utils.model.checkpoints import save_checkpoint
@@ -52,7 +53,7 @@ def source(tmp_path):
     scaler = Scaler.fit(frame, DEFAULT_FEATURES, TARGETS)
     model = pruned_model()
     path = save_checkpoint(
-        tmp_path / "in" / "spinn_pruned.pt", model, kind="pruned",
+        tmp_path / "in" / f"{VARIANTS.masked}.pt", model, kind=VARIANTS.masked,
         meta={"model": asdict(CFG), "feature_names": list(DEFAULT_FEATURES),
               "target_names": list(TARGETS), "scaler": scaler.to_dict(), "seed": 3},
     )
@@ -69,13 +70,13 @@ def test_convert_checkpoint_writes_contract_and_round_trips(tmp_path, source):
     assert report["conversion_ok"] and report["all_formats_passed"]
     on_disk = json.loads(report_out.read_text())
     assert all(k in on_disk for k in CONTRACT_KEYS)
-    assert on_disk["source_kind"] == "pruned" and on_disk["format"] == "coo"
+    assert on_disk["source_kind"] == VARIANTS.masked and on_disk["format"] == "coo"
     assert on_disk["params"] == count_parameters(model) == on_disk["params_sparse"]
     assert on_disk["validation"]["n"] == len(frame) and "scaler" in on_disk["validation"]["inputs"]
     assert set(on_disk["storage_bytes"]) == {"dense", "coo", "csr"}
     assert on_disk["storage_bytes"]["coo"] > on_disk["storage_bytes"]["dense"]  # indices counted
     loaded, ckpt = load_sparse_model(ckpt_out)
-    assert ckpt.meta["scaler"] == scaler.to_dict() and ckpt.meta["source_kind"] == "pruned"
+    assert ckpt.meta["scaler"] == scaler.to_dict() and ckpt.meta["source_kind"] == VARIANTS.masked
     x = torch.from_numpy(scaler.transform_x(frame))
     assert torch.allclose(loaded(x), model(x), atol=1e-6)
     rows = summary_rows(on_disk)
@@ -107,7 +108,7 @@ def test_legacy_state_dict_via_cli(tmp_path, capsys):
     assert main(["--checkpoint", str(legacy), "--output-dir", str(out)]) == 0
     report = json.loads((out / "sparse_conversion_report.json").read_text())
     assert report["source_kind"] == "state_dict" and report["dims"] == list(CFG.dims)
-    loaded, _ = load_sparse_model(out / "spinn_sparse_final.pt")
+    loaded, _ = load_sparse_model(out / f"{VARIANTS.coo}.pt")
     x = torch.randn(8, CFG.input_dim)
     assert torch.allclose(loaded(x), model(x), atol=1e-6)
     assert "coo" in capsys.readouterr().out
@@ -140,14 +141,14 @@ def test_csr_never_replaces_coo_and_a_nan_weight_is_named(tmp_path, source, caps
     out = tmp_path / "out"
     assert main(["--checkpoint", str(source[0]), "--output-dir", str(out)]) == 0
     assert main(["--checkpoint", str(source[0]), "--output-dir", str(out), "--format", "csr"]) == 0
-    assert load_sparse_model(out / "spinn_sparse_final.pt")[1].meta["format"] == "coo"
-    assert load_sparse_model(out / "spinn_sparse_final_csr.pt")[1].meta["format"] == "csr"
+    assert load_sparse_model(out / f"{VARIANTS.coo}.pt")[1].meta["format"] == "coo"
+    assert load_sparse_model(out / f"{VARIANTS.csr}.pt")[1].meta["format"] == "csr"
     assert (out / "sparse_conversion_report_csr.json").is_file()
     model = source[1]
     broken = copy.deepcopy(model)
     with torch.no_grad():
         broken.network[0].weight[0, 0] = float("nan")
-    save_checkpoint(tmp_path / "nan.pt", broken, kind="pruned", meta={"model": asdict(broken.cfg)})
+    save_checkpoint(tmp_path / "nan.pt", broken, kind=VARIANTS.masked, meta={"model": asdict(broken.cfg)})
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
     assert main(["--checkpoint", str(tmp_path / "nan.pt"), "--output-dir", str(out)]) == 2
@@ -164,7 +165,7 @@ def _bad_inputs(tmp_path, source):
     torch.save({"network.0.weight": torch.zeros(4, 3), "network.2.weight": torch.zeros(2, 5)},
                tmp_path / "chain.pt")
     wrong = ModelConfig(input_dim=CFG.input_dim, hidden_dims=(24, 8), output_dim=2)
-    save_checkpoint(tmp_path / "meta.pt", model, kind="pruned", meta={"model": asdict(wrong)})
+    save_checkpoint(tmp_path / "meta.pt", model, kind=VARIANTS.masked, meta={"model": asdict(wrong)})
     frame.drop(columns=["feed_mm_rev"]).to_csv(tmp_path / "nofeed.csv", index=False)
     return {
         "missing file": ["--checkpoint", str(tmp_path / "nope.pt")],

@@ -10,7 +10,7 @@ from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import atomic_path, read_json, write_json
 from spinn_utils.core.overrides import build_config, with_overrides
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import CHECKPOINTS
+from spinn_utils.core.registry import METRICS, VARIANTS
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ def test_read_json_errors(tmp_path):
 
 def test_results_paths_contract(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
-    assert paths.checkpoint(CHECKPOINTS.dense) == tmp_path / "checkpoints" / "dense_pinn.pt"
-    assert paths.metric("pruning") == tmp_path / "metrics" / "pruning.json"
+    assert paths.checkpoint(VARIANTS.dense) == tmp_path / "checkpoints" / f"{VARIANTS.dense}.pt"
+    assert paths.metric(METRICS.pruning) == tmp_path / "metrics" / "pruning.json"
     assert all(d.is_dir() for d in (paths.data, paths.metrics, paths.figures, paths.tables))
 
 

@@ -12,6 +12,7 @@ from spinn_utils.compression.magnitude import PruneConfig, apply_masks, global_m
 from spinn_utils.compression.sparse import convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import VARIANTS
 from spinn_utils.data.schema import TARGETS
 from spinn_utils.evaluation.crossval import CrossValConfig, cross_validate, cv_table, fold_stats
 from spinn_utils.evaluation.holdout import (
@@ -32,16 +33,16 @@ def tiny_variants() -> dict:
     dense = DensePINN(TINY).eval()
     masked = copy.deepcopy(dense)
     apply_masks(masked, global_magnitude_masks(masked, 0.5))
-    return {"dense": dense, "spinn_masked": masked,
-            "spinn_coo": convert_dense_to_sparse(masked, format="coo").eval(),
-            "spinn_structured": DensePINN(ModelConfig(hidden_dims=(4, 4))).eval()}
+    return {"dense": dense, VARIANTS.masked: masked,
+            VARIANTS.coo: convert_dense_to_sparse(masked, format="coo").eval(),
+            VARIANTS.structured: DensePINN(ModelConfig(hidden_dims=(4, 4))).eval()}
 
 
 def test_evaluate_test_scores_every_model_in_physical_units(make_data):
     data, cfg = make_data(rows=8), CrossValConfig.smoke_test()
     models = tiny_variants()
     out = evaluate_test(models, data, "cpu", cfg)
-    assert set(out["models"]) == set(models) == set(TEST_VARIANTS) - {"spinn_structured_ort"}
+    assert set(out["models"]) == set(models) == set(TEST_VARIANTS) - {VARIANTS.structured_ort}
     for rep in out["models"].values():
         r2 = [m["r2"] for m in rep["per_output"].values()]
         assert rep["mean_r2"] == pytest.approx(np.mean(r2)) and rep["n"] == len(data.frames["test"])
@@ -58,7 +59,7 @@ def test_evaluate_test_scores_every_model_in_physical_units(make_data):
 
 def test_sparse_that_differs_from_masked_fails_the_match(make_data):
     models = tiny_variants()
-    models["spinn_coo"] = convert_dense_to_sparse(models["dense"], format="coo")
+    models[VARIANTS.coo] = convert_dense_to_sparse(models["dense"], format="coo")
     out = evaluate_test(models, make_data(rows=8), "cpu", CrossValConfig.smoke_test())
     assert not out["sparse_vs_masked"]["passed"] and out["sparse_vs_masked"]["max_abs_diff"] > 1e-4
 
@@ -74,8 +75,8 @@ def test_check_scaler_refuses_another_scaler(make_data):
 
 def test_cross_validate_gives_one_result_per_fold(make_data):
     data = make_data(rows=8)
-    cfg = CrossValConfig(n_folds=3, epochs=1, patience=1, prune_stages=1,
-                                  finetune_epochs=0, final_finetune_epochs=1, progress=False)
+    cfg = CrossValConfig(cv_folds=3, cv_epochs=1, cv_patience=1, cv_prune_stages=1,
+                         cv_finetune_epochs=0, cv_final_finetune_epochs=1, progress=False)
     train = TrainConfig.smoke_test()
     cv = cross_validate(data, cfg, TINY, train, PhysicsConfig.smoke_test(),
                                  PruneConfig.smoke_test(), "cpu")

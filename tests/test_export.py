@@ -22,7 +22,7 @@ from spinn_utils.compression.export import (
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import CHECKPOINTS, EXPORTS, VARIANTS
+from spinn_utils.core.registry import VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
@@ -43,9 +43,9 @@ def run(tmp_path, make_data):
     paths, data = ResultsPaths.at(tmp_path / "results").ensure(), make_data(rows=12)
     meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
             "target_names": data.target_names}
-    for name, kind, model in ((CHECKPOINTS.dense, "dense", tiny_model(0)),
-                              (CHECKPOINTS.pruned, "pruned", tiny_model(0)),
-                              (CHECKPOINTS.structured, "structured", tiny_model(1, (8, 4)))):
+    for name, kind, model in ((VARIANTS.dense, "dense", tiny_model(0)),
+                              (VARIANTS.masked, VARIANTS.masked, tiny_model(0)),
+                              (VARIANTS.structured, VARIANTS.structured, tiny_model(1, (8, 4)))):
         save_checkpoint(paths.checkpoint(name), model, kind=kind, meta={**meta, "model": model.cfg})
     return paths, data
 
@@ -67,16 +67,16 @@ def test_folded_model_takes_raw_features_and_returns_physical_units(make_data):
 def test_export_writes_a_model_onnx_runtime_reproduces_and_its_sidecar(run):
     paths, data = run
     sidecars = export_checkpoints(paths, data, ExportConfig())
-    assert set(sidecars) == {EXPORTS.dense, EXPORTS.structured}
-    side = json.loads(sidecar_path(paths.export(EXPORTS.structured)).read_text())
-    assert side == json.loads(json.dumps(sidecars[EXPORTS.structured]))
+    assert set(sidecars) == {VARIANTS.dense, VARIANTS.structured}
+    side = json.loads(sidecar_path(paths.export(VARIANTS.structured)).read_text())
+    assert side == json.loads(json.dumps(sidecars[VARIANTS.structured]))
     assert side["feature_names"] == data.feature_names
     assert side["targets"] == [{"name": "tool_wear_vb_mm", "unit": "mm"},
                                {"name": "thermal_displacement_um", "unit": "um"}]
-    assert side["source_sha256"] == file_sha256(paths.checkpoint(CHECKPOINTS.structured))
+    assert side["source_sha256"] == file_sha256(paths.checkpoint(VARIANTS.structured))
     assert side["parity"]["passed"] and side["onnxruntime_version"] and side["opset"] == 18
-    assert side["onnx_bytes"] == paths.export(EXPORTS.structured).stat().st_size
-    predictor = OnnxPredictor(paths.export(EXPORTS.structured))
+    assert side["onnx_bytes"] == paths.export(VARIANTS.structured).stat().st_size
+    predictor = OnnxPredictor(paths.export(VARIANTS.structured))
     model = tiny_model(1, (8, 4))
     for n in (1, 37):  # the batch size is free
         x = np.random.default_rng(n).normal(size=(n, len(data.feature_names))) * 3 + 5
@@ -90,12 +90,12 @@ def test_export_writes_a_model_onnx_runtime_reproduces_and_its_sidecar(run):
 def test_failed_parity_keeps_no_export_and_removes_a_stale_one(run):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
-    out = paths.export(EXPORTS.dense)
+    out = paths.export(VARIANTS.dense)
     assert out.is_file() and sidecar_path(out).is_file()
     strict = replace(ExportConfig(), parity_rtol=1e-15)  # float32 rounding alone exceeds it
     with pytest.raises(SpinnError, match="does not reproduce"):
         export_model(tiny_model(0), data.scaler, out, raw_test(data), strict,
-                     source=paths.checkpoint(CHECKPOINTS.dense), id_columns=[])
+                     source=paths.checkpoint(VARIANTS.dense), id_columns=[])
     assert not out.exists() and not sidecar_path(out).exists()
     assert not list(paths.exports.glob("*.tmp"))
 
@@ -104,7 +104,7 @@ def test_onnx_module_is_scored_like_its_source(run):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     source = tiny_model(1, (8, 4))
-    module = OnnxModule(paths.export(EXPORTS.structured), source, data.scaler)
+    module = OnnxModule(paths.export(VARIANTS.structured), source, data.scaler)
     x, _ = data.arrays("test")
     with torch.inference_mode():
         torch.testing.assert_close(module(torch.as_tensor(x)), source(torch.as_tensor(x)), atol=1e-4, rtol=0)
@@ -144,14 +144,14 @@ def test_predict_cli_runs_without_torch_and_keeps_id_columns(run, tmp_path):
     csv = tmp_path / "in.csv"
     data.frames["test"].to_csv(csv, index=False)
     out = tmp_path / "out.csv"
-    proc = _predict(["--model", str(paths.export(EXPORTS.structured)), "--csv", str(csv),
+    proc = _predict(["--model", str(paths.export(VARIANTS.structured)), "--csv", str(csv),
                      "--output", str(out)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "torch imported: False" in proc.stdout
     pred = pd.read_csv(out)
     assert list(pred.columns) == ["experiment", "run", "cut_time_min", "predicted_tool_wear_vb_mm",
                                   "predicted_thermal_displacement_um"]
-    model = OnnxModule(paths.export(EXPORTS.structured), tiny_model(1, (8, 4)), data.scaler)
+    model = OnnxModule(paths.export(VARIANTS.structured), tiny_model(1, (8, 4)), data.scaler)
     x, _ = data.arrays("test")
     with torch.inference_mode():
         expected = data.scaler.inverse_y(model.source(torch.as_tensor(x)).numpy())
@@ -161,7 +161,7 @@ def test_predict_cli_runs_without_torch_and_keeps_id_columns(run, tmp_path):
 def test_predict_cli_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
-    model = str(paths.export(EXPORTS.structured))
+    model = str(paths.export(VARIANTS.structured))
     frame = data.frames["test"]
     cases = {
         "lacks feature column(s) ['feed_mm_rev']": frame.drop(columns="feed_mm_rev"),
@@ -181,7 +181,7 @@ def test_predict_cli_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):
     assert "more than once" in capsys.readouterr().err
     fake = tmp_path / "fake.onnx"
     fake.write_text("not a model")
-    sidecar_path(fake).write_text(sidecar_path(paths.export(EXPORTS.structured)).read_text())
+    sidecar_path(fake).write_text(sidecar_path(paths.export(VARIANTS.structured)).read_text())
     assert predict_main(["--model", str(fake), "--csv", str(dup), "--output", str(tmp_path / "o.csv")]) == 2
     assert "not an ONNX model" in capsys.readouterr().err
     sidecar_path(fake).unlink()

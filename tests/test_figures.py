@@ -10,7 +10,7 @@ from test_reporting import fake_results, metrics
 
 from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import PREDICTIONS_FILE, VARIANTS, names
+from spinn_utils.core.registry import FIGURES, LABELS, METRICS, PREDICTIONS_FILE, VARIANTS, names
 from spinn_utils.reporting.figures import (
     FigureConfig,
     fig_latency,
@@ -20,8 +20,8 @@ from spinn_utils.reporting.figures import (
     style,
 )
 
-NAMES = ("latency_vs_batch", "parameters", "predicted_vs_measured", "pruning_progression",
-         "r2_per_output", "wear_over_time")
+NAMES = (FIGURES.latency_vs_batch, "parameters", FIGURES.predicted_vs_measured, FIGURES.pruning_progression,
+         FIGURES.r2_per_output, FIGURES.wear_over_time)
 
 
 def fake_pruning() -> dict:
@@ -37,7 +37,7 @@ def fake_predictions(n_per_experiment: int = 12) -> pd.DataFrame:
     for exp in (3, 7, 11):
         t = np.linspace(0, 40, n_per_experiment)
         truth = {"tool_wear_vb_mm": 0.1 + 0.015 * t, "thermal_displacement_um": 5 * (1 - np.exp(-t / 8))}
-        for model in ("dense", "spinn_masked", "spinn_coo", "spinn_structured"):
+        for model in ("dense", VARIANTS.masked, VARIANTS.coo, VARIANTS.structured):
             for target, y in truth.items():
                 parts.append(pd.DataFrame({
                     "sample": np.arange(len(t)), "experiment": exp, "run": np.arange(len(t)) // 3,
@@ -51,7 +51,7 @@ def results_dir(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
     for name, obj in fake_results().items():
         write_json(paths.metric(name), obj)
-    write_json(paths.metric("pruning"), fake_pruning())
+    write_json(paths.metric(METRICS.pruning), fake_pruning())
     fake_predictions().to_csv(paths.metrics / PREDICTIONS_FILE, index=False)
     return paths
 
@@ -68,28 +68,28 @@ def test_every_figure_is_written_as_png_and_pdf(results_dir):
 
 def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
-    write_json(paths.metric("cpu_benchmark"), fake_results()["cpu_benchmark"])
+    write_json(paths.metric(METRICS.cpu_benchmark), fake_results()[METRICS.cpu_benchmark])
     out = make_figures(paths, FigureConfig.smoke_test())
-    assert set(out["written"]) == {"latency_vs_batch", "parameters"}
-    assert "test_predictions.csv" in out["skipped"]["wear_over_time"]
-    assert "pruning" in out["skipped"]["pruning_progression"]
+    assert set(out["written"]) == {FIGURES.latency_vs_batch, "parameters"}
+    assert PREDICTIONS_FILE in out["skipped"][FIGURES.wear_over_time]
+    assert METRICS.pruning in out["skipped"][FIGURES.pruning_progression]
 
 
 def test_latency_has_one_panel_per_thread_count_and_one_line_per_variant():
     res = fake_results()
-    fig = fig_latency(res["cpu_benchmark"], res["gpu_benchmark"], FigureConfig())
+    fig = fig_latency(res[METRICS.cpu_benchmark], res[METRICS.gpu_benchmark], FigureConfig())
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2  # threads 1 and 2; the GPU was skipped
     assert axes[0].get_xscale() == "log" and axes[0].get_yscale() == "log"
-    assert len(axes[0].get_lines()) == len(res["cpu_benchmark"]["variants"])
+    assert len(axes[0].get_lines()) == len(res[METRICS.cpu_benchmark]["variants"])
     assert "GPU not measured: no CUDA GPU" in fig.get_suptitle()
 
 
 def test_colours_are_consistent_per_model():
     fig = fig_pred_vs_measured(fake_predictions(), FigureConfig())
     handles, labels = fig.axes[0].get_legend_handles_labels()
-    coo = next(h for h, lab in zip(handles, labels) if lab.startswith("SPINN COO"))
-    expected = matplotlib.colors.to_rgba(style("spinn_coo")[1])
+    coo = next(h for h, lab in zip(handles, labels) if lab.startswith(f"{LABELS[VARIANTS.coo]} (R2"))
+    expected = matplotlib.colors.to_rgba(style(VARIANTS.coo)[1])
     assert tuple(coo.get_facecolor()[0][:3]) == pytest.approx(expected[:3])
     colours = [style(v)[1] for v in names(VARIANTS)]
     assert len(set(colours)) == len(colours)  # one colour per model, and every model has one

@@ -5,12 +5,14 @@ import json
 import pytest
 
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.lineage import LINEAGE, STAGES, finish_stage, stale, start_stage, upstream
+from spinn_utils.core.lineage import LINEAGE, finish_stage, stale, start_stage, upstream
 from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import VARIANTS
+from spinn_utils.core.stages import STAGES
 
 
 def write_outputs(paths: ResultsPaths, notebook: str, text: str = "x") -> None:
-    for rel in STAGES[notebook].outputs:
+    for rel in STAGES[notebook].writes:
         path = paths.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{rel} {text}")
@@ -41,13 +43,13 @@ def test_a_consistent_chain_passes_and_is_recorded(paths):
     assert stale(paths, "05") is None
     record = json.loads((paths.root / LINEAGE).read_text())
     assert set(record) == {"01", "02", "03"}
-    assert set(record["03"]["inputs"]) == set(STAGES["03"].inputs)
+    assert set(record["03"]["inputs"]) == set(STAGES["03"].reads)
     assert all(len(sha) == 64 for sha in record["03"]["outputs"].values())
 
 
 def test_an_altered_output_names_the_file_and_the_notebook_to_rerun(paths):
-    (paths.root / "checkpoints" / "spinn_pruned.pt").write_text("one weight moved by 1e-3")
-    with pytest.raises(SpinnError, match=r"checkpoints/spinn_pruned\.pt, which notebook 03 wrote, has "
+    paths.checkpoint(VARIANTS.masked).write_text("one weight moved by 1e-3")
+    with pytest.raises(SpinnError, match=rf"checkpoints/{VARIANTS.masked}\.pt, which notebook 03 wrote, has "
                                          r"changed since notebook 03 ran.*re-run notebook 03"):
         start_stage(paths, "05")
 
@@ -64,8 +66,8 @@ def test_a_failed_run_leaves_no_record_and_its_leftovers_are_refused(paths):
     assert "03" not in json.loads((paths.root / LINEAGE).read_text())
     with pytest.raises(SpinnError, match="left from a run of notebook 03 that did not finish"):
         start_stage(paths, "05")
-    (paths.root / "checkpoints" / "dense_pinn.pt").unlink()
-    with pytest.raises(SpinnError, match="dense_pinn.pt, which notebook 02 wrote, is missing"):
+    paths.checkpoint(VARIANTS.dense).unlink()
+    with pytest.raises(SpinnError, match=f"{VARIANTS.dense}.pt, which notebook 02 wrote, is missing"):
         start_stage(paths, "03")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.registry import LABELS, VARIANTS
 from spinn_utils.data.example import example_description
 from spinn_utils.data.schema import data_config_for, read_data_config
 
@@ -75,7 +76,7 @@ def test_readme_worked_example_runs_as_written(tmp_path):
     assert summary["n_rows"] <= 64 * 16  # smoke capped the 6,948-row table
     with open(results / "tables" / "table1.csv", newline="") as f:
         table = {row["Metric"]: row for row in csv.DictReader(f)}
-    assert table["Parameters (non-zero)"]["Dense PINN"] == "665858"  # 16 inputs
+    assert table["Parameters (non-zero)"][LABELS[VARIANTS.dense]] == "665858"  # 16 inputs
     assert "thermal_ode (weight 0.01)" in (results / "tables" / "table1.md").read_text()
     training = json.loads((results / "metrics" / "dense_training.json").read_text())
     assert training["physics_config"]["power_col"] == "smc_dc_mean"  # named once, in 01's file

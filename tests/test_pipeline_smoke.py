@@ -12,40 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from spinn_utils.core.paths import contract_files
 from spinn_utils.core.registry import (
-    CHECKPOINTS,
-    DATA_FILES,
-    EXPORTS,
     FIGURE_FORMATS,
     FIGURE_NAMES,
+    LABELS,
     METRICS,
     PREDICTIONS_FILE,
     TABLE1,
-    TABLE_FORMATS,
     VARIANTS,
     names,
 )
+from spinn_utils.core.stages import STAGES, contract_files
 from spinn_utils.pipeline.notebooks import discover, notebook_id
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# What each notebook must leave behind (docs/architecture.md, "Results contract").
-CONTRACT = {
-    "01": [*(f"data/{f}" for f in DATA_FILES), f"metrics/{METRICS.data_summary}.json"],
-    "02": [f"checkpoints/{CHECKPOINTS.dense}.pt", f"metrics/{METRICS.dense_training}.json"],
-    "03": [f"checkpoints/{CHECKPOINTS.pruned}.pt", f"checkpoints/{CHECKPOINTS.structured}.pt",
-           f"metrics/{METRICS.pruning}.json"],
-    "04": [f"metrics/{METRICS.artifacts}.json"],
-    "05": [f"metrics/{METRICS.model_verification}.json"],
-    "05_5": [f"checkpoints/{CHECKPOINTS.sparse}.pt", f"metrics/{METRICS.sparse_conversion}.json",
-             *(f"export/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json"))],
-    "06": [f"metrics/{METRICS.gpu_benchmark}.json"],
-    "07": [f"metrics/{METRICS.cpu_benchmark}.json"],
-    "08": [f"metrics/{METRICS.test_evaluation}.json", f"metrics/{PREDICTIONS_FILE}"],
-    "09": [f"metrics/{METRICS.validation_checklist}.json", *(f"tables/{TABLE1}.{f}" for f in TABLE_FORMATS),
-           *(f"figures/{n}.{f}" for n in FIGURE_NAMES for f in FIGURE_FORMATS)],
-}
 
 
 def _present() -> dict[str, Path]:
@@ -85,7 +65,7 @@ def test_results_contract(smoke_run):
     missing = [
         f"{nb}: {rel}"
         for nb in _present()
-        for rel in CONTRACT.get(nb, [])
+        for rel in STAGES[nb].writes
         if not (smoke_run / rel).is_file()
     ]
     assert not missing, f"results contract broken: {missing}"
@@ -107,24 +87,23 @@ def test_table1_numbers_come_from_the_jsons(smoke_run):
     ev = _json(smoke_run, METRICS.test_evaluation)["models"]
     verification = _json(smoke_run, METRICS.model_verification)["models"]
     conversion = _json(smoke_run, METRICS.sparse_conversion)
+    dense, coo, structured = LABELS[VARIANTS.dense], LABELS[VARIANTS.coo], LABELS[VARIANTS.structured]
     params = table["Parameters (non-zero)"]
-    assert int(params["Dense PINN"]) == verification[VARIANTS.dense]["params"]["nonzero"] == 666_882
-    assert int(params["SPINN (COO)"]) == conversion["params"]["nonzero"]
-    assert int(params["SPINN (structured)"]) == verification[VARIANTS.structured]["params"]["nonzero"]
-    for column, model in [("Dense PINN", VARIANTS.dense), ("SPINN (COO)", VARIANTS.coo),
-                          ("SPINN (structured)", VARIANTS.structured)]:
+    assert int(params[dense]) == verification[VARIANTS.dense]["params"]["nonzero"] == 666_882
+    assert int(params[coo]) == conversion["params"]["nonzero"]
+    assert int(params[structured]) == verification[VARIANTS.structured]["params"]["nonzero"]
+    for column, model in [(dense, VARIANTS.dense), (coo, VARIANTS.coo), (structured, VARIANTS.structured)]:
         assert float(table["Mean per-output R2 (test)"][column]) == pytest.approx(ev[model]["mean_r2"], rel=1e-12)
         tool, thermal = ev[model]["per_output"]["tool_wear_vb_mm"], ev[model]["per_output"]["thermal_displacement_um"]
         assert float(table["Tool wear R2 (test)"][column]) == pytest.approx(tool["r2"], rel=1e-12)
         assert float(table["Thermal R2 (test)"][column]) == pytest.approx(thermal["r2"], rel=1e-12)
     cpu = _json(smoke_run, METRICS.cpu_benchmark)
     timed = {(r["variant"], r["median_ms"]) for r in cpu["results"]}
-    for column, variant in [("Dense PINN", VARIANTS.dense), ("SPINN (COO)", VARIANTS.coo),
-                            ("SPINN (structured)", VARIANTS.structured)]:
+    for column, variant in [(dense, VARIANTS.dense), (coo, VARIANTS.coo), (structured, VARIANTS.structured)]:
         assert (variant, float(table["CPU inference (ms)"][column])) in timed
     if _json(smoke_run, METRICS.gpu_benchmark).get("skipped"):
         assert set(table["GPU inference (ms)"].values()) - {"GPU inference (ms)", "gpu_benchmark.json"} == {"not measured"}
-    assert int(table["Memory (weight bytes, indices counted)"]["SPINN (COO)"]) == conversion["storage_bytes"]["coo"]
+    assert int(table["Memory (weight bytes, indices counted)"][coo]) == conversion["storage_bytes"]["coo"]
 
 
 def test_checklist_follows_the_measurements(smoke_run):
@@ -178,14 +157,14 @@ def test_one_name_per_model_in_every_results_file(smoke_run):
 def test_deployable_spinn_is_exported_timed_scored_and_judged(smoke_run):
     """The structured ONNX export: parity in its sidecar, timed on the CPU, scored on the test
     split like its PyTorch model, a Table 1 column and a checklist item from those numbers."""
-    side = json.loads((smoke_run / "export" / f"{EXPORTS.structured}.json").read_text())
+    side = json.loads((smoke_run / "export" / f"{VARIANTS.structured}.json").read_text())
     assert side["parity"]["passed"]
     cpu = _json(smoke_run, METRICS.cpu_benchmark)
     assert cpu["variants"][VARIANTS.structured_ort]["outputs_match"]
     ev = _json(smoke_run, METRICS.test_evaluation)["models"]
     assert ev[VARIANTS.structured_ort]["mean_r2"] == pytest.approx(ev[VARIANTS.structured]["mean_r2"], abs=1e-4)
     table = _table1(smoke_run)
-    col = "SPINN structured (ONNX Runtime)"
+    col = LABELS[VARIANTS.structured_ort]
     assert float(table["Mean per-output R2 (test)"][col]) == ev[VARIANTS.structured_ort]["mean_r2"]
     timed = {r["median_ms"] for r in cpu["results"] if r["variant"] == VARIANTS.structured_ort}
     assert float(table["CPU inference (ms)"][col]) in timed
@@ -199,12 +178,12 @@ def test_deployable_spinn_is_exported_timed_scored_and_judged(smoke_run):
 def test_every_notebook_recorded_its_lineage(smoke_run):
     """Each notebook's record names what it read and wrote, and the files still match it."""
     from spinn_utils.core.io import file_sha256
-    from spinn_utils.core.lineage import LINEAGE, STAGES
+    from spinn_utils.core.lineage import LINEAGE
 
     record = json.loads((smoke_run / LINEAGE).read_text())
     assert set(record) == set(_present())
     for nb, entry in record.items():
-        assert set(entry["outputs"]) == set(STAGES[nb].outputs)
+        assert set(entry["outputs"]) == set(STAGES[nb].writes)
         for rel, sha in {**entry["inputs"], **entry["outputs"]}.items():
             assert file_sha256(smoke_run / rel) == sha, (nb, rel)
 

@@ -19,6 +19,7 @@ from spinn_utils.compression.sparse import (
 )
 from spinn_utils.compression.storage import weight_storage_report
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.registry import VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.counting import count_parameters, flops_per_sample, storage_bytes
 from spinn_utils.model.mlp import DensePINN, ModelConfig
@@ -211,16 +212,16 @@ def test_sparse_checkpoint_round_trip(tmp_path):
     x = torch.randn(13, SMALL.input_dim)
     assert torch.equal(loaded(x), sparse(x))
     assert loaded.format == "csr" and loaded.network[0].weight.layout == torch.sparse_csr
-    assert ckpt.kind == "sparse" and ckpt.meta["feature_names"] == list("abcde")
+    assert ckpt.kind == VARIANTS.csr and ckpt.meta["feature_names"] == list("abcde")
     assert ckpt.meta["dims"] == list(SMALL.dims) and ckpt.meta["activation"] == "tanh"
 
 
 def test_load_sparse_model_refuses_other_kinds_and_bad_shapes(tmp_path):
-    dense_path = save_checkpoint(tmp_path / "p.pt", pruned(), kind="pruned", meta={"model": SMALL})
-    with pytest.raises(SpinnError, match="expected sparse"):
+    dense_path = save_checkpoint(tmp_path / "p.pt", pruned(), kind=VARIANTS.masked, meta={"model": SMALL})
+    with pytest.raises(SpinnError, match="expected spinn_coo or spinn_csr"):
         load_sparse_model(dense_path)
     sparse = convert_dense_to_sparse(pruned(), "coo")
     wrong = ModelConfig(input_dim=5, hidden_dims=(16, 10), output_dim=2)
-    path = save_checkpoint(tmp_path / "s.pt", sparse, kind="sparse", meta={"model": wrong, "format": "coo"})
+    path = save_checkpoint(tmp_path / "s.pt", sparse, kind=VARIANTS.coo, meta={"model": wrong, "format": "coo"})
     with pytest.raises(SpinnError, match="network.2.weight should be"):
         load_sparse_model(path)

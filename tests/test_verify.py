@@ -10,7 +10,7 @@ from spinn_utils.compression.structured import structured_prune
 from spinn_utils.core.env import environment_info
 from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import CHECKPOINTS, VARIANTS
+from spinn_utils.core.registry import METRICS, VARIANTS
 from spinn_utils.evaluation.verify import VerifyConfig, verify_models
 from spinn_utils.model.checkpoints import load_checkpoint, save_checkpoint
 from spinn_utils.model.counting import count_parameters
@@ -33,16 +33,16 @@ def run(tmp_path, make_data):
     meta = {"model": TINY, "feature_names": data.feature_names, "target_names": data.target_names,
             "scaler": data.scaler.to_dict(), "train_config": train_cfg, "physics_config": physics_cfg,
             "val_metrics": dense_val, "seed": 0}
-    save_checkpoint(paths.checkpoint(CHECKPOINTS.dense), dense, kind="dense", meta=meta)
+    save_checkpoint(paths.checkpoint(VARIANTS.dense), dense, kind=VARIANTS.dense, meta=meta)
     cfg = PruneConfig(n_stages=2, finetune_epochs=0, final_finetune_epochs=0, structured_finetune_epochs=0)
     pruned, _, unstructured = iterative_magnitude_prune(
         _copy(dense), data, cfg, train_cfg, physics_cfg, "cpu")
     small, structured = structured_prune(dense, data, cfg, train_cfg, physics_cfg, "cpu")
-    save_checkpoint(paths.checkpoint(CHECKPOINTS.pruned), pruned, kind="pruned", meta=pruned_checkpoint_meta(
+    save_checkpoint(paths.checkpoint(VARIANTS.masked), pruned, kind=VARIANTS.masked, meta=pruned_checkpoint_meta(
         meta, pruned, val_metrics=unstructured["val_metrics"], mask_sha256=unstructured["mask_sha256"]))
-    save_checkpoint(paths.checkpoint(CHECKPOINTS.structured), small, kind="structured", meta=pruned_checkpoint_meta(
+    save_checkpoint(paths.checkpoint(VARIANTS.structured), small, kind=VARIANTS.structured, meta=pruned_checkpoint_meta(
         meta, small, val_metrics=structured["val_metrics"], target_params=structured["target_params"]))
-    write_json(paths.metric("pruning"), pruning_summary(
+    write_json(paths.metric(METRICS.pruning), pruning_summary(
         cfg, unstructured, structured, dense_val, count_parameters(dense), environment_info("cpu")))
     return paths, data
 
@@ -61,7 +61,7 @@ def test_honest_run_passes_every_check(run):
     paths, data = run
     result = verify_models(paths, VerifyConfig(), data)
     assert _failed(result) == set(), result["checks"]
-    assert {m["kind"] for m in result["models"].values()} == {"dense", "pruned", "structured"}
+    assert {m["kind"] for m in result["models"].values()} == {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured}
     assert result["models"][VARIANTS.masked]["params"]["sparsity"] == pytest.approx(0.685, abs=0.005)
     names = {c["name"] for c in result["checks"]}
     assert {"dense_total_params", "pruned_zeros_still_zero", "structured_params_on_target"} <= names
@@ -69,11 +69,11 @@ def test_honest_run_passes_every_check(run):
 
 def test_revived_pruned_weight_fails_the_zero_check(run):
     paths, data = run
-    ckpt = load_checkpoint(paths.checkpoint(CHECKPOINTS.pruned))
+    ckpt = load_checkpoint(paths.checkpoint(VARIANTS.masked))
     w = ckpt.state_dict["network.2.weight"]
     i, j = (w == 0).nonzero()[0].tolist()
     w[i, j] = 0.5
-    save_checkpoint(paths.checkpoint(CHECKPOINTS.pruned), ckpt.state_dict, kind="pruned", meta=ckpt.meta)
+    save_checkpoint(paths.checkpoint(VARIANTS.masked), ckpt.state_dict, kind=VARIANTS.masked, meta=ckpt.meta)
     failed = _failed(verify_models(paths, VerifyConfig(), data))
     assert "pruned_zeros_still_zero" in failed and "pruned_nonzero_as_recorded" in failed
     assert "pruned_sparsity_on_target" not in failed  # one weight is far below 0.5 pp
@@ -81,16 +81,16 @@ def test_revived_pruned_weight_fails_the_zero_check(run):
 
 def test_wrong_target_and_changed_metrics_fail(run):
     paths, data = run
-    ckpt = load_checkpoint(paths.checkpoint(CHECKPOINTS.structured))
+    ckpt = load_checkpoint(paths.checkpoint(VARIANTS.structured))
     first = next(iter(ckpt.meta["val_metrics"]["per_output"]))
     ckpt.meta["val_metrics"]["per_output"][first]["r2"] += 0.01
-    save_checkpoint(paths.checkpoint(CHECKPOINTS.structured), ckpt.state_dict, kind="structured", meta=ckpt.meta)
+    save_checkpoint(paths.checkpoint(VARIANTS.structured), ckpt.state_dict, kind=VARIANTS.structured, meta=ckpt.meta)
     failed = _failed(verify_models(paths, VerifyConfig(target_sparsity=0.5), data))
     assert failed == {"pruned_sparsity_on_target", "spinn_structured_val_metrics_reproduced"}
 
 
 def test_missing_checkpoint_is_a_failed_check(run):
     paths, data = run
-    paths.checkpoint(CHECKPOINTS.structured).unlink()
+    paths.checkpoint(VARIANTS.structured).unlink()
     result = verify_models(paths, VerifyConfig(), data)
     assert _failed(result) == {"spinn_structured_present"}

@@ -33,7 +33,6 @@ from ..core.registry import (
     DENSE_STORAGE_VARIANTS,
     ORT_VARIANTS,
     SEMI24_FORMAT,
-    VARIANT_CHECKPOINTS,
     VARIANTS,
     sparse_variant,
 )
@@ -164,8 +163,8 @@ def _converted_variant(masked: nn.Module, fmt: str, device: torch.device, source
 
 def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, own: dict, scalers: dict) -> Variant:
     """An exported model in ONNX Runtime (CPU provider), or a skipped Variant saying why."""
-    export, reference = ORT_VARIANTS[name]
-    path = paths.export(export)
+    reference = ORT_VARIANTS[name]
+    path = paths.export(reference)
     if device.type != "cpu":
         return Variant(name, None, "onnx", reference, str(path), skip_reason=(
             "ONNX Runtime variants run on the CPU provider; notebook 07 times them"))
@@ -184,7 +183,7 @@ def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORM
     """Every representation to benchmark, built from the checkpoints of notebooks 02 and 03.
 
     Args:
-        paths: where dense_pinn.pt, spinn_pruned.pt and spinn_structured.pt live.
+        paths: the run whose dense, spinn_masked and spinn_structured checkpoints to load.
         device: the device to time on (semi-structured 2:4 support depends on it).
         formats: what to convert the masked model to: names in compression.sparse.FORMATS, or
             "semi24" (skipped, with the reason recorded, where 2:4 cannot run).
@@ -201,9 +200,8 @@ def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORM
         raise SpinnError(f"unknown sparse format(s) {unknown}; known: {list(known)}")
     own, scalers = {}, {}
     for name in DENSE_STORAGE_VARIANTS:
-        file, kind = VARIANT_CHECKPOINTS[name]
-        path = paths.checkpoint(file)
-        model, ckpt = load_dense_model(path, kind)
+        path = paths.stored_checkpoint(name)
+        model, ckpt = load_dense_model(path, name)
         scalers[name] = Scaler.from_dict(ckpt.meta["scaler"]) if "scaler" in ckpt.meta else None
         # Dense-storage models are their own reference; sparse ones must reproduce spinn_masked.
         own[name] = Variant(name, model.to(device).eval(), "dense", name, str(Path(path)))

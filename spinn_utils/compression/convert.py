@@ -2,15 +2,16 @@
 
 One code path for notebook 05.5 and the command line (the original design's ``convert_to_sparse.py``)::
 
-    python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_pruned.pt \\
+    python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_masked.pt \\
         [--format coo|csr] [--output-dir DIR] [--data test.csv] [--activation tanh] [--atol 1e-4]
 
-Sources: our checkpoints (kind "pruned"; "dense" and "structured" also work) and a plain
+Sources: our checkpoints (``spinn_masked``; ``dense`` and ``spinn_structured`` also work, and
+files an earlier version wrote, such as ``spinn_pruned.pt``) and a plain
 ``state_dict`` of the earlier pipeline's ``nn.Sequential`` MLP (``network.0.weight``, ...;
 widths from the shapes; ``*_orig``/``*_mask`` pairs left by ``torch.nn.utils.prune`` are
-multiplied out). Writes ``spinn_sparse_final.pt`` (kind "sparse") and
-``sparse_conversion_report.json`` (keys in results/README.md) for COO; another format carries
-its name (``spinn_sparse_final_csr.pt``), so it never replaces the COO files. Bad input (a
+multiplied out). Writes ``spinn_coo.pt`` (the variant's name is its kind too) and
+``sparse_conversion_report.json`` (keys in results/README.md) for COO, ``spinn_csr.pt`` and
+``sparse_conversion_report_csr.json`` for CSR, so one format never replaces another's files. Bad input (a
 missing file, malformed metadata, NaN/inf weights) is one line on stderr, exit code 2 and
 nothing written; a conversion that does not validate writes ``<report>.failed.json``, leaves
 every existing file alone and exits 1.
@@ -32,7 +33,7 @@ from torch import nn
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, write_json
-from ..core.registry import sparse_artifacts
+from ..core.registry import sparse_report, sparse_variant
 from ..data.dataset import Scaler
 from ..data.schema import DEFAULT_FEATURES
 from ..model.checkpoints import load_dense_model, load_state_dict_file
@@ -53,7 +54,7 @@ LEGACY_ACTIVATION = "tanh"  # what the earlier pipeline's MLP used; its state_di
 
 @dataclass(frozen=True)
 class SparseConfig:
-    format: str = "coo"  # the original design's format; the one saved as spinn_sparse_final.pt
+    format: str = "coo"  # the original design's format; the one notebook 05.5 saves (spinn_coo.pt)
     formats: tuple[str, ...] = FORMATS  # all validated and sized, so the report compares them
     atol: float = 1e-4  # the original design's checklist: "predictions match (max diff < 1e-4)"
     n_random_inputs: int = 1000  # rows of N(0,1) inputs when no data is given (scaled inputs look so)
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         cfg = SparseConfig(format=args.format, atol=args.atol)
         out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent
-        ckpt_stem, report_stem = sparse_artifacts(cfg.format)
+        ckpt_stem, report_stem = sparse_variant(cfg.format), sparse_report(cfg.format)
         report_out = out_dir / f"{report_stem}.json"
         report = convert_checkpoint(
             cfg, args.checkpoint, checkpoint_out=out_dir / f"{ckpt_stem}.pt", report_out=report_out,

@@ -33,7 +33,7 @@ from torch import nn
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, write_json
 from ..core.paths import ResultsPaths
-from ..core.registry import ORT_VARIANTS, VARIANT_CHECKPOINTS
+from ..core.registry import EXPORTED_VARIANTS
 from ..data.dataset import PreparedData, Scaler
 from ..data.schema import RUN_COL, target_unit
 from ..model.checkpoints import load_dense_model
@@ -169,18 +169,17 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
 
 
 def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, dict]:
-    """Export the checkpoint of every ONNX Runtime variant in the registry: {export name: sidecar}."""
+    """Export every variant that has an ONNX Runtime twin (``EXPORTED_VARIANTS``): {variant: sidecar}."""
     x_raw = data.frames["test"][data.feature_names].to_numpy(np.float64)
     id_columns = [c for c in (data.group_col, RUN_COL, data.time_col) if c in data.frames["test"]]
     out = {}
-    for export, reference in ORT_VARIANTS.values():
-        stem, kind = VARIANT_CHECKPOINTS[reference]
-        source = paths.checkpoint(stem)
-        model, ckpt = load_dense_model(source, kind)
+    for variant in EXPORTED_VARIANTS:
+        source = paths.stored_checkpoint(variant)
+        model, ckpt = load_dense_model(source, variant)
         if "scaler" not in ckpt.meta:
             raise SpinnError(f"{source} has no scaler in its meta; re-run notebook 02")
         scaler = Scaler.from_dict(ckpt.meta["scaler"])
-        out[export] = export_model(model, scaler, paths.export(export), x_raw, cfg,
+        out[variant] = export_model(model, scaler, paths.export(variant), x_raw, cfg,
                                    source=source, id_columns=id_columns)
     return out
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..core.errors import SpinnError
+from ..core.registry import sparse_variant
 from ..model.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from ..model.inference import batched_forward, first_float_tensor
 from ..model.mlp import DensePINN, ModelConfig, make_activation
@@ -199,7 +200,7 @@ def validate_conversion(
 
 
 def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
-    """Save ``model`` as kind "sparse"; meta gets ``model``, ``dims``, ``activation``, ``format``.
+    """Save ``model`` with its format's variant as kind (``spinn_coo``); meta gets ``model``, ``dims``, ``activation``, ``format``.
 
     Pass the source checkpoint's ``scaler``, ``feature_names`` and ``target_names`` in ``meta``.
     """
@@ -207,16 +208,17 @@ def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dic
         raise SpinnError(f"save_sparse_checkpoint needs a SparsePINN, got {type(model).__name__}")
     full = {**(meta or {}), "model": model.cfg, "dims": list(model.dims),
             "activation": model.activation, "format": model.format}
-    return save_checkpoint(path, model, kind="sparse", meta=full)
+    return save_checkpoint(path, model, kind=sparse_variant(model.format), meta=full)
 
 
-def load_sparse_model(path: str | os.PathLike) -> tuple[SparsePINN, Checkpoint]:
-    """Load a kind-"sparse" checkpoint (weights_only) as an eval-mode SparsePINN on CPU.
+def load_sparse_model(path: str | os.PathLike, variant: str | None = None) -> tuple[SparsePINN, Checkpoint]:
+    """Load a sparse checkpoint (weights_only) as an eval-mode SparsePINN on CPU; ``variant``
+    (``spinn_coo``) is the one expected, None takes any sparse format.
 
     Returns:
         (model, checkpoint)
     """
-    ckpt = load_checkpoint(path, "sparse")
+    ckpt = load_checkpoint(path, variant or tuple(sparse_variant(f) for f in FORMATS))
     try:
         cfg = ModelConfig.from_dict(ckpt.meta["model"])
         format = ckpt.meta["format"]

@@ -11,65 +11,16 @@ Drive folder, as much as ``run_all.py``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .env import resolve_device, set_seed
 from .errors import SpinnError
 from .io import file_sha256, read_json, write_json
-from .paths import (
-    DATA_PATHS,
-    EXPORT_PATHS,
-    FIGURE_PATHS,
-    PREDICTIONS_PATH,
-    TABLE_PATHS,
-    ResultsPaths,
-    checkpoint_file,
-    metric_file,
-)
-from .registry import CHECKPOINTS, METRICS, names
+from .paths import ResultsPaths
+from .stages import STAGES
 
 LINEAGE = "lineage.json"
-
-
-def _ckpt(*stems: str) -> tuple[str, ...]:
-    return tuple(map(checkpoint_file, stems))
-
-
-def _metric(*stems: str) -> tuple[str, ...]:
-    return tuple(map(metric_file, stems))
-
-
-DENSE_STORAGE = _ckpt(CHECKPOINTS.dense, CHECKPOINTS.pruned, CHECKPOINTS.structured)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """What one notebook reads from and writes to the results folder (paths relative to it)."""
-
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-
-
-STAGES = {
-    "01": Stage((), (*DATA_PATHS, *_metric(METRICS.data_summary))),
-    "02": Stage(DATA_PATHS, (*_ckpt(CHECKPOINTS.dense), *_metric(METRICS.dense_training))),
-    "03": Stage((*DATA_PATHS, *_ckpt(CHECKPOINTS.dense)),
-                (*_ckpt(CHECKPOINTS.pruned, CHECKPOINTS.structured), *_metric(METRICS.pruning))),
-    "04": Stage((*DATA_PATHS, *DENSE_STORAGE, *_metric(METRICS.data_summary, METRICS.dense_training, METRICS.pruning)),
-                _metric(METRICS.artifacts)),
-    "05": Stage((*DATA_PATHS, *DENSE_STORAGE, *_metric(METRICS.pruning)), _metric(METRICS.model_verification)),
-    "05_5": Stage((*DATA_PATHS, *DENSE_STORAGE),
-                  (*_ckpt(CHECKPOINTS.sparse), *_metric(METRICS.sparse_conversion), *EXPORT_PATHS)),
-    "06": Stage((*DENSE_STORAGE, *EXPORT_PATHS), _metric(METRICS.gpu_benchmark)),
-    "07": Stage((*DENSE_STORAGE, *EXPORT_PATHS), _metric(METRICS.cpu_benchmark)),
-    "08": Stage((*DATA_PATHS, *DENSE_STORAGE, *_ckpt(CHECKPOINTS.sparse), *EXPORT_PATHS, *_metric(METRICS.pruning)),
-                (*_metric(METRICS.test_evaluation), PREDICTIONS_PATH)),
-    "09": Stage((*_metric(*(n for n in names(METRICS)
-                            if n not in (METRICS.validation_checklist, METRICS.artifacts))),
-                 PREDICTIONS_PATH),
-                (*_metric(METRICS.validation_checklist), *TABLE_PATHS, *FIGURE_PATHS)),
-}
 
 
 def _read(paths: ResultsPaths) -> dict:
@@ -88,17 +39,17 @@ def _sha(paths: ResultsPaths, rel: str) -> str | None:
 
 def upstream(notebook: str) -> list[str]:
     """The notebooks whose outputs ``notebook`` reads, in pipeline order."""
-    reads = set(STAGES[notebook].inputs)
-    return [nb for nb, stage in STAGES.items() if nb != notebook and reads & set(stage.outputs)]
+    reads = set(STAGES[notebook].reads)
+    return [nb for nb, stage in STAGES.items() if nb != notebook and reads & set(stage.writes)]
 
 
 def stale(paths: ResultsPaths, notebook: str) -> str | None:
     """Why ``notebook``'s inputs cannot be trusted (one line), or None when the chain holds."""
-    record, reads = _read(paths), set(STAGES[notebook].inputs)
+    record, reads = _read(paths), set(STAGES[notebook].reads)
     for dep in upstream(notebook):
         entry = record.get(dep)
         if entry is None:
-            left = sorted(rel for rel in reads & set(STAGES[dep].outputs) if (paths.root / rel).is_file())
+            left = sorted(rel for rel in reads & set(STAGES[dep].writes) if (paths.root / rel).is_file())
             if not left:
                 continue  # never ran here: what needs its files says so (or reports "not measured")
             return (f"{left[0]} is left from a run of notebook {dep} that did not finish (or predates "
@@ -129,18 +80,31 @@ def finish_stage(paths: ResultsPaths, notebook: str, extra_inputs: dict[str, str
     ``extra_inputs`` adds files outside the results folder (notebook 01's data file), by path.
     """
     stage = STAGES[notebook]
-    missing = [rel for rel in stage.outputs if not (paths.root / rel).is_file()]
+    missing = [rel for rel in stage.writes if not (paths.root / rel).is_file()]
     if missing:
         raise SpinnError(f"notebook {notebook} did not write {missing}; its run is not recorded")
-    inputs = {rel: _sha(paths, rel) for rel in stage.inputs if (paths.root / rel).is_file()}
+    inputs = {rel: _sha(paths, rel) for rel in stage.reads if (paths.root / rel).is_file()}
     for path in (extra_inputs or {}).values():
         inputs[str(Path(path).resolve())] = file_sha256(path)
-    entry = {"inputs": inputs, "outputs": {rel: _sha(paths, rel) for rel in stage.outputs},
+    entry = {"inputs": inputs, "outputs": {rel: _sha(paths, rel) for rel in stage.writes},
              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record = _read(paths)
     record[notebook] = entry
     _write(paths, record)
     return entry
+
+
+def begin_stage(notebook: str, results_dir, *, seed: int, device: str | None = None):
+    """A notebook's set-up in one call: seed everything, make the results folders, refuse a mixed
+    or altered folder (``start_stage``) and pick the device. Returns ``(paths, device)``; device is
+    None for a notebook that uses none."""
+    set_seed(seed)
+    paths = ResultsPaths.at(results_dir).ensure()
+    start_stage(paths, notebook)
+    chosen = resolve_device(device) if device is not None else None
+    print(f"notebook {notebook} ({STAGES[notebook].title}): results in {paths.root}"
+          + (f", device {chosen}" if chosen is not None else ""))
+    return paths, chosen
 
 
 def lineage_summary(paths: ResultsPaths) -> dict:

@@ -6,25 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import (
-    CHECKPOINTS,
     DATA_FILES,
     EXECUTED_DIR,
     EXPORT_DIR,
-    EXPORTS,
+    EXPORTED_VARIANTS,
     FIGURE_FORMATS,
     FIGURE_NAMES,
     MANIFEST,
-    METRICS,
     PREDICTIONS_FILE,
     TABLE1,
     TABLE2,
     TABLE_FORMATS,
-    names,
+    legacy_note,
+    legacy_stems,
 )
 
 
 def checkpoint_file(name: str) -> str:
-    """``checkpoint_file(CHECKPOINTS.dense)`` -> ``checkpoints/dense_pinn.pt`` (relative to the root)."""
+    """``checkpoint_file(VARIANTS.dense)`` -> ``checkpoints/dense.pt`` (relative to the root)."""
     return f"checkpoints/{name}.pt"
 
 
@@ -35,7 +34,7 @@ def metric_file(name: str) -> str:
 
 # The contract's files, relative to the results root, grouped by folder.
 DATA_PATHS = tuple(f"data/{f}" for f in DATA_FILES)
-EXPORT_PATHS = tuple(f"{EXPORT_DIR}/{e}.{ext}" for e in names(EXPORTS) for ext in ("onnx", "json"))
+EXPORT_PATHS = tuple(f"{EXPORT_DIR}/{e}.{ext}" for e in EXPORTED_VARIANTS for ext in ("onnx", "json"))
 PREDICTIONS_PATH = f"metrics/{PREDICTIONS_FILE}"
 TABLE_PATHS = tuple(f"tables/{t}.{fmt}" for t in (TABLE1, TABLE2) for fmt in TABLE_FORMATS)
 FIGURE_PATHS = tuple(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in FIGURE_FORMATS)
@@ -88,17 +87,29 @@ class ResultsPaths:
         """metrics/test_predictions.csv (notebook 08)"""
         return self.root / PREDICTIONS_PATH
 
-    def checkpoint(self, name: str) -> Path:
-        """``checkpoint(CHECKPOINTS.dense)`` -> results/checkpoints/dense_pinn.pt"""
-        return self.root / checkpoint_file(name)
+    def checkpoint(self, variant: str) -> Path:
+        """``checkpoint(VARIANTS.dense)`` -> results/checkpoints/dense.pt (where it is written)"""
+        return self.root / checkpoint_file(variant)
+
+    def stored_checkpoint(self, variant: str) -> Path:
+        """Where ``variant``'s checkpoint is read from: its own name, or the name an earlier
+        version wrote (``spinn_pruned.pt`` for ``spinn_masked``), with one note line."""
+        path = self.checkpoint(variant)
+        if not path.exists():
+            for stem in legacy_stems(variant):
+                old = self.root / checkpoint_file(stem)
+                if old.is_file():
+                    legacy_note(f"{old} is read as {variant}'s checkpoint")
+                    return old
+        return path
 
     def metric(self, name: str) -> Path:
         """``metric(METRICS.pruning)`` -> results/metrics/pruning.json"""
         return self.root / metric_file(name)
 
-    def export(self, name: str) -> Path:
-        """``export(EXPORTS.structured)`` -> results/export/spinn_structured.onnx (sidecar: .json)"""
-        return self.exports / f"{name}.onnx"
+    def export(self, variant: str) -> Path:
+        """``export(VARIANTS.structured)`` -> results/export/spinn_structured.onnx (sidecar: .json)"""
+        return self.exports / f"{variant}.onnx"
 
     def table(self, fmt: str, name: str = TABLE1) -> Path:
         return self.tables / f"{name}.{fmt}"
@@ -110,16 +121,3 @@ class ResultsPaths:
         for d in (self.data, self.checkpoints, self.metrics, self.figures, self.tables):
             d.mkdir(parents=True, exist_ok=True)
         return self
-
-
-def contract_files() -> tuple[str, ...]:
-    """Paths (relative to the results root) notebooks 01-09 write before the checklist."""
-    return (
-        *DATA_PATHS,
-        *(checkpoint_file(c) for c in names(CHECKPOINTS)),
-        *EXPORT_PATHS,
-        *(metric_file(m) for m in names(METRICS) if m != METRICS.validation_checklist),
-        PREDICTIONS_PATH,
-        *TABLE_PATHS,
-        *FIGURE_PATHS,
-    )

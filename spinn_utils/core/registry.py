@@ -1,31 +1,39 @@
 """Every name a run writes or reads: artifacts (files under results/) and model variants.
 
-One place spells each name; modules, notebooks and tests import it from here. A model has one
-name everywhere (JSON keys, table columns, figure legends):
+One place spells each name; modules, notebooks and tests import it from here. A model has ONE
+name everywhere: its checkpoint file (``checkpoints/<name>.pt``), the checkpoint's ``kind``, its
+key in every JSON, its export (``export/<name>.onnx``), and the key of its table and figure label:
 
-    dense             DensePINN, dense storage (checkpoints/dense_pinn.pt)
-    spinn_masked      unstructured SPINN: dense storage holding zeros (spinn_pruned.pt)
-    spinn_coo         the same weights as torch.sparse COO (the original design; spinn_sparse_final.pt)
+    dense             DensePINN, dense storage
+    spinn_masked      unstructured SPINN: dense storage holding zeros
+    spinn_coo         the same weights as torch.sparse COO (the original design)
     spinn_csr         the same weights as CSR
-    spinn_semi24      2:4 semi-structured, fp16, CUDA capability >= 8.0 only
-    spinn_structured  structured SPINN: physically smaller layers (spinn_structured.pt)
-    dense_ort              dense, exported to ONNX and run by ONNX Runtime (export/dense_pinn.onnx)
-    spinn_structured_ort   structured SPINN in ONNX Runtime: the deployable model
-                           (export/spinn_structured.onnx)
+    spinn_semi24      2:4 semi-structured, fp16, CUDA capability >= 8.0 only (never saved)
+    spinn_structured  structured SPINN: physically smaller layers
+    dense_ort              ``dense``'s export run by ONNX Runtime
+    spinn_structured_ort   ``spinn_structured``'s export in ONNX Runtime: the deployable model
+
+Files written under earlier names (``dense_pinn.pt``, ``spinn_pruned.pt``,
+``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") still load: ``LEGACY``.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import astuple, dataclass
 
 
 @dataclass(frozen=True)
-class CheckpointNames:
-    """``results/checkpoints/<name>.pt``"""
+class VariantNames:
+    """Model variants: one name per model in every file, JSON, table and figure."""
 
-    dense: str = "dense_pinn"  # notebook 02
-    pruned: str = "spinn_pruned"  # 03: unstructured, dense storage with zeros
-    structured: str = "spinn_structured"  # 03: physically smaller layers
-    sparse: str = "spinn_sparse_final"  # 05.5: the pruned weights in sparse storage
+    dense: str = "dense"
+    masked: str = "spinn_masked"
+    coo: str = "spinn_coo"
+    csr: str = "spinn_csr"
+    semi24: str = "spinn_semi24"
+    structured: str = "spinn_structured"
+    dense_ort: str = "dense_ort"
+    structured_ort: str = "spinn_structured_ort"
 
 
 @dataclass(frozen=True)
@@ -45,20 +53,6 @@ class MetricNames:
 
 
 @dataclass(frozen=True)
-class VariantNames:
-    """Model variants: one name per model in every JSON, table and figure."""
-
-    dense: str = "dense"
-    masked: str = "spinn_masked"
-    coo: str = "spinn_coo"
-    csr: str = "spinn_csr"
-    semi24: str = "spinn_semi24"
-    structured: str = "spinn_structured"
-    dense_ort: str = "dense_ort"
-    structured_ort: str = "spinn_structured_ort"
-
-
-@dataclass(frozen=True)
 class BaselineNames:
     """Reference models scored beside the variants (notebook 08): is the network, and its
     physics loss, worth anything?"""
@@ -66,14 +60,6 @@ class BaselineNames:
     train_mean: str = "train_mean"  # predicts the training split's mean of each target
     linear: str = "linear"  # ridge regression on the same scaled inputs
     no_physics: str = "no_physics"  # DensePINN with every physics weight 0, same schedule and seed
-
-
-@dataclass(frozen=True)
-class ExportNames:
-    """``results/export/<name>.onnx`` and its sidecar ``<name>.json`` (notebook 05.5)."""
-
-    dense: str = "dense_pinn"
-    structured: str = "spinn_structured"
 
 
 @dataclass(frozen=True)
@@ -88,12 +74,54 @@ class FigureNames:
     pruning_progression: str = "pruning_progression"
 
 
-CHECKPOINTS = CheckpointNames()
-METRICS = MetricNames()
+
 VARIANTS = VariantNames()
+# The one label of each variant in tables and figures (the variant name is the key everywhere else).
+LABELS = {
+    VARIANTS.dense: "Dense PINN",
+    VARIANTS.masked: "SPINN (masked)",
+    VARIANTS.coo: "SPINN (COO)",
+    VARIANTS.csr: "SPINN (CSR)",
+    VARIANTS.semi24: "SPINN (2:4, fp16)",
+    VARIANTS.structured: "SPINN (structured)",
+    VARIANTS.dense_ort: "Dense PINN (ONNX Runtime)",
+    VARIANTS.structured_ort: "SPINN structured (ONNX Runtime)",
+}
+METRICS = MetricNames()
 FIGURES = FigureNames()
-EXPORTS = ExportNames()
 BASELINES = BaselineNames()
+
+# Saved as checkpoints/<variant>.pt with kind <variant>, by the notebook that makes it (02, 03,
+# 05.5). CSR and 2:4 are rebuilt from spinn_masked where they are timed (the conversion CLI can
+# save CSR as spinn_csr.pt).
+SAVED_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured, VARIANTS.coo)
+DENSE_STORAGE_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)
+# ONNX Runtime variant -> the variant whose export (export/<variant>.onnx) it runs and reproduces.
+ORT_VARIANTS = {VARIANTS.dense_ort: VARIANTS.dense, VARIANTS.structured_ort: VARIANTS.structured}
+EXPORTED_VARIANTS = tuple(ORT_VARIANTS.values())
+UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pruned weights
+SPARSE_TENSOR_VARIANTS = (VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24)  # torch.sparse layouts
+SEMI24_FORMAT = "semi24"  # the benchmark's 2:4 format name (not a SparseLinear layout)
+
+# Checkpoint stems and kinds of earlier versions -> today's variant name. The old kind "sparse"
+# becomes spinn_coo or spinn_csr by the checkpoint's format (``sparse_variant``).
+LEGACY = {"dense_pinn": VARIANTS.dense, "spinn_pruned": VARIANTS.masked, "pruned": VARIANTS.masked,
+          "structured": VARIANTS.structured, "spinn_sparse_final": VARIANTS.coo,
+          "spinn_sparse_final_csr": VARIANTS.csr}
+LEGACY_SPARSE_KIND = "sparse"
+_NOTED: set[str] = set()
+
+
+def legacy_stems(variant: str) -> tuple[str, ...]:
+    """The checkpoint stems earlier versions wrote for ``variant`` (``spinn_masked`` -> ``spinn_pruned``)."""
+    return tuple(old for old, now in LEGACY.items() if now == variant and old.startswith(("dense_", "spinn_")))
+
+
+def legacy_note(line: str) -> None:
+    """One note line on stderr per earlier-version file read (never repeated in a process)."""
+    if line not in _NOTED:
+        _NOTED.add(line)
+        print(f"note: {line} (names changed in spinn-utils 0.2; see results/README.md)", file=sys.stderr)
 
 DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json")  # data/, by 01
 PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot
@@ -106,26 +134,6 @@ EXECUTED_DIR = "executed"  # executed notebooks, by the driver
 ARCHIVE_DIR = "archive"  # zips of a run, by 04
 EXPORT_DIR = "export"  # ONNX models and their sidecars, by 05.5
 
-# Checkpoint kinds (the "kind" header of a checkpoint file).
-KINDS = ("dense", "pruned", "structured", "sparse")
-# Variant -> (checkpoint it is loaded from, that checkpoint's kind). CSR and 2:4 are built
-# from the pruned weights at benchmark time and are not saved.
-VARIANT_CHECKPOINTS = {
-    VARIANTS.dense: (CHECKPOINTS.dense, "dense"),
-    VARIANTS.masked: (CHECKPOINTS.pruned, "pruned"),
-    VARIANTS.coo: (CHECKPOINTS.sparse, "sparse"),
-    VARIANTS.structured: (CHECKPOINTS.structured, "structured"),
-}
-# ONNX Runtime variant -> (the export it runs, the PyTorch variant it must reproduce).
-ORT_VARIANTS = {
-    VARIANTS.dense_ort: (EXPORTS.dense, VARIANTS.dense),
-    VARIANTS.structured_ort: (EXPORTS.structured, VARIANTS.structured),
-}
-DENSE_STORAGE_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)
-UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pruned weights
-SPARSE_TENSOR_VARIANTS = (VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24)  # torch.sparse layouts
-SEMI24_FORMAT = "semi24"  # the benchmark's 2:4 format name (not a SparseLinear layout)
-
 
 def names(group) -> tuple[str, ...]:
     """Every name of a registry group (``names(METRICS)``), in declaration order."""
@@ -135,15 +143,12 @@ def names(group) -> tuple[str, ...]:
 FIGURE_NAMES = names(FIGURES)
 
 
-def sparse_artifacts(fmt: str) -> tuple[str, str]:
-    """(checkpoint stem, report stem) of a conversion to ``fmt``: COO keeps the contract's names,
-    another format carries its name, so converting to CSR never replaces the COO files."""
-    if fmt == "coo":
-        return CHECKPOINTS.sparse, METRICS.sparse_conversion
-    return f"{CHECKPOINTS.sparse}_{fmt}", f"{METRICS.sparse_conversion}_{fmt}"
-
-
 def sparse_variant(fmt: str) -> str:
     """The variant name of the pruned weights in sparse format ``fmt`` ("coo" -> "spinn_coo")."""
     return f"spinn_{fmt}"
 
+
+def sparse_report(fmt: str) -> str:
+    """The conversion report's stem for ``fmt``: COO keeps the contract's name, another format
+    carries its name, so converting to CSR never replaces the COO report."""
+    return METRICS.sparse_conversion if fmt == "coo" else f"{METRICS.sparse_conversion}_{fmt}"

@@ -35,38 +35,38 @@ class CrossValConfig:
 
     match_atol: float = 1e-4  # the original design's checklist: sparse predictions within 1e-4 of masked
     # Sized so CV takes ~1.5-2 min on a 2-core CPU (measured: ~90 s unloaded, 4 folds).
-    n_folds: int = 4  # 16 experiments -> 4 held out per fold
-    epochs: int = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)
-    patience: int = 15  # early stopping per fold; 02 uses 20, fold val splits are small
-    prune_stages: int = 3  # IMP stages per fold: fewer, bigger cuts than notebook 03 (time)
-    finetune_epochs: int = 6  # per intermediate stage
-    final_finetune_epochs: int = 15  # the last stage's weights are the ones scored (as in 03)
+    cv_folds: int = 4  # 16 experiments -> 4 held out per fold
+    cv_epochs: int = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)
+    cv_patience: int = 15  # early stopping per fold; 02 uses 20, fold val splits are small
+    cv_prune_stages: int = 3  # IMP stages per fold: fewer, bigger cuts than notebook 03 (time)
+    cv_finetune_epochs: int = 6  # per intermediate stage
+    cv_final_finetune_epochs: int = 15  # the last stage's weights are the ones scored (as in 03)
     seed: int = 42  # fold assignment and per-fold initialisation (seed + fold)
     n_seeds: int = 3  # dense + SPINN re-trained on the fixed split with seeds seed..seed+n-1: the spread
                       # initialisation alone causes, which one test split cannot show
     progress: bool = True  # a tqdm bar over folds (inner training bars stay off)
 
     def __post_init__(self) -> None:
-        if self.n_folds < 2:
-            raise SpinnError(f"n_folds must be >= 2 for cross-validation, got {self.n_folds}")
-        if min(self.epochs, self.prune_stages, self.patience, self.n_seeds) < 1:
-            raise SpinnError("epochs, patience, prune_stages and n_seeds must be >= 1")
-        if min(self.finetune_epochs, self.final_finetune_epochs) < 0:
+        if self.cv_folds < 2:
+            raise SpinnError(f"cv_folds must be >= 2 for cross-validation, got {self.cv_folds}")
+        if min(self.cv_epochs, self.cv_prune_stages, self.cv_patience, self.n_seeds) < 1:
+            raise SpinnError("cv_epochs, cv_patience, cv_prune_stages and n_seeds must be >= 1")
+        if min(self.cv_finetune_epochs, self.cv_final_finetune_epochs) < 0:
             raise SpinnError("fine-tuning epochs must be >= 0")
 
     @classmethod
     def smoke_test(cls) -> CrossValConfig:
         """Two folds, one epoch, one pruning stage: exercises every path in seconds."""
-        return cls(n_folds=2, epochs=1, patience=1, prune_stages=1, finetune_epochs=0,
-                   final_finetune_epochs=1, progress=False, n_seeds=1)
+        return cls(cv_folds=2, cv_epochs=1, cv_patience=1, cv_prune_stages=1, cv_finetune_epochs=0,
+                   cv_final_finetune_epochs=1, progress=False, n_seeds=1)
 
 
 def cv_schedule(cfg: CrossValConfig, train_cfg, prune_cfg) -> tuple:
     """The run's TrainConfig/PruneConfig with CV's shorter epochs and quiet progress bars."""
-    train = with_overrides(train_cfg, epochs=cfg.epochs, patience=cfg.patience, progress=False)
-    prune = with_overrides(prune_cfg, n_stages=cfg.prune_stages,
-                           finetune_epochs=cfg.finetune_epochs,
-                           final_finetune_epochs=cfg.final_finetune_epochs, show_progress=False)
+    train = with_overrides(train_cfg, epochs=cfg.cv_epochs, patience=cfg.cv_patience, progress=False)
+    prune = with_overrides(prune_cfg, n_stages=cfg.cv_prune_stages,
+                           finetune_epochs=cfg.cv_finetune_epochs,
+                           final_finetune_epochs=cfg.cv_final_finetune_epochs, show_progress=False)
     return train, prune
 
 
@@ -130,7 +130,7 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
     """
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
-    splits = cv_folds(data, cfg.n_folds, cfg.seed)
+    splits = cv_folds(data, cfg.cv_folds, cfg.seed)
     bar = tqdm(splits, desc="cross-validation", disable=not cfg.progress)
     folds = [run_fold(fold, i, model_cfg, train, physics_cfg, prune, cfg.seed, device)
              for i, fold in enumerate(bar)]

@@ -20,7 +20,7 @@ from ..core.errors import SpinnError
 from ..core.io import atomic_path, write_json
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, ORT_VARIANTS, VARIANT_CHECKPOINTS, VARIANTS, sparse_variant
+from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, ORT_VARIANTS, VARIANTS
 from ..data.dataset import PreparedData, Scaler
 from ..data.schema import target_unit
 from ..model.checkpoints import load_dense_model
@@ -38,19 +38,15 @@ def load_test_models(paths: ResultsPaths) -> tuple[dict[str, nn.Module], dict[st
     models, metas = {}, {}
     for name in TEST_VARIANTS:
         if name in ORT_VARIANTS:
-            export, reference = ORT_VARIANTS[name]
-            path = paths.export(export)
+            reference = ORT_VARIANTS[name]
+            path = paths.export(reference)
             if not path.is_file():
                 raise SpinnError(f"{path} not found (run notebook 05.5, which exports it)")
             metas[name] = metas[reference]
             models[name] = OnnxModule(path, models[reference], Scaler.from_dict(metas[name]["scaler"])).eval()
             continue
-        file, kind = VARIANT_CHECKPOINTS[name]
-        path = paths.checkpoint(file)
-        model, ckpt = load_sparse_model(path) if kind == "sparse" else load_dense_model(path, kind)
-        if kind == "sparse" and sparse_variant(ckpt.meta.get("format", "")) != name:
-            raise SpinnError(f"{path} holds {ckpt.meta.get('format')!r} weights, not the {name} that "
-                             "notebook 05.5 writes there; re-run notebook 05.5")
+        path = paths.stored_checkpoint(name)
+        model, ckpt = load_dense_model(path, name) if name in DENSE_STORAGE_VARIANTS else load_sparse_model(path, name)
         models[name], metas[name] = model.eval(), ckpt.meta
     return models, metas
 
@@ -147,8 +143,8 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
         "seed_runs": seeds or {"skipped": True, "reason": "run_cv=False"},
         "baselines": baselines or {"skipped": True, "reason": "run_baselines=False"},
         "physics_consistency": consistency or {"skipped": True, "reason": "run_baselines=False"},
-        "checkpoints": {name: str(paths.export(ORT_VARIANTS[name][0]) if name in ORT_VARIANTS
-                                  else paths.checkpoint(VARIANT_CHECKPOINTS[name][0])) for name in TEST_VARIANTS},
+        "checkpoints": {name: str(paths.export(ORT_VARIANTS[name]) if name in ORT_VARIANTS
+                                  else paths.stored_checkpoint(name)) for name in TEST_VARIANTS},
         "config": cfg,
         "units": {t: target_unit(t) for t in data.target_names},
         "environment": environment_info(device),

@@ -21,7 +21,7 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.io import read_json
 from ..core.paths import ResultsPaths
-from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANT_CHECKPOINTS, VARIANTS
+from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANTS
 from ..model.checkpoints import load_dense_model
 from ..model.counting import count_parameters, mlp_parameters
 from ..model.inference import evaluate_model
@@ -108,12 +108,11 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
     pruning = read_json(pruning_path, "pruning.json") if pruning_path.is_file() else None
     models, loaded, checks = {}, {}, []
     for name in DENSE_STORAGE_VARIANTS:
-        stem, kind = VARIANT_CHECKPOINTS[name]
-        path = paths.checkpoint(stem)
+        path = paths.stored_checkpoint(name)
         if not path.is_file():
             checks.append(check_row(f"{name}_present", False, f"{path} missing (run notebooks 02 and 03)"))
             continue
-        models[name], loaded[name], own = _reload(name, path, kind, data, cfg, device)
+        models[name], loaded[name], own = _reload(name, path, name, data, cfg, device)
         checks += own
     if VARIANTS.dense in loaded:
         checks += _dense_checks(loaded, models)

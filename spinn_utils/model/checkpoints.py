@@ -20,16 +20,24 @@ from torch import nn
 
 from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, to_jsonable
-from ..core.registry import KINDS
+from ..core.registry import (
+    DENSE_STORAGE_VARIANTS,
+    LEGACY,
+    LEGACY_SPARSE_KIND,
+    VARIANTS,
+    legacy_note,
+    sparse_variant,
+)
 from .mlp import DensePINN, ModelConfig, config_from_state_dict, load_strict
 
+KINDS = (*DENSE_STORAGE_VARIANTS, VARIANTS.coo, VARIANTS.csr)  # what a checkpoint may hold
 FORMAT = "spinn-checkpoint"
 VERSION = 1
 
 
 @dataclass
 class Checkpoint:
-    kind: str  # one of KINDS
+    kind: str  # the variant it holds (VARIANTS.*): the checkpoint file's stem too
     state_dict: dict[str, torch.Tensor]
     meta: dict
     path: Path | None = None
@@ -38,9 +46,10 @@ class Checkpoint:
 def save_checkpoint(
     path: str | os.PathLike, model: nn.Module | dict, *, kind: str, meta: dict
 ) -> Path:
-    """Save ``model`` (a module or a state_dict) with JSON-able ``meta``; atomic."""
+    """Save ``model`` (a module or a state_dict) with JSON-able ``meta``; atomic. ``kind`` is the
+    variant name of the model (``VARIANTS.masked``)."""
     if kind not in KINDS:
-        raise SpinnError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
+        raise SpinnError(f"checkpoint kind must be a saved variant {KINDS}, got {kind!r}")
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
     state = {k: v.detach().cpu() for k, v in state.items()}
     meta = to_jsonable(meta)
@@ -102,19 +111,32 @@ def _checkpoint_from(obj: object, path: Path, kind: str | tuple[str, ...] | None
     state, meta, found = obj.get("state_dict"), obj.get("meta"), obj.get("kind")
     if not isinstance(state, dict) or not isinstance(meta, dict):
         raise SpinnError(f"{path} is missing its state_dict or meta")
+    found = _current_kind(found, meta, path)
     wanted = (kind,) if isinstance(kind, str) else kind
     if wanted is not None and found not in wanted:
         raise SpinnError(f"{path} is a {found!r} checkpoint, expected {' or '.join(wanted)}")
     return Checkpoint(kind=found, state_dict=state, meta=meta, path=path)
 
 
+def _current_kind(found: object, meta: dict, path: Path) -> object:
+    """Today's variant name for a kind an earlier version wrote ("pruned" -> "spinn_masked")."""
+    if found == LEGACY_SPARSE_KIND:
+        now = sparse_variant(str(meta.get("format", "coo")))
+    elif found in LEGACY:
+        now = LEGACY[found]
+    else:
+        return found
+    legacy_note(f"{path} has the earlier kind {found!r}: read as {now!r}")
+    return now
+
+
 def load_dense_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
-    """Load a dense-storage checkpoint (dense, pruned or structured) as an eval-mode DensePINN.
+    """Load a dense-storage checkpoint (dense, spinn_masked or spinn_structured) as an eval-mode DensePINN.
 
     Returns:
         (model, checkpoint)
     """
-    ckpt = load_checkpoint(path, kind or ("dense", "pruned", "structured"))
+    ckpt = load_checkpoint(path, kind or DENSE_STORAGE_VARIANTS)
     if "model" not in ckpt.meta:
         raise SpinnError(f"{path} has no meta['model'] describing its layers")
     try:

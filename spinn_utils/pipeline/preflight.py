@@ -20,6 +20,7 @@ from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
+from ..core.stages import STAGES
 from ..data.schema import DataConfig
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig
@@ -38,16 +39,10 @@ def lock_path(output: Path) -> Path:
 # The driver's own settings: a -p would bypass the flag and the manifest would not show it.
 RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
             "data_path": "--data", "data_config": "--data-config"}
-# The configs each notebook builds from its parameters, and parameters named unlike their field.
-CONFIGS = {"01": (DataConfig,), "02": (TrainConfig, PhysicsConfig), "03": (PruneConfig,),
-           "04": (ArtifactsConfig,), "05": (VerifyConfig,), "05_5": (SparseConfig, ExportConfig),
-           "06": (BenchConfig,), "07": (BenchConfig,), "08": (CrossValConfig,),
-           "09": (ReportConfig, FigureConfig)}
-FIELD_OF = {"physics_subsample": "subsample", "cv_folds": "n_folds", "cv_epochs": "epochs",
-            "cv_patience": "patience", "cv_prune_stages": "prune_stages",
-            "cv_finetune_epochs": "finetune_epochs", "cv_final_finetune_epochs": "final_finetune_epochs",
-            "seeds": "n_seeds",
-            ("06", "batch_sizes"): "cuda_batch_sizes", ("07", "batch_sizes"): "cpu_batch_sizes"}
+# The stage configs by the class name the stage table gives (a parameter sets the field of its name).
+CONFIG_CLASSES = {cls.__name__: cls for cls in (
+    DataConfig, TrainConfig, PhysicsConfig, PruneConfig, ArtifactsConfig, VerifyConfig, SparseConfig,
+    ExportConfig, BenchConfig, CrossValConfig, ReportConfig, FigureConfig)}
 
 
 def check_values(plan: dict[Path, dict], overrides: dict) -> None:
@@ -57,14 +52,14 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
             raise UsageError(f"-p {name}: set it with {RESERVED[name]}, so the manifest records it")
     for nb, params in plan.items():
         nb_id = notebook_id(nb)
+        stage = STAGES.get(nb_id)
         for name, value in params.items():
-            if name not in overrides or value is None:
+            if name not in overrides or value is None or stage is None:
                 continue
-            field = FIELD_OF.get((nb_id, name), FIELD_OF.get(name, name))
-            for cls in CONFIGS.get(nb_id, ()):
-                if field in cls.__dataclass_fields__:
+            for cls in map(CONFIG_CLASSES.__getitem__, stage.configs):
+                if name in cls.__dataclass_fields__:
                     try:
-                        with_overrides(cls(), **{field: value})
+                        with_overrides(cls(), **{name: value})
                     except (SpinnError, TypeError, ValueError) as err:
                         raise UsageError(f"-p {name}={value!r} (notebook {nb_id}): {err}") from err
 

@@ -17,8 +17,9 @@ import pandas as pd
 
 from ..core.env import environment_info
 from ..core.io import write_json
-from ..core.paths import ResultsPaths, contract_files
+from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
+from ..core.stages import contract_files
 from .results import (
     BENCHMARKS,
     NOT_MEASURED,
@@ -147,7 +148,7 @@ def checklist_items(
 
     Args:
         results: ``results.load_results(paths)`` (or a hand-made dict of the same shape).
-        missing: contract files (``core.paths.contract_files()``) that do not exist.
+        missing: contract files (``core.stages.contract_files()``) that do not exist.
         cfg: thresholds (default ``ReportConfig()``).
 
     Returns:

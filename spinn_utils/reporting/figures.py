@@ -23,21 +23,22 @@ from matplotlib.ticker import StrMethodFormatter
 from ..core.io import atomic_path
 from ..core.metrics import r2_score
 from ..core.paths import ResultsPaths
-from ..core.registry import FIGURE_FORMATS, FIGURES, METRICS, PREDICTIONS_FILE, VARIANTS
+from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, METRICS, PREDICTIONS_FILE, VARIANTS
 from .results import bench_measured, dig, load_results
 
-# variant -> (legend label, colour): one name and one colour per model in every figure.
-MODEL_STYLE = {
-    VARIANTS.dense: ("Dense PINN", "#0072B2"),
-    VARIANTS.masked: ("SPINN masked (dense storage)", "#E69F00"),
-    VARIANTS.coo: ("SPINN COO", "#D55E00"),
-    VARIANTS.csr: ("SPINN CSR", "#CC79A7"),
-    VARIANTS.semi24: ("SPINN 2:4 (fp16)", "#56B4E9"),
-    VARIANTS.structured: ("SPINN structured", "#009E73"),
+# variant -> colour: one colour per model in every figure (its label is the registry's LABELS).
+COLOURS = {
+    VARIANTS.dense: "#0072B2",
+    VARIANTS.masked: "#E69F00",
+    VARIANTS.coo: "#D55E00",
+    VARIANTS.csr: "#CC79A7",
+    VARIANTS.semi24: "#56B4E9",
+    VARIANTS.structured: "#009E73",
     # The same models in ONNX Runtime: darker shades of their PyTorch colours.
-    VARIANTS.dense_ort: ("Dense PINN (ONNX Runtime)", "#003F7D"),
-    VARIANTS.structured_ort: ("SPINN structured (ONNX Runtime)", "#00573F"),
+    VARIANTS.dense_ort: "#003F7D",
+    VARIANTS.structured_ort: "#00573F",
 }
+MODEL_STYLE = {v: (LABELS[v], colour) for v, colour in COLOURS.items()}  # variant -> (label, colour)
 MEASURED_COLOUR = "#000000"
 TARGET_LABELS = {
     "tool_wear_vb_mm": "Tool wear VB (mm)",
@@ -141,7 +142,7 @@ def fig_r2(test_models: dict[str, dict], cv: dict | None, cfg: FigureConfig) -> 
                fontsize=8)
     if has_cv:
         ax = axes[0, 1]
-        cv_models = (("dense", VARIANTS.dense, "Dense PINN"), ("spinn", VARIANTS.masked, "SPINN (IMP)"))
+        cv_models = (("dense", VARIANTS.dense, LABELS[VARIANTS.dense]), ("spinn", VARIANTS.masked, "SPINN (IMP)"))
         for i, (model, colour_of, label) in enumerate(cv_models):
             stats = [cv[model]["per_output"][t]["r2"] for t in targets] + [cv[model]["mean_r2"]]
             ax.errorbar(np.arange(len(groups)) + (i - 0.5) * 0.3, [s["mean"] for s in stats],

@@ -103,7 +103,7 @@ def model_params(results: dict, variant: str) -> dict | None:
     ONNX export: from the model it was exported from)."""
     if variant == VARIANTS.coo:
         return dig(results, METRICS.sparse_conversion, "params")
-    variant = ORT_VARIANTS.get(variant, (None, variant))[1]
+    variant = ORT_VARIANTS.get(variant, variant)
     return dig(results, METRICS.model_verification, "models", variant, "params")
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, TABLE1, TABLE_FORMATS, VARIANTS
+from ..core.registry import LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
 from .results import (
@@ -33,8 +33,9 @@ from .results import (
     weight_bytes,
 )
 
-COLUMNS = ("Dense PINN", "SPINN (COO)", "SPINN (fastest unstructured)", "SPINN (structured)",
-           "SPINN structured (ONNX Runtime)")
+FASTEST_UNSTRUCTURED = "SPINN (fastest unstructured)"
+COLUMNS = (LABELS[VARIANTS.dense], LABELS[VARIANTS.coo], FASTEST_UNSTRUCTURED, LABELS[VARIANTS.structured],
+           LABELS[VARIANTS.structured_ort])
 # Which saved model each column's accuracy and parameters come from, and which benchmark
 # variant it times; None means "the fastest matching unstructured variant at that point".
 COLUMN_MODEL = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured,
@@ -143,7 +144,7 @@ def _accuracy_cells(results: dict, cells: dict) -> None:
         # CV and the seed runs compare dense with unstructured IMP only.
         for over, label in (("cross_validation", "CV"), ("seed_runs", "seeds")):
             stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, VARIANTS.structured_ort) else cv_summary(
-                results, "dense" if col == "Dense PINN" else "spinn", over)
+                results, "dense" if COLUMN_MODEL[col] == VARIANTS.dense else "spinn", over)
             cells[f"Mean per-output R2, {label} mean"][col] = dig(stats, "mean")
             cells[f"Mean per-output R2, {label} std"][col] = dig(stats, "std")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.paths import ResultsPaths
-from ..core.registry import BASELINES, METRICS, TABLE2, VARIANTS
+from ..core.registry import BASELINES, LABELS, METRICS, TABLE2, VARIANTS
 from .results import NOT_MEASURED, dig, load_results
 from .table1 import write_table
 
@@ -19,9 +19,7 @@ COLUMNS = {  # column -> (where in test_evaluation.json, model name)
     "Train mean": ("baselines", BASELINES.train_mean),
     "Linear (ridge)": ("baselines", BASELINES.linear),
     "Dense PINN, no physics": ("baselines", BASELINES.no_physics),
-    "Dense PINN": ("models", VARIANTS.dense),
-    "SPINN": ("models", VARIANTS.masked),
-    "SPINN (structured)": ("models", VARIANTS.structured),
+    **{LABELS[v]: ("models", v) for v in (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)},
 }
 ROWS = (
     ("Tool wear R2 (test)", "r2"), ("Thermal R2 (test)", "r2"), ("Mean per-output R2 (test)", "r2"),
