@@ -93,6 +93,8 @@ def test_run_stops_at_first_failure_and_writes_manifest(tmp_path, capsys):
     assert manifest["status"] == "failed" and manifest["failed"] == "02_bad.ipynb"
     assert [n["status"] for n in manifest["notebooks"]] == ["ok", "failed"]
     assert manifest["notebooks"][0]["seconds"] > 0 and manifest["versions"]["torch"]
+    # What ran lives here; what each file was made from (hashes) only in lineage.json.
+    assert manifest["lineage"] == "lineage.json" and not any("lineage" in n for n in manifest["notebooks"])
     assert (out / "executed" / "01_ok.ipynb").is_file()
 
 
