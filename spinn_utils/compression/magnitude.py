@@ -45,8 +45,9 @@ class PruneConfig:
     target_sparsity: float = 0.685  # of ALL parameters, biases included: 666,882 -> 210,068 non-zero
     n_stages: int = 5  # prune/fine-tune rounds: fewer, bigger cuts lose more accuracy; each costs fine-tuning
     schedule: str = "geometric"  # each stage removes the same fraction of the surviving weights
-    # "random" ranks weights by seeded noise instead of |w|: same schedule, stages and fine-tuning
-    # budget, so any gap to "magnitude" is what the magnitude criterion itself buys.
+    # "random" ranks weights by noise (seeded by the run's seed) instead of |w|: same schedule,
+    # stages and fine-tuning budget, so any gap to "magnitude" is what the criterion itself buys.
+    # Unstructured pruning only; structured pruning keeps its neuron importance.
     prune_method: str = "magnitude"
     # Budget (notebook 03 <= ~4 min on a 2-core CPU): a 666,882-parameter epoch on ~5k rows takes
     # ~0.4-0.6 s, the structured model's ~0.25 s, so at most 4*20 + 40 + 60*0.5 = 150 dense-epoch
