@@ -122,6 +122,7 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
 
     cases = {
         ("-p", "target_sparsity=1.5"): "target_sparsity must be in [0, 1)",
+        ("-p", "prune_method=l1"): "prune_method must be one of ('magnitude', 'random')",
         ("-p", "epochs=0"): "epochs must be >= 1",
         ("-p", "batch_sizes=[0]"): "batch sizes >= 1",
         ("-p", "cv_folds=1"): "n_folds must be >= 2",

@@ -235,7 +235,7 @@ class PruneStage:
     stage: int
     target_sparsity: float  # cumulative, of all parameters
     masks: Masks  # after this stage's cut (True = kept)
-    epochs: int  # fine-tuning budget given to the callback (0: it was not called)
+    epochs: int  # this stage's fine-tuning budget (the callback is called only when > 0)
     finetune: object = None  # what the fine-tune callback returned (training.fit's FitResult)
 
 
