@@ -1,7 +1,7 @@
 """The model variants a benchmark times, and what each one costs before it is timed.
 
-``load_variants`` reads the checkpoints of notebooks 02/03 (``compression.run_models``) and builds every representation
-the pipeline produces: ``dense`` (dense_pinn.pt), ``spinn_masked`` (spinn_pruned.pt, dense
+``load_variants`` reads the checkpoints of notebooks 02/03 (through
+``compression.run_models.load_run_models``) and builds every representation the pipeline produces: ``dense`` (dense_pinn.pt), ``spinn_masked`` (spinn_pruned.pt, dense
 storage holding zeros), ``spinn_coo`` / ``spinn_csr`` (the masked model converted by
 ``compression.sparse.convert_dense_to_sparse``), ``spinn_semi24`` (``compression.semi24``: 2:4
 in fp16, CUDA capability >= 8.0 only) and ``spinn_structured`` (spinn_structured.pt,
