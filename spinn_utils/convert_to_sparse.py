@@ -1,7 +1,7 @@
-"""``python -m spinn_utils.convert_to_sparse``: the conversion CLI (``compression/convert.py``)."""
+"""``python -m spinn_utils.convert_to_sparse``: the conversion CLI (``compression/convert_cli.py``)."""
 import sys
 
-from .compression.convert import main
+from .compression.convert_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

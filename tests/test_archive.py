@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.io import file_sha256, write_json
+from spinn_utils.core.lineage import LINEAGE, recorded_hashes
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import METRICS, VARIANTS
 from spinn_utils.pipeline.archive import (
@@ -34,7 +36,15 @@ def run(tmp_path) -> ResultsPaths:
     (paths.data / "scaler.json").write_text('{"x_mean": [0]}\n')
     (paths.data / "train.csv").write_text("a,b\n1,2\n")
     (paths.checkpoints / ".spinn_masked.pt.abc.tmp").write_bytes(b"half-written")
+    _record(paths, {"02": ["checkpoints/dense.pt"],
+                    "03": ["checkpoints/spinn_masked.pt", "metrics/pruning.json"], "01": ["data/scaler.json"]})
     return paths
+
+
+def _record(paths: ResultsPaths, outputs: dict[str, list[str]]) -> None:
+    """lineage.json as finished notebooks leave it: the sha256 of what each one wrote."""
+    write_json(paths.root / LINEAGE, {nb: {"inputs": {}, "outputs": {rel: file_sha256(paths.root / rel) for rel in rels}}
+                                      for nb, rels in outputs.items()})
 
 
 def test_collects_checkpoints_metrics_and_data_json_only(run):
@@ -54,11 +64,15 @@ def test_local_archive_holds_every_file_with_its_hash(run):
         assert set(zf.namelist()) == {r["path"] for r in summary["files"]} | {MANIFEST_NAME}
         for row in summary["files"]:
             data = zf.read(row["path"])
-            assert hashlib.sha256(data).hexdigest() == row["sha256"]
+            assert hashlib.sha256(data).hexdigest() == recorded_hashes(run)[row["path"]]
+            assert "sha256" not in row  # lineage.json holds it; artifacts.json does not repeat it
             assert len(data) == row["bytes"] == (run.root / row["path"]).stat().st_size
-        assert json.loads(zf.read(MANIFEST_NAME)) == summary["files"]
+        assert json.loads(zf.read(MANIFEST_NAME)) == [
+            {**r, "sha256": recorded_hashes(run)[r["path"]]} for r in summary["files"]]
     written = json.loads(run.metric(METRICS.artifacts).read_text())
     assert written["files"] == summary["files"] and "environment" in written
+    assert written["archive_sha256"] == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert written["sha256_from"] == LINEAGE and written["not_archived"] == []
     assert not [p for p in zip_path.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
@@ -72,6 +86,7 @@ def test_drive_copy_in_colab(run, tmp_path):
     assert summary["verified"]
     with pytest.raises(SpinnError, match="already exists"):
         copy_tree(run.root, summary["files"], dest)
+    assert summary["archive_sha256"] is None
 
 
 def test_drive_dir_outside_colab_archives_locally_and_says_so(run, tmp_path):
@@ -81,7 +96,7 @@ def test_drive_dir_outside_colab_archives_locally_and_says_so(run, tmp_path):
 
 
 def test_verify_copy_catches_a_changed_or_missing_file(run, tmp_path):
-    manifest = file_manifest(run.root, collect_artifacts(run, ArtifactsConfig()))
+    manifest = file_manifest(run.root, collect_artifacts(run, ArtifactsConfig()), recorded_hashes(run))
     dest = copy_tree(run.root, manifest, tmp_path / "copy")
     assert verify_copy(dest, manifest) == []
     (dest / "metrics" / "pruning.json").write_text("{}\n")
@@ -93,3 +108,24 @@ def test_verify_copy_catches_a_changed_or_missing_file(run, tmp_path):
 def test_nothing_to_save_is_a_clear_error(tmp_path):
     with pytest.raises(SpinnError, match="run notebooks 01-03 first"):
         save_artifacts(ResultsPaths.at(tmp_path).ensure(), ArtifactsConfig(), in_colab=False)
+
+
+def test_hashes_come_from_lineage_and_unrecorded_files_are_left_out(run):
+    (run.checkpoints / f"{VARIANTS.csr}.pt").write_bytes(b"from the CLI, outside any notebook")
+    summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
+    assert summary["not_archived"] == [{"path": f"checkpoints/{VARIANTS.csr}.pt",
+                                        "reason": "not recorded in lineage.json (no finished notebook wrote it)"}]
+    assert f"checkpoints/{VARIANTS.csr}.pt" not in {r["path"] for r in summary["files"]}
+
+
+def test_a_file_changed_since_its_notebook_recorded_it_fails_verification(run):
+    run.metric(METRICS.pruning).write_text('{"config": {"altered": true}}\n')
+    summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
+    assert not summary["verified"]
+    assert summary["problems"] == ["metrics/pruning.json: sha256 differs in spinn_20250102T030405Z.zip"]
+
+
+def test_no_lineage_record_is_a_clear_error(run):
+    (run.root / LINEAGE).unlink()
+    with pytest.raises(SpinnError, match="recorded in lineage.json"):
+        save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)

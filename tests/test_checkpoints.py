@@ -95,7 +95,7 @@ def test_a_wrong_shape_names_the_sizes():
 
 
 def test_checkpoints_under_earlier_names_still_load_with_one_note(tmp_path, capsys):
-    """A results folder written before the rename (spinn_pruned.pt, kind "pruned") still reads."""
+    """A results folder written before the rename (spinn_masked.pt, kind "pruned") still reads."""
     from spinn_utils.core.paths import ResultsPaths
     from spinn_utils.model.checkpoints import FORMAT, VERSION
 

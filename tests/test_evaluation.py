@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from spinn_utils.compression.magnitude import PruneConfig, apply_masks, global_magnitude_masks
+from spinn_utils.compression.run_models import check_scaler
 from spinn_utils.compression.sparse import convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
@@ -17,7 +18,6 @@ from spinn_utils.data.schema import TARGETS
 from spinn_utils.evaluation.crossval import CrossValConfig, cross_validate, cv_table, fold_stats
 from spinn_utils.evaluation.holdout import (
     TEST_VARIANTS,
-    check_scaler,
     evaluate_test,
     write_results,
 )

@@ -126,7 +126,7 @@ def test_benchmark_times_the_exports_against_their_pytorch_models(run):
     timed = {r["variant"] for r in result["results"]}
     assert {VARIANTS.dense_ort, VARIANTS.structured_ort} <= timed
     assert not result["failures"]
-    on_gpu = _ort_variant(VARIANTS.structured_ort, paths, torch.device("cuda"), {}, {})
+    on_gpu = _ort_variant(VARIANTS.structured_ort, paths, torch.device("cuda"), None)
     assert on_gpu.module is None and "CPU provider" in on_gpu.skip_reason  # 06 does not time it
 
 

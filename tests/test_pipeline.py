@@ -93,6 +93,8 @@ def test_run_stops_at_first_failure_and_writes_manifest(tmp_path, capsys):
     assert manifest["status"] == "failed" and manifest["failed"] == "02_bad.ipynb"
     assert [n["status"] for n in manifest["notebooks"]] == ["ok", "failed"]
     assert manifest["notebooks"][0]["seconds"] > 0 and manifest["versions"]["torch"]
+    # What ran lives here; what each file was made from (hashes) only in lineage.json.
+    assert manifest["lineage"] == "lineage.json" and not any("lineage" in n for n in manifest["notebooks"])
     assert (out / "executed" / "01_ok.ipynb").is_file()
 
 
@@ -120,6 +122,7 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
 
     cases = {
         ("-p", "target_sparsity=1.5"): "target_sparsity must be in [0, 1)",
+        ("-p", "prune_method=l1"): "prune_method must be one of ('magnitude', 'random')",
         ("-p", "epochs=0"): "epochs must be >= 1",
         ("-p", "cpu_batch_sizes=[0]"): "batch sizes >= 1",
         ("-p", "cv_folds=1"): "cv_folds must be >= 2",

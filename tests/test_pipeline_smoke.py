@@ -59,6 +59,7 @@ def test_every_notebook_ran_and_is_recorded(smoke_run):
     assert all(n["status"] == "ok" and n["seconds"] > 0 for n in manifest["notebooks"])
     assert all((smoke_run / "executed" / name).is_file() for name in ran)
     assert manifest["versions"]["torch"] and manifest["environment"]["cpu_model"]
+    assert manifest["lineage"] == "lineage.json" and not any("lineage" in n for n in manifest["notebooks"])
 
 
 def test_results_contract(smoke_run):
@@ -186,6 +187,16 @@ def test_every_notebook_recorded_its_lineage(smoke_run):
         assert set(entry["outputs"]) == set(STAGES[nb].writes)
         for rel, sha in {**entry["inputs"], **entry["outputs"]}.items():
             assert file_sha256(smoke_run / rel) == sha, (nb, rel)
+
+
+def test_archive_takes_its_hashes_from_lineage(smoke_run):
+    from spinn_utils.core.lineage import LINEAGE, recorded_hashes
+    from spinn_utils.core.paths import ResultsPaths
+
+    artifacts = _json(smoke_run, METRICS.artifacts)
+    recorded = recorded_hashes(ResultsPaths(smoke_run))
+    assert artifacts["verified"] and artifacts["sha256_from"] == LINEAGE
+    assert artifacts["files"] and all(f["path"] in recorded and "sha256" not in f for f in artifacts["files"])
 
 
 def test_baselines_and_physics_consistency_reach_table2(smoke_run):

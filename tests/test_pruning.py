@@ -11,14 +11,16 @@ from spinn_utils.compression.magnitude import (
     PruneConfig,
     apply_masks,
     global_magnitude_masks,
-    iterative_magnitude_prune,
+    iterative_prune,
     layer_sparsity,
     mask_digest,
     masks_from_zeros,
     n_weights_to_prune,
     prunable_weights,
     sparsity_schedule,
+    stage_epochs,
 )
+from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
 from spinn_utils.compression.structured import (
     neuron_importance,
     select_neurons,
@@ -136,7 +138,7 @@ def test_staged_loop_reaches_target_and_reports(data):
     torch.manual_seed(6)
     model = DensePINN(TINY)
     cfg = PruneConfig.smoke_test()
-    model, masks, report = iterative_magnitude_prune(
+    model, masks, report = prune_unstructured(
         model, data, cfg, _fast_train(), PhysicsConfig.smoke_test(), "cpu"
     )
     assert abs(count_parameters(model)["sparsity"] - cfg.target_sparsity) <= 0.005
@@ -221,7 +223,7 @@ def test_structured_prune_end_to_end(data):
     torch.manual_seed(10)
     dense = DensePINN(TINY)
     state = copy.deepcopy(dense.state_dict())
-    small, report = structured_prune(
+    small, report = prune_structured(
         dense, data, PruneConfig.smoke_test(), _fast_train(), PhysicsConfig.smoke_test(), "cpu"
     )
     assert tuple(report["hidden_dims"]) == small.cfg.hidden_dims
@@ -229,3 +231,101 @@ def test_structured_prune_end_to_end(data):
     assert report["within_tolerance"] == (abs(report["relative_error"]) <= 0.02)
     assert report["within_tolerance"]
     assert all(torch.equal(v, dense.state_dict()[k]) for k, v in state.items())  # dense untouched
+
+
+class _RecordingFineTune:
+    """A fine-tune callback that changes the surviving weights and records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str, bool]] = []
+
+    def __call__(self, model, masks, epochs, desc):
+        self.calls.append((epochs, desc, masks is None))
+        with torch.no_grad():
+            for w in prunable_weights(model).values():
+                w.add_(0.01)  # revives pruned weights too: the pruner must re-apply its masks
+        return {"epochs": epochs}
+
+
+def test_pruner_returns_masks_and_calls_the_finetune_callback():
+    torch.manual_seed(11)
+    model = DensePINN(TINY)
+    cfg = PruneConfig(n_stages=3, finetune_epochs=2, final_finetune_epochs=5)
+    finetune, seen = _RecordingFineTune(), []
+    masks, stages = iterative_prune(model, cfg, finetune, on_stage=lambda m, s: seen.append(
+        count_parameters(m)["sparsity"]))
+    assert [c[0] for c in finetune.calls] == [2, 2, 5]
+    assert not any(c[2] for c in finetune.calls)  # the masks are handed to the callback
+    assert [s.stage for s in stages] == [1, 2, 3] and stages[-1].masks is masks
+    assert [s.finetune for s in stages] == [{"epochs": e} for e in (2, 2, 5)]
+    assert [s.target_sparsity for s in stages] == sparsity_schedule(cfg)
+    assert all(abs(a - t) <= 0.005 for a, t in zip(seen, sparsity_schedule(cfg)))
+    for name, w in prunable_weights(model).items():  # re-applied after the callback's steps
+        assert torch.count_nonzero(w[~masks[name]]) == 0
+
+
+def test_pruner_without_callback_or_epochs_only_cuts():
+    torch.manual_seed(12)
+    model = DensePINN(TINY)
+    cfg = PruneConfig(n_stages=2, finetune_epochs=0, final_finetune_epochs=0)
+    finetune = _RecordingFineTune()
+    masks, stages = iterative_prune(model, cfg, finetune)
+    assert finetune.calls == [] and all(s.finetune is None and s.epochs == 0 for s in stages)
+    assert abs(count_parameters(model)["sparsity"] - cfg.target_sparsity) <= 0.005
+
+
+def test_magnitude_path_matches_one_shot_masks_without_finetuning():
+    torch.manual_seed(13)
+    model = DensePINN(TINY)
+    clone = copy.deepcopy(model)
+    cfg = PruneConfig(n_stages=1, finetune_epochs=0, final_finetune_epochs=0)
+    masks, _ = iterative_prune(model, cfg)
+    expected = global_magnitude_masks(clone, cfg.target_sparsity)
+    assert all(torch.equal(masks[n], expected[n]) for n in expected)
+
+
+def test_random_method_reaches_target_with_other_masks_and_the_same_budget():
+    cfg = PruneConfig(n_stages=3, finetune_epochs=2, final_finetune_epochs=4)
+    random_cfg = PruneConfig(n_stages=3, finetune_epochs=2, final_finetune_epochs=4, prune_method="random")
+    results = {}
+    for name, c in (("magnitude", cfg), ("random", random_cfg)):
+        torch.manual_seed(14)
+        model, finetune = DensePINN(TINY), _RecordingFineTune()
+        masks, stages = iterative_prune(model, c, finetune, seed=3)
+        results[name] = (model, masks, finetune.calls, stages)
+    for model, masks, _, _ in results.values():
+        assert abs(count_parameters(model)["sparsity"] - cfg.target_sparsity) <= 0.005
+        assert sum(int((~m).sum()) for m in masks.values()) == n_weights_to_prune(model, cfg.target_sparsity)
+    (_, mag, mag_calls, mag_stages), (_, rnd, rnd_calls, rnd_stages) = results["magnitude"], results["random"]
+    assert mask_digest(mag) != mask_digest(rnd)
+    assert [c[0] for c in mag_calls] == [c[0] for c in rnd_calls] == [stage_epochs(cfg, i) for i in (1, 2, 3)]
+    assert [s.target_sparsity for s in mag_stages] == [s.target_sparsity for s in rnd_stages]
+    # Stages only ever remove more, for random scores too.
+    for earlier, later in zip(rnd_stages, rnd_stages[1:]):
+        assert all(bool((later.masks[n] <= earlier.masks[n]).all()) for n in later.masks)
+
+
+def test_random_method_is_seeded():
+    cfg = PruneConfig(n_stages=2, finetune_epochs=0, final_finetune_epochs=0, prune_method="random")
+    digests = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(15)
+        masks, _ = iterative_prune(DensePINN(TINY), cfg, seed=seed)
+        digests.append(mask_digest(masks))
+    assert digests[0] == digests[1] != digests[2]
+
+
+def test_prune_method_is_validated():
+    with pytest.raises(SpinnError, match="prune_method must be one of"):
+        PruneConfig(prune_method="l1")
+
+
+def test_structured_pruner_takes_the_finetune_callback():
+    torch.manual_seed(16)
+    dense = DensePINN(TINY)
+    finetune = _RecordingFineTune()
+    done = structured_prune(dense, PruneConfig(structured_finetune_epochs=3), finetune)
+    assert finetune.calls == [(3, f"structured {done.hidden_dims}", True)]
+    assert done.finetune == {"epochs": 3} and done.model.cfg.hidden_dims == done.hidden_dims
+    untouched = structured_prune(dense, PruneConfig(structured_finetune_epochs=0), finetune)
+    assert len(finetune.calls) == 1 and untouched.finetune is None

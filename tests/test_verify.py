@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spinn_utils.compression.magnitude import PruneConfig, iterative_magnitude_prune
+from spinn_utils.compression.magnitude import PruneConfig
 from spinn_utils.compression.pruning_report import pruned_checkpoint_meta, pruning_summary
-from spinn_utils.compression.structured import structured_prune
+from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
 from spinn_utils.core.env import environment_info
 from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
@@ -35,9 +35,9 @@ def run(tmp_path, make_data):
             "val_metrics": dense_val, "seed": 0}
     save_checkpoint(paths.checkpoint(VARIANTS.dense), dense, kind=VARIANTS.dense, meta=meta)
     cfg = PruneConfig(n_stages=2, finetune_epochs=0, final_finetune_epochs=0, structured_finetune_epochs=0)
-    pruned, _, unstructured = iterative_magnitude_prune(
+    pruned, _, unstructured = prune_unstructured(
         _copy(dense), data, cfg, train_cfg, physics_cfg, "cpu")
-    small, structured = structured_prune(dense, data, cfg, train_cfg, physics_cfg, "cpu")
+    small, structured = prune_structured(dense, data, cfg, train_cfg, physics_cfg, "cpu")
     save_checkpoint(paths.checkpoint(VARIANTS.masked), pruned, kind=VARIANTS.masked, meta=pruned_checkpoint_meta(
         meta, pruned, val_metrics=unstructured["val_metrics"], mask_sha256=unstructured["mask_sha256"]))
     save_checkpoint(paths.checkpoint(VARIANTS.structured), small, kind=VARIANTS.structured, meta=pruned_checkpoint_meta(

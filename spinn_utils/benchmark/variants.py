@@ -1,7 +1,7 @@
 """The model variants a benchmark times, and what each one costs before it is timed.
 
-``load_variants`` reads the checkpoints of notebooks 02/03 and builds every representation
-the pipeline produces: ``dense`` (dense_pinn.pt), ``spinn_masked`` (spinn_pruned.pt, dense
+``load_variants`` reads the checkpoints of notebooks 02/03 (through
+``compression.run_models.load_run_models``) and builds every representation the pipeline produces: ``dense``, ``spinn_masked`` (dense
 storage holding zeros), ``spinn_coo`` / ``spinn_csr`` (the masked model converted by
 ``compression.sparse.convert_dense_to_sparse``), ``spinn_semi24`` (``compression.semi24``: 2:4
 in fp16, CUDA capability >= 8.0 only) and ``spinn_structured`` (spinn_structured.pt,
@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import onnxruntime as ort
 import torch
 from torch import nn
 
-from ..compression.export import OnnxModule
+from ..compression.run_models import RunModels, load_export, load_run_models
 from ..compression.semi24 import semi_structured_model
 from ..compression.sparse import FORMATS, convert_dense_to_sparse
 from ..core.errors import SpinnError, first_line
@@ -36,8 +35,6 @@ from ..core.registry import (
     VARIANTS,
     sparse_variant,
 )
-from ..data.dataset import Scaler
-from ..model.checkpoints import load_dense_model
 from ..model.counting import (
     count_parameters,
     flops_nonzero,
@@ -161,8 +158,9 @@ def _converted_variant(masked: nn.Module, fmt: str, device: torch.device, source
     return Variant(name, module.eval(), fmt, VARIANTS.masked, source, notes=notes)
 
 
-def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, own: dict, scalers: dict) -> Variant:
-    """An exported model in ONNX Runtime (CPU provider), or a skipped Variant saying why."""
+def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, run: RunModels | None) -> Variant:
+    """An exported model in ONNX Runtime (CPU provider), or a skipped Variant saying why;
+    ``run`` holds the PyTorch model it was exported from."""
     reference = ORT_VARIANTS[name]
     path = paths.export(reference)
     if device.type != "cpu":
@@ -171,7 +169,7 @@ def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, own: dict
     if not path.is_file():
         return Variant(name, None, "onnx", reference, str(path), skip_reason=(
             f"{path} not found: notebook 05.5 exports it"))
-    module = OnnxModule(path, own[reference].module, scalers[reference])
+    module = load_export(paths, name, run.models[reference], run.metas[reference])
     notes = {"runtime": f"onnxruntime {ort.__version__}, CPUExecutionProvider",
              "intra_op_threads": "torch.get_num_threads() of each measurement", "inter_op_threads": 1,
              "onnx_bytes": path.stat().st_size, "input": "raw features; outputs in physical units"}
@@ -198,14 +196,11 @@ def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORM
     unknown = [f for f in formats if f not in known]
     if unknown:
         raise SpinnError(f"unknown sparse format(s) {unknown}; known: {list(known)}")
-    own, scalers = {}, {}
-    for name in DENSE_STORAGE_VARIANTS:
-        path = paths.stored_checkpoint(name)
-        model, ckpt = load_dense_model(path, name)
-        scalers[name] = Scaler.from_dict(ckpt.meta["scaler"]) if "scaler" in ckpt.meta else None
-        # Dense-storage models are their own reference; sparse ones must reproduce spinn_masked.
-        own[name] = Variant(name, model.to(device).eval(), "dense", name, str(Path(path)))
+    run = load_run_models(paths, DENSE_STORAGE_VARIANTS, device)
+    # Dense-storage models are their own reference; sparse ones must reproduce spinn_masked.
+    own = {name: Variant(name, run.models[name], "dense", name, str(run.paths[name]))
+           for name in DENSE_STORAGE_VARIANTS}
     masked = own[VARIANTS.masked]
     converted = [_converted_variant(masked.module, fmt, device, masked.source) for fmt in formats]
-    deployed = [_ort_variant(name, paths, device, own, scalers) for name in ORT_VARIANTS]
+    deployed = [_ort_variant(name, paths, device, run) for name in ORT_VARIANTS]
     return [own[VARIANTS.dense], masked, *converted, own[VARIANTS.structured], *deployed]

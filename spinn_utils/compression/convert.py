@@ -1,44 +1,36 @@
 """Cell 5.5: convert a pruned checkpoint to sparse storage, validate it, report every byte.
 
-One code path for notebook 05.5 and the command line (the original design's ``convert_to_sparse.py``)::
-
-    python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_masked.pt \\
-        [--format coo|csr] [--output-dir DIR] [--data test.csv] [--activation tanh] [--atol 1e-4]
-
-Sources: our checkpoints (``spinn_masked``; ``dense`` and ``spinn_structured`` also work, and
-files an earlier version wrote, such as ``spinn_pruned.pt``) and a plain
-``state_dict`` of the earlier pipeline's ``nn.Sequential`` MLP (``network.0.weight``, ...;
-widths from the shapes; ``*_orig``/``*_mask`` pairs left by ``torch.nn.utils.prune`` are
-multiplied out). Writes ``spinn_coo.pt`` (the variant's name is its kind too) and
+The conversion library: notebook 05.5 and the CLI (``convert_cli.py``, ``python -m
+spinn_utils.convert_to_sparse``) both call ``convert_checkpoint``. Sources: our checkpoints
+(``spinn_masked``; ``dense`` and ``spinn_structured`` also work, and files an earlier version
+wrote, such as ``spinn_pruned.pt``) and a plain ``state_dict`` of the earlier pipeline's MLP
+(``legacy_checkpoint.py``); validation inputs are an array, a CSV (``csv_inputs.py``) or seeded
+N(0, 1) rows. Writes ``spinn_coo.pt`` (the variant's name is its kind too) and
 ``sparse_conversion_report.json`` (keys in results/README.md) for COO, ``spinn_csr.pt`` and
 ``sparse_conversion_report_csr.json`` for CSR, so one format never replaces another's files. Bad input (a
-missing file, malformed metadata, NaN/inf weights) is one line on stderr, exit code 2 and
-nothing written; a conversion that does not validate writes ``<report>.failed.json``, leaves
-every existing file alone and exits 1.
+missing file, malformed metadata, NaN/inf weights) is a SpinnError with nothing written; a
+conversion that does not validate writes ``<report>.failed.json`` and leaves every existing
+file alone.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from ..core.env import environment_info, package_versions
-from ..core.errors import SpinnError, first_line
+from ..core.errors import SpinnError
 from ..core.io import atomic_path, write_json
-from ..core.registry import sparse_report, sparse_variant
-from ..data.dataset import Scaler
-from ..data.schema import DEFAULT_FEATURES
 from ..model.checkpoints import load_dense_model, load_state_dict_file
 from ..model.counting import count_parameters, flops_per_sample
-from ..model.mlp import DensePINN, model_from_state_dict
+from ..model.mlp import DensePINN
+from .csv_inputs import inputs_from_csv
+from .legacy_checkpoint import legacy_model
 from .semi24 import semi_structured_supported
 from .sparse import (
     FORMATS,
@@ -48,8 +40,6 @@ from .sparse import (
     validate_conversion,
 )
 from .storage import weight_storage_report
-
-LEGACY_ACTIVATION = "tanh"  # what the earlier pipeline's MLP used; its state_dict does not say
 
 
 @dataclass(frozen=True)
@@ -77,27 +67,11 @@ class SparseConfig:
         return cls(n_random_inputs=64, max_rows=256)  # COO on CPU is slow; a few rows show a bug
 
 
-def fold_prune_masks(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``X_orig * X_mask`` -> ``X`` for tensors saved with ``torch.nn.utils.prune`` hooks attached."""
-    out = {k: v for k, v in state.items() if not k.endswith(("_orig", "_mask"))}
-    for key in (k for k in state if k.endswith("_orig")):
-        base = key[: -len("_orig")]
-        mask = state.get(base + "_mask")
-        if mask is None or mask.shape != state[key].shape:
-            raise SpinnError(f"{key} has no matching {base}_mask of shape {tuple(state[key].shape)}")
-        out[base] = state[key] * mask
-    return out
-
-
 def load_source(path: str | os.PathLike, activation: str | None = None) -> tuple[DensePINN, dict, str]:
     """The dense-storage model to convert, its meta ({} for a plain state_dict) and its kind."""
     state, meta = load_state_dict_file(path)
     if meta is None:  # a plain state_dict from the earlier pipeline
-        try:
-            model = model_from_state_dict(fold_prune_masks(state), activation or LEGACY_ACTIVATION)
-        except SpinnError as err:
-            raise SpinnError(f"{path}: {err}") from err
-        return model.eval(), {}, "state_dict"
+        return legacy_model(state, path, activation), {}, "state_dict"
     model, ckpt = load_dense_model(path)
     if activation is not None and activation != model.cfg.activation:
         raise SpinnError(
@@ -112,46 +86,6 @@ def check_finite(model: nn.Module, path) -> None:
         bad = int((~torch.isfinite(t)).sum())
         if bad:
             raise SpinnError(f"{path}: {name} has {bad} NaN/inf value(s); nothing was converted")
-
-
-def inputs_from_csv(
-    path: str | os.PathLike, meta: dict, input_dim: int, features: list[str] | None = None
-) -> tuple[np.ndarray, str]:
-    """Model inputs from a CSV's feature columns, standardised with the checkpoint's scaler if any.
-
-    Returns:
-        (float32 array (n, input_dim), a description of where the inputs came from)
-    """
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError as err:
-        raise SpinnError(f"data CSV not found: {path}") from err
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise SpinnError(f"{path} is not a readable CSV: {first_line(err)}") from err
-    scaler = Scaler.from_dict(meta["scaler"]) if meta.get("scaler") else None
-    known = meta.get("feature_names") or (scaler.feature_names if scaler else None)
-    if features is None:
-        features = list(known or (DEFAULT_FEATURES if len(DEFAULT_FEATURES) == input_dim else []))
-    if len(features) != input_dim:
-        raise SpinnError(
-            f"the model takes {input_dim} inputs but {len(features)} feature names are known; "
-            "name the CSV's feature columns (--features a,b,...)"
-        )
-    if scaler is not None and list(features) != list(scaler.feature_names):
-        raise SpinnError(f"features {features} differ from the checkpoint's {scaler.feature_names}")
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise SpinnError(
-            f"{path} lacks feature column(s) {missing[:5]} (found {list(frame.columns)[:8]}...)"
-        )
-    values = frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    bad = [c for c, ok in zip(features, np.isfinite(values).all(axis=0)) if not ok]
-    if bad or len(values) == 0:
-        raise SpinnError(f"{path}: {len(values)} rows; missing or non-numeric values in {bad}")
-    if scaler is None:
-        return values.astype(np.float32), f"{path} ({len(values)} rows; no scaler in checkpoint, columns used as given)"
-    return scaler.transform_x(values), f"{path} ({len(values)} rows, standardised with the checkpoint's scaler)"
 
 
 def validation_inputs(
@@ -277,53 +211,3 @@ def summary_rows(report: dict) -> list[dict]:
     return rows
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and exit code 2, like every other bad input
-        raise SpinnError(f"{message} (see --help)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m spinn_utils.convert_to_sparse", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="pruned checkpoint or plain MLP state_dict (.pt)")
-    p.add_argument("--format", default="coo", choices=FORMATS, help="format to save (default: coo)")
-    p.add_argument("--output-dir", help="where to write (default: the checkpoint's folder)")
-    p.add_argument("--data", help="CSV with the feature columns to validate on (default: random)")
-    p.add_argument("--features", help="comma-separated CSV feature columns, if the checkpoint lacks names")
-    p.add_argument("--activation", help=f"activation of a plain state_dict (default: {LEGACY_ACTIVATION})")
-    p.add_argument("--atol", type=float, default=SparseConfig.atol, help="max abs output difference")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: 0 converted and validated, 1 did not validate, 2 bad input."""
-    try:
-        args = _parser().parse_args(argv)
-        cfg = SparseConfig(format=args.format, atol=args.atol)
-        out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent
-        ckpt_stem, report_stem = sparse_variant(cfg.format), sparse_report(cfg.format)
-        report_out = out_dir / f"{report_stem}.json"
-        report = convert_checkpoint(
-            cfg, args.checkpoint, checkpoint_out=out_dir / f"{ckpt_stem}.pt", report_out=report_out,
-            inputs=args.data, features=args.features.split(",") if args.features else None,
-            activation=args.activation,
-        )
-    except (SpinnError, OSError) as err:
-        print(f"convert_to_sparse: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    print(pd.DataFrame(summary_rows(report)).to_string(index=False))
-    print(f"validated on {report['validation']['inputs']}")
-    failed = [f for f, c in report["validation_by_format"].items() if not c["passed"]]
-    if not report["conversion_ok"]:
-        print(f"convert_to_sparse: {cfg.format} did not match the source within atol {cfg.atol:g} "
-              f"(max abs diff {report['validation']['max_abs_diff']}); nothing replaced; "
-              f"report: {report['report']}", file=sys.stderr)
-        return 1
-    if failed:
-        print(f"convert_to_sparse: note: {failed} (validated for comparison, not saved) did not match "
-              f"within atol {cfg.atol:g}", file=sys.stderr)
-    print(f"wrote {report['checkpoint']} and {report_out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

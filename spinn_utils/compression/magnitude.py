@@ -1,9 +1,11 @@
-"""Iterative global magnitude pruning (SPINN's unstructured sparsity) with fine-tuning.
+"""Iterative global magnitude pruning (SPINN's unstructured sparsity), fine-tuned by a callback.
 
 Every weight matrix of the MLP competes in one global ranking by |w| (biases are kept), a
-schedule of stages removes the smallest weights, and each stage fine-tunes with the
-physics-informed loss while the masks are re-applied after every optimizer step, so a
-pruned weight stays exactly zero. Masks are plain ``{parameter name: bool tensor}`` dicts
+schedule of stages removes the smallest weights, and after each stage the caller's fine-tune
+callback trains the model (notebook 03: ``training.fit`` with the physics-informed loss,
+``compression/pruning_run.py``) while the masks are re-applied after every optimizer step, so
+a pruned weight stays exactly zero. ``PruneConfig.prune_method = "random"`` ranks by seeded
+noise instead of |w|, with everything else the same: the control for the magnitude criterion. Masks are plain ``{parameter name: bool tensor}`` dicts
 (True = kept), not ``torch.nn.utils.prune`` re-parametrisations, so checkpoints stay plain
 ``DensePINN`` state_dicts with zeros in them.
 
@@ -18,7 +20,7 @@ Zhu & Gupta, "To prune, or not to prune" (2017) for gradual schedules.
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +30,12 @@ from torch import nn
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
 from ..model.counting import count_parameters, weighted_layers
-from ..model.inference import evaluate_model
-from ..training.fit import fit
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
 SCHEDULES = ("geometric", "linear")
+# Weight scores ranked globally: |w|, or seeded uniform noise (the control Blalock et al.,
+# "What is the state of neural network pruning?" (MLSys 2020), ask every pruning paper for).
+PRUNE_METHODS = ("magnitude", "random")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class PruneConfig:
     target_sparsity: float = 0.685  # of ALL parameters, biases included: 666,882 -> 210,068 non-zero
     n_stages: int = 5  # prune/fine-tune rounds: fewer, bigger cuts lose more accuracy; each costs fine-tuning
     schedule: str = "geometric"  # each stage removes the same fraction of the surviving weights
+    # "random" ranks weights by noise (seeded by the run's seed) instead of |w|: same schedule,
+    # stages and fine-tuning budget, so any gap to "magnitude" is what the criterion itself buys.
+    # Unstructured pruning only; structured pruning keeps its neuron importance.
+    prune_method: str = "magnitude"
     # Budget (notebook 03 <= ~4 min on a 2-core CPU): a 666,882-parameter epoch on ~5k rows takes
     # ~0.4-0.6 s, the structured model's ~0.25 s, so at most 4*20 + 40 + 60*0.5 = 150 dense-epoch
     # equivalents (~1.5 min); early stopping usually ends stages sooner.
@@ -65,6 +72,8 @@ class PruneConfig:
             raise SpinnError(f"n_stages must be >= 1, got {self.n_stages}")
         if self.schedule not in SCHEDULES:
             raise SpinnError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.prune_method not in PRUNE_METHODS:
+            raise SpinnError(f"prune_method must be one of {PRUNE_METHODS}, got {self.prune_method!r}")
         if min(self.finetune_epochs, self.final_finetune_epochs, self.structured_finetune_epochs) < 0:
             raise SpinnError("fine-tuning epochs must be >= 0")
         if self.finetune_patience < 1:
@@ -115,10 +124,27 @@ def sparsity_schedule(cfg: PruneConfig) -> list[float]:
     return [float(t) for t in targets]
 
 
+def weight_scores(model: nn.Module, method: str = "magnitude",
+                  generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """One float64 score per weight (higher = kept longer): |w|, or uniform noise in [0, 1).
+
+    ``"random"`` draws from ``generator`` (on the CPU, so a seed gives the same masks on any
+    device); ``"magnitude"`` uses no randomness.
+    """
+    if method not in PRUNE_METHODS:
+        raise SpinnError(f"prune_method must be one of {PRUNE_METHODS}, got {method!r}")
+    weights = prunable_weights(model)
+    if method == "magnitude":
+        return {name: w.detach().abs().to(torch.float64) for name, w in weights.items()}
+    return {name: torch.rand(w.shape, generator=generator, dtype=torch.float64).to(w.device)
+            for name, w in weights.items()}
+
+
 def global_magnitude_masks(
-    model: nn.Module, sparsity: float, masks: Masks | None = None
+    model: nn.Module, sparsity: float, masks: Masks | None = None,
+    scores: dict[str, torch.Tensor] | None = None,
 ) -> Masks:
-    """Masks that zero the globally smallest |w| so ``sparsity`` of all parameters is zero.
+    """Masks that zero the globally lowest-scoring weights so ``sparsity`` of all parameters is zero.
 
     One ranking over every weight matrix (not per layer), exactly ``n_weights_to_prune``
     weights pruned (ties broken by position). Weights already pruned in ``masks`` stay
@@ -128,23 +154,25 @@ def global_magnitude_masks(
         model: the network; its current weight values are ranked.
         sparsity: target fraction of ALL parameters (biases included) that are zero.
         masks: the previous stage's masks, or None.
+        scores: ``weight_scores`` of the model (>= 0); None: |w|, magnitude pruning.
 
     Returns:
         ``{parameter name: bool tensor}``, True where the weight is kept.
     """
     weights = prunable_weights(model)
     k = n_weights_to_prune(model, sparsity)
-    scores = []
-    for name, w in weights.items():
-        s = w.detach().abs().flatten().to(torch.float64)
+    scores = weight_scores(model) if scores is None else scores
+    ranked = []
+    for name in weights:
+        s = scores[name].flatten().to(torch.float64)
         if masks is not None and name in masks:
-            # -1 sits below every |w|: already-pruned weights are pruned first.
+            # -1 sits below every score: already-pruned weights are pruned first.
             s = torch.where(masks[name].flatten().to(s.device), s, torch.full_like(s, -1.0))
-        scores.append(s.cpu())
-    flat = torch.cat(scores)
+        ranked.append(s.cpu())
+    flat = torch.cat(ranked)
     keep = torch.ones_like(flat, dtype=torch.bool)
     if k > 0:
-        # A stable sort makes the choice among equal magnitudes (e.g. zeros) deterministic.
+        # A stable sort makes the choice among equal scores (e.g. zeros) deterministic.
         order = torch.sort(flat, stable=True).indices
         keep[order[:k]] = False
     out, start = {}, 0
@@ -200,63 +228,63 @@ def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):
     )
 
 
-def _stage_row(model, data, stage, target, device, fit_result=None) -> dict:
-    row = {
-        "stage": stage,
-        "target_sparsity": target,
-        "sparsity": count_parameters(model)["sparsity"],
-        "params": count_parameters(model),
-        "per_layer": layer_sparsity(model),
-        "val_metrics": evaluate_model(model, data, "val", device),
-    }
-    if fit_result is not None:
-        row.update(best_epoch=fit_result.best_epoch, best_val_loss=fit_result.best_val_loss,
-                   epochs_run=len(fit_result.history), seconds=fit_result.seconds)
-    return row
+@dataclass
+class PruneStage:
+    """What one stage of ``iterative_prune`` did (stage 1 is the first cut)."""
+
+    stage: int
+    target_sparsity: float  # cumulative, of all parameters
+    masks: Masks  # after this stage's cut (True = kept)
+    epochs: int  # this stage's fine-tuning budget (the callback is called only when > 0)
+    finetune: object = None  # what the fine-tune callback returned (training.fit's FitResult)
 
 
-def iterative_magnitude_prune(model, data, cfg: PruneConfig, train_cfg, physics_cfg, device):
-    """Prune ``model`` in place, stage by stage, fine-tuning after each cut.
+# finetune(model, masks, epochs, desc): train ``model`` for at most ``epochs`` epochs keeping the
+# pruned weights at zero (re-apply ``masks`` after every optimizer step); returns anything.
+FineTune = Callable[[nn.Module, "Masks | None", int, str], object]
+
+
+def stage_epochs(cfg: PruneConfig, stage: int) -> int:
+    """Fine-tuning epochs after ``stage`` (1-based): the last stage trains longer."""
+    return cfg.final_finetune_epochs if stage == cfg.n_stages else cfg.finetune_epochs
+
+
+def iterative_prune(
+    model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *, seed: int = 0,
+    on_stage: Callable[[nn.Module, PruneStage], None] | None = None,
+) -> tuple[Masks, list[PruneStage]]:
+    """Prune ``model`` in place, stage by stage, calling ``finetune`` after each cut.
+
+    The algorithm only: it scores (``cfg.prune_method``), masks, zeroes and hands the model to
+    the caller's fine-tuning, as Torch-Pruning's pruners do; training, evaluation and reports
+    belong to the caller (``compression/pruning_run.py``).
 
     Args:
-        model: a trained DensePINN (modified in place and returned).
-        data: PreparedData; fine-tuning uses "train", early stopping and metrics "val".
-        cfg: PruneConfig (target, stages, schedule, epochs).
-        train_cfg: the dense TrainConfig; epochs and lr are replaced for fine-tuning.
-        physics_cfg: the PhysicsConfig the dense model was trained with.
-        device: torch device for fine-tuning and evaluation.
+        model: a trained network (modified in place).
+        cfg: target, stages, schedule, epochs per stage and the scoring method.
+        finetune: ``finetune(model, masks, epochs, desc)``, called when a stage has epochs > 0;
+            None: no fine-tuning.
+        seed: seeds the scores of ``prune_method="random"`` (its own generator; unused for
+            magnitude).
+        on_stage: ``on_stage(model, stage)`` after each stage, masks applied (reports hook in here).
 
     Returns:
-        (model, masks, report) where report is ``{"schedule", "stages": [...], "params",
-        "per_layer", "val_metrics", "mask_sha256", "seconds"}``; stage 0 is the input model.
+        (the final masks, one ``PruneStage`` per stage).
     """
-    t0 = time.perf_counter()
-    model.to(device)
-    stages = [_stage_row(model, data, 0, 0.0, device)]
+    generator = torch.Generator().manual_seed(int(seed))
     masks: Masks | None = None
     schedule = sparsity_schedule(cfg)
+    stages = []
     for i, target in enumerate(schedule, start=1):
-        masks = global_magnitude_masks(model, target, masks)
+        scores = weight_scores(model, cfg.prune_method, generator)
+        masks = global_magnitude_masks(model, target, masks, scores)
         apply_masks(model, masks)
-        epochs = cfg.final_finetune_epochs if i == len(schedule) else cfg.finetune_epochs
+        epochs = stage_epochs(cfg, i)
         result = None
-        if epochs > 0:
-            stage_masks = masks  # bound now: the callback must not see a later stage's masks
-            result = fit(
-                model, data, finetune_config(train_cfg, cfg, epochs), physics_cfg,
-                device=device, after_step=lambda m, mk=stage_masks: apply_masks(m, mk),
-                desc=f"prune stage {i}/{len(schedule)} ({target:.1%})",
-            )
+        if epochs > 0 and finetune is not None:
+            result = finetune(model, masks, epochs, f"prune stage {i}/{len(schedule)} ({target:.1%})")
             apply_masks(model, masks)  # the restored best weights were masked too; be certain
-        stages.append(_stage_row(model, data, i, target, device, result))
-    final = stages[-1]
-    report = {
-        "schedule": schedule,
-        "stages": stages,
-        "params": final["params"],
-        "per_layer": final["per_layer"],
-        "val_metrics": final["val_metrics"],
-        "mask_sha256": mask_digest(masks_from_zeros(model)),
-        "seconds": time.perf_counter() - t0,
-    }
-    return model, masks, report
+        stages.append(PruneStage(i, target, masks, epochs, result))
+        if on_stage is not None:
+            on_stage(model, stages[-1])
+    return masks, stages

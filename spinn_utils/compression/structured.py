@@ -7,7 +7,8 @@ neuron fraction: parameters grow roughly with width squared, so the widths are s
 (one scale factor on all hidden widths, then a small search around it for the closest
 count). The neurons kept in each hidden layer are the most important by
 ||incoming weights|| * ||outgoing weights||; their rows and columns are sliced out and the
-smaller model is fine-tuned with the physics loss.
+smaller model is handed to the caller's fine-tune callback (notebook 03: ``training.fit`` with
+the physics loss, ``compression/pruning_run.py``).
 
 Before fine-tuning, the sliced model computes exactly what the dense model computes when the
 removed neurons' outgoing weights are zero (tests/test_pruning.py checks this).
@@ -18,17 +19,14 @@ importance; Molchanov et al., "Importance Estimation for Neural Network Pruning"
 from __future__ import annotations
 
 import itertools
-import math
-import time
+from dataclasses import dataclass
 
 import torch
 
 from ..core.errors import SpinnError
 from ..model.counting import count_parameters, linear_layers, mlp_parameters
-from ..model.inference import evaluate_model
 from ..model.mlp import DensePINN, ModelConfig
-from ..training.fit import fit
-from .magnitude import PruneConfig, finetune_config, n_weights_to_prune
+from .magnitude import FineTune, PruneConfig, n_weights_to_prune
 
 IMPORTANCES = ("l2_product", "l2_in", "l2_out")
 
@@ -151,51 +149,39 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
     return small.to(next(model.parameters()).device)
 
 
-def structured_prune(dense_model: DensePINN, data, cfg: PruneConfig, train_cfg, physics_cfg, device):
+@dataclass
+class StructuredPruning:
+    """What ``structured_prune`` did: the smaller model and the facts behind it."""
+
+    model: DensePINN  # fine-tuned when a callback was given and epochs > 0
+    hidden_dims: tuple[int, ...]
+    keep: list[torch.Tensor]  # kept neuron indices per hidden layer, in original order
+    target_params: int  # the unstructured model's parameter count at cfg.target_sparsity
+    epochs: int  # fine-tuning budget given to the callback (0: it was not called)
+    finetune: object = None  # what the fine-tune callback returned
+
+
+def structured_prune(dense_model: DensePINN, cfg: PruneConfig, finetune: FineTune | None = None) -> StructuredPruning:
     """Shrink the hidden layers of ``dense_model`` to the unstructured model's parameter count.
 
     Args:
-        dense_model: the trained DensePINN (left unchanged).
-        data: PreparedData for fine-tuning ("train") and early stopping / metrics ("val").
-        cfg: PruneConfig; target_sparsity sets the parameter budget, importance the ranking.
-        train_cfg: the dense TrainConfig; epochs and lr are replaced for fine-tuning.
-        physics_cfg: the PhysicsConfig the dense model was trained with.
-        device: torch device.
+        dense_model: the trained DensePINN (left unchanged); the new model is on its device.
+        cfg: PruneConfig; target_sparsity sets the parameter budget, importance the ranking,
+            structured_finetune_epochs the fine-tuning budget.
+        finetune: ``finetune(model, None, epochs, desc)`` trains the sliced model; None: none.
 
     Returns:
-        (smaller DensePINN, report) with report ``{"hidden_dims", "params", "target_params",
-        "relative_error", "within_tolerance", "importance", "val_metrics_before_finetune",
-        "val_metrics", "best_epoch", "epochs_run", "seconds"}``.
+        A ``StructuredPruning``.
     """
-    t0 = time.perf_counter()
-    dense_model.to(device)
     total = count_parameters(dense_model)["total"]
     target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
     widths = structured_widths(
         dense_model.cfg, target, multiple=cfg.width_multiple, tolerance=cfg.param_tolerance
     )
     keep = select_neurons(neuron_importance(dense_model, cfg.importance), widths)
-    small = slice_model(dense_model, keep).to(device)
-    params = count_parameters(small)
-    before = evaluate_model(small, data, "val", device)
+    small = slice_model(dense_model, keep)
+    epochs = cfg.structured_finetune_epochs
     result = None
-    if cfg.structured_finetune_epochs > 0:
-        result = fit(
-            small, data, finetune_config(train_cfg, cfg, cfg.structured_finetune_epochs),
-            physics_cfg, device=device, desc=f"structured {widths}",
-        )
-    rel = (params["total"] - target) / target if target else math.inf
-    report = {
-        "hidden_dims": list(widths),
-        "params": params,
-        "target_params": target,
-        "relative_error": rel,
-        "within_tolerance": abs(rel) <= cfg.param_tolerance,
-        "importance": cfg.importance,
-        "val_metrics_before_finetune": before,
-        "val_metrics": evaluate_model(small, data, "val", device),
-        "best_epoch": result.best_epoch if result else None,
-        "epochs_run": len(result.history) if result else 0,
-        "seconds": time.perf_counter() - t0,
-    }
-    return small, report
+    if epochs > 0 and finetune is not None:
+        result = finetune(small, None, epochs, f"structured {widths}")
+    return StructuredPruning(small, tuple(widths), keep, target, epochs, result)

@@ -108,5 +108,11 @@ def begin_stage(notebook: str, results_dir, *, seed: int, device: str | None = N
 
 
 def lineage_summary(paths: ResultsPaths) -> dict:
-    """The whole record (for the manifest and reviewers); {} when nothing was recorded yet."""
+    """The whole record (for reviewers); {} when nothing was recorded yet."""
     return _read(paths)
+
+
+def recorded_hashes(paths: ResultsPaths) -> dict[str, str]:
+    """``{path relative to the results folder: sha256}`` of every file a finished notebook wrote,
+    as lineage recorded it (the archive takes its hashes from here instead of hashing again)."""
+    return {rel: sha for entry in _read(paths).values() for rel, sha in entry["outputs"].items()}

@@ -62,7 +62,7 @@ _TABLE = (
           DATA_PATHS, (*_ckpt(VARIANTS.dense), *_metric(METRICS.dense_training))),
     Stage("03", "03_train_spinn", "Train SPINN (pruning)", ("PruneConfig",),
           ("device", "target_sparsity", "n_stages", "finetune_epochs", "final_finetune_epochs",
-           "structured_finetune_epochs"),
+           "structured_finetune_epochs", "prune_method"),
           (*DATA_PATHS, *_ckpt(VARIANTS.dense)),
           (*_ckpt(VARIANTS.masked, VARIANTS.structured), *_metric(METRICS.pruning))),
     Stage("04", "04_save_artifacts", "Save artifacts", ("ArtifactsConfig",), ("drive_dir",),

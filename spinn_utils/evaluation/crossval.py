@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..compression.magnitude import iterative_magnitude_prune
+from ..compression.pruning_run import prune_unstructured
 from ..core.env import set_seed
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
@@ -97,7 +97,7 @@ def run_fold(fold: PreparedData, index: int, model_cfg: ModelConfig, train_cfg, 
     set_seed(seed + index)
     dense = DensePINN(model_cfg)
     result = fit(dense, fold, train_cfg, physics_cfg, device=device, desc=f"CV fold {index} dense")
-    spinn, _, prune_report = iterative_magnitude_prune(
+    spinn, _, prune_report = prune_unstructured(
         copy.deepcopy(dense), fold, prune_cfg, train_cfg, physics_cfg, device)
     return {
         "fold": index,

@@ -2,7 +2,7 @@
 
 The saved variants (dense, unstructured SPINN in dense storage with zeros, the same weights
 in sparse COO storage, structured SPINN, and structured SPINN as exported to ONNX) are
-reloaded from their files and predict the test experiments; predictions are mapped back to
+reloaded from their files (``compression.run_models``) and predict the test experiments; predictions are mapped back to
 physical units with the train-fitted scaler and scored with ``core.metrics.regression_report`` (R2, RMSE, MAE per
 output; ``mean_r2`` is the mean of the per-output R2, never a pooled R2). The COO model must
 reproduce the masked one (the original design's tolerance, 1e-4 in scaled outputs).
@@ -13,58 +13,21 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..compression.export import OnnxModule
-from ..compression.sparse import load_sparse_model
 from ..core.env import environment_info
-from ..core.errors import SpinnError
 from ..core.io import atomic_path, write_json
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
-from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, ORT_VARIANTS, VARIANTS
-from ..data.dataset import PreparedData, Scaler
+from ..core.registry import METRICS, ORT_VARIANTS, VARIANTS
+from ..data.dataset import PreparedData
 from ..data.schema import target_unit
-from ..model.checkpoints import load_dense_model
 from ..model.inference import predict
 from .crossval import CrossValConfig
 
-# The saved variants notebook 08 scores, in Table 1's order (CSR and 2:4 are not saved);
-# the deployable structured model is scored as exported, in ONNX Runtime.
+# The saved variants notebook 08 scores (``compression.run_models.load_run_models`` loads them),
+# in Table 1's order (CSR and 2:4 are not saved); the deployable structured model is scored as
+# exported, in ONNX Runtime.
 TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured,
                  VARIANTS.structured_ort)
-
-
-def load_test_models(paths: ResultsPaths) -> tuple[dict[str, nn.Module], dict[str, dict]]:
-    """The ``TEST_VARIANTS`` (eval mode, CPU) and each checkpoint's meta."""
-    models, metas = {}, {}
-    for name in TEST_VARIANTS:
-        if name in ORT_VARIANTS:
-            reference = ORT_VARIANTS[name]
-            path = paths.export(reference)
-            if not path.is_file():
-                raise SpinnError(f"{path} not found (run notebook 05.5, which exports it)")
-            metas[name] = metas[reference]
-            models[name] = OnnxModule(path, models[reference], Scaler.from_dict(metas[name]["scaler"])).eval()
-            continue
-        path = paths.stored_checkpoint(name)
-        model, ckpt = load_dense_model(path, name) if name in DENSE_STORAGE_VARIANTS else load_sparse_model(path, name)
-        models[name], metas[name] = model.eval(), ckpt.meta
-    return models, metas
-
-
-def check_scaler(meta: dict, data: PreparedData, name: str) -> None:
-    """A model trained with another scaler or feature order would score garbage: refuse it."""
-    saved = meta.get("scaler")
-    if not saved:
-        return  # older checkpoints carry no scaler; the data's own is the only choice
-    saved = Scaler.from_dict(saved)  # a malformed scaler is a SpinnError here
-    for key in ("feature_names", "target_names"):
-        if list(getattr(saved, key)) != list(getattr(data, key)):
-            raise SpinnError(f"{name}: checkpoint {key} {getattr(saved, key)} differ from the "
-                             f"prepared data's {getattr(data, key)}")
-    for key in ("x_mean", "x_std", "y_mean", "y_std"):
-        if not np.allclose(getattr(saved, key), getattr(data.scaler, key), rtol=1e-6, atol=1e-9):
-            raise SpinnError(f"{name}: checkpoint scaler {key} differs from the prepared data's; "
-                             "re-run notebooks 02-05.5 on this data")
 
 
 def evaluate_test(

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 
 from ..compression.magnitude import mask_digest, masks_from_zeros
+from ..compression.run_models import load_run_models
 from ..core.checks import check_row
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.io import read_json
 from ..core.paths import ResultsPaths
 from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANTS
-from ..model.checkpoints import load_dense_model
 from ..model.counting import count_parameters, mlp_parameters
 from ..model.inference import evaluate_model
 from ..model.mlp import ModelConfig
@@ -63,22 +63,21 @@ def _scaler_matches(meta_scaler: dict, data) -> bool:
     return all(np.allclose(meta_scaler[k], own[k], rtol=1e-9) for k in ("x_mean", "x_std", "y_mean", "y_std"))
 
 
-def _reload(name: str, path, kind: str, data, cfg: VerifyConfig, device) -> tuple[dict, tuple, list[dict]]:
-    """Reload one checkpoint: (its models entry, (model, checkpoint), its own checks)."""
-    model, ckpt = load_dense_model(path, kind)
+def _reload(name: str, model, meta: dict, path, data, cfg: VerifyConfig, device) -> tuple[dict, list[dict]]:
+    """Re-evaluate one reloaded checkpoint: (its models entry, its own checks)."""
     reloaded = evaluate_model(model, data, "val", device)
-    entry = {"path": str(path), "kind": ckpt.kind, "params": count_parameters(model),
+    entry = {"path": str(path), "kind": name, "params": count_parameters(model),
              "hidden_dims": list(model.cfg.hidden_dims), "val_metrics": reloaded}
-    saved = ckpt.meta.get("val_metrics")
+    saved = meta.get("val_metrics")
     if saved is None:
         checks = [check_row(f"{name}_val_metrics_reproduced", False, "no val_metrics in meta")]
     else:
         ok, worst = metrics_close(saved, reloaded, cfg.metric_rtol, cfg.metric_atol)
         checks = [check_row(f"{name}_val_metrics_reproduced", ok,
                             f"largest |reloaded - saved| over outputs and metrics = {worst:.3g}")]
-    checks.append(check_row(f"{name}_scaler_matches_data", _scaler_matches(ckpt.meta.get("scaler", {}), data),
+    checks.append(check_row(f"{name}_scaler_matches_data", _scaler_matches(meta.get("scaler", {}), data),
                             "checkpoint scaler vs data/scaler.json"))
-    return entry, (model, ckpt), checks
+    return entry, checks
 
 
 def _dense_checks(loaded: dict, models: dict) -> list[dict]:
@@ -106,13 +105,19 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
     """
     pruning_path = paths.metric(METRICS.pruning)
     pruning = read_json(pruning_path, "pruning.json") if pruning_path.is_file() else None
-    models, loaded, checks = {}, {}, []
+    models, checks = {}, []
+    present = []
     for name in DENSE_STORAGE_VARIANTS:
         path = paths.stored_checkpoint(name)
-        if not path.is_file():
+        if path.is_file():
+            present.append(name)
+        else:
             checks.append(check_row(f"{name}_present", False, f"{path} missing (run notebooks 02 and 03)"))
-            continue
-        models[name], loaded[name], own = _reload(name, path, name, data, cfg, device)
+    # Not data=: a checkpoint with another scaler is a failed check here, not a refusal.
+    run = load_run_models(paths, present, device)
+    loaded = {name: (run.models[name], run.metas[name]) for name in present}
+    for name in present:
+        models[name], own = _reload(name, *loaded[name], run.paths[name], data, cfg, device)
         checks += own
     if VARIANTS.dense in loaded:
         checks += _dense_checks(loaded, models)
@@ -125,7 +130,7 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
 
 
 def _pruned_checks(loaded: dict, models: dict, pruning: dict | None, cfg: VerifyConfig) -> list[dict]:
-    model, ckpt = loaded[VARIANTS.masked]
+    model, meta = loaded[VARIANTS.masked]
     params = models[VARIANTS.masked]["params"]
     recorded = (pruning or {}).get("unstructured", {})
     target = cfg.target_sparsity
@@ -138,7 +143,7 @@ def _pruned_checks(loaded: dict, models: dict, pruning: dict | None, cfg: Verify
                   f"sparsity {params['sparsity']:.4%} vs target {target:.4%}: {gap_pp:.3f} pp "
                   f"(tolerance {cfg.sparsity_tolerance_pp} pp)")]
     digest = mask_digest(masks_from_zeros(model))
-    saved = ckpt.meta.get("mask_sha256")
+    saved = meta.get("mask_sha256")
     out.append(check_row("pruned_zeros_still_zero", saved is not None and digest == saved
                       and digest == recorded.get("mask_sha256", digest),
                       f"zero-pattern sha256 {digest[:12]}... vs saved {str(saved)[:12]}..."))
@@ -153,9 +158,9 @@ def _pruned_checks(loaded: dict, models: dict, pruning: dict | None, cfg: Verify
 
 
 def _structured_checks(loaded: dict, models: dict, pruning: dict | None, cfg: VerifyConfig) -> list[dict]:
-    model, ckpt = loaded[VARIANTS.structured]
+    model, meta = loaded[VARIANTS.structured]
     total = models[VARIANTS.structured]["params"]["total"]
-    target = ckpt.meta.get("target_params") or (pruning or {}).get("structured", {}).get("target_params")
+    target = meta.get("target_params") or (pruning or {}).get("structured", {}).get("target_params")
     if not target:
         return [check_row("structured_params_on_target", False, "no target_params in meta or pruning.json")]
     rel = (total - target) / target

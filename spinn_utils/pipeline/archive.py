@@ -2,11 +2,15 @@
 
 In Colab with a Google Drive folder given, the files are copied into a timestamped folder
 there (a Colab VM's disk vanishes with the session); anywhere else they go into a
-timestamped zip under ``results/archive/``. Either way ``metrics/artifacts.json`` lists
-every file with its size and sha256, so a later reader can tell the copy is complete and
-unchanged. Nothing is ever pushed to git. Both destinations are written atomically: the zip
-is built under a temporary name and renamed; the Drive folder is filled under a temporary
-name and renamed.
+timestamped zip under ``results/archive/``. The sha256 of each file is taken from
+``lineage.json`` (the notebook that wrote it recorded it), not computed again: only files a
+finished notebook recorded are persisted, and the copy is re-read and checked against those
+hashes, so a file changed since its notebook ran fails the check. ``artifacts_manifest.json``
+inside the copy lists every file with its size and sha256, so the copy can be checked on its
+own; ``metrics/artifacts.json`` says where the copy went, what it holds (and what it left out,
+and why) and the zip's own sha256. Nothing is ever pushed to git. Both destinations are written
+atomically: the zip is built under a temporary name and renamed; the Drive folder is filled
+under a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from pathlib import Path
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, write_json
+from ..core.lineage import LINEAGE, recorded_hashes
 from ..core.paths import ResultsPaths
 from ..core.registry import ARCHIVE_DIR, METRICS
 
@@ -82,12 +87,11 @@ def collect_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig) -> list[Path]:
     return sorted({p.relative_to(paths.root) for p in found if not p.name.startswith(".")})
 
 
-def file_manifest(root: Path, files: list[Path]) -> list[dict]:
-    """``[{"path", "bytes", "sha256"}]`` for files relative to ``root``."""
-    return [
-        {"path": f.as_posix(), "bytes": (root / f).stat().st_size, "sha256": file_sha256(root / f)}
-        for f in files
-    ]
+def file_manifest(root: Path, files: list[Path], hashes: dict[str, str]) -> list[dict]:
+    """``[{"path", "bytes", "sha256"}]`` for files relative to ``root``; the sha256 from
+    ``hashes`` (``lineage.recorded_hashes``), which must hold every file."""
+    return [{"path": f.as_posix(), "bytes": (root / f).stat().st_size, "sha256": hashes[f.as_posix()]}
+            for f in files]
 
 
 def write_archive(root: Path, manifest: list[dict], dest: Path) -> Path:
@@ -155,13 +159,19 @@ def save_artifacts(
         now: timestamp override (tests); None = current UTC time.
 
     Returns:
-        The artifacts.json content: ``{"mode": "drive"|"archive", "destination", "files":
-        [{"path","bytes","sha256"}], "n_files", "total_bytes", "verified", "problems",
-        "created_utc", "note", "environment"}``.
+        The artifacts.json content: ``{"mode": "drive"|"archive", "destination",
+        "archive_sha256" (the zip's; None for a Drive folder), "files": [{"path", "bytes"}],
+        "sha256_from" ("lineage.json": where each file's hash is), "not_archived": [{"path", "reason"}], "n_files",
+        "total_bytes", "verified", "problems", "created_utc", "note", "environment"}``.
     """
     in_colab = running_in_colab() if in_colab is None else in_colab
-    files = collect_artifacts(paths, cfg)
-    manifest = file_manifest(paths.root, files)
+    files, hashes = collect_artifacts(paths, cfg), recorded_hashes(paths)
+    left_out = [{"path": f.as_posix(), "reason": f"not recorded in {LINEAGE} (no finished notebook wrote it)"}
+                for f in files if f.as_posix() not in hashes]
+    manifest = file_manifest(paths.root, [f for f in files if f.as_posix() in hashes], hashes)
+    if not manifest:
+        raise SpinnError(f"none of the {len(files)} files under {paths.root} is recorded in {LINEAGE}; "
+                         "run notebooks 01-03 first (each records what it wrote)")
     stamp = utc_stamp(now)
     note = ""
     if cfg.drive_dir and in_colab:
@@ -179,7 +189,10 @@ def save_artifacts(
     summary = {
         "mode": mode,
         "destination": str(destination),
-        "files": manifest,
+        "archive_sha256": file_sha256(destination) if destination.is_file() else None,
+        "files": [{"path": r["path"], "bytes": r["bytes"]} for r in manifest],
+        "sha256_from": LINEAGE,  # each file's hash, as its notebook recorded it (also in MANIFEST_NAME)
+        "not_archived": left_out,
         "n_files": len(manifest),
         "total_bytes": sum(r["bytes"] for r in manifest),
         "verified": not problems,

@@ -1,7 +1,8 @@
 """Run notebooks in order with papermill and keep ``manifest.json`` true at every step.
 
-The manifest records versions, hardware, seed, git commit, parameters and seconds per
-notebook, and is rewritten after every notebook, so a failed or interrupted run still says
+The manifest says what ran: versions, hardware, seed, git commit, parameters, status and
+seconds per notebook (what each file was made from, with hashes, is ``lineage.json``'s to
+say; the manifest names it). It is rewritten after every notebook, so a failed or interrupted run still says
 what ran and how it ended ("ok", "failed" or "aborted"). The run stops at the first failing
 notebook and names the failing cell and its error.
 """
@@ -24,7 +25,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from ..core.env import environment_info, package_versions, resolve_device
 from ..core.io import write_json
-from ..core.lineage import lineage_summary
+from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..data.schema import read_data_config
 from . import staging
@@ -33,7 +34,6 @@ from .notebooks import (
     REPO_ROOT,
     UsageError,
     discover,
-    notebook_id,
     notebook_key,
     select,
 )
@@ -131,6 +131,7 @@ def new_manifest(args) -> dict:
         "environment": environment_info(resolve_device(args.device)),
         "notebooks": [],
         "status": "running",
+        "lineage": LINEAGE,  # what each notebook read and wrote, with sha256: kept there, not here
     }
 
 
@@ -222,8 +223,7 @@ def _run_plan(plan: RunPlan, args) -> int:
             if isinstance(err, NoSuchKernel):
                 raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
             raise
-        entry.update(status=status, seconds=round(time.perf_counter() - start, 2),
-                     lineage=lineage_summary(paths).get(notebook_id(nb)))
+        entry.update(status=status, seconds=round(time.perf_counter() - start, 2))
         if status != "ok":
             entry["error"] = error
             _finish(manifest, "failed", total_start, failed=nb.name)

@@ -1,0 +1,112 @@
+"""The one loader of a run's saved models: verification, benchmarks and evaluation call it.
+
+``load_run_models(paths, variants, device)`` reads each named variant from its file
+(``checkpoints/<variant>.pt``, or ``export/<source>.onnx`` for an ``ORT_VARIANTS`` entry) and returns the eval-mode
+models with their checkpoint metadata, keyed by variant name. It refuses what today's callers
+refuse: a missing file, a checkpoint of another kind, a
+sparse checkpoint holding another format than its name says and, when ``data`` is given, a
+checkpoint trained with another scaler or column order than the prepared data.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.errors import SpinnError
+from ..core.paths import ResultsPaths
+from ..core.registry import DENSE_STORAGE_VARIANTS, ORT_VARIANTS, SAVED_VARIANTS, VARIANTS
+from ..data.dataset import PreparedData, Scaler
+from ..model.checkpoints import load_dense_model
+from .export import OnnxModule
+from .sparse import load_sparse_model
+
+
+@dataclass
+class RunModels:
+    """Models of one run keyed by variant name, each with its checkpoint meta and file."""
+
+    models: dict[str, nn.Module] = field(default_factory=dict)
+    metas: dict[str, dict] = field(default_factory=dict)  # an ONNX export shares its source's meta
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def check_scaler(meta: dict, data: PreparedData, name: str) -> None:
+    """A model trained with another scaler or feature order would score garbage: refuse it."""
+    saved = meta.get("scaler")
+    if not saved:
+        return  # older checkpoints carry no scaler; the data's own is the only choice
+    saved = Scaler.from_dict(saved)  # a malformed scaler is a SpinnError here
+    for key in ("feature_names", "target_names"):
+        if list(getattr(saved, key)) != list(getattr(data, key)):
+            raise SpinnError(f"{name}: checkpoint {key} {getattr(saved, key)} differ from the "
+                             f"prepared data's {getattr(data, key)}")
+    for key in ("x_mean", "x_std", "y_mean", "y_std"):
+        if not np.allclose(getattr(saved, key), getattr(data.scaler, key), rtol=1e-6, atol=1e-9):
+            raise SpinnError(f"{name}: checkpoint scaler {key} differs from the prepared data's; "
+                             "re-run notebooks 02-05.5 on this data")
+
+
+def _load_checkpoint_variant(paths: ResultsPaths, name: str) -> tuple[nn.Module, dict, Path]:
+    path = paths.stored_checkpoint(name)
+    if name in DENSE_STORAGE_VARIANTS:
+        model, ckpt = load_dense_model(path, name)
+    else:  # the kind is the variant: a CSR file where spinn_coo belongs is refused
+        model, ckpt = load_sparse_model(path, name)
+    return model, ckpt.meta, path
+
+
+def load_export(paths: ResultsPaths, name: str, source: nn.Module, meta: dict) -> OnnxModule:
+    """The ONNX Runtime variant ``name`` (CPU provider), scored and timed like ``source``, the
+    PyTorch model it was exported from (``meta``: that model's checkpoint meta)."""
+    path = paths.export(ORT_VARIANTS[name])
+    if not path.is_file():
+        raise SpinnError(f"{path} not found (run notebook 05.5, which exports it)")
+    if not meta.get("scaler"):
+        raise SpinnError(f"{name}: the checkpoint it was exported from carries no scaler")
+    return OnnxModule(path, source, Scaler.from_dict(meta["scaler"])).eval()
+
+
+def load_run_models(
+    paths: ResultsPaths, variants: Iterable[str], device: str | torch.device = "cpu", *,
+    data: PreparedData | None = None,
+) -> RunModels:
+    """Load the named variants of the run in ``paths``, in eval mode on ``device``.
+
+    Args:
+        paths: the run's results folder.
+        variants: names from ``SAVED_VARIANTS`` (or ``spinn_csr``) or ``ORT_VARIANTS``
+            (ONNX exports; their PyTorch source is loaded too, and returned only if named).
+        device: where the PyTorch models go (ONNX Runtime runs on the CPU provider).
+        data: the prepared data; when given, every checkpoint's scaler must be its scaler.
+
+    Returns:
+        ``RunModels`` with ``models``, ``metas`` and ``paths`` keyed by variant, in the order
+        asked for.
+    """
+    variants = list(variants)
+    loadable = (*SAVED_VARIANTS, VARIANTS.csr, *ORT_VARIANTS)
+    unknown = [v for v in variants if v not in loadable]
+    if unknown:
+        raise SpinnError(f"no saved model for variant(s) {unknown}; known: {list(loadable)}")
+    device = torch.device(device)
+    sources = [ORT_VARIANTS[v] for v in variants if v in ORT_VARIANTS]
+    loaded = RunModels()
+    for name in dict.fromkeys([*sources, *variants]):
+        if name in ORT_VARIANTS:
+            reference = ORT_VARIANTS[name]
+            meta = loaded.metas[reference]
+            model = load_export(paths, name, loaded.models[reference], meta)
+            path = paths.export(ORT_VARIANTS[name])
+        else:
+            model, meta, path = _load_checkpoint_variant(paths, name)
+            if data is not None:
+                check_scaler(meta, data, name)
+            model = model.to(device).eval()
+        loaded.models[name], loaded.metas[name], loaded.paths[name] = model, meta, path
+    return RunModels(**{key: {v: getattr(loaded, key)[v] for v in variants}
+                        for key in ("models", "metas", "paths")})
