@@ -235,3 +235,22 @@ def test_three_entry_points_run_the_same_driver(command):
 def test_run_all_py_is_a_thin_wrapper():
     lines = [line for line in (ROOT / "run_all.py").read_text().splitlines() if line.strip()]
     assert len(lines) <= 15 and "spinn_utils.pipeline" in "\n".join(lines)
+
+
+def test_kernel_stderr_goes_to_the_log_through_public_api_only(tmp_path):
+    """Kernel log lines are kept out of a run's output by start_kernel(stderr=...), not by
+    overriding a private jupyter_client method that a release may rename."""
+    import nbformat
+    import papermill
+
+    from spinn_utils.pipeline.runner import kernel_manager_class
+
+    manager = kernel_manager_class(tmp_path / "kernels.log")
+    own = {name for name, value in vars(manager).items() if callable(value) and not name.startswith("__")}
+    assert own == {"start_kernel"}, own  # traitlets' bookkeeping attributes are not methods
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import sys; print('kernel noise', file=sys.__stderr__)")]
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    papermill.execute_notebook(str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), kernel_name="python3",
+                               progress_bar=False, kernel_manager_class=manager)
+    assert "kernel noise" in (tmp_path / "kernels.log").read_text()

@@ -69,7 +69,11 @@ def kernel_manager_class(log_path: Path | None = None):
     """Local kernels over Unix sockets where available (no TCP ports, no plain-text warning),
     their stderr appended to ``log_path``: kernel log lines (``[IPKernelApp] ERROR |
     KeyboardInterrupt caught in kernel`` at shutdown) stay out of a green run's output.
-    Cell errors do not need it: they arrive as messages."""
+    Cell errors do not need it: they arrive as messages.
+
+    Only public API: ``transport`` and ``ip`` are the manager's configurable traits, and
+    ``start_kernel(**kw)`` passes ``kw`` on to the kernel's ``Popen`` (jupyter_client's
+    documented route for launch options such as ``stderr``), as nbclient calls it."""
     class SpinnKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
@@ -78,11 +82,11 @@ def kernel_manager_class(log_path: Path | None = None):
                 # The socket files live in the temp dir, not in the repository (papermill's cwd).
                 self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
 
-        async def _async_launch_kernel(self, kernel_cmd, **kw):
+        async def start_kernel(self, **kw):
             if log_path is None:
-                return await super()._async_launch_kernel(kernel_cmd, **kw)
+                return await super().start_kernel(**kw)
             with open(log_path, "ab") as log:  # the kernel process keeps its own copy of the handle
-                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
+                return await super().start_kernel(**{**kw, "stderr": log})
 
     return SpinnKernelManager
 
