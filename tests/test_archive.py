@@ -1,6 +1,7 @@
 """Artifacts (notebook 04): what is collected, the zip / Drive copy, hashes, atomicity."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zipfile
@@ -11,6 +12,7 @@ import pytest
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import METRICS, VARIANTS
+from spinn_utils.core.results_files import read_result
 from spinn_utils.pipeline.archive import (
     MANIFEST_NAME,
     ArtifactsConfig,
@@ -48,17 +50,16 @@ def test_collects_checkpoints_metrics_and_data_json_only(run):
 def test_local_archive_holds_every_file_with_its_hash(run):
     summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
     zip_path = run.root / "archive" / "spinn_20250102T030405Z.zip"
-    assert summary["mode"] == "archive" and summary["destination"] == str(zip_path)
-    assert summary["verified"] and summary["problems"] == []
+    assert summary.mode == "archive" and summary.destination == str(zip_path)
+    assert summary.verified and summary.problems == []
     with zipfile.ZipFile(zip_path) as zf:
-        assert set(zf.namelist()) == {r["path"] for r in summary["files"]} | {MANIFEST_NAME}
-        for row in summary["files"]:
-            data = zf.read(row["path"])
-            assert hashlib.sha256(data).hexdigest() == row["sha256"]
-            assert len(data) == row["bytes"] == (run.root / row["path"]).stat().st_size
-        assert json.loads(zf.read(MANIFEST_NAME)) == summary["files"]
-    written = json.loads(run.metric(METRICS.artifacts).read_text())
-    assert written["files"] == summary["files"] and "environment" in written
+        assert set(zf.namelist()) == {r.path for r in summary.files} | {MANIFEST_NAME}
+        for row in summary.files:
+            data = zf.read(row.path)
+            assert hashlib.sha256(data).hexdigest() == row.sha256
+            assert len(data) == row.bytes == (run.root / row.path).stat().st_size
+        assert json.loads(zf.read(MANIFEST_NAME)) == [dataclasses.asdict(r) for r in summary.files]
+    assert read_result(run, METRICS.artifacts) == summary  # written through its schema
     assert not [p for p in zip_path.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
@@ -66,17 +67,17 @@ def test_drive_copy_in_colab(run, tmp_path):
     drive = tmp_path / "drive" / "spinn"
     summary = save_artifacts(run, ArtifactsConfig(drive_dir=str(drive)), in_colab=True, now=NOW)
     dest = drive / "spinn_20250102T030405Z"
-    assert summary["mode"] == "drive" and summary["destination"] == str(dest)
-    for row in summary["files"]:
-        assert (dest / row["path"]).read_bytes() == (run.root / row["path"]).read_bytes()
-    assert summary["verified"]
+    assert summary.mode == "drive" and summary.destination == str(dest)
+    for row in summary.files:
+        assert (dest / row.path).read_bytes() == (run.root / row.path).read_bytes()
+    assert summary.verified
     with pytest.raises(SpinnError, match="already exists"):
-        copy_tree(run.root, summary["files"], dest)
+        copy_tree(run.root, [dataclasses.asdict(r) for r in summary.files], dest)
 
 
 def test_drive_dir_outside_colab_archives_locally_and_says_so(run, tmp_path):
     summary = save_artifacts(run, ArtifactsConfig(drive_dir=str(tmp_path / "d")), in_colab=False, now=NOW)
-    assert summary["mode"] == "archive" and "only in Colab" in summary["note"]
+    assert summary.mode == "archive" and "only in Colab" in summary.note
     assert not (tmp_path / "d").exists()
 
 

@@ -25,6 +25,8 @@ from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, write_json
 from ..core.paths import ResultsPaths
 from ..core.registry import ARCHIVE_DIR, METRICS
+from ..core.results_files import write_metric
+from ..core.results_schema import ArchivedFile, Artifacts
 
 MANIFEST_NAME = "artifacts_manifest.json"  # stored inside the zip / copied folder as well
 
@@ -145,7 +147,7 @@ def verify_copy(destination: str | os.PathLike, manifest: list[dict]) -> list[st
 def save_artifacts(
     paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool | None = None,
     now: datetime | None = None,
-) -> dict:
+) -> Artifacts:
     """Persist the run's artifacts and write ``metrics/artifacts.json``.
 
     Args:
@@ -155,9 +157,7 @@ def save_artifacts(
         now: timestamp override (tests); None = current UTC time.
 
     Returns:
-        The artifacts.json content: ``{"mode": "drive"|"archive", "destination", "files":
-        [{"path","bytes","sha256"}], "n_files", "total_bytes", "verified", "problems",
-        "created_utc", "note", "environment"}``.
+        The artifacts.json record (``core.results_schema.Artifacts``).
     """
     in_colab = running_in_colab() if in_colab is None else in_colab
     files = collect_artifacts(paths, cfg)
@@ -176,17 +176,17 @@ def save_artifacts(
         dest = paths.root / cfg.archive_subdir / f"spinn_{stamp}.zip"
         mode, destination = "archive", write_archive(paths.root, manifest, dest)
     problems = verify_copy(destination, manifest)
-    summary = {
-        "mode": mode,
-        "destination": str(destination),
-        "files": manifest,
-        "n_files": len(manifest),
-        "total_bytes": sum(r["bytes"] for r in manifest),
-        "verified": not problems,
-        "problems": problems,
-        "created_utc": stamp,
-        "note": note,
-        "environment": environment_info("cpu"),
-    }
-    write_json(paths.metric(METRICS.artifacts), summary)
+    summary = Artifacts(
+        mode=mode,
+        destination=str(destination),
+        files=[ArchivedFile(**r) for r in manifest],
+        n_files=len(manifest),
+        total_bytes=sum(r["bytes"] for r in manifest),
+        verified=not problems,
+        problems=problems,
+        created_utc=stamp,
+        note=note,
+        environment=environment_info("cpu"),
+    )
+    write_metric(paths, METRICS.artifacts, summary)
     return summary
