@@ -1,6 +1,7 @@
 """Artifacts (notebook 04): what is collected, the zip / Drive copy, hashes, atomicity."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zipfile
@@ -13,6 +14,7 @@ from spinn_utils.core.io import file_sha256, write_json
 from spinn_utils.core.lineage import LINEAGE, recorded_hashes
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import METRICS, VARIANTS
+from spinn_utils.core.results_files import read_result
 from spinn_utils.pipeline.archive import (
     MANIFEST_NAME,
     ArtifactsConfig,
@@ -58,21 +60,20 @@ def test_collects_checkpoints_metrics_and_data_json_only(run):
 def test_local_archive_holds_every_file_with_its_hash(run):
     summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
     zip_path = run.root / "archive" / "spinn_20250102T030405Z.zip"
-    assert summary["mode"] == "archive" and summary["destination"] == str(zip_path)
-    assert summary["verified"] and summary["problems"] == []
+    assert summary.mode == "archive" and summary.destination == str(zip_path)
+    assert summary.verified and summary.problems == []
     with zipfile.ZipFile(zip_path) as zf:
-        assert set(zf.namelist()) == {r["path"] for r in summary["files"]} | {MANIFEST_NAME}
-        for row in summary["files"]:
-            data = zf.read(row["path"])
-            assert hashlib.sha256(data).hexdigest() == recorded_hashes(run)[row["path"]]
-            assert "sha256" not in row  # lineage.json holds it; artifacts.json does not repeat it
-            assert len(data) == row["bytes"] == (run.root / row["path"]).stat().st_size
+        assert set(zf.namelist()) == {r.path for r in summary.files} | {MANIFEST_NAME}
+        for row in summary.files:
+            data = zf.read(row.path)
+            assert hashlib.sha256(data).hexdigest() == recorded_hashes(run)[row.path]
+            assert not hasattr(row, "sha256")  # lineage.json holds it; artifacts.json does not repeat it
+            assert len(data) == row.bytes == (run.root / row.path).stat().st_size
         assert json.loads(zf.read(MANIFEST_NAME)) == [
-            {**r, "sha256": recorded_hashes(run)[r["path"]]} for r in summary["files"]]
-    written = json.loads(run.metric(METRICS.artifacts).read_text())
-    assert written["files"] == summary["files"] and "environment" in written
-    assert written["archive_sha256"] == hashlib.sha256(zip_path.read_bytes()).hexdigest()
-    assert written["sha256_from"] == LINEAGE and written["not_archived"] == []
+            {**dataclasses.asdict(r), "sha256": recorded_hashes(run)[r.path]} for r in summary.files]
+    assert read_result(run, METRICS.artifacts) == summary  # written through its schema
+    assert summary.archive_sha256 == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert summary.sha256_from == LINEAGE and summary.not_archived == []
     assert not [p for p in zip_path.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
@@ -80,18 +81,18 @@ def test_drive_copy_in_colab(run, tmp_path):
     drive = tmp_path / "drive" / "spinn"
     summary = save_artifacts(run, ArtifactsConfig(drive_dir=str(drive)), in_colab=True, now=NOW)
     dest = drive / "spinn_20250102T030405Z"
-    assert summary["mode"] == "drive" and summary["destination"] == str(dest)
-    for row in summary["files"]:
-        assert (dest / row["path"]).read_bytes() == (run.root / row["path"]).read_bytes()
-    assert summary["verified"]
+    assert summary.mode == "drive" and summary.destination == str(dest)
+    for row in summary.files:
+        assert (dest / row.path).read_bytes() == (run.root / row.path).read_bytes()
+    assert summary.verified
     with pytest.raises(SpinnError, match="already exists"):
-        copy_tree(run.root, summary["files"], dest)
-    assert summary["archive_sha256"] is None
+        copy_tree(run.root, [dataclasses.asdict(r) for r in summary.files], dest)
+    assert summary.archive_sha256 is None
 
 
 def test_drive_dir_outside_colab_archives_locally_and_says_so(run, tmp_path):
     summary = save_artifacts(run, ArtifactsConfig(drive_dir=str(tmp_path / "d")), in_colab=False, now=NOW)
-    assert summary["mode"] == "archive" and "only in Colab" in summary["note"]
+    assert summary.mode == "archive" and "only in Colab" in summary.note
     assert not (tmp_path / "d").exists()
 
 
@@ -113,16 +114,16 @@ def test_nothing_to_save_is_a_clear_error(tmp_path):
 def test_hashes_come_from_lineage_and_unrecorded_files_are_left_out(run):
     (run.checkpoints / f"{VARIANTS.csr}.pt").write_bytes(b"from the CLI, outside any notebook")
     summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
-    assert summary["not_archived"] == [{"path": f"checkpoints/{VARIANTS.csr}.pt",
-                                        "reason": "not recorded in lineage.json (no finished notebook wrote it)"}]
-    assert f"checkpoints/{VARIANTS.csr}.pt" not in {r["path"] for r in summary["files"]}
+    assert [dataclasses.asdict(r) for r in summary.not_archived] == [
+        {"path": f"checkpoints/{VARIANTS.csr}.pt", "reason": "not recorded in lineage.json (no finished notebook wrote it)"}]
+    assert f"checkpoints/{VARIANTS.csr}.pt" not in {r.path for r in summary.files}
 
 
 def test_a_file_changed_since_its_notebook_recorded_it_fails_verification(run):
     run.metric(METRICS.pruning).write_text('{"config": {"altered": true}}\n')
     summary = save_artifacts(run, ArtifactsConfig(), in_colab=False, now=NOW)
-    assert not summary["verified"]
-    assert summary["problems"] == ["metrics/pruning.json: sha256 differs in spinn_20250102T030405Z.zip"]
+    assert not summary.verified
+    assert summary.problems == ["metrics/pruning.json: sha256 differs in spinn_20250102T030405Z.zip"]
 
 
 def test_no_lineage_record_is_a_clear_error(run):

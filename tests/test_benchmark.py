@@ -32,9 +32,9 @@ from spinn_utils.benchmark.timing import (
 from spinn_utils.benchmark.variants import Variant, check_outputs, describe_variant, load_variants
 from spinn_utils.compression.sparse import SparsePINN, convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.io import to_jsonable
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
+from spinn_utils.core.typed_json import encode
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.counting import linear_layers
 from spinn_utils.model.mlp import DensePINN, ModelConfig
@@ -336,26 +336,23 @@ def test_run_benchmark_sweeps_threads_restores_them_and_writes_the_contract():
         result = run_benchmark(variants, fast_cfg(threads=[1, 2], cpu_batch_sizes=[1, 4]), "cpu")
         assert torch.get_num_threads() == 3
     assert spy.seen == {1, 2, 3}  # 3 while checking outputs, then the sweep's 1 and 2
-    assert not result["skipped"] and result["timer"] == "time.perf_counter_ns"
-    assert result["skipped_variants"] == {
+    assert not result.skipped and result.timer == "time.perf_counter_ns"  # a Benchmark record: typed
+    assert result.skipped_variants == {
         VARIANTS.semi24: "needs CUDA",
         "spinn_unsupported": "forward raised: no kernel for this layout on this device",
     }
-    assert result["failures"] == []
+    assert result.failures == []
     timed = ["dense", VARIANTS.masked, VARIANTS.coo, VARIANTS.structured]
-    assert list(result["variants"]) == timed
-    for entry in result["variants"].values():
-        assert {"format", "storage_bytes", "flops", "params", "reference", "outputs_match", "max_abs_diff"} <= set(entry)
-    assert len(result["results"]) == 2 * 2 * len(timed)
-    keys = {"threads", "batch_size", "variant", "median_ms", "iqr_ms", "mean_ms", "std_ms", "repeats", "speedup_vs_dense"}
-    assert all(keys <= set(r) for r in result["results"])
-    assert all(r["speedup_vs_dense"] == 1.0 for r in result["results"] if r["variant"] == "dense")
-    assert all(r["repeats"] >= 2 for r in result["results"])
-    assert {(f["threads"], f["batch_size"]) for f in result["fastest"]} == {(1, 1), (1, 4), (2, 1), (2, 4)}
-    assert all(f["variant"] != "dense" for f in result["fastest"])
-    assert result["environment"]["device"] == "cpu"
-    assert set(result["load_average_1min"]) == {"before", "after"}
-    json.dumps(to_jsonable(result), allow_nan=False)
+    assert list(result.variants) == timed
+    assert all(v.storage_bytes > 0 and v.outputs_match for v in result.variants.values())
+    assert len(result.results) == 2 * 2 * len(timed)
+    assert all(r.speedup_vs_dense == 1.0 for r in result.results if r.variant == "dense")
+    assert all(r.repeats >= 2 for r in result.results)
+    assert {(f.threads, f.batch_size) for f in result.fastest} == {(1, 1), (1, 4), (2, 1), (2, 4)}
+    assert all(f.variant != "dense" for f in result.fastest)
+    assert result.environment["device"] == "cpu"  # free-form block
+    assert result.load_average_1min.before is None or result.load_average_1min.before >= 0
+    json.dumps(encode(result), allow_nan=False)
     assert list(results_table(result).columns) == timed
 
 
@@ -364,9 +361,9 @@ def test_skipped_gpu_result_has_the_contract_shape():
     assert isinstance(reason, str) and reason
     assert (cuda_skip_reason("auto") is None) == torch.cuda.is_available()
     result = skipped_result(reason, "cpu")
-    assert result["skipped"] is True and result["reason"] == reason
-    assert {"torch_version", "cpu_model", "device"} <= set(result["environment"])
-    json.dumps(to_jsonable(result), allow_nan=False)
+    assert result.skipped is True and result.reason == reason
+    assert {"torch_version", "cpu_model", "device"} <= set(result.environment)
+    json.dumps(encode(result), allow_nan=False)
     for table in (results_table, variants_table, fastest_table):
         assert reason in table(result).to_string()
 

@@ -1,16 +1,16 @@
 """Data loading (synthetic, mill.mat, CSV), validation errors, splits, scaler, save/load, folds."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
 
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.io import write_json
 from spinn_utils.core.overrides import build_config, with_overrides
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import METRICS
+from spinn_utils.core.results_files import read_result, write_result
 from spinn_utils.data.dataset import load_prepared, save_prepared, split_table
 from spinn_utils.data.milling import cutting_power_kw, thermal_history
 from spinn_utils.data.nasa import NASA_COOLING_MIN
@@ -183,7 +183,7 @@ def test_mill_mat_prepare_records_derived_thermal(tmp_path):
                      fail_on_leakage=False)
     data = prepare(cfg)
     assert data.meta["source"] == "nasa_mat" and data.meta["thermal_source"].startswith("derived")
-    assert data_summary(data, data.meta["leakage"])["thermal_source"].startswith("derived")
+    assert data_summary(data, data.meta["leakage"]).thermal_source.startswith("derived")
 
 
 @pytest.mark.parametrize("case, match", [
@@ -227,17 +227,16 @@ def test_load_prepared_errors(smoke, tmp_path):
 
 
 def test_data_summary_contract(smoke, tmp_path):
-    summary = data_summary(smoke, smoke.meta["leakage"])
-    for key in ("source", "n_rows", "n_experiments", "feature_names", "target_names", "splits",
-                "leakage", "environment"):
-        assert key in summary
-    assert summary["n_experiments"] == 16
-    assert sum(v["rows"] for v in summary["splits"].values()) == summary["n_rows"]
-    assert summary["splits"]["test"]["experiments"] == sorted(smoke.frames["test"]["experiment"].unique())
-    assert set(summary["leakage"]) == {"passed", "problems", "checks"}
-    json.loads(write_json(tmp_path / "s.json", summary).read_text())  # plain JSON
+    summary = data_summary(smoke, smoke.meta["leakage"])  # a DataSummary record: every key typed
+    assert summary.n_experiments == 16
+    assert sum(v.rows for v in summary.splits.values()) == summary.n_rows
+    assert summary.splits["test"].experiments == sorted(smoke.frames["test"]["experiment"].unique())
+    assert summary.leakage.passed and summary.environment
+    paths = ResultsPaths.at(tmp_path).ensure()
+    write_result(paths.metric(METRICS.data_summary), summary)
+    assert read_result(paths, METRICS.data_summary) == summary  # plain JSON that reads back
     table = split_table(smoke)
-    assert list(table["split"]) == list(SPLITS) and table["rows"].sum() == summary["n_rows"]
+    assert list(table["split"]) == list(SPLITS) and table["rows"].sum() == summary.n_rows
 
 
 def test_cv_folds_hold_out_every_experiment_once(smoke):

@@ -1,7 +1,6 @@
 """Cell 8 on tiny hand-made data: test-set scoring, sparse == masked, one CV result per fold."""
 import copy
 import dataclasses
-import json
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,9 @@ from spinn_utils.compression.run_models import check_scaler
 from spinn_utils.compression.sparse import convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import VARIANTS
+from spinn_utils.core.registry import METRICS, VARIANTS
+from spinn_utils.core.results_files import read_result
+from spinn_utils.core.results_schema import Skipped
 from spinn_utils.data.schema import TARGETS
 from spinn_utils.evaluation.crossval import CrossValConfig, cross_validate, cv_table, fold_stats
 from spinn_utils.evaluation.holdout import (
@@ -105,10 +106,12 @@ def test_write_results(tmp_path, make_data):
     data, cfg = make_data(rows=8), CrossValConfig.smoke_test()
     test = evaluate_test(tiny_variants(), data, "cpu", cfg)
     paths = ResultsPaths.at(tmp_path).ensure()
-    json_path, csv_path = write_results(paths, test, {"skipped": True}, cfg, data, "cpu")
-    saved = json.loads(json_path.read_text())
-    assert {"models", "sparse_vs_masked", "cross_validation", "environment"} <= set(saved)
-    assert saved["models"]["dense"]["mean_r2"] == pytest.approx(test["models"]["dense"]["mean_r2"])
+    skipped = {"skipped": True, "reason": "run_cv=False"}
+    json_path, csv_path = write_results(paths, test, skipped, cfg, data, "cpu")
+    saved = read_result(paths, METRICS.test_evaluation)  # read back through its schema
+    assert saved.cross_validation == Skipped(**skipped) and saved.seed_runs == Skipped(**skipped)
+    assert saved.baselines == Skipped(skipped=True, reason="run_baselines=False")
+    assert saved.models["dense"].mean_r2 == pytest.approx(test["models"]["dense"]["mean_r2"])
     assert len(pd.read_csv(csv_path)) == len(test["predictions"])
 
 

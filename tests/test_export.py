@@ -118,14 +118,14 @@ def test_benchmark_times_the_exports_against_their_pytorch_models(run):
     assert ort.skip_reason is None and ort.reference == VARIANTS.structured and ort.format == "onnx"
     assert isinstance(ort.input_for(torch.zeros(3, 18)), np.ndarray)  # raw features, made before timing
     result = run_benchmark(list(variants.values()), BenchConfig.smoke_test(), "cpu")
-    info = result["variants"]
+    info = result.variants
     for name in (VARIANTS.dense_ort, VARIANTS.structured_ort):
-        assert info[name]["outputs_match"], info[name]
-        assert info[name]["notes"]["onnx_bytes"] > 0
-    assert info[VARIANTS.structured_ort]["params"] == info[VARIANTS.structured]["params"]
-    timed = {r["variant"] for r in result["results"]}
+        assert info[name].outputs_match, info[name]
+        assert info[name].notes["onnx_bytes"] > 0
+    assert info[VARIANTS.structured_ort].params == info[VARIANTS.structured].params
+    timed = {r.variant for r in result.results}
     assert {VARIANTS.dense_ort, VARIANTS.structured_ort} <= timed
-    assert not result["failures"]
+    assert not result.failures
     on_gpu = _ort_variant(VARIANTS.structured_ort, paths, torch.device("cuda"), None)
     assert on_gpu.module is None and "CPU provider" in on_gpu.skip_reason  # 06 does not time it
 

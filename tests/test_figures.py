@@ -6,11 +6,11 @@ matplotlib.use("Agg")  # before anything draws: headless, as in CI and papermill
 import numpy as np
 import pandas as pd
 import pytest
-from test_reporting import fake_results, metrics
+from results_factory import evolve, fake_pruning, fake_results, write_results
 
-from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import FIGURES, LABELS, METRICS, PREDICTIONS_FILE, VARIANTS, names
+from spinn_utils.core.results_files import write_result
 from spinn_utils.reporting.figures import (
     FigureConfig,
     fig_latency,
@@ -22,13 +22,6 @@ from spinn_utils.reporting.figures import (
 
 NAMES = (FIGURES.latency_vs_batch, "parameters", FIGURES.predicted_vs_measured, FIGURES.pruning_progression,
          FIGURES.r2_per_output, FIGURES.wear_over_time)
-
-
-def fake_pruning() -> dict:
-    stages = [{"stage": i, "sparsity": s, "params": {"total": 666882, "nonzero": int(666882 * (1 - s))},
-               "val_metrics": metrics(0.8 - 0.02 * i, 0.7 + 0.01 * i)}
-              for i, s in enumerate((0.0, 0.44, 0.685))]
-    return {"unstructured": {"stages": stages}, "structured": {"val_metrics": metrics(0.78, 0.7)}}
 
 
 def fake_predictions(n_per_experiment: int = 12) -> pd.DataFrame:
@@ -49,9 +42,7 @@ def fake_predictions(n_per_experiment: int = 12) -> pd.DataFrame:
 @pytest.fixture
 def results_dir(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
-    for name, obj in fake_results().items():
-        write_json(paths.metric(name), obj)
-    write_json(paths.metric(METRICS.pruning), fake_pruning())
+    write_results(paths, evolve(fake_results(), METRICS.pruning, fake_pruning()))
     fake_predictions().to_csv(paths.metrics / PREDICTIONS_FILE, index=False)
     return paths
 
@@ -68,7 +59,7 @@ def test_every_figure_is_written_as_png_and_pdf(results_dir):
 
 def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
-    write_json(paths.metric(METRICS.cpu_benchmark), fake_results()[METRICS.cpu_benchmark])
+    write_result(paths.metric(METRICS.cpu_benchmark), fake_results().cpu_benchmark)
     out = make_figures(paths, FigureConfig.smoke_test())
     assert set(out["written"]) == {FIGURES.latency_vs_batch, "parameters"}
     assert PREDICTIONS_FILE in out["skipped"][FIGURES.wear_over_time]
@@ -77,11 +68,11 @@ def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
 
 def test_latency_has_one_panel_per_thread_count_and_one_line_per_variant():
     res = fake_results()
-    fig = fig_latency(res[METRICS.cpu_benchmark], res[METRICS.gpu_benchmark], FigureConfig())
+    fig = fig_latency(res.cpu_benchmark, res.gpu_benchmark, FigureConfig())
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2  # threads 1 and 2; the GPU was skipped
     assert axes[0].get_xscale() == "log" and axes[0].get_yscale() == "log"
-    assert len(axes[0].get_lines()) == len(res[METRICS.cpu_benchmark]["variants"])
+    assert len(axes[0].get_lines()) == len(res.cpu_benchmark.variants)
     assert "GPU not measured: no CUDA GPU" in fig.get_suptitle()
 
 

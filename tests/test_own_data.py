@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.registry import LABELS, VARIANTS
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.core.registry import LABELS, METRICS, VARIANTS
+from spinn_utils.core.results_files import read_result
 from spinn_utils.data.example import example_description
 from spinn_utils.data.schema import data_config_for, read_data_config
 
@@ -69,14 +71,15 @@ def test_readme_worked_example_runs_as_written(tmp_path):
         proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = tmp_path / "results_my_data"
-    summary = json.loads((results / "metrics" / "data_summary.json").read_text())
-    assert summary["group_col"] == "experiment_id" and summary["feature_names"][-1] == "time"
-    assert any("time column 'time' added to the inputs" in n for n in summary["notes"])
-    assert summary["physics"]["terms"]["thermal_ode"]["supported"]
-    assert summary["n_rows"] <= 64 * 16  # smoke capped the 6,948-row table
+    run = ResultsPaths.at(results)
+    summary = read_result(run, METRICS.data_summary)
+    assert summary.group_col == "experiment_id" and summary.feature_names[-1] == "time"
+    assert any("time column 'time' added to the inputs" in n for n in summary.notes)
+    assert summary.physics.terms["thermal_ode"].supported
+    assert summary.n_rows <= 64 * 16  # smoke capped the 6,948-row table
     with open(results / "tables" / "table1.csv", newline="") as f:
         table = {row["Metric"]: row for row in csv.DictReader(f)}
     assert table["Parameters (non-zero)"][LABELS[VARIANTS.dense]] == "665858"  # 16 inputs
     assert "thermal_ode (weight 0.01)" in (results / "tables" / "table1.md").read_text()
-    training = json.loads((results / "metrics" / "dense_training.json").read_text())
-    assert training["physics_config"]["power_col"] == "smc_dc_mean"  # named once, in 01's file
+    training = read_result(run, METRICS.dense_training)
+    assert training.physics_config["power_col"] == "smc_dc_mean"  # named once, in 01's file

@@ -1,12 +1,24 @@
-"""Table 1, the validation checklist and the claims verdict on small hand-made results."""
-import copy
+"""Table 1, the validation checklist and the claims verdict on small hand-made results
+(built with the schema's dataclasses: tests/results_factory.py)."""
+import json
 
 import pandas as pd
 import pytest
+from results_factory import (
+    DENSE_PARAMS,
+    PRUNED_PARAMS,
+    STORAGE,
+    STRUCT_PARAMS,
+    bench,
+    evolve,
+    fake_results,
+    metrics,
+    write_results,
+)
 
-from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import LABELS, METRICS, VARIANTS
+from spinn_utils.core.results_schema import Skipped
 from spinn_utils.reporting.checklist import (
     build_checklist,
     checklist_frames,
@@ -15,97 +27,24 @@ from spinn_utils.reporting.checklist import (
     verdict,
     write_checklist,
 )
-from spinn_utils.reporting.results import NOT_MEASURED
+from spinn_utils.reporting.results import NOT_MEASURED, RunResults
 from spinn_utils.reporting.table1 import COLUMNS, build_table1, table1, to_markdown, write_table1
 
-DENSE_PARAMS = {"total": 666882, "nonzero": 666882, "sparsity": 0.0}
-PRUNED_PARAMS = {"total": 666882, "nonzero": 210068, "sparsity": 0.685}
-STRUCT_PARAMS = {"total": 205157, "nonzero": 205157, "sparsity": 0.0}
-STORAGE = {"dense": 2667528, VARIANTS.masked: 2667528, VARIANTS.coo: 4197236,
-           VARIANTS.csr: 2535604, VARIANTS.structured: 820628, VARIANTS.dense_ort: 2667528,
-           VARIANTS.structured_ort: 820628}
 
-
-def bench(medians: dict, threads=(1, 2), batches=(1, 1000), match=None) -> dict:
-    """A benchmark JSON with the same median at every point; speedup = dense / variant."""
-    match = match or {}
-    rows = [{"threads": t, "batch_size": b, "variant": v, "median_ms": ms, "iqr_ms": 0.1,
-             "repeats": 7, "speedup_vs_dense": medians["dense"] / ms}
-            for t in threads for b in batches for v, ms in medians.items()]
-    params = {"dense": DENSE_PARAMS, VARIANTS.structured: STRUCT_PARAMS, VARIANTS.dense_ort: DENSE_PARAMS,
-              VARIANTS.structured_ort: STRUCT_PARAMS}
-    formats = {VARIANTS.coo: "coo", VARIANTS.csr: "csr", VARIANTS.dense_ort: "onnx", VARIANTS.structured_ort: "onnx"}
-    variants = {v: {"format": formats.get(v, "dense"),
-                    "storage_bytes": STORAGE[v], "params": params.get(v, PRUNED_PARAMS),
-                    "outputs_match": match.get(v, True)} for v in medians}
-    return {"skipped": False, "variants": variants, "results": rows,
-            "environment": {"cpu_model": "Test CPU", "gpu_name": "Test GPU"}}
-
-
-def metrics(wear: float, thermal: float) -> dict:
-    per = {"tool_wear_vb_mm": {"r2": wear, "rmse": 0.05, "mae": 0.04},
-           "thermal_displacement_um": {"r2": thermal, "rmse": 1.0, "mae": 0.8}}
-    return {"per_output": per, "mean_r2": (wear + thermal) / 2, "n": 100}
-
-
-def cv_stats(mean: float, std: float) -> dict:
-    """``crossval.summarize_folds`` shape: fold statistics of mean_r2 and each output's R2."""
-    stats = {"mean": mean, "std": std, "sem": std / 2, "n": 4}
-    return {"mean_r2": stats, "per_output": {t: {"r2": stats} for t in
-                                             ("tool_wear_vb_mm", "thermal_displacement_um")}}
-
-
-def fake_results(gpu: dict | None = None, cpu_medians: dict | None = None) -> dict:
-    cpu_medians = cpu_medians or {"dense": 3.0, VARIANTS.masked: 3.1, VARIANTS.coo: 150.0,
-                                  VARIANTS.dense_ort: 2.0, VARIANTS.structured_ort: 0.5,
-                                  VARIANTS.csr: 40.0, VARIANTS.structured: 1.5}
-    return {
-        METRICS.cpu_benchmark: bench(cpu_medians),
-        METRICS.gpu_benchmark: gpu or {"skipped": True, "reason": "no CUDA GPU"},
-        METRICS.test_evaluation: {
-            "models": {"dense": metrics(0.80, 0.70), VARIANTS.masked: metrics(0.85, 0.75),
-                       VARIANTS.coo: metrics(0.85, 0.75), VARIANTS.structured: metrics(0.82, 0.72),
-                       VARIANTS.structured_ort: metrics(0.82, 0.72)},
-            "sparse_vs_masked": {"max_abs_diff": 2e-7, "passed": True, "atol": 1e-4},
-            "baselines": {"models": {"train_mean": metrics(0.0, -0.1), "linear": metrics(0.6, 0.3),
-                                     "no_physics": metrics(0.78, 0.69)}},
-            "physics_consistency": {"wear_drop_tol_mm": 1e-3, "models": {
-                "dense": {"wear_decrease_fraction": 0.20, "thermal_ode_residual_rms_um": 18.0},
-                VARIANTS.masked: {"wear_decrease_fraction": 0.205, "thermal_ode_residual_rms_um": 17.0},
-                "no_physics": {"wear_decrease_fraction": 0.30, "thermal_ode_residual_rms_um": 25.0}}},
-            "cross_validation": {
-                "n_folds": 4, "dense": cv_stats(0.70, 0.10), "spinn": cv_stats(0.72, 0.08),
-                "difference": {"mean_r2": {"mean": 0.02, "std": 0.02, "sem": 0.01, "n": 4,
-                                           "values": [0.03, 0.01, 0.04, 0.0]}}},
-            "seed_runs": {"dense": cv_stats(0.71, 0.01), "spinn": cv_stats(0.73, 0.02),
-                          "difference": {"mean_r2": {"values": [0.02, 0.03, 0.01]}}},
-        },
-        METRICS.sparse_conversion: {
-            "source": f"{VARIANTS.masked}.pt", "format": "coo", "params": PRUNED_PARAMS,
-            "storage_bytes": {"dense": STORAGE["dense"], "coo": STORAGE[VARIANTS.coo],
-                              "csr": STORAGE[VARIANTS.csr]},
-            "validation": {"max_abs_diff": 3e-8, "passed": True}, "conversion_ok": True},
-        METRICS.model_verification: {"models": {
-            "dense": {"kind": "dense", "params": DENSE_PARAMS},
-            VARIANTS.masked: {"kind": VARIANTS.masked, "params": PRUNED_PARAMS},
-            VARIANTS.structured: {"kind": VARIANTS.structured, "params": STRUCT_PARAMS}}},
-    }
-
-
-def items_by_name(results: dict, missing=()) -> dict:
-    return {i["item"]: i for i in checklist_items(results, list(missing))}
+def items_by_name(results, missing=()) -> dict:
+    return {i.item: i for i in checklist_items(results, list(missing))}
 
 
 def test_table1_cells_are_the_json_values():
     res = fake_results()
     t = table1(res)
     assert list(t.columns[:5]) == list(COLUMNS)
-    assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.dense]] == DENSE_PARAMS["nonzero"]
-    assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.coo]] == PRUNED_PARAMS["nonzero"]
-    assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.structured]] == STRUCT_PARAMS["nonzero"]
-    models = res[METRICS.test_evaluation]["models"]
-    assert t.loc["Mean per-output R2 (test)", LABELS[VARIANTS.coo]] == models[VARIANTS.coo]["mean_r2"]
-    assert t.loc["Tool wear R2 (test)", LABELS[VARIANTS.dense]] == models["dense"]["per_output"]["tool_wear_vb_mm"]["r2"]
+    assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.dense]] == DENSE_PARAMS.nonzero
+    assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.coo]] == PRUNED_PARAMS.nonzero
+    assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.structured]] == STRUCT_PARAMS.nonzero
+    models = res.test_evaluation.models
+    assert t.loc["Mean per-output R2 (test)", LABELS[VARIANTS.coo]] == models[VARIANTS.coo].mean_r2
+    assert t.loc["Tool wear R2 (test)", LABELS[VARIANTS.dense]] == models["dense"].per_output["tool_wear_vb_mm"].r2
     assert t.loc["Thermal R2 (test)", LABELS[VARIANTS.structured]] == 0.72
     assert t.loc["Mean per-output R2, CV mean", LABELS[VARIANTS.coo]] == 0.72
     assert t.loc["Mean per-output R2, CV std", LABELS[VARIANTS.dense]] == 0.10
@@ -127,9 +66,10 @@ def test_table1_cells_are_the_json_values():
 
 def test_table1_reads_targets_named_by_a_users_csv():
     res = fake_results()
-    for m in res[METRICS.test_evaluation]["models"].values():
-        per = m["per_output"]
-        m["per_output"] = {"vb": per["tool_wear_vb_mm"], "delta_um": per["thermal_displacement_um"]}
+    for name, m in res.test_evaluation.models.items():
+        per = m.per_output
+        res = evolve(res, f"test_evaluation.models.{name}.per_output",
+                     {"vb": per["tool_wear_vb_mm"], "delta_um": per["thermal_displacement_um"]})
     t = table1(res)
     assert t.loc["Tool wear R2 (test)", LABELS[VARIANTS.dense]] == 0.80
     assert t.loc["Thermal R2 (test)", LABELS[VARIANTS.structured]] == 0.72
@@ -141,10 +81,10 @@ def test_skipped_gpu_is_not_measured_everywhere():
     assert (t.loc["GPU inference (ms)", list(COLUMNS)] == NOT_MEASURED).all()
     items = items_by_name(res)
     gpu_items = [i for name, i in items.items() if name.startswith("GPU speedup")]
-    assert len(gpu_items) == 3 and all(i["status"] == "not run" for i in gpu_items)
-    assert "no CUDA GPU" in gpu_items[0]["detail"]
+    assert len(gpu_items) == 3 and all(i.status == "not run" for i in gpu_items)
+    assert "no CUDA GPU" in gpu_items[0].detail
     speed = claims(res)[0]
-    assert speed["verdict"] != "supported"
+    assert speed.verdict != "supported"
     assert "no CUDA GPU" in to_markdown(t)
 
 
@@ -152,7 +92,7 @@ def test_fastest_ignores_variants_whose_outputs_differ():
     res = fake_results(cpu_medians={"dense": 3.0, VARIANTS.masked: 3.1, VARIANTS.coo: 150.0,
                                     VARIANTS.csr: 1.0, VARIANTS.structured: 1.2})
     assert table1(res).loc["CPU inference (ms)", "SPINN (fastest unstructured)"] == 1.0
-    res[METRICS.cpu_benchmark]["variants"][VARIANTS.csr]["outputs_match"] = False
+    res = evolve(res, "cpu_benchmark.variants.spinn_csr.outputs_match", False)
     assert table1(res).loc["CPU inference (ms)", "SPINN (fastest unstructured)"] == 3.1
 
 
@@ -160,94 +100,94 @@ def test_a_fast_variant_whose_outputs_differ_fails_its_speedup_item():
     gpu = bench({"dense": 1.0, VARIANTS.masked: 1.0, VARIANTS.coo: 0.3, VARIANTS.csr: 0.8,
                  VARIANTS.structured: 0.45}, threads=(8,), match={VARIANTS.coo: False})
     item = items_by_name(fake_results(gpu=gpu))["GPU speedup (COO, the original design)"]
-    assert item["measured"] == pytest.approx(1 / 0.3)
-    assert item["status"] == "fail" and "outputs differ" in item["detail"]
+    assert item.measured == pytest.approx(1 / 0.3)
+    assert item.status == "fail" and "outputs differ" in item.detail
 
 
 def test_a_failed_or_nan_validation_never_passes_the_match_item():
     res = fake_results()
-    res[METRICS.sparse_conversion]["validation"] = {"max_abs_diff": None, "passed": False}
-    assert items_by_name(res)["Predictions match dense pruned model"]["status"] == "fail"
+    res = evolve(res, "sparse_conversion_report.validation.max_abs_diff", None)
+    res = evolve(res, "sparse_conversion_report.validation.passed", False)
+    assert items_by_name(res)["Predictions match dense pruned model"].status == "fail"
 
 
 def test_missing_dense_row_means_not_measured_not_a_crash():
     res = fake_results()
-    for row in res[METRICS.cpu_benchmark]["results"]:
-        row["speedup_vs_dense"] = None  # dense raised at every point
+    rows = [evolve(row, "speedup_vs_dense", None) for row in res.cpu_benchmark.results]  # dense raised
+    res = evolve(res, "cpu_benchmark.results", rows)
     items = items_by_name(res)
-    assert items["CPU speedup (COO, the original design)"]["status"] == "not run"
-    speed_claims = [c for c in claims(res) if "speedup" in c["claim"]]
+    assert items["CPU speedup (COO, the original design)"].status == "not run"
+    speed_claims = [c for c in claims(res) if "speedup" in c.claim]
     assert len(speed_claims) == 2
-    assert all(c["verdict"] != "supported" for c in speed_claims)
+    assert all(c.verdict != "supported" for c in speed_claims)
 
 
 def test_speedup_items_pass_and_fail_on_their_thresholds():
     gpu = bench({"dense": 1.0, VARIANTS.masked: 1.0, VARIANTS.coo: 0.5, VARIANTS.csr: 0.8,
                  VARIANTS.structured: 0.45}, threads=(8,))
     items = items_by_name(fake_results(gpu=gpu))
-    assert items["GPU speedup (COO, the original design)"]["status"] == "pass"  # exactly 2.0x
-    assert items["GPU speedup (COO, the original design)"]["measured"] == pytest.approx(2.0)
-    assert items["CPU speedup (COO, the original design)"]["status"] == "fail"  # 0.02x
-    assert items["CPU speedup (structured SPINN)"]["status"] == "fail"  # 2.0x < 2.5x
-    slower = copy.deepcopy(gpu)
-    for row in slower["results"]:
-        if row["variant"] == VARIANTS.coo:
-            row["speedup_vs_dense"] = 1.99
-    assert items_by_name(fake_results(gpu=slower))["GPU speedup (COO, the original design)"]["status"] == "fail"
+    assert items["GPU speedup (COO, the original design)"].status == "pass"  # exactly 2.0x
+    assert items["GPU speedup (COO, the original design)"].measured == pytest.approx(2.0)
+    assert items["CPU speedup (COO, the original design)"].status == "fail"  # 0.02x
+    assert items["CPU speedup (structured SPINN)"].status == "fail"  # 2.0x < 2.5x
+    slower = evolve(gpu, "results", [evolve(r, "speedup_vs_dense", 1.99) if r.variant == VARIANTS.coo else r
+                                     for r in gpu.results])
+    assert items_by_name(fake_results(gpu=slower))["GPU speedup (COO, the original design)"].status == "fail"
     fast_cpu = fake_results(cpu_medians={"dense": 3.0, VARIANTS.masked: 3.0, VARIANTS.coo: 0.9,
                                          VARIANTS.csr: 2.0, VARIANTS.structured: 1.0})
-    assert items_by_name(fast_cpu)["CPU speedup (COO, the original design)"]["status"] == "pass"
-    assert items_by_name(fast_cpu)["CPU speedup (structured SPINN)"]["status"] == "pass"  # 3.0x
+    assert items_by_name(fast_cpu)["CPU speedup (COO, the original design)"].status == "pass"
+    assert items_by_name(fast_cpu)["CPU speedup (structured SPINN)"].status == "pass"  # 3.0x
 
 
 def test_match_r2_and_files_items():
     res = fake_results()
     items = items_by_name(res)
-    assert items["Sparse conversion completes without errors"]["status"] == "pass"
-    assert items["Predictions match dense pruned model"]["status"] == "pass"
-    assert items["Predictions match dense pruned model"]["measured"] == 2e-7  # the worst of both
-    assert items["R2 matches previous training (0.86 overall)"]["status"] == "fail"  # 0.80 < 0.84
-    assert items["All results saved (every contract file exists)"]["status"] == "pass"
-    res[METRICS.test_evaluation]["sparse_vs_masked"]["max_abs_diff"] = 2e-4
-    res[METRICS.test_evaluation]["models"][VARIANTS.coo] = metrics(0.90, 0.80)
+    assert items["Sparse conversion completes without errors"].status == "pass"
+    assert items["Predictions match dense pruned model"].status == "pass"
+    assert items["Predictions match dense pruned model"].measured == 2e-7  # the worst of both
+    assert items["R2 matches previous training (0.86 overall)"].status == "fail"  # 0.80 < 0.84
+    assert items["All results saved (every contract file exists)"].status == "pass"
+    res = evolve(res, "test_evaluation.sparse_vs_masked.max_abs_diff", 2e-4)
+    res = evolve(res, "test_evaluation.models.spinn_coo", metrics(0.90, 0.80))
     items = items_by_name(res, missing=["checkpoints/dense.pt"])
-    assert items["Predictions match dense pruned model"]["status"] == "fail"
-    assert items["R2 matches previous training (0.86 overall)"]["status"] == "pass"  # 0.85 >= 0.84
-    assert items["All results saved (every contract file exists)"]["status"] == "fail"
-    assert f"{VARIANTS.dense}.pt" in items["All results saved (every contract file exists)"]["detail"]
-    empty = items_by_name({})
-    assert empty["Sparse conversion completes without errors"]["status"] == "not run"
-    assert empty["Conversion report saved in results/metrics/"]["status"] == "fail"
+    assert items["Predictions match dense pruned model"].status == "fail"
+    assert items["R2 matches previous training (0.86 overall)"].status == "pass"  # 0.85 >= 0.84
+    assert items["All results saved (every contract file exists)"].status == "fail"
+    assert "checkpoints/dense.pt" in items["All results saved (every contract file exists)"].detail
+    empty = items_by_name(RunResults())
+    assert empty["Sparse conversion completes without errors"].status == "not run"
+    assert empty["Conversion report saved in results/metrics/"].status == "fail"
 
 
 def test_claims_follow_the_numbers():
     res = fake_results()
-    verdicts = {c["claim"]: c["verdict"] for c in claims(res)}
+    verdicts = {c.claim: c.verdict for c in claims(res)}
     assert verdicts["CPU speedup validates feasibility for edge manufacturing IoT devices"] == "not supported"
     memory = next(v for k, v in verdicts.items() if k.startswith("Memory"))
     assert memory == "not supported"  # 4.20 MB of COO is not 0.84 MB
     assert verdicts["Pruning improves R2 0.48 -> 0.86"] == "not supported"
     # SPINN beats dense on test and by more than one standard error in CV: supported.
     assert verdicts["Pruning provides dual benefit: compression AND generalization improvement"] == "supported"
-    dual = next(c for c in claims(res) if c["claim"].startswith("Pruning provides dual"))
-    assert "4 folds + 3 seeds" in dual["evidence"] and "decision rule" in dual["evidence"]
+    dual = next(c for c in claims(res) if c.claim.startswith("Pruning provides dual"))
+    assert "4 folds + 3 seeds" in dual.evidence and "decision rule" in dual.evidence
     # Paired differences that straddle zero: the mean is within one standard error, no gain.
-    res[METRICS.test_evaluation]["cross_validation"]["difference"]["mean_r2"]["values"] = [0.05, -0.04, 0.02, -0.03]
-    res[METRICS.test_evaluation]["seed_runs"]["difference"]["mean_r2"]["values"] = [0.01, -0.02, 0.0]
-    verdicts = {c["claim"]: c["verdict"] for c in claims(res)}
+    res = evolve(res, "test_evaluation.cross_validation.difference.mean_r2.values", [0.05, -0.04, 0.02, -0.03])
+    res = evolve(res, "test_evaluation.seed_runs.difference.mean_r2.values", [0.01, -0.02, 0.0])
+    verdicts = {c.claim: c.verdict for c in claims(res)}
     assert verdicts["Pruning provides dual benefit: compression AND generalization improvement"] == "not supported"
-    res[METRICS.sparse_conversion]["storage_bytes"]["coo"] = 800_000
-    del res[METRICS.cpu_benchmark]["variants"][VARIANTS.coo]  # the conversion report is the fallback
-    memory = [c for c in claims(res) if c["claim"].startswith("Memory")][0]
-    assert memory["verdict"] == "supported" and "0.80 MB" in memory["evidence"]
+    res = evolve(res, "sparse_conversion_report.storage_bytes.coo", 800_000)
+    variants = {k: v for k, v in res.cpu_benchmark.variants.items() if k != VARIANTS.coo}
+    res = evolve(res, "cpu_benchmark.variants", variants)  # the conversion report is the fallback
+    memory = [c for c in claims(res) if c.claim.startswith("Memory")][0]
+    assert memory.verdict == "supported" and "0.80 MB" in memory.evidence
     assert verdict([True, None]) == NOT_MEASURED
     assert verdict([]) == NOT_MEASURED
 
 
 def test_nearest_batch_is_used_and_said(tmp_path):
-    res = fake_results()
-    res[METRICS.cpu_benchmark] = bench({"dense": 3.0, VARIANTS.masked: 3.1, VARIANTS.coo: 150.0,
-                                  VARIANTS.csr: 40.0, VARIANTS.structured: 1.2}, threads=(1,), batches=(1, 64))
+    res = evolve(fake_results(), METRICS.cpu_benchmark, bench(
+        {"dense": 3.0, VARIANTS.masked: 3.1, VARIANTS.coo: 150.0, VARIANTS.csr: 40.0, VARIANTS.structured: 1.2},
+        threads=(1,), batches=(1, 64)))
     t = table1(res)
     assert t.loc["CPU inference (ms)", LABELS[VARIANTS.dense]] == 3.0
     assert any("batch 64" in n and "batch 1000 not measured" in n for n in t.attrs["notes"])
@@ -255,8 +195,7 @@ def test_nearest_batch_is_used_and_said(tmp_path):
 
 def test_build_and_write_from_a_results_folder(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
-    for name, obj in fake_results().items():
-        write_json(paths.metric(name), obj)
+    write_results(paths, fake_results())
     table = build_table1(paths)
     files = write_table1(table, paths)
     assert [f.name for f in files] == ["table1.md", "table1.tex", "table1.csv"]
@@ -265,11 +204,11 @@ def test_build_and_write_from_a_results_folder(tmp_path):
     assert float(csv.loc["CPU inference (ms)", LABELS[VARIANTS.coo]]) == 150.0
     assert r"\begin{tabular}" in files[1].read_text() and "666,882" in files[0].read_text()
     check = build_checklist(paths)
-    saved = {i["item"]: i for i in check["items"]}["All results saved (every contract file exists)"]
-    assert saved["status"] == "fail" and "checkpoints/dense.pt" in saved["detail"]
-    path = write_checklist(check, paths, "cpu")
-    written = pd.read_json(path, typ="series")
-    assert "environment" in written and len(written["items"]) == len(check["items"])
+    saved = {i.item: i for i in check.items}["All results saved (every contract file exists)"]
+    assert saved.status == "fail" and "checkpoints/dense.pt" in saved.detail
+    path = write_checklist(check, paths)
+    written = json.loads(path.read_text())
+    assert written["schema_version"] == 1 and len(written["items"]) == len(check.items)
     items, claims = checklist_frames(check)
     assert set(items["status"]) <= {"pass", "fail", "not run"}
     assert set(claims["verdict"]) <= {"supported", "not supported", "not measured"}
@@ -281,22 +220,23 @@ def test_deployable_spinn_column_and_item_with_the_same_runtime_ratio():
     col = LABELS[VARIANTS.structured_ort]
     assert t.loc["CPU inference (ms)", col] == 0.5
     assert t.loc["CPU speedup vs dense", col] == pytest.approx(6.0)  # vs dense PyTorch eager
-    assert t.loc["Parameters (non-zero)", col] == STRUCT_PARAMS["nonzero"]  # the model it was exported from
-    assert t.loc["Mean per-output R2 (test)", col] == res[METRICS.test_evaluation]["models"][VARIANTS.structured_ort]["mean_r2"]
+    assert t.loc["Parameters (non-zero)", col] == STRUCT_PARAMS.nonzero  # the model it was exported from
+    assert t.loc["Mean per-output R2 (test)", col] == res.test_evaluation.models[VARIANTS.structured_ort].mean_r2
     assert t.loc["Mean per-output R2, CV mean", col] == NOT_MEASURED
     item = items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]
-    assert item["status"] == "pass" and item["measured"] == pytest.approx(6.0)
-    assert "same runtime (dense / structured, both ONNX Runtime) 4.00x" in item["detail"]
-    edge = next(c for c in claims(res) if "edge" in c["claim"])
-    assert "deployable structured in ONNX Runtime spinn_structured_ort" in edge["evidence"]
-    assert edge["verdict"] == "not supported"  # the claim is about sparse tensors, not ONNX Runtime
-    res[METRICS.cpu_benchmark]["variants"][VARIANTS.structured_ort]["outputs_match"] = False
-    item = items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]
-    assert item["status"] == "fail" and "outputs differ" in item["detail"]
-    del res[METRICS.cpu_benchmark]["variants"][VARIANTS.structured_ort]
-    res[METRICS.cpu_benchmark]["results"] = [r for r in res[METRICS.cpu_benchmark]["results"]
-                                       if r["variant"] != VARIANTS.structured_ort]
-    assert items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]["status"] == "not run"
+    assert item.status == "pass" and item.measured == pytest.approx(6.0)
+    assert "same runtime (dense / structured, both ONNX Runtime) 4.00x" in item.detail
+    edge = next(c for c in claims(res) if "edge" in c.claim)
+    assert "deployable structured in ONNX Runtime spinn_structured_ort" in edge.evidence
+    assert edge.verdict == "not supported"  # the claim is about sparse tensors, not ONNX Runtime
+    differ = evolve(res, "cpu_benchmark.variants.spinn_structured_ort.outputs_match", False)
+    item = items_by_name(differ)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"]
+    assert item.status == "fail" and "outputs differ" in item.detail
+    bench_ = res.cpu_benchmark
+    res = evolve(res, METRICS.cpu_benchmark, evolve(evolve(
+        bench_, "variants", {k: v for k, v in bench_.variants.items() if k != VARIANTS.structured_ort}),
+        "results", [r for r in bench_.results if r.variant != VARIANTS.structured_ort]))
+    assert items_by_name(res)["CPU speedup (deployable SPINN: structured, ONNX Runtime)"].status == "not run"
 
 
 def test_table2_reads_baselines_and_physics_consistency(tmp_path):
@@ -304,7 +244,7 @@ def test_table2_reads_baselines_and_physics_consistency(tmp_path):
 
     res = fake_results()
     t = table2(res)
-    assert t.loc["Mean per-output R2 (test)", "Linear (ridge)"] == res[METRICS.test_evaluation]["baselines"]["models"]["linear"]["mean_r2"]
+    assert t.loc["Mean per-output R2 (test)", "Linear (ridge)"] == res.test_evaluation.baselines.models["linear"].mean_r2
     assert t.loc["Tool wear R2 (test)", "Dense PINN, no physics"] == 0.78
     assert t.loc["Wear decreases (share of time steps)", LABELS[VARIANTS.masked]] == 0.205
     assert t.loc["Thermal ODE residual RMS (um)", "Train mean"] == NOT_MEASURED
@@ -317,8 +257,8 @@ def test_table2_reads_baselines_and_physics_consistency(tmp_path):
 def test_physics_consistency_item_uses_the_stated_margin():
     res = fake_results()
     item = items_by_name(res)["SPINN keeps physics consistency no worse than dense"]
-    assert item["status"] == "pass" and item["measured"] == 0.205  # 0.205 <= 0.20 + 0.01
-    res[METRICS.test_evaluation]["physics_consistency"]["models"][VARIANTS.masked]["wear_decrease_fraction"] = 0.25
-    assert items_by_name(res)["SPINN keeps physics consistency no worse than dense"]["status"] == "fail"
-    del res[METRICS.test_evaluation]["physics_consistency"]
-    assert items_by_name(res)["SPINN keeps physics consistency no worse than dense"]["status"] == "not run"
+    assert item.status == "pass" and item.measured == 0.205  # 0.205 <= 0.20 + 0.01
+    worse = evolve(res, "test_evaluation.physics_consistency.models.spinn_masked.wear_decrease_fraction", 0.25)
+    assert items_by_name(worse)["SPINN keeps physics consistency no worse than dense"].status == "fail"
+    skipped = evolve(res, "test_evaluation.physics_consistency", Skipped(skipped=True, reason="run_baselines=False"))
+    assert items_by_name(skipped)["SPINN keeps physics consistency no worse than dense"].status == "not run"

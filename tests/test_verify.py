@@ -8,9 +8,9 @@ from spinn_utils.compression.magnitude import PruneConfig
 from spinn_utils.compression.pruning_report import pruned_checkpoint_meta, pruning_summary
 from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
 from spinn_utils.core.env import environment_info
-from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import METRICS, VARIANTS
+from spinn_utils.core.results_files import write_result
 from spinn_utils.evaluation.verify import VerifyConfig, verify_models
 from spinn_utils.model.checkpoints import load_checkpoint, save_checkpoint
 from spinn_utils.model.counting import count_parameters
@@ -42,7 +42,7 @@ def run(tmp_path, make_data):
         meta, pruned, val_metrics=unstructured["val_metrics"], mask_sha256=unstructured["mask_sha256"]))
     save_checkpoint(paths.checkpoint(VARIANTS.structured), small, kind=VARIANTS.structured, meta=pruned_checkpoint_meta(
         meta, small, val_metrics=structured["val_metrics"], target_params=structured["target_params"]))
-    write_json(paths.metric(METRICS.pruning), pruning_summary(
+    write_result(paths.metric(METRICS.pruning), pruning_summary(
         cfg, unstructured, structured, dense_val, count_parameters(dense), environment_info("cpu")))
     return paths, data
 
@@ -53,17 +53,17 @@ def _copy(model: DensePINN) -> DensePINN:
     return clone
 
 
-def _failed(result: dict) -> set[str]:
-    return {c["name"] for c in result["checks"] if not c["passed"]}
+def _failed(result) -> set[str]:
+    return {c.name for c in result.checks if not c.passed}
 
 
 def test_honest_run_passes_every_check(run):
     paths, data = run
     result = verify_models(paths, VerifyConfig(), data)
-    assert _failed(result) == set(), result["checks"]
-    assert {m["kind"] for m in result["models"].values()} == {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured}
-    assert result["models"][VARIANTS.masked]["params"]["sparsity"] == pytest.approx(0.685, abs=0.005)
-    names = {c["name"] for c in result["checks"]}
+    assert _failed(result) == set(), result.checks
+    assert {m.kind for m in result.models.values()} == {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured}
+    assert result.models[VARIANTS.masked].params.sparsity == pytest.approx(0.685, abs=0.005)
+    names = {c.name for c in result.checks}
     assert {"dense_total_params", "pruned_zeros_still_zero", "structured_params_on_target"} <= names
 
 

@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.registry import VARIANTS
+from ..core.results_schema_eval import Benchmark, BenchmarkSkipped
+from ..core.typed_json import parse
 from ..model.counting import input_features
 from .bench_config import BenchConfig
 from .stats import add_speedups, fastest_variants, summarize_ms
@@ -76,7 +78,7 @@ def _on_device(module: torch.nn.Module, device: torch.device) -> bool:
     return here.device.type == device.type and device.index in (None, here.device.index)
 
 
-def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> dict:
+def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> Benchmark:
     """Check every variant's outputs, then time them all interleaved over threads and batches.
 
     Args:
@@ -85,7 +87,7 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> dict:
         device: where to time; CPU uses perf_counter_ns, CUDA uses events.
 
     Returns:
-        The ``cpu_benchmark.json`` / ``gpu_benchmark.json`` dict (keys in results/README.md).
+        The ``cpu_benchmark.json`` / ``gpu_benchmark.json`` record (``core.results_schema_eval.Benchmark``).
     """
     device = torch.device(device)
     names = [v.name for v in variants]
@@ -112,7 +114,7 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> dict:
             entry["flops_ratio_vs_dense"] = dense_flops / entry["flops"] if dense_flops else None
         timer_name, time_call = make_timer(device)
         rows, failures = _measure_all(runnable, cfg, device, time_call)
-    return {
+    return parse(Benchmark, {
         "skipped": False,
         "device": str(device),
         "timer": timer_name,
@@ -129,7 +131,7 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> dict:
         # Other processes on the machine slow some variants more than others; say how busy it was.
         "load_average_1min": {"before": load_before, "after": _load_average()},
         "environment": environment_info(device),
-    }
+    }, f"{device.type} benchmark")
 
 
 def cuda_skip_reason(device: str | torch.device) -> str | None:
@@ -141,7 +143,7 @@ def cuda_skip_reason(device: str | torch.device) -> str | None:
     return None
 
 
-def skipped_result(reason: str, device) -> dict:
-    """The benchmark JSON for a run that did not happen: the checklist shows 'not run'."""
-    return {"skipped": True, "reason": reason, "device": str(torch.device(device)),
-            "environment": environment_info(device)}
+def skipped_result(reason: str, device) -> BenchmarkSkipped:
+    """The benchmark record of a run that did not happen: the checklist shows 'not run'."""
+    return BenchmarkSkipped(skipped=True, reason=reason, device=str(torch.device(device)),
+                            environment=environment_info(device))

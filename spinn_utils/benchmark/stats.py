@@ -8,11 +8,14 @@ median(dense) / median(variant) at the same threads and batch; the fastest varia
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 
 from ..core.errors import SpinnError
 from ..core.registry import VARIANTS
+from ..core.results_schema_eval import Benchmark, BenchmarkSkipped
 
 
 def summarize_ms(samples_ms: list[float]) -> dict:
@@ -59,11 +62,11 @@ def fastest_variants(rows: list[dict], variants: dict[str, dict]) -> list[dict]:
     ]
 
 
-def results_table(result: dict) -> pd.DataFrame:
+def results_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
     """Rows (threads, batch), one column per variant: 'median ms (speedup x)'."""
-    if result.get("skipped"):
-        return pd.DataFrame({"skipped": [result["reason"]]})
-    frame = pd.DataFrame(result["results"])
+    if isinstance(result, BenchmarkSkipped):
+        return pd.DataFrame({"skipped": [result.reason]})
+    frame = pd.DataFrame([asdict(r) for r in result.results])
     frame["cell"] = [
         f"{m:.3g} ms" + (f" ({s:.2f}x)" if s is not None else "")
         for m, s in zip(frame["median_ms"], frame["speedup_vs_dense"])
@@ -73,21 +76,23 @@ def results_table(result: dict) -> pd.DataFrame:
     return table[order]
 
 
-def variants_table(result: dict) -> pd.DataFrame:
+def variants_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
     """One row per variant: format, storage, FLOPs, parameters and the outputs check."""
-    if result.get("skipped"):
-        return pd.DataFrame({"skipped": [result["reason"]]})
+    if isinstance(result, BenchmarkSkipped):
+        return pd.DataFrame({"skipped": [result.reason]})
     return pd.DataFrame([
-        {"variant": name, "format": v["format"], "dtype": v["dtype"],
-         "storage_kb": v["storage_bytes"] / 1024, "flops": v["flops"],
-         "flops_ratio_vs_dense": v["flops_ratio_vs_dense"], "nonzero_params": v["params"]["nonzero"],
-         "reference": v["reference"], "outputs_match": v["outputs_match"], "max_abs_diff": v["max_abs_diff"]}
-        for name, v in result["variants"].items()
+        {"variant": name, "format": v.format, "dtype": v.dtype,
+         "storage_kb": v.storage_bytes / 1024, "flops": v.flops,
+         "flops_ratio_vs_dense": v.flops_ratio_vs_dense, "nonzero_params": v.params.nonzero,
+         "reference": v.reference, "outputs_match": v.outputs_match, "max_abs_diff": v.max_abs_diff}
+        for name, v in result.variants.items()
     ]).set_index("variant")
 
 
-def fastest_table(result: dict) -> pd.DataFrame:
+def fastest_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
     """The fastest matching non-dense variant per (threads, batch)."""
-    if result.get("skipped") or not result["fastest"]:
-        return pd.DataFrame({"fastest": [result.get("reason", "no non-dense variant matched its reference")]})
-    return pd.DataFrame(result["fastest"]).set_index(["threads", "batch_size"])
+    if isinstance(result, BenchmarkSkipped):
+        return pd.DataFrame({"fastest": [result.reason]})
+    if not result.fastest:
+        return pd.DataFrame({"fastest": ["no non-dense variant matched its reference"]})
+    return pd.DataFrame([asdict(f) for f in result.fastest]).set_index(["threads", "batch_size"])

@@ -25,7 +25,9 @@ from torch import nn
 
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError
-from ..core.io import atomic_path, write_json
+from ..core.io import atomic_path
+from ..core.registry import METRICS
+from ..core.results_files import parse_record, write_result
 from ..model.checkpoints import load_dense_model, load_state_dict_file
 from ..model.counting import count_parameters, flops_per_sample
 from ..model.mlp import DensePINN
@@ -183,13 +185,13 @@ def convert_checkpoint(
     report["validation"] = {**checks[cfg.format], "inputs": label}
     if not ok:  # a good checkpoint and report from before stay as they were
         report["report"] = str(failed_report_path(report_out))
-        write_json(report["report"], report)
+        write_result(report["report"], parse_record(METRICS.sparse_conversion, report, report["report"]))
         return report
     keep = {k: meta[k] for k in ("feature_names", "target_names", "scaler", "seed") if k in meta}
     keep.update(source=str(source), source_kind=kind, validation=report["validation"])
     with atomic_path(checkpoint_out) as tmp:  # renamed only after the report is written too
         save_sparse_checkpoint(tmp, converted[cfg.format].cpu(), keep)
-        write_json(report_out, report)
+        write_result(report_out, parse_record(METRICS.sparse_conversion, report, str(report_out)))
     return report
 
 

@@ -5,6 +5,9 @@ import pandas as pd
 from torch import nn
 
 from ..core.errors import SpinnError
+from ..core.registry import METRICS
+from ..core.results_files import parse_record
+from ..core.results_schema import Pruning
 from ..model.counting import count_parameters
 from .magnitude import PruneConfig
 
@@ -37,16 +40,16 @@ def pruned_checkpoint_meta(dense_meta: dict, model: nn.Module, *, val_metrics: d
 def pruning_summary(
     cfg: PruneConfig, unstructured: dict, structured: dict, dense_val_metrics: dict,
     dense_params: dict, environment: dict,
-) -> dict:
-    """The content of ``metrics/pruning.json`` (keys in results/README.md)."""
-    return {
+) -> Pruning:
+    """The ``metrics/pruning.json`` record (``core.results_schema.Pruning``)."""
+    return parse_record(METRICS.pruning, {
         "config": cfg,
         "unstructured": unstructured,
         "structured": structured,
         "dense_val_metrics": dense_val_metrics,
         "dense_params": dense_params,
         "environment": environment,
-    }
+    })
 
 
 def stage_table(report: dict) -> pd.DataFrame:

@@ -16,6 +16,9 @@ import pandas as pd
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
+from ..core.registry import METRICS
+from ..core.results_files import parse_record
+from ..core.results_schema import DataSummary
 from .dataset import PreparedData, make_prepared
 from .leakage import check_leakage
 from .physics_terms import physics_support
@@ -107,10 +110,10 @@ def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int =
     ]
 
 
-def data_summary(data: PreparedData, leakage: dict) -> dict:
-    """The ``data_summary.json`` contract (results/README.md) plus provenance."""
+def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
+    """The ``data_summary.json`` record (``core.results_schema.DataSummary``) plus provenance."""
     table = pd.concat(list(data.frames.values()), ignore_index=True)
-    return {
+    return parse_record(METRICS.data_summary, {
         "source": data.meta.get("source", "unknown"),
         "data_path": data.meta.get("data_path", ""),
         "thermal_source": data.meta.get("thermal_source", ""),
@@ -132,4 +135,4 @@ def data_summary(data: PreparedData, leakage: dict) -> dict:
         "config": data.meta.get("config", {}),
         "generator": data.meta.get("generator"),
         "environment": environment_info(),
-    }
+    })

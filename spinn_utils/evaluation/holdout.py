@@ -9,15 +9,28 @@ reproduce the masked one (the original design's tolerance, 1e-4 in scaled output
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 from torch import nn
 
 from ..core.env import environment_info
-from ..core.io import atomic_path, write_json
+from ..core.io import atomic_path
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_VARIANTS, VARIANTS
+from ..core.results_files import write_metric
+from ..core.results_schema import RegressionReport, Skipped
+from ..core.results_schema_eval import (
+    Baselines,
+    CrossValidation,
+    PhysicsConsistency,
+    SeedRuns,
+    SparseMatch,
+    TestEvaluation,
+)
+from ..core.typed_json import parse
 from ..data.dataset import PreparedData
 from ..data.schema import target_unit
 from ..model.inference import predict
@@ -95,24 +108,28 @@ def metrics_table(reports: dict[str, dict]) -> pd.DataFrame:
 def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig,
                   data: PreparedData, device, baselines: dict | None = None,
                   consistency: dict | None = None, seeds: dict | None = None) -> list:
-    """Write ``metrics/test_evaluation.json`` and ``metrics/test_predictions.csv`` atomically."""
+    """Write ``metrics/test_evaluation.json`` (the ``TestEvaluation`` record) and
+    ``metrics/test_predictions.csv`` atomically; a part not run is a ``Skipped`` with its reason."""
     split = data.frames["test"]
-    body = {
-        "split": "test",
-        "test_experiments": sorted(split[data.group_col].unique().tolist()),
-        "models": test["models"],
-        "sparse_vs_masked": test["sparse_vs_masked"],
-        "cross_validation": cv,
-        "seed_runs": seeds or {"skipped": True, "reason": "run_cv=False"},
-        "baselines": baselines or {"skipped": True, "reason": "run_baselines=False"},
-        "physics_consistency": consistency or {"skipped": True, "reason": "run_baselines=False"},
-        "checkpoints": {name: str(paths.export(ORT_VARIANTS[name]) if name in ORT_VARIANTS
-                                  else paths.stored_checkpoint(name)) for name in TEST_VARIANTS},
-        "config": cfg,
-        "units": {t: target_unit(t) for t in data.target_names},
-        "environment": environment_info(device),
-    }
-    json_path = write_json(paths.metric(METRICS.test_evaluation), body)
+    label = f"metrics/{METRICS.test_evaluation}.json"
+    record = TestEvaluation(
+        split="test",
+        test_experiments=sorted(split[data.group_col].unique().tolist()),
+        models={name: parse(RegressionReport, rep, label) for name, rep in test["models"].items()},
+        sparse_vs_masked=parse(SparseMatch | None, test["sparse_vs_masked"], label),
+        cross_validation=parse(CrossValidation | Skipped, cv, label),
+        seed_runs=parse(SeedRuns, seeds, label) if seeds else Skipped(skipped=True, reason="run_cv=False"),
+        baselines=(parse(Baselines, baselines, label) if baselines
+                   else Skipped(skipped=True, reason="run_baselines=False")),
+        physics_consistency=(parse(PhysicsConsistency, consistency, label) if consistency
+                             else Skipped(skipped=True, reason="run_baselines=False")),
+        checkpoints={name: str(paths.export(ORT_VARIANTS[name]) if name in ORT_VARIANTS
+                               else paths.stored_checkpoint(name)) for name in TEST_VARIANTS},
+        config=asdict(cfg),
+        units={t: target_unit(t) for t in data.target_names},
+        environment=environment_info(device),
+    )
+    json_path = write_metric(paths, METRICS.test_evaluation, record)
     csv_path = paths.predictions
     with atomic_path(csv_path) as tmp:
         test["predictions"].to_csv(tmp, index=False)

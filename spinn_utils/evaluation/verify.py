@@ -10,7 +10,7 @@ reproduces the validation metrics stored with it. Each check is a row ``{"name",
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,10 @@ from ..compression.run_models import load_run_models
 from ..core.checks import check_row
 from ..core.env import environment_info
 from ..core.errors import SpinnError
-from ..core.io import read_json
 from ..core.paths import ResultsPaths
 from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANTS
+from ..core.results_files import parse_record, read_result
+from ..core.results_schema import ModelVerification, Pruning
 from ..model.counting import count_parameters, mlp_parameters
 from ..model.inference import evaluate_model
 from ..model.mlp import ModelConfig
@@ -90,7 +91,7 @@ def _dense_checks(loaded: dict, models: dict) -> list[dict]:
                       + ("" if default else " (not the default dims)"))]
 
 
-def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") -> dict:
+def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") -> ModelVerification:
     """Reload every dense-storage checkpoint present and run the checks.
 
     Args:
@@ -100,11 +101,11 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
         device: where to evaluate.
 
     Returns:
-        ``{"models": {variant: {"path", "kind", "params", "hidden_dims", "val_metrics"}},
-        "checks": [{"name", "passed", "detail"}], "passed", "environment"}``.
+        The ``model_verification.json`` record (``core.results_schema.ModelVerification``):
+        per variant its path, kind, params, hidden_dims and val_metrics; the checks; passed.
     """
     pruning_path = paths.metric(METRICS.pruning)
-    pruning = read_json(pruning_path, "pruning.json") if pruning_path.is_file() else None
+    pruning = read_result(paths, METRICS.pruning) if pruning_path.is_file() else None
     models, checks = {}, []
     present = []
     for name in DENSE_STORAGE_VARIANTS:
@@ -125,17 +126,18 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
         checks += _pruned_checks(loaded, models, pruning, cfg)
     if VARIANTS.structured in loaded:
         checks += _structured_checks(loaded, models, pruning, cfg)
-    return {"models": models, "checks": checks, "passed": all(c["passed"] for c in checks),
-            "environment": environment_info(device)}
+    return parse_record(METRICS.model_verification, {
+        "models": models, "checks": checks, "passed": all(c["passed"] for c in checks),
+        "environment": environment_info(device)})
 
 
-def _pruned_checks(loaded: dict, models: dict, pruning: dict | None, cfg: VerifyConfig) -> list[dict]:
+def _pruned_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: VerifyConfig) -> list[dict]:
     model, meta = loaded[VARIANTS.masked]
     params = models[VARIANTS.masked]["params"]
-    recorded = (pruning or {}).get("unstructured", {})
+    recorded = pruning.unstructured if pruning else None
     target = cfg.target_sparsity
-    if target is None:
-        target = (pruning or {}).get("config", {}).get("target_sparsity")
+    if target is None and pruning:
+        target = pruning.config.get("target_sparsity")
     if target is None:
         raise SpinnError("no target_sparsity given and none recorded in pruning.json (run notebook 03)")
     gap_pp = 100 * abs(params["sparsity"] - target)
@@ -145,9 +147,9 @@ def _pruned_checks(loaded: dict, models: dict, pruning: dict | None, cfg: Verify
     digest = mask_digest(masks_from_zeros(model))
     saved = meta.get("mask_sha256")
     out.append(check_row("pruned_zeros_still_zero", saved is not None and digest == saved
-                      and digest == recorded.get("mask_sha256", digest),
+                      and digest == (recorded.mask_sha256 if recorded else digest),
                       f"zero-pattern sha256 {digest[:12]}... vs saved {str(saved)[:12]}..."))
-    nonzero = recorded.get("params", {}).get("nonzero")
+    nonzero = recorded.params.nonzero if recorded else None
     out.append(check_row("pruned_nonzero_as_recorded", nonzero == params["nonzero"],
                       f"{params['nonzero']} non-zero counted, {nonzero} in pruning.json"))
     if VARIANTS.dense in loaded:
@@ -157,10 +159,10 @@ def _pruned_checks(loaded: dict, models: dict, pruning: dict | None, cfg: Verify
     return out
 
 
-def _structured_checks(loaded: dict, models: dict, pruning: dict | None, cfg: VerifyConfig) -> list[dict]:
+def _structured_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: VerifyConfig) -> list[dict]:
     model, meta = loaded[VARIANTS.structured]
     total = models[VARIANTS.structured]["params"]["total"]
-    target = meta.get("target_params") or (pruning or {}).get("structured", {}).get("target_params")
+    target = meta.get("target_params") or (pruning.structured.target_params if pruning else None)
     if not target:
         return [check_row("structured_params_on_target", False, "no target_params in meta or pruning.json")]
     rel = (total - target) / target
@@ -175,16 +177,16 @@ def _structured_checks(loaded: dict, models: dict, pruning: dict | None, cfg: Ve
     return out
 
 
-def checks_table(result: dict) -> pd.DataFrame:
+def checks_table(result: ModelVerification) -> pd.DataFrame:
     """The checks as a table for display."""
-    return pd.DataFrame(result["checks"]).set_index("name")
+    return pd.DataFrame([asdict(c) for c in result.checks]).set_index("name")
 
 
-def models_table(result: dict) -> pd.DataFrame:
+def models_table(result: ModelVerification) -> pd.DataFrame:
     """One row per reloaded model: kind, widths, total/non-zero params, val R2."""
     rows = []
-    for name, m in result["models"].items():
-        row = {"model": name, "kind": m["kind"], "hidden_dims": m["hidden_dims"], **m["params"]}
-        row["val_mean_r2"] = m["val_metrics"]["mean_r2"]
+    for name, m in result.models.items():
+        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **asdict(m.params)}
+        row["val_mean_r2"] = m.val_metrics.mean_r2
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")

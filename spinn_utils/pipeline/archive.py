@@ -30,6 +30,8 @@ from ..core.io import atomic_path, file_sha256, write_json
 from ..core.lineage import LINEAGE, recorded_hashes
 from ..core.paths import ResultsPaths
 from ..core.registry import ARCHIVE_DIR, METRICS
+from ..core.results_files import write_metric
+from ..core.results_schema import ArchivedFile, Artifacts, LeftOut
 
 MANIFEST_NAME = "artifacts_manifest.json"  # stored inside the zip / copied folder as well
 
@@ -149,7 +151,7 @@ def verify_copy(destination: str | os.PathLike, manifest: list[dict]) -> list[st
 def save_artifacts(
     paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool | None = None,
     now: datetime | None = None,
-) -> dict:
+) -> Artifacts:
     """Persist the run's artifacts and write ``metrics/artifacts.json``.
 
     Args:
@@ -159,10 +161,8 @@ def save_artifacts(
         now: timestamp override (tests); None = current UTC time.
 
     Returns:
-        The artifacts.json content: ``{"mode": "drive"|"archive", "destination",
-        "archive_sha256" (the zip's; None for a Drive folder), "files": [{"path", "bytes"}],
-        "sha256_from" ("lineage.json": where each file's hash is), "not_archived": [{"path", "reason"}], "n_files",
-        "total_bytes", "verified", "problems", "created_utc", "note", "environment"}``.
+        The artifacts.json record (``core.results_schema.Artifacts``): each file's sha256 is
+        the one ``lineage.json`` recorded; the zip's own is ``archive_sha256``.
     """
     in_colab = running_in_colab() if in_colab is None else in_colab
     files, hashes = collect_artifacts(paths, cfg), recorded_hashes(paths)
@@ -186,20 +186,20 @@ def save_artifacts(
         dest = paths.root / cfg.archive_subdir / f"spinn_{stamp}.zip"
         mode, destination = "archive", write_archive(paths.root, manifest, dest)
     problems = verify_copy(destination, manifest)
-    summary = {
-        "mode": mode,
-        "destination": str(destination),
-        "archive_sha256": file_sha256(destination) if destination.is_file() else None,
-        "files": [{"path": r["path"], "bytes": r["bytes"]} for r in manifest],
-        "sha256_from": LINEAGE,  # each file's hash, as its notebook recorded it (also in MANIFEST_NAME)
-        "not_archived": left_out,
-        "n_files": len(manifest),
-        "total_bytes": sum(r["bytes"] for r in manifest),
-        "verified": not problems,
-        "problems": problems,
-        "created_utc": stamp,
-        "note": note,
-        "environment": environment_info("cpu"),
-    }
-    write_json(paths.metric(METRICS.artifacts), summary)
+    summary = Artifacts(
+        mode=mode,
+        destination=str(destination),
+        archive_sha256=file_sha256(destination) if destination.is_file() else None,
+        files=[ArchivedFile(path=r["path"], bytes=r["bytes"]) for r in manifest],
+        sha256_from=LINEAGE,  # each file's hash, as its notebook recorded it (also in MANIFEST_NAME)
+        not_archived=[LeftOut(**row) for row in left_out],
+        n_files=len(manifest),
+        total_bytes=sum(r["bytes"] for r in manifest),
+        verified=not problems,
+        problems=problems,
+        created_utc=stamp,
+        note=note,
+        environment=environment_info("cpu"),
+    )
+    write_metric(paths, METRICS.artifacts, summary)
     return summary

@@ -10,27 +10,32 @@ results dict of ``results.load_results``; ``build_checklist(paths)`` is the entr
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core.env import environment_info
-from ..core.io import write_json
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
+from ..core.results_files import write_metric
+from ..core.results_schema import Skipped
+from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
 from ..core.stages import contract_files
 from .results import (
-    BENCHMARKS,
     NOT_MEASURED,
     ReportConfig,
+    RunResults,
     bench_measured,
     bench_point,
     cv_summary,
-    dig,
     fastest_matching,
     load_results,
     model_params,
+    outputs_match,
+    repeated_runs,
+    skip_reason,
     timing,
     weight_bytes,
 )
@@ -43,9 +48,8 @@ SPEEDUP_ITEMS = (  # (key in _speedups, what the checklist calls it)
 )
 
 
-def _item(item: str, status: str, measured, threshold: str, detail: str = "") -> dict:
-    return {"item": item, "status": status, "measured": measured, "threshold": threshold,
-            "detail": detail}
+def _item(item: str, status: str, measured, threshold: str, detail: str = "") -> ChecklistItem:
+    return ChecklistItem(item=item, status=status, measured=measured, threshold=threshold, detail=detail)
 
 
 def _judge(value, ok: bool) -> str:
@@ -56,118 +60,147 @@ def _r3(value) -> str:
     return NOT_MEASURED if value is None else f"{value:.3f}"
 
 
-def _speedups(results: dict, device: str, cfg: ReportConfig, threads: int | None = None) -> dict:
+@dataclass(frozen=True)
+class Timed:
+    """A timing row the checklist judges; a variant whose outputs differ is timed but never a win."""
+
+    row: TimingRow
+    outputs_differ: bool = False
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """Timing rows at Table 1's point (``where``); None: not timed there (or not measured)."""
+
+    where: str
+    coo: Timed | None = None
+    sparse: Timed | None = None  # the best torch.sparse layout whose outputs matched
+    fastest: Timed | None = None  # the fastest matching unstructured representation
+    structured: Timed | None = None
+    deployable: Timed | None = None  # structured SPINN in ONNX Runtime
+    deployable_dense: Timed | None = None  # dense in ONNX Runtime
+
+
+def _speedups(results: RunResults, device: str, cfg: ReportConfig, threads: int | None = None) -> Speedups:
     """Timing rows of COO, the best sparse layout, the fastest matching and structured SPINN."""
-    bench = results.get(BENCHMARKS[device])
+    bench = results.benchmark(device)
     if not bench_measured(bench):
-        return {"where": dig(bench, "reason") or f"{device}_benchmark.json not written"}
+        return Speedups(where=skip_reason(bench, device))
     batch, threads = bench_point(bench, cfg.batch_size, threads)
 
-    def named(variant: str) -> dict | None:
-        # A variant whose outputs differ from its reference is timed but never a win.
+    def named(variant: str) -> Timed | None:
         row = timing(bench, variant, batch, threads)
-        if row and dig(bench, "variants", variant, "outputs_match") is False:
-            return {**row, "outputs_differ": True}
-        return row
+        return None if row is None else Timed(row, outputs_differ=outputs_match(bench, variant) is False)
 
-    return {
-        "where": f"batch {batch}, threads={threads}",
-        "coo": named(VARIANTS.coo),
-        "sparse": fastest_matching(bench, batch, threads, SPARSE_TENSOR_VARIANTS),
-        "fastest": fastest_matching(bench, batch, threads),
-        "structured": named(VARIANTS.structured),
-        "deployable": named(VARIANTS.structured_ort),
-        "deployable_dense": named(VARIANTS.dense_ort),
-    }
+    def plain(row: TimingRow | None) -> Timed | None:
+        return None if row is None else Timed(row)
+
+    return Speedups(
+        where=f"batch {batch}, threads={threads}",
+        coo=named(VARIANTS.coo),
+        sparse=plain(fastest_matching(bench, batch, threads, SPARSE_TENSOR_VARIANTS)),
+        fastest=plain(fastest_matching(bench, batch, threads)),
+        structured=named(VARIANTS.structured),
+        deployable=named(VARIANTS.structured_ort),
+        deployable_dense=named(VARIANTS.dense_ort),
+    )
 
 
-def _speed(row: dict | None) -> float | None:
+def _speed(timed: Timed | None) -> float | None:
     """A row's speedup, or None where it was not measured (no dense row at that point)."""
-    return None if row is None else row.get("speedup_vs_dense")
+    return None if timed is None else timed.row.speedup_vs_dense
 
 
-def _test_r2(results: dict) -> tuple[float | None, float | None]:
+def _mean_r2(models: dict, variant: str) -> float | None:
+    return None if variant not in models else models[variant].mean_r2
+
+
+def _test_r2(results: RunResults) -> tuple[float | None, float | None]:
     """(SPINN, dense) test mean per-output R2; SPINN is the COO model, else the masked one."""
-    models = dig(results, METRICS.test_evaluation, "models") or {}
-    spinn = dig(models, VARIANTS.coo, "mean_r2")
+    models = {} if results.test_evaluation is None else results.test_evaluation.models
+    spinn = _mean_r2(models, VARIANTS.coo)
     if spinn is None:
-        spinn = dig(models, VARIANTS.masked, "mean_r2")
-    return spinn, dig(models, VARIANTS.dense, "mean_r2")
+        spinn = _mean_r2(models, VARIANTS.masked)
+    return spinn, _mean_r2(models, VARIANTS.dense)
 
 
-def _speed_items(results: dict, cfg: ReportConfig) -> list[dict]:
+def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
     """The speedup items (COO, fastest matching, structured) on GPU then CPU."""
     items = []
     for device, need in (("gpu", cfg.gpu_speedup_min), ("cpu", cfg.cpu_speedup_min)):
         found = _speedups(results, device, cfg)
         for key, what in SPEEDUP_ITEMS:
-            row = found.get(key)
+            row = getattr(found, key)
             value = _speed(row)
-            detail = f"{row['variant']}, {found['where']}" if row else found["where"]
+            detail = f"{row.row.variant}, {found.where}" if row else found.where
             status = _judge(value, value is not None and value >= need)
-            if row and row.get("outputs_differ"):
+            if row and row.outputs_differ:
                 status, detail = "fail", detail + "; outputs differ from its reference: no win"
             items.append(_item(f"{device.upper()} speedup ({what})", status, value,
                                f">= {need}x", detail))
     return items
 
 
-def _deployable_item(results: dict, cfg: ReportConfig) -> dict:
+def _deployable_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
     """Structured SPINN in ONNX Runtime vs dense PyTorch eager, the same-runtime ratio beside it."""
     found = _speedups(results, "cpu", cfg)
-    row, dense_ort = found.get("deployable"), found.get("deployable_dense")
+    row, dense_ort = found.deployable, found.deployable_dense
     value = _speed(row)
-    detail = found["where"]
+    detail = found.where
     if row and dense_ort:
         detail += (f"; same runtime (dense / structured, both ONNX Runtime) "
-                   f"{dense_ort['median_ms'] / row['median_ms']:.2f}x")
+                   f"{dense_ort.row.median_ms / row.row.median_ms:.2f}x")
     status = _judge(value, value is not None and value >= cfg.cpu_speedup_min)
-    if row and row.get("outputs_differ"):
+    if row and row.outputs_differ:
         status, detail = "fail", detail + "; outputs differ from its reference: no win"
     return _item("CPU speedup (deployable SPINN: structured, ONNX Runtime)", status, value,
                  f">= {cfg.cpu_speedup_min}x vs dense PyTorch eager", detail)
 
 
-def _physics_item(results: dict, cfg: ReportConfig) -> dict:
+def _physics_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
     """SPINN breaks the wear physics on the test inputs no more often than dense (plus a margin)."""
-    models = dig(results, METRICS.test_evaluation, "physics_consistency", "models") or {}
-    spinn, dense = (dig(models, v, "wear_decrease_fraction") for v in (VARIANTS.masked, VARIANTS.dense))
+    evaluation = results.test_evaluation
+    block = None if evaluation is None else evaluation.physics_consistency
+    models = {} if block is None or isinstance(block, Skipped) else block.models
+    masked, dense_m = models.get(VARIANTS.masked), models.get(VARIANTS.dense)
+    spinn, dense = (None if m is None else m.wear_decrease_fraction for m in (masked, dense_m))
     ok = spinn is not None and dense is not None and spinn <= dense + cfg.physics_margin
     detail = ("" if spinn is None or dense is None else
               f"wear decreases in {spinn:.1%} of SPINN's test steps, {dense:.1%} of dense's; thermal ODE "
-              f"residual RMS {dig(models, VARIANTS.masked, 'thermal_ode_residual_rms_um')} vs "
-              f"{dig(models, VARIANTS.dense, 'thermal_ode_residual_rms_um')} um")
+              f"residual RMS {masked.thermal_ode_residual_rms_um} vs "
+              f"{dense_m.thermal_ode_residual_rms_um} um")
     return _item("SPINN keeps physics consistency no worse than dense", _judge(spinn, ok), spinn,
                  f"<= dense + {cfg.physics_margin:g} (share of test steps where wear drops)", detail)
 
 
 def checklist_items(
-    results: dict, missing: list[str], cfg: ReportConfig | None = None
-) -> list[dict]:
+    results: RunResults, missing: list[str], cfg: ReportConfig | None = None
+) -> list[ChecklistItem]:
     """The original design's checklist judged from measurements.
 
     Args:
-        results: ``results.load_results(paths)`` (or a hand-made dict of the same shape).
+        results: ``results.load_results(paths)`` (or a ``RunResults`` built from schema records).
         missing: contract files (``core.stages.contract_files()``) that do not exist.
         cfg: thresholds (default ``ReportConfig()``).
 
     Returns:
-        ``[{"item", "status": "pass|fail|not run", "measured", "threshold", "detail"}]``
+        ``[ChecklistItem]``: item, status ("pass", "fail" or "not run"), measured, threshold, detail.
     """
     cfg = cfg or ReportConfig()
-    conv = results.get(METRICS.sparse_conversion)
-    ok = dig(conv, "conversion_ok")
+    conv = results.sparse_conversion_report
+    ok = None if conv is None else conv.conversion_ok
     items = [_item("Sparse conversion completes without errors",
                    "not run" if conv is None else ("pass" if ok else "fail"), ok,
                    "conversion_ok is true")]
+    evaluation = results.test_evaluation
+    match = None if evaluation is None else evaluation.sparse_vs_masked
     diffs = {
-        "conversion validation": dig(conv, "validation", "max_abs_diff"),
-        "test set, sparse vs masked":
-            dig(results, METRICS.test_evaluation, "sparse_vs_masked", "max_abs_diff"),
+        "conversion validation": None if conv is None else conv.validation.max_abs_diff,
+        "test set, sparse vs masked": None if match is None else match.max_abs_diff,
     }
     # A NaN difference is written as null: a check that says it failed fails, whatever is left.
-    failed = False in (dig(conv, "validation", "passed"),
-                       dig(results, METRICS.test_evaluation, "sparse_vs_masked", "passed"))
+    failed = False in (None if conv is None else conv.validation.passed,
+                       None if match is None else match.passed)
     diffs = {k: v for k, v in diffs.items() if v is not None}
     worst = max(diffs.values(), default=None)
     items.append(_item(
@@ -183,16 +216,16 @@ def checklist_items(
         _judge(spinn, spinn is not None and spinn >= floor), spinn,
         f"SPINN test mean per-output R2 >= {floor:.2f}",
         f"dense reference {_r3(dense)}; CV SPINN "
-        + (f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else NOT_MEASURED)))
+        + (f"{cv.mean:.3f} +- {cv.std:.3f}" if cv and cv.mean is not None else NOT_MEASURED)))
     n_files = len(contract_files())
     items.append(_item("All results saved (every contract file exists)",
                        "fail" if missing else "pass", f"{n_files - len(missing)}/{n_files}",
                        "all present", "missing: " + ", ".join(missing) if missing else ""))
-    absent = [k for k in CONVERSION_KEYS if k not in (conv or {})]
-    items.append(_item("Conversion report saved in results/metrics/", "fail" if absent else "pass",
+    # A report read through its schema holds every key; only a missing file fails here.
+    items.append(_item("Conversion report saved in results/metrics/", "pass" if conv else "fail",
                        conv is not None,
                        "sparse_conversion_report.json with " + ", ".join(CONVERSION_KEYS),
-                       f"missing keys {absent}" if absent else ""))
+                       "" if conv else "not written (run notebook 05_5)"))
     return items
 
 
@@ -203,80 +236,92 @@ def verdict(parts: list[bool | None]) -> str:
     return "supported" if parts and all(p is True for p in parts) else NOT_MEASURED
 
 
-def _speed_text(row: dict | None) -> str:
-    return NOT_MEASURED if _speed(row) is None else f"{row['variant']} {_speed(row):.2f}x"
+def _speed_text(timed: Timed | None) -> str:
+    return NOT_MEASURED if _speed(timed) is None else f"{timed.row.variant} {_speed(timed):.2f}x"
 
 
-def _speed_claims(results: dict, cfg: ReportConfig) -> list[dict]:
+def _speed_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:
     parts, evidence = [], []
     for device, claimed in (("gpu", cfg.claimed_gpu_speedup), ("cpu", cfg.claimed_cpu_speedup)):
         found = _speedups(results, device, cfg)
-        best = found.get("sparse")
+        best = found.sparse
         parts.append(None if _speed(best) is None else _speed(best) >= claimed)
         evidence.append(
-            f"{device.upper()} ({found['where']}): best sparse layout {_speed_text(best)}, "
-            f"COO {_speed_text(found.get('coo'))}, "
-            f"structured {_speed_text(found.get('structured'))}; claimed {claimed}x")
+            f"{device.upper()} ({found.where}): best sparse layout {_speed_text(best)}, "
+            f"COO {_speed_text(found.coo)}, "
+            f"structured {_speed_text(found.structured)}; claimed {claimed}x")
     edge = _speedups(results, "cpu", cfg, threads=cfg.edge_threads)
-    best = edge.get("sparse")
+    best = edge.sparse
     edge_ok = None if _speed(best) is None else _speed(best) >= cfg.claimed_cpu_speedup
-    cpu = dig(results, METRICS.cpu_benchmark, "environment", "cpu_model") or "an unknown CPU"
+    bench = results.cpu_benchmark
+    cpu = (None if bench is None else bench.environment.get("cpu_model")) or "an unknown CPU"
     return [
-        {"claim": "Sparse tensor operations achieve 2.5x GPU and 3.3x CPU inference speedup",
-         "verdict": verdict(parts), "evidence": "; ".join(evidence)},
-        {"claim": "CPU speedup validates feasibility for edge manufacturing IoT devices",
-         "verdict": verdict([edge_ok]),
-         "evidence": f"CPU ({edge['where']}): best sparse layout {_speed_text(best)}, structured "
-                     f"{_speed_text(edge.get('structured'))}, deployable structured in ONNX Runtime "
-                     f"{_speed_text(edge.get('deployable'))} (not the claim's sparse tensors); "
-                     f"claimed {cfg.claimed_cpu_speedup}x; measured on {cpu}, not on an edge device"},
+        Claim(claim="Sparse tensor operations achieve 2.5x GPU and 3.3x CPU inference speedup",
+              verdict=verdict(parts), evidence="; ".join(evidence)),
+        Claim(claim="CPU speedup validates feasibility for edge manufacturing IoT devices",
+              verdict=verdict([edge_ok]),
+              evidence=f"CPU ({edge.where}): best sparse layout {_speed_text(best)}, structured "
+                       f"{_speed_text(edge.structured)}, deployable structured in ONNX Runtime "
+                       f"{_speed_text(edge.deployable)} (not the claim's sparse tensors); "
+                       f"claimed {cfg.claimed_cpu_speedup}x; measured on {cpu}, not on an edge device"),
     ]
 
 
-def paired_differences(results: dict) -> dict | None:
+@dataclass(frozen=True)
+class PairedDifference:
+    """SPINN - dense mean per-output R2 over CV folds and seeds together."""
+
+    mean: float
+    sem: float  # standard error of the mean
+    n: int
+    folds: int
+    seeds: int
+
+
+def paired_differences(results: RunResults) -> PairedDifference | None:
     """SPINN - dense mean per-output R2, paired per CV fold and per seed: mean, sem and counts."""
-    values, counts = [], {}
+    found = {}
     for over in ("cross_validation", "seed_runs"):
-        found = dig(results, METRICS.test_evaluation, over, "difference", "mean_r2", "values") or []
-        found = [v for v in found if v is not None]
-        values += found
-        counts[over] = len(found)
+        block = repeated_runs(results, over)
+        found[over] = [] if block is None else [v for v in block.difference.mean_r2.values if v is not None]
+    values = found["cross_validation"] + found["seed_runs"]
     if not values:
         return None
     arr = np.asarray(values, dtype=np.float64)
     sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else 0.0
-    return {"mean": float(arr.mean()), "sem": sem, "n": int(arr.size), "folds": counts["cross_validation"],
-            "seeds": counts["seed_runs"]}
+    return PairedDifference(mean=float(arr.mean()), sem=sem, n=int(arr.size),
+                            folds=len(found["cross_validation"]), seeds=len(found["seed_runs"]))
 
 
-def _accuracy_claims(results: dict, cfg: ReportConfig) -> list[dict]:
+def _accuracy_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:
     spinn, dense = _test_r2(results)
     diff = paired_differences(results)
     dense_p, spinn_p = model_params(results, VARIANTS.dense), model_params(results, VARIANTS.masked)
-    compressed = None if not (dense_p and spinn_p) else spinn_p["nonzero"] < dense_p["nonzero"]
+    compressed = None if not (dense_p and spinn_p) else spinn_p.nonzero < dense_p.nonzero
     better_test = None if spinn is None or dense is None else spinn > dense
     # Decision rule: a gain counts only when the mean paired difference over folds and seeds
     # exceeds one standard error; one test split or one seed is noise, not an improvement.
-    better_cv = None if diff is None else diff["mean"] > diff["sem"]
+    better_cv = None if diff is None else diff.mean > diff.sem
     r2_text = (f"test mean per-output R2 dense {_r3(dense)} -> SPINN {_r3(spinn)}; paired difference "
                "(SPINN - dense) over CV folds and seeds "
-               + (f"{diff['mean']:+.3f} (standard error {diff['sem']:.3f}, {diff['folds']} folds + "
-                  f"{diff['seeds']} seeds)" if diff else NOT_MEASURED))
+               + (f"{diff.mean:+.3f} (standard error {diff.sem:.3f}, {diff.folds} folds + "
+                  f"{diff.seeds} seeds)" if diff else NOT_MEASURED))
     tol = cfg.claimed_r2_tolerance
     as_claimed = (None if dense is None or spinn is None else
                   dense <= cfg.claimed_dense_r2 + tol and spinn >= cfg.claimed_spinn_r2 - tol)
+    nonzero = [None if p is None else p.nonzero for p in (dense_p, spinn_p)]
     return [
-        {"claim": "Pruning provides dual benefit: compression AND generalization improvement",
-         "verdict": verdict([compressed, better_test, better_cv]),
-         "evidence": f"non-zero parameters {dig(dense_p, 'nonzero')} -> {dig(spinn_p, 'nonzero')}; "
-                     f"{r2_text}; decision rule: improvement only when the mean paired difference "
-                     "exceeds one standard error"},
-        {"claim": f"Pruning improves R2 {cfg.claimed_dense_r2} -> {cfg.claimed_spinn_r2}",
-         "verdict": verdict([as_claimed]), "evidence": f"{r2_text}; tolerance {tol}"},
+        Claim(claim="Pruning provides dual benefit: compression AND generalization improvement",
+              verdict=verdict([compressed, better_test, better_cv]),
+              evidence=f"non-zero parameters {nonzero[0]} -> {nonzero[1]}; "
+                       f"{r2_text}; decision rule: improvement only when the mean paired difference "
+                       "exceeds one standard error"),
+        Claim(claim=f"Pruning improves R2 {cfg.claimed_dense_r2} -> {cfg.claimed_spinn_r2}",
+              verdict=verdict([as_claimed]), evidence=f"{r2_text}; tolerance {tol}"),
     ]
 
 
-def _memory_claim(results: dict, cfg: ReportConfig) -> dict:
+def _memory_claim(results: RunResults, cfg: ReportConfig) -> Claim:
     dense_b, coo_b = weight_bytes(results, VARIANTS.dense), weight_bytes(results, VARIANTS.coo)
     limit_mb = cfg.claimed_spinn_mb * (1 + cfg.claimed_memory_tolerance)
     others = [f"{v} {b / 1e6:.2f} MB" for v in (VARIANTS.csr, VARIANTS.structured)
@@ -286,45 +331,40 @@ def _memory_claim(results: dict, cfg: ReportConfig) -> dict:
     structured = weight_bytes(results, VARIANTS.structured)
     if structured is not None and structured / 1e6 <= limit_mb:
         others.append("structured SPINN meets the figure with physically smaller layers")
-    return {"claim": f"Memory {cfg.claimed_dense_mb} MB -> {cfg.claimed_spinn_mb} MB "
-                     "(the original design's COO representation)",
-            "verdict": verdict([None if coo_b is None else coo_b / 1e6 <= limit_mb]),
-            "evidence": "; ".join([evidence, *others, "the claimed 0.84 MB counted values only"])}
+    return Claim(claim=f"Memory {cfg.claimed_dense_mb} MB -> {cfg.claimed_spinn_mb} MB "
+                       "(the original design's COO representation)",
+                 verdict=verdict([None if coo_b is None else coo_b / 1e6 <= limit_mb]),
+                 evidence="; ".join([evidence, *others, "the claimed 0.84 MB counted values only"]))
 
 
-def claims(results: dict, cfg: ReportConfig | None = None) -> list[dict]:
-    """Each key claim of the original paper text: ``[{"claim", "verdict", "evidence"}]``."""
+def claims(results: RunResults, cfg: ReportConfig | None = None) -> list[Claim]:
+    """Each key claim of the original paper text, with its verdict and evidence."""
     cfg = cfg or ReportConfig()
     return [*_speed_claims(results, cfg), *_accuracy_claims(results, cfg),
             _memory_claim(results, cfg)]
 
 
-def checklist(results: dict, missing: list[str], cfg: ReportConfig | None = None) -> dict:
-    """``{"items", "claims", "config"}``: the body of validation_checklist.json."""
+def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None = None,
+              device=None) -> ValidationChecklist:
+    """The ``validation_checklist.json`` record: items, claims, thresholds, the environment."""
     cfg = cfg or ReportConfig()
-    return {"items": checklist_items(results, missing, cfg), "claims": claims(results, cfg),
-            "config": cfg}
+    return ValidationChecklist(items=checklist_items(results, missing, cfg), claims=claims(results, cfg),
+                               config=asdict(cfg), environment=environment_info(device))
 
 
-def checklist_frames(check: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def checklist_frames(check: ValidationChecklist) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(items, claims) as DataFrames for a compact printed table."""
-    items = pd.DataFrame(check["items"])[["item", "status", "measured", "threshold", "detail"]]
+    items = pd.DataFrame([asdict(i) for i in check.items])[["item", "status", "measured", "threshold", "detail"]]
     items["measured"] = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in items["measured"]]
-    return items, pd.DataFrame(check["claims"])[["claim", "verdict", "evidence"]]
+    return items, pd.DataFrame([asdict(c) for c in check.claims])[["claim", "verdict", "evidence"]]
 
 
-def build_checklist(paths: ResultsPaths, cfg: ReportConfig | None = None) -> dict:
-    """Validation checklist and claims verdict of the run in ``paths`` (reads only its results).
-
-    Returns:
-        ``{"items": [{"item", "status", "measured", "threshold", "detail"}],
-        "claims": [{"claim", "verdict", "evidence"}], "config"}``
-    """
+def build_checklist(paths: ResultsPaths, cfg: ReportConfig | None = None, device=None) -> ValidationChecklist:
+    """Validation checklist and claims verdict of the run in ``paths`` (reads only its results)."""
     missing = [f for f in contract_files() if not (paths.root / f).is_file()]
-    return checklist(load_results(paths), missing, cfg or ReportConfig())
+    return checklist(load_results(paths), missing, cfg or ReportConfig(), device)
 
 
-def write_checklist(check: dict, paths: ResultsPaths, device=None) -> Path:
-    """``metrics/validation_checklist.json`` with the environment it was judged in."""
-    return write_json(paths.metric(METRICS.validation_checklist),
-                      {**check, "environment": environment_info(device)})
+def write_checklist(check: ValidationChecklist, paths: ResultsPaths) -> Path:
+    """``metrics/validation_checklist.json`` through its schema."""
+    return write_metric(paths, METRICS.validation_checklist, check)

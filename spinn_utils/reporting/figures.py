@@ -12,7 +12,7 @@ Reference: Okabe & Ito, "Color Universal Design" (2008) for the palette.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,10 @@ from matplotlib.ticker import StrMethodFormatter
 from ..core.io import atomic_path
 from ..core.metrics import r2_score
 from ..core.paths import ResultsPaths
-from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, METRICS, PREDICTIONS_FILE, VARIANTS
-from .results import bench_measured, dig, load_results
+from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, VARIANTS
+from ..core.results_schema import ParamCount, Pruning, RegressionReport
+from ..core.results_schema_eval import Benchmark, BenchmarkSkipped, CrossValidation
+from .results import RunResults, bench_measured, load_results, outputs_match, repeated_runs
 
 # variant -> colour: one colour per model in every figure (its label is the registry's LABELS).
 COLOURS = {
@@ -91,25 +93,25 @@ def _figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1,
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
-def fig_parameters(models: dict[str, dict], cfg: FigureConfig) -> Figure:
-    """Bars: non-zero vs stored parameters, and weight storage in MB (indices counted)."""
+def fig_parameters(models: dict[str, tuple[ParamCount, int | None]], cfg: FigureConfig) -> Figure:
+    """Bars: non-zero vs stored parameters, and weight storage in MB (indices counted);
+    ``models`` maps a variant to (its parameter counts, its weight bytes or None)."""
     names = list(models)
     x = np.arange(len(names))
     colours = [style(n)[1] for n in names]
     fig, axes = _figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
-    ax.bar(x, [models[n]["total"] for n in names], color="none", edgecolor=colours, hatch="//",
+    ax.bar(x, [models[n][0].total for n in names], color="none", edgecolor=colours, hatch="//",
            label="stored (zeros included)")
-    ax.bar(x, [models[n]["nonzero"] for n in names], color=colours, label="non-zero")
+    ax.bar(x, [models[n][0].nonzero for n in names], color=colours, label="non-zero")
     for xi, n in zip(x, names):
-        ax.annotate(f"{models[n]['nonzero']:,}", (xi, models[n]["nonzero"]), ha="center",
+        ax.annotate(f"{models[n][0].nonzero:,}", (xi, models[n][0].nonzero), ha="center",
                     va="bottom", fontsize=8)
     ax.set(title="Parameters per model", ylabel="parameters")
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.legend(fontsize=8)
     ax = axes[0, 1]
-    mb = [np.nan if models[n].get("storage_bytes") is None else models[n]["storage_bytes"] / 1e6
-          for n in names]
+    mb = [np.nan if models[n][1] is None else models[n][1] / 1e6 for n in names]
     ax.bar(x, mb, color=colours)
     for xi, v in zip(x, mb):
         if np.isfinite(v):
@@ -120,18 +122,19 @@ def fig_parameters(models: dict[str, dict], cfg: FigureConfig) -> Figure:
     return fig
 
 
-def fig_r2(test_models: dict[str, dict], cv: dict | None, cfg: FigureConfig) -> Figure:
-    """Grouped bars of R2 per output and mean per-output R2; CV mean +- std beside them."""
+def fig_r2(test_models: dict[str, RegressionReport], cv: CrossValidation | None, cfg: FigureConfig) -> Figure:
+    """Grouped bars of R2 per output and mean per-output R2; CV mean +- std beside them
+    (``cv`` None: skipped by design, ``run_cv=False``)."""
     names = list(test_models)
-    targets = list(next(iter(test_models.values()))["per_output"])
+    targets = list(next(iter(test_models.values())).per_output)
     groups = [*targets, "mean_r2"]
-    has_cv = bool(cv) and "dense" in cv
+    has_cv = cv is not None
     fig, axes = _figure(cfg, 4.2, ncols=2 if has_cv else 1,
                         **({"gridspec_kw": {"width_ratios": [2, 1]}} if has_cv else {}))
     ax, width = axes[0, 0], 0.8 / len(names)
     for i, n in enumerate(names):
         rep = test_models[n]
-        vals = [rep["per_output"][t]["r2"] for t in targets] + [rep["mean_r2"]]
+        vals = [rep.per_output[t].r2 for t in targets] + [rep.mean_r2]
         label, colour = style(n)
         ax.bar(np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width, vals, width,
                color=colour, label=label)
@@ -144,25 +147,26 @@ def fig_r2(test_models: dict[str, dict], cv: dict | None, cfg: FigureConfig) -> 
         ax = axes[0, 1]
         cv_models = (("dense", VARIANTS.dense, LABELS[VARIANTS.dense]), ("spinn", VARIANTS.masked, "SPINN (IMP)"))
         for i, (model, colour_of, label) in enumerate(cv_models):
-            stats = [cv[model]["per_output"][t]["r2"] for t in targets] + [cv[model]["mean_r2"]]
-            ax.errorbar(np.arange(len(groups)) + (i - 0.5) * 0.3, [s["mean"] for s in stats],
-                        yerr=[s["std"] for s in stats], fmt="o", capsize=4,
+            fold_stats = getattr(cv, model)
+            stats = [fold_stats.per_output[t].r2 for t in targets] + [fold_stats.mean_r2]
+            ax.errorbar(np.arange(len(groups)) + (i - 0.5) * 0.3, [s.mean for s in stats],
+                        yerr=[s.std for s in stats], fmt="o", capsize=4,
                         color=style(colour_of)[1], label=label)
         short = [target_label(t).split(" (")[0] for t in targets]
         ax.set_xticks(np.arange(len(groups)), [*short, "Mean"], fontsize=8)
         ax.axhline(0, color="#444444", lw=0.8)
-        ax.set(title=f"Leave-experiments-out CV\n{cv.get('n_folds', '?')} folds, mean ± std",
+        ax.set(title=f"Leave-experiments-out CV\n{cv.n_folds} folds, mean ± std",
                ylabel="R2")
         ax.legend(fontsize=8)
     return fig
 
 
-def _latency_panel(ax, bench: dict, threads, title: str) -> None:
-    rows = pd.DataFrame([r for r in bench["results"] if r.get("threads") == threads])
+def _latency_panel(ax, bench: Benchmark, threads, title: str) -> None:
+    rows = pd.DataFrame([asdict(r) for r in bench.results if r.threads == threads])
     for variant, part in rows.groupby("variant", sort=False):
         part = part.sort_values("batch_size")
         label, colour = style(variant)
-        match = dig(bench, "variants", variant, "outputs_match")
+        match = outputs_match(bench, variant)
         ax.plot(part["batch_size"], part["median_ms"], marker="o", color=colour,
                 ls="-" if match is not False else ":",
                 label=label + ("" if match is not False else " (outputs differ)"))
@@ -171,15 +175,15 @@ def _latency_panel(ax, bench: dict, threads, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def fig_latency(cpu: dict | None, gpu: dict | None, cfg: FigureConfig) -> Figure:
+def fig_latency(cpu: Benchmark | BenchmarkSkipped | None, gpu: Benchmark | BenchmarkSkipped | None,
+                cfg: FigureConfig) -> Figure:
     """Latency vs batch size per variant, log-log: CPU per thread count, then GPU if measured."""
     panels = []
     for device, bench in (("CPU", cpu), ("GPU", gpu)):
         if not bench_measured(bench):
             continue
-        env = bench.get("environment", {})
-        where = env.get("gpu_name") if device == "GPU" else env.get("cpu_model")
-        for threads in sorted({r.get("threads") for r in bench["results"]}, key=lambda t: t or 0):
+        where = bench.environment.get("gpu_name" if device == "GPU" else "cpu_model")  # free-form block
+        for threads in sorted({r.threads for r in bench.results}, key=lambda t: t or 0):
             suffix = f", {threads} thread{'s' if threads != 1 else ''}" if device == "CPU" else ""
             panels.append((bench, threads, f"{device}{suffix}\n{where or ''}".strip()))
     fig, axes = _figure(cfg, 4.4, ncols=max(1, len(panels)))
@@ -189,7 +193,7 @@ def fig_latency(cpu: dict | None, gpu: dict | None, cfg: FigureConfig) -> Figure
         axes[0, 0].legend(fontsize=7)
     if not bench_measured(gpu):
         # The reason's first clause ("no CUDA GPU") is enough here; the JSON has all of it.
-        reason = f": {gpu['reason'].split(':')[0]}" if gpu and gpu.get("reason") else ""
+        reason = f": {gpu.reason.split(':')[0]}" if isinstance(gpu, BenchmarkSkipped) else ""
         fig.suptitle(f"Median latency vs batch size (GPU not measured{reason})", fontsize=9)
     return fig
 
@@ -265,27 +269,27 @@ def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None
     return fig
 
 
-def fig_pruning(pruning: dict, cfg: FigureConfig) -> Figure:
+def fig_pruning(pruning: Pruning, cfg: FigureConfig) -> Figure:
     """Sparsity and validation R2 per IMP stage; dense and structured SPINN for reference."""
-    stages = pruning["unstructured"]["stages"]
-    x = [s["stage"] for s in stages]
+    stages = pruning.unstructured.stages
+    x = [s.stage for s in stages]
     fig, axes = _figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
-    ax.bar(x, [100 * s["sparsity"] for s in stages], color=style(VARIANTS.masked)[1])
+    ax.bar(x, [100 * s.sparsity for s in stages], color=style(VARIANTS.masked)[1])
     for s in stages:
-        ax.annotate(f"{s['params']['nonzero']:,}", (s["stage"], 100 * s["sparsity"]), ha="center",
+        ax.annotate(f"{s.params.nonzero:,}", (s.stage, 100 * s.sparsity), ha="center",
                     va="bottom", fontsize=8)
     ax.set(title="Sparsity per pruning stage (labels: non-zero parameters)",
            xlabel="stage (0 = trained dense)", ylabel="sparsity of all parameters (%)")
     ax.set_xticks(x)
     ax = axes[0, 1]
-    targets = list(stages[0]["val_metrics"]["per_output"])
+    targets = list(stages[0].val_metrics.per_output)
     for t, ls in zip(targets, ("--", ":")):
-        ax.plot(x, [s["val_metrics"]["per_output"][t]["r2"] for s in stages], marker="s", ls=ls,
+        ax.plot(x, [s.val_metrics.per_output[t].r2 for s in stages], marker="s", ls=ls,
                 color=style(VARIANTS.masked)[1], label=target_label(t))
-    ax.plot(x, [s["val_metrics"]["mean_r2"] for s in stages], marker="o", lw=2,
+    ax.plot(x, [s.val_metrics.mean_r2 for s in stages], marker="o", lw=2,
             color=style(VARIANTS.masked)[1], label="mean per-output R2")
-    structured = dig(pruning, "structured", "val_metrics", "mean_r2")
+    structured = pruning.structured.val_metrics.mean_r2
     if structured is not None:
         ax.axhline(structured, color=style(VARIANTS.structured)[1], lw=1.5,
                    label=f"structured SPINN ({structured:.3f})")
@@ -295,16 +299,14 @@ def fig_pruning(pruning: dict, cfg: FigureConfig) -> Figure:
     return fig
 
 
-def model_sizes(results: dict) -> dict[str, dict]:
-    """{variant: {"total", "nonzero", "storage_bytes"}} from the CPU benchmark, else 05/05.5."""
-    variants = (dig(results, METRICS.cpu_benchmark, "variants")
-                or dig(results, METRICS.gpu_benchmark, "variants"))
-    if variants:
-        return {n: {**v["params"], "storage_bytes": v.get("storage_bytes")}
-                for n, v in variants.items()}
-    verified = dig(results, METRICS.model_verification, "models") or {}
-    return {name: {**entry["params"], "storage_bytes": entry.get("storage_bytes")}
-            for name, entry in verified.items() if entry.get("params")}
+def model_sizes(results: RunResults) -> dict[str, tuple[ParamCount, int | None]]:
+    """{variant: (parameter counts, weight bytes)} from the CPU benchmark (else the GPU one),
+    else from notebook 05 (no storage measured there: None)."""
+    for bench in (results.cpu_benchmark, results.gpu_benchmark):
+        if isinstance(bench, Benchmark) and bench.variants:
+            return {n: (v.params, v.storage_bytes) for n, v in bench.variants.items()}
+    verified = results.model_verification
+    return {} if verified is None else {name: (entry.params, None) for name, entry in verified.models.items()}
 
 
 def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
@@ -316,8 +318,8 @@ def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
     cfg, results = cfg or FigureConfig(), load_results(paths)
     pred_path = paths.predictions
     pred = pd.read_csv(pred_path) if pred_path.is_file() else None
-    test = dig(results, METRICS.test_evaluation, "models")
-    cpu, gpu = results[METRICS.cpu_benchmark], results[METRICS.gpu_benchmark]
+    test = None if results.test_evaluation is None else results.test_evaluation.models
+    cpu, gpu = results.cpu_benchmark, results.gpu_benchmark
     figures, skipped = {}, {}
     sizes = model_sizes(results)
     if sizes:
@@ -325,8 +327,7 @@ def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
     else:
         skipped[FIGURES.parameters] = "no cpu_benchmark.json or model_verification.json"
     if test:
-        cv = dig(results, METRICS.test_evaluation, "cross_validation")
-        figures[FIGURES.r2_per_output] = fig_r2(test, cv, cfg)
+        figures[FIGURES.r2_per_output] = fig_r2(test, repeated_runs(results, "cross_validation"), cfg)
     else:
         skipped[FIGURES.r2_per_output] = "no test_evaluation.json"
     if bench_measured(cpu) or bench_measured(gpu):
@@ -339,8 +340,8 @@ def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
     else:
         for name in (FIGURES.predicted_vs_measured, FIGURES.wear_over_time):
             skipped[name] = f"no metrics/{PREDICTIONS_FILE}"
-    if dig(results, METRICS.pruning, "unstructured", "stages"):
-        figures[FIGURES.pruning_progression] = fig_pruning(results[METRICS.pruning], cfg)
+    if results.pruning is not None and results.pruning.unstructured.stages:
+        figures[FIGURES.pruning_progression] = fig_pruning(results.pruning, cfg)
     else:
         skipped[FIGURES.pruning_progression] = "no pruning.json"
     written = {name: save_figure(fig, paths.figures, name, cfg) for name, fig in figures.items()}

@@ -2,17 +2,38 @@
 
 Nothing here measures or trains: Table 1, the checklist and the figures read every number
 through these functions from the files the earlier notebooks wrote (docs/architecture.md,
-"Results contract"), so they can be rebuilt from any results folder. Results may be partial:
-a file not written yet reads as None and its numbers as "not measured".
+"Results contract"), each read through its schema (``core/results_schema*.py``), so they can be
+rebuilt from any results folder. Results may be partial: a file not written yet reads as None
+and its numbers as "not measured"; so do a step skipped by design (with its reason). A file
+whose keys do not fit its schema is an error, never "not measured".
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from ..core.io import read_json
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_VARIANTS, UNSTRUCTURED_VARIANTS, VARIANTS, names
+from ..core.results_files import read_result
+from ..core.results_schema import (
+    Artifacts,
+    DataSummary,
+    DenseTraining,
+    ModelVerification,
+    ParamCount,
+    Pruning,
+    Skipped,
+    SparseConversion,
+)
+from ..core.results_schema_eval import (
+    Benchmark,
+    BenchmarkSkipped,
+    CrossValidation,
+    FoldStats,
+    SeedRuns,
+    TestEvaluation,
+    TimingRow,
+)
 
 NOT_MEASURED = "not measured"
 # Every metrics JSON written before the checklist (notebooks 01-08), by name.
@@ -47,77 +68,110 @@ class ReportConfig:
         return cls()
 
 
-def load_results(paths: ResultsPaths) -> dict:
-    """Every metrics JSON of a run by name (``METRICS``); a file not written (yet) is None."""
-    out = {}
-    for name in METRIC_FILES:
-        path = paths.metric(name)
-        out[name] = read_json(path, name) if path.is_file() else None
-    return out
+@dataclass(frozen=True)
+class RunResults:
+    """Every metrics JSON of a run written before the checklist, as its schema record
+    (``core/results_schema*.py``); a file not written (yet) is None."""
+
+    data_summary: DataSummary | None = None
+    dense_training: DenseTraining | None = None
+    pruning: Pruning | None = None
+    artifacts: Artifacts | None = None
+    model_verification: ModelVerification | None = None
+    sparse_conversion_report: SparseConversion | None = None
+    gpu_benchmark: Benchmark | BenchmarkSkipped | None = None
+    cpu_benchmark: Benchmark | BenchmarkSkipped | None = None
+    test_evaluation: TestEvaluation | None = None
+
+    def benchmark(self, device: str) -> Benchmark | BenchmarkSkipped | None:
+        """The "gpu" or "cpu" benchmark record."""
+        return getattr(self, BENCHMARKS[device])
 
 
-def dig(obj, *keys):
-    """``obj[k1][k2]...`` or None where any level is missing (results may be partial)."""
-    for key in keys:
-        if not isinstance(obj, dict) or key not in obj:
-            return None
-        obj = obj[key]
-    return obj
+def load_results(paths: ResultsPaths) -> RunResults:
+    """Every metrics JSON of a run (``METRIC_FILES``) read through its schema; a file not
+    written (yet) is None, a file that does not fit its schema is a one-line SpinnError."""
+    return RunResults(**{name: read_result(paths, name) if paths.metric(name).is_file() else None
+                         for name in METRIC_FILES})
 
 
-def bench_measured(bench: dict | None) -> bool:
-    """True when a benchmark JSON holds timings (not skipped, not missing)."""
-    return bool(bench) and not bench.get("skipped") and bool(bench.get("results"))
+def bench_measured(bench) -> bool:
+    """True when a benchmark record holds timings (not skipped, not missing)."""
+    return isinstance(bench, Benchmark) and bool(bench.results)
 
 
-def bench_point(bench: dict, batch_size: int, threads: int | None = None) -> tuple[int, int | None]:
+def skip_reason(bench, device: str) -> str:
+    """Why a benchmark holds no timings: its recorded reason, or that its file was not written."""
+    if isinstance(bench, BenchmarkSkipped):
+        return bench.reason
+    return f"{BENCHMARKS[device]}.json not written" if bench is None else "no timing rows"
+
+
+def bench_point(bench: Benchmark, batch_size: int, threads: int | None = None) -> tuple[int, int | None]:
     """(batch, threads) to read: ``batch_size`` or the nearest measured; ``threads`` or the most."""
-    rows = bench["results"]
-    batches = sorted({int(r["batch_size"]) for r in rows})
+    rows = bench.results
+    batches = sorted({int(r.batch_size) for r in rows})
     batch = min(batches, key=lambda b: (abs(math.log(b / batch_size)), -b))
-    measured = sorted({r.get("threads") for r in rows if r["batch_size"] == batch} - {None})
+    measured = sorted({r.threads for r in rows if r.batch_size == batch} - {None})
     if threads is None or threads not in measured:
         threads = measured[-1] if measured else None
     return batch, threads
 
 
-def timing(bench: dict, variant: str, batch: int, threads: int | None) -> dict | None:
+def timing(bench: Benchmark, variant: str, batch: int, threads: int | None) -> TimingRow | None:
     """The results row of one variant at one (batch, threads), or None if not timed."""
-    for row in bench.get("results", []):
-        if (row["variant"], row["batch_size"], row.get("threads")) == (variant, batch, threads):
+    for row in bench.results:
+        if (row.variant, row.batch_size, row.threads) == (variant, batch, threads):
             return row
     return None
 
 
+def outputs_match(bench: Benchmark, variant: str) -> bool | None:
+    """Whether a timed variant reproduced its reference; None where it was not built."""
+    info = bench.variants.get(variant)
+    return None if info is None else info.outputs_match
+
+
 def fastest_matching(
-    bench: dict, batch: int, threads: int | None, names: tuple[str, ...] = UNSTRUCTURED_VARIANTS
-) -> dict | None:
+    bench: Benchmark, batch: int, threads: int | None, names: tuple[str, ...] = UNSTRUCTURED_VARIANTS
+) -> TimingRow | None:
     """The quickest of ``names`` whose outputs matched its reference (a wrong answer is no win)."""
-    variants = bench.get("variants", {})
-    rows = [timing(bench, v, batch, threads) for v in names if dig(variants, v, "outputs_match")]
-    return min((r for r in rows if r), key=lambda r: r["median_ms"], default=None)
+    rows = [timing(bench, v, batch, threads) for v in names if outputs_match(bench, v)]
+    return min((r for r in rows if r), key=lambda r: r.median_ms, default=None)
 
 
-def model_params(results: dict, variant: str) -> dict | None:
-    """``count_parameters`` dict of one saved variant, from notebook 05 (COO: from 05.5; an
-    ONNX export: from the model it was exported from)."""
+def model_params(results: RunResults, variant: str) -> ParamCount | None:
+    """Parameter counts of one saved variant, from notebook 05 (COO: from 05.5; an ONNX
+    export: from the model it was exported from)."""
     if variant == VARIANTS.coo:
-        return dig(results, METRICS.sparse_conversion, "params")
+        conv = results.sparse_conversion_report
+        return None if conv is None else conv.params
     variant = ORT_VARIANTS.get(variant, variant)
-    return dig(results, METRICS.model_verification, "models", variant, "params")
+    verified = results.model_verification
+    entry = None if verified is None else verified.models.get(variant)
+    return None if entry is None else entry.params
 
 
-def weight_bytes(results: dict, variant: str) -> int | None:
+def weight_bytes(results: RunResults, variant: str) -> int | None:
     """Weight storage of a benchmark variant (values + indices + offsets), CPU JSON first."""
-    for name in (METRICS.cpu_benchmark, METRICS.gpu_benchmark):
-        value = dig(results, name, "variants", variant, "storage_bytes")
-        if value is not None:
-            return value
+    for bench in (results.cpu_benchmark, results.gpu_benchmark):
+        if isinstance(bench, Benchmark) and variant in bench.variants:
+            return bench.variants[variant].storage_bytes
     fmt = {VARIANTS.dense: "dense", VARIANTS.coo: "coo", VARIANTS.csr: "csr"}.get(variant)
-    return dig(results, METRICS.sparse_conversion, "storage_bytes", fmt) if fmt else None
+    conv = results.sparse_conversion_report
+    return conv.storage_bytes.get(fmt) if fmt and conv is not None else None
 
 
-def cv_summary(results: dict, model: str, over: str = "cross_validation") -> dict | None:
-    """``{"mean", "std", ...}`` of the mean per-output R2 of "dense" or "spinn" over the CV folds
-    (``over="cross_validation"``) or over the seeds on the fixed split (``over="seed_runs"``)."""
-    return dig(results, METRICS.test_evaluation, over, model, "mean_r2")
+def repeated_runs(results: RunResults, over: str = "cross_validation") -> CrossValidation | SeedRuns | None:
+    """The CV folds (``over="cross_validation"``) or the seed runs (``"seed_runs"``) of notebook
+    08; None where they were skipped by design (``run_cv=False``) or 08 has not run."""
+    evaluation = results.test_evaluation
+    block = None if evaluation is None else getattr(evaluation, over)
+    return None if block is None or isinstance(block, Skipped) else block
+
+
+def cv_summary(results: RunResults, model: str, over: str = "cross_validation") -> FoldStats | None:
+    """Statistics (mean, std, ...) of the mean per-output R2 of "dense" or "spinn" over the CV
+    folds (``over="cross_validation"``) or over the seeds on the fixed split (``"seed_runs"``)."""
+    block = repeated_runs(results, over)
+    return None if block is None else getattr(block, model).mean_r2

@@ -16,19 +16,22 @@ import pandas as pd
 from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
 from ..core.registry import LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
+from ..core.results_files import require_keys
+from ..core.results_schema import Skipped
+from ..core.results_schema_eval import ModelPhysics
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
 from .results import (
-    BENCHMARKS,
     NOT_MEASURED,
     ReportConfig,
+    RunResults,
     bench_measured,
     bench_point,
     cv_summary,
-    dig,
     fastest_matching,
     load_results,
     model_params,
+    skip_reason,
     timing,
     weight_bytes,
 )
@@ -89,67 +92,77 @@ NOTES = (
 )
 
 
-def _latency_cells(results: dict, device: str, cfg: ReportConfig) -> tuple[dict, dict, str]:
+def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple[dict, dict, str]:
     """Per column: the timing row, the variant timed, and a note on the conditions."""
-    bench = results.get(BENCHMARKS[device])
+    bench = results.benchmark(device)
     if not bench_measured(bench):
-        reason = dig(bench, "reason") or "benchmark JSON not written"
-        return {}, {}, f"{device.upper()}: {NOT_MEASURED} ({reason})."
+        return {}, {}, f"{device.upper()}: {NOT_MEASURED} ({skip_reason(bench, device)})."
     batch, threads = bench_point(bench, cfg.batch_size)
     rows, names = {}, {}
     for col in COLUMNS:
         row = (timing(bench, COLUMN_VARIANT[col], batch, threads) if COLUMN_VARIANT[col]
                else fastest_matching(bench, batch, threads))
         if row is not None:
-            rows[col], names[col] = row, row["variant"]
-    env = bench.get("environment", {})
-    where = env.get("gpu_name") if device == "gpu" else env.get("cpu_model")
-    note = (f"{device.upper()}: median of {next(iter(rows.values()), {}).get('repeats', '?')} "
+            rows[col], names[col] = row, row.variant
+    where = bench.environment.get("gpu_name" if device == "gpu" else "cpu_model")  # free-form block
+    repeats = next(iter(rows.values())).repeats if rows else "?"
+    note = (f"{device.upper()}: median of {repeats} "
             f"repeats at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
             f"{'' if batch == cfg.batch_size else f' (batch {cfg.batch_size} not measured)'}.")
     return rows, names, note
 
 
-def physics_note(results: dict) -> str:
+def physics_note(results: RunResults) -> str:
     """Which physics terms the dense model was trained with, and why any was off (from 01 and 02)."""
-    weights = dig(results, METRICS.dense_training, "physics_config")
-    if not weights:
+    if results.dense_training is None:
         return f"Physics terms: {NOT_MEASURED} (no {METRICS.dense_training}.json)."
-    support = dig(results, METRICS.data_summary, "physics", "terms") or {}
+    weights = results.dense_training.physics_config  # PhysicsConfig: one "<term>_weight" per term
+    require_keys(METRICS.dense_training, weights, [f"{t}_weight" for t in TERMS], "physics_config")
+    summary = results.data_summary
+    support = summary.physics.terms if summary is not None and summary.physics is not None else {}
     on = [f"{t} (weight {weights[f'{t}_weight']:g})" for t in TERMS if weights.get(f"{t}_weight")]
-    off = [f"{t} ({dig(support, t, 'reason') or 'weight 0'})" for t in TERMS if not weights.get(f"{t}_weight")]
+    off = [f"{t} ({support[t].reason if t in support else 'weight 0'})" for t in TERMS
+           if not weights.get(f"{t}_weight")]
     return f"Physics terms in training: on: {', '.join(on) or 'none'}; off: {'; '.join(off) or 'none'}."
 
 
-def _accuracy_cells(results: dict, cells: dict) -> None:
+def _physics(results: RunResults, model: str) -> ModelPhysics | None:
+    """Physics consistency of one model (None: baselines skipped by design, or not scored)."""
+    evaluation = results.test_evaluation
+    block = None if evaluation is None else evaluation.physics_consistency
+    return None if block is None or isinstance(block, Skipped) else block.models.get(model)
+
+
+def _accuracy_cells(results: RunResults, cells: dict) -> None:
     """Parameters, test R2 and CV rows of every column, into ``cells[label][column]``."""
-    test = dig(results, METRICS.test_evaluation, "models") or {}
+    test = {} if results.test_evaluation is None else results.test_evaluation.models
     for col in COLUMNS:
         params = model_params(results, COLUMN_MODEL[col])
         if params is None and COLUMN_MODEL[col] == VARIANTS.coo:
             params = model_params(results, VARIANTS.masked)  # the same non-zero weights
-        cells["Parameters (non-zero)"][col] = dig(params, "nonzero")
+        cells["Parameters (non-zero)"][col] = None if params is None else params.nonzero
         metrics = test.get(COLUMN_MODEL[col])
-        cells["Mean per-output R2 (test)"][col] = dig(metrics, "mean_r2")
         # Targets in data order, [wear, thermal]: a user's CSV may name them its own way.
-        wear, thermal = (list(metrics["per_output"]) if metrics else list(TARGETS))[:2]
-        cells["Tool wear R2 (test)"][col] = dig(metrics, "per_output", wear, "r2")
-        cells["Thermal R2 (test)"][col] = dig(metrics, "per_output", thermal, "r2")
+        wear, thermal = (list(metrics.per_output) if metrics else list(TARGETS))[:2]
+        if metrics is not None:
+            cells["Mean per-output R2 (test)"][col] = metrics.mean_r2
+            cells["Tool wear R2 (test)"][col] = metrics.per_output[wear].r2
+            cells["Thermal R2 (test)"][col] = metrics.per_output[thermal].r2
         # Physics consistency: COO holds the masked weights; the ONNX export is the structured model.
         same = {VARIANTS.coo: VARIANTS.masked, VARIANTS.structured_ort: VARIANTS.structured}
-        physics = dig(results, METRICS.test_evaluation, "physics_consistency", "models",
-                      same.get(COLUMN_MODEL[col], COLUMN_MODEL[col])) or {}
-        cells["Wear decreases (share of test steps)"][col] = physics.get("wear_decrease_fraction")
-        cells["Thermal ODE residual RMS (um)"][col] = physics.get("thermal_ode_residual_rms_um")
+        physics = _physics(results, same.get(COLUMN_MODEL[col], COLUMN_MODEL[col]))
+        if physics is not None:
+            cells["Wear decreases (share of test steps)"][col] = physics.wear_decrease_fraction
+            cells["Thermal ODE residual RMS (um)"][col] = physics.thermal_ode_residual_rms_um
         # CV and the seed runs compare dense with unstructured IMP only.
         for over, label in (("cross_validation", "CV"), ("seed_runs", "seeds")):
             stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, VARIANTS.structured_ort) else cv_summary(
                 results, "dense" if COLUMN_MODEL[col] == VARIANTS.dense else "spinn", over)
-            cells[f"Mean per-output R2, {label} mean"][col] = dig(stats, "mean")
-            cells[f"Mean per-output R2, {label} std"][col] = dig(stats, "std")
+            cells[f"Mean per-output R2, {label} mean"][col] = None if stats is None else stats.mean
+            cells[f"Mean per-output R2, {label} std"][col] = None if stats is None else stats.std
 
 
-def _speed_cells(results: dict, cells: dict, cfg: ReportConfig) -> list[str]:
+def _speed_cells(results: RunResults, cells: dict, cfg: ReportConfig) -> list[str]:
     """Latency, speedup, memory and "timed as" rows into ``cells``; returns the notes."""
     notes, timed = [], {col: [] for col in COLUMNS}
     for device in ("gpu", "cpu"):
@@ -157,8 +170,8 @@ def _speed_cells(results: dict, cells: dict, cfg: ReportConfig) -> list[str]:
         notes.append(note)
         for col in COLUMNS:
             row = rows.get(col)
-            cells[f"{device.upper()} inference (ms)"][col] = dig(row, "median_ms")
-            cells[f"{device.upper()} speedup vs dense"][col] = dig(row, "speedup_vs_dense")
+            cells[f"{device.upper()} inference (ms)"][col] = None if row is None else row.median_ms
+            cells[f"{device.upper()} speedup vs dense"][col] = None if row is None else row.speedup_vs_dense
             timed[col].append(f"{device.upper()}: {names.get(col, NOT_MEASURED)}")
     # Memory is that of the representation timed on CPU (the loop ended on "cpu").
     for col in COLUMNS:
@@ -168,7 +181,7 @@ def _speed_cells(results: dict, cells: dict, cfg: ReportConfig) -> list[str]:
     return notes
 
 
-def table1(results: dict, cfg: ReportConfig | None = None) -> pd.DataFrame:
+def table1(results: RunResults, cfg: ReportConfig | None = None) -> pd.DataFrame:
     """Table 1 as a DataFrame: rows ``ROWS``, columns ``COLUMNS`` plus "Source".
 
     Cells hold the JSON values themselves (ints, floats, text) or "not measured";

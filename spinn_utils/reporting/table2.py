@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.paths import ResultsPaths
-from ..core.registry import BASELINES, LABELS, METRICS, TABLE2, VARIANTS
-from .results import NOT_MEASURED, dig, load_results
+from ..core.registry import BASELINES, LABELS, TABLE2, VARIANTS
+from ..core.results_schema import Skipped
+from ..core.results_schema_eval import TestEvaluation
+from .results import NOT_MEASURED, RunResults, load_results
 from .table1 import write_table
 
 COLUMNS = {  # column -> (where in test_evaluation.json, model name)
@@ -28,25 +30,39 @@ ROWS = (
 )
 
 
-def _column(evaluation: dict, where: str, model: str) -> list:
-    metrics = dig(evaluation, where, "models", model) if where == "baselines" else dig(evaluation, where, model)
-    targets = list(dig(metrics, "per_output") or {})[:2] or [None, None]
-    physics = dig(evaluation, "physics_consistency", "models", model) or {}
-    return [dig(metrics, "per_output", targets[0], "r2"), dig(metrics, "per_output", targets[1], "r2"),
-            dig(metrics, "mean_r2"), dig(metrics, "per_output", targets[0], "rmse"),
-            dig(metrics, "per_output", targets[1], "rmse"), physics.get("wear_decrease_fraction"),
-            physics.get("thermal_ode_residual_rms_um")]
+def _ran(block):
+    """A part of the evaluation, or None where it was skipped by design (with its reason)."""
+    return None if isinstance(block, Skipped) else block
 
 
-def table2(results: dict) -> pd.DataFrame:
+def _column(evaluation: TestEvaluation | None, where: str, model: str) -> list:
+    """A model's cells; None (shown "not measured") where 08 has not run or the part was skipped."""
+    if evaluation is None:
+        return [None] * len(ROWS)
+    baselines, consistency = _ran(evaluation.baselines), _ran(evaluation.physics_consistency)
+    if where == "baselines":
+        metrics = None if baselines is None else baselines.models.get(model)
+    else:
+        metrics = evaluation.models.get(model)
+    physics = None if consistency is None else consistency.models.get(model)
+    cells = [None] * 5
+    if metrics is not None:
+        wear, thermal = (metrics.per_output[t] for t in list(metrics.per_output)[:2])
+        cells = [wear.r2, thermal.r2, metrics.mean_r2, wear.rmse, thermal.rmse]
+    return cells + ([None, None] if physics is None else
+                    [physics.wear_decrease_fraction, physics.thermal_ode_residual_rms_um])
+
+
+def table2(results: RunResults) -> pd.DataFrame:
     """Rows ``ROWS``, one column per model of ``COLUMNS``; cells are the JSON values."""
-    evaluation = results.get(METRICS.test_evaluation) or {}
+    evaluation = results.test_evaluation
     cells = {col: _column(evaluation, *where) for col, where in COLUMNS.items()}
     frame = pd.DataFrame({col: [NOT_MEASURED if v is None else v for v in values]
                           for col, values in cells.items()},
                          index=pd.Index([label for label, _ in ROWS], name="Metric"), dtype=object)
-    tol = dig(evaluation, "physics_consistency", "wear_drop_tol_mm")
-    units = dig(evaluation, "units") or {}
+    consistency = None if evaluation is None else _ran(evaluation.physics_consistency)
+    tol = None if consistency is None else consistency.wear_drop_tol_mm
+    units = {} if evaluation is None else evaluation.units
     frame.attrs.update(name=TABLE2, row_format=dict(ROWS),
                        title="Table 2: baselines, the physics ablation and physics consistency (this run)",
                        notes=[

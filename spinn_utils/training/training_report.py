@@ -4,6 +4,9 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
+from ..core.registry import METRICS
+from ..core.results_files import parse_record
+from ..core.results_schema import DenseTraining
 from ..data.dataset import PreparedData
 from ..model.counting import count_parameters
 from ..model.physics import PhysicsConfig
@@ -41,9 +44,9 @@ def checkpoint_meta(
 def training_report(
     model: nn.Module, data: PreparedData, train_cfg: TrainConfig, physics_cfg: PhysicsConfig,
     result: TrainResult, *, val_metrics: dict, seed: int, environment: dict,
-) -> dict:
-    """The content of ``metrics/dense_training.json`` (keys in results/README.md)."""
-    return {
+) -> DenseTraining:
+    """The ``metrics/dense_training.json`` record (``core.results_schema.DenseTraining``)."""
+    return parse_record(METRICS.dense_training, {
         "model": model.cfg,
         "params": count_parameters(model),
         "train_config": train_cfg,
@@ -55,4 +58,4 @@ def training_report(
         "data_source": data.meta.get("source"),
         "thermal_source": data.meta.get("thermal_source"),
         "environment": environment,
-    }
+    })

@@ -1,0 +1,281 @@
+"""The schema of the metrics JSONs of notebooks 06-09: benchmarks, the test evaluation and the
+validation checklist (the earlier notebooks' files and the shared parts are in
+``results_schema.py``; read and write them with ``results_files``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .results_schema import ParamCount, RegressionReport, Skipped
+from .typed_json import Versioned
+
+# 06, 07: gpu_benchmark.json, cpu_benchmark.json -----------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchVariant:
+    """What one timed variant stores and computes, and whether it reproduces its reference."""
+
+    format: str
+    dtype: str
+    storage_bytes: int  # weight storage, values + indices + offsets
+    flops: int
+    flops_nonzero: int
+    params: ParamCount
+    reference: str  # the variant its outputs are compared with
+    source: str
+    outputs_match: bool
+    max_abs_diff: float | None
+    atol: float
+    n: int
+    flops_ratio_vs_dense: float | None
+    notes: dict | None = None  # ONNX Runtime variants: runtime settings
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """One variant timed at one (threads, batch): milliseconds per call."""
+
+    device: str
+    threads: int | None
+    batch_size: int
+    variant: str
+    dtype: str
+    median_ms: float
+    iqr_ms: float
+    q1_ms: float
+    q3_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    repeats: int
+    speedup_vs_dense: float | None  # median(dense) / median(variant); null without a dense row
+
+
+@dataclass(frozen=True)
+class TimingFailure:
+    threads: int | None
+    batch_size: int
+    variant: str
+    error: str
+
+
+@dataclass(frozen=True)
+class FastestRow:
+    """The fastest variant whose outputs matched, at one (threads, batch)."""
+
+    device: str | None
+    threads: int | None
+    batch_size: int
+    variant: str
+    median_ms: float
+    speedup_vs_dense: float | None
+    beats_dense: bool
+
+
+@dataclass(frozen=True)
+class LoadAverage:
+    before: float | None
+    after: float | None
+
+
+@dataclass(frozen=True)
+class Benchmark(Versioned):
+    """A benchmark that ran (``skipped`` is false)."""
+
+    skipped: bool
+    device: str
+    timer: str
+    float32_matmul_precision: str
+    config: dict  # BenchConfig
+    threads: list[int | None]
+    batch_sizes: list[int]
+    variants: dict[str, BenchVariant]
+    skipped_variants: dict[str, str]  # variant -> why it was not timed here
+    results: list[TimingRow]
+    failures: list[TimingFailure]  # variants whose kernel raised at some point: not timed
+    fastest: list[FastestRow]
+    seconds: float
+    load_average_1min: LoadAverage
+    environment: dict
+
+
+@dataclass(frozen=True)
+class BenchmarkSkipped(Versioned):
+    """A benchmark skipped by design (no CUDA GPU, or a CPU device asked of notebook 06)."""
+
+    SKIP: ClassVar[bool] = True
+    skipped: bool
+    reason: str
+    device: str
+    environment: dict
+
+
+BenchmarkResult = Benchmark | BenchmarkSkipped
+
+# 08: test_evaluation.json ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparseMatch:
+    """COO vs masked predictions on the test split (scaled outputs)."""
+
+    max_abs_diff: float | None
+    mean_abs_diff: float | None
+    atol: float
+    passed: bool
+    n: int
+    units: str
+
+
+@dataclass(frozen=True)
+class FoldStats:
+    """Statistics of one number over folds or seeds; ``values`` in fold/seed order."""
+
+    mean: float | None
+    std: float | None
+    sem: float | None
+    n: int
+    values: list[float | None]
+
+
+@dataclass(frozen=True)
+class OutputFoldStats:
+    r2: FoldStats
+
+
+@dataclass(frozen=True)
+class ModelFoldStats:
+    """One model's mean per-output R2 and per-output R2 over the folds (or seeds)."""
+
+    mean_r2: FoldStats
+    per_output: dict[str, OutputFoldStats]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """SPINN - dense, paired per fold (or seed)."""
+
+    mean_r2: FoldStats
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """Dense and SPINN trained from scratch on one split, scored on its test experiments."""
+
+    test_experiments: list[Any]
+    val_experiments: list[Any]
+    rows: dict[str, int]  # by split
+    dense: RegressionReport
+    spinn: RegressionReport
+    dense_best_epoch: int
+    spinn_sparsity: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FoldResult(RunScores):
+    """One leave-experiments-out fold."""
+
+    fold: int
+
+
+@dataclass(frozen=True)
+class SeedRun(RunScores):
+    """One seed on the fixed split."""
+
+    seed: int
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    n_folds: int
+    folds: list[FoldResult]
+    schedule: dict
+    dense: ModelFoldStats
+    spinn: ModelFoldStats
+    difference: Difference
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SeedRuns:
+    runs: list[SeedRun]
+    schedule: dict
+    dense: ModelFoldStats
+    spinn: ModelFoldStats
+    difference: Difference
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NoPhysicsRun:
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Baselines:
+    models: dict[str, RegressionReport]  # train_mean | linear | no_physics
+    split: str
+    no_physics: NoPhysicsRun
+    config: dict  # BaselineConfig
+
+
+@dataclass(frozen=True)
+class ModelPhysics:
+    wear_decrease_fraction: float | None  # share of consecutive test steps where wear drops
+    thermal_ode_residual_rms_um: float | None  # null where the data cannot support the ODE
+
+
+@dataclass(frozen=True)
+class PhysicsConsistency:
+    models: dict[str, ModelPhysics]
+    wear_drop_tol_mm: float
+    split: str
+
+
+@dataclass(frozen=True)
+class TestEvaluation(Versioned):
+    __test__ = False  # not a pytest test class
+    split: str
+    test_experiments: list[Any]
+    models: dict[str, RegressionReport]  # by variant, Table 1's order
+    sparse_vs_masked: SparseMatch | None
+    cross_validation: CrossValidation | Skipped
+    seed_runs: SeedRuns | Skipped
+    baselines: Baselines | Skipped
+    physics_consistency: PhysicsConsistency | Skipped
+    checkpoints: dict[str, str]
+    config: dict  # CrossValConfig
+    units: dict[str, str]  # target -> unit
+    environment: dict
+
+
+# 09: validation_checklist.json ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    item: str
+    status: str  # "pass" | "fail" | "not run"
+    measured: Any
+    threshold: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str
+    verdict: str  # "supported" | "not supported" | "not measured"
+    evidence: str
+
+
+@dataclass(frozen=True)
+class ValidationChecklist(Versioned):
+    items: list[ChecklistItem]
+    claims: list[Claim]
+    config: dict  # ReportConfig
+    environment: dict
