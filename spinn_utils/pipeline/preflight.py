@@ -18,7 +18,7 @@ from ..benchmark.bench_config import BenchConfig
 from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
-from ..core.errors import SpinnError
+from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
 from ..core.stages import STAGES
 from ..data.schema import DataConfig
@@ -30,12 +30,40 @@ from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
-from .staging import aside_path
+from .staging import BACKUP, LOCK, MANIFEST, is_results_folder
 
 
 def lock_path(output: Path) -> Path:
-    """Beside the results folder, not in it: a run moves the folder aside while it works."""
-    return output.parent / f".{output.name}.lock"
+    """Inside the results folder: it works on a mount point and under a read-only parent."""
+    return output / LOCK
+
+
+MANIFEST_FORMAT = "spinn-run-manifest"  # the marker of a manifest the driver wrote
+LEGACY_MANIFEST_KEYS = ("started", "command", "notebooks", "versions")  # before the marker existed
+
+
+def read_manifest(path: Path) -> dict | None:
+    """A results folder's manifest (None when absent); corrupt or foreign is a UsageError.
+
+    A folder holding someone else's ``manifest.json`` (a web app's, a package's) is not a
+    results folder: a run would replace that file.
+    """
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{path} is corrupt (not JSON: {first_line(err)}); move it away or use another "
+                         "--output") from err
+    if not isinstance(record, dict):
+        raise UsageError(f"{path} is corrupt: it holds a {type(record).__name__}, not a SPINN run manifest; "
+                         "move it away or use another --output")
+    if record.get("format") != MANIFEST_FORMAT and not all(k in record for k in LEGACY_MANIFEST_KEYS):
+        raise UsageError(f"{path} was not written by SPINN (no \"format\": \"{MANIFEST_FORMAT}\"); a run "
+                         "would replace it: use another --output")
+    if not isinstance(record.get("notebooks", []), list):
+        raise UsageError(f"{path} is corrupt: \"notebooks\" is not a list; move it away or use another --output")
+    return record
 # The driver's own settings: a -p would bypass the flag and the manifest would not show it.
 RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
             "data_path": "--data", "data_config": "--data-config"}
@@ -64,20 +92,24 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
                         raise UsageError(f"-p {name}={value!r} (notebook {nb_id}): {err}") from err
 
 
-RESULTS_MARKERS = ("manifest.json", "lineage.json", "README.md")  # what a results folder may hold first
+# What a results folder may hold before its first run: the repository's results/README.md.
+BEFORE_FIRST_RUN = ("README.md",)
 
 
 def check_output(output: Path) -> None:
     """The results folder is a folder this process may write (it is created if missing), and
-    an existing one holds results: a run moves it aside and copies it, so a home folder named
-    by mistake is refused rather than shuffled."""
+    an existing one holds results: a run backs it up and writes into it, so a home folder named
+    by mistake, or one holding a manifest.json SPINN did not write, is refused rather than
+    overwritten. Results folders nested inside (``results/smoke``) are their own runs' and
+    never block, nor are touched by, a run on the folder around them."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
-    killed = aside_path(output).is_dir()  # a killed run's partial output: the run restores it first
-    if not killed and output.is_dir() and any(output.iterdir()) and not any(
-            (output / m).exists() for m in RESULTS_MARKERS[:2]):
-        other = sorted(p.name for p in output.iterdir() if p.name not in RESULTS_MARKERS)
-        if other:
+    if output.is_dir():
+        manifest = read_manifest(output / MANIFEST)
+        ours = manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
+        other = sorted(p.name for p in output.iterdir() if p.name not in BEFORE_FIRST_RUN
+                       and not p.name.startswith((".spinn", "failed-")) and not is_results_folder(p))
+        if not ours and other:
             raise UsageError(f"--output {output} is not empty and holds no SPINN results "
                              f"(no manifest.json; found {other[:3]}): name a new folder or a results folder")
     existing = next(p for p in (output, *output.parents) if p.exists())
@@ -97,26 +129,33 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def results_lock(output: Path, command: list[str]) -> Iterator[str | None]:
-    """Hold ``.<output>.lock`` for the run; yields a note when a stale lock was taken over.
+    """Hold ``<output>/.spinn.lock`` for the run; yields a note when a stale lock was taken over.
 
     A second run on a folder in use is a UsageError naming the process that holds it.
     """
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--output {output}: cannot create it ({first_line(err)})") from err
     lock, note = lock_path(output), None
     body = json.dumps({"pid": os.getpid(), "command": command})
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
+        except PermissionError as err:
+            raise UsageError(f"--output {output} is not writable: cannot create {lock} ({first_line(err)})") from err
         except FileExistsError:
             try:
                 holder = json.loads(lock.read_text())
-            except (OSError, json.JSONDecodeError):
-                holder = {"pid": -1}
-            pid = int(holder.get("pid", -1))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                holder = {}
+            holder = holder if isinstance(holder, dict) else {}
+            pid = holder.get("pid") if isinstance(holder.get("pid"), int) else -1
             if pid > 0 and _alive(pid):
                 raise UsageError(f"--output {output} is in use by process {pid} "
-                                 f"({' '.join(holder.get('command', []))}); wait for it or use another folder") from None
+                                 f"({' '.join(holder.get('command', []))}); wait for it or use another folder "
+                                 f"(if no such run is going on, the lock is stale: delete {lock})") from None
             note = f"took over a stale lock left by process {pid}, which is no longer running"
             lock.unlink(missing_ok=True)
     else:
