@@ -109,9 +109,8 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert run("--only", "02") == 2
     assert run("-p", "nope=1") == 2
     assert run("--data", str(tmp_path / "missing.csv")) == 2
-    assert run("--kernel", "no-such-kernel") == 2
-    (failed,) = (tmp_path / "o").glob("failed-*")
-    assert json.loads((failed / "manifest.json").read_text())["status"] == "aborted"
+    assert run("--kernel", "no-such-kernel") == 2  # pre-flight: before the folder is touched
+    assert not (tmp_path / "o").exists()
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith(" ")]
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
 

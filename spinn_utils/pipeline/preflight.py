@@ -14,14 +14,20 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
 from ..benchmark.bench_config import BenchConfig
 from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
 from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
+from ..core.paths import ResultsPaths
+from ..core.registry import METRICS
 from ..core.stages import STAGES
-from ..data.schema import DataConfig
+from ..data.schema import DataConfig, data_config_for
+from ..data.synthetic import experiment_settings
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig
 from ..model.physics import PhysicsConfig
@@ -115,6 +121,68 @@ def check_output(output: Path) -> None:
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--output {output}: {existing} is not writable")
+
+
+SEED_MAX = 2**32 - 1  # np.random.seed takes 0 .. 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    """--seed seeds Python, NumPy and torch: NumPy's range is the narrowest."""
+    if not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"--seed must be in 0..{SEED_MAX} (NumPy's seed range), got {seed}")
+
+
+def check_selection(only: str | None, start: str | None) -> None:
+    """``--only ''`` or ``--from ''`` is a mistake, not "run everything"."""
+    for flag, value in (("--only", only), ("--from", start)):
+        if value is not None and not value.replace(",", "").strip():
+            raise UsageError(f"{flag} is empty; name notebook ids, e.g. {flag} 01,02 (or leave {flag} out to run all)")
+
+
+def check_kernel(name: str) -> None:
+    """The Jupyter kernel exists, before any folder is touched."""
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        have = sorted(KernelSpecManager().find_kernel_specs())
+        raise UsageError(f"--kernel {name}: no such Jupyter kernel (installed: {have})") from None
+
+
+def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
+    """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
+    from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
+    then reports any problem with the data itself)."""
+    p01 = next((p for nb, p in parameters.items() if notebook_id(nb) == "01"), None)
+    if p01 is None:
+        try:
+            summary = json.loads(ResultsPaths(output).metric(METRICS.data_summary).read_text())
+            return int(summary["n_experiments"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    try:
+        cfg = data_config_for(smoke, p01.get("data_config", ""), data_path=p01.get("data_path", ""),
+                              group_col=p01.get("group_col"))
+        if not cfg.data_path:
+            n = len(experiment_settings())
+        elif cfg.data_path.lower().endswith(".csv"):
+            n = int(pd.read_csv(cfg.data_path, usecols=[cfg.group_col])[cfg.group_col].nunique())
+        else:
+            return None
+    except (SpinnError, OSError, ValueError, pd.errors.ParserError):
+        return None
+    return min(n, cfg.max_experiments) if cfg.max_experiments else n
+
+
+def check_cv_folds(parameters: dict[Path, dict], output: Path, smoke: bool) -> None:
+    """Notebook 08's cross-validation folds fit the data's experiments (each is held out once)."""
+    for nb, params in parameters.items():
+        if notebook_id(nb) != "08" or params.get("run_cv") is False:
+            continue
+        folds = params.get("cv_folds") or (CrossValConfig.smoke_test() if smoke else CrossValConfig()).cv_folds
+        n = data_experiments(parameters, output, smoke)
+        if n is not None and folds > n:
+            raise UsageError(f"cv_folds={folds} (notebook 08): the data has {n} experiments and each fold holds "
+                             f"out at least one; use -p cv_folds=N with 2 <= N <= {n}")
 
 
 def _alive(pid: int) -> bool:

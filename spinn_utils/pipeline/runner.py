@@ -38,7 +38,17 @@ from .notebooks import (
     select,
 )
 from .params import plan_parameters
-from .preflight import MANIFEST_FORMAT, check_output, check_values, read_manifest, results_lock
+from .preflight import (
+    MANIFEST_FORMAT,
+    check_cv_folds,
+    check_kernel,
+    check_output,
+    check_seed,
+    check_selection,
+    check_values,
+    read_manifest,
+    results_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,9 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
         raise UsageError("--output is empty; name a folder")
     output = Path(args.output or ("results/smoke" if args.smoke else "results")).expanduser().resolve()
     check_output(output)
+    check_seed(args.seed)
+    check_selection(args.only, args.start)
+    check_kernel(args.kernel)
     notebook_dir = Path(notebook_dir) if notebook_dir else None
     notebooks = select(discover(notebook_dir), args.only, args.start)
     if not notebooks:
@@ -119,6 +132,7 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     overrides = dict(args.parameters)
     parameters = plan_parameters(notebooks, fixed, overrides)
     check_values(parameters, overrides)
+    check_cv_folds(parameters, output, args.smoke)
     return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 
 
