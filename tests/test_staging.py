@@ -153,14 +153,30 @@ def test_a_kill_during_the_backup_or_the_restore_is_resumed(tmp_path):
     stage = staging.begin(out)
     _results(out, "new", status="running")
     backup = out / staging.BACKUP
-    (backup / staging.RESTORING).write_text("failed-x")  # killed during a restore, half the backup moved
-    (out / "failed-x").mkdir()
-    for name in ("checkpoints", "data", "manifest.json"):
-        (out / name).rename(out / "failed-x" / name)
-    (backup / staging.RESTORED_RUN).write_text("")
+    for name in ("checkpoints", "data", "manifest.json"):  # killed during a restore: the run's entries
+        (out / name).rename(backup / staging.RUN / name)  # are out, half the backup is back
+    (backup / staging.PHASE1).rename(backup / staging.PHASE2)
     (backup / "data").rename(out / "data")
     assert stage.had_results and staging.recover(out)
-    assert _files(out) == before and (out / "failed-x" / "data" / "train.csv").read_text() == "a,b\n1,new\n"
+    (failed,) = out.glob("failed-*")
+    assert _files(out) == before and (failed / "data" / "train.csv").read_text() == "a,b\n1,new\n"
+
+
+def test_a_restore_on_a_full_disk_only_renames(tmp_path, monkeypatch):
+    """The run filled the disk: putting the previous results back must not need a byte."""
+    out = _results(tmp_path / "results", "old")
+    before = _files(out)
+    stage = staging.begin(out)
+    _results(out, "new", status="failed")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for name in ("write_text", "write_bytes", "mkdir", "touch"):
+        monkeypatch.setattr(Path, name, full)
+    failed = staging.end(stage, ok=False)
+    monkeypatch.undo()
+    assert _files(out) == before and (failed / "checkpoints" / "dense_pinn.pt").read_text() == "weights new"
 
 
 def test_staging_never_renames_the_folder_or_writes_beside_it(tmp_path, monkeypatch):
@@ -228,3 +244,10 @@ def test_ctrl_c_during_start_up_imports_is_one_line():
             "from spinn_utils.pipeline.cli import main\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 130 and run.stderr.strip() == "interrupted while starting; nothing ran"
+
+
+def test_an_older_versions_backup_beside_the_folder_is_named(tmp_path, capsys):
+    out = _results(tmp_path / "results")
+    (tmp_path / ".results.previous").mkdir()
+    assert staging.recover(out) is None
+    assert "older version" in capsys.readouterr().out and (tmp_path / ".results.previous").is_dir()

@@ -32,9 +32,14 @@ from ..core.errors import SpinnError, first_line
 
 BACKUP = ".spinn-previous"  # inside the results folder
 DISCARD = ".spinn-discard-"  # a committed run's old backup, being deleted
-COMPLETE = ".complete"  # written last into the backup
-RESTORING = ".restoring"  # journal: the failed folder the run's entries go to
-RESTORED_RUN = ".run-moved"  # journal: the run's entries are out; only backup entries remain
+# Journal inside the backup, all made by begin: a restore then only renames, so it works on a
+# disk the run filled up to the last block.
+COMPLETE = ".complete"  # written last into the backup: it may be restored
+RUN = ".run"  # receives the run's entries on a restore; becomes <output>/failed-<UTC>
+FAILED_NAME = ".failed-name"  # the name that folder gets
+PHASE1 = ".phase1"  # present until the run's entries are all in RUN (then renamed PHASE2)
+PHASE2 = ".phase2"
+JOURNAL = (COMPLETE, RUN, FAILED_NAME, PHASE1, PHASE2)
 LOCK = ".spinn.lock"
 FAILED = "failed-"
 MANIFEST = "manifest.json"
@@ -114,6 +119,9 @@ def begin(output: Path) -> Stage:
         backup.mkdir()
         for p in entries:
             _copy(p, backup / p.name)
+        (backup / RUN).mkdir()
+        (backup / FAILED_NAME).write_text(f"{FAILED}{_stamp()}")
+        (backup / PHASE1).write_text("")
         (backup / COMPLETE).write_text(_stamp())
     except BaseException as err:  # disk full, Ctrl-C, SIGTERM: the originals were never touched
         shutil.rmtree(backup, ignore_errors=True)
@@ -134,24 +142,23 @@ def _started(manifest: Path) -> str | None:
 
 
 def _restore(output: Path, backup: Path, skipped: frozenset[str] = frozenset()) -> Path | None:
-    """Move the run's entries into a failed folder and the backup's back; resumable after a kill."""
-    journal = backup / RESTORING
-    if not journal.exists():
-        journal.write_text(f"{FAILED}{_stamp()}")
-    failed = output / journal.read_text().strip()
-    if not (backup / RESTORED_RUN).exists():
-        run = [p for p in output.iterdir()
-               if not _ours(p.name) and p.name not in skipped and not is_results_folder(p)]
-        if run:
-            failed.mkdir(exist_ok=True)
-            for p in run:
-                p.rename(failed / p.name)
-        (backup / RESTORED_RUN).write_text("")
+    """Move the run's entries into a failed folder and the backup's back; only renames, and
+    resumable after a kill at any point (the phase markers say how far it got)."""
+    if (backup / PHASE1).exists():
+        for p in output.iterdir():
+            if not _ours(p.name) and p.name not in skipped and not is_results_folder(p):
+                p.rename(backup / RUN / p.name)
+        (backup / PHASE1).rename(backup / PHASE2)
     for p in backup.iterdir():
-        if p.name not in (COMPLETE, RESTORING, RESTORED_RUN):
+        if p.name not in JOURNAL:
             p.rename(output / p.name)
+    failed = output / (backup / FAILED_NAME).read_text().strip()
+    if any((backup / RUN).iterdir()):
+        (backup / RUN).rename(failed)
+    else:
+        failed = None
     shutil.rmtree(backup)
-    return failed if failed.exists() else None
+    return failed
 
 
 def _commit(backup: Path) -> None:
@@ -163,6 +170,10 @@ def _commit(backup: Path) -> None:
 
 def recover(output: Path) -> str | None:
     """Finish what a killed run left; returns a note when there was something to do."""
+    legacy = output.parent / f".{output.name}.previous"  # where versions before this one kept it
+    if legacy.is_dir():
+        print(f"note: {legacy} holds results an older version of this driver set aside during an "
+              f"interrupted run; move it back by hand if you need them")
     if not output.is_dir():
         return None
     for old in output.glob(f"{DISCARD}*"):
@@ -173,7 +184,7 @@ def recover(output: Path) -> str | None:
     if not (backup / COMPLETE).exists():
         shutil.rmtree(backup)  # killed while backing up: the originals were never touched
         return "a previous run was killed while backing up the results; they were untouched"
-    if not (backup / RESTORING).exists():
+    if (backup / PHASE1).exists():  # the restore had not begun: was the run complete?
         done = _started(output / MANIFEST)
         if done and done != _started(backup / MANIFEST):
             _commit(backup)
