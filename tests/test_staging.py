@@ -251,3 +251,23 @@ def test_an_older_versions_backup_beside_the_folder_is_named(tmp_path, capsys):
     (tmp_path / ".results.previous").mkdir()
     assert staging.recover(out) is None
     assert "older version" in capsys.readouterr().out and (tmp_path / ".results.previous").is_dir()
+
+
+def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_results_come_back(tmp_path, capsys, monkeypatch):
+    from spinn_utils.pipeline import runner
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_a.ipynb", "results_dir: str = 'results'\n", "pass")
+    out = _results(tmp_path / "out")
+    before = _files(out)
+
+    def fill_up(nb, plan, args):
+        (plan.output / "checkpoints" / "dense_pinn.pt").write_text("")  # half-written when the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "_execute", fill_up)
+    assert main(["--output", str(out), "--kernel", "python3"], notebook_dir=nbdir) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(" ")]
+    assert err == ["error: [Errno 28] No space left on device"]
+    assert _files(out) == before
