@@ -1,5 +1,6 @@
 """Colab: one repository everywhere, a re-pointing tool for forks, and the set-up cell run against a
 stand-in ``google.colab`` module (recording drive.mount and the pip command instead of doing them)."""
+import ast
 import importlib.util
 import json
 import shutil
@@ -117,3 +118,31 @@ def test_the_last_notebook_flushes_drive_only_in_colab(monkeypatch):
     assert run_cell("import sys\n" + flush, monkeypatch, colab=True, importable=True, results_dir="results") == []
     assert run_cell("import sys\n" + flush, monkeypatch, colab=True, importable=True,
                     results_dir=drive_dir) == [("flush_and_unmount",)]
+
+
+@pytest.mark.parametrize("branch", ["", "a/..", 'dev"x', 'main"; import os; os.system("echo pwned"); x="',
+                                    "a..b", "a b", "x.lock", ".hidden", "a//b", "/a", "a/", "@", "a@{1}",
+                                    "tab\tname", "new\nline", "back\\slash", "it's", "`x`"])
+def test_a_branch_git_would_refuse_or_an_injection_is_refused(tmp_path, capsys, branch):
+    root = copy_repo(tmp_path)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert main(["--repo", "someone/fork", "--branch", branch, "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a valid git branch name" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing written
+
+
+@pytest.mark.parametrize("repo", ["a/..", "a/.", "-a/b", "a/b/c", "", "a b/c", "a/b\"c"])
+def test_a_repo_that_is_not_owner_slash_name_is_refused(tmp_path, capsys, repo):
+    root = copy_repo(tmp_path)
+    assert main([f"--repo={repo}", "--root", str(root)]) == 2
+    assert "OWNER/NAME" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("branch", ["main", "feature/x-1.2", "release_2026.12", "user/alpha+beta", "café"])
+def test_generated_set_up_cells_compile_and_hold_the_values_as_literals(branch):
+    cell = setup_cell("some-one/my.fork_1", branch)
+    tree = ast.parse(cell)  # compiles: no value was spliced into the code
+    sources = [n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+               and getattr(n.targets[0], "id", None) == "source"]
+    assert sources == [f"git+https://github.com/some-one/my.fork_1@{branch}"]

@@ -191,6 +191,7 @@ def test_mill_mat_prepare_records_derived_thermal(tmp_path):
     ("no_field", r"lacks field\(s\) \['AE_spindle'\]"),
     ("not_mat", "cannot read"),
     ("short", "fewer than one window"),
+    ("nan_case", r"record\(s\) \[3\] of 'mill' have no 'case' number"),  # was: case 2 silently dropped
 ])
 def test_mill_mat_errors(tmp_path, case, match):
     path = tmp_path / "mill.mat"
@@ -198,6 +199,8 @@ def test_mill_mat_errors(tmp_path, case, match):
         path.write_text("not a MATLAB file")
     else:
         runs = mill_runs(n_samples=50 if case == "short" else 400)
+        if case == "nan_case":
+            runs[3]["case"] = np.nan
         write_mill_mat(path, runs, drop_field="AE_spindle" if case == "no_field" else None,
                        name="other" if case == "no_mill" else "mill")
     with pytest.raises(SpinnError, match=match):

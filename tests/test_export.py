@@ -27,7 +27,7 @@ from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
 from spinn_utils.predict import main as predict_main
-from spinn_utils.predict import output_column
+from spinn_utils.predict import output_column, predict_csv
 
 TINY = ModelConfig(hidden_dims=(16, 8))
 
@@ -150,12 +150,13 @@ def test_predict_cli_runs_without_torch_and_keeps_id_columns(run, tmp_path):
     assert "torch imported: False" in proc.stdout
     pred = pd.read_csv(out)
     assert list(pred.columns) == ["experiment", "run", "cut_time_min", "predicted_tool_wear_vb_mm",
-                                  "predicted_thermal_displacement_um"]
+                                  "predicted_thermal_displacement_um", "warning"]
+    assert pred["warning"].isna().all()  # the test split lies within the training range
     model = OnnxModule(paths.export(VARIANTS.structured), tiny_model(1, (8, 4)), data.scaler)
     x, _ = data.arrays("test")
     with torch.inference_mode():
         expected = data.scaler.inverse_y(model.source(torch.as_tensor(x)).numpy())
-    np.testing.assert_allclose(pred.iloc[:, 3:].to_numpy(), expected, atol=1e-4 * data.scaler.y_std.max())
+    np.testing.assert_allclose(pred.iloc[:, 3:5].to_numpy(), expected, atol=1e-4 * data.scaler.y_std.max())
 
 
 def test_predict_cli_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):
@@ -194,3 +195,92 @@ def test_output_column_carries_the_unit():
     assert output_column({"name": "tool_wear_vb_mm", "unit": "mm"}) == "predicted_tool_wear_vb_mm"
     assert output_column({"name": "wear", "unit": "mm"}) == "predicted_wear_mm"
     assert output_column({"name": "wear", "unit": ""}) == "predicted_wear"
+
+
+def _cli(model, csv, output, capsys) -> tuple[int, str]:
+    rc = predict_main(["--model", str(model), "--csv", str(csv), "--output", str(output)])
+    return rc, capsys.readouterr().err.strip()
+
+
+def test_predict_never_writes_over_an_input(run, tmp_path, capsys):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    model = paths.export(VARIANTS.structured)
+    csv = tmp_path / "x.csv"
+    data.frames["test"].to_csv(csv, index=False)
+    before = csv.read_bytes()
+    (tmp_path / "link.csv").symlink_to(csv)
+    for output in (csv, tmp_path / "link.csv", tmp_path / "." / "x.csv", model, sidecar_path(model)):
+        rc, err = _cli(model, csv, output, capsys)
+        assert rc == 2 and "would destroy the input" in err and len(err.splitlines()) == 1, err
+    assert csv.read_bytes() == before
+
+
+def test_a_sidecar_that_does_not_describe_its_model_is_refused(run, tmp_path, capsys):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    csv = tmp_path / "x.csv"
+    data.frames["test"].to_csv(csv, index=False)
+    good = paths.export(VARIANTS.structured)
+    side = json.loads(sidecar_path(good).read_text())
+    names = side["feature_names"]
+    cases = {
+        "was exported with": {**side, "feature_names": [names[1], names[0], *names[2:]]},  # two swapped
+        "target names": {**side, "targets": side["targets"][::-1]},
+        "model's input is": {**side, "feature_names": [*names, "extra"]},  # 19 names for 18 inputs
+        "model's input is [('x'": {**side, "input_name": "x"},
+        "sha256 differs": {**side, "onnx_sha256": "0" * 64},
+        "re-export it": {k: v for k, v in side.items() if k != "onnx_sha256"},
+    }
+    model = tmp_path / "m.onnx"
+    model.write_bytes(good.read_bytes())
+    for expected, sidecar in cases.items():
+        sidecar_path(model).write_text(json.dumps(sidecar))
+        rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
+        assert rc == 2 and expected in err and len(err.splitlines()) == 1, (expected, err)
+    model.write_bytes(paths.export(VARIANTS.dense).read_bytes())  # another export's model, this sidecar
+    sidecar_path(model).write_text(json.dumps(side))
+    rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
+    assert rc == 2 and "sha256 differs" in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_inputs_far_outside_the_training_range_are_flagged(run, tmp_path, capsys):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    model = paths.export(VARIANTS.structured)
+    frame = data.frames["test"].reset_index(drop=True)
+    train = data.frames["train"]["feed_mm_rev"]
+    span = train.max() - train.min()
+    frame.loc[0, "feed_mm_rev"] = train.max() + 0.5 * span  # beyond, but within the stated factor
+    frame.loc[1, "feed_mm_rev"] = train.max() + 3 * span
+    frame.loc[2, ["feed_mm_rev", "depth_of_cut_mm"]] = -1e6
+    csv = tmp_path / "x.csv"
+    frame.to_csv(csv, index=False)
+    rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
+    assert rc == 0 and f"3 of {len(frame)} rows" not in err and f"2 of {len(frame)} rows have inputs beyond" in err
+    warning = pd.read_csv(tmp_path / "o.csv")["warning"].fillna("")
+    assert warning[0] == "" and warning[1] == "beyond training range: feed_mm_rev"
+    assert warning[2] == "beyond training range: depth_of_cut_mm feed_mm_rev"
+    frame.loc[3, "feed_mm_rev"] = 1e300  # float32 would make it inf
+    frame.to_csv(csv, index=False)
+    rc, err = _cli(model, csv, tmp_path / "o2.csv", capsys)
+    assert rc == 2 and "'feed_mm_rev' holds 1e+300 in row 3" in err
+
+
+def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    predictor = OnnxPredictor(paths.export(VARIANTS.structured))
+    frame = data.frames["test"].reset_index(drop=True)
+    csv = tmp_path / "x.csv"
+    frame.to_csv(csv, index=False)
+    assert predict_csv(predictor, str(csv), str(tmp_path / "one.csv"), chunk_rows=10**6)[0] == len(frame)
+    assert predict_csv(predictor, str(csv), str(tmp_path / "many.csv"), chunk_rows=3) == (len(frame), 0)
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "many.csv").read_text()
+    frame = frame.astype({"feed_mm_rev": object})
+    frame.loc[len(frame) - 1, "feed_mm_rev"] = "abc"
+    frame.to_csv(csv, index=False)
+    with pytest.raises(SpinnError, match=f"found 'abc' in row {len(frame) - 1}"):
+        predict_csv(predictor, str(csv), str(tmp_path / "bad.csv"), chunk_rows=3)
+    assert not (tmp_path / "bad.csv").exists()

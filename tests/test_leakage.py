@@ -61,7 +61,7 @@ def test_clean_synthetic_data_passes(clean):
     assert report["passed"] and report["problems"] == []
     assert [c["name"] for c in report["checks"]] == [
         "group_overlap", "identifier_inputs", "target_inputs", "scaler_fitted_on_train",
-        "target_functions", "shifted_targets", "linear_combinations"]
+        "target_functions", "shifted_targets", "linear_combinations", "input_combinations", "split_copies"]
     assert clean.meta["leakage"] == report
 
 
@@ -189,3 +189,66 @@ def test_experiments_moved_between_split_files_are_refused_on_load(clean, tmp_pa
     pd.concat([pd.read_csv(tmp_path / "train.csv"), test]).to_csv(tmp_path / "train.csv", index=False)
     with pytest.raises(SpinnError, match="share experiments .* are in both 'test' and 'train'.*re-run notebook 01"):
         load_prepared(tmp_path)
+
+
+def test_the_previous_windows_target_as_an_input_is_flagged(clean):
+    thermal = clean.target_names[1]
+    leaky = with_input(clean, "thermal_before", lambda f: f.groupby(clean.group_col)[thermal].shift(1).fillna(0.0))
+    detail = failed(check_leakage(leaky))["shifted_targets"]
+    assert "'thermal_before' tracks target 'thermal_displacement_um' 1 row(s) earlier" in detail
+
+
+def test_a_lag_is_checked_before_the_smoke_cap(tmp_path):
+    """The smoke cap keeps every k-th row: a one-window lag is then k windows; the check sees the
+    table as loaded."""
+    from spinn_utils.data.example import main as example_main
+    from spinn_utils.data.schema import data_config_for
+
+    example_main(["--output-dir", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "milling.csv")
+    table["next_wear"] = table.groupby("experiment_id")["tool_wear"].shift(-2).ffill()
+    table.to_csv(tmp_path / "milling.csv", index=False)
+    described = __import__("json").loads((tmp_path / "milling.json").read_text())
+    cfg = data_config_for(True, "", **{**described, "feature_cols": [*described["feature_cols"], "next_wear"],
+                                       "data_path": str(tmp_path / "milling.csv")})
+    with pytest.raises(SpinnError, match="'next_wear' tracks target 'tool_wear' 2 row\\(s\\) later"):
+        prepare(cfg)
+
+
+def test_a_product_pair_or_a_three_input_sum_recovering_a_target_is_flagged(clean):
+    thermal = clean.target_names[1]
+    rng = np.random.default_rng(2)
+    noise = {s: (rng.uniform(1, 3, len(f)), rng.normal(0, 5, len(f)), rng.normal(0, 5, len(f)))
+             for s, f in clean.frames.items()}
+    frames = {s: f.assign(a=f[thermal] * noise[s][0], b=noise[s][0],
+                          c=f[thermal] + noise[s][1] + noise[s][2], d=noise[s][1], e=noise[s][2])
+              for s, f in clean.frames.items()}
+    leaky = rebuilt(clean, frames, features=[*clean.feature_names, *"abcde"])
+    problems = failed(check_leakage(leaky))
+    detail = problems["input_combinations"]
+    assert "'thermal_displacement_um' = a product or ratio of inputs 'a' and 'b' (train R2" in detail
+    assert "'thermal_displacement_um' = linear combination of inputs ['c', 'd', 'e'] (train R2" in detail
+    assert "target_inputs" not in problems and "linear_combinations" not in problems  # pairs miss both
+
+
+def test_a_leak_in_the_test_split_only_is_flagged(clean):
+    wear = clean.target_names[0]
+    rng = np.random.default_rng(3)
+    frames = {s: f.assign(hint=(f[wear] * 2.0 + 1.0) if s == "test" else rng.normal(0, 1, len(f)))
+              for s, f in clean.frames.items()}
+    leaky = rebuilt(clean, frames, features=[*clean.feature_names, "hint"])
+    problems = failed(check_leakage(leaky))
+    assert "in the test split, input 'hint' copies target 'tool_wear_vb_mm'" in problems["split_copies"]
+    assert "target_inputs" not in problems  # on all rows together the copy is diluted
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_honest_data_passes_every_check(tmp_path, smoke):
+    """The embedded data (full and smoke) and the worked example CSV: no false alarm."""
+    from spinn_utils.data.example import main as example_main
+    from spinn_utils.data.schema import data_config_for
+
+    assert prepare(DataConfig.smoke_test() if smoke else DataConfig()).meta["leakage"]["passed"]
+    example_main(["--output-dir", str(tmp_path)])
+    cfg = data_config_for(smoke, str(tmp_path / "milling.json"), data_path=str(tmp_path / "milling.csv"))
+    assert prepare(cfg).meta["leakage"]["passed"]

@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import LABELS, METRICS, VARIANTS
 from spinn_utils.core.results_files import read_result
-from spinn_utils.data.example import example_description
+from spinn_utils.data.example import example_description, write_example
 from spinn_utils.data.schema import data_config_for, read_data_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,55 @@ def test_description_file_then_knobs(tmp_path):
         read_data_config(tmp_path / "d.txt")
     with pytest.raises(SpinnError, match="not found"):
         read_data_config(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"data_path": "x.csv"}', "'data_path' is not a column description; give it with --data"),
+    ('{"seed": 3}', "'seed' is not a column description; give it with --seed"),
+    ('{"thermal_ode": "no"}', "'thermal_ode' must be true or false or null, got 'no'"),
+    ('{"fail_on_leakage": 0}', "'fail_on_leakage' must be true or false, got 0"),
+    ('{"feature_cols": "depth_of_cut"}', "'feature_cols' must be a list of column names, got 'depth_of_cut'"),
+    ('{"target_cols": ["w", 3]}', "'target_cols' must be a list of column names"),
+    ('{"val_experiments": true}', "'val_experiments' must be an integer"),
+    ('{"max_experiments": "4"}', "'max_experiments' must be an integer or null"),
+])
+def test_reserved_or_mistyped_keys_name_the_key(tmp_path, text, expected):
+    (tmp_path / "d.json").write_text(text)
+    with pytest.raises(SpinnError, match=re.escape(expected)) as err:
+        read_data_config(tmp_path / "d.json")
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_one_target_a_string_of_features_and_a_constant_target_fail_at_load(tmp_path):
+    from spinn_utils.data.prepare import prepare
+    from spinn_utils.data.schema import DataConfig
+
+    with pytest.raises(SpinnError, match=r"target_cols must name 2 columns.*got \['tool_wear_vb_mm'\]"):
+        DataConfig(target_cols=("tool_wear_vb_mm",))
+    with pytest.raises(SpinnError, match="feature_cols must be a list of column names, got 'depth_of_cut_mm'"):
+        DataConfig(feature_cols="depth_of_cut_mm")
+    with pytest.raises(SpinnError, match="thermal_ode must be true or false or null, got 'no'"):
+        DataConfig(thermal_ode="no")
+    write_example(tmp_path)
+    table = pd.read_csv(tmp_path / "milling.csv").assign(thermal_displacement=1.5)
+    table.to_csv(tmp_path / "milling.csv", index=False)
+    cfg = data_config_for(True, str(tmp_path / "milling.json"), data_path=str(tmp_path / "milling.csv"))
+    with pytest.raises(SpinnError, match="target 'thermal_displacement' is constant \\(1.5 in every row\\)"):
+        prepare(cfg)
+
+
+def test_fail_on_leakage_false_records_the_leak_and_goes_on(tmp_path):
+    from spinn_utils.data.prepare import prepare
+
+    write_example(tmp_path)
+    table = pd.read_csv(tmp_path / "milling.csv")
+    table["leak"] = table["tool_wear"] * 3.0
+    table.to_csv(tmp_path / "milling.csv", index=False)
+    description = json.loads((tmp_path / "milling.json").read_text())
+    description.update(feature_cols=[*description["feature_cols"], "leak"], fail_on_leakage=False)
+    (tmp_path / "milling.json").write_text(json.dumps(description))
+    data = prepare(data_config_for(True, str(tmp_path / "milling.json"), data_path=str(tmp_path / "milling.csv")))
+    assert not data.meta["leakage"]["passed"] and "'leak'" in data.meta["leakage"]["problems"][0]
 
 
 def test_a_bad_description_stops_the_driver_before_any_notebook(tmp_path, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main, parse_parameter
 from spinn_utils.pipeline.notebooks import UsageError, discover, select
 from spinn_utils.pipeline.params import plan_parameters, type_ok
@@ -83,8 +84,8 @@ def test_run_stops_at_first_failure_and_writes_manifest(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1
     assert "02_bad.ipynb failed in cell" in err and "ValueError: column tool_wear missing" in err
-    assert not out.exists()  # nothing was there before; the partial run is kept aside
-    (failed,) = tmp_path.glob("out.failed-*")
+    assert [p.name for p in out.iterdir()][0].startswith("failed-")  # nothing else: there was nothing before
+    (failed,) = out.glob("failed-*")
     assert str(failed) in err
     out = failed
     assert (out / "one.txt").read_text() == "True"  # --smoke reached the notebook
@@ -108,9 +109,8 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert run("--only", "02") == 2
     assert run("-p", "nope=1") == 2
     assert run("--data", str(tmp_path / "missing.csv")) == 2
-    assert run("--kernel", "no-such-kernel") == 2
-    (failed,) = tmp_path.glob("o.failed-*")
-    assert json.loads((failed / "manifest.json").read_text())["status"] == "aborted"
+    assert run("--kernel", "no-such-kernel") == 2  # pre-flight: before the folder is touched
+    assert not (tmp_path / "o").exists()
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith(" ")]
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
 
@@ -199,21 +199,20 @@ def test_a_failed_run_leaves_the_previous_results_byte_for_byte(tmp_path, capsys
     _notebook(nbdir / "01_a.ipynb", params, write + "(p / 'a.txt').write_text('second run')")
     _notebook(nbdir / "02_b.ipynb", params, "raise ValueError('broken')")
     assert main(["--output", str(out)], notebook_dir=nbdir) == 1
-    assert _files(out) == good  # 01's new a.txt went to the failed run's folder, not here
-    (failed,) = tmp_path.glob("out.failed-*")
+    (failed,) = out.glob("failed-*")
+    assert {k: v for k, v in _files(out).items() if not k.startswith("failed-")} == good  # 01's new a.txt
+    # went to the failed run's folder, not here
     assert (failed / "a.txt").read_text() == "second run"
     assert json.loads((failed / "manifest.json").read_text())["failed"] == "02_b.ipynb"
     _notebook(nbdir / "02_b.ipynb", params, write + "(p / 'b.txt').write_text('from run')")
     assert main(["--from", "02", "--output", str(out)], notebook_dir=nbdir) == 0  # on a copy
     assert (out / "a.txt").read_text() == "first run" and (out / "b.txt").read_text() == "from run"
-    aside = tmp_path / ".out.previous"  # a run killed outright left the results aside
-    out.rename(aside)
-    out.mkdir()
-    (out / "partial.txt").write_text("killed")
+    staging.begin(out)  # a run killed outright left its backup and a partial output
+    (out / "b.txt").write_text("killed")
     capsys.readouterr()
     assert main(["--only", "01", "--output", str(out)], notebook_dir=nbdir) == 0
     assert "a previous run was killed" in capsys.readouterr().out
-    assert (out / "b.txt").read_text() == "from run" and not aside.exists()
+    assert (out / "b.txt").read_text() == "from run" and not (out / staging.BACKUP).exists()
 
 
 @pytest.mark.parametrize("command", [

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
@@ -39,7 +41,14 @@ from ..data.schema import RUN_COL, target_unit
 from ..model.checkpoints import load_dense_model
 from ..model.counting import count_parameters, linear_layers
 from ..model.mlp import DensePINN
-from ..model.onnx_predictor import SIDECAR_FORMAT, OnnxPredictor, sidecar_path
+from ..model.onnx_predictor import (
+    META_FEATURES,
+    META_TARGETS,
+    RANGE_FACTOR,
+    SIDECAR_FORMAT,
+    OnnxPredictor,
+    sidecar_path,
+)
 
 INPUT_NAME, OUTPUT_NAME = "features", "targets"
 
@@ -89,8 +98,10 @@ def _quiet_exporter():
         registration.setLevel(level)
 
 
-def export_graph(model: nn.Module, n_features: int, path: Path, opset: int) -> None:
-    """``model`` as an ONNX graph with a dynamic batch dimension."""
+def export_graph(model: nn.Module, n_features: int, path: Path, opset: int,
+                 props: dict[str, str] | None = None) -> None:
+    """``model`` as an ONNX graph with a dynamic batch dimension; ``props`` go into its
+    ``metadata_props`` (the names the sidecar must match)."""
     example = (torch.zeros(4, n_features),)
     with _quiet_exporter():
         program = torch.onnx.export(
@@ -98,6 +109,10 @@ def export_graph(model: nn.Module, n_features: int, path: Path, opset: int) -> N
             dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, dynamo=True,
             verbose=False)
     program.save(str(path))
+    if props:
+        proto = onnx.load(str(path))
+        onnx.helper.set_model_props(proto, props)
+        onnx.save(proto, str(path))
 
 
 def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.ndarray,
@@ -124,7 +139,8 @@ def _remove_export(path: Path) -> None:
 
 
 def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
-                 cfg: ExportConfig, *, source: Path, id_columns: list[str]) -> dict:
+                 cfg: ExportConfig, *, source: Path, id_columns: list[str],
+                 feature_ranges: dict | None = None) -> dict:
     """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model``.
 
     Args:
@@ -135,13 +151,17 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
         cfg: opset and parity tolerance.
         source: the checkpoint ``model`` was loaded from (its sha256 goes into the sidecar).
         id_columns: input columns a prediction CSV keeps (experiment, run, time).
+        feature_ranges: ``{"min": [...], "max": [...]}`` of the training split's inputs; the
+            predictor flags values far beyond them.
 
     Returns:
         The sidecar. Raises SpinnError, keeping no export, when parity fails.
     """
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
-        export_graph(fold_scaler(model, scaler), len(scaler.feature_names), tmp, cfg.opset)
+        props = {META_FEATURES: json.dumps(list(scaler.feature_names)),
+                 META_TARGETS: json.dumps(list(scaler.target_names))}
+        export_graph(fold_scaler(model, scaler), len(scaler.feature_names), tmp, cfg.opset, props)
         parity = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
         if not parity["passed"]:
             _remove_export(out_path)
@@ -153,8 +173,12 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
             "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
             "id_columns": list(id_columns),
             "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+            "input_shape": ["batch", len(scaler.feature_names)], "output_shape": ["batch", len(scaler.target_names)],
             "input": "raw features, float32, shape (batch, n_features) in feature_names order",
             "output": "targets in physical units, float32, shape (batch, n_targets)",
+            "onnx_sha256": file_sha256(tmp),
+            "feature_ranges": feature_ranges and {**feature_ranges, "flag_factor": RANGE_FACTOR,
+                                                  "flagged": "beyond min/max by more than flag_factor x (max - min)"},
             "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
             "opset": cfg.opset,
             "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
@@ -171,6 +195,9 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
 def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, dict]:
     """Export every variant that has an ONNX Runtime twin (``EXPORTED_VARIANTS``): {variant: sidecar}."""
     x_raw = data.frames["test"][data.feature_names].to_numpy(np.float64)
+    train = data.frames["train"][data.feature_names]
+    ranges = {"min": train.min().astype(float).tolist(), "max": train.max().astype(float).tolist(),
+              "from": "train split"}
     id_columns = [c for c in (data.group_col, RUN_COL, data.time_col) if c in data.frames["test"]]
     out = {}
     for variant in EXPORTED_VARIANTS:
@@ -180,7 +207,7 @@ def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfi
             raise SpinnError(f"{source} has no scaler in its meta; re-run notebook 02")
         scaler = Scaler.from_dict(ckpt.meta["scaler"])
         out[variant] = export_model(model, scaler, paths.export(variant), x_raw, cfg,
-                                   source=source, id_columns=id_columns)
+                                    source=source, id_columns=id_columns, feature_ranges=ranges)
     return out
 
 

@@ -24,8 +24,17 @@ LINEAGE = "lineage.json"
 
 
 def _read(paths: ResultsPaths) -> dict:
+    """The record; one that is not {notebook: {"inputs": {...}, "outputs": {...}}} is named corrupt."""
     path = paths.root / LINEAGE
-    return read_json(path, "lineage record") if path.is_file() else {}
+    record = read_json(path, "lineage record") if path.is_file() else {}
+    if not isinstance(record, dict):
+        raise SpinnError(f"lineage record {path} is corrupt: it holds a {type(record).__name__}, not "
+                         f"{{notebook: entry}}; delete it and re-run from notebook 01")
+    for nb, entry in record.items():
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), dict) for k in ("inputs", "outputs"))):
+            raise SpinnError(f"lineage record {path} is corrupt: the entry of notebook {nb} lacks "
+                             f"\"inputs\"/\"outputs\"; delete it and re-run from notebook 01")
+    return record
 
 
 def _write(paths: ResultsPaths, record: dict) -> None:

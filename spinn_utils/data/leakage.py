@@ -17,13 +17,24 @@ and three that catch a target hidden less plainly:
 5. an input that is a non-monotonic function of a target (say ``(thermal - mean)^2``): sorted
    by the target, each row's input is predicted by its neighbour's; a nearest-neighbour R2
    above ``NN_R2_LIMIT`` means the input is (nearly) determined by the target;
-6. an input equal to a target shifted by 1-3 rows within an experiment (the next window's
-   wear): |Pearson| above ``CORR_LIMIT`` against the shifted target;
+6. an input equal to a target shifted by 1-3 rows back or forward within an experiment (the
+   previous or next window's value): |Pearson| above ``CORR_LIMIT`` against the shifted
+   target, on the table as loaded (before a smoke run thins it, which breaks adjacency);
 7. a target recovered as a linear combination of two inputs (``A = wear + N``, ``B = N``): a
-   least-squares fit on the training split with R2 above ``LINEAR_R2_LIMIT``.
+   least-squares fit on the training split with R2 above ``LINEAR_R2_LIMIT``;
+
+and three that catch a leak spread over inputs or hidden in one split:
+
+8. a target recovered from two inputs through a product or a ratio (``A = thermal x N``,
+   ``B = N``) or linearly from three (``A = thermal + N1 + N2``): least squares on
+   ``[a, b, ab, a/b, b/a]`` or ``[a, b, c]`` with R2 above ``COMBO_R2_LIMIT``, in every split;
+9. a copy of a target in one split only (the test rows): an input whose |Pearson| with a target
+   within one split exceeds ``SPLIT_CORR_LIMIT`` (stricter than 7's 0.99: two experiments
+   can honestly track wear closely, not to four nines), or a constant ratio, in any split.
 
 On the embedded data the largest values are 0.56 (nearest-neighbour R2; 0.82 on the smoke
-table), 0.83 (shifted |Pearson|) and 0.82 (two-input R2; 0.996 on the smoke table).
+table), 0.83 (shifted |Pearson|) and 0.82 (two-input R2; 0.996 on the smoke table); the
+largest of checks 8 and 9 are in ``tests/test_leakage.py``'s honest-data test.
 """
 from __future__ import annotations
 
@@ -47,7 +58,11 @@ NN_R2_LIMIT = 0.95  # (thermal - mean)^2 scores 0.9996 on the default data, 0.99
 # (1,500-sample windows) the acoustic-emission mean and RMS of one channel legitimately
 # predict wear with R2 0.996, their noise averaged away.
 LINEAR_R2_LIMIT = 0.999
-MAX_SHIFT = 3  # rows: the next windows' targets copied into an input
+MAX_SHIFT = 3  # rows: the previous or next windows' targets copied into an input
+# A leak spread over inputs is exact (R2 1 - 1e-12); honest data stays below 0.9995 (the smoke
+# table's acoustic-emission channels, see above), so four nines separate the two.
+COMBO_R2_LIMIT = 0.9999
+SPLIT_CORR_LIMIT = 0.9999  # an affine copy of a target within one split
 
 
 def group_overlap(data: PreparedData) -> dict:
@@ -168,19 +183,24 @@ def target_functions(data: PreparedData, table: pd.DataFrame) -> dict:
 
 
 def shifted_targets(data: PreparedData, table: pd.DataFrame) -> dict:
-    """No input may be a target of the next 1-3 windows of the same experiment."""
+    """No input may be a target of the previous or next 1-3 windows of the same experiment.
+
+    ``table`` should be the table as loaded, sorted by experiment and time: a smoke run keeps
+    every k-th row, after which a one-row lag is no longer one window.
+    """
     problems = []
     for target in data.target_names:
-        for shift in range(1, MAX_SHIFT + 1):
-            later = table.groupby(data.group_col, sort=False)[target].shift(-shift)
-            rows = later.notna().to_numpy()
+        for shift in (s for k in range(1, MAX_SHIFT + 1) for s in (k, -k)):
+            moved = table.groupby(data.group_col, sort=False)[target].shift(-shift)
+            rows = moved.notna().to_numpy()
             for col in data.feature_names:
-                r = _corr(table[col].to_numpy(np.float64)[rows], later.to_numpy(np.float64)[rows])
+                r = _corr(table[col].to_numpy(np.float64)[rows], moved.to_numpy(np.float64)[rows])
                 if abs(r) > CORR_LIMIT:
-                    problems.append(f"input {col!r} tracks target {target!r} {shift} row(s) later in the "
+                    when = f"{shift} row(s) later" if shift > 0 else f"{-shift} row(s) earlier"
+                    problems.append(f"input {col!r} tracks target {target!r} {when} in the "
                                     f"same experiment (|Pearson| {abs(r):.4f} > {CORR_LIMIT})")
     return check_problems("shifted_targets", problems,
-                          f"no input tracks a target 1-{MAX_SHIFT} rows later (|corr| <= {CORR_LIMIT})")
+                          f"no input tracks a target 1-{MAX_SHIFT} rows earlier or later (|corr| <= {CORR_LIMIT})")
 
 
 def linear_combinations(data: PreparedData) -> dict:
@@ -202,11 +222,97 @@ def linear_combinations(data: PreparedData) -> dict:
                           f"no target is a linear combination of two inputs (R2 <= {LINEAR_R2_LIMIT})")
 
 
-def check_leakage(data: PreparedData) -> dict:
+def _gram(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Normal equations of standardised columns ``z`` and centred ``y``: (z'z, z'y, y'y)."""
+    yc = y - y.mean()
+    return z.T @ z, z.T @ yc, float(yc @ yc)
+
+
+def _explained(gram: np.ndarray, zy: np.ndarray, ss: float) -> np.ndarray:
+    """R2 of least squares from (stacked) normal equations; a singular system gives the
+    minimum-norm fit, never more than the true R2."""
+    if ss <= 0:
+        return np.zeros(gram.shape[:-2])
+    coef = np.linalg.pinv(gram, hermitian=True) @ zy[..., None]
+    return (zy * coef[..., 0]).sum(axis=-1) / ss
+
+
+def _standard(x: np.ndarray) -> np.ndarray:
+    std = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def _pair_terms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[a, b, ab, a/b, b/a]`` standardised (a ratio only where its divisor is never ~0)."""
+    cols = [a, b, a * b]
+    for num, den in ((a, b), (b, a)):
+        if np.all(np.abs(den) > 1e-12 * max(np.abs(den).max(), 1.0)):
+            cols.append(num / den)
+    return _standard(np.column_stack(cols))
+
+
+def _combo_problems(frame: pd.DataFrame, data: PreparedData, split: str) -> list[str]:
+    """Targets recovered by a product or ratio of two inputs, or linearly by three, in one split."""
+    names, problems = data.feature_names, []
+    x = frame[names].to_numpy(np.float64)
+    varies = [i for i in range(len(names)) if x[:, i].std() > 0]
+    if len(x) <= 8 or len(varies) < 2:
+        return []
+    pairs = list(itertools.combinations(varies, 2))
+    terms = [_pair_terms(x[:, i], x[:, j]) for i, j in pairs]
+    trios = np.array(list(itertools.combinations(varies, 3)), dtype=int).reshape(-1, 3)
+    z = _standard(x)
+    for target in data.target_names:
+        y = frame[target].to_numpy(np.float64)
+        for (i, j), t in zip(pairs, terms):
+            r2 = float(_explained(*_gram(t, y)))
+            if r2 > COMBO_R2_LIMIT:
+                problems.append(f"target {target!r} = a product or ratio of inputs {names[i]!r} and "
+                                f"{names[j]!r} ({split} R2 {r2:.6f} > {COMBO_R2_LIMIT})")
+        gram, zy, ss = _gram(z, y)
+        r2s = _explained(gram[trios[:, :, None], trios[:, None, :]], zy[trios], ss)
+        for k in np.flatnonzero(r2s > COMBO_R2_LIMIT):
+            problems.append(f"target {target!r} = linear combination of inputs "
+                            f"{[names[c] for c in trios[k]]} ({split} R2 {r2s[k]:.6f} > {COMBO_R2_LIMIT})")
+    return problems
+
+
+def input_combinations(data: PreparedData) -> dict:
+    """No target may be a product or ratio of two inputs, or a linear combination of three,
+    in any split (a leak in the test rows alone counts)."""
+    problems = []
+    for split, frame in sorted(data.frames.items()):
+        problems += [p for p in _combo_problems(frame, data, split) if p not in problems]
+    return check_problems("input_combinations", problems,
+                          f"no target is a product or ratio of two inputs or a sum of three (R2 <= {COMBO_R2_LIMIT})")
+
+
+def split_copies(data: PreparedData) -> dict:
+    """No input may copy a target (affinely or as a constant ratio) within any one split."""
+    problems = []
+    for split, frame in sorted(data.frames.items()):
+        for target in data.target_names:
+            y = frame[target].to_numpy(np.float64)
+            for col in data.feature_names:
+                x = frame[col].to_numpy(np.float64)
+                r, nonzero = _corr(x, y), np.abs(x) > 1e-12
+                ratio = y[nonzero] / x[nonzero]
+                constant = (nonzero.sum() >= 3 and x[nonzero].std() > 0 and abs(ratio.mean()) > 0
+                            and ratio.std() <= RATIO_RTOL * abs(ratio.mean()))
+                if col != target and (abs(r) > SPLIT_CORR_LIMIT or constant):
+                    problems.append(f"in the {split} split, input {col!r} copies target {target!r} "
+                                    f"(|Pearson| {abs(r):.6f} > {SPLIT_CORR_LIMIT} or a constant ratio)")
+    return check_problems("split_copies", problems,
+                          f"no input copies a target within any split (|corr| <= {SPLIT_CORR_LIMIT})")
+
+
+def check_leakage(data: PreparedData, loaded: pd.DataFrame | None = None) -> dict:
     """Run every check on prepared data.
 
     Args:
         data: a ``data.PreparedData`` (splits, feature/target names, the scaler).
+        loaded: the table as loaded, before a smoke run capped it (sorted by experiment and
+            time); the lag check runs on it. None: the splits' rows.
 
     Returns:
         ``{"passed": bool, "problems": [str], "checks": [{"name", "passed", "detail"}]}``;
@@ -219,8 +325,10 @@ def check_leakage(data: PreparedData) -> dict:
         target_inputs(data, table),
         scaler_fitted_on_train(data),
         target_functions(data, table),
-        shifted_targets(data, table),
+        shifted_targets(data, table if loaded is None else loaded),
         linear_combinations(data),
+        input_combinations(data),
+        split_copies(data),
     ]
     problems = [c["detail"] for c in checks if not c["passed"]]
     return {"passed": not problems, "problems": problems, "checks": checks}

@@ -84,6 +84,11 @@ def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
         raise SpinnError(f"struct 'mill' in {path} lacks field(s) {missing}; has {list(mill.dtype.names or ())}")
     runs = pd.DataFrame([{f: _scalar(rec[f], f, i) for f in NASA_FIELDS} | {"index": i}
                          for i, rec in enumerate(mill)])
+    for key in ("case", "run"):  # groupby would drop a record without one, and its experiment with it
+        unnamed = runs.loc[runs[key].isna(), "index"].tolist()
+        if unnamed:
+            raise SpinnError(f"{path}: record(s) {unnamed[:5]} of 'mill' have no {key!r} number (empty or NaN); "
+                             f"every record must name its {key}")
     thermal, notes, frames = ThermalModel(), [], []
     for case, runs_c in runs.sort_values(["case", "run"]).groupby("case", sort=True):
         doc, feed, material = (float(runs_c[c].iloc[0]) for c in ("DOC", "feed", "material"))

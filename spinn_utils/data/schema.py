@@ -63,8 +63,21 @@ class DataConfig:
     max_experiments: int | None = None  # a seeded subset, every split kept
 
     def __post_init__(self) -> None:
+        for name in ("feature_cols", "target_cols"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
+                raise SpinnError(f"{name} must be a list of column names, got {value!r}")
         object.__setattr__(self, "feature_cols", tuple(self.feature_cols))
         object.__setattr__(self, "target_cols", tuple(self.target_cols))
+        if len(self.target_cols) != len(TARGETS):
+            raise SpinnError(f"target_cols must name {len(TARGETS)} columns, [wear (mm), thermal displacement "
+                             f"(um)] in that order (the model, its physics and the figures are built for both); "
+                             f"got {list(self.target_cols)}")
+        for name in ("fail_on_leakage", "thermal_ode"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "thermal_ode" and value is None):
+                raise SpinnError(f"{name} must be true or false{' or null' if name == 'thermal_ode' else ''}, "
+                                 f"got {value!r}")
         for name in ("val_experiments", "test_experiments", "window_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise SpinnError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -85,7 +98,31 @@ class DataConfig:
 
 
 POWER_UNITS = ("A", "kW")
-DATA_CONFIG_KEYS = tuple(f for f in DataConfig.__dataclass_fields__ if f != "seed")
+# What a data description may hold, and the type of each value (None: null allowed). ``data_path``
+# and ``seed`` are the run's, not the data's: they come from --data and --seed.
+DATA_CONFIG_TYPES: dict[str, tuple] = {
+    "group_col": (str,), "time_col": (str,), "feature_cols": (list,), "target_cols": (list,),
+    "split_col": (str,), "val_experiments": (int,), "test_experiments": (int,), "window_samples": (int,),
+    "fail_on_leakage": (bool,), "power_col": (str,), "power_unit": (str,), "thermal_ode": (bool, None),
+    "max_rows_per_experiment": (int, None), "max_experiments": (int, None),
+}
+DATA_CONFIG_KEYS = tuple(DATA_CONFIG_TYPES)
+RESERVED_DATA_KEYS = {"data_path": "--data (or notebook 01's data_path)", "seed": "--seed"}
+
+
+def _type_problem(key: str, value) -> str | None:
+    """Why ``value`` does not fit ``key`` (True is no integer, "no" no boolean), or None."""
+    allowed = DATA_CONFIG_TYPES[key]
+    if value is None:
+        return None if None in allowed else "must not be null"
+    kinds = [t for t in allowed if t is not None]
+    ok = any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in kinds)
+    if ok and isinstance(value, list) and not all(isinstance(c, str) for c in value):
+        ok = False
+    if ok:
+        return None
+    want = {str: "a string", list: "a list of column names", int: "an integer", bool: "true or false"}
+    return "must be " + " or ".join([want[t] for t in kinds] + (["null"] if None in allowed else []))
 
 
 def read_data_config(path: str | os.PathLike) -> dict:
@@ -93,7 +130,9 @@ def read_data_config(path: str | os.PathLike) -> dict:
 
     Example: ``{"group_col": "experiment_id", "time_col": "time", "target_cols": ["tool_wear",
     "thermal_displacement"], "feature_cols": [...], "split_col": "split"}``. An unknown key, a
-    missing file or a file that does not parse is a one-line SpinnError.
+    missing file or a file that does not parse, a key given elsewhere (``data_path``: ``--data``)
+    or a value of the wrong type (``"thermal_ode": "no"``, ``"feature_cols": "x"``) is a one-line
+    SpinnError naming the key.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -109,9 +148,17 @@ def read_data_config(path: str | os.PathLike) -> dict:
         raise SpinnError(f"data config {path} does not parse: {first_line(err)}") from err
     if not isinstance(loaded, dict):
         raise SpinnError(f"data config {path} must hold a mapping of DataConfig fields")
-    unknown = sorted(set(loaded) - set(DATA_CONFIG_KEYS))
+    for key in loaded:
+        if key in RESERVED_DATA_KEYS:
+            raise SpinnError(f"data config {path}: {key!r} is not a column description; give it with "
+                             f"{RESERVED_DATA_KEYS[key]}")
+    unknown = sorted(str(k) for k in set(loaded) - set(DATA_CONFIG_KEYS))
     if unknown:
         raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {list(DATA_CONFIG_KEYS)}")
+    for key, value in loaded.items():
+        problem = _type_problem(key, value)
+        if problem:
+            raise SpinnError(f"data config {path}: {key!r} {problem}, got {value!r}")
     return loaded
 
 

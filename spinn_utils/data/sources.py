@@ -118,6 +118,10 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
         raise SpinnError(f"NaN or inf values (column: rows) {not_finite}; fill or drop them first")
     if table[cfg.group_col].isna().any():
         raise SpinnError(f"group column {cfg.group_col!r} has {int(table[cfg.group_col].isna().sum())} empty value(s)")
+    for col in cfg.target_cols:
+        if table[col].nunique() < 2:
+            raise SpinnError(f"target {col!r} is constant ({table[col].iloc[0]:g} in every row): there is "
+                             "nothing to learn; check the column (is it the right one?)")
     per_group = table.groupby(cfg.group_col).size()
     few = per_group[per_group < MIN_ROWS_PER_EXPERIMENT]
     if len(few):

@@ -37,6 +37,10 @@ class VerifyConfig:
     metric_rtol: float = 1e-4  # reloaded metrics equal the saved ones up to float noise
     metric_atol: float = 1e-6  # (CSV round trip of the data, CPU vs GPU summation order)
 
+    def __post_init__(self) -> None:
+        if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
+            raise SpinnError(f"target_sparsity must be in [0, 1), got {self.target_sparsity}")
+
     @classmethod
     def smoke_test(cls) -> VerifyConfig:
         return cls()  # the checks are the point; smoke only shrinks the models upstream

@@ -20,9 +20,17 @@ import pandas as pd
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from ..core.errors import SpinnError, first_line
+from ..core.io import file_sha256
 
 SIDECAR_FORMAT = "spinn-onnx-sidecar"
-SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name")
+SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256")
+# Written into the .onnx itself (metadata_props) at export: a sidecar whose names were edited or
+# swapped no longer matches the model it travels with.
+META_FEATURES, META_TARGETS = "spinn_feature_names", "spinn_target_names"
+# An input further outside the training range than this many times the range's width is flagged:
+# the model extrapolates there and its prediction is a guess.
+RANGE_FACTOR = 1.0
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # What ONNX Runtime raises for a file that is not a model it can run.
 ORT_LOAD_ERRORS = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph,
                    ort_errors.InvalidProtobuf, ort_errors.NoSuchFile, ort_errors.NotImplemented,
@@ -44,9 +52,39 @@ def read_sidecar(model_path: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SpinnError(f"{path} is not valid JSON ({first_line(err)})") from err
     missing = [k for k in SIDECAR_KEYS if k not in meta] if isinstance(meta, dict) else list(SIDECAR_KEYS)
+    if missing == ["onnx_sha256"] and meta.get("format") == SIDECAR_FORMAT:
+        raise SpinnError(f"{path} records no sha256 of its model (an export older than that check): "
+                         "re-export it with notebook 05_5")
     if missing or meta.get("format") != SIDECAR_FORMAT:
         raise SpinnError(f"{path} is not a SPINN ONNX sidecar (missing {missing or ['format']})")
     return meta
+
+
+def _dims(value) -> list:
+    return [d if isinstance(d, int) else "batch" for d in value]
+
+
+def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None:
+    """The sidecar describes this very model: its sha256, input/output names and shapes, and the
+    feature and target names the model was exported with; any difference is a SpinnError."""
+    side = sidecar_path(path).name
+    if file_sha256(path) != meta["onnx_sha256"]:
+        raise SpinnError(f"{path.name} is not the model {side} describes (its sha256 differs): copy the "
+                         ".onnx and .json of one export together")
+    n_f, n_t = len(meta["feature_names"]), len(meta["targets"])
+    found = {"input": [(i.name, _dims(i.shape)) for i in session.get_inputs()],
+             "output": [(o.name, _dims(o.shape)) for o in session.get_outputs()]}
+    wanted = {"input": [(meta["input_name"], ["batch", n_f])], "output": [(meta["output_name"], ["batch", n_t])]}
+    for kind in ("input", "output"):
+        if found[kind] != wanted[kind]:
+            raise SpinnError(f"{side} says the model's {kind} is {wanted[kind]} (name, shape); "
+                             f"{path.name} has {found[kind]}")
+    props = session.get_modelmeta().custom_metadata_map
+    for key, names in ((META_FEATURES, meta["feature_names"]), (META_TARGETS, [t["name"] for t in meta["targets"]])):
+        if key not in props or json.loads(props[key]) != list(names):
+            what = "feature" if key == META_FEATURES else "target"
+            raise SpinnError(f"{side} lists the {what} names {list(names)}, but {path.name} was exported "
+                             f"with {props.get(key, 'none recorded')}: a sidecar edited or from another export")
 
 
 class OnnxPredictor:
@@ -61,7 +99,13 @@ class OnnxPredictor:
         self.target_names = [t["name"] for t in self.meta["targets"]]
         self.input_name = self.meta["input_name"]
         self._sessions: dict[int, ort.InferenceSession] = {}
-        self.session(1)  # fail now on a file that is not a model, not at the first prediction
+        check_binding(self.path, self.meta, self.session(1))  # fail now, not at the first prediction
+        ranges = self.meta.get("feature_ranges")
+        self.low = self.high = None
+        if ranges:
+            lo, hi = np.asarray(ranges["min"], np.float64), np.asarray(ranges["max"], np.float64)
+            width = np.maximum(hi - lo, 0.0)
+            self.low, self.high = lo - RANGE_FACTOR * width, hi + RANGE_FACTOR * width
 
     def session(self, threads: int) -> ort.InferenceSession:
         """The session with ``threads`` intra-op threads (built once, then reused)."""
@@ -81,8 +125,16 @@ class OnnxPredictor:
         session = self._sessions.get(threads) or self.session(threads)  # a lookup on the timed path
         return session.run(None, {self.input_name: features})[0]
 
-    def features_from(self, frame: pd.DataFrame, source: str = "the CSV") -> np.ndarray:
-        """The model's input columns of ``frame`` as float32; missing or non-numeric is an error."""
+    def outside_range(self, x: np.ndarray) -> np.ndarray:
+        """(n, n_features) True where a value lies beyond the training range by more than
+        ``RANGE_FACTOR`` times its width (all False when the sidecar records no ranges)."""
+        if self.low is None:
+            return np.zeros(x.shape, bool)
+        return (x < self.low) | (x > self.high)
+
+    def features_from(self, frame: pd.DataFrame, source: str = "the CSV", first_row: int = 0) -> np.ndarray:
+        """The model's input columns of ``frame`` as float32; missing, non-numeric or a value
+        float32 cannot hold is an error (``first_row``: the frame's first row in the file)."""
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise SpinnError(f"{source} lacks feature column(s) {missing}; the model needs {self.feature_names}")
@@ -91,9 +143,15 @@ class OnnxPredictor:
         if bad.any().any():
             col = bad.any().idxmax()
             row = int(bad[col].to_numpy().argmax())
-            raise SpinnError(f"{source}: column {col!r} must be numeric; found {frame[col].iloc[row]!r} in row {row}")
+            raise SpinnError(f"{source}: column {col!r} must be numeric; found {frame[col].iloc[row]!r} "
+                             f"in row {first_row + row}")
         x = values.to_numpy(np.float64)
         if not np.isfinite(x).all():
             col = self.feature_names[int(np.argmax(~np.isfinite(x).all(axis=0)))]
             raise SpinnError(f"{source}: column {col!r} has empty, NaN or inf values")
+        huge = np.abs(x) > FLOAT32_MAX
+        if huge.any():
+            row, j = np.argwhere(huge)[0]
+            raise SpinnError(f"{source}: column {self.feature_names[j]!r} holds {x[row, j]:g} in row "
+                             f"{first_row + row}, beyond what the model's float32 input can hold")
         return x.astype(np.float32)

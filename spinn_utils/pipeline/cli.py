@@ -19,9 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..core.errors import SpinnError
-from .params import parse_value
-from .runner import make_plan, run_notebooks
+from ..core.errors import SpinnError, first_line
+
+try:  # papermill and jupyter load here: a Ctrl-C during start-up is one line, not a traceback
+    from .params import parse_value
+    from .runner import Terminated, make_plan, run_notebooks
+except KeyboardInterrupt:
+    print("interrupted while starting; nothing ran", file=sys.stderr)
+    raise SystemExit(130) from None
 
 
 def parse_parameter(text: str) -> tuple[str, object]:
@@ -54,16 +59,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
-    """Run the pipeline: 0 done, 1 a notebook failed, 2 a bad option, parameter or input, 130 Ctrl-C."""
+    """Run the pipeline: 0 done, 1 a notebook failed (or the system did: a full disk), 2 a bad
+    option, parameter or input, 130 Ctrl-C, 143 SIGTERM."""
     args = build_parser(prog).parse_args(argv)
     try:
         return run_notebooks(make_plan(args, notebook_dir), args)
     except SpinnError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted before any notebook ran", file=sys.stderr)
-        return 130
+    except OSError as err:  # the disk filled up mid-run, a folder vanished: the results are restored
+        print(f"error: {first_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        stopped = isinstance(err, Terminated)
+        print(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}; the results are as before this run",
+              file=sys.stderr)
+        return 143 if stopped else 130
 
 
 if __name__ == "__main__":

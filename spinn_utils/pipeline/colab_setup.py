@@ -5,13 +5,16 @@ is ``setup_cell(repo, branch)`` word for word, so a fork re-points every place a
 
     python -m spinn_utils.colab --repo OWNER/NAME [--branch BRANCH]
 
-rewrites pyproject.toml, the set-up cell of every notebook and every GitHub / Open-in-Colab
-link in README.md and COLAB_WORKFLOW.md, and prints what it changed. ``references`` lists
+checks OWNER/NAME (GitHub's rules) and the branch (git's ``check-ref-format`` rules), then
+rewrites pyproject.toml, the set-up cell of every notebook (the pip source as a Python string
+literal, never spliced into code) and every GitHub / Open-in-Colab link in README.md and
+COLAB_WORKFLOW.md, and prints what it changed. ``references`` lists
 what each file points at (a test checks they all agree).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -22,7 +25,13 @@ from ..core.io import atomic_path
 from .notebooks import REPO_ROOT, discover
 
 DOCS = ("README.md", "COLAB_WORKFLOW.md")
-REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*)/[A-Za-z0-9._-]+$")
+# GitHub: an owner is 1-39 letters, digits or single inner hyphens; a repository name is letters,
+# digits, '.', '_' and '-', but not '.' or '..'.
+REPO_RE = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
+# git check-ref-format: no control character, space, ~ ^ : ? * [ \ (and no quotes or backticks:
+# this text lands in a URL and in the set-up cell); no "..", "@{", "//"; no component starting
+# with "." or ending with ".lock"; not "@", not starting or ending with "/", not ending with ".".
+BRANCH_BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\\"'`]")
 URL_LINE = re.compile(r'^(Repository\s*=\s*)"https://github\.com/([^"/]+/[^"/]+?)"', re.M)
 # github.com/OWNER/NAME (a page, git+ install or a Colab badge's /github/OWNER/NAME/blob/BRANCH/).
 LINK = re.compile(r"(colab\.research\.google\.com/github/|github\.com/)([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)"
@@ -33,7 +42,7 @@ SETUP_TEMPLATE = '''# Set-up: in Colab, install spinn_utils and mount Google Dri
 import importlib.util, subprocess, sys
 if "google.colab" in sys.modules:
     if importlib.util.find_spec("spinn_utils") is None:
-        source = "git+https://github.com/{repo}@{branch}"
+        source = {source}
         if subprocess.run([sys.executable, "-m", "pip", "install", "-q", source]).returncode:
             raise SystemExit(f"could not pip install {{source}}: for a fork, run `python -m spinn_utils.colab "
                              "--repo OWNER/NAME` in it and push; for a copy on Drive, run "
@@ -43,9 +52,40 @@ if "google.colab" in sys.modules:
         drive.mount("/content/drive")'''
 
 
+def check_repo(repo: str) -> str:
+    """``repo`` when it is a GitHub OWNER/NAME; else a SpinnError."""
+    if not isinstance(repo, str) or not REPO_RE.match(repo):
+        raise SpinnError(f"--repo must look like OWNER/NAME (GitHub's rules), got {repo!r}")
+    return repo
+
+
+def check_branch(branch: str) -> str:
+    """``branch`` when git would accept it as a branch name (``git check-ref-format``); else a SpinnError."""
+    parts = branch.split("/") if isinstance(branch, str) else [""]
+    bad = (not branch or branch == "@" or BRANCH_BAD_CHARS.search(branch) or ".." in branch or "@{" in branch
+           or branch.endswith(".") or any(not p or p.startswith(".") or p.endswith(".lock") for p in parts))
+    if bad:
+        raise SpinnError(f"--branch {branch!r} is not a valid git branch name (git check-ref-format: no empty "
+                         "part, '..', '@{', leading '.', control characters, spaces, quotes or ~^:?*[\\)")
+    return branch
+
+
+def py_literal(text: str) -> str:
+    """``text`` as a Python string literal (double-quoted where it can be), checked to read back."""
+    literal = json.dumps(text) if text.isascii() and text.isprintable() else repr(text)
+    if ast.literal_eval(literal) != text:
+        raise SpinnError(f"cannot write {text!r} as a Python string literal")
+    return literal
+
+
 def setup_cell(repo: str, branch: str = "main") -> str:
-    """The set-up cell every notebook carries, for ``repo`` ("OWNER/NAME") at ``branch``."""
-    return SETUP_TEMPLATE.format(repo=repo, branch=branch)
+    """The set-up cell every notebook carries, for ``repo`` ("OWNER/NAME") at ``branch``.
+
+    Both are validated, and the pip source goes into the cell as a Python string literal, never
+    spliced into code: a branch named ``main"; import os; ...`` cannot run anything.
+    """
+    source = f"git+https://github.com/{check_repo(repo)}@{check_branch(branch)}"
+    return SETUP_TEMPLATE.format(source=py_literal(source))
 
 
 def repository(root: Path = REPO_ROOT) -> str:
@@ -80,8 +120,7 @@ def _write(path: Path, text: str) -> None:
 
 def repoint(repo: str, branch: str = "main", root: Path = REPO_ROOT) -> list[str]:
     """Point every reference at ``repo``/``branch`` in place; returns one line per changed file."""
-    if not REPO_RE.match(repo):
-        raise SpinnError(f"--repo must look like OWNER/NAME, got {repo!r}")
+    cell_text = setup_cell(repo, branch)  # validates both before anything is written
     changes = []
     pyproject = root / "pyproject.toml"
     text = pyproject.read_text()
@@ -95,7 +134,6 @@ def repoint(repo: str, branch: str = "main", root: Path = REPO_ROOT) -> list[str
         if new != text:
             _write(root / name, new)
             changes.append(f"{name}: {n} link(s) -> {repo}" + (f" ({branch})" if branch else ""))
-    cell_text = setup_cell(repo, branch)
     for path in discover(root / "notebooks"):
         nb, cells = _cells(path)
         if not cells:

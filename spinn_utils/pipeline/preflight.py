@@ -14,14 +14,20 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
 from ..benchmark.bench_config import BenchConfig
 from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
-from ..core.errors import SpinnError
+from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
+from ..core.paths import ResultsPaths
+from ..core.registry import METRICS
 from ..core.stages import STAGES
-from ..data.schema import DataConfig
+from ..data.schema import DataConfig, data_config_for
+from ..data.synthetic import experiment_settings
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig
 from ..model.physics import PhysicsConfig
@@ -30,12 +36,40 @@ from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
-from .staging import aside_path
+from .staging import BACKUP, LOCK, MANIFEST, is_results_folder
 
 
 def lock_path(output: Path) -> Path:
-    """Beside the results folder, not in it: a run moves the folder aside while it works."""
-    return output.parent / f".{output.name}.lock"
+    """Inside the results folder: it works on a mount point and under a read-only parent."""
+    return output / LOCK
+
+
+MANIFEST_FORMAT = "spinn-run-manifest"  # the marker of a manifest the driver wrote
+LEGACY_MANIFEST_KEYS = ("started", "command", "notebooks", "versions")  # before the marker existed
+
+
+def read_manifest(path: Path) -> dict | None:
+    """A results folder's manifest (None when absent); corrupt or foreign is a UsageError.
+
+    A folder holding someone else's ``manifest.json`` (a web app's, a package's) is not a
+    results folder: a run would replace that file.
+    """
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{path} is corrupt (not JSON: {first_line(err)}); move it away or use another "
+                         "--output") from err
+    if not isinstance(record, dict):
+        raise UsageError(f"{path} is corrupt: it holds a {type(record).__name__}, not a SPINN run manifest; "
+                         "move it away or use another --output")
+    if record.get("format") != MANIFEST_FORMAT and not all(k in record for k in LEGACY_MANIFEST_KEYS):
+        raise UsageError(f"{path} was not written by SPINN (no \"format\": \"{MANIFEST_FORMAT}\"); a run "
+                         "would replace it: use another --output")
+    if not isinstance(record.get("notebooks", []), list):
+        raise UsageError(f"{path} is corrupt: \"notebooks\" is not a list; move it away or use another --output")
+    return record
 # The driver's own settings: a -p would bypass the flag and the manifest would not show it.
 RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
             "data_path": "--data", "data_config": "--data-config"}
@@ -64,25 +98,91 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
                         raise UsageError(f"-p {name}={value!r} (notebook {nb_id}): {err}") from err
 
 
-RESULTS_MARKERS = ("manifest.json", "lineage.json", "README.md")  # what a results folder may hold first
+# What a results folder may hold before its first run: the repository's results/README.md.
+BEFORE_FIRST_RUN = ("README.md",)
 
 
 def check_output(output: Path) -> None:
     """The results folder is a folder this process may write (it is created if missing), and
-    an existing one holds results: a run moves it aside and copies it, so a home folder named
-    by mistake is refused rather than shuffled."""
+    an existing one holds results: a run backs it up and writes into it, so a home folder named
+    by mistake, or one holding a manifest.json SPINN did not write, is refused rather than
+    overwritten. Results folders nested inside (``results/smoke``) are their own runs' and
+    never block, nor are touched by, a run on the folder around them."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
-    killed = aside_path(output).is_dir()  # a killed run's partial output: the run restores it first
-    if not killed and output.is_dir() and any(output.iterdir()) and not any(
-            (output / m).exists() for m in RESULTS_MARKERS[:2]):
-        other = sorted(p.name for p in output.iterdir() if p.name not in RESULTS_MARKERS)
-        if other:
+    if output.is_dir():
+        manifest = read_manifest(output / MANIFEST)
+        ours = manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
+        other = sorted(p.name for p in output.iterdir() if p.name not in BEFORE_FIRST_RUN
+                       and not p.name.startswith((".spinn", "failed-")) and not is_results_folder(p))
+        if not ours and other:
             raise UsageError(f"--output {output} is not empty and holds no SPINN results "
                              f"(no manifest.json; found {other[:3]}): name a new folder or a results folder")
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--output {output}: {existing} is not writable")
+
+
+SEED_MAX = 2**32 - 1  # np.random.seed takes 0 .. 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    """--seed seeds Python, NumPy and torch: NumPy's range is the narrowest."""
+    if not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"--seed must be in 0..{SEED_MAX} (NumPy's seed range), got {seed}")
+
+
+def check_selection(only: str | None, start: str | None) -> None:
+    """``--only ''`` or ``--from ''`` is a mistake, not "run everything"."""
+    for flag, value in (("--only", only), ("--from", start)):
+        if value is not None and not value.replace(",", "").strip():
+            raise UsageError(f"{flag} is empty; name notebook ids, e.g. {flag} 01,02 (or leave {flag} out to run all)")
+
+
+def check_kernel(name: str) -> None:
+    """The Jupyter kernel exists, before any folder is touched."""
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        have = sorted(KernelSpecManager().find_kernel_specs())
+        raise UsageError(f"--kernel {name}: no such Jupyter kernel (installed: {have})") from None
+
+
+def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
+    """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
+    from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
+    then reports any problem with the data itself)."""
+    p01 = next((p for nb, p in parameters.items() if notebook_id(nb) == "01"), None)
+    if p01 is None:
+        try:
+            summary = json.loads(ResultsPaths(output).metric(METRICS.data_summary).read_text())
+            return int(summary["n_experiments"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    try:
+        cfg = data_config_for(smoke, p01.get("data_config", ""), data_path=p01.get("data_path", ""),
+                              group_col=p01.get("group_col"))
+        if not cfg.data_path:
+            n = len(experiment_settings())
+        elif cfg.data_path.lower().endswith(".csv"):
+            n = int(pd.read_csv(cfg.data_path, usecols=[cfg.group_col])[cfg.group_col].nunique())
+        else:
+            return None
+    except (SpinnError, OSError, ValueError, pd.errors.ParserError):
+        return None
+    return min(n, cfg.max_experiments) if cfg.max_experiments else n
+
+
+def check_cv_folds(parameters: dict[Path, dict], output: Path, smoke: bool) -> None:
+    """Notebook 08's cross-validation folds fit the data's experiments (each is held out once)."""
+    for nb, params in parameters.items():
+        if notebook_id(nb) != "08" or params.get("run_cv") is False:
+            continue
+        folds = params.get("cv_folds") or (CrossValConfig.smoke_test() if smoke else CrossValConfig()).cv_folds
+        n = data_experiments(parameters, output, smoke)
+        if n is not None and folds > n:
+            raise UsageError(f"cv_folds={folds} (notebook 08): the data has {n} experiments and each fold holds "
+                             f"out at least one; use -p cv_folds=N with 2 <= N <= {n}")
 
 
 def _alive(pid: int) -> bool:
@@ -97,26 +197,33 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def results_lock(output: Path, command: list[str]) -> Iterator[str | None]:
-    """Hold ``.<output>.lock`` for the run; yields a note when a stale lock was taken over.
+    """Hold ``<output>/.spinn.lock`` for the run; yields a note when a stale lock was taken over.
 
     A second run on a folder in use is a UsageError naming the process that holds it.
     """
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--output {output}: cannot create it ({first_line(err)})") from err
     lock, note = lock_path(output), None
     body = json.dumps({"pid": os.getpid(), "command": command})
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
+        except PermissionError as err:
+            raise UsageError(f"--output {output} is not writable: cannot create {lock} ({first_line(err)})") from err
         except FileExistsError:
             try:
                 holder = json.loads(lock.read_text())
-            except (OSError, json.JSONDecodeError):
-                holder = {"pid": -1}
-            pid = int(holder.get("pid", -1))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                holder = {}
+            holder = holder if isinstance(holder, dict) else {}
+            pid = holder.get("pid") if isinstance(holder.get("pid"), int) else -1
             if pid > 0 and _alive(pid):
                 raise UsageError(f"--output {output} is in use by process {pid} "
-                                 f"({' '.join(holder.get('command', []))}); wait for it or use another folder") from None
+                                 f"({' '.join(holder.get('command', []))}); wait for it or use another folder "
+                                 f"(if no such run is going on, the lock is stale: delete {lock})") from None
             note = f"took over a stale lock left by process {pid}, which is no longer running"
             lock.unlink(missing_ok=True)
     else:

@@ -8,8 +8,8 @@ notebook and names the failing cell and its error.
 """
 from __future__ import annotations
 
-import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +38,17 @@ from .notebooks import (
     select,
 )
 from .params import plan_parameters
-from .preflight import check_output, check_values, results_lock
+from .preflight import (
+    MANIFEST_FORMAT,
+    check_cv_folds,
+    check_kernel,
+    check_output,
+    check_seed,
+    check_selection,
+    check_values,
+    read_manifest,
+    results_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,9 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
         raise UsageError("--output is empty; name a folder")
     output = Path(args.output or ("results/smoke" if args.smoke else "results")).expanduser().resolve()
     check_output(output)
+    check_seed(args.seed)
+    check_selection(args.only, args.start)
+    check_kernel(args.kernel)
     notebook_dir = Path(notebook_dir) if notebook_dir else None
     notebooks = select(discover(notebook_dir), args.only, args.start)
     if not notebooks:
@@ -119,12 +132,14 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     overrides = dict(args.parameters)
     parameters = plan_parameters(notebooks, fixed, overrides)
     check_values(parameters, overrides)
+    check_cv_folds(parameters, output, args.smoke)
     return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 
 
 def new_manifest(args) -> dict:
     """The manifest before the first notebook runs."""
     return {
+        "format": MANIFEST_FORMAT,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "smoke": args.smoke,
@@ -155,11 +170,8 @@ def _finish(manifest: dict, status: str, total_start: float, **extra) -> None:
 def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
     """A --from/--only run keeps the manifest entries of the notebooks it does not run, marked
     with the run that made them."""
-    if not paths.manifest.is_file():
-        return []
-    try:
-        earlier = json.loads(paths.manifest.read_text())
-    except json.JSONDecodeError:
+    earlier = read_manifest(paths.manifest)
+    if earlier is None:
         return []
     ran_now = {nb.name for nb in plan.notebooks}
     return [{**e, "from_run": e.get("from_run") or earlier.get("started")}
@@ -176,24 +188,36 @@ def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
     return "ok", None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the previous results are restored, exit 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def run_notebooks(plan: RunPlan, args) -> int:
     """Execute the plan on a staged results folder (``staging.py``): 0 when every notebook ran,
-    1 at a failing one, 2 at bad input, 130 on Ctrl-C; on anything but 0 the previous results
-    are restored and the partial run is kept beside them."""
-    with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]) as note:
-        for line in (note, staging.recover(plan.output)):
-            if line:
-                print(f"note: {line}")
-        aside, rc = staging.begin(plan.output), 1
-        try:
-            rc = _run_plan(plan, args)
-            return rc
-        finally:
-            failed = staging.end(plan.output, aside, ok=rc == 0)
-            if failed is not None:
-                before = "are as before this run" if aside is not None else "were not created"
-                print(f"       results in {plan.output} {before}; this run's partial output, manifest "
-                      f"and executed notebooks (with the traceback): {failed}", file=sys.stderr)
+    1 at a failing one, 2 at bad input, 130 on Ctrl-C, 143 on SIGTERM; on anything but 0 the
+    previous results are restored and the partial run is kept in ``<output>/failed-<UTC>``."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]) as note:
+            for line in (note, staging.recover(plan.output)):
+                if line:
+                    print(f"note: {line}")
+            stage, rc = staging.begin(plan.output), 1
+            try:
+                rc = _run_plan(plan, args)
+                return rc
+            finally:
+                failed = staging.end(stage, ok=rc == 0)
+                if failed is not None:
+                    before = "are as before this run" if stage.had_results else "were not created"
+                    print(f"       results in {plan.output} {before}; this run's partial output, manifest "
+                          f"and executed notebooks (with the traceback): {failed}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_plan(plan: RunPlan, args) -> int:
@@ -213,12 +237,13 @@ def _run_plan(plan: RunPlan, args) -> int:
         start = time.perf_counter()
         try:
             status, error = _run_one(nb, plan, args)
-        except KeyboardInterrupt:
-            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error="interrupted (Ctrl-C)")
+        except KeyboardInterrupt as err:
+            how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted (Ctrl-C)"
+            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=how)
             _finish(manifest, "aborted", total_start, failed=nb.name)
             write_json(paths.manifest, manifest)
-            print(f"\ninterrupted in {nb.name}", file=sys.stderr)
-            return 130
+            print(f"\n{how} in {nb.name}", file=sys.stderr)
+            return 143 if isinstance(err, Terminated) else 130
         except BaseException as err:
             # No kernel, a dead kernel, ...: the manifest must not say "running" forever.
             entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))

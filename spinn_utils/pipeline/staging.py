@@ -1,66 +1,202 @@
 """Atomic runs: a run that fails or is interrupted leaves the previous results byte-for-byte intact.
 
-Before the first notebook, the current results folder is renamed aside (a rename on the same
-file system: nothing in it is rewritten) and the run works on a copy of it at the same path,
-so every path recorded in an artifact is the final one and files the pipeline does not write
-(``results/README.md``) carry over. When every notebook succeeds the previous folder is
-deleted; otherwise the run's partial output is renamed ``<results>.failed-<UTC>`` (its manifest
-says where it stopped) and the previous folder is renamed back. A run killed outright leaves the
-previous folder aside; the next run puts it back before it starts.
+Everything happens inside the results folder, never beside it, so a folder that is a mount
+point or whose parent is read-only works too:
+
+1. ``begin``: the previous results are *copied* to ``<results>/.spinn-previous/`` (after a check
+   that the disk has room for the copy); the originals stay where they are until the copy is
+   complete, so a disk that fills up, a Ctrl-C or a kill during the copy leaves them untouched.
+   A ``.complete`` marker is written last: a backup without it is discarded, never restored.
+2. The run works in place, so every path recorded in an artifact is the final one and files the
+   pipeline does not write (``results/README.md``) carry over.
+3. ``end``: on success the backup is renamed ``.spinn-discard-<UTC>`` (one rename: the commit)
+   and deleted. On failure the run's entries move to ``<results>/failed-<UTC>/`` (its manifest says
+   where it stopped) and the backup moves back; journal markers make this safe to resume.
+
+A run killed outright (SIGKILL, power loss) leaves the backup; the next run's ``recover`` puts
+it back, unless the visible results are a *completed* run (a manifest that says "ok" and is
+newer than the backup's), which is kept. Result folders nested inside (``results/smoke``) and
+earlier ``failed-*`` folders are never copied, moved or restored: each belongs to its own runs.
 """
 from __future__ import annotations
 
+import errno
+import json
+import os
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from ..core.errors import SpinnError, first_line
+
+BACKUP = ".spinn-previous"  # inside the results folder
+DISCARD = ".spinn-discard-"  # a committed run's old backup, being deleted
+# Journal inside the backup, all made by begin: a restore then only renames, so it works on a
+# disk the run filled up to the last block.
+COMPLETE = ".complete"  # written last into the backup: it may be restored
+RUN = ".run"  # receives the run's entries on a restore; becomes <output>/failed-<UTC>
+FAILED_NAME = ".failed-name"  # the name that folder gets
+PHASE1 = ".phase1"  # present until the run's entries are all in RUN (then renamed PHASE2)
+PHASE2 = ".phase2"
+JOURNAL = (COMPLETE, RUN, FAILED_NAME, PHASE1, PHASE2)
+LOCK = ".spinn.lock"
+FAILED = "failed-"
+MANIFEST = "manifest.json"
+RESULT_MARKERS = (MANIFEST, "lineage.json", LOCK, BACKUP)  # what makes a folder a results folder
+SPACE_MARGIN = 1.05  # copies take a little more than the bytes they hold (directory entries)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One run's staging: the results folder and its backup (None when there was nothing)."""
+
+    output: Path
+    had_results: bool  # False: the folder was new or empty
+    skipped: frozenset[str]  # nested results folders left alone
 
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def aside_path(output: Path) -> Path:
-    """Where a run keeps the previous results while it works."""
-    return output.parent / f".{output.name}.previous"
+def is_results_folder(path: Path) -> bool:
+    """A folder some SPINN run wrote (or is writing)."""
+    return path.is_dir() and not path.is_symlink() and any((path / m).exists() for m in RESULT_MARKERS)
 
 
-def failed_folder(output: Path) -> Path:
-    return output.parent / f"{output.name}.failed-{_stamp()}"
+def _ours(name: str) -> bool:
+    """Staging's own entries and earlier runs' failed folders."""
+    return name.startswith((".spinn", FAILED))
+
+
+def movable(output: Path) -> list[Path]:
+    """The entries a run stages: everything except staging's own and nested results folders."""
+    return sorted(p for p in output.iterdir() if not _ours(p.name) and not is_results_folder(p))
+
+
+def tree_bytes(paths: list[Path]) -> int:
+    """Bytes under ``paths`` (symlinks count as themselves: they are copied as links)."""
+    total = 0
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            for root, _, files in os.walk(p):
+                total += sum(os.lstat(os.path.join(root, f)).st_size for f in files)
+        else:
+            total += os.lstat(p).st_size
+    return total
+
+
+def check_space(output: Path, entries: list[Path]) -> None:
+    """The backup copy must fit: one line naming both numbers, before anything is copied."""
+    need, free = tree_bytes(entries), shutil.disk_usage(output).free
+    if need * SPACE_MARGIN > free:
+        raise SpinnError(f"not enough free space in {output} to keep the previous results while the run "
+                         f"works: the copy needs {need / 1e6:.1f} MB, {free / 1e6:.1f} MB are free; "
+                         f"free some space or use another --output")
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy a file, link or tree; the first error stops it (``copytree`` would go on and
+    gather them, turning a full disk into one ``shutil.Error`` per file)."""
+    if not src.is_dir() or src.is_symlink():
+        shutil.copy2(src, dst, follow_symlinks=False)
+        return
+    dst.mkdir()
+    for child in src.iterdir():
+        _copy(child, dst / child.name)
+    shutil.copystat(src, dst)
+
+
+def begin(output: Path) -> Stage:
+    """Back up the current results inside ``output``; the run then works on them in place."""
+    output.mkdir(parents=True, exist_ok=True)
+    skipped = frozenset(p.name for p in output.iterdir() if is_results_folder(p))
+    entries = movable(output)
+    check_space(output, entries)
+    backup = output / BACKUP
+    try:
+        backup.mkdir()
+        for p in entries:
+            _copy(p, backup / p.name)
+        (backup / RUN).mkdir()
+        (backup / FAILED_NAME).write_text(f"{FAILED}{_stamp()}")
+        (backup / PHASE1).write_text("")
+        (backup / COMPLETE).write_text(_stamp())
+    except BaseException as err:  # disk full, Ctrl-C, SIGTERM: the originals were never touched
+        shutil.rmtree(backup, ignore_errors=True)
+        if isinstance(err, OSError):
+            why = "the disk is full" if err.errno == errno.ENOSPC else first_line(err)
+            raise SpinnError(f"could not back up the previous results in {output} ({why}); "
+                             f"they are untouched and nothing ran") from err
+        raise
+    return Stage(output, bool(entries), skipped)
+
+
+def _started(manifest: Path) -> str | None:
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("started") if isinstance(record, dict) and record.get("status") == "ok" else None
+
+
+def _restore(output: Path, backup: Path, skipped: frozenset[str] = frozenset()) -> Path | None:
+    """Move the run's entries into a failed folder and the backup's back; only renames, and
+    resumable after a kill at any point (the phase markers say how far it got)."""
+    if (backup / PHASE1).exists():
+        for p in output.iterdir():
+            if not _ours(p.name) and p.name not in skipped and not is_results_folder(p):
+                p.rename(backup / RUN / p.name)
+        (backup / PHASE1).rename(backup / PHASE2)
+    for p in backup.iterdir():
+        if p.name not in JOURNAL:
+            p.rename(output / p.name)
+    failed = output / (backup / FAILED_NAME).read_text().strip()
+    if any((backup / RUN).iterdir()):
+        (backup / RUN).rename(failed)
+    else:
+        failed = None
+    shutil.rmtree(backup)
+    return failed
+
+
+def _commit(backup: Path) -> None:
+    """One rename makes the run final; deleting the old copy after it may be interrupted safely."""
+    gone = backup.with_name(f"{DISCARD}{_stamp()}")
+    backup.rename(gone)
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def recover(output: Path) -> str | None:
-    """Put back results a killed run left aside; returns a note when it did."""
-    aside = aside_path(output)
-    if not aside.is_dir():
+    """Finish what a killed run left; returns a note when there was something to do."""
+    legacy = output.parent / f".{output.name}.previous"  # where versions before this one kept it
+    if legacy.is_dir():
+        print(f"note: {legacy} holds results an older version of this driver set aside during an "
+              f"interrupted run; move it back by hand if you need them")
+    if not output.is_dir():
         return None
-    note = f"a previous run was killed; its predecessor's results were restored to {output}"
-    if output.exists():
-        partial = failed_folder(output)
-        output.rename(partial)
-        note += f" and its partial output moved to {partial}"
-    aside.rename(output)
-    return note
-
-
-def begin(output: Path) -> Path | None:
-    """Move the current results aside; the run works on a copy of them at the same path."""
-    aside = aside_path(output)
-    if not output.exists():
-        output.mkdir(parents=True)
+    for old in output.glob(f"{DISCARD}*"):
+        shutil.rmtree(old, ignore_errors=True)  # a committed run killed while deleting its backup
+    backup = output / BACKUP
+    if not backup.is_dir():
         return None
-    output.rename(aside)
-    shutil.copytree(aside, output, symlinks=True)
-    return aside
+    if not (backup / COMPLETE).exists():
+        shutil.rmtree(backup)  # killed while backing up: the originals were never touched
+        return "a previous run was killed while backing up the results; they were untouched"
+    if (backup / PHASE1).exists():  # the restore had not begun: was the run complete?
+        done = _started(output / MANIFEST)
+        if done and done != _started(backup / MANIFEST):
+            _commit(backup)
+            return "a previous run was killed after it completed; its results are kept"
+    failed = _restore(output, backup)
+    return ("a previous run was killed; the results from before it were restored to "
+            f"{output}" + (f" and its partial output moved to {failed}" if failed else ""))
 
 
-def end(output: Path, aside: Path | None, ok: bool) -> Path | None:
+def end(stage: Stage, ok: bool) -> Path | None:
     """Keep the run (``ok``) or restore the previous results; returns the failed-run folder."""
     if ok:
-        if aside is not None:
-            shutil.rmtree(aside)
+        _commit(stage.output / BACKUP)
         return None
-    failed = failed_folder(output)
-    output.rename(failed)
-    if aside is not None:
-        aside.rename(output)
-    return failed
+    return _restore(stage.output, stage.output / BACKUP, stage.skipped)

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
+from ..core.errors import SpinnError
 from ..core.io import atomic_path
 from ..core.metrics import r2_score
 from ..core.paths import ResultsPaths
@@ -61,6 +62,12 @@ class FigureConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
         object.__setattr__(self, "prediction_models", tuple(self.prediction_models))
+        for name in ("dpi", "max_experiments", "max_points"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpinnError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.width_in > 0:
+            raise SpinnError(f"width_in must be > 0 inches, got {self.width_in!r}")
 
     @classmethod
     def smoke_test(cls) -> FigureConfig:

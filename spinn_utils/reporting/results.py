@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..core.errors import SpinnError
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_VARIANTS, UNSTRUCTURED_VARIANTS, VARIANTS, names
 from ..core.results_files import read_result
@@ -61,6 +62,12 @@ class ReportConfig:
     claimed_memory_tolerance: float = 0.05  # relative slack on the claimed SPINN memory
     edge_threads: int = 1  # edge devices have few cores: judge the edge claim single-threaded
     physics_margin: float = 0.01  # SPINN may break wear monotonicity at most 1 point more often than dense
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "edge_threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpinnError(f"{name} must be an integer >= 1, got {value!r}")
 
     @classmethod
     def smoke_test(cls) -> ReportConfig:

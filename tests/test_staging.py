@@ -1,0 +1,273 @@
+"""Staging and the results folder (issue 18, "data lost"): nothing a user owns is replaced or lost.
+
+Each case builds the on-disk state a failure leaves (a disk that fills up, a kill at a chosen
+moment) and calls the staging / pre-flight functions directly: no notebook runs here except
+the SIGTERM case, which needs a real run to interrupt.
+"""
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.lineage import lineage_summary
+from spinn_utils.core.paths import ResultsPaths
+from spinn_utils.pipeline import staging
+from spinn_utils.pipeline.cli import main
+from spinn_utils.pipeline.notebooks import UsageError
+from spinn_utils.pipeline.preflight import MANIFEST_FORMAT, check_output, lock_path, results_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results(out: Path, tag: str = "old", status: str = "ok") -> Path:
+    """A small results folder as a finished run leaves it."""
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints" / "dense_pinn.pt").write_text(f"weights {tag}")
+    (out / "data").mkdir(exist_ok=True)
+    (out / "data" / "train.csv").write_text(f"a,b\n1,{tag}\n")
+    (out / "manifest.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "started": tag,
+                                                   "status": status, "notebooks": []}))
+    return out
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.relative_to(root).parts[0].startswith((".spinn", "failed-"))}
+
+
+def test_a_foreign_manifest_is_refused_not_overwritten(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "manifest.json").write_text(json.dumps({"name": "my web app", "icons": []}))
+    (site / "index.html").write_text("<html>mine</html>")
+    with pytest.raises(UsageError, match="was not written by SPINN"):
+        check_output(site)
+    assert main(["--output", str(site), "--only", "01"]) == 2
+    assert json.loads((site / "manifest.json").read_text())["name"] == "my web app"
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "manifest.json"]
+
+
+@pytest.mark.parametrize("text, expected", [("[]", "corrupt: it holds a list"), ("{not json", "corrupt \\(not JSON"),
+                                            ('{"format": "spinn-run-manifest", "notebooks": 3}', "corrupt")])
+def test_a_corrupt_manifest_is_named_as_such(tmp_path, text, expected):
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(UsageError, match=expected):
+        check_output(tmp_path)
+
+
+@pytest.mark.parametrize("record, expected", [([], "corrupt: it holds a list"),
+                                              ({"01": {"inputs": {}}}, "notebook 01 lacks")])
+def test_a_corrupt_lineage_record_is_named_as_such(tmp_path, record, expected):
+    (tmp_path / "lineage.json").write_text(json.dumps(record))
+    with pytest.raises(SpinnError, match=expected):
+        lineage_summary(ResultsPaths(tmp_path))
+
+
+def test_nested_results_folders_never_swallow_each_other(tmp_path):
+    out = tmp_path / "results"
+    smoke = _results(out / "smoke", "smoke")  # the README's order: --smoke first, then a full run
+    (out / "README.md").write_text("the repository's")
+    check_output(out)  # "holds no SPINN results (found ['smoke'])" before
+    stage = staging.begin(out)
+    assert stage.skipped == {"smoke"} and not (out / staging.BACKUP / "smoke").exists()
+    (out / "data").mkdir()
+    (out / "data" / "train.csv").write_text("partial")
+    _results(out / "smoke", "inner run, meanwhile")  # a run on results/smoke while this one works
+    failed = staging.end(stage, ok=False)
+    assert (smoke / "data" / "train.csv").read_text() == "a,b\n1,inner run, meanwhile\n"
+    assert not (failed / "smoke").exists() and (failed / "data" / "train.csv").read_text() == "partial"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", failed.name, "smoke"]
+    check_output(out)  # a failed-* folder does not block the next run either
+
+
+def test_a_full_disk_during_the_backup_leaves_the_results_untouched(tmp_path, monkeypatch):
+    out = _results(tmp_path / "results")
+    before = _files(out)
+    real, calls = shutil.copy2, []
+
+    def copy_then_fill_up(src, dst, **kw):
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copy2", copy_then_fill_up)
+    with pytest.raises(SpinnError, match="the disk is full.*untouched and nothing ran") as err:
+        staging.begin(out)
+    assert len(str(err.value).splitlines()) == 1
+    assert _files(out) == before and not (out / staging.BACKUP).exists()  # visible, intact, no hidden copy
+
+
+def test_free_space_is_checked_before_copying(tmp_path, monkeypatch):
+    out = _results(tmp_path / "results")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10, 10))
+    with pytest.raises(SpinnError, match=r"not enough free space .* the copy needs 0\.0 MB, 0\.0 MB are free"):
+        staging.begin(out)
+    assert not (out / staging.BACKUP).exists()
+
+
+def test_a_run_killed_after_it_completed_is_kept(tmp_path):
+    """SIGKILL between the run's last manifest ("ok") and the commit rename."""
+    out = _results(tmp_path / "results", "old")
+    staging.begin(out)
+    _results(out, "new")  # the run finished: its manifest says "ok" and is newer than the backup's
+    note = staging.recover(out)
+    assert "after it completed" in note and _files(out)["checkpoints/dense_pinn.pt"] == "weights new"
+    assert not (out / staging.BACKUP).exists() and not list(out.glob("failed-*"))
+
+
+def test_a_run_killed_while_deleting_its_old_backup_is_kept(tmp_path):
+    out = _results(tmp_path / "results", "old")
+    staging.begin(out)
+    _results(out, "new")
+    (out / staging.BACKUP).rename(out / f"{staging.DISCARD}x")  # the commit happened, the delete did not
+    assert staging.recover(out) is None
+    assert _files(out)["checkpoints/dense_pinn.pt"] == "weights new" and not list(out.glob(".spinn*"))
+
+
+def test_a_run_killed_midway_is_rolled_back_by_the_next(tmp_path):
+    out = _results(tmp_path / "results", "old")
+    before = _files(out)
+    staging.begin(out)
+    _results(out, "new", status="running")
+    (out / "checkpoints" / "dense_pinn.pt").write_text("")  # killed while writing
+    note = staging.recover(out)
+    assert "were restored" in note and _files(out) == before
+    (failed,) = out.glob("failed-*")
+    assert (failed / "checkpoints" / "dense_pinn.pt").read_text() == ""
+
+
+def test_a_kill_during_the_backup_or_the_restore_is_resumed(tmp_path):
+    out = _results(tmp_path / "results", "old")
+    before = _files(out)
+    staging.begin(out)
+    (out / staging.BACKUP / staging.COMPLETE).unlink()  # killed before the backup was complete
+    assert "untouched" in staging.recover(out) and _files(out) == before
+    stage = staging.begin(out)
+    _results(out, "new", status="running")
+    backup = out / staging.BACKUP
+    for name in ("checkpoints", "data", "manifest.json"):  # killed during a restore: the run's entries
+        (out / name).rename(backup / staging.RUN / name)  # are out, half the backup is back
+    (backup / staging.PHASE1).rename(backup / staging.PHASE2)
+    (backup / "data").rename(out / "data")
+    assert stage.had_results and staging.recover(out)
+    (failed,) = out.glob("failed-*")
+    assert _files(out) == before and (failed / "data" / "train.csv").read_text() == "a,b\n1,new\n"
+
+
+def test_a_restore_on_a_full_disk_only_renames(tmp_path, monkeypatch):
+    """The run filled the disk: putting the previous results back must not need a byte."""
+    out = _results(tmp_path / "results", "old")
+    before = _files(out)
+    stage = staging.begin(out)
+    _results(out, "new", status="failed")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for name in ("write_text", "write_bytes", "mkdir", "touch"):
+        monkeypatch.setattr(Path, name, full)
+    failed = staging.end(stage, ok=False)
+    monkeypatch.undo()
+    assert _files(out) == before and (failed / "checkpoints" / "dense_pinn.pt").read_text() == "weights new"
+
+
+def test_staging_never_renames_the_folder_or_writes_beside_it(tmp_path, monkeypatch):
+    """A mount point cannot be renamed (EBUSY) and a read-only parent takes no lock or copy."""
+    out = _results(tmp_path / "mnt" / "results")
+    real = Path.rename
+
+    def no_rename_of_out(self, target):
+        if Path(self) == out:
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", no_rename_of_out)
+    beside = sorted(out.parent.iterdir())
+    with results_lock(out, ["test"]):
+        assert lock_path(out).parent == out
+        stage = staging.begin(out)
+        (out / "data" / "train.csv").write_text("new")
+        staging.end(stage, ok=True)
+    assert sorted(out.parent.iterdir()) == beside and (out / "data" / "train.csv").read_text() == "new"
+    assert not list(out.glob(".spinn*"))
+
+
+def test_a_live_lock_names_its_file_and_how_to_clear_it(tmp_path):
+    lock_path(tmp_path).write_text(json.dumps({"pid": os.getpid(), "command": ["run_all.py"]}))
+    with pytest.raises(UsageError, match="the lock is stale: delete .*\\.spinn\\.lock"):
+        with results_lock(tmp_path, ["second"]):
+            pass
+    lock_path(tmp_path).write_text("[]")  # an unreadable lock is stale, not a traceback
+    with results_lock(tmp_path, ["third"]) as note:
+        assert "stale lock" in note
+
+
+def _notebook(path: Path, params: str, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, capsys):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    params = "results_dir: str = 'results'\n"
+    _notebook(nbdir / "01_a.ipynb", params, "import pathlib; (pathlib.Path(results_dir) / 'a.txt').write_text('new')")
+    _notebook(nbdir / "02_b.ipynb", params, "import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); "
+                                            "time.sleep(30)")
+    out = _results(tmp_path / "out")
+    before = _files(out)
+    assert main(["--output", str(out)], notebook_dir=nbdir) == 143
+    err = capsys.readouterr().err
+    assert "terminated (SIGTERM) in 02_b.ipynb" in err and "Traceback" not in err
+    assert _files(out) == before and not (out / staging.BACKUP).exists()
+    (failed,) = out.glob("failed-*")
+    assert json.loads((failed / "manifest.json").read_text())["notebooks"][-1]["error"] == "terminated (SIGTERM)"
+
+
+def test_ctrl_c_during_start_up_imports_is_one_line():
+    code = ("import builtins, sys\nreal = builtins.__import__\n"
+            "def imp(name, *a, **k):\n    if name == 'papermill':\n        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\nbuiltins.__import__ = imp\n"
+            "from spinn_utils.pipeline.cli import main\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 130 and run.stderr.strip() == "interrupted while starting; nothing ran"
+
+
+def test_an_older_versions_backup_beside_the_folder_is_named(tmp_path, capsys):
+    out = _results(tmp_path / "results")
+    (tmp_path / ".results.previous").mkdir()
+    assert staging.recover(out) is None
+    assert "older version" in capsys.readouterr().out and (tmp_path / ".results.previous").is_dir()
+
+
+def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_results_come_back(tmp_path, capsys, monkeypatch):
+    from spinn_utils.pipeline import runner
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_a.ipynb", "results_dir: str = 'results'\n", "pass")
+    out = _results(tmp_path / "out")
+    before = _files(out)
+
+    def fill_up(nb, plan, args):
+        (plan.output / "checkpoints" / "dense_pinn.pt").write_text("")  # half-written when the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "_execute", fill_up)
+    assert main(["--output", str(out), "--kernel", "python3"], notebook_dir=nbdir) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(" ")]
+    assert err == ["error: [Errno 28] No space left on device"]
+    assert _files(out) == before
