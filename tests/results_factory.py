@@ -54,7 +54,7 @@ PRUNED_PARAMS = ParamCount(total=666882, nonzero=210068, sparsity=0.685)
 STRUCT_PARAMS = ParamCount(total=205157, nonzero=205157, sparsity=0.0)
 STORAGE = {"dense": 2667528, VARIANTS.masked: 2667528, VARIANTS.coo: 4197236,
            VARIANTS.csr: 2535604, VARIANTS.structured: 820628, VARIANTS.dense_ort: 2667528,
-           VARIANTS.structured_ort: 820628}
+           VARIANTS.structured_ort: 820628, VARIANTS.structured_int8_ort: 230000}
 ENV = {"cpu_model": "Test CPU", "gpu_name": "Test GPU"}
 
 
@@ -77,7 +77,7 @@ def metrics(wear: float, thermal: float) -> RegressionReport:
 def timing_row(variant: str, ms: float, threads: int, batch: int, speedup: float | None) -> TimingRow:
     return TimingRow(device="cpu", threads=threads, batch_size=batch, variant=variant, dtype="float32",
                      median_ms=ms, iqr_ms=0.1, q1_ms=ms, q3_ms=ms, mean_ms=ms, std_ms=0.0, min_ms=ms,
-                     repeats=7, speedup_vs_dense=speedup)
+                     repeats=7, speedup_vs_dense=speedup, gflops_per_s=None, pct_of_gemm_peak=None)
 
 
 def bench(medians: dict, threads=(1, 2), batches=(1, 1000), match=None) -> Benchmark:
@@ -95,7 +95,8 @@ def bench(medians: dict, threads=(1, 2), batches=(1, 1000), match=None) -> Bench
                 for v in medians}
     return Benchmark(skipped=False, device="cpu", timer="perf_counter_ns", float32_matmul_precision="highest",
                      config={}, threads=list(threads), batch_sizes=list(batches), variants=variants,
-                     skipped_variants={}, results=rows, failures=[], fastest=[], seconds=1.0,
+                     skipped_variants={}, results=rows, failures=[], fastest=[], processes=None, gemm_peak=[],
+                     flops_basis="flops_nonzero per row x batch", standalone=[], as_deployed=[], seconds=1.0,
                      load_average_1min=LoadAverage(before=None, after=None), environment=ENV)
 
 

@@ -13,9 +13,18 @@ import torch
 from torch import nn
 
 from spinn_utils.benchmark.bench_config import BenchConfig
-from spinn_utils.benchmark.run import cuda_skip_reason, run_benchmark, skipped_result
+from spinn_utils.benchmark.isolated import TORCH_WORKER, Worker
+from spinn_utils.benchmark.peak import add_rates, gemm_gflops, gemm_summary, rate_gflops
+from spinn_utils.benchmark.profile_ort import node_times
+from spinn_utils.benchmark.run import (
+    _peaks_in_process,
+    cuda_skip_reason,
+    run_benchmark,
+    skipped_result,
+)
 from spinn_utils.benchmark.stats import (
     add_speedups,
+    as_deployed,
     fastest_table,
     fastest_variants,
     results_table,
@@ -298,8 +307,9 @@ def test_load_variants_builds_every_representation(tmp_path):
     paths = write_tiny_checkpoints(tmp_path)
     variants = {v.name: v for v in load_variants(paths, "cpu")}
     assert list(variants) == ["dense", VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24, VARIANTS.structured,
-                              VARIANTS.dense_ort, VARIANTS.structured_ort]
+                              VARIANTS.dense_ort, VARIANTS.structured_ort, VARIANTS.structured_int8_ort]
     assert "05.5" in variants[VARIANTS.structured_ort].skip_reason  # no export written yet
+    assert "05.5" in variants[VARIANTS.structured_int8_ort].skip_reason
     assert "CUDA" in variants[VARIANTS.semi24].skip_reason and variants[VARIANTS.semi24].module is None
     assert isinstance(variants[VARIANTS.csr].module, SparsePINN)
     assert variants[VARIANTS.csr].reference == VARIANTS.masked and variants["dense"].reference == "dense"
@@ -333,7 +343,8 @@ def test_run_benchmark_sweeps_threads_restores_them_and_writes_the_contract():
     variants[0].module = spy
     variants.append(Variant("spinn_unsupported", Unsupported(), "semi24", VARIANTS.masked))
     with torch_threads(3):  # a count the sweep does not use, so restoring is visible
-        result = run_benchmark(variants, fast_cfg(threads=[1, 2], cpu_batch_sizes=[1, 4]), "cpu")
+        # In this process (the spy must see the calls); the worker path is tested below.
+        result = run_benchmark(variants, fast_cfg(threads=[1, 2], cpu_batch_sizes=[1, 4], isolate_runtimes=False), "cpu")
         assert torch.get_num_threads() == 3
     assert spy.seen == {1, 2, 3}  # 3 while checking outputs, then the sweep's 1 and 2
     assert not result.skipped and result.timer == "time.perf_counter_ns"  # a Benchmark record: typed
@@ -354,6 +365,9 @@ def test_run_benchmark_sweeps_threads_restores_them_and_writes_the_contract():
     assert result.load_average_1min.before is None or result.load_average_1min.before >= 0
     json.dumps(encode(result), allow_nan=False)
     assert list(results_table(result).columns) == timed
+    assert result.processes is None and result.as_deployed == []  # everything ran here
+    assert [p.threads for p in result.gemm_peak] == [1, 2]
+    assert all(r.gflops_per_s > 0 and r.pct_of_gemm_peak > 0 for r in result.results)
 
 
 def test_skipped_gpu_result_has_the_contract_shape():
@@ -377,3 +391,86 @@ def test_config_turns_lists_into_tuples_and_refuses_nonsense():
                 {"max_seconds_per_measurement": 0}):
         with pytest.raises(SpinnError):
             BenchConfig(**bad)
+
+
+# --- the machine's limit and the as-deployed numbers ---------------------------------------
+
+def test_gemm_and_variant_rates_on_known_numbers():
+    assert gemm_gflops(1000, 10.0) == pytest.approx(200.0)  # 2e9 FLOPs in 10 ms
+    assert rate_gflops(4.2e8, 2.0) == pytest.approx(210.0)
+    peak = gemm_summary(1000, [12.0, 10.0, 11.0], 2, "here")
+    assert peak["median_ms"] == 11.0 and peak["gflops_per_s"] == pytest.approx(2e9 / 11e6)
+    assert peak["best_gflops_per_s"] == pytest.approx(200.0) and peak["repeats"] == 3
+    rows = [{"variant": "a", "threads": 2, "batch_size": 1000, "median_ms": 2.0},
+            {"variant": "a", "threads": 1, "batch_size": 1, "median_ms": 0.5}]
+    add_rates(rows, {"a": {"flops_nonzero": 420_000}}, {2: 200.0})
+    assert rows[0]["gflops_per_s"] == pytest.approx(210.0) and rows[0]["pct_of_gemm_peak"] == pytest.approx(105.0)
+    assert rows[1]["gflops_per_s"] == pytest.approx(420_000 / 0.5e6) and rows[1]["pct_of_gemm_peak"] is None
+
+
+def test_the_gemm_rate_in_process_is_the_arithmetic_of_its_timer():
+    """The CUDA path (notebook 06) measures in its own process with CUDA events; here a fake
+    timer stands in for the events, so the arithmetic is checked without a GPU."""
+    calls = []
+
+    def fake_timer(fn, x):
+        calls.append(x.shape)
+        return 4.0
+
+    cfg = fast_cfg(threads=[1, 2], gemm_size=64, gemm_repeats=3)
+    peaks = _peaks_in_process(cfg, torch.device("cpu"), fake_timer)
+    assert [p["threads"] for p in peaks] == [1, 2] and len(calls) == 2 * (1 + 3)  # one untimed call first
+    assert all(p["gflops_per_s"] == pytest.approx(2 * 64 ** 3 / 4e6) for p in peaks)
+
+
+def test_as_deployed_puts_standalone_beside_in_harness():
+    harness = [{"variant": "dense", "threads": 2, "batch_size": 1000, "median_ms": 10.0, "speedup_vs_dense": 1.0},
+               {"variant": VARIANTS.structured_ort, "threads": 2, "batch_size": 1000, "median_ms": 2.5,
+                "speedup_vs_dense": 4.0}]
+    alone = [{"variant": "dense", "threads": 2, "batch_size": 1000, "median_ms": 9.0, "repeats": 50},
+             {"variant": VARIANTS.structured_ort, "threads": 2, "batch_size": 1000, "median_ms": 2.0, "repeats": 200}]
+    out = {r["variant"]: r for r in as_deployed(harness, alone)}
+    ort = out[VARIANTS.structured_ort]
+    assert ort["in_harness_median_ms"] == 2.5 and ort["standalone_median_ms"] == 2.0
+    assert ort["standalone_over_in_harness"] == pytest.approx(0.8)
+    assert ort["in_harness_speedup_vs_dense"] == 4.0 and ort["standalone_speedup_vs_dense"] == pytest.approx(4.5)
+    assert out["dense"]["standalone_speedup_vs_dense"] == 1.0
+
+
+def test_workers_time_each_runtime_in_its_own_process():
+    """Real worker processes: the JSON says where each variant ran, the GEMM rate per thread
+    count, GFLOP/s = useful FLOPs / median time, and dense alone beside dense in the harness."""
+    variants = [v for v in tiny_variants() if v.skip_reason is None]
+    result = run_benchmark(variants, fast_cfg(threads=[1], cpu_batch_sizes=[1, 4]), "cpu")
+    procs = result.processes
+    assert set(procs) == {"torch_worker"} and procs["torch_worker"].imported["onnxruntime"] is False
+    assert procs["torch_worker"].variants == sorted(v.name for v in variants)
+    (peak,) = result.gemm_peak
+    assert peak.threads == 1 and peak.gflops_per_s > 0 and "torch worker" in peak.where
+    for r in result.results:
+        flops = result.variants[r.variant].flops_nonzero * r.batch_size
+        assert r.gflops_per_s == pytest.approx(flops / (r.median_ms * 1e6))
+        assert r.pct_of_gemm_peak == pytest.approx(100 * r.gflops_per_s / peak.gflops_per_s)
+    assert len(result.results) == 2 * len(variants) and not result.failures
+    (dense,) = result.as_deployed  # no deployable export here: dense alone, at batch 1
+    assert (dense.variant, dense.batch_size) == ("dense", 1) and dense.standalone_median_ms > 0
+    json.dumps(encode(result), allow_nan=False)
+
+
+def test_a_worker_error_is_raised_not_swallowed():
+    with Worker(TORCH_WORKER) as worker:
+        with pytest.raises(SpinnError, match="KeyError"):
+            worker.request(op="visit", name="nothing loaded", calls=1)
+        assert worker.request(op="modules")["torch"] is True  # still serving after the error
+
+
+def test_ort_profile_is_summed_per_node_after_the_warm_up_runs():
+    trace = [{"cat": "Session", "name": "model_run", "ts": 0}, {"cat": "Session", "name": "model_run", "ts": 100},
+             {"cat": "Session", "name": "model_run", "ts": 200},
+             {"cat": "Node", "name": "g_kernel_time", "ts": 10, "dur": 999, "args": {"op_name": "Gemm"}},  # warm-up
+             {"cat": "Node", "name": "g_kernel_time", "ts": 110, "dur": 30, "args": {"op_name": "Gemm"}},
+             {"cat": "Node", "name": "g_kernel_time", "ts": 210, "dur": 50, "args": {"op_name": "Gemm"}},
+             {"cat": "Node", "name": "g_fence_before", "ts": 210, "dur": 7}]
+    assert node_times(trace, skip_runs=1) == {"g": {"op": "Gemm", "us_per_call": 40.0}}
+    with pytest.raises(SpinnError, match="none after"):
+        node_times(trace, skip_runs=3)

@@ -5,11 +5,13 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import torch
 
 from spinn_utils.benchmark.bench_config import BenchConfig
+from spinn_utils.benchmark.isolated import ORT_WORKER, Worker
 from spinn_utils.benchmark.run import run_benchmark
 from spinn_utils.benchmark.variants import _ort_variant, load_variants
 from spinn_utils.compression.export import (
@@ -19,10 +21,11 @@ from spinn_utils.compression.export import (
     export_model,
     fold_scaler,
 )
+from spinn_utils.compression.quantize import QuantConfig, choose, float_layers, quantize_exports
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import VARIANTS
+from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
@@ -117,14 +120,28 @@ def test_benchmark_times_the_exports_against_their_pytorch_models(run):
     ort = variants[VARIANTS.structured_ort]
     assert ort.skip_reason is None and ort.reference == VARIANTS.structured and ort.format == "onnx"
     assert isinstance(ort.input_for(torch.zeros(3, 18)), np.ndarray)  # raw features, made before timing
+    assert variants[VARIANTS.structured_int8_ort].skip_reason is not None  # not quantized yet
+    quantize_exports(paths, data, QuantConfig.smoke_test())
+    variants = {v.name: v for v in load_variants(paths, "cpu", ("coo",))}
     result = run_benchmark(list(variants.values()), BenchConfig.smoke_test(), "cpu")
     info = result.variants
-    for name in (VARIANTS.dense_ort, VARIANTS.structured_ort):
+    for name in (VARIANTS.dense_ort, VARIANTS.structured_ort, VARIANTS.structured_int8_ort):
         assert info[name].outputs_match, info[name]
         assert info[name].notes["onnx_bytes"] > 0
     assert info[VARIANTS.structured_ort].params == info[VARIANTS.structured].params
+    int8 = info[VARIANTS.structured_int8_ort]
+    assert int8.dtype == "int8" and int8.atol == BenchConfig().atol_int8
+    assert int8.storage_bytes < info[VARIANTS.structured_ort].storage_bytes
     timed = {r.variant for r in result.results}
-    assert {VARIANTS.dense_ort, VARIANTS.structured_ort} <= timed
+    assert {VARIANTS.dense_ort, VARIANTS.structured_ort, VARIANTS.structured_int8_ort} <= timed
+    # Each runtime in its own process; the ONNX Runtime one never imported torch.
+    procs = result.processes
+    assert procs["ort_worker"].imported == {"torch": False, "onnxruntime": True}
+    assert set(procs["ort_worker"].variants) == {VARIANTS.dense_ort, VARIANTS.structured_ort,
+                                                 VARIANTS.structured_int8_ort}
+    assert VARIANTS.structured_ort not in procs["torch_worker"].variants
+    alone = {r.variant for r in result.as_deployed}
+    assert alone == {VARIANTS.dense, VARIANTS.structured_ort, VARIANTS.structured_int8_ort}
     assert not result.failures
     on_gpu = _ort_variant(VARIANTS.structured_ort, paths, torch.device("cuda"), None)
     assert on_gpu.module is None and "CPU provider" in on_gpu.skip_reason  # 06 does not time it
@@ -284,3 +301,76 @@ def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path):
     with pytest.raises(SpinnError, match=f"found 'abc' in row {len(frame) - 1}"):
         predict_csv(predictor, str(csv), str(tmp_path / "bad.csv"), chunk_rows=3)
     assert not (tmp_path / "bad.csv").exists()
+
+
+# --- int8 -----------------------------------------------------------------------------------
+
+def test_int8_export_beside_fp32_within_parity_and_run_by_the_predictor_unchanged(run, tmp_path):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    cfg = QuantConfig.smoke_test()
+    side = quantize_exports(paths, data, cfg)[INT8_EXPORT]
+    path, fp32 = paths.export(INT8_EXPORT), paths.export(VARIANTS.structured)
+    assert path.is_file() and json.loads(sidecar_path(path).read_text())["precision"] == "int8"
+    # Issue 18's binding: the int8 sidecar names the int8 model's bytes; names and ranges are fp32's.
+    fp32_side = json.loads(sidecar_path(fp32).read_text())
+    assert side["onnx_sha256"] == file_sha256(path) != fp32_side["onnx_sha256"]
+    assert side["feature_ranges"] == fp32_side["feature_ranges"]
+    assert side["feature_names"] == fp32_side["feature_names"] and side["input_shape"] == fp32_side["input_shape"]
+    assert not [p for p in paths.exports.iterdir() if p.name.startswith(".")]  # candidates cleaned up
+    q = side["quantization"]
+    assert set(q["candidates"]) == {"static", "dynamic"} and q["why"].startswith(f"{q['mode']} kept")
+    assert all(c["val_mean_r2"] is not None and c["median_ms"] > 0 for c in q["candidates"].values())
+    # Hidden layers int8, first and last fp32 (raw features and physical units keep their scales).
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert ops & {"QuantizeLinear", "DynamicQuantizeLinear"} and q["float_layers"] == float_layers(fp32)
+    # Parity vs fp32 in physical units, within the stated tolerance, recomputed here.
+    x = data.frames["test"][data.feature_names].to_numpy(np.float32)
+    diff = np.abs(OnnxPredictor(path).run(x) - OnnxPredictor(fp32).run(x)).max(axis=0)
+    for j, p in enumerate(side["parity"]["per_target"].values()):
+        assert p["max_abs_diff"] == pytest.approx(diff[j], rel=1e-5, abs=1e-7)
+        assert p["max_abs_diff"] <= cfg.parity_rtol * data.scaler.y_std[j] == pytest.approx(p["limit"])
+        assert p["unit"] in ("mm", "um") and p["mean_abs_diff"] <= p["max_abs_diff"]
+    assert side["parity"]["passed"]
+    csv, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    data.frames["test"].to_csv(csv, index=False)
+    proc = _predict(["--model", str(path), "--csv", str(csv), "--output", str(out)], tmp_path)
+    assert proc.returncode == 0 and "torch imported: False" in proc.stdout, proc.stderr
+    assert len(pd.read_csv(out)) == len(x)
+
+
+def test_int8_parity_failure_keeps_no_export(run):
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    with pytest.raises(SpinnError, match="no export written"):
+        quantize_exports(paths, data, QuantConfig.smoke_test().__class__(parity_rtol=1e-9, calibration_rows=64,
+                                                                         choice_batch=8, choice_rounds=1))
+    assert not paths.export(INT8_EXPORT).exists()
+    assert not sidecar_path(paths.export(INT8_EXPORT)).exists()
+
+
+def test_quantization_keeps_the_faster_mode_only_at_equal_accuracy():
+    fast_but_worse = {"static": {"val_mean_r2": 0.80, "median_ms": 1.0},
+                      "dynamic": {"val_mean_r2": 0.85, "median_ms": 2.0}}
+    assert choose(fast_but_worse, 0.002)[0] == "dynamic"
+    tie = {"static": {"val_mean_r2": 0.849, "median_ms": 1.0}, "dynamic": {"val_mean_r2": 0.85, "median_ms": 2.0}}
+    mode, why = choose(tie, 0.002)
+    assert mode == "static" and "equal accuracy, slower" in why
+    with pytest.raises(SpinnError):
+        QuantConfig(modes=("fp16",))
+
+
+def test_the_onnx_runtime_worker_never_imports_torch(run):
+    """A real worker process runs the deployable model; it asserts torch is absent after every message."""
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    x = data.frames["test"][data.feature_names].to_numpy(np.float32)
+    with Worker(ORT_WORKER) as worker:
+        worker.request(op="load", variants={VARIANTS.structured_ort: str(paths.export(VARIANTS.structured))})
+        assert worker.request(op="prepare", threads=1, inputs={VARIANTS.structured_ort: x}, warmup=1,
+                              budget_ms=100.0) == {"errors": {}}
+        visit = worker.request(op="visit", name=VARIANTS.structured_ort, calls=3)
+        assert len(visit["ms"]) == 3 and visit["untimed_ms"] > 0
+        assert worker.request(op="modules") == {"torch": False, "onnxruntime": True}
+        with pytest.raises(SpinnError, match="torch worker"):
+            worker.request(op="gemm", n=8, repeats=1, threads=1)

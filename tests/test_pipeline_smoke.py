@@ -15,6 +15,7 @@ import pytest
 from spinn_utils.core.registry import (
     FIGURE_FORMATS,
     FIGURE_NAMES,
+    INT8_EXPORT,
     LABELS,
     METRICS,
     PREDICTIONS_FILE,
@@ -152,7 +153,7 @@ def test_one_name_per_model_in_every_results_file(smoke_run):
     for metric, keys in keyed.items():
         assert keys and keys <= variants, (metric, keys - variants)
     assert keyed[METRICS.test_evaluation] == {VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured,
-                                              VARIANTS.structured_ort}
+                                              VARIANTS.structured_ort, VARIANTS.structured_int8_ort}
     predicted = {line.split(",")[4] for line in (smoke_run / "metrics" / PREDICTIONS_FILE).read_text().splitlines()[1:]}
     assert predicted == keyed[METRICS.test_evaluation]
 
@@ -176,6 +177,15 @@ def test_deployable_spinn_is_exported_timed_scored_and_judged(smoke_run):
     assert item["measured"] in {r["speedup_vs_dense"] for r in cpu["results"]
                                 if r["variant"] == VARIANTS.structured_ort}
     assert "same runtime" in item["detail"]
+    # As deployed: ONNX Runtime timed in a worker without torch, the limit and the int8 model beside it.
+    assert cpu["processes"]["ort_worker"]["imported"]["torch"] is False
+    assert cpu["gemm_peak"] and all(r["pct_of_gemm_peak"] is not None for r in cpu["results"])
+    assert {r["variant"] for r in cpu["as_deployed"]} == {VARIANTS.dense, VARIANTS.structured_ort,
+                                                          VARIANTS.structured_int8_ort}
+    int8 = json.loads((smoke_run / "export" / f"{INT8_EXPORT}.json").read_text())
+    assert int8["precision"] == "int8" and int8["parity"]["passed"] and int8["quantization"]["why"]
+    assert cpu["variants"][VARIANTS.structured_int8_ort]["outputs_match"] and VARIANTS.structured_int8_ort in ev
+    assert "- Deploy: " in (smoke_run / "tables" / f"{TABLE1}.md").read_text()  # the int8 rule, applied
 
 
 def test_every_notebook_recorded_its_lineage(smoke_run):

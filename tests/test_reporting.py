@@ -1,6 +1,7 @@
 """Table 1, the validation checklist and the claims verdict on small hand-made results
 (built with the schema's dataclasses: tests/results_factory.py)."""
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -18,7 +19,8 @@ from results_factory import (
 
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import LABELS, METRICS, VARIANTS
-from spinn_utils.core.results_schema import Skipped
+from spinn_utils.core.results_schema import RegressionReport, Skipped
+from spinn_utils.core.results_schema_eval import AsDeployedRow, GemmPeak
 from spinn_utils.reporting.checklist import (
     build_checklist,
     checklist_frames,
@@ -27,6 +29,7 @@ from spinn_utils.reporting.checklist import (
     verdict,
     write_checklist,
 )
+from spinn_utils.reporting.deploy import recommend_deploy
 from spinn_utils.reporting.results import NOT_MEASURED, RunResults
 from spinn_utils.reporting.table1 import COLUMNS, build_table1, table1, to_markdown, write_table1
 
@@ -38,7 +41,7 @@ def items_by_name(results, missing=()) -> dict:
 def test_table1_cells_are_the_json_values():
     res = fake_results()
     t = table1(res)
-    assert list(t.columns[:5]) == list(COLUMNS)
+    assert list(t.columns[:len(COLUMNS)]) == list(COLUMNS)
     assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.dense]] == DENSE_PARAMS.nonzero
     assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.coo]] == PRUNED_PARAMS.nonzero
     assert t.loc["Parameters (non-zero)", LABELS[VARIANTS.structured]] == STRUCT_PARAMS.nonzero
@@ -262,3 +265,55 @@ def test_physics_consistency_item_uses_the_stated_margin():
     assert items_by_name(worse)["SPINN keeps physics consistency no worse than dense"].status == "fail"
     skipped = evolve(res, "test_evaluation.physics_consistency", Skipped(skipped=True, reason="run_baselines=False"))
     assert items_by_name(skipped)["SPINN keeps physics consistency no worse than dense"].status == "not run"
+
+
+def _report(r2_wear: float, r2_thermal: float) -> RegressionReport:
+    return metrics(r2_wear, r2_thermal)
+
+
+def test_int8_is_recommended_only_within_the_r2_drop():
+    fp32 = _report(0.90, 0.80)
+    kept = recommend_deploy(fp32, _report(0.89, 0.79), 0.01, fp32_ms=2.0, int8_ms=1.0)  # drop 0.01
+    assert kept["recommended"] == VARIANTS.structured_int8_ort and kept["int8_accepted"]
+    assert kept["mean_r2_drop"] == pytest.approx(0.01) and "2.00x faster" in kept["reason"]
+    lost = recommend_deploy(fp32, _report(0.88, 0.79), 0.01, fp32_ms=2.0, int8_ms=1.0)  # drop 0.015
+    assert lost["recommended"] == VARIANTS.structured_ort and not lost["int8_accepted"]
+    assert "not recommended" in lost["reason"] and "0.0150 > 0.01" in lost["reason"]
+    assert lost["per_output_r2_drop"]["tool_wear_vb_mm"] == pytest.approx(0.02)
+    slower = recommend_deploy(fp32, fp32, 0.01, fp32_ms=1.0, int8_ms=1.5)
+    assert slower["recommended"] == VARIANTS.structured_ort and "not faster" in slower["reason"]
+    assert recommend_deploy(fp32, _report(0.9, 0.8), 0.01)["recommended"] == VARIANTS.structured_int8_ort  # not timed
+    assert recommend_deploy(fp32, None, 0.01)["recommended"] == VARIANTS.structured_ort
+    assert recommend_deploy(None, None, 0.01)["recommended"] is None
+
+
+def _gemm(threads: int, rate: float) -> GemmPeak:
+    return GemmPeak(threads=threads, n=2048, repeats=3, median_ms=1.0, gflops_per_s=rate, best_gflops_per_s=rate,
+                    where="test")
+
+
+def test_table1_shows_the_rate_the_int8_column_and_the_deploy_choice():
+    res = fake_results(cpu_medians={"dense": 10.0, VARIANTS.masked: 10.0, VARIANTS.coo: 150.0, VARIANTS.dense_ort: 4.0,
+                                    VARIANTS.structured_ort: 2.0, VARIANTS.csr: 40.0, VARIANTS.structured: 3.0,
+                                    VARIANTS.structured_int8_ort: 1.0})
+    cpu = res.cpu_benchmark
+    int8 = replace(cpu.variants[VARIANTS.structured_int8_ort], format="onnx", dtype="int8", storage_bytes=230000,
+                   params=STRUCT_PARAMS)
+    rows = [replace(r, gflops_per_s=210.0 / r.median_ms, pct_of_gemm_peak=105.0 / r.median_ms) for r in cpu.results]
+    alone = AsDeployedRow(variant=VARIANTS.structured_ort, threads=2, batch_size=1000, in_harness_median_ms=2.0,
+                          standalone_median_ms=1.9, standalone_repeats=5, standalone_over_in_harness=0.95,
+                          in_harness_speedup_vs_dense=5.0, standalone_speedup_vs_dense=5.0)
+    cpu = replace(cpu, variants={**cpu.variants, VARIANTS.structured_int8_ort: int8}, results=rows,
+                  gemm_peak=[_gemm(1, 100.0), _gemm(2, 200.0)], as_deployed=[alone])
+    models = res.test_evaluation.models
+    res = replace(res, cpu_benchmark=cpu)
+    res = evolve(res, "test_evaluation.models", {**models, VARIANTS.structured_int8_ort: metrics(0.81, 0.70)})  # drop 0.015
+    t = table1(res)
+    col = LABELS[VARIANTS.structured_int8_ort]
+    assert t.loc["CPU inference (ms)", col] == 1.0 and t.loc["Memory (weight bytes, indices counted)", col] == 230000
+    assert t.loc["CPU GFLOP/s (% of fp32 GEMM rate)", col] == "210 GFLOP/s (105%)"
+    notes = " ".join(t.attrs["notes"])
+    assert "200 GFLOP/s on 2 thread(s)" in notes and "1.9 ms alone (5.00x vs dense alone)" in notes
+    assert f"Deploy: {VARIANTS.structured_ort} (int8 not recommended: mean per-output R2 drops by 0.0150 > 0.01" in notes
+    res = evolve(res, "test_evaluation.models", {**models, VARIANTS.structured_int8_ort: metrics(0.82, 0.715)})  # 0.0025
+    assert f"Deploy: {VARIANTS.structured_int8_ort} (int8 recommended" in " ".join(table1(res).attrs["notes"])

@@ -8,6 +8,7 @@ import torch
 
 from spinn_utils.compression.export import ExportConfig, OnnxModule, export_checkpoints
 from spinn_utils.compression.magnitude import apply_masks, global_magnitude_masks
+from spinn_utils.compression.quantize import QuantConfig, quantize_exports
 from spinn_utils.compression.run_models import check_scaler, load_run_models
 from spinn_utils.compression.sparse import (
     SparsePINN,
@@ -41,6 +42,7 @@ def run(tmp_path, make_data):
                         meta={**meta, "model": model.cfg, "val_metrics": {"mean_r2": float(len(name))}})
     save_sparse_checkpoint(paths.checkpoint(VARIANTS.coo), convert_dense_to_sparse(masked, "coo"), meta)
     export_checkpoints(paths, data, ExportConfig())
+    quantize_exports(paths, data, QuantConfig.smoke_test())  # the int8 export notebook 08 scores too
     return paths, data, masked
 
 
@@ -53,6 +55,7 @@ def test_loads_every_saved_variant_keyed_by_name(run):
     assert isinstance(loaded.models[VARIANTS.structured_ort], OnnxModule)
     assert loaded.models[VARIANTS.structured_ort].source is loaded.models[VARIANTS.structured]
     assert loaded.metas[VARIANTS.structured_ort] is loaded.metas[VARIANTS.structured]
+    assert loaded.models[VARIANTS.structured_int8_ort].predictor.meta["precision"] == "int8"
     assert loaded.paths[VARIANTS.masked] == paths.checkpoint(VARIANTS.masked)
     assert loaded.metas[VARIANTS.masked]["val_metrics"] == {"mean_r2": float(len(VARIANTS.masked))}
     assert not any(m.training for m in loaded.models.values())

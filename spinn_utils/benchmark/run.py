@@ -25,14 +25,69 @@ from tqdm.auto import tqdm
 
 from ..core.env import environment_info
 from ..core.errors import SpinnError
-from ..core.registry import VARIANTS
+from ..core.registry import DEPLOYABLE_VARIANTS, VARIANTS
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped
 from ..core.typed_json import parse
 from ..model.counting import input_features
 from .bench_config import BenchConfig
-from .stats import add_speedups, fastest_variants, summarize_ms
+from .isolated import (
+    TORCH_WORKER,
+    check_isolation,
+    gemm_peaks,
+    measure_point,
+    standalone_rows,
+    start_workers,
+)
+from .peak import add_rates, gemm_samples, gemm_summary
+from .stats import add_speedups, as_deployed, fastest_variants, summarize_ms
 from .timing import make_timer, time_interleaved, torch_threads, warm_up
 from .variants import Variant, check_outputs, describe_variant, make_inputs, variant_dtype
+
+
+def _row(device, threads: int, batch: int, name: str, dtype: str, samples: list[float]) -> dict:
+    return {"device": str(device), "threads": threads, "batch_size": batch, "variant": name, "dtype": dtype,
+            **summarize_ms(samples)}
+
+
+def _measure_isolated(variants: list[Variant], cfg: BenchConfig, info: dict) -> dict:
+    """CPU: every (threads, batch, variant) timed in per-runtime worker processes, interleaved;
+    the GEMM rate per thread count; then the deployable models and dense alone in fresh processes."""
+    cpu = torch.device("cpu")
+    threads, batches = cfg.thread_counts(cpu), cfg.batch_sizes(cpu)
+    rows, failures = [], []
+    with contextlib.ExitStack() as stack:
+        owner = start_workers(variants, stack)
+        processes = check_isolation(owner)
+        torch_worker = next((w for w in owner.values() if w.module == TORCH_WORKER), None)
+        peaks = gemm_peaks(torch_worker, threads, cfg) if torch_worker else []
+        bar = tqdm(total=len(threads) * len(batches), desc="bench cpu (workers)", disable=not cfg.progress)
+        for n_threads in threads:
+            for batch in batches:
+                bar.set_postfix(threads=n_threads, batch=batch)
+                samples, errors = measure_point(variants, owner, n_threads, batch, cfg)
+                failures += [{"threads": n_threads, "batch_size": batch, "variant": n, "error": e} for n, e in errors.items()]
+                rows += [_row(cpu, n_threads, batch, n, info[n]["dtype"], ms) for n, ms in samples.items()]
+                bar.update()
+        bar.close()
+    points = [(t, b) for t in threads for b in cfg.standalone_batch_sizes if b in batches]
+    alone = [v for v in variants if v.name in (VARIANTS.dense, *DEPLOYABLE_VARIANTS)]
+    standalone = [r for v in alone for r in standalone_rows(v, cfg, points)]
+    rows = add_speedups(rows)
+    return {"rows": rows, "failures": failures, "peaks": peaks, "standalone": standalone,
+            "as_deployed": as_deployed(rows, standalone),
+            "processes": {w.rsplit(".", 1)[-1]: {"variants": sorted(n for n, o in owner.items() if o.module == w),
+                                                  "imported": imported} for w, imported in processes.items()}}
+
+
+def _peaks_in_process(cfg: BenchConfig, device: torch.device, time_call: Callable) -> list[dict]:
+    """The sustained fp32 GEMM rate at each thread count, in this process (CUDA, or CPU in-process)."""
+    where = f"torch.mm, fp32, {device.type}, in the benchmark process"
+    out = []
+    for n_threads in cfg.thread_counts(device):
+        with torch_threads(n_threads):
+            out.append(gemm_summary(cfg.gemm_size, gemm_samples(cfg.gemm_size, cfg.gemm_repeats, device, time_call),
+                                    n_threads, where))
+    return out
 
 
 def _measure_all(variants: list[Variant], cfg: BenchConfig, device: torch.device, time_call: Callable) -> tuple[list[dict], list[dict]]:
@@ -56,8 +111,7 @@ def _measure_all(variants: list[Variant], cfg: BenchConfig, device: torch.device
                                  for n, e in errors.items()]
                     runs = {n: f for n, f in fns.items() if n not in errors}
                     samples = time_interleaved(runs, inputs, cfg, time_call)
-                    rows += [{"device": str(device), "threads": n_threads, "batch_size": batch, "variant": name,
-                              "dtype": str(dtypes[name]).removeprefix("torch."), **summarize_ms(ms)}
+                    rows += [_row(device, n_threads, batch, name, str(dtypes[name]).removeprefix("torch."), ms)
                              for name, ms in samples.items()]
                     del by_dtype, inputs
                     bar.update()
@@ -103,7 +157,8 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> Benchmar
     t0, load_before = time.perf_counter(), _load_average()
     cuda_ctx = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
     with cuda_ctx:
-        checks = check_outputs(runnable, device, cfg.check_batch, cfg.atol, cfg.atol_low_precision, cfg.input_seed)
+        checks = check_outputs(runnable, device, cfg.check_batch, cfg.atol, cfg.atol_low_precision, cfg.input_seed,
+                               cfg.atol_int8)
         skipped.update({n: f"forward raised: {c['error']}" for n, c in checks.items() if "error" in c})
         runnable = [v for v in runnable if v.name not in skipped]
         if not runnable:
@@ -113,7 +168,14 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> Benchmar
         for entry in info.values():
             entry["flops_ratio_vs_dense"] = dense_flops / entry["flops"] if dense_flops else None
         timer_name, time_call = make_timer(device)
-        rows, failures = _measure_all(runnable, cfg, device, time_call)
+        if device.type == "cpu" and cfg.isolate_runtimes:
+            measured = _measure_isolated(runnable, cfg, info)
+        else:
+            rows, failures = _measure_all(runnable, cfg, device, time_call)
+            measured = {"rows": rows, "failures": failures, "peaks": _peaks_in_process(cfg, device, time_call),
+                        "standalone": [], "as_deployed": [], "processes": None}
+    peaks = {p["threads"]: p["gflops_per_s"] for p in measured["peaks"]}
+    rows = add_rates(measured["rows"], info, peaks)
     return parse(Benchmark, {
         "skipped": False,
         "device": str(device),
@@ -125,8 +187,15 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> Benchmar
         "variants": info,
         "skipped_variants": skipped,  # name -> why it was not timed here
         "results": rows,
-        "failures": failures,  # variants whose kernel raised at some (threads, batch): not timed
+        "failures": measured["failures"],  # variants whose kernel raised at some (threads, batch): not timed
         "fastest": fastest_variants(rows, info),
+        # Where each runtime ran: per worker process, its variants and whether torch/onnxruntime
+        # were imported in it (null: everything ran in this process).
+        "processes": measured["processes"],
+        "gemm_peak": measured["peaks"],  # the sustained fp32 GEMM rate per thread count (peak.py)
+        "flops_basis": "flops_nonzero per row x batch (useful work; gflops_per_s, pct_of_gemm_peak)",
+        "standalone": measured["standalone"],  # deployable models and dense, each alone in a fresh process
+        "as_deployed": measured["as_deployed"],  # standalone vs in-harness, per point
         "seconds": time.perf_counter() - t0,
         # Other processes on the machine slow some variants more than others; say how busy it was.
         "load_average_1min": {"before": load_before, "after": _load_average()},

@@ -45,6 +45,30 @@ def add_speedups(rows: list[dict]) -> list[dict]:
     return rows
 
 
+def as_deployed(in_harness: list[dict], standalone: list[dict]) -> list[dict]:
+    """Per standalone row: the in-harness median of the same variant and point beside it.
+
+    ``standalone_over_in_harness`` above 1 means the harness timed the variant faster than it
+    runs alone. Speedups are against dense PyTorch eager of the same kind of measurement
+    (in the harness, or dense itself alone in its own process).
+    """
+    harness = {(r["variant"], r["threads"], r["batch_size"]): r for r in in_harness}
+    dense_alone = {(r["threads"], r["batch_size"]): r["median_ms"] for r in standalone if r["variant"] == VARIANTS.dense}
+    out = []
+    for s in standalone:
+        h = harness.get((s["variant"], s["threads"], s["batch_size"]))
+        base = dense_alone.get((s["threads"], s["batch_size"]))
+        out.append({
+            "variant": s["variant"], "threads": s["threads"], "batch_size": s["batch_size"],
+            "in_harness_median_ms": h["median_ms"] if h else None,
+            "standalone_median_ms": s["median_ms"], "standalone_repeats": s["repeats"],
+            "standalone_over_in_harness": s["median_ms"] / h["median_ms"] if h and h["median_ms"] > 0 else None,
+            "in_harness_speedup_vs_dense": h.get("speedup_vs_dense") if h else None,
+            "standalone_speedup_vs_dense": base / s["median_ms"] if base and s["median_ms"] > 0 else None,
+        })
+    return out
+
+
 def fastest_variants(rows: list[dict], variants: dict[str, dict]) -> list[dict]:
     """Per (threads, batch): the fastest variant other than dense whose outputs matched."""
     best: dict[tuple[int, int], dict] = {}
@@ -74,6 +98,27 @@ def results_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
     order = list(dict.fromkeys(frame["variant"]))
     table = frame.pivot(index=["threads", "batch_size"], columns="variant", values="cell")
     return table[order]
+
+
+def as_deployed_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
+    """In-harness vs standalone medians of the deployable models and dense eager."""
+    if isinstance(result, BenchmarkSkipped):
+        return pd.DataFrame({"as_deployed": [result.reason]})
+    if not result.as_deployed:
+        return pd.DataFrame({"as_deployed": ["not measured (in-process or CUDA run)"]})
+    return pd.DataFrame([asdict(r) for r in result.as_deployed]).set_index(["variant", "threads", "batch_size"])
+
+
+def limits_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
+    """Rows (threads, batch), one column per variant: achieved GFLOP/s (% of the GEMM rate)."""
+    if isinstance(result, BenchmarkSkipped):
+        return pd.DataFrame({"skipped": [result.reason]})
+    frame = pd.DataFrame([asdict(r) for r in result.results])
+    frame["cell"] = [f"{g:.3g} ({p:.0f}%)" if pd.notna(g) and pd.notna(p) else
+                     (f"{g:.3g}" if pd.notna(g) else "-")
+                     for g, p in zip(frame["gflops_per_s"], frame["pct_of_gemm_peak"])]
+    order = list(dict.fromkeys(frame["variant"]))
+    return frame.pivot(index=["threads", "batch_size"], columns="variant", values="cell")[order]
 
 
 def variants_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:

@@ -94,34 +94,45 @@ def warm_up(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], cfg: Benc
     return errors
 
 
-def time_interleaved(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], cfg: BenchConfig, time_call: Callable) -> dict[str, list[float]]:
-    """Time warmed-up functions in interleaved rounds until ``cfg.repeats`` calls or the budget.
+def time_rounds(names: list[str], visit: Callable[[str, int], tuple[float, list[float]]],
+                cfg: BenchConfig) -> dict[str, list[float]]:
+    """Interleaved rounds of visits until ``cfg.repeats`` timed calls or the budget, per name.
 
-    Each round visits every function once, in an order rotated per round; a visit is one
-    untimed call (the other variants have just evicted this one's weights from the CPU
-    caches, which a deployed model serving requests does not suffer) and then ``cfg.block``
-    timed calls. Drift still hits all variants alike, round by round.
+    Each round visits every active name once, in an order rotated per round, after an idle
+    pause of ``cfg.switch_pause_ms`` (so the pools the previous visit left spinning are asleep).
+    ``visit(name, calls)`` runs one untimed call (the other variants have just evicted this
+    one's weights from the CPU caches, which a deployed model serving requests does not
+    suffer) and then ``calls`` timed ones, wherever the variant lives (this process or a
+    worker); it returns (untimed ms, [ms per timed call]). Drift hits all variants alike.
 
     Returns:
         {name: [ms per timed call]}; at least min(min_repeats, repeats) each.
     """
     budget_ms = cfg.max_seconds_per_measurement * 1e3
     floor = min(cfg.min_repeats, cfg.repeats)  # a notebook's small ``repeats`` wins over the floor
-    names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in names}
     spent_ms = dict.fromkeys(names, 0.0)
-    with _gc_paused():
-        for r in itertools.count():
-            active = [n for n in names if len(samples[n]) < cfg.repeats
-                      and (len(samples[n]) < floor or spent_ms[n] < budget_ms)]
-            if not active:
-                break
-            for name in round_robin_order(active, r):
-                if cfg.switch_pause_ms > 0:
-                    time.sleep(cfg.switch_pause_ms / 1e3)
-                spent_ms[name] += time_call(fns[name], inputs[name])  # untimed re-warm
-                for _ in range(min(cfg.block, cfg.repeats - len(samples[name]))):
-                    ms = time_call(fns[name], inputs[name])
-                    samples[name].append(ms)
-                    spent_ms[name] += ms
+    for r in itertools.count():
+        active = [n for n in names if len(samples[n]) < cfg.repeats
+                  and (len(samples[n]) < floor or spent_ms[n] < budget_ms)]
+        if not active:
+            break
+        for name in round_robin_order(active, r):
+            if cfg.switch_pause_ms > 0:
+                time.sleep(cfg.switch_pause_ms / 1e3)
+            untimed, ms = visit(name, min(cfg.block, cfg.repeats - len(samples[name])))
+            samples[name] += ms
+            spent_ms[name] += untimed + sum(ms)
     return samples
+
+
+def visit_block(fn: Callable, x, calls: int, time_call: Callable) -> tuple[float, list[float]]:
+    """One untimed call, then ``calls`` timed ones: (untimed ms, [ms per timed call])."""
+    untimed = time_call(fn, x)
+    return untimed, [time_call(fn, x) for _ in range(calls)]
+
+
+def time_interleaved(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], cfg: BenchConfig, time_call: Callable) -> dict[str, list[float]]:
+    """Time warmed-up functions of this process in interleaved rounds (``time_rounds``)."""
+    with _gc_paused():
+        return time_rounds(list(fns), lambda name, calls: visit_block(fns[name], inputs[name], calls, time_call), cfg)

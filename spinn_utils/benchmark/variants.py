@@ -23,6 +23,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from ..compression.quantize import initializer_bytes
 from ..compression.run_models import RunModels, load_export, load_run_models
 from ..compression.semi24 import semi_structured_model
 from ..compression.sparse import FORMATS, convert_dense_to_sparse
@@ -30,6 +31,7 @@ from ..core.errors import SpinnError, first_line
 from ..core.paths import ResultsPaths
 from ..core.registry import (
     DENSE_STORAGE_VARIANTS,
+    ORT_EXPORTS,
     ORT_VARIANTS,
     SEMI24_FORMAT,
     VARIANTS,
@@ -62,6 +64,8 @@ class Variant:
     # how the shared scaled input becomes its input; both applied outside the timed region.
     timed: Callable | None = None
     to_input: Callable | None = None
+    precision: str | None = None  # what the kernels compute in when not the weights' dtype ("int8")
+    weight_bytes: int | None = None  # storage when not that of ``module`` (int8: the graph's weights)
 
     def input_for(self, x: torch.Tensor):
         """The variant's own form of the shared input tensor ``x`` (``x`` itself for PyTorch)."""
@@ -78,8 +82,8 @@ def describe_variant(variant: Variant) -> dict:
     module = variant.module
     return {
         "format": variant.format,
-        "dtype": str(variant_dtype(module)).removeprefix("torch."),
-        "storage_bytes": int(storage_bytes(module)),
+        "dtype": variant.precision or str(variant_dtype(module)).removeprefix("torch."),
+        "storage_bytes": int(storage_bytes(module) if variant.weight_bytes is None else variant.weight_bytes),
         "flops": int(flops_per_sample(module)),  # what the kernels execute, zeros included
         "flops_nonzero": flops_nonzero(module),
         "params": count_parameters(module),
@@ -96,7 +100,8 @@ def make_inputs(batch_size: int, n_features: int, dtype: torch.dtype, device, se
     return x.to(device=device, dtype=dtype)
 
 
-def check_outputs(variants: list[Variant], device, n: int, atol: float, atol_low_precision: float, seed: int = 0) -> dict:
+def check_outputs(variants: list[Variant], device, n: int, atol: float, atol_low_precision: float, seed: int = 0,
+                  atol_int8: float = 0.1) -> dict:
     """Compare each variant's outputs with its reference variant's on ``n`` seeded inputs.
 
     Returns:
@@ -119,7 +124,8 @@ def check_outputs(variants: list[Variant], device, n: int, atol: float, atol_low
         if v.name in failed:
             continue
         out = outs[v.name]
-        tol = atol_low_precision if variant_dtype(v.module) in LOW_PRECISION else atol
+        tol = (atol_int8 if v.precision == "int8" else
+               atol_low_precision if variant_dtype(v.module) in LOW_PRECISION else atol)
         finite = bool(torch.isfinite(out).all())
         if v.reference == v.name:
             diff = 0.0
@@ -162,7 +168,7 @@ def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, run: RunM
     """An exported model in ONNX Runtime (CPU provider), or a skipped Variant saying why;
     ``run`` holds the PyTorch model it was exported from."""
     reference = ORT_VARIANTS[name]
-    path = paths.export(reference)
+    path = paths.export(ORT_EXPORTS[name])
     if device.type != "cpu":
         return Variant(name, None, "onnx", reference, str(path), skip_reason=(
             "ONNX Runtime variants run on the CPU provider; notebook 07 times them"))
@@ -170,11 +176,15 @@ def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, run: RunM
         return Variant(name, None, "onnx", reference, str(path), skip_reason=(
             f"{path} not found: notebook 05.5 exports it"))
     module = load_export(paths, name, run.models[reference], run.metas[reference])
+    precision = module.predictor.meta.get("precision")  # "int8" for a quantized export
     notes = {"runtime": f"onnxruntime {ort.__version__}, CPUExecutionProvider",
              "intra_op_threads": "torch.get_num_threads() of each measurement", "inter_op_threads": 1,
              "onnx_bytes": path.stat().st_size, "input": "raw features; outputs in physical units"}
-    return Variant(name, module, "onnx", reference, str(path), notes=notes,
-                   timed=module.run_raw, to_input=module.raw_inputs)
+    if precision:
+        notes["quantization"] = module.predictor.meta.get("quantization", {}).get("mode")
+    return Variant(name, module, "onnx", reference, str(path), notes=notes, timed=module.run_raw,
+                   to_input=module.raw_inputs, precision=precision,
+                   weight_bytes=initializer_bytes(path) if precision else None)
 
 
 def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORMATS, SEMI24_FORMAT)) -> list[Variant]:

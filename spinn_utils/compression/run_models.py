@@ -19,7 +19,13 @@ from torch import nn
 
 from ..core.errors import SpinnError
 from ..core.paths import ResultsPaths
-from ..core.registry import DENSE_STORAGE_VARIANTS, ORT_VARIANTS, SAVED_VARIANTS, VARIANTS
+from ..core.registry import (
+    DENSE_STORAGE_VARIANTS,
+    ORT_EXPORTS,
+    ORT_VARIANTS,
+    SAVED_VARIANTS,
+    VARIANTS,
+)
 from ..data.dataset import PreparedData, Scaler
 from ..model.checkpoints import load_dense_model
 from .export import OnnxModule
@@ -63,7 +69,7 @@ def _load_checkpoint_variant(paths: ResultsPaths, name: str) -> tuple[nn.Module,
 def load_export(paths: ResultsPaths, name: str, source: nn.Module, meta: dict) -> OnnxModule:
     """The ONNX Runtime variant ``name`` (CPU provider), scored and timed like ``source``, the
     PyTorch model it was exported from (``meta``: that model's checkpoint meta)."""
-    path = paths.export(ORT_VARIANTS[name])
+    path = paths.export(ORT_EXPORTS[name])
     if not path.is_file():
         raise SpinnError(f"{path} not found (run notebook 05.5, which exports it)")
     if not meta.get("scaler"):
@@ -101,7 +107,7 @@ def load_run_models(
             reference = ORT_VARIANTS[name]
             meta = loaded.metas[reference]
             model = load_export(paths, name, loaded.models[reference], meta)
-            path = paths.export(ORT_VARIANTS[name])
+            path = paths.export(ORT_EXPORTS[name])
         else:
             model, meta, path = _load_checkpoint_variant(paths, name)
             if data is not None:

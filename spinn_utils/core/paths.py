@@ -14,6 +14,7 @@ from .registry import (
     FIGURE_NAMES,
     MANIFEST,
     PREDICTIONS_FILE,
+    QUANTIZED_EXPORTS,
     TABLE1,
     TABLE2,
     TABLE_FORMATS,
@@ -34,7 +35,8 @@ def metric_file(name: str) -> str:
 
 # The contract's files, relative to the results root, grouped by folder.
 DATA_PATHS = tuple(f"data/{f}" for f in DATA_FILES)
-EXPORT_PATHS = tuple(f"{EXPORT_DIR}/{e}.{ext}" for e in EXPORTED_VARIANTS for ext in ("onnx", "json"))
+EXPORT_PATHS = tuple(f"{EXPORT_DIR}/{e}.{ext}" for e in (*EXPORTED_VARIANTS, *QUANTIZED_EXPORTS)
+                     for ext in ("onnx", "json"))
 PREDICTIONS_PATH = f"metrics/{PREDICTIONS_FILE}"
 TABLE_PATHS = tuple(f"tables/{t}.{fmt}" for t in (TABLE1, TABLE2) for fmt in TABLE_FORMATS)
 FIGURE_PATHS = tuple(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in FIGURE_FORMATS)

@@ -12,6 +12,8 @@ key in every JSON, its export (``export/<name>.onnx``), and the key of its table
     spinn_structured  structured SPINN: physically smaller layers
     dense_ort              ``dense``'s export run by ONNX Runtime
     spinn_structured_ort   ``spinn_structured``'s export in ONNX Runtime: the deployable model
+    spinn_structured_int8_ort  that export quantized to int8 by ONNX Runtime
+                           (``export/spinn_structured_int8.onnx``)
 
 Files written under earlier names (``dense_pinn.pt``, ``spinn_pruned.pt``,
 ``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") still load: ``LEGACY``.
@@ -34,6 +36,7 @@ class VariantNames:
     structured: str = "spinn_structured"
     dense_ort: str = "dense_ort"
     structured_ort: str = "spinn_structured_ort"
+    structured_int8_ort: str = "spinn_structured_int8_ort"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ LABELS = {
     VARIANTS.structured: "SPINN (structured)",
     VARIANTS.dense_ort: "Dense PINN (ONNX Runtime)",
     VARIANTS.structured_ort: "SPINN structured (ONNX Runtime)",
+    VARIANTS.structured_int8_ort: "SPINN structured int8 (ONNX Runtime)",
 }
 METRICS = MetricNames()
 FIGURES = FigureNames()
@@ -96,9 +100,17 @@ BASELINES = BaselineNames()
 # save CSR as spinn_csr.pt).
 SAVED_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured, VARIANTS.coo)
 DENSE_STORAGE_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)
-# ONNX Runtime variant -> the variant whose export (export/<variant>.onnx) it runs and reproduces.
-ORT_VARIANTS = {VARIANTS.dense_ort: VARIANTS.dense, VARIANTS.structured_ort: VARIANTS.structured}
-EXPORTED_VARIANTS = tuple(ORT_VARIANTS.values())
+# ONNX Runtime variant -> the variant it reproduces (fp32: whose export/<variant>.onnx it runs).
+ORT_VARIANTS = {VARIANTS.dense_ort: VARIANTS.dense, VARIANTS.structured_ort: VARIANTS.structured,
+                VARIANTS.structured_int8_ort: VARIANTS.structured}
+EXPORTED_VARIANTS = (VARIANTS.dense, VARIANTS.structured)  # exported from their checkpoints (05.5)
+INT8_EXPORT = "spinn_structured_int8"  # export/<this>.onnx: the structured export in int8 (05.5)
+QUANTIZED_EXPORTS = {INT8_EXPORT: VARIANTS.structured}  # quantized export -> the fp32 export it comes from
+# ONNX Runtime variant -> the file it runs, export/<stem>.onnx (+ its .json sidecar).
+ORT_EXPORTS = {VARIANTS.dense_ort: VARIANTS.dense, VARIANTS.structured_ort: VARIANTS.structured,
+               VARIANTS.structured_int8_ort: INT8_EXPORT}
+# What a user deploys (fp32 and int8 ONNX of structured SPINN): also timed standalone on CPU.
+DEPLOYABLE_VARIANTS = (VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
 UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pruned weights
 SPARSE_TENSOR_VARIANTS = (VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24)  # torch.sparse layouts
 SEMI24_FORMAT = "semi24"  # the benchmark's 2:4 format name (not a SparseLinear layout)

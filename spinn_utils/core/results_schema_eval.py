@@ -51,6 +51,8 @@ class TimingRow:
     min_ms: float
     repeats: int
     speedup_vs_dense: float | None  # median(dense) / median(variant); null without a dense row
+    gflops_per_s: float | None  # useful FLOPs (flops_nonzero x batch) / median time
+    pct_of_gemm_peak: float | None  # gflops_per_s as a share of the GEMM rate at these threads
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,60 @@ class FastestRow:
 
 
 @dataclass(frozen=True)
+class GemmPeak:
+    """The sustained fp32 GEMM rate (``torch.mm``, n x n x n) at one thread count."""
+
+    threads: int | None
+    n: int
+    repeats: int
+    median_ms: float
+    gflops_per_s: float  # at the median call: the sustained rate
+    best_gflops_per_s: float
+    where: str
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """One benchmark worker process: the variants it timed and what it had imported."""
+
+    variants: list[str]
+    imported: dict[str, bool]  # "torch" / "onnxruntime" -> imported in that process
+
+
+@dataclass(frozen=True)
+class StandaloneRow:
+    """A deployable model (or dense) timed alone in a fresh process at one (threads, batch)."""
+
+    variant: str
+    threads: int | None
+    batch_size: int
+    process: str  # the worker module that ran it
+    median_ms: float
+    iqr_ms: float
+    q1_ms: float
+    q3_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    repeats: int
+
+
+@dataclass(frozen=True)
+class AsDeployedRow:
+    """Standalone vs in-harness median of one variant at one (threads, batch)."""
+
+    variant: str
+    threads: int | None
+    batch_size: int
+    in_harness_median_ms: float | None
+    standalone_median_ms: float
+    standalone_repeats: int
+    standalone_over_in_harness: float | None  # above 1: the harness timed it faster than alone
+    in_harness_speedup_vs_dense: float | None
+    standalone_speedup_vs_dense: float | None  # against dense eager alone in its own process
+
+
+@dataclass(frozen=True)
 class LoadAverage:
     before: float | None
     after: float | None
@@ -84,6 +140,7 @@ class LoadAverage:
 class Benchmark(Versioned):
     """A benchmark that ran (``skipped`` is false)."""
 
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: GEMM rate, worker processes, standalone timing (issue 17)
     skipped: bool
     device: str
     timer: str
@@ -96,6 +153,11 @@ class Benchmark(Versioned):
     results: list[TimingRow]
     failures: list[TimingFailure]  # variants whose kernel raised at some point: not timed
     fastest: list[FastestRow]
+    processes: dict[str, WorkerProcess] | None  # per worker module; null: all in this process
+    gemm_peak: list[GemmPeak]  # the sustained fp32 GEMM rate per thread count (benchmark/peak.py)
+    flops_basis: str  # what gflops_per_s counts
+    standalone: list[StandaloneRow]  # deployable models and dense, each alone in a fresh process
+    as_deployed: list[AsDeployedRow]  # standalone vs in-harness, per point
     seconds: float
     load_average_1min: LoadAverage
     environment: dict
@@ -106,6 +168,7 @@ class BenchmarkSkipped(Versioned):
     """A benchmark skipped by design (no CUDA GPU, or a CPU device asked of notebook 06)."""
 
     SKIP: ClassVar[bool] = True
+    SCHEMA_VERSION: ClassVar[int] = 2  # the same file as Benchmark: the same version
     skipped: bool
     reason: str
     device: str

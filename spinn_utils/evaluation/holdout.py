@@ -19,7 +19,7 @@ from ..core.env import environment_info
 from ..core.io import atomic_path
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, ORT_VARIANTS, VARIANTS
+from ..core.registry import METRICS, ORT_EXPORTS, ORT_VARIANTS, VARIANTS
 from ..core.results_files import write_metric
 from ..core.results_schema import RegressionReport, Skipped
 from ..core.results_schema_eval import (
@@ -38,9 +38,9 @@ from .crossval import CrossValConfig
 
 # The saved variants notebook 08 scores (``compression.run_models.load_run_models`` loads them),
 # in Table 1's order (CSR and 2:4 are not saved); the deployable structured model is scored as
-# exported, in ONNX Runtime.
+# exported, in ONNX Runtime, in fp32 and int8.
 TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured,
-                 VARIANTS.structured_ort)
+                 VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
 
 
 def evaluate_test(
@@ -123,7 +123,7 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
                    else Skipped(skipped=True, reason="run_baselines=False")),
         physics_consistency=(parse(PhysicsConsistency, consistency, label) if consistency
                              else Skipped(skipped=True, reason="run_baselines=False")),
-        checkpoints={name: str(paths.export(ORT_VARIANTS[name]) if name in ORT_VARIANTS
+        checkpoints={name: str(paths.export(ORT_EXPORTS[name]) if name in ORT_VARIANTS
                                else paths.stored_checkpoint(name)) for name in TEST_VARIANTS},
         config=asdict(cfg),
         units={t: target_unit(t) for t in data.target_names},

@@ -21,6 +21,7 @@ from ..benchmark.bench_config import BenchConfig
 from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
+from ..compression.quantize import QuantConfig
 from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
@@ -76,7 +77,7 @@ RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "de
 # The stage configs by the class name the stage table gives (a parameter sets the field of its name).
 CONFIG_CLASSES = {cls.__name__: cls for cls in (
     DataConfig, TrainConfig, PhysicsConfig, PruneConfig, ArtifactsConfig, VerifyConfig, SparseConfig,
-    ExportConfig, BenchConfig, CrossValConfig, ReportConfig, FigureConfig)}
+    ExportConfig, QuantConfig, BenchConfig, CrossValConfig, ReportConfig, FigureConfig)}
 
 
 def check_values(plan: dict[Path, dict], overrides: dict) -> None:

@@ -40,6 +40,7 @@ COLOURS = {
     # The same models in ONNX Runtime: darker shades of their PyTorch colours.
     VARIANTS.dense_ort: "#003F7D",
     VARIANTS.structured_ort: "#00573F",
+    VARIANTS.structured_int8_ort: "#7A5C00",
 }
 MODEL_STYLE = {v: (LABELS[v], colour) for v, colour in COLOURS.items()}  # variant -> (label, colour)
 MEASURED_COLOUR = "#000000"

@@ -18,9 +18,10 @@ from ..core.paths import ResultsPaths
 from ..core.registry import LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..core.results_files import require_keys
 from ..core.results_schema import Skipped
-from ..core.results_schema_eval import ModelPhysics
+from ..core.results_schema_eval import Benchmark, ModelPhysics, TimingRow
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
+from .deploy import deploy_recommendation
 from .results import (
     NOT_MEASURED,
     ReportConfig,
@@ -38,13 +39,14 @@ from .results import (
 
 FASTEST_UNSTRUCTURED = "SPINN (fastest unstructured)"
 COLUMNS = (LABELS[VARIANTS.dense], LABELS[VARIANTS.coo], FASTEST_UNSTRUCTURED, LABELS[VARIANTS.structured],
-           LABELS[VARIANTS.structured_ort])
+           LABELS[VARIANTS.structured_ort], LABELS[VARIANTS.structured_int8_ort])
 # Which saved model each column's accuracy and parameters come from, and which benchmark
 # variant it times; None means "the fastest matching unstructured variant at that point".
 COLUMN_MODEL = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured,
-                                  VARIANTS.structured_ort)))
+                                  VARIANTS.structured_ort, VARIANTS.structured_int8_ort)))
 COLUMN_VARIANT = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, None, VARIANTS.structured,
-                                    VARIANTS.structured_ort)))
+                                    VARIANTS.structured_ort, VARIANTS.structured_int8_ort)))
+EXPORTED = (VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
 ROWS = (  # (label, how to format it)
     ("Parameters (non-zero)", "count"),
     ("Mean per-output R2 (test)", "r2"),
@@ -60,6 +62,7 @@ ROWS = (  # (label, how to format it)
     ("GPU speedup vs dense", "speedup"),
     ("CPU inference (ms)", "ms"),
     ("CPU speedup vs dense", "speedup"),
+    ("CPU GFLOP/s (% of fp32 GEMM rate)", "rate"),
     ("Memory (weight bytes, indices counted)", "bytes"),
     ("Representation timed", "text"),
 )
@@ -70,6 +73,7 @@ SOURCES = {  # where each row is read from; rows not listed come from test_evalu
     "GPU speedup vs dense": f"{METRICS.gpu_benchmark}.json",
     "CPU inference (ms)": f"{METRICS.cpu_benchmark}.json",
     "CPU speedup vs dense": f"{METRICS.cpu_benchmark}.json",
+    "CPU GFLOP/s (% of fp32 GEMM rate)": f"{METRICS.cpu_benchmark}.json",
     "Memory (weight bytes, indices counted)":
         f"{METRICS.cpu_benchmark}.json, {METRICS.sparse_conversion}.json",
     "Representation timed": f"{METRICS.cpu_benchmark}.json, {METRICS.gpu_benchmark}.json",
@@ -88,7 +92,13 @@ NOTES = (
     "ONNX export the structured model's; Table 2 has the baselines.",
     "SPINN structured (ONNX Runtime): the structured model exported to ONNX with the scaler "
     "folded in (raw features in, physical units out), run by ONNX Runtime's CPU provider; "
-    "its speedup is against dense PyTorch eager. GPU: not timed (CPU provider only).",
+    "its speedup is against dense PyTorch eager. GPU: not timed (CPU provider only). The int8 "
+    "column is that export quantized by ONNX Runtime (hidden layers int8, first and last fp32; "
+    "the export's sidecar says whether static or dynamic quantization was kept and why); its "
+    "memory is the bytes of the graph's weights.",
+    "CPU GFLOP/s: useful FLOPs per call (2 per non-zero weight + 1 per bias, x batch) over the median "
+    "time; the percentage is of the sustained fp32 rate of one large matmul on the same threads "
+    "(the machine's limit for fp32 dense work; int8 kernels can pass it).",
 )
 
 
@@ -110,6 +120,36 @@ def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple
             f"repeats at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
             f"{'' if batch == cfg.batch_size else f' (batch {cfg.batch_size} not measured)'}.")
     return rows, names, note
+
+
+def _rate_cell(row: TimingRow | None) -> str | None:
+    """'12.3 GFLOP/s (6%)' from a timing row; None where it was not measured."""
+    if row is None or row.gflops_per_s is None:
+        return None
+    pct = row.pct_of_gemm_peak
+    return f"{row.gflops_per_s:.3g} GFLOP/s" + (f" ({pct:.0f}%)" if pct is not None else "")
+
+
+def deploy_notes(results: RunResults, cfg: ReportConfig) -> list[str]:
+    """The GEMM rate behind the percentages, standalone vs in-harness, and the deploy choice."""
+    bench = results.cpu_benchmark
+    notes = []
+    peaks = bench.gemm_peak if isinstance(bench, Benchmark) else []
+    if peaks:
+        notes.append(f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): " + ", ".join(
+            f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + ".")
+    if bench_measured(bench) and bench.as_deployed:
+        batch, threads = bench_point(bench, cfg.batch_size)
+        rows = [r for r in bench.as_deployed if (r.batch_size, r.threads) == (batch, threads)]
+        parts = [f"{r.variant} {r.in_harness_median_ms:.3g} ms in the harness, {r.standalone_median_ms:.3g} ms "
+                 f"alone ({r.standalone_speedup_vs_dense:.2f}x vs dense alone)"
+                 for r in rows if r.in_harness_median_ms and r.standalone_speedup_vs_dense]
+        if parts:
+            notes.append(f"As deployed (each runtime in its own process; standalone: a fresh process running only "
+                         f"that model), batch {batch}, threads={threads}: " + "; ".join(parts) + ".")
+    rec = deploy_recommendation(results, cfg)
+    notes.append(f"Deploy: {rec['recommended'] or NOT_MEASURED} ({rec['reason']}; {rec['timed_at']}).")
+    return notes
 
 
 def physics_note(results: RunResults) -> str:
@@ -156,7 +196,7 @@ def _accuracy_cells(results: RunResults, cells: dict) -> None:
             cells["Thermal ODE residual RMS (um)"][col] = physics.thermal_ode_residual_rms_um
         # CV and the seed runs compare dense with unstructured IMP only.
         for over, label in (("cross_validation", "CV"), ("seed_runs", "seeds")):
-            stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, VARIANTS.structured_ort) else cv_summary(
+            stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, *EXPORTED) else cv_summary(
                 results, "dense" if COLUMN_MODEL[col] == VARIANTS.dense else "spinn", over)
             cells[f"Mean per-output R2, {label} mean"][col] = None if stats is None else stats.mean
             cells[f"Mean per-output R2, {label} std"][col] = None if stats is None else stats.std
@@ -172,6 +212,8 @@ def _speed_cells(results: RunResults, cells: dict, cfg: ReportConfig) -> list[st
             row = rows.get(col)
             cells[f"{device.upper()} inference (ms)"][col] = None if row is None else row.median_ms
             cells[f"{device.upper()} speedup vs dense"][col] = None if row is None else row.speedup_vs_dense
+            if device == "cpu":
+                cells["CPU GFLOP/s (% of fp32 GEMM rate)"][col] = _rate_cell(row)
             timed[col].append(f"{device.upper()}: {names.get(col, NOT_MEASURED)}")
     # Memory is that of the representation timed on CPU (the loop ended on "cpu").
     for col in COLUMNS:
@@ -197,7 +239,8 @@ def table1(results: RunResults, cfg: ReportConfig | None = None) -> pd.DataFrame
         index=pd.Index([label for label, _ in ROWS], name="Metric"),
         columns=[*COLUMNS, "Source"], dtype=object,
     )
-    frame.attrs.update(notes=[*notes, *NOTES, physics_note(results)], row_format=ROW_FORMAT, name=TABLE1,
+    frame.attrs.update(notes=[*notes, *NOTES, *deploy_notes(results, cfg), physics_note(results)],
+                       row_format=ROW_FORMAT, name=TABLE1,
                        title="Table 1: Dense PINN vs SPINN (this run)")
     return frame
 

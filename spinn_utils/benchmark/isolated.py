@@ -1,0 +1,158 @@
+"""CPU timing with each runtime in its own process, as deployed (docs/benchmarking.md).
+
+In one process, torch's OpenMP workers and every ONNX Runtime session's thread pool share the
+cores: on a 2-core machine that under-reported the deployable model by 15-25% (issue 17). A user
+runs ONNX Runtime without torch beside it. So the coordinator (this module, in the notebook's
+process) starts one **torch worker** (``torch_worker.py``: PyTorch variants, no ONNX Runtime
+session) and one **ONNX Runtime worker** (``ort_worker.py``: never imports torch) and drives the
+same interleaved rounds as in-process timing (``timing.time_rounds``): it tells one worker at a
+time "visit variant X for N calls" over a pipe while the other blocks reading its own, so drift
+still hits every variant alike.
+
+It also times the deployable models **standalone**: a fresh process running only that model
+(and dense PyTorch, the baseline), no other variant ever loaded, so the JSON can say how far the
+interleaved harness is from what a deployer measures.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.errors import SpinnError
+from ..model.counting import input_features
+from .bench_config import BenchConfig
+from .peak import gemm_summary
+from .stats import summarize_ms
+from .timing import time_rounds
+from .variants import Variant, make_inputs
+
+TORCH_WORKER, ORT_WORKER = "spinn_utils.benchmark.torch_worker", "spinn_utils.benchmark.ort_worker"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding spinn_utils/
+
+
+class Worker:
+    """One worker process and its pipes; ``request`` sends a message and waits for the reply."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+
+    def request(self, **msg) -> dict:
+        try:
+            pickle.dump(msg, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+            reply = pickle.load(self.proc.stdout)
+        except (EOFError, BrokenPipeError) as err:
+            raise SpinnError(f"benchmark worker {self.module} exited (code {self.proc.poll()}): "
+                             "see its stderr above") from err
+        if "error" in reply:
+            raise SpinnError(f"benchmark worker {self.module}: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            pickle.dump({"op": "exit"}, self.proc.stdin)
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def worker_for(variant: Variant) -> str:
+    """ONNX Runtime variants run in the torch-free worker, everything else in the torch one."""
+    return ORT_WORKER if variant.format == "onnx" else TORCH_WORKER
+
+
+def _spec(variant: Variant):
+    """What a worker needs to rebuild the variant: the .onnx path, or the pickled module."""
+    if worker_for(variant) == ORT_WORKER:
+        return str(variant.module.predictor.path)
+    return pickle.dumps(variant.module, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def start_workers(variants: list[Variant], stack: contextlib.ExitStack) -> dict[str, Worker]:
+    """{variant name: its worker}, each worker started once and loaded with its variants."""
+    by_module: dict[str, list[Variant]] = {}
+    for v in variants:
+        by_module.setdefault(worker_for(v), []).append(v)
+    owner = {}
+    for module, group in by_module.items():
+        worker = stack.enter_context(Worker(module))
+        worker.request(op="load", variants={v.name: _spec(v) for v in group})
+        owner.update({v.name: worker for v in group})
+    return owner
+
+
+def _worker_inputs(variants: list[Variant], batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Every variant's input as a float32 array, from one seeded standard-normal tensor."""
+    x = make_inputs(batch, input_features(variants[0].module), torch.float32, "cpu", seed)
+    return {v.name: np.ascontiguousarray(np.asarray(v.input_for(x), dtype=np.float32)) for v in variants}
+
+
+def measure_point(variants: list[Variant], owner: dict[str, Worker], threads: int, batch: int,
+                  cfg: BenchConfig) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """({name: ms samples}, {name: warm-up error}) at one (threads, batch), interleaved."""
+    inputs = _worker_inputs(variants, batch, cfg.input_seed)
+    errors: dict[str, str] = {}
+    for worker in dict.fromkeys(owner.values()):
+        mine = {n: x for n, x in inputs.items() if owner[n] is worker}
+        errors.update(worker.request(op="prepare", threads=threads, inputs=mine, warmup=cfg.warmup,
+                                     budget_ms=cfg.max_seconds_per_measurement * 1e3)["errors"])
+
+    def visit(name: str, calls: int) -> tuple[float, list[float]]:
+        reply = owner[name].request(op="visit", name=name, calls=calls)
+        return reply["untimed_ms"], reply["ms"]
+
+    names = [v.name for v in variants if v.name not in errors]
+    return time_rounds(names, visit, cfg), errors
+
+
+def gemm_peaks(worker: Worker, threads: tuple[int, ...], cfg: BenchConfig) -> list[dict]:
+    """The sustained fp32 GEMM rate at each thread count, measured in the torch worker."""
+    return [gemm_summary(cfg.gemm_size, worker.request(op="gemm", n=cfg.gemm_size, repeats=cfg.gemm_repeats,
+                                                        threads=t)["ms"], t,
+                         "torch.mm, fp32, in the torch worker process")
+            for t in threads]
+
+
+def standalone_rows(variant: Variant, cfg: BenchConfig, points: list[tuple[int, int]]) -> list[dict]:
+    """Time ``variant`` alone in a fresh process at each (threads, batch): one row per point."""
+    # Nothing else runs: no pool to wait for, and no other variant shares the time budget.
+    alone = replace(cfg, switch_pause_ms=0.0, max_seconds_per_measurement=cfg.standalone_seconds)
+    rows = []
+    with contextlib.ExitStack() as stack:
+        owner = start_workers([variant], stack)
+        for threads, batch in points:
+            samples, errors = measure_point([variant], owner, threads, batch, alone)
+            if variant.name in samples:
+                rows.append({"variant": variant.name, "threads": threads, "batch_size": batch,
+                             "process": worker_for(variant).rsplit(".", 1)[-1],
+                             **summarize_ms(samples[variant.name])})
+    return rows
+
+
+def check_isolation(owner: dict[str, Worker]) -> dict[str, dict]:
+    """What each worker has imported: the ONNX Runtime worker must not have torch."""
+    seen = {w.module: w.request(op="modules") for w in dict.fromkeys(owner.values())}
+    if seen.get(ORT_WORKER, {}).get("torch"):
+        raise SpinnError("torch was imported in the ONNX Runtime worker: its timings would not be as deployed")
+    return seen
