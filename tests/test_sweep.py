@@ -10,6 +10,7 @@ import pytest
 
 from spinn_utils.core.io import file_sha256, write_json
 from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
+from spinn_utils.pipeline import staging
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import build_sweep_parser, main
 from spinn_utils.pipeline.preflight import lock_path
@@ -204,3 +205,16 @@ def test_checklist_gains_the_sweep_items_only_when_a_sweep_exists():
             p["test"][VARIANTS.masked]["mean_r2"] += 0.2  # random wins at 50%
     mag = {i["item"]: i for i in checklist({}, [], ReportConfig(), sweep)["items"]}["Magnitude beats random pruning (sweep)"]
     assert mag["status"] == "fail" and mag["measured"] == "2/3 sparsities"
+
+
+def test_a_normal_run_carries_the_sweep_over_as_links(tmp_path):
+    out = tmp_path / "results"
+    (out / "sweep" / "points" / "p").mkdir(parents=True)
+    (out / "sweep" / "points" / "p" / "w.pt").write_bytes(b"weights")
+    (out / "manifest.json").write_text("{}")
+    aside = staging.begin(out)
+    copied = out / "sweep" / "points" / "p" / "w.pt"
+    assert copied.read_bytes() == b"weights" and (out / "manifest.json").is_file()
+    assert copied.stat().st_ino == (aside / "sweep" / "points" / "p" / "w.pt").stat().st_ino
+    staging.end(out, aside, ok=False)
+    assert (out / "sweep" / "points" / "p" / "w.pt").read_bytes() == b"weights"

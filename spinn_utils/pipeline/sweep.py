@@ -44,6 +44,8 @@ from .sweep_collect import measure_all, point_summary
 from .sweep_spec import LIGHT, POINT_FIXED, POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, make_spec
 from .sweep_tasks import THREAD_VARS, point_task, seed_task
 
+WORKER_WAIT_S = 120  # an existing cluster's first worker (a batch job may still be starting)
+
 
 @contextlib.contextmanager
 def dask_client(workers: int | None, scheduler: str | None, threads: int = 1) -> Iterator[Client]:
@@ -59,12 +61,14 @@ def dask_client(workers: int | None, scheduler: str | None, threads: int = 1) ->
         if scheduler:
             try:
                 client = Client(scheduler, timeout="20s")
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
             except (OSError, TimeoutError) as err:
-                raise UsageError(f"--scheduler {scheduler}: cannot connect ({first_line(err)})") from err
+                raise UsageError(f"--scheduler {scheduler}: cannot connect, or no worker joined within "
+                                 f"{WORKER_WAIT_S} s ({first_line(err)})") from err
         else:
-            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
+            # A free port: 8787 may be another cluster's (the dashboard itself needs bokeh).
             cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=dashboard, silence_logs=logging.ERROR)
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             client = Client(cluster)
         yield client
     finally:

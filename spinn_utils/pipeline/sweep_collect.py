@@ -67,6 +67,9 @@ def measure_all(spec, records: list[dict]) -> dict:
     cfg = latency_config(spec.smoke)
     done = [r for r in records if r["status"] in ("ok", "skipped")]
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if load_before is not None and load_before > available_cores():
+        print(f"note: timing on a busy machine (1-minute load {load_before:.1f} on {available_cores()} cores): "
+              "the latencies are noisy; sweep.json records the load")
     by_point = {}
     for rec in tqdm(done, desc="timing points (one at a time)", unit="point"):
         try:

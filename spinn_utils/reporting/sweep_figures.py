@@ -55,7 +55,7 @@ def fig_accuracy(sweep: dict, cfg: FigureConfig) -> Figure:
         mean = np.array([st["mean"] for st in stats if st["mean"] is not None])
         std = np.array([st["std"] or 0.0 for st in stats if st["mean"] is not None])
         label, colour = METHOD_STYLE[col]
-        ax.plot(x, mean, "o-", color=colour, label=label)
+        ax.plot(x, mean, "o-" if col != "random" else "x--", color=colour, label=label)
         ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
         for s, st in zip(levels, stats):
             if st["failed"]:
@@ -105,11 +105,12 @@ def fig_pareto(sweep: dict, cfg: FigureConfig, batch: int = 1000) -> Figure:
     pts = pareto_points(sweep, batch)
     fig, (ax,) = _figure(cfg, 5.0)
     for v in REPRESENTATIONS:
-        mine = [p for p in pts if p["variant"] == v]
-        if mine:
-            label, colour = style(v)
-            ax.scatter([p["ms"] for p in mine], [p["r2"] for p in mine], color=colour, label=label, s=22,
-                       marker="x" if any(p["method"] == "random" for p in mine) and v != VARIANTS.dense else "o")
+        label, colour = style(v)
+        for random in (False, True):  # the random-pruning control drawn as crosses
+            mine = [p for p in pts if p["variant"] == v and (p["method"] == "random") == random]
+            if mine:
+                ax.scatter([p["ms"] for p in mine], [p["r2"] for p in mine], color=colour, s=22,
+                           marker="x" if random else "o", label=f"{label}{' (random pruning)' if random else ''}")
     front = sorted((p for p in pts if p.get("pareto")), key=lambda p: p["ms"])
     if front:
         ax.step([p["ms"] for p in front], [p["r2"] for p in front], where="post", color="black", lw=1,
