@@ -13,6 +13,7 @@ from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
 from spinn_utils.pipeline import staging
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import build_sweep_parser, main
+from spinn_utils.pipeline.notebooks import UsageError
 from spinn_utils.pipeline.preflight import lock_path
 from spinn_utils.pipeline.sweep_spec import make_spec, point_id
 from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_seed
@@ -218,3 +219,15 @@ def test_a_normal_run_carries_the_sweep_over_as_links(tmp_path):
     assert copied.stat().st_ino == (aside / "sweep" / "points" / "p" / "w.pt").stat().st_ino
     staging.end(out, aside, ok=False)
     assert (out / "sweep" / "points" / "p" / "w.pt").read_bytes() == b"weights"
+
+
+def test_notebook_10_runs_a_sweep_through_the_same_checks(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(sweep_driver, "run_sweep", lambda spec, workers=None: seen.append((spec, workers)) or 0)
+    assert sweep_driver.sweep_here(str(tmp_path / "r"), [0.5, 0.9], ["magnitude"], [3], smoke=True, workers=1) == 0
+    ((spec, workers),) = seen
+    assert workers == 1 and spec.sparsities == (0.5, 0.9) and spec.seeds == (3,) and spec.smoke
+    with pytest.raises(UsageError, match="target_sparsity=1.5"):
+        sweep_driver.sweep_here(str(tmp_path / "r"), [1.5], ["magnitude"], [3])
+    with pytest.raises(UsageError, match="no notebooks folder"):
+        sweep_driver.sweep_here(str(tmp_path / "r"), [0.5], ["magnitude"], [3], notebook_dir=str(tmp_path / "none"))

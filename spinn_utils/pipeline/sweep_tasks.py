@@ -32,10 +32,11 @@ from ..core.errors import first_line
 from ..core.io import file_sha256, read_json, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
+from ..core.registry import MANIFEST
 from .runner import cell_error, kernel_manager_class
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-RECORD = "manifest.json"  # the folder's manifest, in the driver's shape, plus "sweep": the task's parameters
+RECORD = MANIFEST  # the folder's manifest, in the driver's shape, plus "sweep": the task's parameters
 
 
 def kernel_env(threads: int) -> dict[str, str]:

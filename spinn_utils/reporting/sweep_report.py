@@ -121,7 +121,8 @@ def break_even(sweep: dict, variant: str, batch: int) -> dict:
             break
         found = s
     top = max(measured) if measured else None
-    text = (NOT_MEASURED if top is None else f"{found:.1%}" if found is not None else f"none up to {top:.1%}")
+    text = (NOT_MEASURED if top is None else f"none up to {top:.1%}" if found is None
+            else f"<= {found:.1%}" if found == measured[0] else f"{found:.1%}")  # "<=": faster from the lowest
     return {"variant": variant, "batch_size": batch, "sparsity": found, "max_measured": top, "text": text,
             "speedups": {f"{s:g}": speed[s] for s in measured}}
 
