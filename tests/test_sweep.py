@@ -42,7 +42,7 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
     assert spec.point_folder("x") == tmp_path / "out" / "sweep" / "points" / "x"
     p = spec.point_parameters(spec.points()[0])
     assert p["03"]["target_sparsity"] == 0.5 and p["03"]["results_dir"] == str(spec.point_folder(spec.points()[0]["id"]))
-    assert p["08"]["run_cv"] is False and p["08"]["run_baselines"] is False and p["08"]["seeds"] == 1
+    assert p["08"]["run_cv"] is False and p["08"]["run_baselines"] is False and p["08"]["n_seeds"] == 1
     assert spec.seed_parameters(2)["02"]["epochs"] == 40  # the light schedule
     for suffix, text in ((".json", json.dumps({"grid": {"target_sparsity": [0.8]}, "seeds": [7],
                                                  "parameters": {"epochs": 3}})),
