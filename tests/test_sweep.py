@@ -50,10 +50,11 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
         file = tmp_path / f"sweep{suffix}"
         file.write_text(text)
         spec = spec_of(["--sweep-file", str(file)], tmp_path)
-        assert [p["id"] for p in spec.points()] == [point_id(0.8, "magnitude", 7)]
+        assert [p["id"] for p in spec.points()] == [point_id(0.8, m, 7) for m in ("magnitude", "random")]
         assert spec.seed_parameters(7)["02"]["epochs"] == 3  # a sweep file's parameter wins over the light one
     smoke = spec_of(["--smoke"], tmp_path)
-    assert smoke.smoke and len(smoke.points()) == 2 and "epochs" not in smoke.seed_parameters(42)["02"]
+    assert smoke.smoke and smoke.methods == ("magnitude", "random") and "epochs" not in smoke.seed_parameters(42)["02"]
+    assert smoke.point_parameters(smoke.points()[1])["03"]["prune_method"] == "random"
 
 
 @pytest.mark.parametrize("argv, says", [

@@ -1,6 +1,6 @@
 """A smoke sweep on a real Dask cluster: a ``dask scheduler`` and a ``dask worker`` started as
 subprocesses on loopback (no mocks), then resumed on the embedded LocalCluster, then drawn by
-notebook 10. One point, one seed, the notebooks' smoke settings: about two minutes on 2 cores."""
+notebook 10. One sparsity, both methods, one seed, the notebooks' smoke settings."""
 import json
 import os
 import subprocess
@@ -58,14 +58,18 @@ def dask_cluster(tmp_path):
 
 def test_smoke_sweep_on_a_dask_cluster_resumes_and_is_drawn(tmp_path, dask_cluster, capsys):
     out = tmp_path / "results"
-    argv = ["sweep", "--smoke", "--grid", "target_sparsity=0.5", "--seeds", "42", "--output", str(out)]
+    argv = ["sweep", "--smoke", "--grid", "target_sparsity=0.5", "--seeds", "42", "--output", str(out)]  # both methods
     assert main([*argv, "--scheduler", dask_cluster], notebook_dir=ROOT / "notebooks") == 0
     said = capsys.readouterr().out
     assert f"dask scheduler {dask_cluster}: 1 worker(s)" in said and "dashboard:" in said
 
     sweep = json.loads((out / "sweep" / "sweep.json").read_text())
-    (point,) = sweep["points"]
-    assert point["status"] == "ok" and not point["resumed"] and point["error"] is None
+    point, random = sweep["points"]
+    assert [p["prune_method"] for p in sweep["points"]] == ["magnitude", "random"]
+    assert all(p["status"] == "ok" and not p["resumed"] and p["error"] is None for p in sweep["points"])
+    assert random["sparsity_reached"] == pytest.approx(0.5, abs=0.005)
+    assert json.loads((out / "sweep" / random["folder"] / "metrics" / "pruning.json").read_text()
+                      )["config"]["prune_method"] == "random"
     assert sweep["cluster"]["scheduler"] == dask_cluster and sweep["timing"]["batches"] == [1, 1000]
     assert point["sparsity_reached"] == pytest.approx(0.5, abs=0.005)
     assert set(point["test"]) >= {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured}
@@ -86,7 +90,8 @@ def test_smoke_sweep_on_a_dask_cluster_resumes_and_is_drawn(tmp_path, dask_clust
     # Resumed on the embedded LocalCluster: the point is complete, so nothing is trained or re-timed.
     assert main([*argv, "--workers", "1"], notebook_dir=ROOT / "notebooks") == 0
     again = json.loads((out / "sweep" / "sweep.json").read_text())
-    assert again["points"][0]["resumed"] and again["points"][0]["latency"] == point["latency"]
+    assert all(p["resumed"] for p in again["points"]) and again["points"][0]["latency"] == point["latency"]
+    assert again["summary"]["magnitude_vs_random"][0]["n"] == 1  # paired by seed (one seed: no verdict)
 
     executed = tmp_path / "10_executed.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / "10_sparsity_sweep.ipynb"), str(executed),

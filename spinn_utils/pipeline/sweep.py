@@ -2,7 +2,7 @@
 
     spinn-run sweep --grid target_sparsity=0.5,0.685,0.8,0.9,0.95,0.98 \\
         --grid prune_method=magnitude,random --seeds 42,43,44
-    spinn-run sweep --smoke                          # 2 sparsities, 1 seed, tiny settings
+    spinn-run sweep --smoke                          # 90%, magnitude and random, 1 seed, tiny settings
     spinn-run sweep --scheduler tcp://host:8786      # an existing Dask cluster
 
 Points run on a ``dask.distributed`` cluster: by default an embedded ``LocalCluster`` (one

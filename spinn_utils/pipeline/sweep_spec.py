@@ -36,7 +36,7 @@ AXES = ("target_sparsity", "prune_method")  # the grid's names: rows and columns
 METHODS = ("magnitude", "random")
 DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98), "prune_method": METHODS}
 DEFAULT_SEEDS = (42, 43, 44)
-SMOKE_GRID = {"target_sparsity": (0.5, 0.9), "prune_method": ("magnitude",)}
+SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": METHODS}  # two points: both methods run
 SMOKE_SEEDS = (42,)
 # The light per-point schedule (see the module docstring); None where --smoke uses the smoke config.
 LIGHT = {"epochs": 40, "patience": 15, "n_stages": 3, "finetune_epochs": 5, "final_finetune_epochs": 12,
