@@ -10,7 +10,6 @@ import pytest
 
 from spinn_utils.core.io import file_sha256, write_json
 from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
-from spinn_utils.pipeline import staging
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import build_sweep_parser, main
 from spinn_utils.pipeline.notebooks import UsageError
@@ -19,7 +18,7 @@ from spinn_utils.pipeline.sweep_spec import make_spec, point_id
 from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_seed
 from spinn_utils.reporting.checklist import checklist
 from spinn_utils.reporting.figures import FigureConfig
-from spinn_utils.reporting.results import ReportConfig
+from spinn_utils.reporting.results import ReportConfig, RunResults
 from spinn_utils.reporting.sweep_figures import make_sweep_figures
 from spinn_utils.reporting.sweep_report import (
     break_even,
@@ -191,35 +190,22 @@ def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
 
 
 def test_checklist_gains_the_sweep_items_only_when_a_sweep_exists():
-    items = {i["item"]: i for i in checklist({}, [], ReportConfig())["items"]}
+    items = {i.item: i for i in checklist(RunResults(), [], ReportConfig()).items}
     assert not any("sweep" in name for name in items)
-    check = checklist({}, [], ReportConfig(), synthetic_sweep())
-    items = {i["item"]: i for i in check["items"]}
+    check = checklist(RunResults(), [], ReportConfig(), sweep=synthetic_sweep())
+    items = {i.item: i for i in check.items}
     mag = items["Magnitude beats random pruning (sweep)"]
-    assert mag["status"] == "pass" and mag["measured"] == "3/3 sparsities" and "standard error" in mag["threshold"]
+    assert mag.status == "pass" and mag.measured == "3/3 sparsities" and "standard error" in mag.threshold
     be = items["Sparse-storage break-even sparsity (sweep, measured)"]
-    assert be["status"] == "fail" and "CSR b1000 90.0%" in be["measured"] and "COO b1000 none up to 98.0%" in be["measured"]
-    claim = next(c for c in check["claims"] if "generalization" in c["claim"])
-    assert "sweep (magnitude masked - dense" in claim["evidence"]
+    assert be.status == "fail" and "CSR b1000 90.0%" in be.measured and "COO b1000 none up to 98.0%" in be.measured
+    claim = next(c for c in check.claims if "generalization" in c.claim)
+    assert "sweep (magnitude masked - dense" in claim.evidence
     sweep = synthetic_sweep()
     for p in sweep["points"]:
         if p["prune_method"] == "random" and p["status"] == "ok" and p["target_sparsity"] == 0.5:
             p["test"][VARIANTS.masked]["mean_r2"] += 0.2  # random wins at 50%
-    mag = {i["item"]: i for i in checklist({}, [], ReportConfig(), sweep)["items"]}["Magnitude beats random pruning (sweep)"]
-    assert mag["status"] == "fail" and mag["measured"] == "2/3 sparsities"
-
-
-def test_a_normal_run_carries_the_sweep_over_as_links(tmp_path):
-    out = tmp_path / "results"
-    (out / "sweep" / "points" / "p").mkdir(parents=True)
-    (out / "sweep" / "points" / "p" / "w.pt").write_bytes(b"weights")
-    (out / "manifest.json").write_text("{}")
-    aside = staging.begin(out)
-    copied = out / "sweep" / "points" / "p" / "w.pt"
-    assert copied.read_bytes() == b"weights" and (out / "manifest.json").is_file()
-    assert copied.stat().st_ino == (aside / "sweep" / "points" / "p" / "w.pt").stat().st_ino
-    staging.end(out, aside, ok=False)
-    assert (out / "sweep" / "points" / "p" / "w.pt").read_bytes() == b"weights"
+    mag = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=sweep).items}["Magnitude beats random pruning (sweep)"]
+    assert mag.status == "fail" and mag.measured == "2/3 sparsities"
 
 
 def test_notebook_10_runs_a_sweep_through_the_same_checks(tmp_path, monkeypatch):
