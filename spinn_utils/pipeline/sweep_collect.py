@@ -57,7 +57,7 @@ def measure_point(folder: Path, cfg: BenchConfig) -> dict:
         if old.get("inputs") == inputs and old.get("config") == config:
             return old
     result = run_benchmark(load_variants(ResultsPaths(folder), "cpu", cfg.formats), cfg, "cpu")
-    body = to_jsonable({**result, "inputs": inputs})
+    body = {**to_jsonable(result), "inputs": inputs}  # the Benchmark record as plain JSON
     write_json(cached, body)
     return body
 
