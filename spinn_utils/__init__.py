@@ -57,7 +57,10 @@ _API = {
     "reporting.table2": ("build_table2", "write_table2"),
     "reporting.checklist": ("build_checklist", "checklist_frames", "write_checklist"),
     "reporting.figures": ("FigureConfig", "make_figures"),
+    "reporting.sweep_report": ("load_sweep", "sweep_summary", "table3_frames", "write_table3"),
+    "reporting.sweep_figures": ("make_sweep_figures",),
     "pipeline.archive": ("ArtifactsConfig", "mount_drive", "save_artifacts"),
+    "pipeline.sweep": ("sweep_here",),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
 __all__ = ["__version__", *sorted(_WHERE)]

@@ -10,6 +10,7 @@ from spinn_utils.pipeline.notebooks import discover, notebook_id
 
 NOTEBOOKS = discover()
 EXPECTED = ["01", "02", "03", "04", "05", "05_5", "06", "07", "08", "09"]
+ALL_NOTEBOOKS = discover(standalone=True)  # plus notebook 10 (the sweep), outside the chain
 ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*(:[^=]*)?=")
 
 
@@ -22,7 +23,12 @@ def test_all_ten_notebooks_exist_in_order():
     assert ids == EXPECTED
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_sweep_notebook_stands_outside_the_chain():
+    """run_all.py runs discover()'s notebooks: notebook 10 must not be among them."""
+    assert [notebook_id(p) for p in ALL_NOTEBOOKS] == [*EXPECTED, "10"]
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_shape(path):
     cells = _cells(path)
     code = [c for c in cells if c["cell_type"] == "code"]
@@ -35,7 +41,7 @@ def test_shape(path):
     assert 'if "google.colab" in sys.modules:' in "".join(code[1]["source"]), "set-up cell follows parameters"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_papermill_sees_every_parameter(path):
     """papermill silently skips a line it cannot parse ('x: int | None', '=' in a comment)."""
     cell = next(c for c in _cells(path) if "parameters" in c["metadata"].get("tags", []))

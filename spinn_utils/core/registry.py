@@ -77,6 +77,14 @@ class FigureNames:
     pruning_progression: str = "pruning_progression"
 
 
+@dataclass(frozen=True)
+class SweepFigureNames:
+    """``<results>/sweep/figures/<name>.{png,pdf}`` (the sparsity sweep: spinn-run sweep, notebook 10)"""
+
+    accuracy: str = "sweep_accuracy_vs_sparsity"
+    latency: str = "sweep_latency_vs_sparsity"
+    pareto: str = "sweep_accuracy_vs_latency"
+
 
 VARIANTS = VariantNames()
 # The one label of each variant in tables and figures (the variant name is the key everywhere else).
@@ -94,6 +102,7 @@ LABELS = {
 METRICS = MetricNames()
 FIGURES = FigureNames()
 BASELINES = BaselineNames()
+SWEEP_FIGURES = SweepFigureNames()
 
 # Saved as checkpoints/<variant>.pt with kind <variant>, by the notebook that makes it (02, 03,
 # 05.5). CSR and 2:4 are rebuilt from spinn_masked where they are timed (the conversion CLI can
@@ -139,7 +148,10 @@ DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json"
 PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot
 TABLE1 = "table1"  # tables/table1.{md,tex,csv}, by 09
 TABLE2 = "table2"  # tables/table2.{md,tex,csv}: baselines and physics consistency, by 09
+TABLE3 = "table3"  # <results>/sweep/tables/table3.{md,tex,csv}: the sparsity sweep
 TABLE_FORMATS = ("md", "tex", "csv")
+SWEEP_DIR = "sweep"  # <results>/sweep/: seeds/<seed>/, points/<id>/, sweep.json, tables/, figures/
+SWEEP_FILE = "sweep.json"  # <results>/sweep/sweep.json: every point's parameters, metrics and latency
 FIGURE_FORMATS = ("png", "pdf")
 MANIFEST = "manifest.json"  # written by the driver
 EXECUTED_DIR = "executed"  # executed notebooks, by the driver

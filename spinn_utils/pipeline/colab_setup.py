@@ -107,7 +107,7 @@ def references(root: Path = REPO_ROOT) -> dict[str, set[tuple[str, str | None]]]
     out = {"pyproject.toml": {(repository(root), None)}}
     for name in DOCS:
         out[name] = {(m.group(2), m.group(3)) for m in LINK.finditer((root / name).read_text())}
-    for path in discover(root / "notebooks"):
+    for path in discover(root / "notebooks", standalone=True):
         for cell in _cells(path)[1]:
             out[f"notebooks/{path.name}"] = {(m.group(2), None) for m in LINK.finditer("".join(cell["source"]))}
     return out
@@ -134,7 +134,7 @@ def repoint(repo: str, branch: str = "main", root: Path = REPO_ROOT) -> list[str
         if new != text:
             _write(root / name, new)
             changes.append(f"{name}: {n} link(s) -> {repo}" + (f" ({branch})" if branch else ""))
-    for path in discover(root / "notebooks"):
+    for path in discover(root / "notebooks", standalone=True):
         nb, cells = _cells(path)
         if not cells:
             raise SpinnError(f"{path.name} has no set-up cell (starting {SETUP_MARKER!r})")

@@ -1,7 +1,8 @@
 """The numbered notebooks of the pipeline: where they are, their order, and picking some.
 
 ``01_data_preprocessing`` -> (1, 0), ``05_5_sparse_conversion`` -> (5, 5): 05 runs before
-05_5, which runs before 06.
+05_5, which runs before 06. ``10_sparsity_sweep`` is numbered but stands outside the chain: it
+reads (or runs) the sparsity sweep, so ``run_all.py`` never runs it (``STANDALONE``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from ..core.errors import SpinnError
 # The repository this package lives in (an editable install or a source checkout).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+# Numbered notebooks that are not a pipeline stage: the sweep's notebook (spinn-run sweep draws
+# the same table and figures; a plain run must not start a sweep or need one).
+STANDALONE = {"10_sparsity_sweep"}
 NAME_RE = re.compile(r"^(\d+)(?:_(\d+))?_[A-Za-z]")  # 05_verify -> (5, 0); 05_5_sparse -> (5, 5)
 
 
@@ -32,9 +36,11 @@ def notebook_id(path: Path) -> str:
     return f"{major:02d}" + (f"_{minor}" if minor else "")
 
 
-def discover(notebook_dir: Path | None = None) -> list[Path]:
-    """The numbered notebooks present, in pipeline order (05 before 05_5 before 06)."""
-    found = [p for p in (notebook_dir or NOTEBOOK_DIR).glob("*.ipynb") if notebook_key(p) is not None]
+def discover(notebook_dir: Path | None = None, standalone: bool = False) -> list[Path]:
+    """The numbered pipeline notebooks present, in pipeline order (05 before 05_5 before 06);
+    ``standalone=True`` adds the ones outside the chain (``STANDALONE``: notebook 10)."""
+    found = [p for p in (notebook_dir or NOTEBOOK_DIR).glob("*.ipynb") if notebook_key(p) is not None
+             and (standalone or p.stem not in STANDALONE)]
     return sorted(found, key=notebook_key)
 
 

@@ -25,7 +25,7 @@ from ..compression.quantize import QuantConfig
 from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS
+from ..core.registry import METRICS, SWEEP_DIR
 from ..core.stages import STAGES
 from ..data.schema import DataConfig, data_config_for
 from ..data.synthetic import experiment_settings
@@ -113,7 +113,8 @@ def check_output(output: Path) -> None:
         raise UsageError(f"--output {output} is a file, not a folder")
     if output.is_dir():
         manifest = read_manifest(output / MANIFEST)
-        ours = manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
+        ours = (manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
+                or (output / SWEEP_DIR).is_dir())  # a sweep may be the first thing run into a folder
         other = sorted(p.name for p in output.iterdir() if p.name not in BEFORE_FIRST_RUN
                        and not p.name.startswith((".spinn", "failed-")) and not is_results_folder(p))
         if not ours and other:

@@ -39,6 +39,8 @@ from .results import (
     timing,
     weight_bytes,
 )
+from .sweep_checks import generalisation_evidence, sweep_items
+from .sweep_report import load_sweep
 
 CONVERSION_KEYS = ("source", "format", "params", "storage_bytes", "validation", "conversion_ok")
 SPEEDUP_ITEMS = (  # (key in _speedups, what the checklist calls it)
@@ -293,7 +295,7 @@ def paired_differences(results: RunResults) -> PairedDifference | None:
                             folds=len(found["cross_validation"]), seeds=len(found["seed_runs"]))
 
 
-def _accuracy_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:
+def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: dict | None = None) -> list[Claim]:
     spinn, dense = _test_r2(results)
     diff = paired_differences(results)
     dense_p, spinn_p = model_params(results, VARIANTS.dense), model_params(results, VARIANTS.masked)
@@ -315,7 +317,8 @@ def _accuracy_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:
               verdict=verdict([compressed, better_test, better_cv]),
               evidence=f"non-zero parameters {nonzero[0]} -> {nonzero[1]}; "
                        f"{r2_text}; decision rule: improvement only when the mean paired difference "
-                       "exceeds one standard error"),
+                       "exceeds one standard error"
+                       + (f"; {generalisation_evidence(sweep)}" if sweep is not None else "")),
         Claim(claim=f"Pruning improves R2 {cfg.claimed_dense_r2} -> {cfg.claimed_spinn_r2}",
               verdict=verdict([as_claimed]), evidence=f"{r2_text}; tolerance {tol}"),
     ]
@@ -337,18 +340,20 @@ def _memory_claim(results: RunResults, cfg: ReportConfig) -> Claim:
                  evidence="; ".join([evidence, *others, "the claimed 0.84 MB counted values only"]))
 
 
-def claims(results: RunResults, cfg: ReportConfig | None = None) -> list[Claim]:
+def claims(results: RunResults, cfg: ReportConfig | None = None, sweep: dict | None = None) -> list[Claim]:
     """Each key claim of the original paper text, with its verdict and evidence."""
     cfg = cfg or ReportConfig()
-    return [*_speed_claims(results, cfg), *_accuracy_claims(results, cfg),
+    return [*_speed_claims(results, cfg), *_accuracy_claims(results, cfg, sweep),
             _memory_claim(results, cfg)]
 
 
 def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None = None,
-              device=None) -> ValidationChecklist:
-    """The ``validation_checklist.json`` record: items, claims, thresholds, the environment."""
+              device=None, sweep: dict | None = None) -> ValidationChecklist:
+    """The ``validation_checklist.json`` record: items, claims, thresholds, the environment;
+    ``sweep`` (a ``sweep/sweep.json``) adds its items (``sweep_checks``) and its evidence."""
     cfg = cfg or ReportConfig()
-    return ValidationChecklist(items=checklist_items(results, missing, cfg), claims=claims(results, cfg),
+    items = [*checklist_items(results, missing, cfg), *(_item(**i) for i in sweep_items(sweep, cfg))]
+    return ValidationChecklist(items=items, claims=claims(results, cfg, sweep),
                                config=asdict(cfg), environment=environment_info(device))
 
 
@@ -362,7 +367,7 @@ def checklist_frames(check: ValidationChecklist) -> tuple[pd.DataFrame, pd.DataF
 def build_checklist(paths: ResultsPaths, cfg: ReportConfig | None = None, device=None) -> ValidationChecklist:
     """Validation checklist and claims verdict of the run in ``paths`` (reads only its results)."""
     missing = [f for f in contract_files() if not (paths.root / f).is_file()]
-    return checklist(load_results(paths), missing, cfg or ReportConfig(), device)
+    return checklist(load_results(paths), missing, cfg or ReportConfig(), device, load_sweep(paths.root))
 
 
 def write_checklist(check: ValidationChecklist, paths: ResultsPaths) -> Path:

@@ -281,7 +281,7 @@ def table_text(frame: pd.DataFrame) -> pd.DataFrame:
 def to_markdown(frame: pd.DataFrame) -> str:
     """GitHub Markdown table (no ``tabulate`` dependency), titled, with the notes underneath."""
     text = table_text(frame)
-    header = ["Metric", *text.columns]
+    header = [frame.attrs.get("index_label", "Metric"), *text.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for label, row in zip(text.index, text.values):
         lines.append("| " + " | ".join([str(label), *map(str, row)]) + " |")
@@ -300,7 +300,7 @@ def to_latex(frame: pd.DataFrame) -> str:
     """A booktabs ``table`` environment; the notes go into the caption."""
     text = table_text(frame)
     cols = "l" + "r" * len(text.columns)
-    rows = [["Metric", *text.columns]]
+    rows = [[frame.attrs.get("index_label", "Metric"), *text.columns]]
     rows += [[label, *row] for label, row in zip(text.index, text.values)]
     body = [" & ".join(_tex_escape(str(c)) for c in row) + r" \\" for row in rows]
     body.insert(1, r"\midrule")

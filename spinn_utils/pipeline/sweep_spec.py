@@ -1,0 +1,198 @@
+"""What a sparsity sweep runs: its grid, seeds and per-point settings, checked before anything runs.
+
+A sweep point is one (target_sparsity, prune_method, seed); it is the pipeline's own notebooks
+run by papermill with parameters, never a second implementation: notebooks 01-02 once per seed
+(``<output>/sweep/seeds/<seed>/``), then 03, 05_5 and 08 per point
+(``<output>/sweep/points/<id>/``). The grid comes from ``--grid NAME=V1,V2`` flags or a JSON/YAML
+sweep file, and goes through the same pre-flight as a normal run (``params.plan_parameters`` and
+``preflight.check_values``): a bad value (``target_sparsity=1.5``) or an unknown name is one line
+and exit 2, before any folder is written.
+
+Per-point settings are light so the default sweep (6 sparsities x 2 methods x 3 seeds, 36 points)
+fits a 2-core CPU in <= 25 minutes: the dense model trains with the cross-validation schedule
+(``CrossValConfig``: <= 40 epochs, patience 15), pruning takes 3 stages with 5 / 12 epochs of
+fine-tuning and 15 for the structured model, and notebook 08 skips cross-validation, the seed
+re-runs and the baselines (the sweep's seeds are its spread). Every knob can be changed with
+``-p NAME=VALUE`` (or ``"parameters"`` in a sweep file). ``--smoke`` uses the notebooks' own
+smoke settings instead.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import papermill
+import yaml
+
+from ..core.registry import SWEEP_DIR
+from .notebooks import UsageError, discover, notebook_id
+from .params import parse_value, plan_parameters
+from .preflight import RESERVED, check_values
+
+SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
+POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
+AXES = ("target_sparsity", "prune_method")  # the grid's names: rows and columns of Table 3
+METHODS = ("magnitude", "random")
+DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98), "prune_method": METHODS}
+DEFAULT_SEEDS = (42, 43, 44)
+SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": METHODS}  # two points: both methods run
+SMOKE_SEEDS = (42,)
+# The light per-point schedule (see the module docstring); None where --smoke uses the smoke config.
+LIGHT = {"epochs": 40, "patience": 15, "n_stages": 3, "finetune_epochs": 5, "final_finetune_epochs": 12,
+         "structured_finetune_epochs": 15}
+POINT_FIXED = {"run_cv": False, "run_baselines": False, "n_seeds": 1}  # notebook 08: one test split, no extras
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One sweep: where, which grid and seeds, and each notebook's parameters."""
+
+    output: Path  # the results folder; the sweep lives in output/sweep/
+    sparsities: tuple[float, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    smoke: bool
+    device: str
+    overrides: dict = field(default_factory=dict)  # -p values, applied to every notebook declaring them
+    notebooks: dict = field(default_factory=dict)  # notebook id -> Path
+    declared: dict = field(default_factory=dict)  # notebook id -> parameter names
+
+    @property
+    def root(self) -> Path:
+        return self.output / SWEEP_DIR
+
+    def seed_folder(self, seed: int) -> Path:
+        return self.root / "seeds" / str(seed)
+
+    def point_folder(self, point_id: str) -> Path:
+        return self.root / "points" / point_id
+
+    def points(self) -> list[dict]:
+        """Every (sparsity, method, seed) with its id, seed-major so a seed's points follow it."""
+        return [{"id": point_id(s, m, seed), "target_sparsity": s, "prune_method": m, "seed": seed}
+                for seed in self.seeds for s in self.sparsities for m in self.methods]
+
+    def _params(self, nb: str, folder: Path, seed: int, extra: dict) -> dict:
+        light = {} if self.smoke else LIGHT
+        values = {**light, **extra, **self.overrides, "results_dir": str(folder), "smoke": self.smoke,
+                  "seed": seed, "device": self.device}
+        return {k: v for k, v in values.items() if k in self.declared[nb]}
+
+    def seed_parameters(self, seed: int) -> dict[str, dict]:
+        """Notebook id -> papermill parameters of a seed's notebooks 01 and 02."""
+        return {nb: self._params(nb, self.seed_folder(seed), seed, {}) for nb in SEED_NOTEBOOKS}
+
+    def point_parameters(self, point: dict) -> dict[str, dict]:
+        """Notebook id -> papermill parameters of a point's notebooks 03, 05_5 and 08."""
+        axes = {"target_sparsity": point["target_sparsity"], **POINT_FIXED}
+        if "prune_method" in self.declared["03"]:
+            axes["prune_method"] = point["prune_method"]
+        folder = self.point_folder(point["id"])
+        return {nb: self._params(nb, folder, point["seed"], axes) for nb in POINT_NOTEBOOKS}
+
+
+def point_id(sparsity: float, method: str, seed: int) -> str:
+    """``sp0.685-magnitude-seed42``: readable, and a folder name on any file system."""
+    return f"sp{sparsity:g}-{method}-seed{seed}"
+
+
+def _values(text: str) -> tuple:
+    return tuple(parse_value(v.strip()) for v in text.split(",") if v.strip())
+
+
+def parse_grid(items: list[str]) -> dict[str, tuple]:
+    """``["target_sparsity=0.5,0.9", "prune_method=magnitude"]`` -> {name: values}."""
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or not _values(values):
+            raise UsageError(f"--grid {item!r}: expected NAME=V1,V2,... (names: {', '.join(AXES)})")
+        grid[name] = _values(values)
+    return grid
+
+
+def read_sweep_file(path: str) -> dict:
+    """A JSON or YAML sweep file: ``{"grid": {name: [values]}, "seeds": [...], "parameters": {...}}``."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UsageError(f"--sweep-file {path}: no such file")
+    try:
+        body = (json.loads(file.read_text()) if file.suffix == ".json" else yaml.safe_load(file.read_text()))
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise UsageError(f"--sweep-file {path}: not valid {file.suffix.lstrip('.') or 'YAML'}: "
+                         f"{str(err).splitlines()[0]}") from err
+    unknown = sorted(set(body or {}) - {"grid", "seeds", "parameters"}) if isinstance(body, dict) else ["(not a mapping)"]
+    if unknown:
+        raise UsageError(f"--sweep-file {path}: unknown keys {unknown}; known: grid, seeds, parameters")
+    grid = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in (body.get("grid") or {}).items()}
+    return {"grid": grid, "seeds": body.get("seeds"), "parameters": dict(body.get("parameters") or {})}
+
+
+def _check_grid(grid: dict, declared: dict) -> None:
+    unknown = sorted(set(grid) - set(AXES))
+    if unknown:
+        raise UsageError(f"--grid {unknown[0]}: not a sweep axis; the axes are {', '.join(AXES)} "
+                         "(fixed settings: -p NAME=VALUE)")
+    bad = [m for m in grid.get("prune_method", ()) if m not in METHODS]
+    if bad:
+        raise UsageError(f"--grid prune_method={bad[0]!r}: expected one of {', '.join(METHODS)}")
+    if "prune_method" not in declared["03"] and set(grid.get("prune_method", ())) - {"magnitude"}:
+        raise UsageError("--grid prune_method=random: notebook 03 has no prune_method parameter in this "
+                         "version (only magnitude pruning)")
+    for name, values in grid.items():
+        if len(set(values)) != len(values):
+            raise UsageError(f"--grid {name}: a value is repeated in {list(values)}")
+
+
+def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
+    """Every point's and seed's parameters through the run's own checks (names, types, values)."""
+    for name in spec.overrides:
+        if name in RESERVED or name in AXES:
+            flag = RESERVED.get(name, "--grid")
+            raise UsageError(f"-p {name}: set it with {flag}, so sweep.json records it")
+    fixed = {"results_dir": str(spec.root), "smoke": spec.smoke, "seed": spec.seeds[0], "device": spec.device}
+    plan = plan_parameters(nb_paths, fixed, spec.overrides)  # unknown name or wrong type: UsageError
+    check_values(plan, spec.overrides)
+    by_id = {notebook_id(p): p for p in nb_paths}
+    axes = [{"target_sparsity": s} for s in spec.sparsities]
+    if "prune_method" in spec.declared["03"]:
+        axes += [{"prune_method": m} for m in spec.methods]
+    for axis in axes:
+        try:
+            plan_parameters([by_id["03"]], fixed, axis)
+            check_values({by_id["03"]: axis}, axis)  # target_sparsity=1.5: PruneConfig refuses it here
+        except UsageError as err:
+            raise UsageError(str(err).replace("-p ", "--grid ", 1)) from err
+    bad_seeds = [s for s in spec.seeds if not isinstance(s, int) or isinstance(s, bool) or s < 0]
+    if bad_seeds or len(set(spec.seeds)) != len(spec.seeds):
+        raise UsageError(f"--seeds {list(spec.seeds)}: expected distinct integers >= 0")
+
+
+def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
+    """The sweep of the command line ``args`` (``cli.build_sweep_parser``), checked; UsageError if not."""
+    found = {notebook_id(p): p for p in discover(notebook_dir)}
+    missing = [nb for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS) if nb not in found]
+    if missing:
+        raise UsageError(f"no notebook {', '.join(missing)} in {notebook_dir}")
+    nb_paths = [found[nb] for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS)]
+    declared = {notebook_id(p): set(papermill.inspect_notebook(str(p))) for p in nb_paths}
+    from_file = read_sweep_file(args.sweep_file) if args.sweep_file else {"grid": {}, "seeds": None, "parameters": {}}
+    grid = {**from_file["grid"], **parse_grid(args.grid)}
+    _check_grid(grid, declared)
+    default_grid, default_seeds = (SMOKE_GRID, SMOKE_SEEDS) if args.smoke else (DEFAULT_GRID, DEFAULT_SEEDS)
+    if "prune_method" not in declared["03"] and "prune_method" not in grid:
+        default_grid = {**default_grid, "prune_method": ("magnitude",)}  # random needs notebook 03's knob
+    grid = {**default_grid, **grid}
+    seeds = _values(args.seeds) if args.seeds else tuple(from_file["seeds"] or default_seeds)
+    if args.output is not None and not str(args.output).strip():
+        raise UsageError("--output is empty; name a folder")
+    spec = SweepSpec(
+        output=Path(args.output or "results").expanduser().resolve(),
+        sparsities=tuple(float(s) if isinstance(s, int | float) and not isinstance(s, bool) else s
+                         for s in grid["target_sparsity"]),
+        methods=tuple(grid["prune_method"]), seeds=tuple(seeds), smoke=args.smoke, device=args.device,
+        overrides={**from_file["parameters"], **dict(args.parameters)}, notebooks=found, declared=declared)
+    _preflight(spec, nb_paths)
+    return spec

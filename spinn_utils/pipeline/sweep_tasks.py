@@ -1,0 +1,181 @@
+"""What a Dask worker runs for the sweep: a seed's notebooks 01-02, or a point's 03, 05_5 and 08.
+
+Each task is papermill on the pipeline's own notebooks into one results folder, so a point is a
+complete run that can be opened and re-run alone (``run_all.py --output <point> --from 03``):
+its ``lineage.json`` holds notebooks 01 to 08 and ``executed/`` the notebooks that made it. A
+point's data and dense model are its seed's, linked (a hard link where the file system allows,
+else a copy) with their lineage entries, so every sparsity and method of a seed starts from the
+same dense model. Kernels get the thread counts in their environment (``OMP_NUM_THREADS``...):
+one worker, one thread, one torch thread; the training of several points in parallel then does
+not oversubscribe the cores.
+
+A task never raises: it returns a record ``{"status": "ok" | "failed" | "skipped", "error"}``,
+and a failed notebook is named with its failing cell. A folder whose lineage is complete, whose
+files still match it and whose recorded parameters equal the planned ones is skipped (resume).
+Workers need this package installed and the results folder on a shared file system.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from ..core.env import environment_info
+from ..core.errors import first_line
+from ..core.io import file_sha256, read_json, write_json
+from ..core.lineage import LINEAGE
+from ..core.paths import ResultsPaths
+from ..core.registry import MANIFEST
+from .runner import cell_error, kernel_manager_class
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+RECORD = MANIFEST  # the folder's manifest, in the driver's shape, plus "sweep": the task's parameters
+
+
+def kernel_env(threads: int) -> dict[str, str]:
+    """Environment a task's kernels get: ``threads`` for every BLAS/OpenMP pool, no display."""
+    return {**{v: str(threads) for v in THREAD_VARS}, "MPLBACKEND": "Agg"}
+
+
+def _plain(obj):
+    """JSON round trip: tuples and lists compare equal, as they will once written."""
+    return json.loads(json.dumps(obj))
+
+
+def _lineage(folder: Path) -> dict:
+    path = folder / LINEAGE
+    try:
+        return read_json(path, "lineage record") if path.is_file() else {}
+    except Exception:  # noqa: BLE001 - a corrupt record means "not complete": the task re-runs
+        return {}
+
+
+def _entry_holds(folder: Path, entry: dict) -> bool:
+    """Every file an entry read or wrote (inside the folder) still has its recorded sha256."""
+    for files in (entry.get("inputs", {}), entry.get("outputs", {})):
+        for rel, sha in files.items():
+            path = folder / rel
+            if Path(rel).is_absolute():
+                continue  # notebook 01's own data file is checked by notebook 01
+            if not path.is_file() or file_sha256(path) != sha:
+                return False
+    return True
+
+
+def is_complete(folder: Path, notebooks: tuple[str, ...], parameters: dict) -> bool:
+    """The folder finished ``notebooks`` with exactly ``parameters`` and nothing changed since."""
+    record_path = folder / RECORD
+    if not record_path.is_file():
+        return False
+    try:
+        record = json.loads(record_path.read_text())
+    except json.JSONDecodeError:
+        return False
+    if record.get("status") != "ok" or record.get("sweep", {}).get("parameters") != _plain(parameters):
+        return False
+    lineage = _lineage(folder)
+    return all(nb in lineage and _entry_holds(folder, lineage[nb]) for nb in notebooks)
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed: a copy holds the same bytes
+        shutil.copy2(src, dst)
+
+
+def share_seed(seed_folder: Path, folder: Path, notebooks: tuple[str, ...]) -> None:
+    """Give ``folder`` the seed's outputs of ``notebooks``, their executed copies and lineage entries."""
+    lineage = _lineage(seed_folder)
+    for nb in notebooks:
+        for rel in lineage[nb]["outputs"]:
+            _link(seed_folder / rel, folder / rel)
+    executed = ResultsPaths(seed_folder).executed
+    for nb in sorted(executed.glob("*.ipynb")):
+        _link(nb, ResultsPaths(folder).executed / nb.name)
+    write_json(folder / LINEAGE, {nb: lineage[nb] for nb in notebooks})
+
+
+def _execute(nb: Path, folder: Path, params: dict, threads: int, kernel: str) -> None:
+    executed = ResultsPaths(folder).executed
+    executed.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(nb), str(executed / nb.name), parameters=params, cwd=str(nb.parent.parent),
+        kernel_name=kernel, progress_bar=False, log_output=False,
+        kernel_manager_class=kernel_manager_class(executed / "kernels.log", kernel_env(threads)))
+
+
+def run_notebooks(folder: Path, notebooks: dict[str, str], parameters: dict[str, dict], threads: int,
+                  kernel: str, about: dict) -> dict:
+    """Execute ``notebooks`` (id -> path) into ``folder`` in order; the manifest is rewritten
+    after each one. Returns ``{"status", "error", "seconds"}``; a failure stops the rest."""
+    start, ran = time.perf_counter(), []
+    manifest = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": ran,
+                "status": "running", "sweep": {**about, "parameters": parameters},
+                "environment": environment_info("cpu"), "threads": threads, "host": platform.node()}
+    status, error = "ok", None
+    for nb_id, nb in notebooks.items():
+        entry = {"notebook": Path(nb).name, "parameters": parameters[nb_id], "status": "running"}
+        ran.append(entry)
+        write_json(folder / RECORD, manifest)
+        t0 = time.perf_counter()
+        try:
+            _execute(Path(nb), folder, parameters[nb_id], threads, kernel)
+        except PapermillExecutionError as err:
+            status, error = "failed", f"notebook {nb_id}: {cell_error(err)}"
+        except Exception as err:  # noqa: BLE001 - a dead kernel or a missing one: recorded, not raised
+            status, error = "failed", f"notebook {nb_id}: {type(err).__name__}: {first_line(err)}"
+        entry.update(status="ok" if status == "ok" else "failed", seconds=round(time.perf_counter() - t0, 2))
+        if status != "ok":
+            entry["error"] = error
+            break
+    manifest.update(status=status, total_seconds=round(time.perf_counter() - start, 2),
+                    **({"error": error} if error else {}))
+    write_json(folder / RECORD, manifest)
+    return {"status": status, "error": error, "seconds": manifest["total_seconds"]}
+
+
+def _fresh(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def seed_task(seed: int, folder: str, notebooks: dict[str, str], parameters: dict[str, dict],
+              threads: int, kernel: str) -> dict:
+    """Notebooks 01-02 of one seed into ``folder`` (skipped when complete with these parameters)."""
+    folder, about = Path(folder), {"seed": seed}
+    try:
+        if is_complete(folder, tuple(notebooks), parameters):
+            return {**about, "status": "skipped", "error": None, "seconds": 0.0}
+        _fresh(folder)
+        return {**about, **run_notebooks(folder, notebooks, parameters, threads, kernel, about)}
+    except Exception as err:  # noqa: BLE001 - the driver shows every failure as a row, never a gap
+        return {**about, "status": "failed", "error": f"{type(err).__name__}: {first_line(err)}", "seconds": 0.0}
+
+
+def point_task(point: dict, seed_record: dict, seed_folder: str, folder: str, notebooks: dict[str, str],
+               parameters: dict[str, dict], threads: int, kernel: str) -> dict:
+    """Notebooks 03, 05_5 and 08 of one point on its seed's data and dense model."""
+    folder, seed_folder = Path(folder), Path(seed_folder)
+    shared = tuple(_lineage(seed_folder))
+    try:
+        if seed_record.get("status") not in ("ok", "skipped"):
+            return {**point, "status": "failed", "seconds": 0.0,
+                    "error": f"seed {point['seed']} (notebooks 01-02) failed: {seed_record.get('error')}"}
+        same_seed = all(_lineage(folder).get(nb) == _lineage(seed_folder)[nb] for nb in shared)
+        if same_seed and is_complete(folder, (*shared, *notebooks), parameters):
+            return {**point, "status": "skipped", "error": None, "seconds": 0.0}
+        _fresh(folder)
+        share_seed(seed_folder, folder, shared)
+        return {**point, **run_notebooks(folder, notebooks, parameters, threads, kernel, point)}
+    except Exception as err:  # noqa: BLE001 - recorded with its one-line error, shown as failed
+        return {**point, "status": "failed", "error": f"{type(err).__name__}: {first_line(err)}", "seconds": 0.0}

@@ -1,0 +1,135 @@
+"""The sparsity sweep's figures, drawn from ``sweep/sweep.json`` only (nothing re-run or re-timed).
+
+Three figures, PNG and PDF, in ``<results>/sweep/figures/``: test accuracy vs sparsity (mean
++- std band over seeds per method, the dense model as a reference line); latency vs sparsity per
+representation at batch 1 and 1000 (the dense line, each sparse-storage format's break-even
+sparsity marked, or "none up to 98%"); accuracy vs latency with the Pareto front. Same colours
+and labels as notebook 09's figures (``figures.style``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..core.registry import SWEEP_DIR, SWEEP_FIGURES, VARIANTS
+from .figures import FigureConfig, save_figure, style
+from .sweep_report import (
+    BATCHES,
+    METHODS,
+    REPRESENTATIONS,
+    SPARSE_STORAGE,
+    STRUCTURED,
+    accuracy,
+    break_even,
+    dense_r2,
+    latency,
+    pareto_points,
+    sparsities,
+)
+
+METHOD_STYLE = {"magnitude": ("magnitude pruning", "#E69F00"), "random": ("random pruning (control)", "#999999"),
+                STRUCTURED: ("structured (neurons removed)", "#009E73")}
+
+
+def _figure(cfg: FigureConfig, height: float, ncols: int = 1) -> tuple[Figure, list]:
+    fig = Figure(figsize=(cfg.width_in, height), layout="constrained")
+    return fig, list(np.atleast_1d(fig.subplots(1, ncols)))
+
+
+def _percent_axis(ax, levels: list[float]) -> None:
+    ax.set_xticks(levels, [f"{s:.0%}" if round(s * 100) == s * 100 else f"{s:.1%}" for s in levels])
+    ax.set_xlabel("target sparsity (share of all parameters that are zero)")
+
+
+def fig_accuracy(sweep: dict, cfg: FigureConfig) -> Figure:
+    """Test mean per-output R2 vs sparsity: mean line and +- std band per method, dense line."""
+    levels = sparsities(sweep)
+    fig, (ax,) = _figure(cfg, 4.5)
+    for col in (*METHODS, STRUCTURED):
+        stats = [accuracy(sweep, s, col) for s in levels]
+        if not any(st["points"] for st in stats):
+            continue
+        x = np.array([s for s, st in zip(levels, stats) if st["mean"] is not None])
+        mean = np.array([st["mean"] for st in stats if st["mean"] is not None])
+        std = np.array([st["std"] or 0.0 for st in stats if st["mean"] is not None])
+        label, colour = METHOD_STYLE[col]
+        ax.plot(x, mean, "o-" if col != "random" else "x--", color=colour, label=label)
+        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+        for s, st in zip(levels, stats):
+            if st["failed"]:
+                ax.annotate(f"{st['failed']} failed", (s, ax.get_ylim()[0]), color=colour, fontsize=7,
+                            rotation=90, va="bottom", ha="center")
+    dense = dense_r2(sweep)
+    if dense["mean"] is not None:
+        ax.axhline(dense["mean"], color=style(VARIANTS.dense)[1], ls="--", label=f"{style(VARIANTS.dense)[0]} (mean of seeds)")
+    _percent_axis(ax, levels)
+    ax.set(ylabel="test mean per-output R2", title=f"Accuracy vs sparsity (mean ± std over seeds {sweep.get('seeds')})")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig_latency(sweep: dict, cfg: FigureConfig) -> Figure:
+    """Latency vs sparsity per representation, one panel per batch, dense line, break-even marked."""
+    levels = sparsities(sweep)
+    fig, axes = _figure(cfg, 4.5, ncols=len(BATCHES))
+    for ax, batch in zip(axes, sorted(BATCHES)):
+        marks = []
+        for v in REPRESENTATIONS:
+            ms = [latency(sweep, s, v, batch)["ms"]["mean"] for s in levels]
+            x = [s for s, m in zip(levels, ms) if m is not None]
+            y = [m for m in ms if m is not None]
+            if not y:
+                continue
+            label, colour = style(v)
+            if v == VARIANTS.dense:
+                ax.axhline(float(np.mean(y)), color=colour, ls="--", label=f"{label} (mean)")
+                continue
+            ax.plot(x, y, "o-", color=colour, label=label, ms=4)
+            if v in SPARSE_STORAGE:
+                be = break_even(sweep, v, batch)
+                marks.append(f"{label}: {be['text']}")
+                if be["sparsity"] is not None:
+                    ax.axvline(be["sparsity"], color=colour, ls=":", lw=1)
+        ax.set_yscale("log")
+        _percent_axis(ax, levels)
+        ax.set(ylabel="median ms per call (log)", title=f"batch {batch}")
+        ax.text(0.02, 0.02, "break-even: " + "; ".join(marks), transform=ax.transAxes, fontsize=7, va="bottom")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def fig_pareto(sweep: dict, cfg: FigureConfig, batch: int = 1000) -> Figure:
+    """Test R2 vs latency at ``batch`` for every (method, sparsity, representation); the front joined."""
+    pts = pareto_points(sweep, batch)
+    fig, (ax,) = _figure(cfg, 5.0)
+    for v in REPRESENTATIONS:
+        label, colour = style(v)
+        for random in (False, True):  # the random-pruning control drawn as crosses
+            mine = [p for p in pts if p["variant"] == v and (p["method"] == "random") == random]
+            if mine:
+                ax.scatter([p["ms"] for p in mine], [p["r2"] for p in mine], color=colour, s=22,
+                           marker="x" if random else "o", label=f"{label}{' (random pruning)' if random else ''}")
+    front = sorted((p for p in pts if p.get("pareto")), key=lambda p: p["ms"])
+    if front:
+        ax.step([p["ms"] for p in front], [p["r2"] for p in front], where="post", color="black", lw=1,
+                label="Pareto front")
+        for p in front:
+            ax.annotate(p["label"], (p["ms"], p["r2"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(xlabel=f"median ms per call at batch {batch} (log)", ylabel="test mean per-output R2",
+           title="Accuracy vs latency (up and left is better)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def make_sweep_figures(sweep: dict, results_dir, cfg: FigureConfig | None = None) -> list[Path]:
+    """Draw and write the three sweep figures; returns the files written."""
+    cfg = cfg or FigureConfig()
+    out_dir = Path(results_dir) / SWEEP_DIR / "figures"
+    out = []
+    for name, draw in ((SWEEP_FIGURES.accuracy, fig_accuracy), (SWEEP_FIGURES.latency, fig_latency),
+                       (SWEEP_FIGURES.pareto, fig_pareto)):
+        out += save_figure(draw(sweep, cfg), out_dir, name, cfg)
+    return out

@@ -1,0 +1,256 @@
+"""The sparsity sweep, read back from ``sweep/sweep.json``: Table 3 and the numbers behind its claims.
+
+Nothing here trains or times: ``spinn-run sweep`` wrote every point's test metrics and latency
+into ``sweep.json``; this module aggregates them over seeds (mean and sample std, ddof=1) and
+derives, from measurements only:
+
+- Table 3 (rows: target sparsity; columns: magnitude / random / structured test mean per-output
+  R2, and the latency and speedup of every representation at batch 1 and 1000). A failed point
+  is counted in its cell ("2 ok, 1 failed"), never left out silently.
+- the break-even sparsity of each representation: the lowest measured sparsity from which its
+  mean speedup over dense is >= 1 at that sparsity and every higher one ("none up to 98%" else).
+- magnitude vs random pruning per sparsity, paired over seeds (same seed, same dense model,
+  same fine-tuning budget): the mean difference of the test mean per-output R2 and its standard
+  error; magnitude "beats" random where the mean exceeds one standard error with >= 2 seeds.
+- the Pareto front of accuracy vs latency: no other (model, representation) is both faster
+  and more accurate.
+
+Latency columns are those of the magnitude points (random pruning keeps as many weights, in
+other places); the structured model is the same computation in every point of a seed, so its
+accuracy and latency are read from the magnitude points too (random ones where no magnitude
+point exists). Reference: Blalock et al., "What is the state of neural network pruning?"
+(MLSys 2020) for the random-pruning control, operating points and spread over runs.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.io import atomic_path, read_json
+from ..core.paths import ResultsPaths
+from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
+from .results import NOT_MEASURED
+from .table1 import to_latex, to_markdown
+
+METHODS = ("magnitude", "random")
+STRUCTURED = "structured"  # Table 3's third accuracy column
+# The representations timed per point, dense last (the reference line).
+REPRESENTATIONS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured, VARIANTS.structured_ort,
+                   VARIANTS.dense)
+SPARSE_STORAGE = (VARIANTS.coo, VARIANTS.csr)
+SHORT = {VARIANTS.masked: "masked", VARIANTS.coo: "COO", VARIANTS.csr: "CSR", VARIANTS.structured: "structured",
+         VARIANTS.structured_ort: "structured ORT", VARIANTS.dense: "dense"}
+BATCHES = (1000, 1)
+
+
+def sweep_path(results_dir) -> Path:
+    return Path(results_dir) / SWEEP_DIR / SWEEP_FILE
+
+
+def load_sweep(results_dir) -> dict | None:
+    """``<results>/sweep/sweep.json``, or None when no sweep was run there."""
+    path = sweep_path(results_dir)
+    return read_json(path, SWEEP_FILE) if path.is_file() else None
+
+
+def _stats(values: list[float]) -> dict:
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if not arr.size:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None, "n": int(arr.size)}
+
+
+def sparsities(sweep: dict) -> list[float]:
+    return sorted({p["target_sparsity"] for p in sweep["points"]})
+
+
+def _points(sweep: dict, sparsity: float, method: str | None = None) -> list[dict]:
+    return [p for p in sweep["points"] if p["target_sparsity"] == sparsity
+            and (method is None or p["prune_method"] == method)]
+
+
+def _model_points(sweep: dict, sparsity: float, column: str) -> tuple[list[dict], str]:
+    """(points, the test variant to read) of a Table 3 accuracy column."""
+    if column in METHODS:
+        return _points(sweep, sparsity, column), VARIANTS.masked
+    pts = _points(sweep, sparsity, "magnitude") or _points(sweep, sparsity)
+    return pts, VARIANTS.structured
+
+
+def _r2(point: dict, variant: str):
+    return ((point.get("test") or {}).get(variant) or {}).get("mean_r2")
+
+
+def accuracy(sweep: dict, sparsity: float, column: str) -> dict:
+    """Test mean per-output R2 over seeds of one column (magnitude, random, structured), with
+    how many points failed."""
+    pts, variant = _model_points(sweep, sparsity, column)
+    ok = [p for p in pts if p["status"] == "ok"]
+    return {**_stats([_r2(p, variant) for p in ok]), "failed": len(pts) - len(ok), "points": len(pts)}
+
+
+def dense_r2(sweep: dict) -> dict:
+    """The dense model's test mean per-output R2 over seeds (each seed's dense model once)."""
+    by_seed = {p["seed"]: _r2(p, VARIANTS.dense) for p in sweep["points"] if p["status"] == "ok"}
+    return _stats(list(by_seed.values()))
+
+
+def _timing(point: dict, batch: int, variant: str) -> dict:
+    return ((point.get("latency") or {}).get(str(batch)) or {}).get(variant) or {}
+
+
+def latency(sweep: dict, sparsity: float, variant: str, batch: int, method: str = "magnitude") -> dict:
+    """Median latency (ms) and speedup vs dense of one representation over seeds."""
+    pts = [p for p in (_points(sweep, sparsity, method) or _points(sweep, sparsity)) if p["status"] == "ok"]
+    rows = [_timing(p, batch, variant) for p in pts]
+    return {"ms": _stats([r.get("median_ms") for r in rows]),
+            "speedup": _stats([r.get("speedup_vs_dense") for r in rows])}
+
+
+def break_even(sweep: dict, variant: str, batch: int) -> dict:
+    """Lowest measured sparsity from which ``variant``'s mean speedup is >= 1 at every higher one."""
+    levels = sparsities(sweep)
+    speed = {s: latency(sweep, s, variant, batch)["speedup"]["mean"] for s in levels}
+    measured = [s for s in levels if speed[s] is not None]
+    found = None
+    for s in reversed(measured):
+        if speed[s] < 1.0:
+            break
+        found = s
+    top = max(measured) if measured else None
+    text = (NOT_MEASURED if top is None else f"none up to {top:.1%}" if found is None
+            else f"<= {found:.1%}" if found == measured[0] else f"{found:.1%}")  # "<=": faster from the lowest
+    return {"variant": variant, "batch_size": batch, "sparsity": found, "max_measured": top, "text": text,
+            "speedups": {f"{s:g}": speed[s] for s in measured}}
+
+
+def magnitude_vs_random(sweep: dict) -> list[dict]:
+    """Per sparsity: magnitude - random test mean per-output R2, paired by seed."""
+    out = []
+    for s in sparsities(sweep):
+        mag = {p["seed"]: _r2(p, VARIANTS.masked) for p in _points(sweep, s, "magnitude") if p["status"] == "ok"}
+        rnd = {p["seed"]: _r2(p, VARIANTS.masked) for p in _points(sweep, s, "random") if p["status"] == "ok"}
+        diffs = [mag[k] - rnd[k] for k in sorted(set(mag) & set(rnd)) if mag[k] is not None and rnd[k] is not None]
+        if not diffs:
+            continue
+        arr = np.asarray(diffs)
+        sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
+        beats = None if sem is None else bool(arr.mean() > sem)
+        out.append({"sparsity": s, "mean": float(arr.mean()), "sem": sem, "n": int(arr.size), "beats": beats})
+    return out
+
+
+def pruned_vs_dense(sweep: dict, method: str = "magnitude") -> list[dict]:
+    """Per sparsity: pruned - dense test mean per-output R2, paired by seed (same dense model)."""
+    out = []
+    for s in sparsities(sweep):
+        diffs = [_r2(p, VARIANTS.masked) - _r2(p, VARIANTS.dense) for p in _points(sweep, s, method)
+                 if p["status"] == "ok" and _r2(p, VARIANTS.masked) is not None and _r2(p, VARIANTS.dense) is not None]
+        if diffs:
+            arr = np.asarray(diffs)
+            sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
+            out.append({"sparsity": s, "mean": float(arr.mean()), "sem": sem, "n": int(arr.size)})
+    return out
+
+
+def pareto_points(sweep: dict, batch: int = 1000) -> list[dict]:
+    """Every (method, sparsity, representation) and dense: mean latency, mean R2, on the front or not."""
+    cands = []
+    dense_ms = [_timing(p, batch, VARIANTS.dense).get("median_ms") for p in sweep["points"] if p["status"] == "ok"]
+    dense = {"label": "dense", "variant": VARIANTS.dense, "sparsity": 0.0, "method": None,
+             "ms": _stats(dense_ms)["mean"], "r2": dense_r2(sweep)["mean"]}
+    cands.append(dense)
+    for s in sparsities(sweep):
+        for method in [m for m in METHODS if _points(sweep, s, m)]:
+            r2 = accuracy(sweep, s, method)["mean"]
+            for v in (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr):
+                cands.append({"label": f"{method} {SHORT[v]} {s:.1%}", "variant": v, "sparsity": s,
+                              "method": method, "ms": latency(sweep, s, v, batch, method)["ms"]["mean"], "r2": r2})
+        r2 = accuracy(sweep, s, STRUCTURED)["mean"]
+        for v in (VARIANTS.structured, VARIANTS.structured_ort):
+            cands.append({"label": f"{SHORT[v]} {s:.1%}", "variant": v, "sparsity": s, "method": STRUCTURED,
+                          "ms": latency(sweep, s, v, batch)["ms"]["mean"], "r2": r2})
+    cands = [c for c in cands if c["ms"] is not None and c["r2"] is not None]
+    best = -math.inf
+    for c in sorted(cands, key=lambda c: (c["ms"], -c["r2"])):
+        c["pareto"] = c["r2"] > best
+        best = max(best, c["r2"])
+    return cands
+
+
+def _pm(stats: dict, failed: int = 0, digits: int = 3) -> str:
+    if stats["mean"] is None:
+        text = "failed" if failed else NOT_MEASURED
+    else:
+        spread = f" ± {stats['std']:.{digits}f}" if stats["std"] is not None else ""
+        text = f"{stats['mean']:.{digits}f}{spread} (n={stats['n']})"
+    return text + (f"; {failed} failed" if failed and stats["mean"] is not None else "")
+
+
+def _lat_text(lat: dict, variant: str) -> str:
+    ms = lat["ms"]["mean"]
+    if ms is None:
+        return NOT_MEASURED
+    speed = lat["speedup"]["mean"]
+    return f"{ms:.3g} ms" + ("" if variant == VARIANTS.dense or speed is None else f" ({speed:.2f}x)")
+
+
+def table3_frames(sweep: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(text, numbers): Table 3 as read (mean ± std (n), "ms (speedup)") and as a numeric CSV."""
+    text_rows, num_rows = {}, []
+    columns = [c for c in (*METHODS, STRUCTURED) if c == STRUCTURED or any(p["prune_method"] == c for p in sweep["points"])]
+    for s in sparsities(sweep):
+        label, text, num = f"{s:.1%}", {}, {"target_sparsity": s}
+        for col in columns:
+            acc = accuracy(sweep, s, col)
+            text[f"{col} R2"] = _pm(acc, acc["failed"])
+            num.update({f"{col}_r2_mean": acc["mean"], f"{col}_r2_std": acc["std"], f"{col}_n": acc["n"],
+                        f"{col}_failed": acc["failed"]})
+        for batch in BATCHES:
+            for v in REPRESENTATIONS:
+                lat = latency(sweep, s, v, batch)
+                text[f"{SHORT[v]} b{batch}"] = _lat_text(lat, v)
+                num.update({f"{v}_b{batch}_ms": lat["ms"]["mean"], f"{v}_b{batch}_ms_std": lat["ms"]["std"],
+                            f"{v}_b{batch}_speedup": lat["speedup"]["mean"]})
+        text_rows[label] = text
+        num_rows.append(num)
+    frame = pd.DataFrame.from_dict(text_rows, orient="index", dtype=object)
+    frame.index.name = "Target sparsity"
+    dense = dense_r2(sweep)
+    cond = sweep.get("timing", {})
+    env = cond.get("environment", {})
+    frame.attrs.update(name=TABLE3, index_label="Target sparsity", row_format=dict.fromkeys(frame.index, "text"),
+                       title="Table 3: accuracy and latency from 50% to 98% sparsity (sparsity sweep)", notes=[
+        f"R2: test mean per-output R2, mean ± std over seeds {sweep.get('seeds')} (n = points that finished); "
+        f"magnitude / random: unstructured pruning (masked model); structured: notebook 03's structured model "
+        f"at the same parameter count. Dense reference {_pm(dense)}.",
+        "Latency: median ms per call over seeds, speedup vs dense timed in the same interleaved rounds; "
+        f"bN = batch N; {cond.get('threads')} threads on {env.get('cpu_model', 'unknown hardware')}, one point "
+        "at a time after all training (load average "
+        f"{cond.get('load_average_1min_before')}); latency columns are the magnitude points'.",
+        f"Per-point schedule: {sweep.get('settings', {})}.",
+    ])
+    return frame, pd.DataFrame(num_rows)
+
+
+def write_table3(sweep: dict, results_dir) -> list[Path]:
+    """``<results>/sweep/tables/table3.{md,tex,csv}`` atomically (CSV: the numbers, unformatted)."""
+    frame, numbers = table3_frames(sweep)
+    paths = ResultsPaths(Path(results_dir) / SWEEP_DIR)
+    texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": numbers.to_csv(index=False)}
+    out = []
+    for suffix in TABLE_FORMATS:
+        with atomic_path(paths.table(suffix, TABLE3)) as tmp:
+            tmp.write_text(texts[suffix])
+        out.append(paths.table(suffix, TABLE3))
+    return out
+
+
+def sweep_summary(sweep: dict) -> dict:
+    """What the closing note needs: break-even per representation and batch, magnitude vs random."""
+    return {"break_even": [break_even(sweep, v, b) for b in BATCHES for v in REPRESENTATIONS[:-1]],
+            "magnitude_vs_random": magnitude_vs_random(sweep), "pruned_vs_dense": pruned_vs_dense(sweep),
+            "failed": [{"id": p["id"], "error": p.get("error")} for p in sweep["points"] if p["status"] != "ok"]}
