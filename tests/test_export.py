@@ -9,6 +9,7 @@ import onnx
 import pandas as pd
 import pytest
 import torch
+from builders import tiny_model
 
 from spinn_utils.benchmark.bench_config import BenchConfig
 from spinn_utils.benchmark.isolated import ORT_WORKER, Worker
@@ -27,17 +28,12 @@ from spinn_utils.core.io import file_sha256
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
-from spinn_utils.model.mlp import DensePINN, ModelConfig
+from spinn_utils.model.mlp import ModelConfig
 from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
 from spinn_utils.predict import main as predict_main
 from spinn_utils.predict import output_column, predict_csv
 
 TINY = ModelConfig(hidden_dims=(16, 8))
-
-
-def tiny_model(seed: int, hidden=(16, 8)) -> DensePINN:
-    torch.manual_seed(seed)
-    return DensePINN(ModelConfig(hidden_dims=hidden)).eval()
 
 
 @pytest.fixture

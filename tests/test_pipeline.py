@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from builders import write_notebook as _notebook
 
 from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main, parse_parameter
@@ -14,16 +15,6 @@ from spinn_utils.pipeline.notebooks import UsageError, discover, select
 from spinn_utils.pipeline.params import plan_parameters, type_ok
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _notebook(path: Path, params: str, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 def test_pipeline_order_puts_5_5_between_05_and_06(tmp_path):
@@ -239,7 +230,6 @@ def test_run_all_py_is_a_thin_wrapper():
 def test_kernel_stderr_goes_to_the_log_through_public_api_only(tmp_path):
     """Kernel log lines are kept out of a run's output by start_kernel(stderr=...), not by
     overriding a private jupyter_client method that a release may rename."""
-    import nbformat
     import papermill
 
     from spinn_utils.pipeline.runner import kernel_manager_class

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from builders import tiny_model as _model
 
 from spinn_utils.compression.export import ExportConfig, OnnxModule, export_checkpoints
 from spinn_utils.compression.magnitude import apply_masks, global_magnitude_masks
@@ -20,12 +21,7 @@ from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
 from spinn_utils.evaluation.holdout import TEST_VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
-from spinn_utils.model.mlp import DensePINN, ModelConfig
-
-
-def _model(seed: int, hidden=(16, 8)) -> DensePINN:
-    torch.manual_seed(seed)
-    return DensePINN(ModelConfig(hidden_dims=hidden)).eval()
+from spinn_utils.model.mlp import DensePINN
 
 
 @pytest.fixture

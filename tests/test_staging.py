@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
+from builders import write_notebook as _notebook
 
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.lineage import lineage_summary
@@ -208,16 +208,6 @@ def test_a_live_lock_names_its_file_and_how_to_clear_it(tmp_path):
     lock_path(tmp_path).write_text("[]")  # an unreadable lock is stale, not a traceback
     with results_lock(tmp_path, ["third"]) as note:
         assert "stale lock" in note
-
-
-def _notebook(path: Path, params: str, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, capsys):
