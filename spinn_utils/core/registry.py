@@ -16,7 +16,7 @@ key in every JSON, its export (``export/<name>.onnx``), and the key of its table
                            (``export/spinn_structured_int8.onnx``)
 
 Files written under earlier names (``dense_pinn.pt``, ``spinn_pruned.pt``,
-``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") still load: ``LEGACY``.
+``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") still load: ``LEGACY_STEMS``, ``LEGACY_KINDS``.
 """
 from __future__ import annotations
 
@@ -124,18 +124,18 @@ UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pr
 SPARSE_TENSOR_VARIANTS = (VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24)  # torch.sparse layouts
 SEMI24_FORMAT = "semi24"  # the benchmark's 2:4 format name (not a SparseLinear layout)
 
-# Checkpoint stems and kinds of earlier versions -> today's variant name. The old kind "sparse"
-# becomes spinn_coo or spinn_csr by the checkpoint's format (``sparse_variant``).
-LEGACY = {"dense_pinn": VARIANTS.dense, "spinn_pruned": VARIANTS.masked, "pruned": VARIANTS.masked,
-          "structured": VARIANTS.structured, "spinn_sparse_final": VARIANTS.coo,
-          "spinn_sparse_final_csr": VARIANTS.csr}
+# What earlier versions wrote -> today's variant name: checkpoint file stems, and checkpoint kinds
+# (the old kind "sparse" becomes spinn_coo or spinn_csr by the checkpoint's format: ``sparse_variant``).
+LEGACY_STEMS = {"dense_pinn": VARIANTS.dense, "spinn_pruned": VARIANTS.masked,
+                "spinn_sparse_final": VARIANTS.coo, "spinn_sparse_final_csr": VARIANTS.csr}
+LEGACY_KINDS = {"pruned": VARIANTS.masked, "structured": VARIANTS.structured}
 LEGACY_SPARSE_KIND = "sparse"
 _NOTED: set[str] = set()
 
 
 def legacy_stems(variant: str) -> tuple[str, ...]:
     """The checkpoint stems earlier versions wrote for ``variant`` (``spinn_masked`` -> ``spinn_pruned``)."""
-    return tuple(old for old, now in LEGACY.items() if now == variant and old.startswith(("dense_", "spinn_")))
+    return tuple(old for old, now in LEGACY_STEMS.items() if now == variant)
 
 
 def legacy_note(line: str) -> None:

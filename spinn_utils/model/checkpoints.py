@@ -22,7 +22,7 @@ from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, to_jsonable
 from ..core.registry import (
     DENSE_STORAGE_VARIANTS,
-    LEGACY,
+    LEGACY_KINDS,
     LEGACY_SPARSE_KIND,
     VARIANTS,
     legacy_note,
@@ -122,8 +122,8 @@ def _current_kind(found: object, meta: dict, path: Path) -> object:
     """Today's variant name for a kind an earlier version wrote ("pruned" -> "spinn_masked")."""
     if found == LEGACY_SPARSE_KIND:
         now = sparse_variant(str(meta.get("format", "coo")))
-    elif found in LEGACY:
-        now = LEGACY[found]
+    elif found in LEGACY_KINDS:
+        now = LEGACY_KINDS[found]
     else:
         return found
     legacy_note(f"{path} has the earlier kind {found!r}: read as {now!r}")
