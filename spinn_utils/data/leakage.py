@@ -62,6 +62,9 @@ MAX_SHIFT = 3  # rows: the previous or next windows' targets copied into an inpu
 # A leak spread over inputs is exact (R2 1 - 1e-12); honest data stays below 0.9995 (the smoke
 # table's acoustic-emission channels, see above), so four nines separate the two.
 COMBO_R2_LIMIT = 0.9999
+# Relative eigenvalue below which a Gram direction is collinear (round-off of float64 at a condition
+# number of 1e15 made an honest split's R2 1.012); a real leak fits to ~1e-12 in well-posed directions.
+GRAM_RCOND = 1e-9
 SPLIT_CORR_LIMIT = 0.9999  # an affine copy of a target within one split
 
 
@@ -229,12 +232,16 @@ def _gram(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _explained(gram: np.ndarray, zy: np.ndarray, ss: float) -> np.ndarray:
-    """R2 of least squares from (stacked) normal equations; a singular system gives the
-    minimum-norm fit, never more than the true R2."""
+    """R2 of least squares from (stacked) normal equations of standardised columns.
+
+    Directions of the Gram matrix with eigenvalues below ``GRAM_RCOND`` times its largest are
+    dropped: they are collinear columns (an input with two values makes ``a``, ``ab`` and
+    ``b/a`` dependent), where solving would amplify round-off into an R2 above 1 (seen: 1.012
+    on an honest split). The fit in the remaining directions is never more than the true R2."""
     if ss <= 0:
         return np.zeros(gram.shape[:-2])
-    coef = np.linalg.pinv(gram, hermitian=True) @ zy[..., None]
-    return (zy * coef[..., 0]).sum(axis=-1) / ss
+    coef = np.linalg.pinv(gram, rtol=GRAM_RCOND, hermitian=True) @ zy[..., None]
+    return np.clip((zy * coef[..., 0]).sum(axis=-1) / ss, 0.0, 1.0)
 
 
 def _standard(x: np.ndarray) -> np.ndarray:
