@@ -68,7 +68,7 @@ def build_sweep_parser(prog: str | None = None) -> argparse.ArgumentParser:
                     help="a sweep axis: target_sparsity=0.5,0.9 or prune_method=magnitude,random (repeatable)")
     ap.add_argument("--seeds", metavar="S1,S2", help="seeds, each with its own notebooks 01-02 (default 42,43,44)")
     ap.add_argument("--sweep-file", metavar="FILE", help='a .json/.yaml file: {"grid": {...}, "seeds": [...], "parameters": {...}}')
-    ap.add_argument("--smoke", action="store_true", help="the notebooks' smoke settings; default grid 90% x both methods, 1 seed")
+    ap.add_argument("--smoke", action="store_true", help="the notebooks' smoke settings; default grid 90%% x both methods, 1 seed")
     ap.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], type=parse_parameter,
                     metavar="NAME=VALUE", help="a notebook parameter for every seed and point (checked like a run's)")
     ap.add_argument("--output", metavar="DIR", help="results folder; the sweep goes to DIR/sweep/ (default results)")
