@@ -222,6 +222,14 @@ def test_three_entry_points_run_the_same_driver(command):
     assert "--smoke" in out.stdout and "--only IDS" in out.stdout and "NAME=VALUE" in out.stdout
 
 
+def test_every_help_text_renders():
+    """argparse formats help strings with %: a bare one (\"90% x\") crashed ``sweep --help``."""
+    from spinn_utils.pipeline.cli import build_parser, build_sweep_parser
+
+    for parser in (build_parser("spinn-run"), build_sweep_parser("spinn-run sweep")):
+        assert "--output" in parser.format_help()
+
+
 def test_run_all_py_is_a_thin_wrapper():
     lines = [line for line in (ROOT / "run_all.py").read_text().splitlines() if line.strip()]
     assert len(lines) <= 15 and "spinn_utils.pipeline" in "\n".join(lines)
