@@ -474,3 +474,17 @@ def test_ort_profile_is_summed_per_node_after_the_warm_up_runs():
     assert node_times(trace, skip_runs=1) == {"g": {"op": "Gemm", "us_per_call": 40.0}}
     with pytest.raises(SpinnError, match="none after"):
         node_times(trace, skip_runs=3)
+
+
+def test_a_visit_lasts_visit_ms_within_the_repeats_and_budget_left():
+    """Fast variants get long enough visits for their thread pool to be busy, as deployed."""
+    from spinn_utils.benchmark.timing import visit_calls
+
+    cfg = fast_cfg(block=5, visit_ms=50.0, repeats=200, max_seconds_per_measurement=2.0)
+    assert visit_calls(cfg, 0, 0.0, None) == 5  # first visit: no speed known yet
+    assert visit_calls(cfg, 5, 10.0, 2.0) == 25  # 50 ms at 2 ms a call
+    assert visit_calls(cfg, 190, 10.0, 0.01) == 10  # never past repeats
+    assert visit_calls(cfg, 5, 1990.0, 2.0) == 5  # 10 ms of budget left: block only
+    assert visit_calls(replace(cfg, visit_ms=0.0), 5, 10.0, 2.0) == 5
+    with pytest.raises(SpinnError):
+        BenchConfig(visit_ms=-1.0)

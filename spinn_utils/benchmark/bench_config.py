@@ -20,13 +20,17 @@ class BenchConfig:
     # batch 1000 that cost the structured model (0.84 MB of weights, cache-resident when
     # it runs alone) ~25% and dense ~5%, a penalty no deployed model pays.
     block: int = 5
-    # Idle pause before each variant's visit, so the thread pools the previous variant left
-    # spinning (torch's OpenMP workers, each ONNX Runtime session's own pool) have gone to
-    # sleep and do not compete for the cores, as they would not in a deployed process. On 2
-    # cores at batch 1000, 2 threads: without it structured SPINN in ONNX Runtime timed 1.9 ms
-    # instead of 1.1 ms (its second thread found the cores busy) and dense eager 9.7 instead of
-    # 8.2 ms; 10 ms of pause was not enough, 20 ms was. Costs ~1 min in notebook 07.
-    switch_pause_ms: float = 25.0
+    # A visit also lasts at least this long (more calls for a fast variant, sized from its last
+    # visit): a deployed model serving a stream keeps its thread pool and cores busy. With
+    # 5-call visits (~12 ms) the int8 export timed 2.7x and the fp32 export 1.3x slower than
+    # alone in its own process on a 2-core AVX2 EPYC VM (batch 1000, 2 threads); with ~50 ms
+    # visits within 5% (issue 17). 0: ``block`` calls only.
+    visit_ms: float = 50.0
+    # Idle pause before each variant's visit. It let the thread pools of other variants in the
+    # same process fall asleep (``isolate_runtimes=False``: 20-25 ms were needed on 2 cores);
+    # with each runtime in its own worker it only lets the cores go idle, which made batch-1
+    # calls 15-30% slower than alone (issue 17), so it is off by default.
+    switch_pause_ms: float = 0.0
     min_repeats: int = 5  # fewest timed calls per variant past the budget (capped at repeats)
     max_seconds_per_measurement: float = 2.0  # per variant per (threads, batch): keeps 07 ~2 min
     warmup: int = 5  # untimed calls first (allocator, thread pool, cuBLAS/cuSPARSE handles)
@@ -72,14 +76,14 @@ class BenchConfig:
             raise SpinnError(f"block must be >= 1 timed call, got {self.block}")
         if self.repeats < 1 or self.min_repeats < 1:
             raise SpinnError(f"repeats and min_repeats must be >= 1, got {self.repeats} and {self.min_repeats}")
-        if self.max_seconds_per_measurement <= 0 or self.warmup < 0 or self.switch_pause_ms < 0:
-            raise SpinnError("max_seconds_per_measurement must be > 0, warmup and switch_pause_ms >= 0")
+        if self.max_seconds_per_measurement <= 0 or self.warmup < 0 or self.switch_pause_ms < 0 or self.visit_ms < 0:
+            raise SpinnError("max_seconds_per_measurement must be > 0, warmup, switch_pause_ms and visit_ms >= 0")
 
     @classmethod
     def smoke_test(cls) -> BenchConfig:
         """Two small batches, one thread, a handful of repeats: seconds, not minutes."""
         return cls(cpu_batch_sizes=(1, 64), cuda_batch_sizes=(1, 64), threads=(1,), repeats=5,
-                   min_repeats=2, max_seconds_per_measurement=0.05, warmup=1, check_batch=32, block=2,
+                   min_repeats=2, max_seconds_per_measurement=0.05, warmup=1, check_batch=32, block=2, visit_ms=0.0,
                    switch_pause_ms=0.0, standalone_batch_sizes=(1,), standalone_seconds=0.05,
                    gemm_size=256, gemm_repeats=5)
 

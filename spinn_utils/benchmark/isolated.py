@@ -41,8 +41,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding spinn_u
 class Worker:
     """One worker process and its pipes; ``request`` sends a message and waits for the reply."""
 
-    def __init__(self, module: str) -> None:
-        self.module = module
+    def __init__(self, module: str, name: str | None = None) -> None:
+        self.module, self.name = module, name or label(module)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
         self.proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE,
@@ -89,14 +89,26 @@ def _spec(variant: Variant):
     return pickle.dumps(variant.module, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def worker_groups(variants: list[Variant]) -> list[tuple[str, list[Variant]]]:
+    """(worker label, its variants): one torch worker for every PyTorch variant, and one ONNX
+    Runtime worker per export, as each is deployed. Sessions sharing a process share the
+    cores with each other's thread pools: on a 2-core AVX2 machine that timed the int8 model
+    2.7x slower than it runs alone."""
+    torch_variants = [v for v in variants if worker_for(v) == TORCH_WORKER]
+    groups = [(label(TORCH_WORKER), torch_variants)] if torch_variants else []
+    return groups + [(f"{label(ORT_WORKER)}/{v.name}", [v]) for v in variants if worker_for(v) == ORT_WORKER]
+
+
+def label(module: str) -> str:
+    """``spinn_utils.benchmark.ort_worker`` -> ``ort_worker``."""
+    return module.rsplit(".", 1)[-1]
+
+
 def start_workers(variants: list[Variant], stack: contextlib.ExitStack) -> dict[str, Worker]:
     """{variant name: its worker}, each worker started once and loaded with its variants."""
-    by_module: dict[str, list[Variant]] = {}
-    for v in variants:
-        by_module.setdefault(worker_for(v), []).append(v)
     owner = {}
-    for module, group in by_module.items():
-        worker = stack.enter_context(Worker(module))
+    for name, group in worker_groups(variants):
+        worker = stack.enter_context(Worker(worker_for(group[0]), name))
         worker.request(op="load", variants={v.name: _spec(v) for v in group})
         owner.update({v.name: worker for v in group})
     return owner
@@ -151,8 +163,11 @@ def standalone_rows(variant: Variant, cfg: BenchConfig, points: list[tuple[int, 
 
 
 def check_isolation(owner: dict[str, Worker]) -> dict[str, dict]:
-    """What each worker has imported: the ONNX Runtime worker must not have torch."""
-    seen = {w.module: w.request(op="modules") for w in dict.fromkeys(owner.values())}
-    if seen.get(ORT_WORKER, {}).get("torch"):
-        raise SpinnError("torch was imported in the ONNX Runtime worker: its timings would not be as deployed")
+    """{worker label: {"variants", "imported"}}; an ONNX Runtime worker must not have torch."""
+    seen = {}
+    for worker in dict.fromkeys(owner.values()):
+        imported = worker.request(op="modules")
+        if worker.module == ORT_WORKER and imported.get("torch"):
+            raise SpinnError(f"torch was imported in {worker.name}: its timings would not be as deployed")
+        seen[worker.name] = {"variants": sorted(n for n, w in owner.items() if w is worker), "imported": imported}
     return seen

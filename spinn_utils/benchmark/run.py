@@ -75,8 +75,7 @@ def _measure_isolated(variants: list[Variant], cfg: BenchConfig, info: dict) -> 
     rows = add_speedups(rows)
     return {"rows": rows, "failures": failures, "peaks": peaks, "standalone": standalone,
             "as_deployed": as_deployed(rows, standalone),
-            "processes": {w.rsplit(".", 1)[-1]: {"variants": sorted(n for n, o in owner.items() if o.module == w),
-                                                  "imported": imported} for w, imported in processes.items()}}
+            "processes": processes}
 
 
 def _peaks_in_process(cfg: BenchConfig, device: torch.device, time_call: Callable) -> list[dict]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 
@@ -112,6 +114,7 @@ def time_rounds(names: list[str], visit: Callable[[str, int], tuple[float, list[
     floor = min(cfg.min_repeats, cfg.repeats)  # a notebook's small ``repeats`` wins over the floor
     samples: dict[str, list[float]] = {name: [] for name in names}
     spent_ms = dict.fromkeys(names, 0.0)
+    last_ms: dict[str, float] = {}  # each name's latest call time: sizes its next visit
     for r in itertools.count():
         active = [n for n in names if len(samples[n]) < cfg.repeats
                   and (len(samples[n]) < floor or spent_ms[n] < budget_ms)]
@@ -120,10 +123,22 @@ def time_rounds(names: list[str], visit: Callable[[str, int], tuple[float, list[
         for name in round_robin_order(active, r):
             if cfg.switch_pause_ms > 0:
                 time.sleep(cfg.switch_pause_ms / 1e3)
-            untimed, ms = visit(name, min(cfg.block, cfg.repeats - len(samples[name])))
+            untimed, ms = visit(name, visit_calls(cfg, len(samples[name]), spent_ms[name], last_ms.get(name)))
             samples[name] += ms
             spent_ms[name] += untimed + sum(ms)
+            last_ms[name] = statistics.median(ms) if ms else untimed
     return samples
+
+
+def visit_calls(cfg: BenchConfig, done: int, spent_ms: float, last_ms: float | None) -> int:
+    """Timed calls in the next visit: ``cfg.block``, or as many as fill ``cfg.visit_ms`` (at
+    the variant's last measured speed) when more, within the repeats and the time budget left."""
+    calls = cfg.block
+    if last_ms and cfg.visit_ms > 0:
+        calls = max(calls, math.ceil(cfg.visit_ms / last_ms))
+        left_ms = cfg.max_seconds_per_measurement * 1e3 - spent_ms
+        calls = min(calls, max(cfg.block, math.ceil(left_ms / last_ms)))
+    return max(1, min(calls, cfg.repeats - done))
 
 
 def visit_block(fn: Callable, x, calls: int, time_call: Callable) -> tuple[float, list[float]]:
