@@ -2,14 +2,15 @@
 
     python -m spinn_utils.predict --model spinn_structured.onnx --csv windows.csv --output predictions.csv
 
-Needs only onnxruntime, numpy and pandas at run time (and the ``.json`` sidecar beside the
-model, written by notebook 05.5). The output keeps the input's identifier and time columns
-and adds one ``predicted_<target>`` column per target, its unit in the name, and a ``warning``
-column naming the inputs of a row that lie beyond the training range by more than the
-sidecar's ``flag_factor`` times its width (their count goes to stderr). The CSV is read and
-written in chunks, so memory stays bounded on any number of rows. A missing feature column, a
-non-numeric value, a wrong model file, a sidecar that does not describe the model or an
-``--output`` that is one of the inputs is one line on stderr and exit 2.
+Needs only onnxruntime, numpy, pandas and pyarrow at run time (and the ``.json`` sidecar
+beside the model, written by notebook 05.5). The output keeps the input's identifier and time
+columns (as written in the input) and adds one ``predicted_<target>`` column per target, its
+unit in the name, and a ``warning`` column naming the inputs of a row that lie beyond the
+training range by more than the sidecar's ``flag_factor`` times its width (their count goes to
+stderr). The CSV is parsed and written by Apache Arrow's CSV reader and writer in blocks, so
+memory stays bounded on any number of rows and text conversion does not dominate the time. A
+missing feature column, a non-numeric value, a wrong model file, a sidecar that does not
+describe the model or an ``--output`` that is one of the inputs is one line on stderr and exit 2.
 """
 from __future__ import annotations
 
@@ -17,20 +18,23 @@ import argparse
 import csv
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from .core.errors import SpinnError, first_line
 from .core.io import atomic_path
 from .model.onnx_predictor import RANGE_FACTOR, OnnxPredictor, sidecar_path
 
-CHUNK_ROWS = 100_000  # rows read per chunk: ~15 MB of features at 18 inputs, whatever the file's size
-# Rows per ONNX Runtime call: a 1,000-row batch keeps the layers' activations in cache (issue 18
-# measured 229k rows/s at 1,000 rows against 56k rows/s for the whole file at once) and the
-# runtime's memory arena small.
-INFER_ROWS = 1024
+CHUNK_ROWS = 100_000  # rows per output block: ~15 MB of features at 18 inputs, whatever the file's size
+BLOCK_BYTES = 16 << 20  # bytes Arrow parses at a time (its streaming reader's block size)
+# Rows per ONNX Runtime call: a few thousand rows keep the layers' activations in cache and the
+# runtime's memory arena small (issue 18 measured 56k rows/s for a whole file in one call).
+INFER_ROWS = 4096
 
 
 def output_column(target: dict) -> str:
@@ -39,41 +43,97 @@ def output_column(target: dict) -> str:
     return f"predicted_{name}" + ("" if not unit or name.endswith(f"_{unit}") else f"_{unit}")
 
 
-def predict_frame(predictor: OnnxPredictor, frame: pd.DataFrame, source: str = "the CSV",
-                  threads: int = 1, first_row: int = 0) -> pd.DataFrame:
-    """The input's id/time columns, one prediction column per target, and ``warning``."""
-    x = predictor.features_from(frame, source, first_row)
-    y = np.concatenate([predictor.run(x[i:i + INFER_ROWS], threads) for i in range(0, len(x), INFER_ROWS)]
-                       or [np.zeros((0, len(predictor.target_names)), np.float32)])
-    keep = [c for c in predictor.meta.get("id_columns", []) if c in frame.columns]
-    out = frame[keep].copy()
-    for j, target in enumerate(predictor.meta["targets"]):
-        out[output_column(target)] = y[:, j]  # float32, written in its shortest exact form
-    flags = predictor.outside_range(x.astype(np.float64))
-    warning = np.full(len(frame), "", dtype=object)
-    for i in np.flatnonzero(flags.any(axis=1)):
-        warning[i] = "beyond training range: " + " ".join(np.asarray(predictor.feature_names)[flags[i]])
-    out["warning"] = warning
-    return out
+def predict_features(predictor: OnnxPredictor, x: np.ndarray, threads: int) -> np.ndarray:
+    """(n, n_targets) float32 predictions for float32 features, ``INFER_ROWS`` rows per call."""
+    if not len(x):
+        return np.zeros((0, len(predictor.target_names)), np.float32)
+    return np.concatenate([predictor.run(x[i:i + INFER_ROWS], threads) for i in range(0, len(x), INFER_ROWS)])
 
 
-def _chunks(path: Path, rows: int, wanted: list[str]):
-    """The ``wanted`` columns of the CSV (those it has) in chunks of ``rows``; empty, unparsable
-    or a column named twice is a SpinnError."""
+def range_warnings(predictor: OnnxPredictor, x: np.ndarray) -> tuple[pa.Array, int]:
+    """(the ``warning`` column, rows flagged): the features of each row beyond the training range."""
+    flags = predictor.outside_range(x)
+    warning = np.full(len(x), "", dtype=object)
+    rows = flags.any(axis=1)
+    if rows.any():  # one text per distinct set of flagged inputs, however many rows share it
+        patterns, which = np.unique(flags[rows], axis=0, return_inverse=True)
+        names = np.asarray(predictor.feature_names)
+        texts = np.array(["beyond training range: " + " ".join(names[p]) for p in patterns], dtype=object)
+        warning[rows] = texts[which.ravel()]
+    return pa.array(warning, pa.string()), int(rows.sum())
+
+
+def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, id_columns: list[str], source: str,
+                  threads: int = 1, first_row: int = 0) -> tuple[pa.Table, int]:
+    """(the output rows of one block: id columns, one prediction per target, ``warning``; rows flagged)."""
+    raw = np.column_stack([batch.column(name).to_numpy(zero_copy_only=False) for name in predictor.feature_names])
+    x = predictor.checked(raw.astype(np.float64, copy=False), source, first_row)
+    y = predict_features(predictor, x, threads)
+    warning, flagged = range_warnings(predictor, raw)
+    columns = {c: batch.column(c) for c in id_columns}
+    columns.update({output_column(t): pa.array(y[:, j]) for j, t in enumerate(predictor.meta["targets"])})
+    columns["warning"] = warning
+    return pa.table(columns), flagged
+
+
+def csv_header(path: Path) -> list[str]:
+    """The CSV's column names; a missing or empty file, or a column named twice, is a SpinnError."""
     if not path.is_file():
         raise SpinnError(f"CSV not found: {path}")
     try:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
-        duplicated = sorted({c for c in header if header.count(c) > 1})
-        if duplicated:
-            raise SpinnError(f"{path} names column(s) {duplicated} more than once")
-        usecols = [c for c in header if c in set(wanted)] or None  # parse only what is used
-        yield from pd.read_csv(path, chunksize=rows, usecols=usecols)
-    except pd.errors.EmptyDataError as err:
-        raise SpinnError(f"CSV file is empty: {path}") from err
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
+    except (UnicodeDecodeError, csv.Error) as err:
         raise SpinnError(f"cannot parse CSV {path}: {first_line(err)}") from err
+    if not header:
+        raise SpinnError(f"CSV file is empty: {path}")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise SpinnError(f"{path} names column(s) {duplicated} more than once")
+    return header
+
+
+def explain_parse_error(predictor: OnnxPredictor, path: Path, err: Exception) -> SpinnError:
+    """Arrow refused the file: find the first bad value the careful (pandas) way, to name it,
+    its column and its row; a file pandas cannot parse either is 'cannot parse CSV'."""
+    first = 0
+    try:
+        for frame in pd.read_csv(path, chunksize=CHUNK_ROWS, usecols=predictor.feature_names):
+            predictor.features_from(frame, str(path), first)
+            first += len(frame)
+    except SpinnError as found:
+        return found
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as other:
+        return SpinnError(f"cannot parse CSV {path}: {first_line(other)}")
+    return SpinnError(f"cannot parse CSV {path}: {first_line(err)}")
+
+
+def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_ROWS
+                ) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    """(the id columns present, the feature and id columns in blocks of at most ``chunk_rows``).
+
+    Features are parsed as float64 (then checked and cast, so a value float32 cannot hold is
+    named); id columns are kept as text, exactly as written in the input."""
+    header = csv_header(path)
+    missing = [c for c in predictor.feature_names if c not in header]
+    if missing:
+        raise SpinnError(f"{path} lacks feature column(s) {missing}; the model needs {predictor.feature_names}")
+    ids = [c for c in predictor.meta.get("id_columns", []) if c in header]
+    types = {**{c: pa.string() for c in ids}, **{c: pa.float64() for c in predictor.feature_names}}
+    columns = list(dict.fromkeys([*ids, *predictor.feature_names]))  # an id that is also an input: a number
+    convert = pacsv.ConvertOptions(include_columns=columns, column_types=types)
+
+    def blocks() -> Iterator[pa.RecordBatch]:
+        try:
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+                                    convert_options=convert)
+            for batch in reader:
+                for start in range(0, batch.num_rows, chunk_rows):
+                    yield batch.slice(start, chunk_rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise explain_parse_error(predictor, path, err) from err
+
+    return ids, blocks()
 
 
 def refuse_overwriting_inputs(output: str, inputs: list[str]) -> None:
@@ -93,12 +153,18 @@ def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: i
                 chunk_rows: int = CHUNK_ROWS) -> tuple[int, int]:
     """Stream ``csv_path`` through the model into ``output`` (atomically): (rows, rows flagged)."""
     rows = flagged = 0
-    with atomic_path(output) as tmp, open(tmp, "w", newline="") as f:
-        wanted = [*predictor.feature_names, *predictor.meta.get("id_columns", [])]
-        for chunk in _chunks(Path(csv_path), chunk_rows, wanted):
-            out = predict_frame(predictor, chunk, csv_path, threads, first_row=rows)
-            out.to_csv(f, header=rows == 0, index=False)
-            rows, flagged = rows + len(out), flagged + int((out["warning"] != "").sum())
+    ids, blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
+    with atomic_path(output) as tmp:
+        writer = None
+        try:
+            for batch in blocks:
+                table, n_flagged = predict_batch(predictor, batch, ids, csv_path, threads, first_row=rows)
+                writer = writer or pacsv.CSVWriter(str(tmp), table.schema)
+                writer.write_table(table)
+                rows, flagged = rows + table.num_rows, flagged + n_flagged
+        finally:
+            if writer is not None:
+                writer.close()
         if rows == 0:
             raise SpinnError(f"CSV file has a header but no rows: {csv_path}")
     return rows, flagged
@@ -110,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="an exported .onnx file (its .json sidecar beside it)")
     p.add_argument("--csv", required=True, help="rows of raw features, one column per model input")
     p.add_argument("--output", required=True, help="where to write the predictions CSV")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="ONNX Runtime intra-op threads (default: every core, %(default)s here)")
     args = p.parse_args(argv)
     try:
         refuse_overwriting_inputs(args.output, [args.csv, args.model, str(sidecar_path(args.model))])

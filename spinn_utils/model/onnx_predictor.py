@@ -145,7 +145,11 @@ class OnnxPredictor:
             row = int(bad[col].to_numpy().argmax())
             raise SpinnError(f"{source}: column {col!r} must be numeric; found {frame[col].iloc[row]!r} "
                              f"in row {first_row + row}")
-        x = values.to_numpy(np.float64)
+        return self.checked(values.to_numpy(np.float64), source, first_row)
+
+    def checked(self, x: np.ndarray, source: str = "the CSV", first_row: int = 0) -> np.ndarray:
+        """Raw float64 features (n, n_features) as float32; a NaN, an inf or a value float32
+        cannot hold is an error naming the column (and the row, ``first_row`` being the first)."""
         if not np.isfinite(x).all():
             col = self.feature_names[int(np.argmax(~np.isfinite(x).all(axis=0)))]
             raise SpinnError(f"{source}: column {col!r} has empty, NaN or inf values")
