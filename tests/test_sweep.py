@@ -8,8 +8,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256, write_json
 from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
+from spinn_utils.core.results_files import write_result
+from spinn_utils.core.results_schema_sweep import Sweep
+from spinn_utils.core.typed_json import parse
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import build_sweep_parser, main
 from spinn_utils.pipeline.notebooks import UsageError
@@ -22,6 +26,7 @@ from spinn_utils.reporting.results import ReportConfig, RunResults
 from spinn_utils.reporting.sweep_figures import make_sweep_figures
 from spinn_utils.reporting.sweep_report import (
     break_even,
+    load_sweep,
     magnitude_vs_random,
     pareto_points,
     table3_frames,
@@ -141,21 +146,25 @@ def test_ctrl_c_cancels_and_exits_130_and_releases_the_lock(tmp_path, monkeypatc
 
 def _point(s, method, seed, r2, dense_r2=0.8, ms=None, status="ok"):
     p = {"id": point_id(s, method, seed), "target_sparsity": s, "prune_method": method, "seed": seed,
-         "status": status, "error": None if status == "ok" else "notebook 03: cell 5: RuntimeError: x"}
+         "seconds": 1.0, "folder": f"points/{point_id(s, method, seed)}", "status": status, "resumed": False,
+         "error": None if status == "ok" else "notebook 03: cell 5: RuntimeError: x"}
     if status != "ok":
         return p
-    test = {VARIANTS.masked: {"mean_r2": r2}, VARIANTS.structured: {"mean_r2": r2 - 0.05},
-            VARIANTS.dense: {"mean_r2": dense_r2}}
+    test = {v: {"mean_r2": value, "per_output": {}} for v, value in
+            ((VARIANTS.masked, r2), (VARIANTS.structured, r2 - 0.05), (VARIANTS.dense, dense_r2))}
     dense_ms = 10.0
-    latency = {str(b): {VARIANTS.dense: {"median_ms": dense_ms, "speedup_vs_dense": 1.0},
-                        **{v: {"median_ms": m, "speedup_vs_dense": dense_ms / m} for v, m in (ms or {}).items()}}
+
+    def timing(m):
+        return {"median_ms": m, "iqr_ms": 0.1, "repeats": 50, "speedup_vs_dense": dense_ms / m, "threads": 2}
+
+    latency = {str(b): {VARIANTS.dense: timing(dense_ms), **{v: timing(m) for v, m in (ms or {}).items()}}
                for b in (1, 1000)}
     return {**p, "test": test, "latency": latency}
 
 
-def synthetic_sweep():
+def synthetic_sweep_json() -> dict:
     """Magnitude beats random by 0.05 +- ~0 at 0.5 and 0.9; CSR breaks even from 0.9, COO never;
-    one random point failed."""
+    one random point failed (as sweep.json holds it)."""
     points = []
     for seed, noise in ((1, 0.0), (2, 0.01), (3, -0.01)):
         for s, csr_ms in ((0.5, 20.0), (0.9, 8.0), (0.98, 4.0)):
@@ -163,8 +172,28 @@ def synthetic_sweep():
             points.append(_point(s, "magnitude", seed, 0.8 - s / 10 + noise, ms=lat))
             failed = (s, seed) == (0.98, 3)
             points.append(_point(s, "random", seed, 0.75 - s / 10 + noise, ms=lat, status="failed" if failed else "ok"))
-    return {"points": points, "seeds": [1, 2, 3], "grid": {"target_sparsity": [0.5, 0.9, 0.98],
-            "prune_method": ["magnitude", "random"]}, "settings": {}, "timing": {"threads": [2]}}
+    return {"started": "2026-12-01T00:00:00+00:00", "finished": "2026-12-01T00:10:00+00:00",
+            "command": ["spinn-run", "sweep"], "smoke": False, "device": "cpu",
+            "grid": {"target_sparsity": [0.5, 0.9, 0.98], "prune_method": ["magnitude", "random"]},
+            "seeds": [1, 2, 3], "settings": {}, "cluster": {}, "wall_seconds": {"training": 1.0, "timing": 1.0, "total": 2.0},
+            "seed_runs": [{"seed": k, "status": "ok", "error": None, "seconds": 1.0} for k in (1, 2, 3)],
+            "points": points, "timing": {"threads": [2]}, "git": {}, "versions": {}, "environment": {}, "summary": {}}
+
+
+def synthetic_sweep() -> Sweep:
+    return parse(Sweep, synthetic_sweep_json())
+
+
+def test_sweep_json_is_read_through_its_schema(tmp_path):
+    """A renamed key is a one-line error naming it, never a silent 'not measured' in Table 3."""
+    folder = tmp_path / "r" / "sweep"
+    write_result(folder / "sweep.json", synthetic_sweep())
+    assert load_sweep(tmp_path / "r") == synthetic_sweep()
+    body = json.loads((folder / "sweep.json").read_text())
+    body["points"][0]["latency"]["1000"]["dense"]["median"] = body["points"][0]["latency"]["1000"]["dense"].pop("median_ms")
+    write_json(folder / "sweep.json", body)
+    with pytest.raises(SpinnError, match=r"sweep/sweep.json: missing key 'points.0.latency.1000.dense.median_ms'"):
+        load_sweep(tmp_path / "r")
 
 
 def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
@@ -200,11 +229,11 @@ def test_checklist_gains_the_sweep_items_only_when_a_sweep_exists():
     assert be.status == "fail" and "CSR b1000 90.0%" in be.measured and "COO b1000 none up to 98.0%" in be.measured
     claim = next(c for c in check.claims if "generalization" in c.claim)
     assert "sweep (magnitude masked - dense" in claim.evidence
-    sweep = synthetic_sweep()
-    for p in sweep["points"]:
+    body = synthetic_sweep_json()
+    for p in body["points"]:
         if p["prune_method"] == "random" and p["status"] == "ok" and p["target_sparsity"] == 0.5:
             p["test"][VARIANTS.masked]["mean_r2"] += 0.2  # random wins at 50%
-    mag = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=sweep).items}["Magnitude beats random pruning (sweep)"]
+    mag = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=parse(Sweep, body)).items}["Magnitude beats random pruning (sweep)"]
     assert mag.status == "fail" and mag.measured == "2/3 sparsities"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -32,8 +33,11 @@ from tqdm.auto import tqdm
 from ..benchmark.bench_config import available_cores
 from ..core.env import environment_info, package_versions
 from ..core.errors import first_line
-from ..core.io import write_json
+from ..core.io import to_jsonable
 from ..core.registry import SWEEP_FILE
+from ..core.results_files import write_result
+from ..core.results_schema_sweep import Sweep
+from ..core.typed_json import parse
 from ..reporting.figures import FigureConfig
 from ..reporting.sweep_figures import make_sweep_figures
 from ..reporting.sweep_report import sweep_summary, write_table3
@@ -92,52 +96,63 @@ def _describe(client: Client) -> dict:
     return {"scheduler": info.get("address"), "workers": len(info.get("workers", {})), "dashboard": link}
 
 
-def _submit(client: Client, spec: SweepSpec, kernel: str) -> tuple[list, dict]:
-    """Seed tasks first (higher priority), then every point depending on its seed's record."""
-    nbs = {nb: str(spec.notebooks[nb]) for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS)}
-    seeds = {}
-    for seed in spec.seeds:
-        seeds[seed] = client.submit(seed_task, seed, str(spec.seed_folder(seed)), {nb: nbs[nb] for nb in SEED_NOTEBOOKS},
-                                    spec.seed_parameters(seed), 1, kernel, key=f"spinn-seed-{seed}-{os.getpid()}",
-                                    pure=False, priority=10)
-    points = []
-    for p in spec.points():
-        points.append(client.submit(
-            point_task, p, seeds[p["seed"]], str(spec.seed_folder(p["seed"])), str(spec.point_folder(p["id"])),
-            {nb: nbs[nb] for nb in POINT_NOTEBOOKS}, spec.point_parameters(p), 1, kernel,
-            key=f"spinn-point-{p['id']}-{os.getpid()}", pure=False))
-    return points, seeds
+def _error(fut, prefix: str) -> dict:
+    """The record of a task whose worker was lost (its function never returned one)."""
+    try:
+        fut.result()
+    except Exception as err:  # noqa: BLE001 - recorded with its one-line error, shown as failed
+        return {"status": "failed", "error": f"{type(err).__name__}: {first_line(err)}", "seconds": 0.0,
+                "id": str(fut.key).removeprefix(prefix).rsplit("-", 1)[0]}
+    raise AssertionError("unreachable: the future did not fail")
 
 
 def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dict], list[dict]]:
-    """Run every seed and point on the cluster; (point records, seed records) as they finish."""
-    futures, seed_futures = _submit(client, spec, kernel)
-    records, counts = [], {"ok": 0, "skipped": 0, "failed": 0}
+    """Run every seed and point on the cluster; (point records, seed records) as they finish.
+
+    Seed tasks go first (higher priority); a seed's points are submitted by this driver when
+    the seed's record comes back, with the record as a plain value, so no worker ever fetches
+    another's result (a transfer from a worker busy in a notebook can time out)."""
+    nbs = {nb: str(spec.notebooks[nb]) for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS)}
+    tag = os.getpid()
+    seed_futures = {client.submit(seed_task, seed, str(spec.seed_folder(seed)), {nb: nbs[nb] for nb in SEED_NOTEBOOKS},
+                                  spec.seed_parameters(seed), 1, kernel, key=f"spinn-seed-{seed}-{tag}",
+                                  pure=False, priority=10): seed for seed in spec.seeds}
+    points_of = {seed: [p for p in spec.points() if p["seed"] == seed] for seed in spec.seeds}
+    records, seeds, futures = [], {}, list(seed_futures)
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
     try:
-        with tqdm(total=len(futures), desc="sweep points", unit="point") as bar:
-            for fut in as_completed(futures):
-                try:
-                    rec = fut.result()
-                except Exception as err:  # noqa: BLE001 - a worker lost: the point is failed, not missing
-                    rec = {"status": "failed", "error": f"{type(err).__name__}: {first_line(err)}",
-                           "id": str(fut.key).removeprefix("spinn-point-").rsplit("-", 1)[0]}
+        with tqdm(total=len(spec.points()), desc="sweep points", unit="point") as bar:
+            finished = as_completed(list(seed_futures))
+            for fut in finished:
+                if fut in seed_futures:
+                    seed = seed_futures[fut]
+                    rec = fut.result() if fut.status == "finished" else _error(fut, "spinn-seed-")
+                    seeds[seed] = rec = {"seed": seed, "status": rec["status"], "error": rec["error"],
+                                         "seconds": rec.get("seconds", 0.0)}
+                    for p in points_of[seed]:
+                        futures.append(client.submit(
+                            point_task, p, rec, str(spec.seed_folder(seed)), str(spec.point_folder(p["id"])),
+                            {nb: nbs[nb] for nb in POINT_NOTEBOOKS}, spec.point_parameters(p), 1, kernel,
+                            key=f"spinn-point-{p['id']}-{tag}", pure=False))
+                        finished.add(futures[-1])
+                    continue
+                rec = fut.result() if fut.status == "finished" else _error(fut, "spinn-point-")
                 records.append(rec)
                 counts[rec["status"]] += 1
                 bar.set_postfix(done=counts["ok"] + counts["skipped"], failed=counts["failed"], resumed=counts["skipped"])
                 bar.update()
-        seeds = [f.result() for f in seed_futures.values()]
     except BaseException:
-        client.cancel([*futures, *seed_futures.values()], force=True)
+        client.cancel(futures, force=True)
         raise
     by_id = {p["id"]: p for p in spec.points()}
-    return [{**by_id.get(r["id"], {}), **r} for r in records], seeds
+    return [{**by_id.get(r["id"], {}), **r} for r in records], [seeds[s] for s in spec.seeds]
 
 
 def _sweep_json(spec: SweepSpec, records: list[dict], seeds: list[dict], timing: dict, cluster: dict,
-                started: str, seconds: dict) -> dict:
+                started: str, seconds: dict) -> Sweep:
     order = {p["id"]: i for i, p in enumerate(spec.points())}
     points = [point_summary(spec, r, timing["by_point"].get(r["id"])) for r in sorted(records, key=lambda r: order[r["id"]])]
-    sweep = {
+    sweep = parse(Sweep, to_jsonable({
         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ["spinn-run", *sys.argv[1:]], "smoke": spec.smoke, "device": spec.device,
         "grid": {"target_sparsity": list(spec.sparsities), "prune_method": list(spec.methods)},
@@ -145,10 +160,9 @@ def _sweep_json(spec: SweepSpec, records: list[dict], seeds: list[dict], timing:
         "settings": {"point": {} if spec.smoke else LIGHT, "notebook_08": POINT_FIXED, "overrides": spec.overrides},
         "cluster": cluster, "wall_seconds": seconds, "seed_runs": seeds, "points": points,
         "timing": timing["conditions"], "git": git_commit(), "versions": package_versions(),
-        "environment": environment_info("cpu"),
-    }
-    sweep["summary"] = sweep_summary(sweep)
-    return sweep
+        "environment": environment_info("cpu"), "summary": {},
+    }), SWEEP_FILE)
+    return dataclasses.replace(sweep, summary=to_jsonable(sweep_summary(sweep)))
 
 
 def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None = None, kernel: str = "python3",
@@ -179,15 +193,15 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
         seconds = {"training": round(t_train - t0, 1), "timing": round(time.perf_counter() - t_train, 1)}
         seconds["total"] = round(time.perf_counter() - t0, 1)
         sweep = _sweep_json(spec, records, seeds, timing, cluster, started, seconds)
-        write_json(spec.root / SWEEP_FILE, sweep)
+        write_result(spec.root / SWEEP_FILE, sweep)
         write_table3(sweep, spec.output)
         if figures:
             make_sweep_figures(sweep, spec.output, FigureConfig.smoke_test() if spec.smoke else FigureConfig())
-    failed = [p for p in sweep["points"] if p["status"] != "ok"]
+    failed = [p for p in sweep.points if p.status != "ok"]
     print(f"sweep done in {seconds['total']:.0f} s (training {seconds['training']:.0f} s, timing "
           f"{seconds['timing']:.0f} s): {n - len(failed)} ok, {len(failed)} failed; {spec.root / SWEEP_FILE}")
     for p in failed:
-        print(f"error: point {p['id']} failed: {p['error']}", file=sys.stderr)
+        print(f"error: point {p.id} failed: {p.error}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -12,6 +12,7 @@ kept in ``<point>/sweep_latency.json`` with the sha256 of what it timed and reus
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,11 +22,15 @@ from ..benchmark.bench_config import BenchConfig, available_cores
 from ..benchmark.run import run_benchmark
 from ..benchmark.variants import load_variants
 from ..core.env import environment_info
-from ..core.errors import first_line
+from ..core.errors import SpinnError, first_line
 from ..core.io import read_json, to_jsonable, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, VARIANTS
+from ..core.results_files import SCHEMA_KEY, decode_result, read_result
+from ..core.results_schema import Pruning, RegressionReport, Skipped
+from ..core.results_schema_eval import Benchmark, TestEvaluation
+from ..core.typed_json import encode
 from .sweep_tasks import THREAD_VARS
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
@@ -34,11 +39,15 @@ TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structu
 
 
 def latency_config(smoke: bool) -> BenchConfig:
-    """Light timing: <= 50 calls or 0.5 s per variant and batch, all cores (smoke: a handful)."""
+    """Light timing: <= 50 calls or 0.5 s per variant and batch, all cores (smoke: a handful).
+
+    No standalone re-timing of the deployable models (notebook 07's deploy report does that
+    once per run) and a small GEMM: a point's timing is mostly its own variants."""
     base = (BenchConfig.smoke_test() if smoke else
-            BenchConfig(repeats=50, min_repeats=5, max_seconds_per_measurement=0.5, warmup=3))
+            BenchConfig(repeats=50, min_repeats=5, max_seconds_per_measurement=0.5, warmup=3,
+                        gemm_size=1024, gemm_repeats=3))
     return BenchConfig(**{**base.__dict__, "cpu_batch_sizes": BATCHES, "threads": (available_cores(),),
-                          "formats": ("coo", "csr"), "progress": False})
+                          "formats": ("coo", "csr"), "progress": False, "standalone_batch_sizes": ()})
 
 
 def _timed_inputs(folder: Path) -> dict:
@@ -48,24 +57,36 @@ def _timed_inputs(folder: Path) -> dict:
             if rel.startswith(("checkpoints/", "export/"))}
 
 
-def measure_point(folder: Path, cfg: BenchConfig) -> dict:
-    """The point's benchmark JSON (cached when it timed the same files with the same config)."""
+def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
+    """The point's CPU benchmark (cached when it timed the same files with the same config)."""
     inputs, cached = _timed_inputs(folder), folder / LATENCY_FILE
     config = to_jsonable(cfg)
     if cached.is_file():
         old = read_json(cached, "sweep latency")
-        if old.get("inputs") == inputs and old.get("config") == config:
-            return old
+        if isinstance(old, dict) and old.get("inputs") == inputs and old.get("config") == config:
+            with contextlib.suppress(SpinnError):  # an older layout is timed again, not an error
+                return decode_result(METRICS.cpu_benchmark, old.get("benchmark"), f"{folder.name}/{LATENCY_FILE}")
     result = run_benchmark(load_variants(ResultsPaths(folder), "cpu", cfg.formats), cfg, "cpu")
-    body = {**to_jsonable(result), "inputs": inputs}  # the Benchmark record as plain JSON
-    write_json(cached, body)
-    return body
+    body = encode(result)
+    write_json(cached, {"inputs": inputs, "config": config,
+                        "benchmark": {SCHEMA_KEY: result.SCHEMA_VERSION, **body}})
+    return result
+
+
+def timed_records(records: list[dict]) -> list[dict]:
+    """The finished points to time: the magnitude ones (random pruning keeps as many weights,
+    in other places, so its sparse kernels do the same work), or every method's at a sparsity
+    with no finished magnitude point. Halves the timing phase of the default sweep."""
+    done = [r for r in records if r["status"] in ("ok", "skipped")]
+    magnitude = {r["target_sparsity"] for r in done if r["prune_method"] == "magnitude"}
+    return [r for r in done if r["prune_method"] == "magnitude" or r["target_sparsity"] not in magnitude]
 
 
 def measure_all(spec, records: list[dict]) -> dict:
-    """Time every finished point, one after another; returns ``{"by_point", "conditions"}``."""
+    """Time the finished points (``timed_records``), one after another; returns
+    ``{"by_point", "conditions"}``."""
     cfg = latency_config(spec.smoke)
-    done = [r for r in records if r["status"] in ("ok", "skipped")]
+    done = timed_records(records)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if load_before is not None and load_before > available_cores():
         print(f"note: timing on a busy machine (1-minute load {load_before:.1f} on {available_cores()} cores): "
@@ -75,7 +96,7 @@ def measure_all(spec, records: list[dict]) -> dict:
         try:
             by_point[rec["id"]] = measure_point(spec.point_folder(rec["id"]), cfg)
         except Exception as err:  # noqa: BLE001 - recorded as this point's latency error, never a gap
-            by_point[rec["id"]] = {"error": f"{type(err).__name__}: {first_line(err)}"}
+            by_point[rec["id"]] = f"{type(err).__name__}: {first_line(err)}"
     conditions = {
         "harness": "benchmark.run_benchmark (notebook 07's), one point at a time after all training",
         "config": to_jsonable(cfg), "batches": list(BATCHES), "threads": list(cfg.threads),
@@ -87,26 +108,28 @@ def measure_all(spec, records: list[dict]) -> dict:
     return {"by_point": by_point, "conditions": conditions}
 
 
-def _metrics(report: dict | None) -> dict | None:
-    if not report:
+def _metrics(report: RegressionReport | None) -> dict | None:
+    if report is None:
         return None
-    per = {t: {"r2": m.get("r2"), "rmse": m.get("rmse")} for t, m in report.get("per_output", {}).items()}
-    return {"mean_r2": report.get("mean_r2"), "per_output": per}
+    per = {t: {"r2": m.r2, "rmse": m.rmse} for t, m in report.per_output.items()}
+    return {"mean_r2": report.mean_r2, "per_output": per}
 
 
-def _latency(bench: dict | None) -> tuple[dict, dict, str | None]:
-    """(batch -> variant -> timing, variant -> FLOPs, error) from a point's benchmark JSON."""
-    if not bench or "error" in bench:
-        return {}, {}, (bench or {}).get("error", "not timed")
+def _latency(bench: Benchmark | str | None) -> tuple[dict, dict, str | None]:
+    """(batch -> variant -> timing, variant -> FLOPs, error) from a point's benchmark
+    (``bench`` is the one-line error where timing the point failed)."""
+    if not isinstance(bench, Benchmark):
+        return {}, {}, bench or "not timed"
     rows = {}
-    for r in bench.get("results", []):
-        rows.setdefault(str(r["batch_size"]), {})[r["variant"]] = {
-            k: r.get(k) for k in ("median_ms", "iqr_ms", "repeats", "speedup_vs_dense", "threads")}
-    flops = {n: {"flops": v.get("flops"), "flops_nonzero": v.get("flops_nonzero"),
-                 "storage_bytes": v.get("storage_bytes"), "outputs_match": v.get("outputs_match")}
-             for n, v in bench.get("variants", {}).items()}
-    failed = bench.get("failures") or bench.get("skipped_variants")
-    return rows, flops, (f"not timed: {failed}" if failed else None)
+    for r in bench.results:
+        rows.setdefault(str(r.batch_size), {})[r.variant] = {
+            "median_ms": r.median_ms, "iqr_ms": r.iqr_ms, "repeats": r.repeats,
+            "speedup_vs_dense": r.speedup_vs_dense, "threads": r.threads}
+    flops = {n: {"flops": v.flops, "flops_nonzero": v.flops_nonzero, "storage_bytes": v.storage_bytes,
+                 "outputs_match": v.outputs_match} for n, v in bench.variants.items()}
+    failed = [f"{f.variant} at batch {f.batch_size}: {f.error}" for f in bench.failures]
+    failed += [f"{name}: {why}" for name, why in bench.skipped_variants.items()]
+    return rows, flops, (f"not timed: {'; '.join(failed)}" if failed else None)
 
 
 def point_summary(spec, rec: dict, bench: dict | None) -> dict:
@@ -118,15 +141,15 @@ def point_summary(spec, rec: dict, bench: dict | None) -> dict:
     if row["status"] != "ok":
         return row
     paths = ResultsPaths(folder)
-    test = read_json(paths.metric(METRICS.test_evaluation), "test_evaluation.json")
-    pruning = read_json(paths.metric(METRICS.pruning), "pruning.json")
-    consistency = test.get("physics_consistency") or {}
+    test: TestEvaluation = read_result(paths, METRICS.test_evaluation)
+    pruning: Pruning = read_result(paths, METRICS.pruning)
+    consistency = test.physics_consistency
     latency, flops, latency_error = _latency(bench)
     row.update(
-        test={v: _metrics(test.get("models", {}).get(v)) for v in TEST_VARIANTS},
-        physics_consistency=None if consistency.get("skipped") else consistency.get("models"),
-        params={VARIANTS.dense: pruning.get("dense_params"), VARIANTS.masked: pruning["unstructured"].get("params"),
-                VARIANTS.structured: pruning["structured"].get("params")},
-        sparsity_reached=pruning["unstructured"]["params"]["sparsity"],
+        test={v: _metrics(test.models.get(v)) for v in TEST_VARIANTS},
+        physics_consistency=None if isinstance(consistency, Skipped) else to_jsonable(consistency.models),
+        params=to_jsonable({VARIANTS.dense: pruning.dense_params, VARIANTS.masked: pruning.unstructured.params,
+                            VARIANTS.structured: pruning.structured.params}),
+        sparsity_reached=pruning.unstructured.params.sparsity,
         flops=flops, latency=latency, latency_error=latency_error)
     return row

@@ -22,6 +22,7 @@ from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
 from ..core.results_files import write_metric
 from ..core.results_schema import Skipped
 from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
+from ..core.results_schema_sweep import Sweep
 from ..core.stages import contract_files
 from .results import (
     NOT_MEASURED,
@@ -295,7 +296,7 @@ def paired_differences(results: RunResults) -> PairedDifference | None:
                             folds=len(found["cross_validation"]), seeds=len(found["seed_runs"]))
 
 
-def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: dict | None = None) -> list[Claim]:
+def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: Sweep | None = None) -> list[Claim]:
     spinn, dense = _test_r2(results)
     diff = paired_differences(results)
     dense_p, spinn_p = model_params(results, VARIANTS.dense), model_params(results, VARIANTS.masked)
@@ -340,7 +341,7 @@ def _memory_claim(results: RunResults, cfg: ReportConfig) -> Claim:
                  evidence="; ".join([evidence, *others, "the claimed 0.84 MB counted values only"]))
 
 
-def claims(results: RunResults, cfg: ReportConfig | None = None, sweep: dict | None = None) -> list[Claim]:
+def claims(results: RunResults, cfg: ReportConfig | None = None, sweep: Sweep | None = None) -> list[Claim]:
     """Each key claim of the original paper text, with its verdict and evidence."""
     cfg = cfg or ReportConfig()
     return [*_speed_claims(results, cfg), *_accuracy_claims(results, cfg, sweep),
@@ -348,7 +349,7 @@ def claims(results: RunResults, cfg: ReportConfig | None = None, sweep: dict | N
 
 
 def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None = None,
-              device=None, sweep: dict | None = None) -> ValidationChecklist:
+              device=None, sweep: Sweep | None = None) -> ValidationChecklist:
     """The ``validation_checklist.json`` record: items, claims, thresholds, the environment;
     ``sweep`` (a ``sweep/sweep.json``) adds its items (``sweep_checks``) and its evidence."""
     cfg = cfg or ReportConfig()

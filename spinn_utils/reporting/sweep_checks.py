@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..compression.magnitude import PruneConfig
 from ..core.registry import VARIANTS
+from ..core.results_schema_sweep import Sweep
 from .results import NOT_MEASURED, ReportConfig
 from .sweep_report import SHORT, SPARSE_STORAGE, break_even, magnitude_vs_random, pruned_vs_dense
 
@@ -27,7 +28,7 @@ def _diff_text(row: dict) -> str:
     return f"{row['sparsity']:.1%}: {row['mean']:+.3f} (standard error {sem}, {row['n']} seeds)"
 
 
-def magnitude_item(sweep: dict) -> dict:
+def magnitude_item(sweep: Sweep) -> dict:
     rows = magnitude_vs_random(sweep)
     judged = [r for r in rows if r["beats"] is not None]
     if not judged:
@@ -40,7 +41,7 @@ def magnitude_item(sweep: dict) -> dict:
             "detail": "; ".join(_diff_text(r) for r in rows)}
 
 
-def break_even_item(sweep: dict, cfg: ReportConfig) -> dict:
+def break_even_item(sweep: Sweep, cfg: ReportConfig) -> dict:
     design = PruneConfig().target_sparsity
     found = {(v, b): break_even(sweep, v, b) for b in (cfg.batch_size, 1) for v in SPARSE_STORAGE}
     at_table = [found[(v, cfg.batch_size)]["sparsity"] for v in SPARSE_STORAGE]
@@ -58,12 +59,12 @@ def break_even_item(sweep: dict, cfg: ReportConfig) -> dict:
                           f"{SHORT[v]} b{b} speedups {found[(v, b)]['speedups']}" for (v, b) in found)}
 
 
-def sweep_items(sweep: dict | None, cfg: ReportConfig) -> list[dict]:
+def sweep_items(sweep: Sweep | None, cfg: ReportConfig) -> list[dict]:
     """The sweep's checklist items; none when no sweep was run."""
     return [] if sweep is None else [magnitude_item(sweep), break_even_item(sweep, cfg)]
 
 
-def generalisation_evidence(sweep: dict | None) -> str:
+def generalisation_evidence(sweep: Sweep | None) -> str:
     """The sweep's SPINN (magnitude, masked) - dense test R2 per sparsity, paired over seeds."""
     if sweep is None:
         return f"sweep: {NOT_MEASURED} (no sweep/sweep.json)"

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..core.registry import SWEEP_DIR, SWEEP_FIGURES, VARIANTS
+from ..core.results_schema_sweep import Sweep
 from .figures import FigureConfig, save_figure, style
 from .sweep_report import (
     BATCHES,
@@ -43,7 +44,7 @@ def _percent_axis(ax, levels: list[float]) -> None:
     ax.set_xlabel("target sparsity (share of all parameters that are zero)")
 
 
-def fig_accuracy(sweep: dict, cfg: FigureConfig) -> Figure:
+def fig_accuracy(sweep: Sweep, cfg: FigureConfig) -> Figure:
     """Test mean per-output R2 vs sparsity: mean line and +- std band per method, dense line."""
     levels = sparsities(sweep)
     fig, (ax,) = _figure(cfg, 4.5)
@@ -65,12 +66,12 @@ def fig_accuracy(sweep: dict, cfg: FigureConfig) -> Figure:
     if dense["mean"] is not None:
         ax.axhline(dense["mean"], color=style(VARIANTS.dense)[1], ls="--", label=f"{style(VARIANTS.dense)[0]} (mean of seeds)")
     _percent_axis(ax, levels)
-    ax.set(ylabel="test mean per-output R2", title=f"Accuracy vs sparsity (mean ± std over seeds {sweep.get('seeds')})")
+    ax.set(ylabel="test mean per-output R2", title=f"Accuracy vs sparsity (mean ± std over seeds {sweep.seeds})")
     ax.legend(fontsize=8)
     return fig
 
 
-def fig_latency(sweep: dict, cfg: FigureConfig) -> Figure:
+def fig_latency(sweep: Sweep, cfg: FigureConfig) -> Figure:
     """Latency vs sparsity per representation, one panel per batch, dense line, break-even marked."""
     levels = sparsities(sweep)
     fig, axes = _figure(cfg, 4.5, ncols=len(BATCHES))
@@ -100,7 +101,7 @@ def fig_latency(sweep: dict, cfg: FigureConfig) -> Figure:
     return fig
 
 
-def fig_pareto(sweep: dict, cfg: FigureConfig, batch: int = 1000) -> Figure:
+def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
     """Test R2 vs latency at ``batch`` for every (method, sparsity, representation); the front joined."""
     pts = pareto_points(sweep, batch)
     fig, (ax,) = _figure(cfg, 5.0)
@@ -124,7 +125,7 @@ def fig_pareto(sweep: dict, cfg: FigureConfig, batch: int = 1000) -> Figure:
     return fig
 
 
-def make_sweep_figures(sweep: dict, results_dir, cfg: FigureConfig | None = None) -> list[Path]:
+def make_sweep_figures(sweep: Sweep, results_dir, cfg: FigureConfig | None = None) -> list[Path]:
     """Draw and write the three sweep figures; returns the files written."""
     cfg = cfg or FigureConfig()
     out_dir = Path(results_dir) / SWEEP_DIR / "figures"

@@ -15,8 +15,9 @@ derives, from measurements only:
 - the Pareto front of accuracy vs latency: no other (model, representation) is both faster
   and more accurate.
 
-Latency columns are those of the magnitude points (random pruning keeps as many weights, in
-other places); the structured model is the same computation in every point of a seed, so its
+Latency is measured on the magnitude points only (random pruning keeps as many weights, in
+other places, so the sparse kernels do the same work; ``sweep_collect.timed_records``) and
+serves both methods' columns; the structured model is the same computation in every point of a seed, so its
 accuracy and latency are read from the magnitude points too (random ones where no magnitude
 point exists). Reference: Blalock et al., "What is the state of neural network pruning?"
 (MLSys 2020) for the random-pruning control, operating points and spread over runs.
@@ -32,6 +33,8 @@ import pandas as pd
 from ..core.io import atomic_path, read_json
 from ..core.paths import ResultsPaths
 from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
+from ..core.results_files import decode_record
+from ..core.results_schema_sweep import PointTiming, Sweep, SweepPoint
 from .results import NOT_MEASURED
 from .table1 import to_latex, to_markdown
 
@@ -50,10 +53,14 @@ def sweep_path(results_dir) -> Path:
     return Path(results_dir) / SWEEP_DIR / SWEEP_FILE
 
 
-def load_sweep(results_dir) -> dict | None:
-    """``<results>/sweep/sweep.json``, or None when no sweep was run there."""
+def load_sweep(results_dir) -> Sweep | None:
+    """``<results>/sweep/sweep.json`` as its record, or None when no sweep was run there; a
+    file that does not fit the schema is a one-line error naming the key."""
     path = sweep_path(results_dir)
-    return read_json(path, SWEEP_FILE) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return decode_record(Sweep, read_json(path, SWEEP_FILE), f"{SWEEP_DIR}/{SWEEP_FILE}",
+                         "re-run `spinn-run sweep` on this folder (finished points are resumed)")
 
 
 def _stats(values: list[float]) -> dict:
@@ -63,16 +70,16 @@ def _stats(values: list[float]) -> dict:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None, "n": int(arr.size)}
 
 
-def sparsities(sweep: dict) -> list[float]:
-    return sorted({p["target_sparsity"] for p in sweep["points"]})
+def sparsities(sweep: Sweep) -> list[float]:
+    return sorted({p.target_sparsity for p in sweep.points})
 
 
-def _points(sweep: dict, sparsity: float, method: str | None = None) -> list[dict]:
-    return [p for p in sweep["points"] if p["target_sparsity"] == sparsity
-            and (method is None or p["prune_method"] == method)]
+def _points(sweep: Sweep, sparsity: float, method: str | None = None) -> list[SweepPoint]:
+    return [p for p in sweep.points if p.target_sparsity == sparsity
+            and (method is None or p.prune_method == method)]
 
 
-def _model_points(sweep: dict, sparsity: float, column: str) -> tuple[list[dict], str]:
+def _model_points(sweep: Sweep, sparsity: float, column: str) -> tuple[list[SweepPoint], str]:
     """(points, the test variant to read) of a Table 3 accuracy column."""
     if column in METHODS:
         return _points(sweep, sparsity, column), VARIANTS.masked
@@ -80,37 +87,42 @@ def _model_points(sweep: dict, sparsity: float, column: str) -> tuple[list[dict]
     return pts, VARIANTS.structured
 
 
-def _r2(point: dict, variant: str):
-    return ((point.get("test") or {}).get(variant) or {}).get("mean_r2")
+def _r2(point: SweepPoint, variant: str) -> float | None:
+    """A finished point's test mean per-output R2 of ``variant`` (None: not scored there)."""
+    scores = (point.test or {}).get(variant)
+    return None if scores is None else scores.mean_r2
 
 
-def accuracy(sweep: dict, sparsity: float, column: str) -> dict:
+def accuracy(sweep: Sweep, sparsity: float, column: str) -> dict:
     """Test mean per-output R2 over seeds of one column (magnitude, random, structured), with
     how many points failed."""
     pts, variant = _model_points(sweep, sparsity, column)
-    ok = [p for p in pts if p["status"] == "ok"]
+    ok = [p for p in pts if p.status == "ok"]
     return {**_stats([_r2(p, variant) for p in ok]), "failed": len(pts) - len(ok), "points": len(pts)}
 
 
-def dense_r2(sweep: dict) -> dict:
+def dense_r2(sweep: Sweep) -> dict:
     """The dense model's test mean per-output R2 over seeds (each seed's dense model once)."""
-    by_seed = {p["seed"]: _r2(p, VARIANTS.dense) for p in sweep["points"] if p["status"] == "ok"}
+    by_seed = {p.seed: _r2(p, VARIANTS.dense) for p in sweep.points if p.status == "ok"}
     return _stats(list(by_seed.values()))
 
 
-def _timing(point: dict, batch: int, variant: str) -> dict:
-    return ((point.get("latency") or {}).get(str(batch)) or {}).get(variant) or {}
+def _timing(point: SweepPoint, batch: int, variant: str) -> PointTiming | None:
+    """The point's timing of ``variant`` at ``batch`` (None: not timed there)."""
+    return (point.latency or {}).get(str(batch), {}).get(variant)
 
 
-def latency(sweep: dict, sparsity: float, variant: str, batch: int, method: str = "magnitude") -> dict:
-    """Median latency (ms) and speedup vs dense of one representation over seeds."""
-    pts = [p for p in (_points(sweep, sparsity, method) or _points(sweep, sparsity)) if p["status"] == "ok"]
-    rows = [_timing(p, batch, variant) for p in pts]
-    return {"ms": _stats([r.get("median_ms") for r in rows]),
-            "speedup": _stats([r.get("speedup_vs_dense") for r in rows])}
+def latency(sweep: Sweep, sparsity: float, variant: str, batch: int) -> dict:
+    """Median latency (ms) and speedup vs dense of one representation over seeds, from the
+    points that were timed: the magnitude ones (``sweep_collect.timed_records``), or any
+    method's where a sparsity has no magnitude point."""
+    pts = [p for p in (_points(sweep, sparsity, "magnitude") or _points(sweep, sparsity)) if p.status == "ok"]
+    rows = [r for r in (_timing(p, batch, variant) for p in pts) if r is not None]
+    return {"ms": _stats([r.median_ms for r in rows]),
+            "speedup": _stats([r.speedup_vs_dense for r in rows])}
 
 
-def break_even(sweep: dict, variant: str, batch: int) -> dict:
+def break_even(sweep: Sweep, variant: str, batch: int) -> dict:
     """Lowest measured sparsity from which ``variant``'s mean speedup is >= 1 at every higher one."""
     levels = sparsities(sweep)
     speed = {s: latency(sweep, s, variant, batch)["speedup"]["mean"] for s in levels}
@@ -127,12 +139,12 @@ def break_even(sweep: dict, variant: str, batch: int) -> dict:
             "speedups": {f"{s:g}": speed[s] for s in measured}}
 
 
-def magnitude_vs_random(sweep: dict) -> list[dict]:
+def magnitude_vs_random(sweep: Sweep) -> list[dict]:
     """Per sparsity: magnitude - random test mean per-output R2, paired by seed."""
     out = []
     for s in sparsities(sweep):
-        mag = {p["seed"]: _r2(p, VARIANTS.masked) for p in _points(sweep, s, "magnitude") if p["status"] == "ok"}
-        rnd = {p["seed"]: _r2(p, VARIANTS.masked) for p in _points(sweep, s, "random") if p["status"] == "ok"}
+        mag = {p.seed: _r2(p, VARIANTS.masked) for p in _points(sweep, s, "magnitude") if p.status == "ok"}
+        rnd = {p.seed: _r2(p, VARIANTS.masked) for p in _points(sweep, s, "random") if p.status == "ok"}
         diffs = [mag[k] - rnd[k] for k in sorted(set(mag) & set(rnd)) if mag[k] is not None and rnd[k] is not None]
         if not diffs:
             continue
@@ -143,12 +155,12 @@ def magnitude_vs_random(sweep: dict) -> list[dict]:
     return out
 
 
-def pruned_vs_dense(sweep: dict, method: str = "magnitude") -> list[dict]:
+def pruned_vs_dense(sweep: Sweep, method: str = "magnitude") -> list[dict]:
     """Per sparsity: pruned - dense test mean per-output R2, paired by seed (same dense model)."""
     out = []
     for s in sparsities(sweep):
         diffs = [_r2(p, VARIANTS.masked) - _r2(p, VARIANTS.dense) for p in _points(sweep, s, method)
-                 if p["status"] == "ok" and _r2(p, VARIANTS.masked) is not None and _r2(p, VARIANTS.dense) is not None]
+                 if p.status == "ok" and _r2(p, VARIANTS.masked) is not None and _r2(p, VARIANTS.dense) is not None]
         if diffs:
             arr = np.asarray(diffs)
             sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
@@ -156,10 +168,11 @@ def pruned_vs_dense(sweep: dict, method: str = "magnitude") -> list[dict]:
     return out
 
 
-def pareto_points(sweep: dict, batch: int = 1000) -> list[dict]:
+def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
     """Every (method, sparsity, representation) and dense: mean latency, mean R2, on the front or not."""
     cands = []
-    dense_ms = [_timing(p, batch, VARIANTS.dense).get("median_ms") for p in sweep["points"] if p["status"] == "ok"]
+    timed = [_timing(p, batch, VARIANTS.dense) for p in sweep.points if p.status == "ok"]
+    dense_ms = [t.median_ms for t in timed if t is not None]
     dense = {"label": "dense", "variant": VARIANTS.dense, "sparsity": 0.0, "method": None,
              "ms": _stats(dense_ms)["mean"], "r2": dense_r2(sweep)["mean"]}
     cands.append(dense)
@@ -168,7 +181,7 @@ def pareto_points(sweep: dict, batch: int = 1000) -> list[dict]:
             r2 = accuracy(sweep, s, method)["mean"]
             for v in (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr):
                 cands.append({"label": f"{method} {SHORT[v]} {s:.1%}", "variant": v, "sparsity": s,
-                              "method": method, "ms": latency(sweep, s, v, batch, method)["ms"]["mean"], "r2": r2})
+                              "method": method, "ms": latency(sweep, s, v, batch)["ms"]["mean"], "r2": r2})
         r2 = accuracy(sweep, s, STRUCTURED)["mean"]
         for v in (VARIANTS.structured, VARIANTS.structured_ort):
             cands.append({"label": f"{SHORT[v]} {s:.1%}", "variant": v, "sparsity": s, "method": STRUCTURED,
@@ -198,10 +211,10 @@ def _lat_text(lat: dict, variant: str) -> str:
     return f"{ms:.3g} ms" + ("" if variant == VARIANTS.dense or speed is None else f" ({speed:.2f}x)")
 
 
-def table3_frames(sweep: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(text, numbers): Table 3 as read (mean ± std (n), "ms (speedup)") and as a numeric CSV."""
     text_rows, num_rows = {}, []
-    columns = [c for c in (*METHODS, STRUCTURED) if c == STRUCTURED or any(p["prune_method"] == c for p in sweep["points"])]
+    columns = [c for c in (*METHODS, STRUCTURED) if c == STRUCTURED or any(p.prune_method == c for p in sweep.points)]
     for s in sparsities(sweep):
         label, text, num = f"{s:.1%}", {}, {"target_sparsity": s}
         for col in columns:
@@ -220,23 +233,22 @@ def table3_frames(sweep: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.DataFrame.from_dict(text_rows, orient="index", dtype=object)
     frame.index.name = "Target sparsity"
     dense = dense_r2(sweep)
-    cond = sweep.get("timing", {})
-    env = cond.get("environment", {})
+    cond, env = sweep.timing, sweep.timing.get("environment", {})
     frame.attrs.update(name=TABLE3, index_label="Target sparsity", row_format=dict.fromkeys(frame.index, "text"),
                        title="Table 3: accuracy and latency from 50% to 98% sparsity (sparsity sweep)", notes=[
-        f"R2: test mean per-output R2, mean ± std over seeds {sweep.get('seeds')} (n = points that finished); "
+        f"R2: test mean per-output R2, mean ± std over seeds {sweep.seeds} (n = points that finished); "
         f"magnitude / random: unstructured pruning (masked model); structured: notebook 03's structured model "
         f"at the same parameter count. Dense reference {_pm(dense)}.",
         "Latency: median ms per call over seeds, speedup vs dense timed in the same interleaved rounds; "
         f"bN = batch N; {cond.get('threads')} threads on {env.get('cpu_model', 'unknown hardware')}, one point "
         "at a time after all training (load average "
         f"{cond.get('load_average_1min_before')}); latency columns are the magnitude points'.",
-        f"Per-point schedule: {sweep.get('settings', {})}.",
+        f"Per-point schedule: {sweep.settings}.",
     ])
     return frame, pd.DataFrame(num_rows)
 
 
-def write_table3(sweep: dict, results_dir) -> list[Path]:
+def write_table3(sweep: Sweep, results_dir) -> list[Path]:
     """``<results>/sweep/tables/table3.{md,tex,csv}`` atomically (CSV: the numbers, unformatted)."""
     frame, numbers = table3_frames(sweep)
     paths = ResultsPaths(Path(results_dir) / SWEEP_DIR)
@@ -249,8 +261,8 @@ def write_table3(sweep: dict, results_dir) -> list[Path]:
     return out
 
 
-def sweep_summary(sweep: dict) -> dict:
+def sweep_summary(sweep: Sweep) -> dict:
     """What the closing note needs: break-even per representation and batch, magnitude vs random."""
     return {"break_even": [break_even(sweep, v, b) for b in BATCHES for v in REPRESENTATIONS[:-1]],
             "magnitude_vs_random": magnitude_vs_random(sweep), "pruned_vs_dense": pruned_vs_dense(sweep),
-            "failed": [{"id": p["id"], "error": p.get("error")} for p in sweep["points"] if p["status"] != "ok"]}
+            "failed": [{"id": p.id, "error": p.error} for p in sweep.points if p.status != "ok"]}

@@ -1,0 +1,106 @@
+"""The record of ``<results>/sweep/sweep.json`` (``spinn-run sweep``), as frozen dataclasses.
+
+Written by ``pipeline/sweep.py`` through ``typed_json`` like every metrics JSON, and read back
+by ``reporting/sweep_*.py`` as these records: a renamed or missing key is a one-line error,
+never a silent "not measured" in Table 3. Per-point numbers come from the point's own typed
+metrics (``test_evaluation.json``, ``pruning.json``) and its CPU benchmark.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .results_schema import ParamCount
+from .results_schema_eval import ModelPhysics
+from .typed_json import Versioned
+
+
+@dataclass(frozen=True)
+class OutputScore:
+    r2: float | None
+    rmse: float | None
+
+
+@dataclass(frozen=True)
+class PointScores:
+    """One model's test scores at a point."""
+
+    mean_r2: float | None  # mean of the per-output R2
+    per_output: dict[str, OutputScore]
+
+
+@dataclass(frozen=True)
+class PointTiming:
+    """One representation timed at one batch size (notebook 07's harness)."""
+
+    median_ms: float
+    iqr_ms: float
+    repeats: int
+    speedup_vs_dense: float | None  # median(dense) / median(this), same interleaved rounds
+    threads: int | None
+
+
+@dataclass(frozen=True)
+class PointCost:
+    """What one representation stores and computes per input row."""
+
+    flops: int
+    flops_nonzero: int
+    storage_bytes: int
+    outputs_match: bool  # reproduces its reference model's outputs
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One (target sparsity, pruning method, seed): a results folder under ``sweep/points/``."""
+
+    id: str
+    target_sparsity: float
+    prune_method: str  # "magnitude" | "random"
+    seed: int
+    seconds: float | None  # the point's notebooks (0 when resumed or failed before running)
+    folder: str  # relative to sweep/
+    status: str  # "ok" | "failed"
+    resumed: bool  # finished by an earlier run with the same parameters: not re-run
+    error: str | None  # the one-line error of a failed point
+    test: dict[str, PointScores | None] | None = None  # by variant; absent for a failed point
+    physics_consistency: dict[str, ModelPhysics] | None = None  # by model; null where 08 did not measure it
+    params: dict[str, ParamCount] | None = None  # dense, masked and structured parameter counts
+    sparsity_reached: float | None = None  # the masked model's measured sparsity
+    flops: dict[str, PointCost] | None = None  # by representation
+    latency: dict[str, dict[str, PointTiming]] | None = None  # batch size (as text) -> representation -> timing
+    latency_error: str | None = None  # why a representation (or the point) was not timed
+
+
+@dataclass(frozen=True)
+class SweepSeed:
+    """Notebooks 01-02 of one seed, shared by its points."""
+
+    seed: int
+    status: str  # "ok" | "skipped" (resumed) | "failed"
+    error: str | None
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Sweep(Versioned):
+    """``sweep/sweep.json``: the grid, every point, the timing conditions and a summary."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    started: str  # ISO time, UTC
+    finished: str
+    command: list[str]
+    smoke: bool
+    device: str  # torch device of the training points
+    grid: dict[str, list[Any]]  # target_sparsity and prune_method values
+    seeds: list[int]
+    settings: dict  # per-point notebook settings, notebook 08's fixed ones, -p overrides
+    cluster: dict  # scheduler address, workers, dashboard
+    wall_seconds: dict[str, float]  # training, timing, total
+    seed_runs: list[SweepSeed]
+    points: list[SweepPoint]
+    timing: dict  # harness, config, threads, thread variables, load average, machine
+    git: dict
+    versions: dict[str, str | None]
+    environment: dict
+    summary: dict  # break-even, magnitude vs random, pruned vs dense, failures (reporting/sweep_report.py)
