@@ -8,7 +8,14 @@ import pytest
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.overrides import with_overrides
 from spinn_utils.data.dataset import Scaler, make_prepared
-from spinn_utils.data.leakage import COMBO_R2_LIMIT, _explained, _gram, _looks_like_id, _pair_terms, check_leakage
+from spinn_utils.data.leakage import (
+    COMBO_R2_LIMIT,
+    _explained,
+    _gram,
+    _looks_like_id,
+    _pair_terms,
+    check_leakage,
+)
 from spinn_utils.data.prepare import prepare
 from spinn_utils.data.schema import DataConfig
 from spinn_utils.data.splits import split_groups
