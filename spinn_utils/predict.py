@@ -67,7 +67,7 @@ def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, id_columns: l
                   threads: int = 1, first_row: int = 0) -> tuple[pa.Table, int]:
     """(the output rows of one block: id columns, one prediction per target, ``warning``; rows flagged)."""
     raw = np.column_stack([batch.column(name).to_numpy(zero_copy_only=False) for name in predictor.feature_names])
-    x = predictor.checked(raw.astype(np.float64, copy=False), source, first_row)
+    x = predictor.checked(raw, source, first_row)  # Arrow parsed the features as float64
     y = predict_features(predictor, x, threads)
     warning, flagged = range_warnings(predictor, raw)
     columns = {c: batch.column(c) for c in id_columns}

@@ -110,13 +110,18 @@ def read_result_file(path: str | os.PathLike, name: str):
 def write_result(path: str | os.PathLike, record) -> Path:
     """Write a schema record atomically with its ``schema_version``; a record that would not
     read back (a missing or mistyped field) is refused before anything is written."""
+    return write_json(path, encode_result(record, f"{Path(path).parent.name}/{Path(path).name}"))
+
+
+def encode_result(record, label: str) -> dict:
+    """A schema record as plain JSON with its ``schema_version``, refused (one line naming
+    ``label``) if it would not read back: a missing or mistyped field."""
     body = encode(record)
-    label = f"{Path(path).parent.name}/{Path(path).name}"
     try:
         decode_value(type(record), body)
     except KeyProblem as err:
         raise SpinnError(f"{label}: cannot write, {err}") from None
-    return write_json(path, {SCHEMA_KEY: record.SCHEMA_VERSION, **body})
+    return {SCHEMA_KEY: record.SCHEMA_VERSION, **body}
 
 
 def write_metric(paths: ResultsPaths, name: str, body) -> Path:

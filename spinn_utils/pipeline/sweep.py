@@ -96,14 +96,13 @@ def _describe(client: Client) -> dict:
     return {"scheduler": info.get("address"), "workers": len(info.get("workers", {})), "dashboard": link}
 
 
-def _error(fut, prefix: str) -> dict:
-    """The record of a task whose worker was lost (its function never returned one)."""
+def _result(fut, about: dict) -> dict:
+    """The task's record; where its worker was lost (no record came back), ``about`` marked
+    failed with the one-line error."""
     try:
-        fut.result()
+        return fut.result()
     except Exception as err:  # noqa: BLE001 - recorded with its one-line error, shown as failed
-        return {"status": "failed", "error": f"{type(err).__name__}: {first_line(err)}", "seconds": 0.0,
-                "id": str(fut.key).removeprefix(prefix).rsplit("-", 1)[0]}
-    raise AssertionError("unreachable: the future did not fail")
+        return {**about, "status": "failed", "error": f"{type(err).__name__}: {first_line(err)}", "seconds": 0.0}
 
 
 def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dict], list[dict]]:
@@ -118,7 +117,7 @@ def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dic
                                   spec.seed_parameters(seed), 1, kernel, key=f"spinn-seed-{seed}-{tag}",
                                   pure=False, priority=10): seed for seed in spec.seeds}
     points_of = {seed: [p for p in spec.points() if p["seed"] == seed] for seed in spec.seeds}
-    records, seeds, futures = [], {}, list(seed_futures)
+    records, seeds, futures, point_of = [], {}, list(seed_futures), {}
     counts = {"ok": 0, "skipped": 0, "failed": 0}
     try:
         with tqdm(total=len(spec.points()), desc="sweep points", unit="point") as bar:
@@ -126,17 +125,16 @@ def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dic
             for fut in finished:
                 if fut in seed_futures:
                     seed = seed_futures[fut]
-                    rec = fut.result() if fut.status == "finished" else _error(fut, "spinn-seed-")
-                    seeds[seed] = rec = {"seed": seed, "status": rec["status"], "error": rec["error"],
-                                         "seconds": rec.get("seconds", 0.0)}
+                    seeds[seed] = rec = _result(fut, {"seed": seed})
                     for p in points_of[seed]:
                         futures.append(client.submit(
                             point_task, p, rec, str(spec.seed_folder(seed)), str(spec.point_folder(p["id"])),
                             {nb: nbs[nb] for nb in POINT_NOTEBOOKS}, spec.point_parameters(p), 1, kernel,
                             key=f"spinn-point-{p['id']}-{tag}", pure=False))
+                        point_of[futures[-1]] = p
                         finished.add(futures[-1])
                     continue
-                rec = fut.result() if fut.status == "finished" else _error(fut, "spinn-point-")
+                rec = _result(fut, {"id": point_of[fut]["id"]})
                 records.append(rec)
                 counts[rec["status"]] += 1
                 bar.set_postfix(done=counts["ok"] + counts["skipped"], failed=counts["failed"], resumed=counts["skipped"])

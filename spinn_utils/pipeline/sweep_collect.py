@@ -27,10 +27,9 @@ from ..core.io import read_json, to_jsonable, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, VARIANTS
-from ..core.results_files import SCHEMA_KEY, decode_result, read_result
+from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
-from ..core.typed_json import encode
 from .sweep_tasks import THREAD_VARS
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
@@ -67,9 +66,8 @@ def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
             with contextlib.suppress(SpinnError):  # an older layout is timed again, not an error
                 return decode_result(METRICS.cpu_benchmark, old.get("benchmark"), f"{folder.name}/{LATENCY_FILE}")
     result = run_benchmark(load_variants(ResultsPaths(folder), "cpu", cfg.formats), cfg, "cpu")
-    body = encode(result)
     write_json(cached, {"inputs": inputs, "config": config,
-                        "benchmark": {SCHEMA_KEY: result.SCHEMA_VERSION, **body}})
+                        "benchmark": encode_result(result, f"{folder.name}/{LATENCY_FILE}")})
     return result
 
 
