@@ -114,9 +114,9 @@ def _timing(point: SweepPoint, batch: int, variant: str) -> PointTiming | None:
 
 def latency(sweep: Sweep, sparsity: float, variant: str, batch: int) -> dict:
     """Median latency (ms) and speedup vs dense of one representation over seeds, from the
-    points that were timed: the magnitude ones (``sweep_collect.timed_records``), or any
-    method's where a sparsity has no magnitude point."""
-    pts = [p for p in (_points(sweep, sparsity, "magnitude") or _points(sweep, sparsity)) if p.status == "ok"]
+    points that were timed at this sparsity (which ones is ``sweep_collect.timed_records``'s
+    choice: the magnitude points where there are any)."""
+    pts = [p for p in _points(sweep, sparsity) if p.status == "ok" and p.latency]
     rows = [r for r in (_timing(p, batch, variant) for p in pts) if r is not None]
     return {"ms": _stats([r.median_ms for r in rows]),
             "speedup": _stats([r.speedup_vs_dense for r in rows])}
