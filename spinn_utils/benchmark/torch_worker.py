@@ -9,6 +9,7 @@ measures the sustained fp32 GEMM rate (``peak.py``) on the same threads.
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import torch
 
@@ -30,7 +31,9 @@ class TorchRuntime:
 
     def load(self, specs: dict) -> None:
         """``specs``: {variant name: the module, pickled}."""
-        self.modules.update({name: pickle.loads(blob).eval() for name, blob in specs.items()})
+        with warnings.catch_warnings():  # unpickling a CSR weight repeats torch's "CSR is beta" notice
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.modules.update({name: pickle.loads(blob).eval() for name, blob in specs.items()})
 
     def set_inputs(self, threads: int, inputs: dict) -> None:
         torch.set_num_threads(int(threads))

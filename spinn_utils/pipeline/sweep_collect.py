@@ -71,6 +71,9 @@ def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
     return result
 
 
+UNTIMED = "not timed, by design: the magnitude points of this sparsity carry its latency (as many non-zeros)"
+
+
 def timed_records(records: list[dict]) -> list[dict]:
     """The finished points to time: the magnitude ones (random pruning keeps as many weights,
     in other places, so its sparse kernels do the same work), or every method's at a sparsity
@@ -117,7 +120,7 @@ def _latency(bench: Benchmark | str | None) -> tuple[dict, dict, str | None]:
     """(batch -> variant -> timing, variant -> FLOPs, error) from a point's benchmark
     (``bench`` is the one-line error where timing the point failed)."""
     if not isinstance(bench, Benchmark):
-        return {}, {}, bench or "not timed"
+        return {}, {}, bench or UNTIMED
     rows = {}
     for r in bench.results:
         rows.setdefault(str(r.batch_size), {})[r.variant] = {
