@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import queue
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -35,6 +37,7 @@ BLOCK_BYTES = 16 << 20  # bytes Arrow parses at a time (its streaming reader's b
 # Rows per ONNX Runtime call: a few thousand rows keep the layers' activations in cache and the
 # runtime's memory arena small (issue 18 measured 56k rows/s for a whole file in one call).
 INFER_ROWS = 4096
+PREFETCH = 2  # blocks parsed ahead of the model
 
 
 def output_column(target: dict) -> str:
@@ -96,6 +99,8 @@ def csv_header(path: Path) -> list[str]:
 def explain_parse_error(predictor: OnnxPredictor, path: Path, err: Exception) -> SpinnError:
     """Arrow refused the file: find the first bad value the careful (pandas) way, to name it,
     its column and its row; a file pandas cannot parse either is 'cannot parse CSV'."""
+    import pandas as pd  # the careful parser, only on this error path
+
     first = 0
     try:
         for frame in pd.read_csv(path, chunksize=CHUNK_ROWS, usecols=predictor.feature_names):
@@ -149,20 +154,71 @@ def refuse_overwriting_inputs(output: str, inputs: list[str]) -> None:
         raise SpinnError(f"--output {output} is a folder; name a file")
 
 
+def prefetched(items: Iterator, depth: int = PREFETCH) -> Iterator:
+    """``items`` produced by a background thread, at most ``depth`` ahead; its exception is
+    raised here, in order. Arrow parses without the GIL, so the next block is read while the
+    model runs on this one."""
+    done = object()
+    ahead: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ahead.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put((done, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            ahead.put((done, err))
+
+    thread = threading.Thread(target=produce, name="predict-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = ahead.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:  # the consumer stopped early (an error): let the reader finish, drop what it read
+        stop.set()
+        while thread.is_alive():
+            try:
+                ahead.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
 def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: int = 1,
                 chunk_rows: int = CHUNK_ROWS) -> tuple[int, int]:
-    """Stream ``csv_path`` through the model into ``output`` (atomically): (rows, rows flagged)."""
+    """Stream ``csv_path`` through the model into ``output`` (atomically): (rows, rows flagged).
+
+    Three stages overlap: a thread parses the next block, this thread runs the model, and a
+    thread writes the previous block's rows (Arrow releases the GIL while parsing and writing)."""
     rows = flagged = 0
     ids, blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
-    with atomic_path(output) as tmp:
-        writer = None
+    with atomic_path(output) as tmp, ThreadPoolExecutor(1, thread_name_prefix="predict-writer") as pool:
+        writer, pending = None, None
         try:
-            for batch in blocks:
+            for batch in prefetched(blocks):
                 table, n_flagged = predict_batch(predictor, batch, ids, csv_path, threads, first_row=rows)
                 writer = writer or pacsv.CSVWriter(str(tmp), table.schema)
-                writer.write_table(table)
+                if pending is not None:
+                    pending.result()  # one block in flight: memory stays bounded, errors surface
+                pending = pool.submit(writer.write_table, table)
                 rows, flagged = rows + table.num_rows, flagged + n_flagged
+            if pending is not None:
+                pending.result()
         finally:
+            if pending is not None:
+                pending.exception()  # wait for it either way before closing the file
             if writer is not None:
                 writer.close()
         if rows == 0:

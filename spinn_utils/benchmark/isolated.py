@@ -4,7 +4,7 @@ In one process, torch's OpenMP workers and every ONNX Runtime session's thread p
 cores: on a 2-core machine that under-reported the deployable model by 15-25% (issue 17). A user
 runs ONNX Runtime without torch beside it. So the coordinator (this module, in the notebook's
 process) starts one **torch worker** (``torch_worker.py``: PyTorch variants, no ONNX Runtime
-session) and one **ONNX Runtime worker** (``ort_worker.py``: never imports torch) and drives the
+session) and one **ONNX Runtime worker** per export (``ort_worker.py``: never imports torch) and drives the
 same interleaved rounds as in-process timing (``timing.time_rounds``): it tells one worker at a
 time "visit variant X for N calls" over a pipe while the other blocks reading its own, so drift
 still hits every variant alike.
@@ -49,21 +49,39 @@ class Worker:
                                      stdout=subprocess.PIPE, env=env)
 
     def request(self, **msg) -> dict:
+        self.send(**msg)
+        return self.reply()
+
+    def send(self, **msg) -> None:
+        """Send a message without waiting (``reply`` reads the answer): workers started together
+        load together."""
         try:
             pickle.dump(msg, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.flush()
+        except BrokenPipeError as err:
+            raise self._exited() from err
+
+    def reply(self) -> dict:
+        try:
             reply = pickle.load(self.proc.stdout)
-        except (EOFError, BrokenPipeError) as err:
-            raise SpinnError(f"benchmark worker {self.module} exited (code {self.proc.poll()}): "
-                             "see its stderr above") from err
+        except EOFError as err:
+            raise self._exited() from err
         if "error" in reply:
             raise SpinnError(f"benchmark worker {self.module}: {reply['error']}")
         return reply
 
-    def close(self) -> None:
+    def _exited(self) -> SpinnError:
+        return SpinnError(f"benchmark worker {self.module} exited (code {self.proc.poll()}): see its stderr above")
+
+    def ask_to_exit(self) -> None:
+        if self.proc.stdin.closed:
+            return
         with contextlib.suppress(BrokenPipeError, OSError):
             pickle.dump({"op": "exit"}, self.proc.stdin)
             self.proc.stdin.close()
+
+    def close(self) -> None:
+        self.ask_to_exit()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -105,13 +123,31 @@ def label(module: str) -> str:
 
 
 def start_workers(variants: list[Variant], stack: contextlib.ExitStack) -> dict[str, Worker]:
-    """{variant name: its worker}, each worker started once and loaded with its variants."""
+    """{variant name: its worker}, each worker started once and loaded with its variants.
+
+    The workers start, import and load side by side (nothing is timed yet), and are told to
+    exit together when ``stack`` closes: a point's 4-5 workers cost the slowest one's start
+    (torch's import), not the sum."""
+    groups = worker_groups(variants)
+    workers: list[Worker] = []
+    stack.callback(close_all, workers)  # also the ones started before a failure
+    for name, group in groups:
+        workers.append(Worker(worker_for(group[0]), name))
+    for worker, (_, group) in zip(workers, groups):
+        worker.send(op="load", variants={v.name: _spec(v) for v in group})
     owner = {}
-    for name, group in worker_groups(variants):
-        worker = stack.enter_context(Worker(worker_for(group[0]), name))
-        worker.request(op="load", variants={v.name: _spec(v) for v in group})
+    for worker, (_, group) in zip(workers, groups):
+        worker.reply()
         owner.update({v.name: worker for v in group})
     return owner
+
+
+def close_all(workers: list[Worker]) -> None:
+    """Ask every worker to exit, then wait for each (their shutdowns overlap)."""
+    for worker in workers:
+        worker.ask_to_exit()
+    for worker in workers:
+        worker.close()
 
 
 def _worker_inputs(variants: list[Variant], batch: int, seed: int) -> dict[str, np.ndarray]:
@@ -148,6 +184,8 @@ def gemm_peaks(worker: Worker, threads: tuple[int, ...], cfg: BenchConfig) -> li
 
 def standalone_rows(variant: Variant, cfg: BenchConfig, points: list[tuple[int, int]]) -> list[dict]:
     """Time ``variant`` alone in a fresh process at each (threads, batch): one row per point."""
+    if not points:
+        return []  # no process to start for nothing (the sweep's per-point timing)
     # Nothing else runs: no pool to wait for, and no other variant shares the time budget.
     alone = replace(cfg, switch_pause_ms=0.0, max_seconds_per_measurement=cfg.standalone_seconds)
     rows = []

@@ -3,8 +3,9 @@
 The exported graph takes raw features (float32, in the sidecar's order) and returns the targets
 in physical units: the train-fitted scaler is folded into the first and last layers at export
 (``compression/export.py``), so nothing else is needed at run time. This module imports only
-numpy, pandas and onnxruntime, so ``python -m spinn_utils.predict`` runs on a machine without
-torch (tests/test_export.py checks that torch is never imported).
+numpy and onnxruntime (pandas only to name a bad value in a frame), so ``python -m
+spinn_utils.predict`` runs on a machine without torch (tests/test_export.py checks that torch
+is never imported).
 
 Reference: ONNX Runtime Python API (``InferenceSession``, ``SessionOptions``).
 """
@@ -13,14 +14,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
-import pandas as pd
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from ..core.errors import SpinnError, first_line
 from ..core.io import file_sha256
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SIDECAR_FORMAT = "spinn-onnx-sidecar"
 SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256")
@@ -138,6 +142,8 @@ class OnnxPredictor:
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise SpinnError(f"{source} lacks feature column(s) {missing}; the model needs {self.feature_names}")
+        import pandas as pd  # only to name a bad value: the deployed path stays pandas-free
+
         values = frame[self.feature_names].apply(pd.to_numeric, errors="coerce")
         bad = values.isna() & frame[self.feature_names].notna()
         if bad.any().any():
