@@ -267,3 +267,17 @@ def test_prune_method_is_passed_to_notebook_03_once_it_declares_it(tmp_path):
     assert spec.methods == ("magnitude", "random") and len(spec.points()) == 36
     random_point = next(p for p in spec.points() if p["prune_method"] == "random")
     assert spec.point_parameters(random_point)["03"]["prune_method"] == "random"
+
+
+def test_the_embedded_cluster_leaves_the_environment_as_it_found_it(monkeypatch):
+    """The nanny writes OMP_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ into the driver's
+    environment; the timing that follows (and its worker processes) must not inherit them."""
+    import os
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    before = dict(os.environ)
+    with sweep_driver.dask_client(1, None) as client:
+        assert client.submit(os.getenv, "MALLOC_TRIM_THRESHOLD_").result() == "65536"  # the nanny's
+        assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # ... written here too
+    assert dict(os.environ) == before

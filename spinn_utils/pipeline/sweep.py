@@ -46,7 +46,7 @@ from .preflight import check_output, results_lock
 from .runner import git_commit
 from .sweep_collect import measure_all, point_summary
 from .sweep_spec import LIGHT, POINT_FIXED, POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, make_spec
-from .sweep_tasks import THREAD_VARS, point_task, seed_task
+from .sweep_tasks import point_task, seed_task
 
 WORKER_WAIT_S = 120  # an existing cluster's first worker (a batch job may still be starting)
 
@@ -55,11 +55,13 @@ WORKER_WAIT_S = 120  # an existing cluster's first worker (a batch job may still
 def dask_client(workers: int | None, scheduler: str | None, threads: int = 1) -> Iterator[Client]:
     """A client of ``scheduler``, or of an embedded LocalCluster on loopback; closed on exit.
 
-    The nanny writes ``OMP_NUM_THREADS=1`` (and MKL, OpenBLAS) into this process's environment
-    before it spawns a worker: right for training, wrong for the timing that follows, so the
-    previous values are put back when the cluster closes.
+    The nanny writes ``OMP_NUM_THREADS=1`` (and MKL, OpenBLAS) and ``MALLOC_TRIM_THRESHOLD_=65536``
+    into this process's environment before it spawns a worker: right for training, wrong for the
+    timing that follows (the benchmark's workers inherit it; with glibc returning every freed
+    activation buffer to the OS, dense PyTorch at batch 1000 timed 1.5x slower), so the whole
+    environment is put back as it was when the cluster closes.
     """
-    saved = {v: os.environ.get(v) for v in THREAD_VARS}
+    saved = dict(os.environ)
     cluster = client = None
     try:
         if scheduler:
@@ -80,11 +82,16 @@ def dask_client(workers: int | None, scheduler: str | None, threads: int = 1) ->
             client.close()
         if cluster is not None:
             cluster.close()
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
+        restore_environ(saved)
+
+
+def restore_environ(saved: dict[str, str]) -> None:
+    """Make ``os.environ`` equal ``saved`` again: what was added is removed, what changed is reset."""
+    for var in set(os.environ) - set(saved):
+        del os.environ[var]
+    for var, value in saved.items():
+        if os.environ.get(var) != value:
+            os.environ[var] = value
 
 
 def _describe(client: Client) -> dict:

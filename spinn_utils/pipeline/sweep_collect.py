@@ -108,7 +108,7 @@ def measure_all(spec, records: list[dict]) -> dict:
     conditions = {
         "harness": "benchmark.run_benchmark (notebook 07's), one point at a time after all training",
         "config": to_jsonable(cfg), "batches": list(BATCHES), "threads": list(cfg.threads),
-        "thread_env": {v: os.environ.get(v) for v in THREAD_VARS},
+        "thread_env": {v: os.environ.get(v) for v in (*THREAD_VARS, "MALLOC_TRIM_THRESHOLD_")},
         "load_average_1min_before": load_before,
         "load_average_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "environment": environment_info("cpu"),
