@@ -251,3 +251,23 @@ def test_kernel_stderr_goes_to_the_log_through_public_api_only(tmp_path):
     papermill.execute_notebook(str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), kernel_name="python3",
                                progress_bar=False, kernel_manager_class=manager)
     assert "kernel noise" in (tmp_path / "kernels.log").read_text()
+
+
+def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path, monkeypatch):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in a worker; the kernels it starts run torch
+    and must get glibc's default (sparse kernels timed 2-3x slower under it)."""
+    import papermill
+
+    from spinn_utils.pipeline.runner import kernel_manager_class
+    from spinn_utils.pipeline.sweep_tasks import kernel_env
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    seen = tmp_path / "env.json"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import json, os\n"
+        f"json.dump({{v: os.environ.get(v) for v in ('MALLOC_TRIM_THRESHOLD_', 'OMP_NUM_THREADS')}}, open({str(seen)!r}, 'w'))")]
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    papermill.execute_notebook(str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), kernel_name="python3",
+                               progress_bar=False, kernel_manager_class=kernel_manager_class(None, kernel_env(1)))
+    assert json.loads(seen.read_text()) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}

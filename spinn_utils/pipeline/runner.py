@@ -75,12 +75,12 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def kernel_manager_class(log_path: Path | None = None, env: dict[str, str] | None = None):
+def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None] | None = None):
     """Local kernels over Unix sockets where available (no TCP ports, no plain-text warning),
     their stderr appended to ``log_path``: kernel log lines (``[IPKernelApp] ERROR |
     KeyboardInterrupt caught in kernel`` at shutdown) stay out of a green run's output.
     Cell errors do not need it: they arrive as messages. ``env`` is added to the kernel's
-    environment (a sweep point's thread counts).
+    environment (a sweep point's thread counts); a variable given as None is removed from it.
 
     Only public API: ``transport`` and ``ip`` are the manager's configurable traits, and
     ``start_kernel(**kw)`` passes ``kw`` on to the kernel's ``Popen`` (jupyter_client's
@@ -95,7 +95,8 @@ def kernel_manager_class(log_path: Path | None = None, env: dict[str, str] | Non
 
         async def start_kernel(self, **kw):
             if env:
-                kw["env"] = {**(kw.get("env") or os.environ), **env}
+                merged = {**(kw.get("env") or os.environ), **env}
+                kw["env"] = {k: v for k, v in merged.items() if v is not None}
             if log_path is None:
                 return await super().start_kernel(**kw)
             with open(log_path, "ab") as log:  # the kernel process keeps its own copy of the handle
