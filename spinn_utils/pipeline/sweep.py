@@ -58,7 +58,7 @@ def dask_client(workers: int | None, scheduler: str | None, threads: int = 1) ->
     The nanny writes ``OMP_NUM_THREADS=1`` (and MKL, OpenBLAS) and ``MALLOC_TRIM_THRESHOLD_=65536``
     into this process's environment before it spawns a worker: right for training, wrong for the
     timing that follows (the benchmark's workers inherit it; with glibc returning every freed
-    activation buffer to the OS, dense PyTorch at batch 1000 timed 1.5x slower), so the whole
+    activation buffer to the OS, dense PyTorch at batch 1000 timed 1.3x and COO up to 3x slower), so the whole
     environment is put back as it was when the cluster closes.
     """
     saved = dict(os.environ)

@@ -41,7 +41,7 @@ RECORD = MANIFEST  # the folder's manifest, in the driver's shape, plus "sweep":
 
 # Dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536 (glibc hands every freed block
 # over 64 KB back to the OS). Inherited by a kernel, torch re-faults its activation buffers on
-# every step: sparse kernels timed 2-3x and dense 1.5x slower under it. Kernels get glibc's default.
+# every step: in the timing phase COO timed up to 3x and dense 1.3x slower under it. Kernels get glibc's default.
 UNSET = ("MALLOC_TRIM_THRESHOLD_",)
 
 
