@@ -8,7 +8,8 @@ columns (as written in the input) and adds one ``predicted_<target>`` column per
 unit in the name, and a ``warning`` column naming the inputs of a row that lie beyond the
 training range by more than the sidecar's ``flag_factor`` times its width (their count goes to
 stderr). The CSV is parsed and written by Apache Arrow's CSV reader and writer in blocks, so
-memory stays bounded on any number of rows and text conversion does not dominate the time. A
+memory stays bounded on any number of rows, and parsing the next block and writing the last one
+overlap with the model's run on this one (``predict_csv``). A
 missing feature column, a non-numeric value, a wrong model file, a sidecar that does not
 describe the model or an ``--output`` that is one of the inputs is one line on stderr and exit 2.
 """

@@ -126,7 +126,7 @@ def start_workers(variants: list[Variant], stack: contextlib.ExitStack) -> dict[
     """{variant name: its worker}, each worker started once and loaded with its variants.
 
     The workers start, import and load side by side (nothing is timed yet), and are told to
-    exit together when ``stack`` closes: a point's 4-5 workers cost the slowest one's start
+    exit together when ``stack`` closes: notebook 07's four workers cost the slowest one's start
     (torch's import), not the sum."""
     groups = worker_groups(variants)
     workers: list[Worker] = []
