@@ -8,8 +8,7 @@ columns (as written in the input) and adds one ``predicted_<target>`` column per
 unit in the name, and a ``warning`` column naming the inputs of a row that lie beyond the
 training range by more than the sidecar's ``flag_factor`` times its width (their count goes to
 stderr). The CSV is parsed and written by Apache Arrow's CSV reader and writer in blocks, so
-memory stays bounded on any number of rows, and parsing the next block and writing the last one
-overlap with the model's run on this one (``predict_csv``). A
+memory stays bounded on any number of rows and text conversion does not dominate the time. A
 missing feature column, a non-numeric value, a wrong model file, a sidecar that does not
 describe the model or an ``--output`` that is one of the inputs is one line on stderr and exit 2.
 """
@@ -18,11 +17,8 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import queue
 import sys
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +34,6 @@ BLOCK_BYTES = 16 << 20  # bytes Arrow parses at a time (its streaming reader's b
 # Rows per ONNX Runtime call: a few thousand rows keep the layers' activations in cache and the
 # runtime's memory arena small (issue 18 measured 56k rows/s for a whole file in one call).
 INFER_ROWS = 4096
-PREFETCH = 2  # blocks parsed ahead of the model
 
 
 def output_column(target: dict) -> str:
@@ -155,71 +150,20 @@ def refuse_overwriting_inputs(output: str, inputs: list[str]) -> None:
         raise SpinnError(f"--output {output} is a folder; name a file")
 
 
-def prefetched(items: Iterator, depth: int = PREFETCH) -> Iterator:
-    """``items`` produced by a background thread, at most ``depth`` ahead; its exception is
-    raised here, in order. Arrow parses without the GIL, so the next block is read while the
-    model runs on this one."""
-    done = object()
-    ahead: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        ahead.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ahead.put((done, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
-            ahead.put((done, err))
-
-    thread = threading.Thread(target=produce, name="predict-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, err = ahead.get()
-            if err is not None:
-                raise err
-            if item is done:
-                return
-            yield item
-    finally:  # the consumer stopped early (an error): let the reader finish, drop what it read
-        stop.set()
-        while thread.is_alive():
-            try:
-                ahead.get(timeout=0.1)
-            except queue.Empty:
-                pass
-
-
 def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: int = 1,
                 chunk_rows: int = CHUNK_ROWS) -> tuple[int, int]:
-    """Stream ``csv_path`` through the model into ``output`` (atomically): (rows, rows flagged).
-
-    Three stages overlap: a thread parses the next block, this thread runs the model, and a
-    thread writes the previous block's rows (Arrow releases the GIL while parsing and writing)."""
+    """Stream ``csv_path`` through the model into ``output`` (atomically): (rows, rows flagged)."""
     rows = flagged = 0
     ids, blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
-    with atomic_path(output) as tmp, ThreadPoolExecutor(1, thread_name_prefix="predict-writer") as pool:
-        writer, pending = None, None
+    with atomic_path(output) as tmp:
+        writer = None
         try:
-            for batch in prefetched(blocks):
+            for batch in blocks:
                 table, n_flagged = predict_batch(predictor, batch, ids, csv_path, threads, first_row=rows)
                 writer = writer or pacsv.CSVWriter(str(tmp), table.schema)
-                if pending is not None:
-                    pending.result()  # one block in flight: memory stays bounded, errors surface
-                pending = pool.submit(writer.write_table, table)
+                writer.write_table(table)
                 rows, flagged = rows + table.num_rows, flagged + n_flagged
-            if pending is not None:
-                pending.result()
         finally:
-            if pending is not None:
-                pending.exception()  # wait for it either way before closing the file
             if writer is not None:
                 writer.close()
         if rows == 0:

@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-import threading
 from dataclasses import replace
 
 import numpy as np
@@ -301,35 +300,6 @@ def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path):
     with pytest.raises(SpinnError, match=f"found 'abc' in row {len(frame) - 1}"):
         predict_csv(predictor, str(csv), str(tmp_path / "bad.csv"), chunk_rows=3)
     assert not (tmp_path / "bad.csv").exists()
-
-
-def test_prefetched_keeps_order_raises_in_place_and_stops_its_reader():
-    from spinn_utils.predict import prefetched
-
-    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
-
-    def failing():
-        yield from (1, 2, 3)
-        raise SpinnError("bad block 4")
-
-    got = []
-    with pytest.raises(SpinnError, match="bad block 4"):
-        for item in prefetched(failing()):
-            got.append(item)
-    assert got == [1, 2, 3]  # everything read before the error, in order
-
-    produced = []
-
-    def endless():
-        for i in range(10**6):
-            produced.append(i)
-            yield i
-
-    reader = prefetched(endless(), depth=2)
-    assert next(reader) == 0
-    reader.close()  # the consumer stops early: the reader thread stops too, a few items ahead
-    assert len(produced) <= 5
-    assert not [t for t in threading.enumerate() if t.name == "predict-reader"]
 
 
 # --- int8 -----------------------------------------------------------------------------------

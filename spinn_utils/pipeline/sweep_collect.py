@@ -6,8 +6,8 @@ with notebook 07's harness (``benchmark.run_benchmark`` on ``benchmark.variants.
 and a light ``BenchConfig``: batches 1 and 1000, all cores of this machine, dense timed in the
 same interleaved rounds as every representation of the point (masked dense, COO, CSR,
 structured eager, structured in ONNX Runtime: ``REPRESENTATIONS``), so each speedup is paired. Dask's
-nanny sets ``OMP_NUM_THREADS=1`` in the process that starts it; the driver puts the previous
-values back before timing (``sweep.dask_client``) and records what was set. A point's timing is
+nanny sets ``OMP_NUM_THREADS=1`` and ``MALLOC_TRIM_THRESHOLD_`` in the process that starts it; the
+driver puts its whole environment back before timing (``sweep.dask_client``) and records them. A point's timing is
 kept in ``<point>/sweep_latency.json`` with the sha256 of what it timed and reused on resume.
 """
 from __future__ import annotations
