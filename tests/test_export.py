@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
@@ -18,6 +19,7 @@ from spinn_utils.benchmark.variants import _ort_variant, load_variants
 from spinn_utils.compression.export import (
     ExportConfig,
     OnnxModule,
+    build_graph,
     export_checkpoints,
     export_model,
     fold_scaler,
@@ -28,7 +30,7 @@ from spinn_utils.core.io import file_sha256
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
-from spinn_utils.model.mlp import ModelConfig
+from spinn_utils.model.mlp import ACTIVATIONS, DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
 from spinn_utils.predict import main as predict_main
 from spinn_utils.predict import output_column, predict_csv
@@ -84,6 +86,28 @@ def test_export_writes_a_model_onnx_runtime_reproduces_and_its_sidecar(run):
         got = predictor.run(x.astype(np.float32), threads=2)
         assert got.shape == (n, 2)
         np.testing.assert_allclose(got, expected, atol=1e-4 * data.scaler.y_std.max())
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_the_written_graph_computes_what_torch_computes(activation):
+    torch.manual_seed(3)
+    model = DensePINN(ModelConfig(hidden_dims=(16, 8), activation=activation)).eval()
+    proto = build_graph(model, 18)
+    assert [n.op_type for n in proto.graph.node if n.op_type == "Gemm"] == ["Gemm"] * 3
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for rows in (1, 29):  # the batch dimension is free
+        x = torch.randn(rows, 18) * 3
+        with torch.inference_mode():
+            expected = model(x).numpy()
+        got = session.run(None, {"features": x.numpy()})[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_module_outside_the_mlp_is_refused_not_written():
+    model = tiny_model(0)
+    model.network[1] = torch.nn.Softplus()
+    with pytest.raises(SpinnError, match="cannot write Softplus"):
+        build_graph(model, 18)
 
 
 def test_failed_parity_keeps_no_export_and_removes_a_stale_one(run):
