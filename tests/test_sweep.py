@@ -2,12 +2,16 @@
 Ctrl-C, and Table 3 / break-even / magnitude-vs-random / checklist read from a sweep.json."""
 import contextlib
 import json
+import subprocess
+import sys
+import time
 import types
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from spinn_utils.benchmark.bench_config import available_cores
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256, write_json
 from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
@@ -18,6 +22,7 @@ from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import build_sweep_parser, main
 from spinn_utils.pipeline.notebooks import UsageError
 from spinn_utils.pipeline.preflight import lock_path
+from spinn_utils.pipeline.sweep_collect import BUSY_PERCENT, cpu_busy_percent
 from spinn_utils.pipeline.sweep_spec import make_spec, point_id
 from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_seed
 from spinn_utils.reporting.checklist import checklist
@@ -216,6 +221,28 @@ def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
     assert "| Target sparsity |" in written[0].read_text()
     figures = make_sweep_figures(sweep, tmp_path, FigureConfig(dpi=50, formats=("png",)))
     assert {p.stem for p in figures} == {SWEEP_FIGURES.accuracy, SWEEP_FIGURES.latency, SWEEP_FIGURES.pareto}
+
+
+def test_table3_states_what_ran_beside_the_timing():
+    body = synthetic_sweep_json()
+    body["timing"] = {"threads": [2], "cpu_busy_percent_before": 3.2, "load_average_1min_before": 2.4}
+    notes = " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
+    assert "CPU 3% busy over 1 s before" in notes and "2.4" not in notes
+    body["timing"] = {"threads": [2], "load_average_1min_before": 2.4}  # a sweep from before the busy check
+    assert "load average 2.4" in " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
+
+
+def test_the_idle_check_sees_cores_in_use():
+    """The timing's idle check measures now, not the last minute: busy while spinners run."""
+    spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(available_cores())]
+    try:
+        time.sleep(0.5)  # started
+        assert cpu_busy_percent(1.0) > BUSY_PERCENT
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
 
 
 def test_checklist_gains_the_sweep_items_only_when_a_sweep_exists():

@@ -99,7 +99,7 @@ class Sweep(Versioned):
     wall_seconds: dict[str, float]  # training, timing, total
     seed_runs: list[SweepSeed]
     points: list[SweepPoint]
-    timing: dict  # harness, config, threads, thread variables, load average, machine
+    timing: dict  # harness, config, threads, thread variables, CPU busy and load average, machine
     git: dict
     versions: dict[str, str | None]
     environment: dict

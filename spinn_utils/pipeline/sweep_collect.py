@@ -16,6 +16,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import psutil
 from tqdm.auto import tqdm
 
 from ..benchmark.bench_config import BenchConfig, available_cores
@@ -90,15 +91,27 @@ def timed_records(records: list[dict]) -> list[dict]:
     return [r for r in done if r["prune_method"] == "magnitude" or r["target_sparsity"] not in magnitude]
 
 
+BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which the timing is called noisy
+
+
+def cpu_busy_percent(seconds: float = 1.0) -> float:
+    """Share of all cores in use over the next ``seconds`` (what runs beside the timing now).
+
+    The 1-minute load average is no test here: right after the training points it still counts
+    them (it read 2.4 on 2 idle cores after a sweep's last point)."""
+    return float(psutil.cpu_percent(interval=seconds))
+
+
 def measure_all(spec, records: list[dict]) -> dict:
     """Time the finished points (``timed_records``), one after another; returns
     ``{"by_point", "conditions"}``."""
     cfg = latency_config(spec.smoke)
     done = timed_records(records)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    if load_before is not None and load_before > available_cores():
-        print(f"note: timing on a busy machine (1-minute load {load_before:.1f} on {available_cores()} cores): "
-              "the latencies are noisy; sweep.json records the load")
+    busy_before = cpu_busy_percent()
+    if busy_before > BUSY_PERCENT:
+        print(f"note: timing beside other work ({busy_before:.0f}% of {available_cores()} cores busy over 1 s): "
+              "the latencies are noisy; sweep.json records it")
     by_point = {}
     for rec in tqdm(done, desc="timing points (one at a time)", unit="point"):
         try:
@@ -109,6 +122,7 @@ def measure_all(spec, records: list[dict]) -> dict:
         "harness": "benchmark.run_benchmark (notebook 07's), one point at a time after all training",
         "config": to_jsonable(cfg), "batches": list(BATCHES), "threads": list(cfg.threads),
         "thread_env": {v: os.environ.get(v) for v in (*THREAD_VARS, "MALLOC_TRIM_THRESHOLD_")},
+        "cpu_busy_percent_before": busy_before, "cpu_busy_percent_after": cpu_busy_percent(),
         "load_average_1min_before": load_before,
         "load_average_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "environment": environment_info("cpu"),

@@ -194,6 +194,14 @@ def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
     return cands
 
 
+def _busy(cond: dict) -> str:
+    """What ran beside the timing, as measured before it (older sweeps recorded the load only)."""
+    busy = cond.get("cpu_busy_percent_before")
+    if busy is None:
+        return f"load average {cond.get('load_average_1min_before')}"
+    return f"CPU {busy:.0f}% busy over 1 s before"
+
+
 def _pm(stats: dict, failed: int = 0, digits: int = 3) -> str:
     if stats["mean"] is None:
         text = "failed" if failed else NOT_MEASURED
@@ -241,8 +249,7 @@ def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
         f"at the same parameter count. Dense reference {_pm(dense)}.",
         "Latency: median ms per call over seeds, speedup vs dense timed in the same interleaved rounds; "
         f"bN = batch N; {cond.get('threads')} threads on {env.get('cpu_model', 'unknown hardware')}, one point "
-        "at a time after all training (load average "
-        f"{cond.get('load_average_1min_before')}); latency columns are the magnitude points'.",
+        f"at a time after all training ({_busy(cond)}); latency columns are the magnitude points'.",
         f"Per-point schedule: {sweep.settings}.",
     ])
     return frame, pd.DataFrame(num_rows)
