@@ -12,6 +12,7 @@ import pytest
 import torch
 from builders import tiny_model
 
+from spinn_utils import predict as predict_module
 from spinn_utils.benchmark.bench_config import BenchConfig
 from spinn_utils.benchmark.isolated import ORT_WORKER, Worker
 from spinn_utils.benchmark.run import run_benchmark
@@ -32,8 +33,8 @@ from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import ACTIVATIONS, DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
+from spinn_utils.predict import csv_pieces, output_column, predict_csv
 from spinn_utils.predict import main as predict_main
-from spinn_utils.predict import output_column, predict_csv
 
 TINY = ModelConfig(hidden_dims=(16, 8))
 
@@ -308,7 +309,7 @@ def test_inputs_far_outside_the_training_range_are_flagged(run, tmp_path, capsys
     assert rc == 2 and "'feed_mm_rev' holds 1e+300 in row 3" in err
 
 
-def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path):
+def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path, monkeypatch):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     predictor = OnnxPredictor(paths.export(VARIANTS.structured))
@@ -318,6 +319,15 @@ def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path):
     assert predict_csv(predictor, str(csv), str(tmp_path / "one.csv"), chunk_rows=10**6)[0] == len(frame)
     assert predict_csv(predictor, str(csv), str(tmp_path / "many.csv"), chunk_rows=3) == (len(frame), 0)
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "many.csv").read_text()
+    # Parsed in pieces of a few lines (each led by the header; the last line without a line break).
+    csv.write_text(csv.read_text().rstrip("\n"))
+    monkeypatch.setattr(predict_module, "PIECE_BYTES", 700)
+    pieces = list(csv_pieces(csv, 700))
+    header = csv.read_bytes().split(b"\n")[0] + b"\n"
+    assert len(pieces) > 3 and all(p.startswith(header) for p in pieces)
+    assert header + b"".join(p[len(header):] for p in pieces) == csv.read_bytes()
+    assert predict_csv(predictor, str(csv), str(tmp_path / "pieces.csv"), chunk_rows=3) == (len(frame), 0)
+    assert (tmp_path / "pieces.csv").read_text() == (tmp_path / "one.csv").read_text()
     frame = frame.astype({"feed_mm_rev": object})
     frame.loc[len(frame) - 1, "feed_mm_rev"] = "abc"
     frame.to_csv(csv, index=False)
