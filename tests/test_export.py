@@ -25,7 +25,13 @@ from spinn_utils.compression.export import (
     export_model,
     fold_scaler,
 )
-from spinn_utils.compression.quantize import QuantConfig, choose, float_layers, quantize_exports
+from spinn_utils.compression.quantize import (
+    QuantConfig,
+    batch_dependence,
+    choose,
+    float_layers,
+    quantize_exports,
+)
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
 from spinn_utils.core.paths import ResultsPaths
@@ -354,6 +360,9 @@ def test_int8_export_beside_fp32_within_parity_and_run_by_the_predictor_unchange
     q = side["quantization"]
     assert set(q["candidates"]) == {"static", "dynamic"} and q["why"].startswith(f"{q['mode']} kept")
     assert all(c["val_mean_r2"] is not None and c["median_ms"] > 0 for c in q["candidates"].values())
+    # Calibrated (static) scales keep rows independent; dynamic ones are measured, not assumed.
+    assert all(d["max_abs_diff"] == 0 for d in q["candidates"]["static"]["batch_dependence"].values())
+    assert {d["unit"] for d in q["candidates"]["dynamic"]["batch_dependence"].values()} == {"mm", "um"}
     # Hidden layers int8, first and last fp32 (raw features and physical units keep their scales).
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert ops & {"QuantizeLinear", "DynamicQuantizeLinear"} and q["float_layers"] == float_layers(fp32)
@@ -370,6 +379,18 @@ def test_int8_export_beside_fp32_within_parity_and_run_by_the_predictor_unchange
     proc = _predict(["--model", str(path), "--csv", str(csv), "--output", str(out)], tmp_path)
     assert proc.returncode == 0 and "torch imported: False" in proc.stdout, proc.stderr
     assert len(pd.read_csv(out)) == len(x)
+
+
+def test_batch_dependence_is_what_a_row_gets_alone_vs_in_a_call():
+    class CenteredPerCall:  # each output minus the call's mean: a row depends on its batch-mates
+        def run(self, x, threads=1):
+            return (x - x.mean(axis=0)).astype(np.float32)
+
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)  # columns 0..10 and 1..11 (mean 5 and 6)
+    model = CenteredPerCall()
+    dep = batch_dependence(model, x, model.run(x), ["tool_wear_vb_mm", "thermal_displacement_um"])
+    assert dep == {"tool_wear_vb_mm": {"max_abs_diff": 5.0, "unit": "mm"},
+                   "thermal_displacement_um": {"max_abs_diff": 5.0, "unit": "um"}}
 
 
 def test_int8_parity_failure_keeps_no_export(run):

@@ -207,10 +207,21 @@ def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantCo
     ms = time_alternating(predictors, x_time, cfg.choice_rounds, threads)
     out = {}
     for m, p in predictors.items():
-        report = regression_report(y_val, p.run(x_val, 1).astype(np.float64), data.target_names)
+        y = p.run(x_val, 1)
+        report = regression_report(y_val, y.astype(np.float64), data.target_names)
         out[m] = {"val_mean_r2": report["mean_r2"], "median_ms": ms[m], "batch": cfg.choice_batch,
-                  "threads": threads}
+                  "threads": threads, "batch_dependence": batch_dependence(p, x_val, y, data.target_names)}
     return out
+
+
+def batch_dependence(predictor: OnnxPredictor, x: np.ndarray, y_whole: np.ndarray, target_names) -> dict:
+    """Per target, in its unit: max |prediction in one call of all rows - prediction row by row|.
+
+    Zero for fp32 and static int8; dynamic int8 computes each activation's scale from the whole
+    call, so a row's prediction depends on the rows sent with it."""
+    y_single = np.concatenate([predictor.run(x[i:i + 1], 1) for i in range(len(x))])
+    diff = np.abs(y_whole.astype(np.float64) - y_single).max(axis=0)
+    return {t: {"max_abs_diff": float(d), "unit": target_unit(t)} for t, d in zip(target_names, diff)}
 
 
 def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: QuantConfig) -> dict:
@@ -239,6 +250,10 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
             write_json(sidecar_path(f), {**meta, "onnx_sha256": file_sha256(f)})
         candidates = _measure_candidates(files, data, cfg)
         mode, why = choose(candidates, cfg.accuracy_tie)
+        moved = {t: d for t, d in candidates[mode]["batch_dependence"].items() if d["max_abs_diff"] > 0}
+        if moved:  # a deployer must know that the same row can come back with another prediction
+            why += ("; its predictions depend on the other rows of a call (validation split, one call vs "
+                    "row by row): up to " + ", ".join(f"{d['max_abs_diff']:.3g} {d['unit']}" for d in moved.values()))
         x_test = data.frames["test"][data.feature_names].to_numpy(np.float32)
         y_fp32 = OnnxPredictor(fp32_path).run(x_test, 1)
         y_int8 = OnnxPredictor(files[mode]).run(x_test, 1)
