@@ -1,4 +1,5 @@
 """ONNX export (scaler folded in, parity or nothing), the torch-free predictor, ONNX Runtime variants."""
+import importlib
 import json
 import subprocess
 import sys
@@ -12,7 +13,6 @@ import pytest
 import torch
 from builders import tiny_model
 
-from spinn_utils import predict as predict_module
 from spinn_utils.benchmark.bench_config import BenchConfig
 from spinn_utils.benchmark.isolated import ORT_WORKER, Worker
 from spinn_utils.benchmark.run import run_benchmark
@@ -327,7 +327,7 @@ def test_predict_streams_in_chunks_with_the_same_result(run, tmp_path, monkeypat
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "many.csv").read_text()
     # Parsed in pieces of a few lines (each led by the header; the last line without a line break).
     csv.write_text(csv.read_text().rstrip("\n"))
-    monkeypatch.setattr(predict_module, "PIECE_BYTES", 700)
+    monkeypatch.setattr(importlib.import_module("spinn_utils.predict"), "PIECE_BYTES", 700)  # the module, not the re-exported function
     pieces = list(csv_pieces(csv, 700))
     header = csv.read_bytes().split(b"\n")[0] + b"\n"
     assert len(pieces) > 3 and all(p.startswith(header) for p in pieces)
