@@ -9,9 +9,9 @@ unit in the name, and a ``warning`` column naming the inputs of a row that lie b
 training range by more than the sidecar's ``flag_factor`` times its width (their count goes to
 stderr). The CSV is parsed (in pieces, on every core) and written by Apache Arrow's CSV reader
 and writer, so memory stays bounded on any number of rows and text conversion does not dominate
-the time. A
-missing feature column, a non-numeric value, a wrong model file, a sidecar that does not
-describe the model or an ``--output`` that is one of the inputs is one line on stderr and exit 2.
+the time. A missing feature column, a non-numeric value, a wrong model file, a sidecar that does
+not describe the model or an ``--output`` that is one of the inputs is one line on stderr and
+exit 2.
 """
 from __future__ import annotations
 
@@ -127,7 +127,6 @@ def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_RO
     types = {**{c: pa.string() for c in ids}, **{c: pa.float64() for c in predictor.feature_names}}
     columns = list(dict.fromkeys([*ids, *predictor.feature_names]))  # an id that is also an input: a number
     convert = pacsv.ConvertOptions(include_columns=columns, column_types=types)
-
     read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
 
     def blocks() -> Iterator[pa.RecordBatch]:

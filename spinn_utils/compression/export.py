@@ -110,7 +110,7 @@ def build_graph(model: DensePINN, opset: int, props: dict[str, str] | None = Non
     dimension; ``props`` go into its ``metadata_props`` (the names the sidecar must match)."""
     activations = {cls: name for name, cls in ACTIVATIONS.items()}
     initializers, nodes, x = [], [], INPUT_NAME
-    if model.cfg.activation == "gelu":
+    if any(isinstance(m, nn.GELU) for m in model.network):  # its constants, once
         initializers += [numpy_helper.from_array(np.array(v, np.float32), name) for name, v in
                          (("gelu_inv_sqrt2", 2 ** -0.5), ("gelu_one", 1.0), ("gelu_half", 0.5))]
     modules = list(model.network.named_children())

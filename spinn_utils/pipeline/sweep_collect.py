@@ -32,7 +32,7 @@ from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
 from ..reporting.sweep_report import REPRESENTATIONS
-from .sweep_tasks import THREAD_VARS
+from .sweep_tasks import THREAD_VARS, UNSET
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
 BATCHES = (1, 1000)  # one request, and an offline batch (Table 1's point)
@@ -121,7 +121,7 @@ def measure_all(spec, records: list[dict]) -> dict:
     conditions = {
         "harness": "benchmark.run_benchmark (notebook 07's), one point at a time after all training",
         "config": to_jsonable(cfg), "batches": list(BATCHES), "threads": list(cfg.threads),
-        "thread_env": {v: os.environ.get(v) for v in (*THREAD_VARS, "MALLOC_TRIM_THRESHOLD_")},
+        "thread_env": {v: os.environ.get(v) for v in (*THREAD_VARS, *UNSET)},
         "cpu_busy_percent_before": busy_before, "cpu_busy_percent_after": cpu_busy_percent(),
         "load_average_1min_before": load_before,
         "load_average_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

@@ -28,6 +28,7 @@ from .results import (
     NOT_MEASURED,
     ReportConfig,
     RunResults,
+    as_deployed_at,
     bench_measured,
     bench_point,
     cv_summary,
@@ -149,9 +150,8 @@ def _as_deployed(results: RunResults, cfg: ReportConfig, variant: str) -> float 
     bench = results.benchmark("cpu")
     if not bench_measured(bench):
         return None
-    batch, threads = bench_point(bench, cfg.batch_size, None)
-    return next((r.standalone_speedup_vs_dense for r in bench.as_deployed or []
-                 if (r.variant, r.batch_size, r.threads) == (variant, batch, threads)), None)
+    return next((r.standalone_speedup_vs_dense for r in as_deployed_at(bench, *bench_point(bench, cfg.batch_size))
+                 if r.variant == variant), None)
 
 
 def _deployable_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:

@@ -26,6 +26,7 @@ from .results import (
     NOT_MEASURED,
     ReportConfig,
     RunResults,
+    as_deployed_at,
     bench_measured,
     bench_point,
     cv_summary,
@@ -140,7 +141,7 @@ def deploy_notes(results: RunResults, cfg: ReportConfig) -> list[str]:
             f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + ".")
     if bench_measured(bench) and bench.as_deployed:
         batch, threads = bench_point(bench, cfg.batch_size)
-        rows = [r for r in bench.as_deployed if (r.batch_size, r.threads) == (batch, threads)]
+        rows = as_deployed_at(bench, batch, threads)
         parts = [f"{r.variant} {r.in_harness_median_ms:.3g} ms in the harness, {r.standalone_median_ms:.3g} ms "
                  f"alone ({r.standalone_speedup_vs_dense:.2f}x vs dense alone)"
                  for r in rows if r.in_harness_median_ms and r.standalone_speedup_vs_dense]
