@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from spinn_utils.benchmark import worker_loop
 from spinn_utils.benchmark.bench_config import BenchConfig
-from spinn_utils.benchmark.isolated import TORCH_WORKER, Worker
+from spinn_utils.benchmark.isolated import TORCH_WORKER, Worker, alone_calls, measure_point
 from spinn_utils.benchmark.peak import add_rates, gemm_gflops, gemm_summary, rate_gflops
 from spinn_utils.benchmark.profile_ort import node_times
 from spinn_utils.benchmark.run import (
@@ -443,8 +444,10 @@ def test_workers_time_each_runtime_in_its_own_process():
     variants = [v for v in tiny_variants() if v.skip_reason is None]
     result = run_benchmark(variants, fast_cfg(threads=[1], cpu_batch_sizes=[1, 4]), "cpu")
     procs = result.processes
-    assert set(procs) == {"torch_worker"} and procs["torch_worker"].imported["onnxruntime"] is False
+    assert set(procs) == {"torch_worker", "standalone/dense"}  # dense also alone, in a process of its own
+    assert all(p.imported["onnxruntime"] is False for p in procs.values())
     assert procs["torch_worker"].variants == sorted(v.name for v in variants)
+    assert procs["standalone/dense"].variants == ["dense"]
     (peak,) = result.gemm_peak
     assert peak.threads == 1 and peak.gflops_per_s > 0 and "torch worker" in peak.where
     for r in result.results:
@@ -455,6 +458,74 @@ def test_workers_time_each_runtime_in_its_own_process():
     (dense,) = result.as_deployed  # no deployable export here: dense alone, at batch 1
     assert (dense.variant, dense.batch_size) == ("dense", 1) and dense.standalone_median_ms > 0
     json.dumps(encode(result), allow_nan=False)
+
+
+class FakeWorker:
+    """Answers the coordinator's messages like a worker and logs every visit in one shared list."""
+
+    def __init__(self, label: str, log: list) -> None:
+        self.label, self.log = label, log
+
+    def request(self, op: str, **msg) -> dict:
+        if op == "prepare":
+            return {"errors": {}}
+        self.log.append((self.label, msg["name"], msg["calls"], msg["lead_ms"]))
+        return {"untimed_ms": msg["lead_ms"], "ms": [2.0] * msg["calls"]}
+
+
+def test_standalone_visits_alternate_with_the_harness_rounds():
+    """A shared VM's speed steps every few seconds: the standalone numbers are taken in segments
+    between the harness's rounds, not after them, and every visit starts with its lead-in."""
+    variants = [v for v in tiny_variants() if v.skip_reason is None]
+    log: list = []
+    torch_worker = FakeWorker("harness", log)
+    owner = {v.name: torch_worker for v in variants}
+    solo = {"dense": FakeWorker("alone", log)}
+    cfg = fast_cfg(standalone_segments=3, lead_ms=7.0, repeats=30, min_repeats=3, visit_ms=0.0, block=5,
+                   max_seconds_per_measurement=10.0, standalone_seconds=0.03)
+    harness, errors, alone = measure_point(variants, owner, 1, 4, cfg, solo)
+    assert not errors and set(alone) == {"dense"}
+    kinds = [who for who, *_ in log]
+    segments = [i for i, (a, b) in enumerate(zip(kinds, kinds[1:])) if a == "harness" and b == "alone"]
+    assert len(segments) == 3 and kinds[-1] == "alone"  # harness rounds, dense alone, three times
+    assert all(lead == 7.0 for *_, lead in log)
+    assert all(len(ms) == 30 for ms in harness.values())  # the segments add up to the repeats
+    assert len(alone["dense"]) == 3 * alone_calls(cfg, 2.0) == 15  # 10 ms per segment at 2 ms a call
+    only_harness, _, none_alone = measure_point(variants, owner, 1, 4, cfg, None)
+    assert none_alone == {} and set(only_harness) == set(harness)
+
+
+def test_alone_calls_fill_the_segment_within_the_repeats():
+    cfg = fast_cfg(standalone_seconds=1.0, standalone_segments=4, repeats=200, min_repeats=8)
+    assert alone_calls(cfg, 2.5) == 50  # 250 ms per segment
+    assert alone_calls(cfg, 0.01) == 50  # capped at repeats / segments
+    assert alone_calls(cfg, 1000.0) == 2  # a slow model still gets the floor's share
+
+
+class CountingRuntime:
+    """Each call advances a fake clock by ``call_ms``: the visit's arithmetic, without sleeping."""
+
+    kernel_errors = ()
+
+    def __init__(self, call_ms: float) -> None:
+        self.calls, self.call_ms, self.now_ns = 0, call_ms, 0
+
+    def clock(self) -> int:
+        return self.now_ns
+
+    def call(self, name: str) -> None:
+        self.calls += 1
+        self.now_ns += int(self.call_ms * 1e6)
+
+
+def test_a_visit_runs_untimed_calls_for_its_lead_in_then_the_timed_ones(monkeypatch):
+    runtime = CountingRuntime(call_ms=2.0)
+    monkeypatch.setattr(worker_loop.time, "perf_counter_ns", runtime.clock)
+    reply = worker_loop.visit(runtime, "m", calls=3, lead_ms=0.0)
+    assert runtime.calls == 4 and reply == {"untimed_ms": 2.0, "ms": [2.0] * 3}  # one untimed call first
+    runtime.calls = 0
+    reply = worker_loop.visit(runtime, "m", calls=3, lead_ms=9.0)
+    assert runtime.calls == 5 + 3 and reply["untimed_ms"] == 10.0 and len(reply["ms"]) == 3
 
 
 def test_a_worker_error_is_raised_not_swallowed():

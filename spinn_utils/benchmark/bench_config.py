@@ -43,7 +43,14 @@ class BenchConfig:
     # Batches at which the deployable models and dense eager are also timed standalone, each in a
     # fresh process running only that model (the number a deployer measures).
     standalone_batch_sizes: tuple[int, ...] = (1, 1000)
-    standalone_seconds: float = 1.0  # budget per standalone point (no interleaving: 100+ calls at batch 1000)
+    standalone_seconds: float = 1.0  # budget per standalone point (100+ calls at batch 1000)
+    # The standalone visits alternate with the harness's rounds in this many segments per point:
+    # on a 2-core VM dense eager stepped between 12.9 and 17.3 ms (batch 1000) every 3-6 s, so
+    # standalone numbers taken after the harness compared two speeds of the machine.
+    standalone_segments: int = 4
+    # Each visit of a worker process starts with untimed calls for at least this long: the
+    # thread pools of the process visited before keep spinning for a while after their run.
+    lead_ms: float = 20.0
     # The machine's limit: an n x n fp32 matmul (2 n^3 FLOPs; n 2048 is 17 GFLOP, ~90 ms at
     # ~200 GFLOP/s) timed this many times per thread count; the median is the sustained rate.
     gemm_size: int = 2048
@@ -74,6 +81,9 @@ class BenchConfig:
             raise SpinnError(f"standalone_seconds must be > 0, got {self.standalone_seconds}")
         if self.gemm_size < 1 or self.gemm_repeats < 1:
             raise SpinnError(f"gemm_size and gemm_repeats must be >= 1, got {self.gemm_size}, {self.gemm_repeats}")
+        if self.standalone_segments < 1 or self.lead_ms < 0:
+            raise SpinnError(f"standalone_segments must be >= 1 and lead_ms >= 0, got {self.standalone_segments}, "
+                             f"{self.lead_ms}")
         if self.block < 1:
             raise SpinnError(f"block must be >= 1 timed call, got {self.block}")
         if self.repeats < 1 or self.min_repeats < 1:
@@ -86,7 +96,8 @@ class BenchConfig:
         """Two small batches, one thread, a handful of repeats: seconds, not minutes."""
         return cls(cpu_batch_sizes=(1, 64), cuda_batch_sizes=(1, 64), threads=(1,), repeats=5,
                    min_repeats=2, max_seconds_per_measurement=0.05, warmup=1, check_batch=32, block=2, visit_ms=0.0,
-                   switch_pause_ms=0.0, standalone_batch_sizes=(1,), standalone_seconds=0.05,
+                   switch_pause_ms=0.0, standalone_batch_sizes=(1,), standalone_seconds=0.05, standalone_segments=2,
+                   lead_ms=0.0,
                    gemm_size=256, gemm_repeats=5)
 
     def batch_sizes(self, device: torch.device) -> tuple[int, ...]:

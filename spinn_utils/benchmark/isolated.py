@@ -11,13 +11,17 @@ still hits every variant alike.
 
 It also times the deployable models **standalone**: a fresh process running only that model
 (and dense PyTorch, the baseline), no other variant ever loaded, so the JSON can say how far the
-interleaved harness is from what a deployer measures.
+interleaved harness is from what a deployer measures. The standalone visits alternate with the
+harness's rounds at each point (``measure_point``): a shared VM's speed steps by 10-30% every few
+seconds, and a comparison made a minute apart measured that drift, not the harness.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
@@ -30,11 +34,11 @@ from ..core.errors import SpinnError
 from ..model.counting import input_features
 from .bench_config import BenchConfig
 from .peak import gemm_summary
-from .stats import summarize_ms
 from .timing import time_rounds
 from .variants import Variant, make_inputs
 
 TORCH_WORKER, ORT_WORKER = "spinn_utils.benchmark.torch_worker", "spinn_utils.benchmark.ort_worker"
+ALONE = "standalone"  # label prefix of the processes that each run one model alone
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding spinn_utils/
 
 
@@ -122,24 +126,27 @@ def label(module: str) -> str:
     return module.rsplit(".", 1)[-1]
 
 
-def start_workers(variants: list[Variant], stack: contextlib.ExitStack) -> dict[str, Worker]:
-    """{variant name: its worker}, each worker started once and loaded with its variants.
+def start_workers(variants: list[Variant], stack: contextlib.ExitStack, alone: list[Variant] = ()
+                  ) -> tuple[dict[str, Worker], dict[str, Worker]]:
+    """({variant name: its harness worker}, {variant name: the fresh process that runs it alone}).
 
-    The workers start, import and load side by side (nothing is timed yet), and are told to
-    exit together when ``stack`` closes: notebook 07's four workers cost the slowest one's start
-    (torch's import), not the sum."""
-    groups = worker_groups(variants)
+    The harness workers and one process per ``alone`` variant (loaded with that model only)
+    start, import and load side by side (nothing is timed yet), and are told to exit together
+    when ``stack`` closes: notebook 07's workers cost the slowest one's start (torch's import),
+    not the sum."""
+    groups = worker_groups(variants) + [(f"{ALONE}/{v.name}", [v]) for v in alone]
     workers: list[Worker] = []
     stack.callback(close_all, workers)  # also the ones started before a failure
     for name, group in groups:
         workers.append(Worker(worker_for(group[0]), name))
     for worker, (_, group) in zip(workers, groups):
         worker.send(op="load", variants={v.name: _spec(v) for v in group})
-    owner = {}
-    for worker, (_, group) in zip(workers, groups):
+    owner: dict[str, Worker] = {}
+    solo: dict[str, Worker] = {}
+    for worker, (name, group) in zip(workers, groups):
         worker.reply()
-        owner.update({v.name: worker for v in group})
-    return owner
+        (solo if name.startswith(f"{ALONE}/") else owner).update({v.name: worker for v in group})
+    return owner, solo
 
 
 def close_all(workers: list[Worker]) -> None:
@@ -156,22 +163,56 @@ def _worker_inputs(variants: list[Variant], batch: int, seed: int) -> dict[str, 
     return {v.name: np.ascontiguousarray(np.asarray(v.input_for(x), dtype=np.float32)) for v in variants}
 
 
+def _prepare(worker: Worker, threads: int, inputs: dict[str, np.ndarray], cfg: BenchConfig) -> dict[str, str]:
+    """Give ``worker`` its inputs at ``threads`` and warm its variants up: {name: warm-up error}."""
+    return worker.request(op="prepare", threads=threads, inputs=inputs, warmup=cfg.warmup,
+                          budget_ms=cfg.max_seconds_per_measurement * 1e3)["errors"]
+
+
+def _visit(worker: Worker, name: str, calls: int, lead_ms: float) -> tuple[float, list[float]]:
+    reply = worker.request(op="visit", name=name, calls=calls, lead_ms=lead_ms)
+    return reply["untimed_ms"], reply["ms"]
+
+
 def measure_point(variants: list[Variant], owner: dict[str, Worker], threads: int, batch: int,
-                  cfg: BenchConfig) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """({name: ms samples}, {name: warm-up error}) at one (threads, batch), interleaved."""
+                  cfg: BenchConfig, solo: dict[str, Worker] | None = None
+                  ) -> tuple[dict[str, list[float]], dict[str, str], dict[str, list[float]]]:
+    """({name: ms samples} in the harness, {name: warm-up error}, {name: ms samples} alone) at
+    one (threads, batch).
+
+    The harness's variants are timed interleaved (``timing.time_rounds``). With ``solo`` (the
+    processes that each run one model alone) the point's budget is cut into
+    ``cfg.standalone_segments`` segments, each the harness's rounds and then one contiguous
+    visit of every model alone, so drift hits both numbers alike."""
+    solo = solo or {}
     inputs = _worker_inputs(variants, batch, cfg.input_seed)
     errors: dict[str, str] = {}
     for worker in dict.fromkeys(owner.values()):
-        mine = {n: x for n, x in inputs.items() if owner[n] is worker}
-        errors.update(worker.request(op="prepare", threads=threads, inputs=mine, warmup=cfg.warmup,
-                                     budget_ms=cfg.max_seconds_per_measurement * 1e3)["errors"])
-
-    def visit(name: str, calls: int) -> tuple[float, list[float]]:
-        reply = owner[name].request(op="visit", name=name, calls=calls)
-        return reply["untimed_ms"], reply["ms"]
-
+        errors.update(_prepare(worker, threads, {n: x for n, x in inputs.items() if owner[n] is worker}, cfg))
     names = [v.name for v in variants if v.name not in errors]
-    return time_rounds(names, visit, cfg), errors
+    solo = {n: w for n, w in solo.items() if n in names and not _prepare(w, threads, {n: inputs[n]}, cfg)}
+    visit = lambda name, calls: _visit(owner[name], name, calls, cfg.lead_ms)  # noqa: E731
+    if not solo:
+        return time_rounds(names, visit, cfg), errors, {}
+    k = cfg.standalone_segments
+    part = replace(cfg, max_seconds_per_measurement=cfg.max_seconds_per_measurement / k,
+                   repeats=math.ceil(cfg.repeats / k), min_repeats=math.ceil(cfg.min_repeats / k))
+    harness: dict[str, list[float]] = {n: [] for n in names}
+    alone: dict[str, list[float]] = {n: [] for n in solo}
+    for _ in range(k):
+        for name, ms in time_rounds(names, visit, part).items():
+            harness[name] += ms
+        for name, worker in solo.items():  # nothing else runs during the visit: the model alone
+            alone[name] += _visit(worker, name, alone_calls(cfg, statistics.median(harness[name])), cfg.lead_ms)[1]
+    return harness, errors, alone
+
+
+def alone_calls(cfg: BenchConfig, ms: float) -> int:
+    """Timed calls of one standalone visit: ``standalone_seconds / standalone_segments`` at the
+    speed just measured in the harness, within the repeats and the floor of one segment."""
+    k = cfg.standalone_segments
+    fill = math.ceil(cfg.standalone_seconds * 1e3 / k / max(ms, 1e-6))
+    return max(math.ceil(cfg.min_repeats / k), min(fill, math.ceil(cfg.repeats / k)))
 
 
 def gemm_peaks(worker: Worker, threads: tuple[int, ...], cfg: BenchConfig) -> list[dict]:
@@ -180,24 +221,6 @@ def gemm_peaks(worker: Worker, threads: tuple[int, ...], cfg: BenchConfig) -> li
                                                         threads=t)["ms"], t,
                          "torch.mm, fp32, in the torch worker process")
             for t in threads]
-
-
-def standalone_rows(variant: Variant, cfg: BenchConfig, points: list[tuple[int, int]]) -> list[dict]:
-    """Time ``variant`` alone in a fresh process at each (threads, batch): one row per point."""
-    if not points:
-        return []  # no process to start for nothing (the sweep's per-point timing)
-    # Nothing else runs: no pool to wait for, and no other variant shares the time budget.
-    alone = replace(cfg, switch_pause_ms=0.0, max_seconds_per_measurement=cfg.standalone_seconds)
-    rows = []
-    with contextlib.ExitStack() as stack:
-        owner = start_workers([variant], stack)
-        for threads, batch in points:
-            samples, errors = measure_point([variant], owner, threads, batch, alone)
-            if variant.name in samples:
-                rows.append({"variant": variant.name, "threads": threads, "batch_size": batch,
-                             "process": worker_for(variant).rsplit(".", 1)[-1],
-                             **summarize_ms(samples[variant.name])})
-    return rows
 
 
 def check_isolation(owner: dict[str, Worker]) -> dict[str, dict]:

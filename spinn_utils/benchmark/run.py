@@ -34,8 +34,8 @@ from .isolated import (
     TORCH_WORKER,
     check_isolation,
     gemm_peaks,
+    label,
     measure_point,
-    standalone_rows,
     start_workers,
 )
 from .peak import add_rates, gemm_samples, gemm_summary
@@ -51,27 +51,31 @@ def _row(device, threads: int, batch: int, name: str, dtype: str, samples: list[
 
 def _measure_isolated(variants: list[Variant], cfg: BenchConfig, info: dict) -> dict:
     """CPU: every (threads, batch, variant) timed in per-runtime worker processes, interleaved;
-    the GEMM rate per thread count; then the deployable models and dense alone in fresh processes."""
+    the GEMM rate per thread count; and, at ``cfg.standalone_batch_sizes``, the deployable models
+    and dense each alone in a fresh process, in segments alternating with the harness's rounds."""
     cpu = torch.device("cpu")
     threads, batches = cfg.thread_counts(cpu), cfg.batch_sizes(cpu)
-    rows, failures = [], []
+    alone = [v for v in variants if v.name in (VARIANTS.dense, *DEPLOYABLE_VARIANTS)]
+    rows, failures, standalone = [], [], []
     with contextlib.ExitStack() as stack:
-        owner = start_workers(variants, stack)
-        processes = check_isolation(owner)
+        owner, solo = start_workers(variants, stack, alone if set(cfg.standalone_batch_sizes) & set(batches) else [])
+        processes = {**check_isolation(owner), **check_isolation(solo)}
         torch_worker = next((w for w in owner.values() if w.module == TORCH_WORKER), None)
         peaks = gemm_peaks(torch_worker, threads, cfg) if torch_worker else []
         bar = tqdm(total=len(threads) * len(batches), desc="bench cpu (workers)", disable=not cfg.progress)
         for n_threads in threads:
             for batch in batches:
                 bar.set_postfix(threads=n_threads, batch=batch)
-                samples, errors = measure_point(variants, owner, n_threads, batch, cfg)
+                samples, errors, by_alone = measure_point(variants, owner, n_threads, batch, cfg,
+                                                          solo if batch in cfg.standalone_batch_sizes else None)
                 failures += [{"threads": n_threads, "batch_size": batch, "variant": n, "error": e} for n, e in errors.items()]
                 rows += [_row(cpu, n_threads, batch, n, info[n]["dtype"], ms) for n, ms in samples.items()]
+                standalone += [{"variant": n, "threads": n_threads, "batch_size": batch, "process": label(solo[n].module),
+                                **summarize_ms(ms)} for n, ms in by_alone.items()]
                 bar.update()
         bar.close()
-    points = [(t, b) for t in threads for b in cfg.standalone_batch_sizes if b in batches]
-    alone = [v for v in variants if v.name in (VARIANTS.dense, *DEPLOYABLE_VARIANTS)]
-    standalone = [r for v in alone for r in standalone_rows(v, cfg, points)]
+    order = [v.name for v in alone]
+    standalone.sort(key=lambda r: (order.index(r["variant"]), r["threads"], r["batch_size"]))
     rows = add_speedups(rows)
     return {"rows": rows, "failures": failures, "peaks": peaks, "standalone": standalone,
             "as_deployed": as_deployed(rows, standalone),

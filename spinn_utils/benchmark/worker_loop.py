@@ -7,7 +7,7 @@ reply. Only one worker runs at a time; the others block reading their pipe. Mess
     {"op": "load", "variants": {name: spec}}           -> {}
     {"op": "prepare", "threads", "inputs": {name: array}, "warmup", "budget_ms"}
                                                         -> {"errors": {name: message}}
-    {"op": "visit", "name", "calls"}                    -> {"untimed_ms", "ms": [...]}
+    {"op": "visit", "name", "calls", "lead_ms"}         -> {"untimed_ms", "ms": [...]}
     {"op": "gemm", "n", "repeats", "threads"}           -> {"ms": [...]} (torch only)
     {"op": "modules"}                                   -> {"torch": bool, "onnxruntime": bool}
     {"op": "exit"}
@@ -57,11 +57,15 @@ def warm(runtime: Runtime, names: list[str], warmup: int, budget_ms: float) -> d
     return errors
 
 
-def visit(runtime: Runtime, name: str, calls: int) -> dict:
-    """One untimed call, then ``calls`` timed ones, with the garbage collector paused."""
+def visit(runtime: Runtime, name: str, calls: int, lead_ms: float = 0.0) -> dict:
+    """Untimed calls for ``lead_ms`` (at least one), then ``calls`` timed ones, with the garbage
+    collector paused. The lead-in lets the pools of the process visited before this one stop
+    spinning on the cores this one needs."""
     gc.disable()
     try:
         untimed = _ms(runtime, name)
+        while untimed < lead_ms:
+            untimed += _ms(runtime, name)
         return {"untimed_ms": untimed, "ms": [_ms(runtime, name) for _ in range(calls)]}
     finally:
         gc.enable()
@@ -77,7 +81,7 @@ def handle(runtime: Runtime, msg: dict) -> dict:
         runtime.set_inputs(msg["threads"], msg["inputs"])
         return {"errors": warm(runtime, list(msg["inputs"]), msg["warmup"], msg["budget_ms"])}
     if op == "visit":
-        return visit(runtime, msg["name"], msg["calls"])
+        return visit(runtime, msg["name"], msg["calls"], msg.get("lead_ms", 0.0))
     if op == "gemm":
         return {"ms": runtime.gemm(msg["n"], msg["repeats"], msg["threads"])}
     if op == "modules":

@@ -153,7 +153,7 @@ class Benchmark(Versioned):
     results: list[TimingRow]
     failures: list[TimingFailure]  # variants whose kernel raised at some point: not timed
     fastest: list[FastestRow]
-    processes: dict[str, WorkerProcess] | None  # per worker ("torch_worker", "ort_worker/<variant>"); null: all in this process
+    processes: dict[str, WorkerProcess] | None  # per worker ("torch_worker", "ort_worker/<variant>", "standalone/<variant>"); null: all in this process
     gemm_peak: list[GemmPeak]  # the sustained fp32 GEMM rate per thread count (benchmark/peak.py)
     flops_basis: str  # what gflops_per_s counts
     standalone: list[StandaloneRow]  # deployable models and dense, each alone in a fresh process
