@@ -165,13 +165,18 @@ def test_benchmark_times_the_exports_against_their_pytorch_models(run):
     # Each export alone in its own ONNX Runtime process, as deployed (no other session's pool beside it).
     procs = result.processes
     exports = (VARIANTS.dense_ort, VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
-    assert set(procs) == {"torch_worker", *(f"ort_worker/{v}" for v in exports)}
+    deployed = (VARIANTS.dense, VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
+    assert set(procs) == {"torch_worker", *(f"ort_worker/{v}" for v in exports),
+                          *(f"standalone/{v}" for v in deployed)}  # and the deployable ones alone
     for v in exports:
         assert procs[f"ort_worker/{v}"].imported == {"torch": False, "onnxruntime": True}
         assert procs[f"ort_worker/{v}"].variants == [v]
+    for v in deployed:
+        assert procs[f"standalone/{v}"].variants == [v]
+        assert procs[f"standalone/{v}"].imported["torch"] is (v == VARIANTS.dense)
     assert VARIANTS.structured_ort not in procs["torch_worker"].variants
     alone = {r.variant for r in result.as_deployed}
-    assert alone == {VARIANTS.dense, VARIANTS.structured_ort, VARIANTS.structured_int8_ort}
+    assert alone == set(deployed)
     assert not result.failures
     on_gpu = _ort_variant(VARIANTS.structured_ort, paths, torch.device("cuda"), None)
     assert on_gpu.module is None and "CPU provider" in on_gpu.skip_reason  # 06 does not time it
