@@ -191,7 +191,10 @@ def measure_point(variants: list[Variant], owner: dict[str, Worker], threads: in
         errors.update(_prepare(worker, threads, {n: x for n, x in inputs.items() if owner[n] is worker}, cfg))
     names = [v.name for v in variants if v.name not in errors]
     solo = {n: w for n, w in solo.items() if n in names and not _prepare(w, threads, {n: inputs[n]}, cfg)}
-    visit = lambda name, calls: _visit(owner[name], name, calls, cfg.lead_ms)  # noqa: E731
+
+    def visit(name: str, calls: int) -> tuple[float, list[float]]:
+        return _visit(owner[name], name, calls, cfg.lead_ms)
+
     if not solo:
         return time_rounds(names, visit, cfg), errors, {}
     k = cfg.standalone_segments
