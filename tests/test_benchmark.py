@@ -389,7 +389,8 @@ def test_config_turns_lists_into_tuples_and_refuses_nonsense():
     assert cfg.thread_counts(torch.device("cpu")) == (2, 1)  # duplicates dropped, order kept
     assert BenchConfig().thread_counts(torch.device("cpu"))[0] == 1
     for bad in ({"threads": [0]}, {"cpu_batch_sizes": []}, {"repeats": 0},
-                {"max_seconds_per_measurement": 0}):
+                {"max_seconds_per_measurement": 0}, {"standalone_segments": 0}, {"lead_ms": -1},
+                {"stop_spinning_from": 0}):
         with pytest.raises(SpinnError):
             BenchConfig(**bad)
 
@@ -468,6 +469,7 @@ class FakeWorker:
 
     def request(self, op: str, **msg) -> dict:
         if op == "prepare":
+            self.log.append((self.label, "prepare", msg["stop_spinning"]))
             return {"errors": {}}
         self.log.append((self.label, msg["name"], msg["calls"], msg["lead_ms"]))
         return {"untimed_ms": msg["lead_ms"], "ms": [2.0] * msg["calls"]}
@@ -485,14 +487,19 @@ def test_standalone_visits_alternate_with_the_harness_rounds():
                    max_seconds_per_measurement=10.0, standalone_seconds=0.03)
     harness, errors, alone = measure_point(variants, owner, 1, 4, cfg, solo)
     assert not errors and set(alone) == {"dense"}
+    prepared = [entry for entry in log if entry[1] == "prepare"]
+    assert prepared == [("harness", "prepare", False), ("alone", "prepare", False)]  # batch 4 < 64: pools spin
+    del log[:len(prepared)]
     kinds = [who for who, *_ in log]
     segments = [i for i, (a, b) in enumerate(zip(kinds, kinds[1:])) if a == "harness" and b == "alone"]
     assert len(segments) == 3 and kinds[-1] == "alone"  # harness rounds, dense alone, three times
     assert all(lead == 7.0 for *_, lead in log)
     assert all(len(ms) == 30 for ms in harness.values())  # the segments add up to the repeats
     assert len(alone["dense"]) == 3 * alone_calls(cfg, 2.0) == 15  # 10 ms per segment at 2 ms a call
-    only_harness, _, none_alone = measure_point(variants, owner, 1, 4, cfg, None)
+    log.clear()
+    only_harness, _, none_alone = measure_point(variants, owner, 1, 4, replace(cfg, stop_spinning_from=4), None)
     assert none_alone == {} and set(only_harness) == set(harness)
+    assert log[0] == ("harness", "prepare", True)  # the coordinator's policy, sent with the inputs
 
 
 def test_alone_calls_fill_the_segment_within_the_repeats():

@@ -51,6 +51,13 @@ class BenchConfig:
     # Each visit of a worker process starts with untimed calls for at least this long: the
     # thread pools of the process visited before keep spinning for a while after their run.
     lead_ms: float = 20.0
+    # From this batch size on, ONNX Runtime sessions stop their pool's spinning when a run
+    # returns. An idle worker's spinning pool otherwise took a core from the export being timed:
+    # on a 2-core AVX2 VM the structured export timed 7.5 ms interleaved with the other exports
+    # against 3.5 ms alone (batch 1000, 2 threads); with the spinning stopped, 3.6 against 3.5 ms,
+    # and alone it is as fast as with the default (2.7-2.8 ms either way in another run). At batch
+    # 1 stopping costs 30-90% per call, so small batches keep ONNX Runtime's default, as deployed.
+    stop_spinning_from: int = 64
     # The machine's limit: an n x n fp32 matmul (2 n^3 FLOPs; n 2048 is 17 GFLOP, ~90 ms at
     # ~200 GFLOP/s) timed this many times per thread count; the median is the sustained rate.
     gemm_size: int = 2048
@@ -81,9 +88,9 @@ class BenchConfig:
             raise SpinnError(f"standalone_seconds must be > 0, got {self.standalone_seconds}")
         if self.gemm_size < 1 or self.gemm_repeats < 1:
             raise SpinnError(f"gemm_size and gemm_repeats must be >= 1, got {self.gemm_size}, {self.gemm_repeats}")
-        if self.standalone_segments < 1 or self.lead_ms < 0:
-            raise SpinnError(f"standalone_segments must be >= 1 and lead_ms >= 0, got {self.standalone_segments}, "
-                             f"{self.lead_ms}")
+        if self.standalone_segments < 1 or self.lead_ms < 0 or self.stop_spinning_from < 1:
+            raise SpinnError(f"standalone_segments and stop_spinning_from must be >= 1 and lead_ms >= 0, got "
+                             f"{self.standalone_segments}, {self.stop_spinning_from}, {self.lead_ms}")
         if self.block < 1:
             raise SpinnError(f"block must be >= 1 timed call, got {self.block}")
         if self.repeats < 1 or self.min_repeats < 1:

@@ -165,8 +165,10 @@ def _worker_inputs(variants: list[Variant], batch: int, seed: int) -> dict[str, 
 
 def _prepare(worker: Worker, threads: int, inputs: dict[str, np.ndarray], cfg: BenchConfig) -> dict[str, str]:
     """Give ``worker`` its inputs at ``threads`` and warm its variants up: {name: warm-up error}."""
+    batch = len(next(iter(inputs.values()))) if inputs else 0
     return worker.request(op="prepare", threads=threads, inputs=inputs, warmup=cfg.warmup,
-                          budget_ms=cfg.max_seconds_per_measurement * 1e3)["errors"]
+                          budget_ms=cfg.max_seconds_per_measurement * 1e3,
+                          stop_spinning=batch >= cfg.stop_spinning_from)["errors"]
 
 
 def _visit(worker: Worker, name: str, calls: int, lead_ms: float) -> tuple[float, list[float]]:
@@ -190,7 +192,10 @@ def measure_point(variants: list[Variant], owner: dict[str, Worker], threads: in
     for worker in dict.fromkeys(owner.values()):
         errors.update(_prepare(worker, threads, {n: x for n, x in inputs.items() if owner[n] is worker}, cfg))
     names = [v.name for v in variants if v.name not in errors]
-    solo = {n: w for n, w in solo.items() if n in names and not _prepare(w, threads, {n: inputs[n]}, cfg)}
+    solo = {n: w for n, w in solo.items() if n in names}  # a model that failed its warm-up is not timed alone
+    for name, worker in solo.items():
+        if failed := _prepare(worker, threads, {name: inputs[name]}, cfg):  # it just ran in the harness
+            raise SpinnError(f"{name} warmed up in the harness but not alone ({worker.name}): {failed[name]}")
 
     def visit(name: str, calls: int) -> tuple[float, list[float]]:
         return _visit(owner[name], name, calls, cfg.lead_ms)

@@ -14,14 +14,6 @@ import numpy as np
 from ..model.onnx_predictor import ORT_LOAD_ERRORS, OnnxPredictor
 from .worker_loop import serve
 
-# From this batch size on, sessions stop their pool's spinning when a run returns. An idle
-# worker's spinning pool otherwise took a core from the export being timed: on a 2-core AVX2 VM
-# the structured export timed 7.5 ms interleaved with the other exports against 3.5 ms alone
-# (batch 1000, 2 threads); with the spinning stopped, 3.6 against 3.5 ms, and alone it is as
-# fast as with the default (2.7-2.8 ms either way in another run). At batch 1 stopping costs
-# 30-90% per call, so small batches keep ONNX Runtime's default, as a deployer runs it.
-STOP_SPINNING_FROM = 64
-
 
 class OrtRuntime:
     """ONNX exports by name: raw float32 features in, physical units out."""
@@ -38,11 +30,12 @@ class OrtRuntime:
         """``specs``: {variant name: path of its .onnx (sidecar beside it)}."""
         self.models.update({name: OnnxPredictor(path) for name, path in specs.items()})
 
-    def set_inputs(self, threads: int, inputs: dict) -> None:
+    def set_inputs(self, threads: int, inputs: dict, stop_spinning: bool = False) -> None:
+        """``stop_spinning``: the sessions' pools stop spinning when a run returns (the
+        coordinator decides, ``BenchConfig.stop_spinning_from``)."""
         self.threads = int(threads)
         self.inputs = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in inputs.items()}
-        batch = len(next(iter(self.inputs.values()))) if self.inputs else 0
-        self.stop_spinning = batch >= STOP_SPINNING_FROM
+        self.stop_spinning = bool(stop_spinning)
         for name in inputs:
             self.models[name].session(self.threads, self.stop_spinning)  # built outside the timed region
 

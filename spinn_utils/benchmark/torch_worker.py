@@ -35,7 +35,8 @@ class TorchRuntime:
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             self.modules.update({name: pickle.loads(blob).eval() for name, blob in specs.items()})
 
-    def set_inputs(self, threads: int, inputs: dict) -> None:
+    def set_inputs(self, threads: int, inputs: dict, stop_spinning: bool = False) -> None:
+        """``stop_spinning`` is ONNX Runtime's; torch's OpenMP pool has no such switch."""
         torch.set_num_threads(int(threads))
         self.inputs = {name: torch.from_numpy(x).to(first_float_tensor(self.modules[name]).dtype)
                        for name, x in inputs.items()}

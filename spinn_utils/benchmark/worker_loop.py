@@ -5,7 +5,7 @@ coordinator (``isolated.py``) over its stdin/stdout pipes: one pickled dict per 
 reply. Only one worker runs at a time; the others block reading their pipe. Messages:
 
     {"op": "load", "variants": {name: spec}}           -> {}
-    {"op": "prepare", "threads", "inputs": {name: array}, "warmup", "budget_ms"}
+    {"op": "prepare", "threads", "inputs": {name: array}, "warmup", "budget_ms", "stop_spinning"}
                                                         -> {"errors": {name: message}}
     {"op": "visit", "name", "calls", "lead_ms"}         -> {"untimed_ms", "ms": [...]}
     {"op": "gemm", "n", "repeats", "threads"}           -> {"ms": [...]} (torch only)
@@ -31,7 +31,7 @@ class Runtime(Protocol):
     kernel_errors: tuple[type[BaseException], ...]
 
     def load(self, specs: dict) -> None: ...
-    def set_inputs(self, threads: int, inputs: dict) -> None: ...
+    def set_inputs(self, threads: int, inputs: dict, stop_spinning: bool = False) -> None: ...
     def call(self, name: str) -> None: ...
     def gemm(self, n: int, repeats: int, threads: int) -> list[float]: ...
 
@@ -78,7 +78,7 @@ def handle(runtime: Runtime, msg: dict) -> dict:
         runtime.load(msg["variants"])
         return {}
     if op == "prepare":
-        runtime.set_inputs(msg["threads"], msg["inputs"])
+        runtime.set_inputs(msg["threads"], msg["inputs"], msg.get("stop_spinning", False))
         return {"errors": warm(runtime, list(msg["inputs"]), msg["warmup"], msg["budget_ms"])}
     if op == "visit":
         return visit(runtime, msg["name"], msg["calls"], msg.get("lead_ms", 0.0))
