@@ -133,11 +133,15 @@ def test_a_branch_git_would_refuse_or_an_injection_is_refused(tmp_path, capsys, 
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing written
 
 
-@pytest.mark.parametrize("repo", ["a/..", "a/.", "-a/b", "a/b/c", "", "a b/c", "a/b\"c"])
+@pytest.mark.parametrize("repo", ["a/..", "a/.", "-a/b", "a/b/c", "", "a b/c", "a/b\"c",
+                                  "me/fork\n", "me/..\n", "me/fork\r\n", "\nme/fork"])
 def test_a_repo_that_is_not_owner_slash_name_is_refused(tmp_path, capsys, repo):
     root = copy_repo(tmp_path)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert main([f"--repo={repo}", "--root", str(root)]) == 2
-    assert "OWNER/NAME" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "OWNER/NAME" in err and len(err.splitlines()) == 1  # a pasted newline is shown, not printed
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing written
 
 
 @pytest.mark.parametrize("branch", ["main", "feature/x-1.2", "release_2026.12", "user/alpha+beta", "café"])

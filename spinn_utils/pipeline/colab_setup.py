@@ -27,7 +27,8 @@ from .notebooks import REPO_ROOT, discover
 DOCS = ("README.md", "COLAB_WORKFLOW.md")
 # GitHub: an owner is 1-39 letters, digits or single inner hyphens; a repository name is letters,
 # digits, '.', '_' and '-', but not '.' or '..'.
-REPO_RE = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
+# Matched with fullmatch and \Z: "$" also matches before a trailing newline ("me/fork\n").
+REPO_RE = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}")
 # git check-ref-format: no control character, space, ~ ^ : ? * [ \ (and no quotes or backticks:
 # this text lands in a URL and in the set-up cell); no "..", "@{", "//"; no component starting
 # with "." or ending with ".lock"; not "@", not starting or ending with "/", not ending with ".".
@@ -54,7 +55,7 @@ if "google.colab" in sys.modules:
 
 def check_repo(repo: str) -> str:
     """``repo`` when it is a GitHub OWNER/NAME; else a SpinnError."""
-    if not isinstance(repo, str) or not REPO_RE.match(repo):
+    if not isinstance(repo, str) or not REPO_RE.fullmatch(repo):
         raise SpinnError(f"--repo must look like OWNER/NAME (GitHub's rules), got {repo!r}")
     return repo
 
