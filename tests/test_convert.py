@@ -196,3 +196,31 @@ def test_module_runs_as_a_script(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "checkpoint not found" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_an_output_that_is_the_input_in_any_spelling_is_refused(tmp_path, source, capsys, monkeypatch):
+    """The CLI writes <output-dir>/spinn_coo.pt: a masked checkpoint saved under that name, a
+    symlink or hard link to the input, or a relative path to it must not be overwritten."""
+    path, *_ = source
+    named = path.with_name(f"{VARIANTS.coo}.pt")  # a masked checkpoint that happens to carry the name
+    named.write_bytes(path.read_bytes())
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / f"{VARIANTS.coo}.pt").symlink_to(path)
+    hard = tmp_path / "hard"
+    hard.mkdir()
+    (hard / f"{VARIANTS.coo}.pt").hardlink_to(path)
+    monkeypatch.chdir(tmp_path)
+    cases = {
+        "same name, default folder": ["--checkpoint", str(named)],
+        "relative spelling": ["--checkpoint", f"in/../in/{named.name}", "--output-dir", "in"],
+        "symlink in the output folder": ["--checkpoint", str(path), "--output-dir", str(linked)],
+        "hard link in the output folder": ["--checkpoint", str(path), "--output-dir", str(hard)],
+    }
+    for name, args in cases.items():
+        before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+        assert main(args) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is the input" in err and "destroy" in err, (name, err)
+        assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before, name
+    assert (linked / f"{VARIANTS.coo}.pt").is_symlink()

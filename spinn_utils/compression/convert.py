@@ -25,7 +25,7 @@ from torch import nn
 
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError
-from ..core.io import atomic_path
+from ..core.io import atomic_path, same_file
 from ..core.registry import METRICS
 from ..core.results_files import parse_record, write_result
 from ..model.checkpoints import load_dense_model, load_state_dict_file
@@ -171,6 +171,7 @@ def convert_checkpoint(
         to ``<report_out>.failed.json`` and existing files are left alone; when the input is bad
         (SpinnError), nothing is written.
     """
+    refuse_overwriting_inputs(source, inputs, [checkpoint_out, report_out, failed_report_path(report_out)])
     model, meta, kind = load_source(source, activation)
     check_finite(model, source)
     x, label = validation_inputs(cfg, inputs, meta, model.cfg.input_dim, features, inputs_label)
@@ -193,6 +194,17 @@ def convert_checkpoint(
         save_sparse_checkpoint(tmp, converted[cfg.format].cpu(), keep)
         write_result(report_out, parse_record(METRICS.sparse_conversion, report, str(report_out)))
     return report
+
+
+def refuse_overwriting_inputs(source, inputs, outputs: list) -> None:
+    """No output may be the source checkpoint or the input CSV, however the path is spelled
+    (relative, through a symlink or ``..``, a hard link): the conversion would destroy its input."""
+    given = [source] + ([inputs] if isinstance(inputs, (str, os.PathLike)) else [])
+    for out in outputs:
+        for path in given:
+            if same_file(out, path):
+                raise SpinnError(f"the output {out} is the input {path} (the same file): writing it would "
+                                 "destroy the input; name another --output-dir; nothing was written")
 
 
 def failed_report_path(report_out) -> Path:

@@ -5,7 +5,9 @@
 
 The same code path as notebook 05.5 (``convert.convert_checkpoint``). Exit codes: 0 converted
 and validated, 1 did not validate (``<report>.failed.json`` written, nothing replaced), 2 bad
-input (one line on stderr, nothing written).
+input (one line on stderr, nothing written), including an output that is the checkpoint or the
+``--data`` CSV itself, however spelled (``spinn_coo.pt`` holding a masked checkpoint, a symlink,
+a hard link, a relative path).
 """
 from __future__ import annotations
 
