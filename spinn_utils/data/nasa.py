@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from ..core.errors import SpinnError
+from ..core.errors import SpinnError, first_line
 from .milling import (
     SPEED_M_MIN,
     cutting_power_kw,
@@ -29,6 +29,15 @@ NASA_FIELDS = ("case", "run", "VB", "time", "DOC", "feed", "material")
 NASA_CHANNELS = {"smc_ac": "smcAC", "smc_dc": "smcDC", "vib_table": "vib_table",
                  "vib_spindle": "vib_spindle", "ae_table": "AE_table", "ae_spindle": "AE_spindle"}
 NASA_COOLING_MIN = 5.0  # idle minutes between runs: mill.mat does not record them (assumption)
+# A MATLAB 5 / 7 file opens with 116 bytes of text ("MATLAB 5.0 MAT-file, ..."), 8 bytes of
+# subsystem offset, a 2-byte version and the byte-order mark "IM" or "MI" (MathWorks' MAT-File
+# Format, level 5). scipy reads such files; on anything else it can fail with an IndexError or a
+# MemoryError, so the header is checked first. 7.3 files are HDF5, which scipy does not read.
+MAT_HEADER_BYTES = 128
+MAT_V5_TEXT, MAT_V73_TEXT, MAT_BYTE_ORDERS = b"MATLAB 5.0 MAT-file", b"MATLAB 7.3 MAT-file", (b"IM", b"MI")
+# What scipy raises on a file whose header is right but whose body is damaged (truncated, overwritten).
+MAT_READ_ERRORS = (scipy.io.matlab.MatReadError, ValueError, OSError, NotImplementedError, TypeError,
+                   IndexError, KeyError, EOFError, MemoryError, OverflowError)
 
 
 def _scalar(value, field: str, index: int) -> float:
@@ -62,6 +71,23 @@ def _run_end_times(t_end: np.ndarray, run_no: np.ndarray, run_min: float, notes:
     return filled
 
 
+def check_mat_file(path: str | Path) -> None:
+    """``path`` is a MATLAB 5 .mat file scipy can read (by its 128-byte header); else a SpinnError
+    naming the file and what it is instead. Cheap: pre-flight can call it before any work."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SpinnError(f"data file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(MAT_HEADER_BYTES)
+    if head.startswith(MAT_V73_TEXT):
+        raise SpinnError(f"cannot read {path}: a MATLAB 7.3 (HDF5) .mat file, which scipy does not read; "
+                         "save it again in MATLAB with save(name, 'mill', '-v7')")
+    if len(head) < MAT_HEADER_BYTES or not head.startswith(MAT_V5_TEXT) or head[126:] not in MAT_BYTE_ORDERS:
+        found = "an empty file" if not head else f"a file starting {head[:24]!r}"
+        raise SpinnError(f"cannot read {path}: not a MATLAB .mat file ({found}, no 'MATLAB 5.0 MAT-file' "
+                         "header); --data takes NASA's mill.mat or a .csv table")
+
+
 def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
     """NASA ``mill.mat`` (struct array ``mill``) -> the window table; thermal derived, not measured.
 
@@ -72,10 +98,12 @@ def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
     ``ThermalModel`` driven by the cutting power of the process parameters and VB
     (``cutting_power_kw``), with ``NASA_COOLING_MIN`` of cooling between runs.
     """
+    check_mat_file(path)
     try:
         mat = scipy.io.loadmat(str(path), squeeze_me=False, struct_as_record=True)
-    except (scipy.io.matlab.MatReadError, ValueError, OSError, NotImplementedError, TypeError) as err:
-        raise SpinnError(f"cannot read {path} as a MATLAB .mat file: {err}") from err
+    except MAT_READ_ERRORS as err:
+        raise SpinnError(f"cannot read {path}: it has a MATLAB header but its content is damaged or "
+                         f"truncated ({type(err).__name__}: {first_line(err)})") from err
     if "mill" not in mat:
         raise SpinnError(f"{path} has no struct 'mill'; it holds {sorted(k for k in mat if not k.startswith('__'))}")
     mill = np.asarray(mat["mill"]).ravel()
