@@ -24,6 +24,7 @@ from spinn_utils.compression.export import (
     export_checkpoints,
     export_model,
     fold_scaler,
+    write_export,
 )
 from spinn_utils.compression.quantize import (
     QuantConfig,
@@ -38,7 +39,7 @@ from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import ACTIVATIONS, DensePINN, ModelConfig
-from spinn_utils.model.onnx_predictor import OnnxPredictor, sidecar_path
+from spinn_utils.model.onnx_predictor import FILE_KEYS, META_SIDECAR, OnnxPredictor, sidecar_path
 from spinn_utils.predict import csv_pieces, output_column, predict_csv
 from spinn_utils.predict import main as predict_main
 
@@ -125,7 +126,7 @@ def test_failed_parity_keeps_no_export_and_removes_a_stale_one(run):
     strict = replace(ExportConfig(), parity_rtol=1e-15)  # float32 rounding alone exceeds it
     with pytest.raises(SpinnError, match="does not reproduce"):
         export_model(tiny_model(0), data.scaler, out, raw_test(data), strict,
-                     source=paths.checkpoint(VARIANTS.dense), id_columns=[])
+                     source=paths.checkpoint(VARIANTS.dense), id_columns=[], feature_ranges={"min": [], "max": []})
     assert not out.exists() and not sidecar_path(out).exists()
     assert not list(paths.exports.glob("*.tmp"))
 
@@ -268,33 +269,74 @@ def test_predict_never_writes_over_an_input(run, tmp_path, capsys):
     assert csv.read_bytes() == before
 
 
-def test_a_sidecar_that_does_not_describe_its_model_is_refused(run, tmp_path, capsys):
+def test_a_sidecar_edited_by_hand_or_not_its_models_is_refused(run, tmp_path, capsys):
+    """The model records the sha256 of its whole sidecar: any edit or deleted key is one line."""
+    paths, data = run
+    export_checkpoints(paths, data, ExportConfig())
+    csv = tmp_path / "x.csv"
+    data.frames["test"].to_csv(csv, index=False)
+    good = paths.export(VARIANTS.structured)
+    text = sidecar_path(good).read_text()
+    side = json.loads(text)
+    names, ranges = side["feature_names"], side["feature_ranges"]
+    edited = {
+        "a unit": {**side, "targets": [side["targets"][0], {**side["targets"][1], "unit": "mm"}]},
+        "two names swapped": {**side, "feature_names": [names[1], names[0], *names[2:]]},
+        "targets reversed": {**side, "targets": side["targets"][::-1]},
+        "a name added": {**side, "feature_names": [*names, "extra"]},
+        "the input name": {**side, "input_name": "x"},
+        "a shape": {**side, "input_shape": ["batch", 17]},
+        "ranges deleted": {k: v for k, v in side.items() if k != "feature_ranges"},
+        "ranges null": {**side, "feature_ranges": None},
+        "a range widened": {**side, "feature_ranges": {**ranges, "max": [m * 10 for m in ranges["max"]]}},
+        "id columns deleted": {k: v for k, v in side.items() if k != "id_columns"},
+        "a key added": {**side, "note": "mine"},
+        "the size": {**side, "onnx_bytes": side["onnx_bytes"] + 1},
+    }
+    cases = {**{name: ("was edited after export", json.dumps(s)) for name, s in edited.items()},
+             "another model's sha256": ("sha256 differs", json.dumps({**side, "onnx_sha256": "0" * 64})),
+             "no sha256": ("re-export it", json.dumps({k: v for k, v in side.items() if k != "onnx_sha256"})),
+             "truncated": ("is not valid JSON", text[: len(text) // 2]),
+             "empty": ("is not valid JSON", ""),
+             "a list": ("not a SPINN ONNX sidecar", "[1, 2]")}
+    model = tmp_path / "m.onnx"
+    model.write_bytes(good.read_bytes())
+    for name, (expected, sidecar) in cases.items():
+        sidecar_path(model).write_text(sidecar)
+        rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
+        assert rc == 2 and expected in err and len(err.splitlines()) == 1, (name, err)
+    model.write_bytes(paths.export(VARIANTS.dense).read_bytes())  # another export's model, this sidecar
+    sidecar_path(model).write_text(text)
+    rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
+    assert rc == 2 and "sha256 differs" in err
+    assert not (tmp_path / "o.csv").exists()
+    sidecar_path(model).write_text(text)  # unedited, with its own model: accepted
+    model.write_bytes(good.read_bytes())
+    assert _cli(model, csv, tmp_path / "o.csv", capsys)[0] == 0
+
+
+def test_an_export_older_than_the_sidecar_hash_or_forged_whole_is_refused(run, tmp_path, capsys):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     csv = tmp_path / "x.csv"
     data.frames["test"].to_csv(csv, index=False)
     good = paths.export(VARIANTS.structured)
     side = json.loads(sidecar_path(good).read_text())
-    names = side["feature_names"]
-    cases = {
-        "was exported with": {**side, "feature_names": [names[1], names[0], *names[2:]]},  # two swapped
-        "target names": {**side, "targets": side["targets"][::-1]},
-        "model's input is": {**side, "feature_names": [*names, "extra"]},  # 19 names for 18 inputs
-        "model's input is [('x'": {**side, "input_name": "x"},
-        "sha256 differs": {**side, "onnx_sha256": "0" * 64},
-        "re-export it": {k: v for k, v in side.items() if k != "onnx_sha256"},
-    }
-    model = tmp_path / "m.onnx"
-    model.write_bytes(good.read_bytes())
-    for expected, sidecar in cases.items():
-        sidecar_path(model).write_text(json.dumps(sidecar))
-        rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
-        assert rc == 2 and expected in err and len(err.splitlines()) == 1, (expected, err)
-    model.write_bytes(paths.export(VARIANTS.dense).read_bytes())  # another export's model, this sidecar
-    sidecar_path(model).write_text(json.dumps(side))
+    proto = onnx.load(str(good))
+    kept = [p for p in proto.metadata_props if p.key != META_SIDECAR]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    model = tmp_path / "old.onnx"
+    onnx.save(proto, str(model))  # as exported before the hash: everything else consistent
+    sidecar_path(model).write_text(json.dumps({**side, "onnx_sha256": file_sha256(model),
+                                               "onnx_bytes": model.stat().st_size}))
     rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
-    assert rc == 2 and "sha256 differs" in err
-    assert not (tmp_path / "o.csv").exists()
+    assert rc == 2 and "records no hash of its sidecar" in err and "re-export it with notebook 05_5" in err
+    names = side["feature_names"]
+    forged = {k: v for k, v in side.items() if k not in FILE_KEYS} | {"feature_names": [names[1], names[0], *names[2:]]}
+    write_export(onnx.load(str(good)), forged, model, sidecar_path(model))  # re-hashed: names still checked
+    rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
+    assert rc == 2 and "was exported with" in err and len(err.splitlines()) == 1
 
 
 def test_inputs_far_outside_the_training_range_are_flagged(run, tmp_path, capsys):

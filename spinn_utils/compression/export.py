@@ -7,8 +7,10 @@ sigma_x``) and the inverse target scaling into the last (``W sigma_y``, ``b sigm
 so the graph is the plain MLP with no extra operations. The batch size is dynamic. Before an
 export is kept, ONNX Runtime's outputs on the test split must match the PyTorch model's within
 ``parity_rtol`` of each target's scale; a failed check keeps no file (and removes a stale one).
-Beside each ``.onnx`` a JSON sidecar names the features, targets and units, the exporter and
-runtime versions, the source checkpoint's sha256 and the parity measured.
+Beside each ``.onnx`` a JSON sidecar names the features, targets and units, the training range of
+each input, the exporter and runtime versions, the source checkpoint's sha256 and the parity
+measured; the model's ``metadata_props`` hold the sha256 of the whole sidecar (``write_export``),
+so the predictor refuses a sidecar edited by hand.
 
 ``OnnxModule`` wraps an export as a module on scaled inputs and outputs, so the benchmark and
 the test evaluation compare and score it exactly like the PyTorch variants.
@@ -36,7 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from ..core.errors import SpinnError
-from ..core.io import atomic_path, file_sha256, write_json
+from ..core.io import atomic_path, file_sha256, to_jsonable, write_json
 from ..core.paths import ResultsPaths
 from ..core.registry import EXPORTED_VARIANTS
 from ..core.version import __version__
@@ -47,10 +49,12 @@ from ..model.counting import count_parameters, linear_layers
 from ..model.mlp import ACTIVATIONS, DensePINN
 from ..model.onnx_predictor import (
     META_FEATURES,
+    META_SIDECAR,
     META_TARGETS,
     RANGE_FACTOR,
     SIDECAR_FORMAT,
     OnnxPredictor,
+    sidecar_digest,
     sidecar_path,
 )
 
@@ -165,9 +169,48 @@ def _remove_export(path: Path) -> None:
     sidecar_path(path).unlink(missing_ok=True)
 
 
+def sidecar_body(model: DensePINN, scaler: Scaler, cfg: ExportConfig, *, source: Path, id_columns: list[str],
+                 feature_ranges: dict, parity: dict) -> dict:
+    """The sidecar of an export, every key but ``FILE_KEYS`` (which describe the .onnx file it goes
+    into): one dict, hashed whole into the model, so a key added here is covered by the check."""
+    return {
+        "format": SIDECAR_FORMAT,
+        "feature_names": list(scaler.feature_names),
+        "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
+        "id_columns": list(id_columns),
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "input_shape": ["batch", len(scaler.feature_names)], "output_shape": ["batch", len(scaler.target_names)],
+        "input": "raw features, float32, shape (batch, n_features) in feature_names order",
+        "output": "targets in physical units, float32, shape (batch, n_targets)",
+        "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
+                           "flagged": "beyond min/max by more than flag_factor x (max - min)"},
+        "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
+        "opset": cfg.opset,
+        "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
+        "onnxruntime_version": ort.__version__,
+        "source_checkpoint": str(source), "source_sha256": file_sha256(source),
+        "parity": parity,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_export(proto: onnx.ModelProto, body: dict, onnx_file: Path, sidecar_file: Path) -> dict:
+    """Write ``proto`` to ``onnx_file`` with the sha256 of ``body`` in its metadata_props, then
+    ``body`` plus the file's sha256 and size to ``sidecar_file``: the sidecar written.
+
+    The predictor recomputes the hash of the sidecar it finds and refuses one that differs, so a
+    hand edit of the JSON (a unit, a range, a deleted key) cannot pass."""
+    body = json.loads(json.dumps(to_jsonable(body), allow_nan=False))  # hashed as it will be read back
+    props = {p.key: p.value for p in proto.metadata_props}
+    helper.set_model_props(proto, {**props, META_SIDECAR: sidecar_digest(body)})
+    onnx.save(proto, str(onnx_file))
+    sidecar = {**body, "onnx_sha256": file_sha256(onnx_file), "onnx_bytes": onnx_file.stat().st_size}
+    write_json(sidecar_file, sidecar)
+    return sidecar
+
+
 def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
-                 cfg: ExportConfig, *, source: Path, id_columns: list[str],
-                 feature_ranges: dict | None = None) -> dict:
+                 cfg: ExportConfig, *, source: Path, id_columns: list[str], feature_ranges: dict) -> dict:
     """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model``.
 
     Args:
@@ -188,35 +231,17 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
     with atomic_path(out_path) as tmp:
         props = {META_FEATURES: json.dumps(list(scaler.feature_names)),
                  META_TARGETS: json.dumps(list(scaler.target_names))}
-        onnx.save(build_graph(fold_scaler(model, scaler), cfg.opset, props), str(tmp))
+        proto = build_graph(fold_scaler(model, scaler), cfg.opset, props)
+        onnx.save(proto, str(tmp))
         parity = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
         if not parity["passed"]:
             _remove_export(out_path)
             raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
                              f"(max |diff| per target {parity['per_target']}); no export written")
-        sidecar = {
-            "format": SIDECAR_FORMAT,
-            "feature_names": list(scaler.feature_names),
-            "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
-            "id_columns": list(id_columns),
-            "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-            "input_shape": ["batch", len(scaler.feature_names)], "output_shape": ["batch", len(scaler.target_names)],
-            "input": "raw features, float32, shape (batch, n_features) in feature_names order",
-            "output": "targets in physical units, float32, shape (batch, n_targets)",
-            "onnx_sha256": file_sha256(tmp),
-            "feature_ranges": feature_ranges and {**feature_ranges, "flag_factor": RANGE_FACTOR,
-                                                  "flagged": "beyond min/max by more than flag_factor x (max - min)"},
-            "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
-            "opset": cfg.opset,
-            "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
-            "onnxruntime_version": ort.__version__,
-            "source_checkpoint": str(source), "source_sha256": file_sha256(source),
-            "onnx_bytes": tmp.stat().st_size,
-            "parity": parity,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        write_json(sidecar_path(out_path), sidecar)  # the model is renamed in just after
-    return sidecar
+        body = sidecar_body(model, scaler, cfg, source=source, id_columns=id_columns,
+                            feature_ranges=feature_ranges, parity=parity)
+        # The model is renamed in just after its sidecar is written.
+        return write_export(proto, body, tmp, sidecar_path(out_path))
 
 
 def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, dict]:

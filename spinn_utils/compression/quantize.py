@@ -26,10 +26,8 @@ Reference: ONNX Runtime, "Quantize ONNX models" (``onnxruntime.quantization.quan
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,13 +44,15 @@ from onnxruntime.quantization import (
 )
 
 from ..core.errors import SpinnError
-from ..core.io import atomic_path, file_sha256, write_json
+from ..core.io import atomic_path, file_sha256
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
 from ..core.registry import QUANTIZED_EXPORTS
+from ..core.timing import perf_ms, timed_block
 from ..data.dataset import PreparedData
 from ..data.schema import target_unit
-from ..model.onnx_predictor import OnnxPredictor, read_sidecar, sidecar_path
+from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar, sidecar_path
+from .export import write_export
 
 MODES = ("static", "dynamic")
 
@@ -181,17 +181,9 @@ def choose(candidates: dict[str, dict], accuracy_tie: float) -> tuple[str, str]:
 def time_alternating(predictors: dict[str, OnnxPredictor], x: np.ndarray, rounds: int, threads: int) -> dict[str, float]:
     """Median ms per call of each predictor, in alternating rounds (1 untimed + 3 timed calls)."""
     samples: dict[str, list[float]] = {name: [] for name in predictors}
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for name, p in predictors.items():
-                p.run(x, threads)
-                for _ in range(3):
-                    t0 = time.perf_counter_ns()
-                    p.run(x, threads)
-                    samples[name].append((time.perf_counter_ns() - t0) / 1e6)
-    finally:
-        gc.enable()
+    for _ in range(rounds):
+        for name, p in predictors.items():
+            samples[name] += timed_block(perf_ms(lambda p=p: p.run(x, threads)), min_calls=3)
     return {name: float(np.median(ms)) for name, ms in samples.items()}
 
 
@@ -243,6 +235,7 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
     """
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     meta = read_sidecar(fp32_path)
+    described = {k: v for k, v in meta.items() if k not in FILE_KEYS}  # names, units, ranges: fp32's
     x_train = data.frames["train"][data.feature_names].to_numpy(np.float32)
     rng = np.random.default_rng(cfg.seed)
     x_calib = x_train[np.sort(rng.permutation(len(x_train))[:cfg.calibration_rows])]
@@ -252,7 +245,7 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
         files = {m: work / f"{m}.onnx" for m in cfg.modes}
         for m, f in files.items():
             quantize_file(fp32_path, f, m, x_calib, cfg)
-            write_json(sidecar_path(f), {**meta, "onnx_sha256": file_sha256(f)})
+            write_export(onnx.load(str(f)), described, f, sidecar_path(f))
         candidates = _measure_candidates(files, data, cfg)
         mode, why = choose(candidates, cfg.accuracy_tie)
         moved = {t: d for t, d in candidates[mode]["batch_dependence"].items() if d["max_abs_diff"] > 0}
@@ -268,18 +261,15 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
             _remove(out_path)
             raise SpinnError(f"{out_path.name}: int8 differs from {fp32_path.name} by more than "
                              f"{cfg.parity_rtol} x each target's std ({parity['per_target']}); no export written")
-        sidecar = {**meta, "precision": "int8", "parity": parity,
-                   "quantization": {"mode": mode, "why": why, "candidates": candidates,
-                                    "float_layers": float_layers(fp32_path),
-                                    "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
-                                    "config": asdict(cfg)},
-                   "source_onnx": str(fp32_path), "source_sha256": file_sha256(fp32_path),
-                   # issue 18's binding check: the sidecar names this model's bytes, not fp32's
-                   "onnx_sha256": file_sha256(files[mode]), "onnx_bytes": files[mode].stat().st_size,
-                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        with atomic_path(out_path) as tmp:
-            tmp.write_bytes(files[mode].read_bytes())
-            write_json(sidecar_path(out_path), sidecar)  # the model is renamed in just after
+        body = {**described, "precision": "int8", "parity": parity,
+                "quantization": {"mode": mode, "why": why, "candidates": candidates,
+                                 "float_layers": float_layers(fp32_path),
+                                 "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
+                                 "config": asdict(cfg)},
+                "source_onnx": str(fp32_path), "source_sha256": file_sha256(fp32_path),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        with atomic_path(out_path) as tmp:  # the model is renamed in just after its sidecar is written
+            sidecar = write_export(onnx.load(str(files[mode])), body, tmp, sidecar_path(out_path))
     finally:
         for f in work.glob("*"):
             f.unlink()

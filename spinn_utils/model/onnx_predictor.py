@@ -7,10 +7,16 @@ numpy and onnxruntime (pandas only to name a bad value in a frame), so ``python 
 spinn_utils.predict`` runs on a machine without torch (tests/test_export.py checks that torch
 is never imported).
 
+A sidecar is all or nothing: the model's ``metadata_props`` hold the sha256 of the whole sidecar as
+exported (``sidecar_digest``; every key but the model file's own sha256 and size, which are checked
+against the file), so an edited unit, name, shape or range, a deleted key or a sidecar from another
+export is refused in one line, and the range check cannot be switched off by deleting its key.
+
 Reference: ONNX Runtime Python API (``InferenceSession``, ``SessionOptions``).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,10 +33,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SIDECAR_FORMAT = "spinn-onnx-sidecar"
-SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256")
+SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256",
+                "feature_ranges")
 # Written into the .onnx itself (metadata_props) at export: a sidecar whose names were edited or
 # swapped no longer matches the model it travels with.
 META_FEATURES, META_TARGETS = "spinn_feature_names", "spinn_target_names"
+# The sha256 of the whole sidecar (``sidecar_digest``), also in metadata_props, where an edit of
+# the JSON cannot reach it: any change to any key (a unit, a range, a name, a deleted key) is seen.
+META_SIDECAR = "spinn_sidecar_sha256"
+# The keys that describe the .onnx file itself: the file holds the digest, so they cannot be part
+# of it; they are checked against the file instead.
+FILE_KEYS = ("onnx_sha256", "onnx_bytes")
+REEXPORT = "re-export it with notebook 05_5"
 # An input further outside the training range than this many times the range's width is flagged:
 # the model extrapolates there and its prediction is a guess.
 RANGE_FACTOR = 1.0
@@ -46,21 +60,26 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def sidecar_digest(meta: dict) -> str:
+    """sha256 of the sidecar's canonical JSON (sorted keys, no spaces) without ``FILE_KEYS``:
+    every other key, whatever the exporter adds later, is covered."""
+    body = {k: v for k, v in meta.items() if k not in FILE_KEYS}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def read_sidecar(model_path: str | os.PathLike) -> dict:
-    """The sidecar of ``model_path``; missing, unreadable or foreign is a SpinnError."""
+    """The sidecar of ``model_path``; missing, unreadable (truncated) or foreign is a SpinnError.
+    Whether it is the one exported with the model is ``check_binding``'s question."""
     path = sidecar_path(model_path)
     if not path.is_file():
         raise SpinnError(f"{path} not found: copy the .json sidecar together with {Path(model_path).name}")
     try:
         meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SpinnError(f"{path} is not valid JSON ({first_line(err)})") from err
-    missing = [k for k in SIDECAR_KEYS if k not in meta] if isinstance(meta, dict) else list(SIDECAR_KEYS)
-    if missing == ["onnx_sha256"] and meta.get("format") == SIDECAR_FORMAT:
-        raise SpinnError(f"{path} records no sha256 of its model (an export older than that check): "
-                         "re-export it with notebook 05_5")
-    if missing or meta.get("format") != SIDECAR_FORMAT:
-        raise SpinnError(f"{path} is not a SPINN ONNX sidecar (missing {missing or ['format']})")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise SpinnError(f"{path} is not valid JSON (truncated or edited? {first_line(err)}): restore it from "
+                         f"the export or {REEXPORT}") from err
+    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
+        raise SpinnError(f"{path} is not a SPINN ONNX sidecar (no \"format\": \"{SIDECAR_FORMAT}\")")
     return meta
 
 
@@ -69,12 +88,24 @@ def _dims(value) -> list:
 
 
 def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None:
-    """The sidecar describes this very model: its sha256, input/output names and shapes, and the
-    feature and target names the model was exported with; any difference is a SpinnError."""
+    """The sidecar is, unedited, the one exported with this very model: the model's sha256 and
+    size, the sidecar's own sha256 recorded in the model, then (for an export forged whole) the
+    input/output names and shapes and the feature and target names; any difference is a SpinnError."""
     side = sidecar_path(path).name
+    if "onnx_sha256" not in meta:
+        raise SpinnError(f"{side} records no sha256 of its model (an export older than that check): {REEXPORT}")
     if file_sha256(path) != meta["onnx_sha256"]:
         raise SpinnError(f"{path.name} is not the model {side} describes (its sha256 differs): copy the "
                          ".onnx and .json of one export together")
+    props = session.get_modelmeta().custom_metadata_map
+    if META_SIDECAR not in props:
+        raise SpinnError(f"{path.name} records no hash of its sidecar (an export older than that check): {REEXPORT}")
+    if props[META_SIDECAR] != sidecar_digest(meta) or meta.get("onnx_bytes") != path.stat().st_size:
+        raise SpinnError(f"{side} was edited after export (it no longer matches the sha256 {path.name} records "
+                         f"for it): restore it from the export or {REEXPORT}")
+    missing = [k for k in SIDECAR_KEYS if k not in meta]
+    if missing:
+        raise SpinnError(f"{side} lacks {missing} (an export older than those keys): {REEXPORT}")
     n_f, n_t = len(meta["feature_names"]), len(meta["targets"])
     found = {"input": [(i.name, _dims(i.shape)) for i in session.get_inputs()],
              "output": [(o.name, _dims(o.shape)) for o in session.get_outputs()]}
@@ -83,12 +114,27 @@ def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None
         if found[kind] != wanted[kind]:
             raise SpinnError(f"{side} says the model's {kind} is {wanted[kind]} (name, shape); "
                              f"{path.name} has {found[kind]}")
-    props = session.get_modelmeta().custom_metadata_map
     for key, names in ((META_FEATURES, meta["feature_names"]), (META_TARGETS, [t["name"] for t in meta["targets"]])):
         if key not in props or json.loads(props[key]) != list(names):
             what = "feature" if key == META_FEATURES else "target"
             raise SpinnError(f"{side} lists the {what} names {list(names)}, but {path.name} was exported "
                              f"with {props.get(key, 'none recorded')}: a sidecar edited or from another export")
+
+
+def range_bounds(meta: dict, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) beyond which an input is flagged: the training range widened by ``RANGE_FACTOR``
+    times its width on each side. Ranges that are absent or malformed are a SpinnError: the range
+    check is never silently off."""
+    ranges, n_f = meta.get("feature_ranges"), len(meta["feature_names"])
+    try:
+        lo, hi = (np.asarray(ranges[k], np.float64) for k in ("min", "max"))
+    except (TypeError, KeyError, ValueError) as err:
+        raise SpinnError(f"{side} records no usable feature_ranges, so inputs far outside the training range "
+                         f"could not be flagged: {REEXPORT}") from err
+    if lo.shape != (n_f,) or hi.shape != (n_f,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise SpinnError(f"{side}: feature_ranges must hold {n_f} finite min and max values: {REEXPORT}")
+    width = np.maximum(hi - lo, 0.0)
+    return lo - RANGE_FACTOR * width, hi + RANGE_FACTOR * width
 
 
 class OnnxPredictor:
@@ -104,12 +150,7 @@ class OnnxPredictor:
         self.input_name = self.meta["input_name"]
         self._sessions: dict[tuple[int, bool], ort.InferenceSession] = {}
         check_binding(self.path, self.meta, self.session(1))  # fail now, not at the first prediction
-        ranges = self.meta.get("feature_ranges")
-        self.low = self.high = None
-        if ranges:
-            lo, hi = np.asarray(ranges["min"], np.float64), np.asarray(ranges["max"], np.float64)
-            width = np.maximum(hi - lo, 0.0)
-            self.low, self.high = lo - RANGE_FACTOR * width, hi + RANGE_FACTOR * width
+        self.low, self.high = range_bounds(self.meta, sidecar_path(self.path).name)
 
     def session(self, threads: int, stop_spinning: bool = False) -> ort.InferenceSession:
         """The session with ``threads`` intra-op threads (built once, then reused).
@@ -137,9 +178,7 @@ class OnnxPredictor:
 
     def outside_range(self, x: np.ndarray) -> np.ndarray:
         """(n, n_features) True where a value lies beyond the training range by more than
-        ``RANGE_FACTOR`` times its width (all False when the sidecar records no ranges)."""
-        if self.low is None:
-            return np.zeros(x.shape, bool)
+        ``RANGE_FACTOR`` times its width."""
         return (x < self.low) | (x > self.high)
 
     def features_from(self, frame: pd.DataFrame, source: str = "the CSV", first_row: int = 0) -> np.ndarray:
