@@ -3,31 +3,42 @@
     python -m spinn_utils.predict --model spinn_structured.onnx --csv windows.csv --output predictions.csv
 
 Needs only onnxruntime, numpy, pandas and pyarrow at run time (and the ``.json`` sidecar
-beside the model, written by notebook 05.5). The output keeps the input's identifier and time
-columns (as written in the input) and adds one ``predicted_<target>`` column per target, its
-unit in the name, and a ``warning`` column naming the inputs of a row that lie beyond the
-training range by more than the sidecar's ``flag_factor`` times its width (their count goes to
-stderr). The CSV is parsed (in pieces, on every core) and written by Apache Arrow's CSV reader
-and writer, so memory stays bounded on any number of rows and text conversion does not dominate
-the time. A missing feature column, a non-numeric value, a wrong model file, a sidecar that does
-not describe the model or an ``--output`` that is one of the inputs is one line on stderr and
-exit 2.
+beside the model, written by notebook 05.5). The output keeps every column of the input, as
+written, and adds one ``predicted_<target>`` column per target, its unit in the name, and a
+``warning`` column naming the inputs of a row that lie beyond the training range by more than the
+sidecar's ``flag_factor`` times its width (their count goes to stderr). A UTF-8 byte-order mark
+(Excel's "CSV UTF-8") is read as such, never as part of the first column's name.
+
+``--output -`` (or any name of this process's standard output, such as ``/dev/stdout``) writes
+the CSV to standard output and the summary line to stderr; a named pipe or ``/dev/null`` is
+written into as a stream; a symlink is written through (its target is replaced atomically, the
+link stays, as a shell's ``>`` would); any other non-regular file (a device, a socket) is refused,
+and so is an output that is the input CSV, the model or its sidecar. ``--threads`` above the
+cores this process may use is capped to them, with a note on stderr.
+
+The CSV is parsed (in pieces, on every core) and written by Apache Arrow's CSV reader and writer,
+so memory stays bounded on any number of rows and text conversion does not dominate the time. A
+missing feature column, a non-numeric value, a wrong model file, a sidecar that does not describe
+the model (or was edited) or a refused ``--output`` is one line on stderr and exit 2.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .core.errors import SpinnError, first_line
-from .core.io import atomic_path
+from .core.io import atomic_path, same_file
 from .model.onnx_predictor import RANGE_FACTOR, OnnxPredictor, sidecar_path
 
 CHUNK_ROWS = 100_000  # rows per output block: ~15 MB of features at 18 inputs, whatever the file's size
@@ -38,6 +49,11 @@ BLOCK_BYTES = 2 << 20
 # Rows per ONNX Runtime call: a few thousand rows keep the layers' activations in cache and the
 # runtime's memory arena small (issue 18 measured 56k rows/s for a whole file in one call).
 INFER_ROWS = 4096
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, which Excel's "CSV UTF-8" puts before the header
+# Feature text read as missing (NaN, then refused by name), as Arrow's CSV reader would: every column
+# is read as text, so that the output keeps it exactly as written, and the features are converted here.
+NULL_TEXT = pa.array(["", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "-NaN", "-nan", "None"])
+STDOUT = "-"
 
 
 def output_column(target: dict) -> str:
@@ -66,25 +82,43 @@ def range_warnings(predictor: OnnxPredictor, x: np.ndarray) -> tuple[pa.Array, i
     return pa.array(warning, pa.string()), int(rows.sum())
 
 
-def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, id_columns: list[str], source: str,
-                  threads: int = 1, first_row: int = 0) -> tuple[pa.Table, int]:
-    """(the output rows of one block: id columns, one prediction per target, ``warning``; rows flagged)."""
-    raw = np.column_stack([batch.column(name).to_numpy(zero_copy_only=False) for name in predictor.feature_names])
-    x = predictor.checked(raw, source, first_row)  # Arrow parsed the features as float64
+def output_names(predictor: OnnxPredictor) -> list[str]:
+    """The columns the output adds after the input's: one prediction per target, then ``warning``."""
+    return [output_column(t) for t in predictor.meta["targets"]] + ["warning"]
+
+
+def feature_values(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
+    """(n, n_features) float64 from the features' text (spaces trimmed, empty or NA as NaN);
+    text that is not a number raises ArrowInvalid, as Arrow's CSV reader would."""
+    columns = []
+    for name in names:
+        text = pc.utf8_trim_whitespace(batch.column(name))
+        text = pc.if_else(pc.is_in(text, value_set=NULL_TEXT), pa.scalar(None, pa.string()), text)
+        columns.append(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False))
+    return np.column_stack(columns)
+
+
+def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, source: str, threads: int = 1,
+                  first_row: int = 0) -> tuple[pa.Table, int]:
+    """(the output rows of one block: every input column as written, one prediction per target,
+    ``warning``; rows flagged)."""
+    raw = feature_values(batch, predictor.feature_names)
+    x = predictor.checked(raw, source, first_row)
     y = predict_features(predictor, x, threads)
     warning, flagged = range_warnings(predictor, raw)
-    columns = {c: batch.column(c) for c in id_columns}
+    columns = {c: batch.column(c) for c in batch.schema.names}
     columns.update({output_column(t): pa.array(y[:, j]) for j, t in enumerate(predictor.meta["targets"])})
     columns["warning"] = warning
     return pa.table(columns), flagged
 
 
 def csv_header(path: Path) -> list[str]:
-    """The CSV's column names; a missing or empty file, or a column named twice, is a SpinnError."""
+    """The CSV's column names (a UTF-8 byte-order mark dropped); a missing or empty file, or a
+    column named twice, is a SpinnError."""
     if not path.is_file():
         raise SpinnError(f"CSV not found: {path}")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])
     except (UnicodeDecodeError, csv.Error) as err:
         raise SpinnError(f"cannot parse CSV {path}: {first_line(err)}") from err
@@ -103,7 +137,7 @@ def explain_parse_error(predictor: OnnxPredictor, path: Path, err: Exception) ->
 
     first = 0
     try:
-        for frame in pd.read_csv(path, chunksize=CHUNK_ROWS, usecols=predictor.feature_names):
+        for frame in pd.read_csv(path, chunksize=CHUNK_ROWS, usecols=predictor.feature_names, encoding="utf-8-sig"):
             predictor.features_from(frame, str(path), first)
             first += len(frame)
     except SpinnError as found:
@@ -113,20 +147,19 @@ def explain_parse_error(predictor: OnnxPredictor, path: Path, err: Exception) ->
     return SpinnError(f"cannot parse CSV {path}: {first_line(err)}")
 
 
-def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_ROWS
-                ) -> tuple[list[str], Iterator[pa.RecordBatch]]:
-    """(the id columns present, the feature and id columns in blocks of at most ``chunk_rows``).
+def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
+    """Every column of the CSV, as text exactly as written, in blocks of at most ``chunk_rows``.
 
-    Features are parsed as float64 (then checked and cast, so a value float32 cannot hold is
-    named); id columns are kept as text, exactly as written in the input."""
+    A missing feature column, or a column named like one the output adds, is a SpinnError now,
+    before any block is read."""
     header = csv_header(path)
     missing = [c for c in predictor.feature_names if c not in header]
     if missing:
         raise SpinnError(f"{path} lacks feature column(s) {missing}; the model needs {predictor.feature_names}")
-    ids = [c for c in predictor.meta.get("id_columns", []) if c in header]
-    types = {**{c: pa.string() for c in ids}, **{c: pa.float64() for c in predictor.feature_names}}
-    columns = list(dict.fromkeys([*ids, *predictor.feature_names]))  # an id that is also an input: a number
-    convert = pacsv.ConvertOptions(include_columns=columns, column_types=types)
+    clash = [c for c in output_names(predictor) if c in header]
+    if clash:
+        raise SpinnError(f"{path} already has column(s) {clash}, which the output adds; rename them")
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False)
     read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
 
     def blocks() -> Iterator[pa.RecordBatch]:
@@ -135,9 +168,9 @@ def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_RO
                 yield from pacsv.read_csv(pa.py_buffer(piece), read_options=read,
                                           convert_options=convert).to_batches(max_chunksize=chunk_rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            raise explain_parse_error(predictor, path, err) from err
+            raise SpinnError(f"cannot parse CSV {path}: {first_line(err)}") from err
 
-    return ids, blocks()
+    return blocks()
 
 
 def csv_pieces(path: Path, size: int) -> Iterator[bytes]:
@@ -145,7 +178,7 @@ def csv_pieces(path: Path, size: int) -> Iterator[bytes]:
     each parses alone and memory stays bounded (a value holding a line break is refused, as by
     Arrow's own block splitting)."""
     with open(path, "rb") as f:
-        header, rest = f.readline(), b""
+        header, rest = f.readline().removeprefix(BOM), b""
         while data := f.read(size):
             data = rest + data
             cut = data.rfind(b"\n") + 1
@@ -156,32 +189,76 @@ def csv_pieces(path: Path, size: int) -> Iterator[bytes]:
             yield header + rest
 
 
-def refuse_overwriting_inputs(output: str, inputs: list[str]) -> None:
-    """``--output`` must not be ``--csv``, the model or its sidecar (by path or as the same file)."""
-    out = Path(output).expanduser()
+def _stdout_stat() -> os.stat_result | None:
+    """What this process's standard output is (None when it is no file, as under a test's capture)."""
+    try:
+        return os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def output_target(output: str, inputs: list[str]) -> tuple[str, Path | None]:
+    """How ``--output`` is written: ("stdout", None), ("stream", path) for a named pipe or the null
+    device, or ("file", path) for a regular file, a symlink resolved to what it points at. A
+    folder, another non-regular file (a device, a socket) or one of ``inputs`` is a SpinnError."""
+    stdout = _stdout_stat()
+    if output == STDOUT:
+        st, kind, path = stdout, "stdout", None
+    else:
+        path = Path(output).expanduser()
+        st = os.stat(path) if path.exists() else None
+        if st is not None and stdout is not None and os.path.samestat(st, stdout):  # /dev/stdout, /proc/self/fd/1
+            kind, path = "stdout", None
+        elif st is None or stat.S_ISREG(st.st_mode):
+            kind, path = "file", path.resolve()  # through a symlink: the link stays, its target is replaced
+        elif stat.S_ISDIR(st.st_mode):
+            raise SpinnError(f"--output {output} is a folder; name a file")
+        elif stat.S_ISFIFO(st.st_mode) or same_file(path, os.devnull):
+            kind = "stream"
+        else:
+            raise SpinnError(f"--output {output} is a device or other special file, not a regular file: "
+                             "name a file, or - for standard output")
     for given in inputs:
-        path = Path(given).expanduser()
-        same = out.resolve() == path.resolve() or (out.exists() and path.exists() and os.path.samefile(out, path))
+        here = Path(given).expanduser()
+        same = (same_file(path, here) if path is not None else
+                st is not None and here.exists() and os.path.samestat(st, os.stat(here)))
         if same:
             raise SpinnError(f"--output {output} is the input {given}: writing it would destroy the input; "
                              "name another file")
-    if out.is_dir():
-        raise SpinnError(f"--output {output} is a folder; name a file")
+    return kind, path
+
+
+@contextlib.contextmanager
+def output_sink(kind: str, path: Path | None) -> Iterator:
+    """Where the CSV writer writes: a temp file renamed over ``path`` when complete, or the stream."""
+    if kind == "file":
+        with atomic_path(path) as tmp:
+            yield str(tmp)
+    elif kind == "stream":
+        with open(path, "wb") as f:
+            yield f
+    else:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
 
 
 def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: int = 1,
-                chunk_rows: int = CHUNK_ROWS) -> tuple[int, int]:
-    """Stream ``csv_path`` through the model into ``output`` (atomically): (rows, rows flagged)."""
+                chunk_rows: int = CHUNK_ROWS, inputs: tuple[str, ...] = ()) -> tuple[int, int]:
+    """Stream ``csv_path`` through the model into ``output`` (a file, atomically; ``-``: standard
+    output): (rows, rows flagged). ``inputs``: more files ``output`` must not be."""
+    kind, path = output_target(output, [csv_path, *inputs])
     rows = flagged = 0
-    ids, blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
-    with atomic_path(output) as tmp:
+    blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
+    with output_sink(kind, path) as sink:
         writer = None
         try:
             for batch in blocks:
-                table, n_flagged = predict_batch(predictor, batch, ids, csv_path, threads, first_row=rows)
-                writer = writer or pacsv.CSVWriter(str(tmp), table.schema)
+                table, n_flagged = predict_batch(predictor, batch, csv_path, threads, first_row=rows)
+                writer = writer or pacsv.CSVWriter(sink, table.schema)
                 writer.write_table(table)
                 rows, flagged = rows + table.num_rows, flagged + n_flagged
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:  # a feature's text is not a number
+            raise explain_parse_error(predictor, Path(csv_path), err) from err
         finally:
             if writer is not None:
                 writer.close()
@@ -190,19 +267,32 @@ def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: i
     return rows, flagged
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """0 written, 2 bad input (one line on stderr)."""
     p = argparse.ArgumentParser(prog="python -m spinn_utils.predict", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="an exported .onnx file (its .json sidecar beside it)")
     p.add_argument("--csv", required=True, help="rows of raw features, one column per model input")
-    p.add_argument("--output", required=True, help="where to write the predictions CSV")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="ONNX Runtime intra-op threads (default: every core, %(default)s here)")
+    p.add_argument("--output", required=True, help="where to write the predictions CSV (- for standard output)")
+    p.add_argument("--threads", type=int, default=usable_cores(),
+                   help="ONNX Runtime intra-op threads, at most the cores here (default: all, %(default)s)")
     args = p.parse_args(argv)
+    threads, cores = args.threads, usable_cores()
     try:
-        refuse_overwriting_inputs(args.output, [args.csv, args.model, str(sidecar_path(args.model))])
+        if threads < 1:
+            raise SpinnError(f"--threads must be at least 1, got {threads}")
+        if threads > cores:
+            print(f"predict: note: --threads {threads} is more than the {cores} core(s) here; using {cores}",
+                  file=sys.stderr)
+            threads = cores
+        kind, _ = output_target(args.output, [args.csv, args.model, str(sidecar_path(args.model))])
         predictor = OnnxPredictor(args.model)
-        rows, flagged = predict_csv(predictor, args.csv, args.output, max(1, args.threads))
+        rows, flagged = predict_csv(predictor, args.csv, args.output, threads,
+                                    inputs=(args.model, str(sidecar_path(args.model))))
     except (SpinnError, OSError) as err:
         print(f"predict: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
@@ -210,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"predict: warning: {flagged} of {rows} rows have inputs beyond the training range by more than "
               f"{RANGE_FACTOR:g}x its width (see the 'warning' column): those predictions are extrapolations",
               file=sys.stderr)
-    print(f"wrote {rows} predictions of {predictor.target_names} to {args.output}")
+    print(f"wrote {rows} predictions of {predictor.target_names} to {args.output}",
+          file=sys.stderr if kind == "stdout" else sys.stdout)
     return 0
 
 

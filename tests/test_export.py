@@ -191,7 +191,7 @@ def _predict(args: list[str], tmp_path) -> subprocess.CompletedProcess:
                           cwd=tmp_path, timeout=120)
 
 
-def test_predict_cli_runs_without_torch_and_keeps_id_columns(run, tmp_path):
+def test_predict_cli_runs_without_torch_and_keeps_every_input_column(run, tmp_path):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     csv = tmp_path / "in.csv"
@@ -202,14 +202,16 @@ def test_predict_cli_runs_without_torch_and_keeps_id_columns(run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "torch imported: False" in proc.stdout
     pred = pd.read_csv(out)
-    assert list(pred.columns) == ["experiment", "run", "cut_time_min", "predicted_tool_wear_vb_mm",
+    assert list(pred.columns) == [*data.frames["test"].columns, "predicted_tool_wear_vb_mm",
                                   "predicted_thermal_displacement_um", "warning"]
+    assert pred["experiment"].tolist() == data.frames["test"]["experiment"].tolist()
     assert pred["warning"].isna().all()  # the test split lies within the training range
     model = OnnxModule(paths.export(VARIANTS.structured), tiny_model(1, (8, 4)), data.scaler)
     x, _ = data.arrays("test")
     with torch.inference_mode():
         expected = data.scaler.inverse_y(model.source(torch.as_tensor(x)).numpy())
-    np.testing.assert_allclose(pred.iloc[:, 3:5].to_numpy(), expected, atol=1e-4 * data.scaler.y_std.max())
+    np.testing.assert_allclose(pred[["predicted_tool_wear_vb_mm", "predicted_thermal_displacement_um"]].to_numpy(),
+                               expected, atol=1e-4 * data.scaler.y_std.max())
 
 
 def test_predict_cli_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):
