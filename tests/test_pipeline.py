@@ -112,7 +112,7 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
         return main([*args, "--output", str(output)])
 
     cases = {
-        ("-p", "target_sparsity=1.5"): "target_sparsity must be in [0, 1)",
+        ("-p", "target_sparsity=1.5"): "target_sparsity must be in (0, 1)",
         ("-p", "prune_method=l1"): "prune_method must be one of ('magnitude', 'random')",
         ("-p", "epochs=0"): "epochs must be >= 1",
         ("-p", "cpu_batch_sizes=[0]"): "batch sizes >= 1",

@@ -1,4 +1,4 @@
-"""Pre-flight (issue 18, "late or unclear errors"): every value a run would fail on late is refused
+"""Pre-flight: every value a run would fail on late is refused
 before anything runs or is written, with one line and exit 2. Against the real notebooks; no
 notebook runs here."""
 import json
@@ -18,6 +18,7 @@ from spinn_utils.pipeline.preflight import check_cv_folds
     (["-p", "dpi=0"], "dpi must be an integer >= 1"),
     (["--only", "09", "-p", "batch_size=0"], "-p batch_size=0 (notebook 09): batch_size must be an integer >= 1"),
     (["--only", "05", "-p", "target_sparsity=1.5"], "(notebook 05): target_sparsity must be in [0, 1)"),
+    (["-p", "target_sparsity=0"], "(notebook 03): target_sparsity must be in (0, 1), got 0"),
     (["--only", ""], "--only is empty"),
     (["--only", " , "], "--only is empty"),
     (["--from", ""], "--from is empty"),

@@ -8,8 +8,10 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,18 @@ def test_a_foreign_manifest_is_refused_not_overwritten(tmp_path):
     assert main(["--output", str(site), "--only", "01"]) == 2
     assert json.loads((site / "manifest.json").read_text())["name"] == "my web app"
     assert sorted(p.name for p in site.iterdir()) == ["index.html", "manifest.json"]
+
+
+def test_a_manifest_with_the_run_keys_but_no_format_marker_is_not_ours(tmp_path):
+    """Keys alone (``started``, ``command``, ``notebooks``, ``versions``) do not make a folder ours;
+    the message says how an older SPINN run's folder is adopted."""
+    (tmp_path / "manifest.json").write_text(json.dumps(dict.fromkeys(("started", "command", "versions"), "x")
+                                                       | {"notebooks": []}))
+    with pytest.raises(UsageError, match='adopt the folder by adding "format": "spinn-run-manifest"'):
+        check_output(tmp_path)
+    record = json.loads((tmp_path / "manifest.json").read_text()) | {"format": "spinn-run-manifest"}
+    (tmp_path / "manifest.json").write_text(json.dumps(record))
+    check_output(tmp_path)
 
 
 @pytest.mark.parametrize("text, expected", [("[]", "corrupt: it holds a list"), ("{not json", "corrupt \\(not JSON"),
@@ -225,6 +239,30 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, capsys):
     assert _files(out) == before and not (out / staging.BACKUP).exists()
     (failed,) = out.glob("failed-*")
     assert json.loads((failed / "manifest.json").read_text())["notebooks"][-1]["error"] == "terminated (SIGTERM)"
+
+
+def test_a_repeated_sigterm_is_one_line_without_the_dead_kernel(tmp_path):
+    """``timeout`` signals the driver twice (the child, then the group): the second signal cuts
+    papermill's clean-up short, and neither the "Kernel died" log line nor asyncio's orphaned-task
+    traceback may follow the one-line message."""
+    nbdir, started = tmp_path / "notebooks", tmp_path / "started"
+    nbdir.mkdir()
+    _notebook(nbdir / "02_b.ipynb", "results_dir: str = 'results'\n",
+              f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(60)")
+    code = ("import sys\nfrom spinn_utils.pipeline.cli import main\n"
+            f"sys.exit(main(['--output', {str(tmp_path / 'out')!r}], notebook_dir={str(nbdir)!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(2):  # GNU timeout signals the child, then its group: the driver gets it twice
+        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[0] == "terminated (SIGTERM) in 02_b.ipynb", err
+    assert "Traceback" not in err and "Kernel died" not in err
 
 
 def test_ctrl_c_during_start_up_imports_is_one_line():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from spinn_utils.benchmark.bench_config import available_cores
 from spinn_utils.core.errors import SpinnError
@@ -76,13 +77,44 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
     (["-p", "results_dir=x"], "--output"),
     (["--seeds", "4,4"], "distinct"),
     (["--sweep-file", "missing.json"], "no such file"),
+    (["--seeds", ""], "--seeds is empty"),
+    (["--seeds", "4294967296"], "0..4294967295"),
+    (["--seeds", "-1"], "0..4294967295"),
+    (["--kernel", "pyhton3"], "no such Jupyter kernel"),
+    (["--scheduler", "garbage"], "not a Dask scheduler address"),
+    (["--scheduler", "http://127.0.0.1:8786"], "not a Dask scheduler address"),
+    (["--scheduler", "tcp://127.0.0.1:1"], "cannot connect"),
+    (["--sweep-file", "grid: 5"], '"grid" must be a mapping'),
+    (["--sweep-file", "parameters: [1, 2]"], '"parameters" must be a mapping'),
+    (["--sweep-file", "grid: {target_sparsity: [null]}"], "null is not a value"),
+    (["--sweep-file", 'seeds: "42"'], "\"seeds\" must be a list of integers like [42, 43], got '42'"),
+    (["--sweep-file", "seeds: []"], "expected distinct integers"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, says):
+    """Every sweep option is checked before a folder, a lock or a cluster exists."""
+    if argv[0] == "--sweep-file" and ":" in argv[1]:  # the file's body, written to a file
+        (tmp_path / "sweep.yaml").write_text(argv[1])
+        argv = ["--sweep-file", str(tmp_path / "sweep.yaml")]
     out = tmp_path / "out"
     assert main(["sweep", *argv, "--output", str(out)], notebook_dir=ROOT / "notebooks") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not lock_path(out).exists()
+
+
+def test_a_refused_scheduler_is_reported_within_5_s(tmp_path, capsys):
+    start = time.perf_counter()
+    assert main(["sweep", "--smoke", "--scheduler", "tcp://127.0.0.1:1", "--output", str(tmp_path / "o")],
+                notebook_dir=ROOT / "notebooks") == 2
+    assert time.perf_counter() - start < 5 + 3  # 5 s connect limit, plus reading the notebooks' parameters
+    assert "cannot connect" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_sweep_without_a_gpu_is_refused_before_the_cluster(tmp_path, capsys):
+    assert main(["sweep", "--smoke", "--device", "cuda", "--output", str(tmp_path / "o")],
+                notebook_dir=ROOT / "notebooks") == 2
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def _lineage_folder(folder: Path, notebooks: dict[str, str]) -> None:

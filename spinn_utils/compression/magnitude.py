@@ -66,8 +66,8 @@ class PruneConfig:
     show_progress: bool = True  # tqdm bars from training.fit; off in tests
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.target_sparsity < 1.0:
-            raise SpinnError(f"target_sparsity must be in [0, 1), got {self.target_sparsity}")
+        if not 0.0 < self.target_sparsity < 1.0:  # 0 prunes nothing: the dense model is notebook 02's
+            raise SpinnError(f"target_sparsity must be in (0, 1), got {self.target_sparsity}")
         if self.n_stages < 1:
             raise SpinnError(f"n_stages must be >= 1, got {self.n_stages}")
         if self.schedule not in SCHEDULES:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +48,6 @@ def lock_path(output: Path) -> Path:
 
 
 MANIFEST_FORMAT = "spinn-run-manifest"  # the marker of a manifest the driver wrote
-LEGACY_MANIFEST_KEYS = ("started", "command", "notebooks", "versions")  # before the marker existed
 
 
 def read_manifest(path: Path) -> dict | None:
@@ -65,9 +66,10 @@ def read_manifest(path: Path) -> dict | None:
     if not isinstance(record, dict):
         raise UsageError(f"{path} is corrupt: it holds a {type(record).__name__}, not a SPINN run manifest; "
                          "move it away or use another --output")
-    if record.get("format") != MANIFEST_FORMAT and not all(k in record for k in LEGACY_MANIFEST_KEYS):
-        raise UsageError(f"{path} was not written by SPINN (no \"format\": \"{MANIFEST_FORMAT}\"); a run "
-                         "would replace it: use another --output")
+    if record.get("format") != MANIFEST_FORMAT:
+        raise UsageError(f"{path} was not written by SPINN (no \"format\": \"{MANIFEST_FORMAT}\"), and a run "
+                         f"would replace it: use another --output (if an older SPINN run wrote it, adopt the folder "
+                         f"by adding \"format\": \"{MANIFEST_FORMAT}\" to the file)")
     if not isinstance(record.get("notebooks", []), list):
         raise UsageError(f"{path} is corrupt: \"notebooks\" is not a list; move it away or use another --output")
     return record
@@ -151,6 +153,28 @@ def check_kernel(name: str) -> None:
 
 
 def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
+SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
+SCHEDULER_RE = re.compile(r"(?:([a-z]+)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_scheduler(address: str) -> None:
+    """``--scheduler``: a Dask address (``tcp://HOST:PORT``) whose port answers within 5 s, checked
+    before anything is written (Dask's own client retries a refused port for its whole timeout)."""
+    m = SCHEDULER_RE.fullmatch(address.strip())
+    if not m or (m.group(1) or "tcp") not in SCHEDULER_SCHEMES:
+        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT "
+                         f"(e.g. tcp://10.0.0.1:8786; schemes {', '.join(SCHEDULER_SCHEMES)})")
+    if (m.group(1) or "tcp") == "ucx":
+        return  # not a TCP socket: Dask reports it
+    host, port = m.group(2).strip("[]"), int(m.group(3))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise UsageError(f"--scheduler {address}: cannot connect ({first_line(err) or type(err).__name__}); "
+                         "is the scheduler running there?") from None
+
+
     """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
     from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
     then reports any problem with the data itself)."""

@@ -8,6 +8,8 @@ notebook and names the failing cell and its error.
 """
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import signal
 import subprocess
@@ -196,8 +198,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the previous results are restored, exit 143."""
 
 
+# SIGTERM sent to the process group (``timeout``, a batch system) also kills the kernel while papermill
+# cleans up: its "Kernel died" log line and asyncio's orphaned-task traceback would follow the one-line message.
+QUIET_WHEN_STOPPED = ("papermill", "asyncio")
+
+
 def _on_sigterm(signum, frame):
+    for name in QUIET_WHEN_STOPPED:
+        logging.getLogger(name).disabled = True
     raise Terminated()
+
+
+def _unquiet() -> None:
+    gc.collect()  # an orphaned task reports its error when collected: while its logger is still off
+    for name in QUIET_WHEN_STOPPED:
+        logging.getLogger(name).disabled = False
 
 
 def run_notebooks(plan: RunPlan, args) -> int:
@@ -222,6 +237,7 @@ def run_notebooks(plan: RunPlan, args) -> int:
                           f"and executed notebooks (with the traceback): {failed}", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _unquiet()
 
 
 def _run_plan(plan: RunPlan, args) -> int:

@@ -42,7 +42,7 @@ from ..reporting.figures import FigureConfig
 from ..reporting.sweep_figures import make_sweep_figures
 from ..reporting.sweep_report import sweep_summary, write_table3
 from .notebooks import NOTEBOOK_DIR, UsageError
-from .preflight import check_output, results_lock
+from .preflight import check_output, check_scheduler, results_lock
 from .runner import git_commit
 from .sweep_collect import measure_all, point_summary
 from .sweep_spec import LIGHT, POINT_FIXED, POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, make_spec
@@ -177,6 +177,8 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
     check_output(spec.output)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: expected >= 1")
+    if scheduler is not None:
+        check_scheduler(scheduler)
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     with results_lock(spec.output, ["spinn-run", "sweep", *sys.argv[1:]]) as note:
         if note:

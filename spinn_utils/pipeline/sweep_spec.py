@@ -25,10 +25,11 @@ from pathlib import Path
 import papermill
 import yaml
 
+from ..core.env import resolve_device
 from ..core.registry import SWEEP_DIR
 from .notebooks import UsageError, discover, notebook_id
 from .params import parse_value, plan_parameters
-from .preflight import RESERVED, check_values
+from .preflight import RESERVED, SEED_MAX, check_kernel, check_values
 
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
 POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
@@ -123,11 +124,24 @@ def read_sweep_file(path: str) -> dict:
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise UsageError(f"--sweep-file {path}: not valid {file.suffix.lstrip('.') or 'YAML'}: "
                          f"{str(err).splitlines()[0]}") from err
-    unknown = sorted(set(body or {}) - {"grid", "seeds", "parameters"}) if isinstance(body, dict) else ["(not a mapping)"]
+    body = {} if body is None else body
+    unknown = sorted(set(body) - {"grid", "seeds", "parameters"}) if isinstance(body, dict) else ["(not a mapping)"]
     if unknown:
         raise UsageError(f"--sweep-file {path}: unknown keys {unknown}; known: grid, seeds, parameters")
-    grid = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in (body.get("grid") or {}).items()}
-    return {"grid": grid, "seeds": body.get("seeds"), "parameters": dict(body.get("parameters") or {})}
+    grid, seeds, parameters = (body.get(k) for k in ("grid", "seeds", "parameters"))
+    for key, value, example in (("grid", grid, "{target_sparsity: [0.5, 0.9]}"), ("parameters", parameters, "{epochs: 5}")):
+        if value is not None and not isinstance(value, dict):
+            raise UsageError(f"--sweep-file {path}: \"{key}\" must be a mapping like {example}, got {value!r}")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if seeds is not None and (not isinstance(seeds, list) or not all(_is_int(s) for s in seeds)):
+        raise UsageError(f"--sweep-file {path}: \"seeds\" must be a list of integers like [42, 43], got {seeds!r}")
+    grid = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in (grid or {}).items()}
+    return {"grid": grid, "seeds": seeds, "parameters": dict(parameters or {})}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_grid(grid: dict, declared: dict) -> None:
@@ -142,12 +156,17 @@ def _check_grid(grid: dict, declared: dict) -> None:
         raise UsageError("--grid prune_method=random: notebook 03 has no prune_method parameter in this "
                          "version (only magnitude pruning)")
     for name, values in grid.items():
+        if None in values:
+            raise UsageError(f"--grid {name}: null is not a value (got {list(values)}); name each value")
         if len(set(values)) != len(values):
             raise UsageError(f"--grid {name}: a value is repeated in {list(values)}")
 
 
 def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
     """Every point's and seed's parameters through the run's own checks (names, types, values)."""
+    bad_seeds = [s for s in spec.seeds if not _is_int(s) or not 0 <= s <= SEED_MAX]
+    if bad_seeds or not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
+        raise UsageError(f"--seeds {list(spec.seeds)}: expected distinct integers in 0..{SEED_MAX} (NumPy's seed range)")
     for name in spec.overrides:
         if name in RESERVED or name in AXES:
             flag = RESERVED.get(name, "--grid")
@@ -165,9 +184,6 @@ def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
             check_values({by_id["03"]: axis}, axis)  # target_sparsity=1.5: PruneConfig refuses it here
         except UsageError as err:
             raise UsageError(str(err).replace("-p ", "--grid ", 1)) from err
-    bad_seeds = [s for s in spec.seeds if not isinstance(s, int) or isinstance(s, bool) or s < 0]
-    if bad_seeds or len(set(spec.seeds)) != len(spec.seeds):
-        raise UsageError(f"--seeds {list(spec.seeds)}: expected distinct integers >= 0")
 
 
 def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
@@ -185,7 +201,9 @@ def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
     if "prune_method" not in declared["03"] and "prune_method" not in grid:
         default_grid = {**default_grid, "prune_method": ("magnitude",)}  # random needs notebook 03's knob
     grid = {**default_grid, **grid}
-    seeds = _values(args.seeds) if args.seeds else tuple(from_file["seeds"] or default_seeds)
+    if args.seeds is not None and not args.seeds.replace(",", "").strip():
+        raise UsageError("--seeds is empty; name seeds, e.g. --seeds 42,43 (or leave --seeds out for the default)")
+    seeds = _values(args.seeds) if args.seeds is not None else tuple(default_seeds if from_file["seeds"] is None else from_file["seeds"])
     if args.output is not None and not str(args.output).strip():
         raise UsageError("--output is empty; name a folder")
     spec = SweepSpec(
@@ -195,4 +213,6 @@ def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
         methods=tuple(grid["prune_method"]), seeds=tuple(seeds), smoke=args.smoke, device=args.device,
         overrides={**from_file["parameters"], **dict(args.parameters)}, notebooks=found, declared=declared)
     _preflight(spec, nb_paths)
+    check_kernel(getattr(args, "kernel", "python3"))  # a sweep with a bad kernel would fail every point
+    resolve_device(spec.device)  # --device cuda without a GPU: refused here, not in every point
     return spec

@@ -33,6 +33,7 @@ from ..core.io import file_sha256, read_json, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import MANIFEST
+from .preflight import MANIFEST_FORMAT
 from .runner import cell_error, kernel_manager_class
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -125,7 +126,7 @@ def run_notebooks(folder: Path, notebooks: dict[str, str], parameters: dict[str,
     """Execute ``notebooks`` (id -> path) into ``folder`` in order; the manifest is rewritten
     after each one. Returns ``{"status", "error", "seconds"}``; a failure stops the rest."""
     start, ran = time.perf_counter(), []
-    manifest = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": ran,
+    manifest = {"format": MANIFEST_FORMAT, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": ran,
                 "status": "running", "sweep": {**about, "parameters": parameters},
                 "environment": environment_info("cpu"), "threads": threads, "host": platform.node()}
     status, error = "ok", None
