@@ -181,8 +181,8 @@ def test_deployable_spinn_is_exported_timed_scored_and_judged(smoke_run):
     ort = [p for name, p in cpu["processes"].items() if name.startswith("ort_worker/")]
     assert ort and all(p["imported"]["torch"] is False and len(p["variants"]) == 1 for p in ort)
     assert cpu["gemm_peak"] and all(r["pct_of_gemm_peak"] is not None for r in cpu["results"])
-    assert {r["variant"] for r in cpu["as_deployed"]} == {VARIANTS.dense, VARIANTS.structured_ort,
-                                                          VARIANTS.structured_int8_ort}
+    assert {VARIANTS.dense, VARIANTS.structured_ort, VARIANTS.structured_int8_ort} <= {r["variant"] for r in cpu["results"]}
+    assert all(r["rotations"] >= 1 for r in cpu["results"])  # speedups taken within rotations
     int8 = json.loads((smoke_run / "export" / f"{INT8_EXPORT}.json").read_text())
     assert int8["precision"] == "int8" and int8["parity"]["passed"] and int8["quantization"]["why"]
     assert cpu["variants"][VARIANTS.structured_int8_ort]["outputs_match"] and VARIANTS.structured_int8_ort in ev

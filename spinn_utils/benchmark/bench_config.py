@@ -1,4 +1,4 @@
-"""Notebooks 06 and 07's settings: which batches, threads and variants, and the time budgets."""
+"""Notebooks 06 and 07's settings: which batches, threads and formats, and how long to time."""
 from __future__ import annotations
 
 import os
@@ -14,67 +14,25 @@ class BenchConfig:
     cpu_batch_sizes: tuple[int, ...] = (1, 64, 1000, 10000)  # single request to offline batch
     cuda_batch_sizes: tuple[int, ...] = (1, 64, 1000, 10000, 65536)  # 65536: past launch-bound
     threads: tuple[int, ...] | None = None  # CPU threads; None: 1 and all cores (CUDA: as set)
-    repeats: int = 200  # most timed calls per variant; enough for a stable median at batch 1
-    # Timed calls per variant per round, after one untimed call. Interleaving single calls
-    # times every model right after the others evicted its weights from cache: on 2 cores at
-    # batch 1000 that cost the structured model (0.84 MB of weights, cache-resident when
-    # it runs alone) ~25% and dense ~5%, a penalty no deployed model pays.
-    block: int = 5
-    # A visit also lasts at least this long (more calls for a fast variant, sized from its last
-    # visit): a deployed model serving a stream keeps its thread pool and cores busy. With
-    # 5-call visits (~12 ms) the int8 export timed 2.7x and the fp32 export 1.3x slower than
-    # alone in its own process on a 2-core AVX2 EPYC VM (batch 1000, 2 threads); with ~50 ms
-    # visits within 5% (issue 17). 0: ``block`` calls only.
-    visit_ms: float = 50.0
-    # Idle pause before each variant's visit. It let the thread pools of other variants in the
-    # same process fall asleep (``isolate_runtimes=False``: 20-25 ms were needed on 2 cores);
-    # with each runtime in its own worker it only lets the cores go idle, which made batch-1
-    # calls 15-30% slower than alone (issue 17), so it is off by default.
-    switch_pause_ms: float = 0.0
-    min_repeats: int = 5  # fewest timed calls per variant past the budget (capped at repeats)
-    # Per variant per (threads, batch). 2.0 s made notebook 07 take 151 s in a default run on a 2-core
-    # AVX2 VM (budget 150 s); 1.5 s still gives dense at batch 1000 about 80 timed calls.
-    max_seconds_per_measurement: float = 1.5
-    warmup: int = 5  # untimed calls first (allocator, thread pool, cuBLAS/cuSPARSE handles)
-    # CPU: each runtime in its own worker process, as deployed (benchmark/isolated.py): in one
-    # process, torch's and ONNX Runtime's thread pools shared 2 cores and the deployable model
-    # timed 15-25% slow (issue 17). False: everything in this process, as before.
-    isolate_runtimes: bool = True
-    # Batches at which the deployable models and dense eager are also timed standalone, each in a
-    # fresh process running only that model (the number a deployer measures).
-    standalone_batch_sizes: tuple[int, ...] = (1, 1000)
-    standalone_seconds: float = 1.0  # budget per standalone point (100+ calls at batch 1000)
-    # The standalone visits alternate with the harness's rounds in this many segments per point:
-    # on a 2-core VM dense eager stepped between 12.9 and 17.3 ms (batch 1000) every 3-6 s, so
-    # standalone numbers taken after the harness compared two speeds of the machine.
-    standalone_segments: int = 4
-    # Each visit of a worker process starts with untimed calls for at least this long: the
-    # thread pools of the process visited before keep spinning for a while after their run.
-    lead_ms: float = 20.0
-    # From this batch size on, ONNX Runtime sessions stop their pool's spinning when a run
-    # returns. An idle worker's spinning pool otherwise took a core from the export being timed:
-    # on a 2-core AVX2 VM the structured export timed 7.5 ms interleaved with the other exports
-    # against 3.5 ms alone (batch 1000, 2 threads); with the spinning stopped, 3.6 against 3.5 ms,
-    # and alone it is as fast as with the default (2.7-2.8 ms either way in another run). At batch
-    # 1 stopping costs 30-90% per call, so small batches keep ONNX Runtime's default, as deployed.
-    stop_spinning_from: int = 64
-    # The machine's limit: an n x n fp32 matmul (2 n^3 FLOPs; n 2048 is 17 GFLOP, ~90 ms at
-    # ~200 GFLOP/s) timed this many times per thread count; the median is the sustained rate.
-    gemm_size: int = 2048
-    gemm_repeats: int = 5
+    # Most rotations per (threads, batch); each rotation visits every variant once and gives one
+    # speedup per variant, so a drifting machine slows a rotation's numbers alike.
+    rotations: int = 20
+    # A point stops starting rotations once the next would end past this (after 3 rotations):
+    # 8 points x 10 s keeps notebook 07 under its 150 s budget on 2 cores.
+    seconds_per_point: float = 10.0
+    # Timed calls of one visit last at least this long (at least one call): a deployed model
+    # serving a stream keeps its pool busy, and a short block would time its wake-up instead.
+    visit_ms: float = 40.0
+    # Untimed calls opening every visit (at least one): the model just visited before evicted
+    # this one's weights from the caches and may still be spinning its thread pool.
+    warmup_ms: float = 20.0
+    gemm_size: int = 2048  # n x n fp32 matmul for the machine's limit (n 2048: 17 GFLOP a call)
     formats: tuple[str, ...] = ("coo", "csr", "semi24")  # sparse formats to build from the masked model
-    atol: float = 1e-4  # fp32 sparse vs masked: same sums in a different order
-    atol_low_precision: float = 1e-2  # fp16/bf16 variants (2:4) round at ~1e-3
-    # int8 ONNX vs the fp32 model it was quantized from, scaled outputs (units of target std), as
-    # QuantConfig.parity_rtol: catches a broken quantization; accuracy is judged by test R2 (08).
-    atol_int8: float = 0.25
-    check_batch: int = 256  # inputs for the outputs-match check
-    input_seed: int = 0  # inputs are seeded so every run times the same numbers
-    progress: bool = True  # tqdm bar over (threads, batch) measurements
+    progress: bool = True  # tqdm bar over (threads, batch) points
 
     def __post_init__(self) -> None:
         # Notebook parameters arrive as lists; store tuples so the config stays hashable.
-        for name in ("cpu_batch_sizes", "cuda_batch_sizes", "formats", "standalone_batch_sizes"):
+        for name in ("cpu_batch_sizes", "cuda_batch_sizes", "formats"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.threads is not None:
             object.__setattr__(self, "threads", tuple(int(t) for t in self.threads))
@@ -84,28 +42,17 @@ class BenchConfig:
             sizes = getattr(self, name)
             if not sizes or min(sizes) < 1:
                 raise SpinnError(f"{name} must be batch sizes >= 1, got {sizes}")
-        if self.standalone_seconds <= 0:
-            raise SpinnError(f"standalone_seconds must be > 0, got {self.standalone_seconds}")
-        if self.gemm_size < 1 or self.gemm_repeats < 1:
-            raise SpinnError(f"gemm_size and gemm_repeats must be >= 1, got {self.gemm_size}, {self.gemm_repeats}")
-        if self.standalone_segments < 1 or self.lead_ms < 0 or self.stop_spinning_from < 1:
-            raise SpinnError(f"standalone_segments and stop_spinning_from must be >= 1 and lead_ms >= 0, got "
-                             f"{self.standalone_segments}, {self.stop_spinning_from}, {self.lead_ms}")
-        if self.block < 1:
-            raise SpinnError(f"block must be >= 1 timed call, got {self.block}")
-        if self.repeats < 1 or self.min_repeats < 1:
-            raise SpinnError(f"repeats and min_repeats must be >= 1, got {self.repeats} and {self.min_repeats}")
-        if self.max_seconds_per_measurement <= 0 or self.warmup < 0 or self.switch_pause_ms < 0 or self.visit_ms < 0:
-            raise SpinnError("max_seconds_per_measurement must be > 0, warmup, switch_pause_ms and visit_ms >= 0")
+        if self.rotations < 1 or self.gemm_size < 1:
+            raise SpinnError(f"rotations and gemm_size must be >= 1, got {self.rotations}, {self.gemm_size}")
+        if self.seconds_per_point <= 0 or self.visit_ms < 0 or self.warmup_ms < 0:
+            raise SpinnError(f"seconds_per_point must be > 0, visit_ms and warmup_ms >= 0, got "
+                             f"{self.seconds_per_point}, {self.visit_ms}, {self.warmup_ms}")
 
     @classmethod
     def smoke_test(cls) -> BenchConfig:
-        """Two small batches, one thread, a handful of repeats: seconds, not minutes."""
-        return cls(cpu_batch_sizes=(1, 64), cuda_batch_sizes=(1, 64), threads=(1,), repeats=5,
-                   min_repeats=2, max_seconds_per_measurement=0.05, warmup=1, check_batch=32, block=2, visit_ms=0.0,
-                   switch_pause_ms=0.0, standalone_batch_sizes=(1,), standalone_seconds=0.05, standalone_segments=2,
-                   lead_ms=0.0,
-                   gemm_size=256, gemm_repeats=5)
+        """Two small batches, one thread, two short rotations: seconds, not minutes."""
+        return cls(cpu_batch_sizes=(1, 64), cuda_batch_sizes=(1, 64), threads=(1,), rotations=2,
+                   seconds_per_point=0.2, visit_ms=1.0, warmup_ms=0.0, gemm_size=256)
 
     def batch_sizes(self, device: torch.device) -> tuple[int, ...]:
         return self.cuda_batch_sizes if device.type == "cuda" else self.cpu_batch_sizes

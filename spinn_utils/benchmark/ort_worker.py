@@ -1,6 +1,6 @@
 """A benchmark worker that runs ONNX Runtime sessions in a process that never imports torch.
 
-Started by ``isolated.py`` as ``python -m spinn_utils.benchmark.ort_worker``; this is how the
+Started by ``workers.py`` as ``python -m spinn_utils.benchmark.ort_worker``; this is how the
 deployable model runs for a user (``python -m spinn_utils.predict``): ONNX Runtime's own thread
 pool, no torch OpenMP workers beside it. It asserts after every message that torch is still
 not imported.
@@ -32,7 +32,7 @@ class OrtRuntime:
 
     def set_inputs(self, threads: int, inputs: dict, stop_spinning: bool = False) -> None:
         """``stop_spinning``: the sessions' pools stop spinning when a run returns (the
-        coordinator decides, ``BenchConfig.stop_spinning_from``)."""
+        coordinator decides, ``workers.STOP_SPINNING_FROM``)."""
         self.threads = int(threads)
         self.inputs = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in inputs.items()}
         self.stop_spinning = bool(stop_spinning)

@@ -19,6 +19,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..core.timing import timed_block
+
+GEMM_REPEATS = 5  # timed matmuls per thread count (after one untimed); the median is the rate
+
 
 def gemm_gflops(n: int, ms: float) -> float:
     """GFLOP/s of one n x n x n matmul (2 n^3 FLOPs) that took ``ms`` milliseconds."""
@@ -39,12 +43,12 @@ def gemm_summary(n: int, samples_ms: list[float], threads: int, where: str) -> d
 
 
 def gemm_samples(n: int, repeats: int, device: torch.device, time_call: Callable) -> list[float]:
-    """ms per call of ``torch.mm`` on two seeded n x n fp32 matrices, after one untimed call."""
+    """ms per call of ``torch.mm`` on two seeded n x n fp32 matrices, after one untimed call
+    (thread pool, BLAS handles)."""
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(n, n, generator=gen).to(device) for _ in range(2))
     with torch.inference_mode():
-        time_call(lambda x: torch.mm(x, b), a)  # warm-up: thread pool, BLAS handles
-        return [time_call(lambda x: torch.mm(x, b), a) for _ in range(repeats)]
+        return timed_block(lambda: time_call(lambda x: torch.mm(x, b), a), min_calls=repeats)
 
 
 def add_rates(rows: list[dict], variants: dict[str, dict], peaks: dict[int, float] | None) -> list[dict]:

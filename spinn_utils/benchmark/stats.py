@@ -1,10 +1,12 @@
 """Timings -> numbers and tables: robust summaries, speedups vs dense, the fastest variant.
 
-Pure functions over the rows ``run.run_benchmark`` writes (one row per threads, batch and
-variant), so the statistics are tested on known numbers, apart from any timing. Median and
-IQR (not mean) lead because a shared machine adds long one-sided outliers; speedup is
-median(dense) / median(variant) at the same threads and batch; the fastest variant is never
-``dense`` itself and never one whose outputs differ from its reference (docs/benchmarking.md).
+Pure functions over the samples ``timing.rotate`` returns and the rows ``run.run_benchmark``
+writes (one row per threads, batch and variant), so the statistics are tested on known numbers,
+apart from any timing. Median and IQR (not mean) lead because a shared machine adds long
+one-sided outliers. The speedup is taken within each rotation, median(dense) / median(variant)
+of that rotation's calls, and the median over rotations is reported: a machine that drifts
+between rotations moves both numbers of a ratio alike (docs/benchmarking.md). The fastest
+variant is never ``dense`` itself and never one whose outputs differ from its reference.
 """
 from __future__ import annotations
 
@@ -36,36 +38,29 @@ def summarize_ms(samples_ms: list[float]) -> dict:
     }
 
 
-def add_speedups(rows: list[dict]) -> list[dict]:
-    """Set ``speedup_vs_dense`` = median(dense) / median(row) at the row's threads and batch."""
-    dense = {(r["threads"], r["batch_size"]): r["median_ms"] for r in rows if r["variant"] == VARIANTS.dense}
-    for r in rows:
-        base = dense.get((r["threads"], r["batch_size"]))
-        r["speedup_vs_dense"] = base / r["median_ms"] if base and r["median_ms"] > 0 else None
-    return rows
+def rotation_speedups(samples: dict[str, list[list[float]]]) -> dict[str, list[float]]:
+    """Per variant, median(dense) / median(variant) within each rotation; {} where dense was not timed."""
+    dense = samples.get(VARIANTS.dense)
+    if not dense:
+        return {}
+    out = {}
+    for name, rotations in samples.items():
+        pairs = [(np.median(d), np.median(v)) for d, v in zip(dense, rotations) if d and v]
+        out[name] = [float(d / v) for d, v in pairs if v > 0]
+    return out
 
 
-def as_deployed(in_harness: list[dict], standalone: list[dict]) -> list[dict]:
-    """Per standalone row: the in-harness median of the same variant and point beside it.
-
-    ``standalone_over_in_harness`` above 1 means the harness timed the variant faster than it
-    runs alone. Speedups are against dense PyTorch eager of the same kind of measurement
-    (in the harness, or dense itself alone in its own process).
-    """
-    harness = {(r["variant"], r["threads"], r["batch_size"]): r for r in in_harness}
-    dense_alone = {(r["threads"], r["batch_size"]): r["median_ms"] for r in standalone if r["variant"] == VARIANTS.dense}
-    out = []
-    for s in standalone:
-        h = harness.get((s["variant"], s["threads"], s["batch_size"]))
-        base = dense_alone.get((s["threads"], s["batch_size"]))
-        out.append({
-            "variant": s["variant"], "threads": s["threads"], "batch_size": s["batch_size"],
-            "in_harness_median_ms": h["median_ms"] if h else None,
-            "standalone_median_ms": s["median_ms"], "standalone_repeats": s["repeats"],
-            "standalone_over_in_harness": s["median_ms"] / h["median_ms"] if h and h["median_ms"] > 0 else None,
-            "in_harness_speedup_vs_dense": h.get("speedup_vs_dense") if h else None,
-            "standalone_speedup_vs_dense": base / s["median_ms"] if base and s["median_ms"] > 0 else None,
-        })
+def summarize_point(samples: dict[str, list[list[float]]]) -> dict[str, dict]:
+    """Per variant: ``summarize_ms`` of all its timed calls, ``speedup_vs_dense`` (the median of
+    the per-rotation speedups, null without dense), ``speedup_iqr`` and ``rotations``."""
+    ratios = rotation_speedups(samples)
+    out = {}
+    for name, rotations in samples.items():
+        row = summarize_ms([ms for block in rotations for ms in block])
+        q1, median, q3 = np.percentile(ratios[name], [25, 50, 75]) if ratios.get(name) else (None,) * 3
+        row.update(speedup_vs_dense=None if median is None else float(median),
+                   speedup_iqr=None if median is None else float(q3 - q1), rotations=len(rotations))
+        out[name] = row
     return out
 
 
@@ -98,15 +93,6 @@ def results_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
     order = list(dict.fromkeys(frame["variant"]))
     table = frame.pivot(index=["threads", "batch_size"], columns="variant", values="cell")
     return table[order]
-
-
-def as_deployed_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
-    """In-harness vs standalone medians of the deployable models and dense eager."""
-    if isinstance(result, BenchmarkSkipped):
-        return pd.DataFrame({"as_deployed": [result.reason]})
-    if not result.as_deployed:
-        return pd.DataFrame({"as_deployed": ["not measured (in-process or CUDA run)"]})
-    return pd.DataFrame([asdict(r) for r in result.as_deployed]).set_index(["variant", "threads", "batch_size"])
 
 
 def limits_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """A benchmark worker that runs PyTorch variants in a process without ONNX Runtime sessions.
 
-Started by ``isolated.py`` as ``python -m spinn_utils.benchmark.torch_worker``. The coordinator
+Started by ``workers.py`` as ``python -m spinn_utils.benchmark.torch_worker``. The coordinator
 sends the modules it has already checked (pickled over the pipe, in memory; nothing is written
 to disk), so what is timed is exactly what was checked. Every call runs under
 ``torch.inference_mode()``; ``torch.set_num_threads`` is set per measurement. This worker also
@@ -27,7 +27,6 @@ class TorchRuntime:
     def __init__(self) -> None:
         self.modules: dict[str, torch.nn.Module] = {}
         self.inputs: dict[str, torch.Tensor] = {}
-        self._time_call = make_timer(torch.device("cpu"))[1]
 
     def load(self, specs: dict) -> None:
         """``specs``: {variant name: the module, pickled}."""
@@ -46,7 +45,7 @@ class TorchRuntime:
 
     def gemm(self, n: int, repeats: int, threads: int) -> list[float]:
         torch.set_num_threads(int(threads))
-        return gemm_samples(n, repeats, torch.device("cpu"), self._time_call)
+        return gemm_samples(n, repeats, torch.device("cpu"), make_timer(torch.device("cpu"))[1])
 
 
 if __name__ == "__main__":

@@ -1,32 +1,33 @@
-"""The timing loop of a benchmark worker process; imports neither torch nor ONNX Runtime.
+"""The message loop of a benchmark worker process; imports neither torch nor ONNX Runtime.
 
-A worker holds the variants of one runtime (``torch_worker`` or ``ort_worker``) and answers the
-coordinator (``isolated.py``) over its stdin/stdout pipes: one pickled dict per message, one per
+A worker holds the models of one runtime (``torch_worker`` or ``ort_worker``) and answers the
+coordinator (``workers.py``) over its stdin/stdout pipes: one pickled dict per message, one per
 reply. Only one worker runs at a time; the others block reading their pipe. Messages:
 
-    {"op": "load", "variants": {name: spec}}           -> {}
-    {"op": "prepare", "threads", "inputs": {name: array}, "warmup", "budget_ms", "stop_spinning"}
-                                                        -> {"errors": {name: message}}
-    {"op": "visit", "name", "calls", "lead_ms"}         -> {"untimed_ms", "ms": [...]}
-    {"op": "gemm", "n", "repeats", "threads"}           -> {"ms": [...]} (torch only)
-    {"op": "modules"}                                   -> {"torch": bool, "onnxruntime": bool}
+    {"op": "load", "variants": {name: spec}}                      -> {}
+    {"op": "prepare", "threads", "inputs": {name: array}, "stop_spinning"}
+                                                                  -> {"errors": {name: message}}
+    {"op": "visit", "name", "warmup_ms", "visit_ms"}              -> {"ms": [...]}
+    {"op": "gemm", "n", "repeats", "threads"}                     -> {"ms": [...]} (torch only)
+    {"op": "modules"}                                             -> {"torch": bool, "onnxruntime": bool}
     {"op": "exit"}
 
 A failure comes back as {"error": "Type: first line"} and the coordinator raises it; nothing is
-swallowed. Timing uses ``time.perf_counter_ns`` with the garbage collector paused, as in-process.
+swallowed.
 """
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import sys
-import time
 from typing import BinaryIO, Protocol
+
+from ..core.errors import first_line
+from ..core.timing import perf_ms, timed_block
 
 
 class Runtime(Protocol):
-    """What a worker's runtime provides; ``kernel_errors`` are reported, not raised, at warm-up."""
+    """What a worker's runtime provides; ``kernel_errors`` are reported, not raised, by prepare."""
 
     kernel_errors: tuple[type[BaseException], ...]
 
@@ -36,39 +37,17 @@ class Runtime(Protocol):
     def gemm(self, n: int, repeats: int, threads: int) -> list[float]: ...
 
 
-def _ms(runtime: Runtime, name: str) -> float:
-    t0 = time.perf_counter_ns()
-    runtime.call(name)
-    return (time.perf_counter_ns() - t0) / 1e6
-
-
-def warm(runtime: Runtime, names: list[str], warmup: int, budget_ms: float) -> dict[str, str]:
-    """Up to ``warmup`` untimed calls each (at least one): {name: error} for kernels that raised."""
+def prepare(runtime: Runtime, msg: dict) -> dict:
+    """Set the point's inputs and run every model once: {name: error} for kernels that raised
+    (e.g. a sparse op this shape lacks); those are reported, not timed."""
+    runtime.set_inputs(msg["threads"], msg["inputs"], msg.get("stop_spinning", False))
     errors = {}
-    for name in names:
-        spent = 0.0
+    for name in msg["inputs"]:
         try:
-            for _ in range(max(1, warmup)):
-                spent += _ms(runtime, name)
-                if spent > budget_ms:  # a slow variant is warm after one call
-                    break
+            runtime.call(name)
         except runtime.kernel_errors as err:
-            errors[name] = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return errors
-
-
-def visit(runtime: Runtime, name: str, calls: int, lead_ms: float = 0.0) -> dict:
-    """Untimed calls for ``lead_ms`` (at least one), then ``calls`` timed ones, with the garbage
-    collector paused. The lead-in lets the pools of the process visited before this one stop
-    spinning on the cores this one needs."""
-    gc.disable()
-    try:
-        untimed = _ms(runtime, name)
-        while untimed < lead_ms:
-            untimed += _ms(runtime, name)
-        return {"untimed_ms": untimed, "ms": [_ms(runtime, name) for _ in range(calls)]}
-    finally:
-        gc.enable()
+            errors[name] = first_line(err)
+    return {"errors": errors}
 
 
 def handle(runtime: Runtime, msg: dict) -> dict:
@@ -78,10 +57,10 @@ def handle(runtime: Runtime, msg: dict) -> dict:
         runtime.load(msg["variants"])
         return {}
     if op == "prepare":
-        runtime.set_inputs(msg["threads"], msg["inputs"], msg.get("stop_spinning", False))
-        return {"errors": warm(runtime, list(msg["inputs"]), msg["warmup"], msg["budget_ms"])}
+        return prepare(runtime, msg)
     if op == "visit":
-        return visit(runtime, msg["name"], msg["calls"], msg.get("lead_ms", 0.0))
+        name = msg["name"]
+        return {"ms": timed_block(perf_ms(lambda: runtime.call(name)), msg["warmup_ms"], msg["visit_ms"])}
     if op == "gemm":
         return {"ms": runtime.gemm(msg["n"], msg["repeats"], msg["threads"])}
     if op == "modules":
@@ -106,6 +85,6 @@ def serve(runtime: Runtime, check=None, stdin: BinaryIO | None = None) -> None:
             if check is not None:
                 check()
         except Exception as err:  # sent to the coordinator, which raises it: nothing is swallowed
-            reply = {"error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"}
+            reply = {"error": f"{type(err).__name__}: {first_line(err)}"}
         pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()

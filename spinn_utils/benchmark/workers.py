@@ -1,30 +1,21 @@
-"""CPU timing with each runtime in its own process, as deployed (docs/benchmarking.md).
+"""CPU timing as deployed: each runtime in its own worker process, visited in rotation.
 
-In one process, torch's OpenMP workers and every ONNX Runtime session's thread pool share the
-cores: on a 2-core machine that under-reported the deployable model by 15-25% (issue 17). A user
-runs ONNX Runtime without torch beside it. So the coordinator (this module, in the notebook's
-process) starts one **torch worker** (``torch_worker.py``: PyTorch variants, no ONNX Runtime
-session) and one **ONNX Runtime worker** per export (``ort_worker.py``: never imports torch) and drives the
-same interleaved rounds as in-process timing (``timing.time_rounds``): it tells one worker at a
-time "visit variant X for N calls" over a pipe while the other blocks reading its own, so drift
-still hits every variant alike.
-
-It also times the deployable models **standalone**: a fresh process running only that model
-(and dense PyTorch, the baseline), no other variant ever loaded, so the JSON can say how far the
-interleaved harness is from what a deployer measures. The standalone visits alternate with the
-harness's rounds at each point (``measure_point``): a shared VM's speed steps by 10-30% every few
-seconds, and a comparison made a minute apart measured that drift, not the harness.
+A user runs an ONNX Runtime export without torch beside it (``python -m spinn_utils.predict``)
+and a PyTorch model in a torch process. So the coordinator (this module, in the notebook's
+process) starts one **torch worker** (``torch_worker.py``: every PyTorch variant; torch has one
+thread pool per process and runs one model at a time) and one **ONNX Runtime worker per export**
+(``ort_worker.py``: never imports torch; each session owns a thread pool, and a second session's
+pool spinning beside it would take its cores). The workers load once and stay up for the whole
+run. At each (threads, batch) the coordinator visits the variants in rotation (``timing.rotate``):
+it tells one worker at a time "visit X" over a pipe while the others block reading theirs.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pickle
-import statistics
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +24,17 @@ import torch
 from ..core.errors import SpinnError
 from ..model.counting import input_features
 from .bench_config import BenchConfig
-from .peak import gemm_summary
-from .timing import time_rounds
+from .peak import GEMM_REPEATS, gemm_summary
+from .timing import rotate
 from .variants import Variant, make_inputs
 
 TORCH_WORKER, ORT_WORKER = "spinn_utils.benchmark.torch_worker", "spinn_utils.benchmark.ort_worker"
-ALONE = "standalone"  # label prefix of the processes that each run one model alone
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding spinn_utils/
+# From this batch on, ONNX Runtime pools stop spinning when a run returns: an idle export's
+# spinning pool otherwise took a core from the next visit (2-core VM, batch 1000: 7.5 against
+# 3.5 ms), and alone it costs nothing there. At batch 1 stopping costs 30-90% per call, so
+# small batches keep ONNX Runtime's default, as deployed.
+STOP_SPINNING_FROM = 64
 
 
 class Worker:
@@ -100,7 +95,7 @@ class Worker:
 
 
 def worker_for(variant: Variant) -> str:
-    """ONNX Runtime variants run in the torch-free worker, everything else in the torch one."""
+    """ONNX Runtime variants run in a torch-free worker, everything else in the torch one."""
     return ORT_WORKER if variant.format == "onnx" else TORCH_WORKER
 
 
@@ -113,9 +108,7 @@ def _spec(variant: Variant):
 
 def worker_groups(variants: list[Variant]) -> list[tuple[str, list[Variant]]]:
     """(worker label, its variants): one torch worker for every PyTorch variant, and one ONNX
-    Runtime worker per export, as each is deployed. Sessions sharing a process share the
-    cores with each other's thread pools: on a 2-core AVX2 machine that timed the int8 model
-    2.7x slower than it runs alone."""
+    Runtime worker per export."""
     torch_variants = [v for v in variants if worker_for(v) == TORCH_WORKER]
     groups = [(label(TORCH_WORKER), torch_variants)] if torch_variants else []
     return groups + [(f"{label(ORT_WORKER)}/{v.name}", [v]) for v in variants if worker_for(v) == ORT_WORKER]
@@ -126,15 +119,11 @@ def label(module: str) -> str:
     return module.rsplit(".", 1)[-1]
 
 
-def start_workers(variants: list[Variant], stack: contextlib.ExitStack, alone: list[Variant] = ()
-                  ) -> tuple[dict[str, Worker], dict[str, Worker]]:
-    """({variant name: its harness worker}, {variant name: the fresh process that runs it alone}).
-
-    The harness workers and one process per ``alone`` variant (loaded with that model only)
-    start, import and load side by side (nothing is timed yet), and are told to exit together
-    when ``stack`` closes: notebook 07's workers cost the slowest one's start (torch's import),
-    not the sum."""
-    groups = worker_groups(variants) + [(f"{ALONE}/{v.name}", [v]) for v in alone]
+def start_workers(variants: list[Variant], stack: contextlib.ExitStack) -> dict[str, Worker]:
+    """{variant name: the worker that times it}. The workers start, import and load side by side
+    (nothing is timed yet) and are told to exit together when ``stack`` closes: starting them
+    costs the slowest one's start (torch's import), not the sum."""
+    groups = worker_groups(variants)
     workers: list[Worker] = []
     stack.callback(close_all, workers)  # also the ones started before a failure
     for name, group in groups:
@@ -142,11 +131,10 @@ def start_workers(variants: list[Variant], stack: contextlib.ExitStack, alone: l
     for worker, (_, group) in zip(workers, groups):
         worker.send(op="load", variants={v.name: _spec(v) for v in group})
     owner: dict[str, Worker] = {}
-    solo: dict[str, Worker] = {}
-    for worker, (name, group) in zip(workers, groups):
+    for worker, (_, group) in zip(workers, groups):
         worker.reply()
-        (solo if name.startswith(f"{ALONE}/") else owner).update({v.name: worker for v in group})
-    return owner, solo
+        owner.update({v.name: worker for v in group})
+    return owner
 
 
 def close_all(workers: list[Worker]) -> None:
@@ -163,69 +151,29 @@ def _worker_inputs(variants: list[Variant], batch: int, seed: int) -> dict[str, 
     return {v.name: np.ascontiguousarray(np.asarray(v.input_for(x), dtype=np.float32)) for v in variants}
 
 
-def _prepare(worker: Worker, threads: int, inputs: dict[str, np.ndarray], cfg: BenchConfig) -> dict[str, str]:
-    """Give ``worker`` its inputs at ``threads`` and warm its variants up: {name: warm-up error}."""
-    batch = len(next(iter(inputs.values()))) if inputs else 0
-    return worker.request(op="prepare", threads=threads, inputs=inputs, warmup=cfg.warmup,
-                          budget_ms=cfg.max_seconds_per_measurement * 1e3,
-                          stop_spinning=batch >= cfg.stop_spinning_from)["errors"]
-
-
-def _visit(worker: Worker, name: str, calls: int, lead_ms: float) -> tuple[float, list[float]]:
-    reply = worker.request(op="visit", name=name, calls=calls, lead_ms=lead_ms)
-    return reply["untimed_ms"], reply["ms"]
-
-
 def measure_point(variants: list[Variant], owner: dict[str, Worker], threads: int, batch: int,
-                  cfg: BenchConfig, solo: dict[str, Worker] | None = None
-                  ) -> tuple[dict[str, list[float]], dict[str, str], dict[str, list[float]]]:
-    """({name: ms samples} in the harness, {name: warm-up error}, {name: ms samples} alone) at
-    one (threads, batch).
+                  cfg: BenchConfig, seed: int = 0) -> tuple[dict[str, list[list[float]]], dict[str, str]]:
+    """({name: [ms per timed call] per rotation}, {name: kernel error}) at one (threads, batch).
 
-    The harness's variants are timed interleaved (``timing.time_rounds``). With ``solo`` (the
-    processes that each run one model alone) the point's budget is cut into
-    ``cfg.standalone_segments`` segments, each the harness's rounds and then one contiguous
-    visit of every model alone, so drift hits both numbers alike."""
-    solo = solo or {}
-    inputs = _worker_inputs(variants, batch, cfg.input_seed)
+    Each worker gets the point's inputs and runs each of its models once; a model whose kernel
+    raised is reported and left out. The rest are timed in rotation (``timing.rotate``)."""
+    inputs = _worker_inputs(variants, batch, seed)
     errors: dict[str, str] = {}
     for worker in dict.fromkeys(owner.values()):
-        errors.update(_prepare(worker, threads, {n: x for n, x in inputs.items() if owner[n] is worker}, cfg))
+        mine = {n: x for n, x in inputs.items() if owner[n] is worker}
+        errors.update(worker.request(op="prepare", threads=threads, inputs=mine,
+                                     stop_spinning=batch >= STOP_SPINNING_FROM)["errors"])
     names = [v.name for v in variants if v.name not in errors]
-    solo = {n: w for n, w in solo.items() if n in names}  # a model that failed its warm-up is not timed alone
-    for name, worker in solo.items():
-        if failed := _prepare(worker, threads, {name: inputs[name]}, cfg):  # it just ran in the harness
-            raise SpinnError(f"{name} warmed up in the harness but not alone ({worker.name}): {failed[name]}")
 
-    def visit(name: str, calls: int) -> tuple[float, list[float]]:
-        return _visit(owner[name], name, calls, cfg.lead_ms)
+    def visit(name: str) -> list[float]:
+        return owner[name].request(op="visit", name=name, warmup_ms=cfg.warmup_ms, visit_ms=cfg.visit_ms)["ms"]
 
-    if not solo:
-        return time_rounds(names, visit, cfg), errors, {}
-    k = cfg.standalone_segments
-    part = replace(cfg, max_seconds_per_measurement=cfg.max_seconds_per_measurement / k,
-                   repeats=math.ceil(cfg.repeats / k), min_repeats=math.ceil(cfg.min_repeats / k))
-    harness: dict[str, list[float]] = {n: [] for n in names}
-    alone: dict[str, list[float]] = {n: [] for n in solo}
-    for _ in range(k):
-        for name, ms in time_rounds(names, visit, part).items():
-            harness[name] += ms
-        for name, worker in solo.items():  # nothing else runs during the visit: the model alone
-            alone[name] += _visit(worker, name, alone_calls(cfg, statistics.median(harness[name])), cfg.lead_ms)[1]
-    return harness, errors, alone
-
-
-def alone_calls(cfg: BenchConfig, ms: float) -> int:
-    """Timed calls of one standalone visit: ``standalone_seconds / standalone_segments`` at the
-    speed just measured in the harness, within the repeats and the floor of one segment."""
-    k = cfg.standalone_segments
-    fill = math.ceil(cfg.standalone_seconds * 1e3 / k / max(ms, 1e-6))
-    return max(math.ceil(cfg.min_repeats / k), min(fill, math.ceil(cfg.repeats / k)))
+    return rotate(names, visit, cfg), errors
 
 
 def gemm_peaks(worker: Worker, threads: tuple[int, ...], cfg: BenchConfig) -> list[dict]:
     """The sustained fp32 GEMM rate at each thread count, measured in the torch worker."""
-    return [gemm_summary(cfg.gemm_size, worker.request(op="gemm", n=cfg.gemm_size, repeats=cfg.gemm_repeats,
+    return [gemm_summary(cfg.gemm_size, worker.request(op="gemm", n=cfg.gemm_size, repeats=GEMM_REPEATS,
                                                         threads=t)["ms"], t,
                          "torch.mm, fp32, in the torch worker process")
             for t in threads]

@@ -26,10 +26,8 @@ Reference: ONNX Runtime, "Quantize ONNX models" (``onnxruntime.quantization.quan
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +48,7 @@ from ..core.io import atomic_path, file_sha256
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
 from ..core.registry import QUANTIZED_EXPORTS
+from ..core.timing import perf_ms, timed_block
 from ..data.dataset import PreparedData
 from ..data.schema import target_unit
 from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar, sidecar_path
@@ -182,17 +181,9 @@ def choose(candidates: dict[str, dict], accuracy_tie: float) -> tuple[str, str]:
 def time_alternating(predictors: dict[str, OnnxPredictor], x: np.ndarray, rounds: int, threads: int) -> dict[str, float]:
     """Median ms per call of each predictor, in alternating rounds (1 untimed + 3 timed calls)."""
     samples: dict[str, list[float]] = {name: [] for name in predictors}
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for name, p in predictors.items():
-                p.run(x, threads)
-                for _ in range(3):
-                    t0 = time.perf_counter_ns()
-                    p.run(x, threads)
-                    samples[name].append((time.perf_counter_ns() - t0) / 1e6)
-    finally:
-        gc.enable()
+    for _ in range(rounds):
+        for name, p in predictors.items():
+            samples[name] += timed_block(perf_ms(lambda p=p: p.run(x, threads)), min_calls=3)
     return {name: float(np.median(ms)) for name, ms in samples.items()}
 
 

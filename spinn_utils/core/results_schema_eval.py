@@ -50,7 +50,9 @@ class TimingRow:
     std_ms: float
     min_ms: float
     repeats: int
-    speedup_vs_dense: float | None  # median(dense) / median(variant); null without a dense row
+    speedup_vs_dense: float | None  # median over rotations of median(dense) / median(variant) in one; null without dense
+    speedup_iqr: float | None  # interquartile range of the per-rotation speedups
+    rotations: int  # rotations this point ran; repeats counts the timed calls over all of them
     gflops_per_s: float | None  # useful FLOPs (flops_nonzero x batch) / median time
     pct_of_gemm_peak: float | None  # gflops_per_s as a share of the GEMM rate at these threads
 
@@ -98,39 +100,6 @@ class WorkerProcess:
 
 
 @dataclass(frozen=True)
-class StandaloneRow:
-    """A deployable model (or dense) timed alone in a fresh process at one (threads, batch)."""
-
-    variant: str
-    threads: int | None
-    batch_size: int
-    process: str  # the worker module that ran it
-    median_ms: float
-    iqr_ms: float
-    q1_ms: float
-    q3_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    repeats: int
-
-
-@dataclass(frozen=True)
-class AsDeployedRow:
-    """Standalone vs in-harness median of one variant at one (threads, batch)."""
-
-    variant: str
-    threads: int | None
-    batch_size: int
-    in_harness_median_ms: float | None
-    standalone_median_ms: float
-    standalone_repeats: int
-    standalone_over_in_harness: float | None  # above 1: the harness timed it faster than alone
-    in_harness_speedup_vs_dense: float | None
-    standalone_speedup_vs_dense: float | None  # against dense eager alone in its own process
-
-
-@dataclass(frozen=True)
 class LoadAverage:
     before: float | None
     after: float | None
@@ -140,7 +109,7 @@ class LoadAverage:
 class Benchmark(Versioned):
     """A benchmark that ran (``skipped`` is false)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 2  # 2: GEMM rate, worker processes, standalone timing (issue 17)
+    SCHEMA_VERSION: ClassVar[int] = 3  # 3: one timing regime, speedups taken within rotations
     skipped: bool
     device: str
     timer: str
@@ -149,15 +118,13 @@ class Benchmark(Versioned):
     threads: list[int | None]
     batch_sizes: list[int]
     variants: dict[str, BenchVariant]
-    skipped_variants: dict[str, str]  # variant -> why it was not timed here
+    skipped_variants: dict[str, str]  # variant -> why it was not timed here (cannot run, or outputs differ)
     results: list[TimingRow]
     failures: list[TimingFailure]  # variants whose kernel raised at some point: not timed
     fastest: list[FastestRow]
-    processes: dict[str, WorkerProcess] | None  # per worker ("torch_worker", "ort_worker/<variant>", "standalone/<variant>"); null: all in this process
+    processes: dict[str, WorkerProcess] | None  # per worker ("torch_worker", "ort_worker/<variant>"); null: all in this process (CUDA)
     gemm_peak: list[GemmPeak]  # the sustained fp32 GEMM rate per thread count (benchmark/peak.py)
     flops_basis: str  # what gflops_per_s counts
-    standalone: list[StandaloneRow]  # deployable models and dense, each alone in a fresh process
-    as_deployed: list[AsDeployedRow]  # standalone vs in-harness, per point
     seconds: float
     load_average_1min: LoadAverage
     environment: dict
@@ -168,7 +135,7 @@ class BenchmarkSkipped(Versioned):
     """A benchmark skipped by design (no CUDA GPU, or a CPU device asked of notebook 06)."""
 
     SKIP: ClassVar[bool] = True
-    SCHEMA_VERSION: ClassVar[int] = 2  # the same file as Benchmark: the same version
+    SCHEMA_VERSION: ClassVar[int] = 3  # the same file as Benchmark: the same version
     skipped: bool
     reason: str
     device: str
@@ -281,10 +248,12 @@ class NoPhysicsRun:
 
 @dataclass(frozen=True)
 class Baselines:
-    models: dict[str, RegressionReport]  # train_mean | linear | no_physics
+    models: dict[str, RegressionReport]  # train_mean | linear | physics_only | no_physics | soft/hard_physics
     split: str
     no_physics: NoPhysicsRun
     config: dict  # BaselineConfig
+    soft_physics: NoPhysicsRun | None = None  # trained when the run's model has hard physics
+    hard_physics: NoPhysicsRun | None = None  # trained when the run's model has soft physics
 
 
 @dataclass(frozen=True)
@@ -298,6 +267,7 @@ class PhysicsConsistency:
     models: dict[str, ModelPhysics]
     wear_drop_tol_mm: float
     split: str
+    measured: ModelPhysics | None = None  # the measured targets under the same rules (their noise floor)
 
 
 @dataclass(frozen=True)
@@ -315,6 +285,7 @@ class TestEvaluation(Versioned):
     config: dict  # CrossValConfig
     units: dict[str, str]  # target -> unit
     environment: dict
+    physics: str = "soft"  # the run's models: physics in the loss ("soft") or by construction ("hard")
 
 
 # 09: validation_checklist.json ----------------------------------------------------------

@@ -36,7 +36,7 @@ class PointTiming:
     median_ms: float
     iqr_ms: float
     repeats: int
-    speedup_vs_dense: float | None  # median(dense) / median(this), same interleaved rounds
+    speedup_vs_dense: float | None  # median over rotations of median(dense) / median(this) in one
     threads: int | None
 
 

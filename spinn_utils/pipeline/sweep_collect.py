@@ -2,10 +2,10 @@
 
 Timing never runs beside training. The driver process times the points only after every
 training task has finished (and an embedded cluster has been shut down), one point at a time,
-with notebook 07's harness (``benchmark.run_benchmark`` on ``benchmark.variants.load_variants``)
-and a light ``BenchConfig``: batches 1 and 1000, all cores of this machine, dense timed in the
-same interleaved rounds as every representation of the point (masked dense, COO, CSR,
-structured eager, structured in ONNX Runtime: ``REPRESENTATIONS``), so each speedup is paired. Dask's
+with notebook 07's benchmark (``benchmark.run_benchmark`` on ``benchmark.variants.load_variants``)
+and a light ``BenchConfig``: batches 1 and 1000, all cores of this machine, dense in the same
+rotations as every representation of the point (masked dense, COO, CSR, structured eager,
+structured in ONNX Runtime: ``REPRESENTATIONS``), so each speedup is taken within a rotation. Dask's
 nanny sets ``OMP_NUM_THREADS=1`` and ``MALLOC_TRIM_THRESHOLD_`` in the process that starts it; the
 driver puts its whole environment back before timing (``sweep.dask_client``) and records them. A point's timing is
 kept in ``<point>/sweep_latency.json`` with the sha256 of what it timed and reused on resume.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -40,15 +41,11 @@ TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structu
 
 
 def latency_config(smoke: bool) -> BenchConfig:
-    """Light timing: <= 50 calls or 0.5 s per variant and batch, all cores (smoke: a handful).
-
-    No standalone re-timing of the deployable models (notebook 07's deploy report does that
-    once per run) and a small GEMM: a point's timing is mostly its own variants."""
-    base = (BenchConfig.smoke_test() if smoke else
-            BenchConfig(repeats=50, min_repeats=5, max_seconds_per_measurement=0.5, warmup=3,
-                        gemm_size=1024, gemm_repeats=3))
-    return BenchConfig(**{**base.__dict__, "cpu_batch_sizes": BATCHES, "threads": (available_cores(),),
-                          "formats": ("coo", "csr"), "progress": False, "standalone_batch_sizes": ()})
+    """Light timing: <= 3 s per batch (at least 3 rotations), all cores, a small GEMM: a
+    point's timing is mostly its own variants (smoke: a handful of calls)."""
+    base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=3.0, gemm_size=1024)
+    return replace(base, cpu_batch_sizes=BATCHES, threads=(available_cores(),), formats=("coo", "csr"),
+                   progress=False)
 
 
 def _timed_inputs(folder: Path) -> dict:
@@ -69,9 +66,7 @@ def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
             with contextlib.suppress(SpinnError):  # an older layout is timed again, not an error
                 return decode_result(METRICS.cpu_benchmark, old.get("benchmark"), f"{folder.name}/{LATENCY_FILE}")
     # Dense and every representation of the pruned model (Table 3's). Dense and int8 in ONNX
-    # Runtime are left to notebook 07: an export's thread pool keeps spinning after its visit, and
-    # the next export's visit ran at up to 2.5x its time (2-core AVX2 VM), which a short per-point
-    # measurement cannot average out; with one export per point no export follows another.
+    # Runtime are left to notebook 07: one export per point keeps a point's timing short.
     timed = [v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in REPRESENTATIONS]
     result = run_benchmark(timed, cfg, "cpu")
     write_json(cached, {"inputs": inputs, "config": config,

@@ -28,7 +28,6 @@ from .results import (
     NOT_MEASURED,
     ReportConfig,
     RunResults,
-    as_deployed_at,
     bench_measured,
     bench_point,
     cv_summary,
@@ -66,9 +65,11 @@ def _r3(value) -> str:
 
 @dataclass(frozen=True)
 class Timed:
-    """A timing row the checklist judges; a variant whose outputs differ is timed but never a win."""
+    """A timing row the checklist judges; a variant whose outputs differ is not timed (``row``
+    None) and never a win."""
 
-    row: TimingRow
+    row: TimingRow | None
+    variant: str
     outputs_differ: bool = False
 
 
@@ -93,11 +94,11 @@ def _speedups(results: RunResults, device: str, cfg: ReportConfig, threads: int 
     batch, threads = bench_point(bench, cfg.batch_size, threads)
 
     def named(variant: str) -> Timed | None:
-        row = timing(bench, variant, batch, threads)
-        return None if row is None else Timed(row, outputs_differ=outputs_match(bench, variant) is False)
+        row, differ = timing(bench, variant, batch, threads), outputs_match(bench, variant) is False
+        return None if row is None and not differ else Timed(row, variant, differ)
 
     def plain(row: TimingRow | None) -> Timed | None:
-        return None if row is None else Timed(row)
+        return None if row is None else Timed(row, row.variant)
 
     return Speedups(
         where=f"batch {batch}, threads={threads}",
@@ -112,7 +113,7 @@ def _speedups(results: RunResults, device: str, cfg: ReportConfig, threads: int 
 
 def _speed(timed: Timed | None) -> float | None:
     """A row's speedup, or None where it was not measured (no dense row at that point)."""
-    return None if timed is None else timed.row.speedup_vs_dense
+    return None if timed is None or timed.row is None else timed.row.speedup_vs_dense
 
 
 def _mean_r2(models: dict, variant: str) -> float | None:
@@ -136,7 +137,7 @@ def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
         for key, what in SPEEDUP_ITEMS:
             row = getattr(found, key)
             value = _speed(row)
-            detail = f"{row.row.variant}, {found.where}" if row else found.where
+            detail = f"{row.variant}, {found.where}" if row else found.where
             status = _judge(value, value is not None and value >= need)
             if row and row.outputs_differ:
                 status, detail = "fail", detail + "; outputs differ from its reference: no win"
@@ -145,28 +146,13 @@ def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
     return items
 
 
-def _as_deployed(results: RunResults, cfg: ReportConfig, variant: str) -> float | None:
-    """The standalone speedup of ``variant`` at Table 1's point (None: not timed alone there)."""
-    bench = results.benchmark("cpu")
-    if not bench_measured(bench):
-        return None
-    return next((r.standalone_speedup_vs_dense for r in as_deployed_at(bench, *bench_point(bench, cfg.batch_size))
-                 if r.variant == variant), None)
-
-
 def _deployable_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
     """Structured SPINN in ONNX Runtime vs dense PyTorch eager, the same-runtime ratio beside it."""
     found = _speedups(results, "cpu", cfg)
     row, dense_ort = found.deployable, found.deployable_dense
     value = _speed(row)
     detail = found.where
-    alone = _as_deployed(results, cfg, VARIANTS.structured_ort)
-    if alone is not None:  # what a deployer measures: the model alone in its own process
-        detail += "; as deployed (alone in its own process, vs dense alone)"
-        if value is not None:
-            detail += f"; {value:.2f}x in the harness"
-        value = alone
-    if row and dense_ort:
+    if value is not None and dense_ort and dense_ort.row:
         detail += (f"; same runtime (dense / structured, both ONNX Runtime) "
                    f"{dense_ort.row.median_ms / row.row.median_ms:.2f}x")
     status = _judge(value, value is not None and value >= cfg.cpu_speedup_min)
@@ -256,7 +242,7 @@ def verdict(parts: list[bool | None]) -> str:
 
 
 def _speed_text(timed: Timed | None) -> str:
-    return NOT_MEASURED if _speed(timed) is None else f"{timed.row.variant} {_speed(timed):.2f}x"
+    return NOT_MEASURED if _speed(timed) is None else f"{timed.variant} {_speed(timed):.2f}x"
 
 
 def _speed_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:

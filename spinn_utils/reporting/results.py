@@ -134,11 +134,6 @@ def timing(bench: Benchmark, variant: str, batch: int, threads: int | None) -> T
     return None
 
 
-def as_deployed_at(bench: Benchmark, batch: int, threads: int | None) -> list:
-    """The as-deployed rows (standalone vs in-harness) at one (batch, threads); [] where none."""
-    return [r for r in bench.as_deployed or [] if (r.batch_size, r.threads) == (batch, threads)]
-
-
 def outputs_match(bench: Benchmark, variant: str) -> bool | None:
     """Whether a timed variant reproduced its reference; None where it was not built."""
     info = bench.variants.get(variant)

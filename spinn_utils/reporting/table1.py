@@ -26,7 +26,6 @@ from .results import (
     NOT_MEASURED,
     ReportConfig,
     RunResults,
-    as_deployed_at,
     bench_measured,
     bench_point,
     cv_summary,
@@ -116,9 +115,10 @@ def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple
         if row is not None:
             rows[col], names[col] = row, row.variant
     where = bench.environment.get("gpu_name" if device == "gpu" else "cpu_model")  # free-form block
-    repeats = next(iter(rows.values())).repeats if rows else "?"
-    note = (f"{device.upper()}: median of {repeats} "
-            f"repeats at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
+    first = next(iter(rows.values()), None)
+    note = (f"{device.upper()}: median of {first.repeats if first else '?'} timed calls in "
+            f"{first.rotations if first else '?'} rotations, speedup the median of the per-rotation "
+            f"speedups, at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
             f"{'' if batch == cfg.batch_size else f' (batch {cfg.batch_size} not measured)'}.")
     return rows, names, note
 
@@ -132,22 +132,13 @@ def _rate_cell(row: TimingRow | None) -> str | None:
 
 
 def deploy_notes(results: RunResults, cfg: ReportConfig) -> list[str]:
-    """The GEMM rate behind the percentages, standalone vs in-harness, and the deploy choice."""
+    """The GEMM rate behind the percentages, and the deploy choice."""
     bench = results.cpu_benchmark
     notes = []
     peaks = bench.gemm_peak if isinstance(bench, Benchmark) else []
     if peaks:
         notes.append(f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): " + ", ".join(
             f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + ".")
-    if bench_measured(bench) and bench.as_deployed:
-        batch, threads = bench_point(bench, cfg.batch_size)
-        rows = as_deployed_at(bench, batch, threads)
-        parts = [f"{r.variant} {r.in_harness_median_ms:.3g} ms in the harness, {r.standalone_median_ms:.3g} ms "
-                 f"alone ({r.standalone_speedup_vs_dense:.2f}x vs dense alone)"
-                 for r in rows if r.in_harness_median_ms and r.standalone_speedup_vs_dense]
-        if parts:
-            notes.append(f"As deployed (each runtime in its own process; standalone: a fresh process running only "
-                         f"that model), batch {batch}, threads={threads}: " + "; ".join(parts) + ".")
     rec = deploy_recommendation(results, cfg)
     notes.append(f"Deploy: {rec['recommended'] or NOT_MEASURED} ({rec['reason']}; {rec['timed_at']}).")
     return notes
