@@ -8,13 +8,14 @@ import pytest
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.overrides import with_overrides
 from spinn_utils.data.dataset import Scaler, make_prepared
-from spinn_utils.data.leakage import (
+from spinn_utils.data.leakage import _looks_like_id, check_leakage
+from spinn_utils.data.leakage_combos import (
     COMBO_R2_LIMIT,
+    PAIR_RANK_LIMIT,
     _explained,
     _gram,
-    _looks_like_id,
     _pair_terms,
-    check_leakage,
+    pair_combinations,
 )
 from spinn_utils.data.prepare import prepare
 from spinn_utils.data.schema import DataConfig
@@ -68,7 +69,8 @@ def test_clean_synthetic_data_passes(clean):
     assert report["passed"] and report["problems"] == []
     assert [c["name"] for c in report["checks"]] == [
         "group_overlap", "identifier_inputs", "target_inputs", "scaler_fitted_on_train",
-        "target_functions", "shifted_targets", "linear_combinations", "input_combinations", "split_copies"]
+        "target_functions", "shifted_targets", "linear_combinations", "input_combinations", "split_copies",
+        "pair_ranks"]
     assert clean.meta["leakage"] == report
 
 
@@ -238,6 +240,33 @@ def test_a_product_pair_or_a_three_input_sum_recovering_a_target_is_flagged(clea
     assert "target_inputs" not in problems and "linear_combinations" not in problems  # pairs miss both
 
 
+@pytest.mark.parametrize("leak, op", [
+    ("ratio", "/"),  # A = thermal^2 x N, B = N: A / B is the target squared
+    ("difference", "-"),  # A = log(|thermal| + 1) + N, B = N: A - B is monotone in the target
+    ("product", "x"),  # A = exp(thermal / 10) / N, B = N: A x B
+])
+def test_a_pair_whose_combination_ranks_like_a_target_is_flagged(clean, leak, op):
+    thermal = clean.target_names[1]
+    rng = np.random.default_rng(5)
+    noise = {s: rng.uniform(1, 3, len(f)) for s, f in clean.frames.items()}
+    hidden = {"ratio": lambda f, n: f[thermal] ** 2 * n, "difference": lambda f, n: np.log(np.abs(f[thermal]) + 1) + n,
+              "product": lambda f, n: np.exp(f[thermal] / 10) / n}[leak]
+    frames = {s: f.assign(A=hidden(f, noise[s]), B=noise[s]) for s, f in clean.frames.items()}
+    leaky = rebuilt(clean, frames, features=[*clean.feature_names, "A", "B"])
+    problems = failed(check_leakage(leaky))
+    assert f"'A' {op} 'B' ranks like target {thermal!r} (|Spearman| 1.00000 > {PAIR_RANK_LIMIT})" in problems["pair_ranks"]
+    assert not {"target_inputs", "linear_combinations", "input_combinations"} & set(problems)  # only ranks see it
+
+
+def test_pair_combinations_are_every_pair_three_ways_without_a_ratio_by_zero():
+    x = np.column_stack([np.arange(1.0, 7.0), np.arange(6.0) - 2.0, np.full(6, 2.0)])  # column 1 holds a 0
+    columns, labels = pair_combinations(x)
+    assert len(labels) == columns.shape[1] == 3 * 3 - 1  # 3 pairs x 3 ops, less the ratio by column 1
+    assert (0, 1, "/") not in labels and (0, 2, "/") in labels and (1, 2, "x") in labels
+    np.testing.assert_array_equal(columns[:, labels.index((0, 2, "/"))], x[:, 0] / 2.0)
+    np.testing.assert_array_equal(columns[:, labels.index((0, 1, "-"))], x[:, 0] - x[:, 1])
+
+
 def test_a_leak_in_the_test_split_only_is_flagged(clean):
     wear = clean.target_names[0]
     rng = np.random.default_rng(3)
@@ -279,7 +308,12 @@ def test_honest_data_passes_every_check(tmp_path, smoke):
     from spinn_utils.data.example import main as example_main
     from spinn_utils.data.schema import data_config_for
 
-    assert prepare(DataConfig.smoke_test() if smoke else DataConfig()).meta["leakage"]["passed"]
+    embedded = prepare(DataConfig.smoke_test() if smoke else DataConfig()).meta["leakage"]
     example_main(["--output-dir", str(tmp_path)])
     cfg = data_config_for(smoke, str(tmp_path / "milling.json"), data_path=str(tmp_path / "milling.csv"))
-    assert prepare(cfg).meta["leakage"]["passed"]
+    example = prepare(cfg).meta["leakage"]
+    for report in (embedded, example):
+        assert report["passed"], report["problems"]
+        ranks = next(c["detail"] for c in report["checks"] if c["name"] == "pair_ranks")
+        highest = float(ranks.split("highest |Spearman| ")[1].split(":")[0])  # the margin, on record
+        assert 0.5 < highest < PAIR_RANK_LIMIT, ranks

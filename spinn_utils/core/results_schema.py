@@ -117,7 +117,34 @@ class PhysicsSupport:
 
 
 @dataclass(frozen=True)
+class StepFalls:
+    """Consecutive windows of one experiment in time order: how many steps, how many fall."""
+
+    steps: int
+    falls: int  # steps where the value drops by more than the block's wear_drop_tol_mm
+    share: float | None  # falls / steps; null: no steps
+
+
+@dataclass(frozen=True)
+class TimeOrder:
+    """How rows are put in time order within an experiment and cumulative time is built
+    (``data/time_order.py``), and how often the measured wear falls in that order."""
+
+    order: list[str]  # sort keys: experiment, [run,] time
+    run_col: str  # "": no run order (time must then be strictly increasing within an experiment)
+    run_gap_min: float  # cutting minutes added between joined runs
+    cumulative_time_col: str  # the column every prepared split carries
+    cumulative_time: str  # "as_given" (time already cumulative) | "runs_joined" (time restarts per run)
+    cumulative_time_rule: str  # the same in words
+    runs_per_experiment: dict[str, int]  # in the prepared splits (after a smoke cap)
+    measured_wear_falls: dict[str, StepFalls]  # train | val | test | all: wear never heals, so ~0
+    wear_target: str
+    wear_drop_tol_mm: float
+
+
+@dataclass(frozen=True)
 class DataSummary(Versioned):
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: time_order
     source: str
     data_path: str
     thermal_source: str
@@ -130,6 +157,7 @@ class DataSummary(Versioned):
     splits: dict[str, SplitInfo]  # train | val | test
     target_stats: dict[str, TargetStats]
     leakage: Leakage
+    time_order: TimeOrder
     physics: PhysicsSupport | None
     notes: list[str]
     load_seconds: float | None

@@ -2,6 +2,9 @@
 
 ``PreparedData`` holds the three splits in physical units and the scaler fitted on train only;
 ``save_prepared``/``load_prepared`` are how notebook 01 hands them to the notebooks after it.
+Every split is in time order within each experiment (experiment, run, time) and carries two
+columns that are not inputs: ``CUM_TIME_COL`` (cumulative cutting time, min, strictly
+increasing within an experiment) and ``RUN_START_COL`` (1 on the first window of each run).
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import pandas as pd
 
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, read_json, write_json
-from .schema import GROUP_COL, SPLITS, TIME_COL
+from .schema import CUM_TIME_COL, GROUP_COL, RUN_START_COL, SPLITS, TIME_COL
 from .splits import shared_groups
+from .time_order import ensure_time_columns
 
 
 @dataclass
@@ -81,13 +85,14 @@ class Scaler:
 class PreparedData:
     """Splits in physical units plus the train-fitted scaler; ``arrays()`` gives model inputs."""
 
-    frames: dict[str, pd.DataFrame]  # "train", "val", "test": every column, physical units
+    frames: dict[str, pd.DataFrame]  # "train", "val", "test": every column, physical units, time order
     feature_names: list[str]
     target_names: list[str]
     scaler: Scaler
     group_col: str = GROUP_COL
     time_col: str = TIME_COL
     meta: dict = field(default_factory=dict)  # source, generator settings, ...
+    run_col: str = ""  # the run order within an experiment ("": none); see data/time_order.py
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(X, Y) of one split, standardised, float32."""
@@ -102,11 +107,14 @@ class PreparedData:
 
 
 def make_prepared(frames: dict[str, pd.DataFrame], feature_names, target_names,
-                  group_col: str = GROUP_COL, time_col: str = TIME_COL, meta: dict | None = None) -> PreparedData:
-    """PreparedData with the scaler fitted on ``frames["train"]`` only."""
+                  group_col: str = GROUP_COL, time_col: str = TIME_COL, meta: dict | None = None,
+                  run_col: str = "") -> PreparedData:
+    """PreparedData with the scaler fitted on ``frames["train"]`` only; a frame without the
+    time-order columns gets them (cumulative time built with no gap between runs)."""
+    frames = {s: ensure_time_columns(f, group_col, run_col, time_col) for s, f in frames.items()}
     scaler = Scaler.fit(frames["train"], feature_names, target_names, fitted_on="train")
-    return PreparedData(dict(frames), list(feature_names), list(target_names), scaler,
-                        group_col, time_col, dict(meta or {}))
+    return PreparedData(frames, list(feature_names), list(target_names), scaler,
+                        group_col, time_col, dict(meta or {}), run_col)
 
 
 def save_prepared(data: PreparedData, directory: str | Path) -> Path:
@@ -119,7 +127,8 @@ def save_prepared(data: PreparedData, directory: str | Path) -> Path:
     write_json(directory / "scaler.json", data.scaler.to_dict())
     write_json(directory / "features.json", {
         "feature_names": data.feature_names, "target_names": data.target_names,
-        "group_col": data.group_col, "time_col": data.time_col, "splits": list(data.frames),
+        "group_col": data.group_col, "time_col": data.time_col, "run_col": data.run_col,
+        "splits": list(data.frames),
         "group_is_text": not pd.api.types.is_numeric_dtype(data.frames["train"][data.group_col]),
         "meta": data.meta,
     })
@@ -138,11 +147,12 @@ def load_prepared(directory: str | Path) -> PreparedData:
     dtype = {info["group_col"]: str} if info.get("group_is_text") else None
     frames = {s: pd.read_csv(directory / f"{s}.csv", dtype=dtype) for s in splits}
     for s, frame in frames.items():
-        absent = [c for c in (*info["feature_names"], *info["target_names"]) if c not in frame]
+        absent = [c for c in (*info["feature_names"], *info["target_names"], CUM_TIME_COL, RUN_START_COL)
+                  if c not in frame]
         if absent:
             raise SpinnError(f"{directory / (s + '.csv')} lacks column(s) {absent}")
     data = PreparedData(frames, list(info["feature_names"]), list(info["target_names"]), scaler,
-                        info["group_col"], info["time_col"], info.get("meta", {}))
+                        info["group_col"], info["time_col"], info.get("meta", {}), info.get("run_col", ""))
     overlap = shared_groups(frames, data.group_col)
     if overlap:  # rows moved between the split files after notebook 01 wrote them
         raise SpinnError(f"the splits in {directory} share experiments ({'; '.join(overlap)}): "

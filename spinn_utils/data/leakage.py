@@ -1,44 +1,50 @@
-"""The leakage check: four ways test experiments could leak into training, each able to fail.
+"""The leakage check: ten ways test experiments or targets could leak into the inputs, each able to fail.
 
 An earlier version of this pipeline scored well on test data because a target had been
 copied into an input (``thermal_displacement`` was an exact multiple of the input
-``cumulative_heat``). Four checks (docs/data.md, "Splits and leakage"):
+``cumulative_heat``). The checks (docs/data.md, "Splits and leakage"), in four groups:
+
+the splits and the scaler
 
 1. group overlap: an experiment's rows are near-duplicates, so no experiment may sit in
    two splits;
-2. identifiers as inputs: the group column, names like id/case/experiment/index, or an
+2. scaler: statistics must come from the training split only (stored means = train means);
+
+a target or an identifier in one input
+
+3. identifiers as inputs: the group column, names like id/case/experiment/index, or an
    integer column unique per row (a row number) let a model memorise rows;
-3. targets as inputs: an input equal to, or (nearly) a deterministic function of, a target
+4. targets as inputs: an input equal to, or (nearly) a deterministic function of, a target
    (|Pearson| or |Spearman| > 0.99, or a constant ratio);
-4. scaler: statistics must come from the training split only (stored means = train means).
-
-and three that catch a target hidden less plainly:
-
 5. an input that is a non-monotonic function of a target (say ``(thermal - mean)^2``): sorted
    by the target, each row's input is predicted by its neighbour's; a nearest-neighbour R2
    above ``NN_R2_LIMIT`` means the input is (nearly) determined by the target;
 6. an input equal to a target shifted by 1-3 rows back or forward within an experiment (the
    previous or next window's value): |Pearson| above ``CORR_LIMIT`` against the shifted
    target, on the table as loaded (before a smoke run thins it, which breaks adjacency);
-7. a target recovered as a linear combination of two inputs (``A = wear + N``, ``B = N``): a
-   least-squares fit on the training split with R2 above ``LINEAR_R2_LIMIT``;
 
-and three that catch a leak spread over inputs or hidden in one split:
+a target spread over several inputs (``leakage_combos.py``)
 
-8. a target recovered from two inputs through a product or a ratio (``A = thermal x N``,
-   ``B = N``) or linearly from three (``A = thermal + N1 + N2``): least squares on
-   ``[a, b, ab, a/b, b/a]`` or ``[a, b, c]`` with R2 above ``COMBO_R2_LIMIT``, in every split;
-9. a copy of a target in one split only (the test rows): an input whose |Pearson| with a target
-   within one split exceeds ``SPLIT_CORR_LIMIT`` (stricter than 7's 0.99: two experiments
-   can honestly track wear closely, not to four nines), or a constant ratio, in any split.
+7. linear from two inputs (``A = wear + N``, ``B = N``): train R2 above ``LINEAR_R2_LIMIT``;
+8. through a product or a ratio of two inputs, or linearly from three: R2 above
+   ``COMBO_R2_LIMIT`` in every split;
+9. a ratio, difference or product of two inputs that is a monotone function of a target
+   (``A = thermal^2 x N``, ``B = N``): |Spearman| above ``PAIR_RANK_LIMIT`` on all rows; the
+   detail records the highest value found, so the data summary shows the margin on honest data;
+
+a target copied into one split only
+
+10. an input whose |Pearson| with a target within one split exceeds ``SPLIT_CORR_LIMIT``
+   (stricter than 4's 0.99: two experiments can honestly track wear closely, not to four
+   nines), or a constant ratio, in any split.
 
 On the embedded data the largest values are 0.56 (nearest-neighbour R2; 0.82 on the smoke
-table), 0.83 (shifted |Pearson|) and 0.82 (two-input R2; 0.996 on the smoke table); the
-largest of checks 8 and 9 are in ``tests/test_leakage.py``'s honest-data test.
+table), 0.83 (shifted |Pearson|), 0.82 (two-input R2; 0.996 on the smoke table) and 0.96 (pair
+|Spearman|; 0.984 on the smoke table); the largest of checks 8 and 9 are in
+``tests/test_leakage.py``'s honest-data test. ``check_leakage`` runs them all.
 """
 from __future__ import annotations
 
-import itertools
 import re
 
 import numpy as np
@@ -46,6 +52,7 @@ import pandas as pd
 
 from ..core.checks import check_problems
 from .dataset import PreparedData
+from .leakage_combos import input_combinations, linear_combinations, pair_ranks
 from .splits import shared_groups
 
 CORR_LIMIT = 0.99  # |corr| above this makes an input a stand-in for a target
@@ -54,17 +61,7 @@ ID_TOKENS = {"id", "ids", "case", "experiment", "exp", "idx", "uuid", "key", "se
 ID_NAMES = {"index", "row", "row_index", "row_number", "rownum", "unnamed: 0", "level_0"}
 MIN_ROWS_FOR_ROW_ID = 20  # below this, "unique per row" says little
 NN_R2_LIMIT = 0.95  # (thermal - mean)^2 scores 0.9996 on the default data, 0.99 on the smoke table
-# Two inputs that add up to a target fit it to float precision. Not 0.99: on the smoke table
-# (1,500-sample windows) the acoustic-emission mean and RMS of one channel legitimately
-# predict wear with R2 0.996, their noise averaged away.
-LINEAR_R2_LIMIT = 0.999
 MAX_SHIFT = 3  # rows: the previous or next windows' targets copied into an input
-# A leak spread over inputs is exact (R2 1 - 1e-12); honest data stays below 0.9995 (the smoke
-# table's acoustic-emission channels, see above), so four nines separate the two.
-COMBO_R2_LIMIT = 0.9999
-# Relative eigenvalue below which a Gram direction is collinear (round-off of float64 at a condition
-# number of 1e15 made an honest split's R2 1.012); a real leak fits to ~1e-12 in well-posed directions.
-GRAM_RCOND = 1e-9
 SPLIT_CORR_LIMIT = 0.9999  # an affine copy of a target within one split
 
 
@@ -206,94 +203,6 @@ def shifted_targets(data: PreparedData, table: pd.DataFrame) -> dict:
                           f"no input tracks a target 1-{MAX_SHIFT} rows earlier or later (|corr| <= {CORR_LIMIT})")
 
 
-def linear_combinations(data: PreparedData) -> dict:
-    """No target may be a linear combination of two inputs (fitted on the training split)."""
-    train = data.frames["train"]
-    x = train[data.feature_names].to_numpy(np.float64)
-    problems = []
-    for target in data.target_names:
-        y = train[target].to_numpy(np.float64)
-        ss = ((y - y.mean()) ** 2).sum()
-        for i, j in itertools.combinations(range(len(data.feature_names)), 2):
-            design = np.column_stack([x[:, i], x[:, j], np.ones(len(y))])
-            coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-            r2 = 1.0 - ((y - design @ coef) ** 2).sum() / ss if ss > 0 else 0.0
-            if r2 > LINEAR_R2_LIMIT:
-                problems.append(f"target {target!r} = linear combination of inputs {data.feature_names[i]!r} "
-                                f"and {data.feature_names[j]!r} (train R2 {r2:.4f} > {LINEAR_R2_LIMIT})")
-    return check_problems("linear_combinations", problems,
-                          f"no target is a linear combination of two inputs (R2 <= {LINEAR_R2_LIMIT})")
-
-
-def _gram(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Normal equations of standardised columns ``z`` and centred ``y``: (z'z, z'y, y'y)."""
-    yc = y - y.mean()
-    return z.T @ z, z.T @ yc, float(yc @ yc)
-
-
-def _explained(gram: np.ndarray, zy: np.ndarray, ss: float) -> np.ndarray:
-    """R2 of least squares from (stacked) normal equations of standardised columns.
-
-    Directions of the Gram matrix with eigenvalues below ``GRAM_RCOND`` times its largest are
-    dropped: they are collinear columns (an input with two values makes ``a``, ``ab`` and
-    ``b/a`` dependent), where solving would amplify round-off into an R2 above 1 (seen: 1.012
-    on an honest split). The fit in the remaining directions is never more than the true R2."""
-    if ss <= 0:
-        return np.zeros(gram.shape[:-2])
-    coef = np.linalg.pinv(gram, rtol=GRAM_RCOND, hermitian=True) @ zy[..., None]
-    return np.clip((zy * coef[..., 0]).sum(axis=-1) / ss, 0.0, 1.0)
-
-
-def _standard(x: np.ndarray) -> np.ndarray:
-    std = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-
-
-def _pair_terms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[a, b, ab, a/b, b/a]`` standardised (a ratio only where its divisor is never ~0)."""
-    cols = [a, b, a * b]
-    for num, den in ((a, b), (b, a)):
-        if np.all(np.abs(den) > 1e-12 * max(np.abs(den).max(), 1.0)):
-            cols.append(num / den)
-    return _standard(np.column_stack(cols))
-
-
-def _combo_problems(frame: pd.DataFrame, data: PreparedData, split: str) -> list[str]:
-    """Targets recovered by a product or ratio of two inputs, or linearly by three, in one split."""
-    names, problems = data.feature_names, []
-    x = frame[names].to_numpy(np.float64)
-    varies = [i for i in range(len(names)) if x[:, i].std() > 0]
-    if len(x) <= 8 or len(varies) < 2:
-        return []
-    pairs = list(itertools.combinations(varies, 2))
-    terms = [_pair_terms(x[:, i], x[:, j]) for i, j in pairs]
-    trios = np.array(list(itertools.combinations(varies, 3)), dtype=int).reshape(-1, 3)
-    z = _standard(x)
-    for target in data.target_names:
-        y = frame[target].to_numpy(np.float64)
-        for (i, j), t in zip(pairs, terms):
-            r2 = float(_explained(*_gram(t, y)))
-            if r2 > COMBO_R2_LIMIT:
-                problems.append(f"target {target!r} = a product or ratio of inputs {names[i]!r} and "
-                                f"{names[j]!r} ({split} R2 {r2:.6f} > {COMBO_R2_LIMIT})")
-        gram, zy, ss = _gram(z, y)
-        r2s = _explained(gram[trios[:, :, None], trios[:, None, :]], zy[trios], ss)
-        for k in np.flatnonzero(r2s > COMBO_R2_LIMIT):
-            problems.append(f"target {target!r} = linear combination of inputs "
-                            f"{[names[c] for c in trios[k]]} ({split} R2 {r2s[k]:.6f} > {COMBO_R2_LIMIT})")
-    return problems
-
-
-def input_combinations(data: PreparedData) -> dict:
-    """No target may be a product or ratio of two inputs, or a linear combination of three,
-    in any split (a leak in the test rows alone counts)."""
-    problems = []
-    for split, frame in sorted(data.frames.items()):
-        problems += [p for p in _combo_problems(frame, data, split) if p not in problems]
-    return check_problems("input_combinations", problems,
-                          f"no target is a product or ratio of two inputs or a sum of three (R2 <= {COMBO_R2_LIMIT})")
-
-
 def split_copies(data: PreparedData) -> dict:
     """No input may copy a target (affinely or as a constant ratio) within any one split."""
     problems = []
@@ -336,6 +245,7 @@ def check_leakage(data: PreparedData, loaded: pd.DataFrame | None = None) -> dic
         linear_combinations(data),
         input_combinations(data),
         split_copies(data),
+        pair_ranks(data, table),
     ]
     problems = [c["detail"] for c in checks if not c["passed"]]
     return {"passed": not problems, "problems": problems, "checks": checks}

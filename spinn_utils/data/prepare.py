@@ -3,7 +3,8 @@
 ``prepare`` turns a ``DataConfig`` into ``PreparedData`` (splits by experiment, never by row;
 the scaler sees the training split only; ``leakage.check_leakage`` must pass); ``cv_folds``
 gives leave-experiments-out folds over all experiments; ``data_summary`` is
-``metrics/data_summary.json``. Sources and rules: docs/data.md.
+``metrics/data_summary.json``. Every split is in time order within each experiment and carries
+``CUM_TIME_COL`` and ``RUN_START_COL`` (``time_order.py``). Sources and rules: docs/data.md.
 """
 from __future__ import annotations
 
@@ -22,9 +23,16 @@ from ..core.results_schema import DataSummary
 from .dataset import PreparedData, make_prepared
 from .leakage import check_leakage
 from .physics_terms import physics_support
-from .schema import SPLITS, DataConfig
+from .schema import RUN_START_COL, SPLITS, DataConfig
 from .sources import load_table, source_kind, thermal_source
 from .splits import fold_groups, split_groups
+from .time_order import (
+    AS_GIVEN,
+    default_run_col,
+    in_time_order,
+    mark_run_starts,
+    time_order_summary,
+)
 
 
 def split_by_experiment(table: pd.DataFrame, cfg: DataConfig) -> dict[str, pd.DataFrame]:
@@ -36,7 +44,11 @@ def split_by_experiment(table: pd.DataFrame, cfg: DataConfig) -> dict[str, pd.Da
 
 def cap_rows(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
     """``cfg.max_experiments`` experiments (seeded, every split kept) and at most
-    ``cfg.max_rows_per_experiment`` rows each, evenly spaced in time; with notes saying so."""
+    ``cfg.max_rows_per_experiment`` rows each, evenly spaced in time; with notes saying so.
+
+    ``table`` is in time order with its time-order columns (``load_table``); cumulative time
+    stays as loaded, and a kept row whose run differs from the previous kept row's is a run start.
+    """
     notes, g = [], cfg.group_col
     groups = pd.unique(table[g])
     if cfg.max_experiments and len(groups) > cfg.max_experiments:
@@ -56,7 +68,10 @@ def cap_rows(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, list[s
         notes.append(f"smoke: at most {cap} rows per experiment, evenly spaced in time "
                      f"({len(keep)} of {len(table)} rows)")
         table = table.loc[sorted(keep)]
-    return table.reset_index(drop=True), notes
+    table = table.reset_index(drop=True)
+    if notes:
+        table[RUN_START_COL] = mark_run_starts(table, g, cfg.run_col or "")
+    return table, notes
 
 
 def prepare(cfg: DataConfig) -> PreparedData:
@@ -77,15 +92,19 @@ def prepare(cfg: DataConfig) -> PreparedData:
         cfg = with_overrides(cfg, feature_cols=(*cfg.feature_cols, cfg.time_col))
         notes.append(f"time column {cfg.time_col!r} added to the inputs (feature_cols omitted it)")
     kind = source_kind(cfg)
+    cfg = with_overrides(cfg, run_col=default_run_col(cfg, kind))  # the config records the run order used
     physics = physics_support(cfg, kind)  # before loading: a term the data cannot have fails fast
     loaded = load_table(cfg)
     attrs = dict(loaded.attrs)  # loader notes and generator settings
     table, capped = cap_rows(loaded, cfg)
     meta = {"source": kind, "data_path": cfg.data_path, "thermal_source": thermal_source(kind, cfg),
             "config": dataclasses.asdict(cfg), "notes": [*notes, *attrs.get("notes", []), *capped],
-            "generator": attrs.get("generator"), "physics": physics}
+            "generator": attrs.get("generator"), "physics": physics, "time_order": attrs["time_order"]}
+    if attrs["time_order"]["cumulative_time"] == AS_GIVEN and cfg.run_col and cfg.run_gap_min:
+        meta["notes"].append(f"run_gap_min ({cfg.run_gap_min:g}) not added: {cfg.time_col!r} is already "
+                             f"cumulative across the runs")
     data = make_prepared(split_by_experiment(table, cfg), cfg.feature_cols, cfg.target_cols,
-                         cfg.group_col, cfg.time_col, meta)
+                         cfg.group_col, cfg.time_col, meta, cfg.run_col)
     # Lags are checked on the table as loaded: the smoke cap keeps every k-th row.
     data.meta["leakage"] = leakage = check_leakage(data, loaded if capped else None)
     data.meta["load_seconds"] = time.perf_counter() - start
@@ -102,11 +121,12 @@ def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int =
     """
     table = pd.concat([data.frames[s] for s in SPLITS if s in data.frames], ignore_index=True)
     g = data.group_col
+    table = in_time_order(table, g, data.run_col, data.time_col).reset_index(drop=True)
     meta = {k: v for k, v in data.meta.items() if k != "leakage"}
     return [
         make_prepared({s: table[table[g].isin(members[s])].reset_index(drop=True) for s in SPLITS},
                       data.feature_names, data.target_names, g, data.time_col,
-                      {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed})
+                      {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed}, data.run_col)
         for k, members in enumerate(fold_groups(table, g, n_folds, seed, val_experiments))
     ]
 
@@ -130,6 +150,8 @@ def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
                              "min": float(table[t].min()), "max": float(table[t].max())}
                          for t in data.target_names},
         "leakage": leakage,
+        "time_order": time_order_summary(data.frames, data.meta.get("time_order", {}), data.group_col,
+                                         data.time_col, data.target_names[0]),
         "physics": data.meta.get("physics"),
         "notes": data.meta.get("notes", []),
         "load_seconds": data.meta.get("load_seconds"),

@@ -2,7 +2,8 @@
 
 One row per window of a cutting run: a group key (``experiment``), a run index, the inputs and
 two targets, flank wear VB (mm) and thermal displacement (um). ``DataConfig`` names the source
-and the columns (defaults match the embedded synthetic data); see docs/data.md.
+and the columns (defaults match the embedded synthetic data); see docs/data.md. Every prepared
+split also carries ``CUM_TIME_COL`` and ``RUN_START_COL`` (``time_order.py`` builds them).
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ TARGETS = ("tool_wear_vb_mm", "thermal_displacement_um")
 GROUP_COL = "experiment"  # split key: a case / insert set
 RUN_COL = "run"
 TIME_COL = "cut_time_min"  # cumulative cutting time within the experiment (an input, too)
+# Not inputs: added to every prepared split by data/time_order.py, in time order (experiment, run, time).
+CUM_TIME_COL = "cumulative_time_min"  # cutting time since the experiment's start, strictly increasing
+RUN_START_COL = "run_start"  # 1 on the first window of each run (and of each experiment), else 0
+WEAR_DROP_TOL_MM = 1e-3  # a wear step below this is noise: a tenth of the 0.01 mm VB resolution
 SENSOR_CHANNELS = ("smc_ac", "smc_dc", "vib_table", "vib_spindle", "ae_table", "ae_spindle")
 DEFAULT_FEATURES = (
     "depth_of_cut_mm",
@@ -44,7 +49,12 @@ def target_unit(name: str) -> str:
 class DataConfig:
     data_path: str = ""  # "" = embedded synthetic milling data; *.mat = NASA mill.mat; *.csv = your table
     group_col: str = GROUP_COL  # rows of one experiment are near-duplicates: splits never share one
-    time_col: str = TIME_COL  # cumulative cutting time (min): orders rows; physics differentiates by it
+    time_col: str = TIME_COL  # cutting time (min): orders rows; physics differentiates by it
+    # The order of runs within an experiment: rows go in (run, time) order, and a time that
+    # restarts in every run is joined into cumulative time. None: "run" for the synthetic data
+    # and mill.mat (both have one), none for a CSV; "": none.
+    run_col: str | None = None
+    run_gap_min: float = 0.0  # cutting minutes added between joined runs (idle time is not cutting)
     feature_cols: tuple[str, ...] = DEFAULT_FEATURES  # the 18 inputs of docs/data.md (18 -> ... gives 666,882 params)
     target_cols: tuple[str, ...] = TARGETS  # flank wear VB (mm), thermal displacement (um)
     split_col: str = ""  # CSV column giving each row's split (train/val/test); "" = seeded split
@@ -89,6 +99,25 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 2):
                 raise SpinnError(f"{name} must be an integer >= 2 or None, got {value!r}")
+        self._check_time_order()
+
+    def _check_time_order(self) -> None:
+        if self.run_col is not None and not isinstance(self.run_col, str):
+            raise SpinnError(f"run_col must be a column name, \"\" or None, got {self.run_col!r}")
+        gap = self.run_gap_min
+        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < float("inf"):
+            raise SpinnError(f"run_gap_min must be a number of minutes >= 0, got {gap!r}")
+        object.__setattr__(self, "run_gap_min", float(gap))
+        named = {"group_col": self.group_col, "time_col": self.time_col, "run_col": self.run_col or "",
+                 "split_col": self.split_col, "power_col": self.power_col}
+        named.update({f"feature_cols[{i}]": c for i, c in enumerate(self.feature_cols)})
+        named.update({f"target_cols[{i}]": c for i, c in enumerate(self.target_cols)})
+        for key, column in named.items():
+            if column in (CUM_TIME_COL, RUN_START_COL):
+                raise SpinnError(f"{key} is {column!r}, a name the pipeline adds to every split "
+                                 f"({CUM_TIME_COL!r}, {RUN_START_COL!r}); rename that column")
+        if self.run_col and self.run_col in (self.group_col, self.time_col):
+            raise SpinnError(f"run_col {self.run_col!r} must differ from group_col and time_col")
 
     @classmethod
     def smoke_test(cls) -> DataConfig:
@@ -105,6 +134,7 @@ DATA_CONFIG_TYPES: dict[str, tuple] = {
     "split_col": (str,), "val_experiments": (int,), "test_experiments": (int,), "window_samples": (int,),
     "fail_on_leakage": (bool,), "power_col": (str,), "power_unit": (str,), "thermal_ode": (bool, None),
     "max_rows_per_experiment": (int, None), "max_experiments": (int, None),
+    "run_col": (str, None), "run_gap_min": (float,),
 }
 DATA_CONFIG_KEYS = tuple(DATA_CONFIG_TYPES)
 RESERVED_DATA_KEYS = {"data_path": "--data (or notebook 01's data_path)", "seed": "--seed"}
@@ -116,20 +146,24 @@ def _type_problem(key: str, value) -> str | None:
     if value is None:
         return None if None in allowed else "must not be null"
     kinds = [t for t in allowed if t is not None]
-    ok = any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in kinds)
+    if isinstance(value, bool):  # a bool is an int to Python, but no integer or number here
+        ok = bool in kinds
+    else:  # a whole number of minutes is a number, too
+        ok = any(isinstance(value, (int, float) if t is float else t) for t in kinds)
     if ok and isinstance(value, list) and not all(isinstance(c, str) for c in value):
         ok = False
     if ok:
         return None
-    want = {str: "a string", list: "a list of column names", int: "an integer", bool: "true or false"}
+    want = {str: "a string", list: "a list of column names", int: "an integer", bool: "true or false",
+            float: "a number"}
     return "must be " + " or ".join([want[t] for t in kinds] + (["null"] if None in allowed else []))
 
 
 def read_data_config(path: str | os.PathLike) -> dict:
     """A data description (JSON, or YAML by extension): DataConfig fields naming the columns once.
 
-    Example: ``{"group_col": "experiment_id", "time_col": "time", "target_cols": ["tool_wear",
-    "thermal_displacement"], "feature_cols": [...], "split_col": "split"}``. An unknown key, a
+    Example: ``{"group_col": "experiment_id", "time_col": "time", "run_col": "run_no",
+    "target_cols": ["tool_wear", "thermal_displacement"], "feature_cols": [...], "split_col": "split"}``. An unknown key, a
     missing file or a file that does not parse, a key given elsewhere (``data_path``: ``--data``)
     or a value of the wrong type (``"thermal_ode": "no"``, ``"feature_cols": "x"``) is a one-line
     SpinnError naming the key.

@@ -1,7 +1,8 @@
 """Where the table comes from: the synthetic generator, NASA ``mill.mat`` or a user's CSV.
 
 ``load_table`` reads the source ``DataConfig.data_path`` names and ``validate_table`` checks it
-(columns present, numeric, finite; groups named) before anything is split or scaled.
+(columns present, numeric, finite; groups named) and puts it in time order (``time_order.py``)
+before anything is split or scaled.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..core.errors import SpinnError, first_line
 from .nasa import read_mill_mat
 from .schema import DataConfig
 from .synthetic import SyntheticConfig, generate_milling
+from .time_order import default_run_col, order_in_time
 
 MAX_ABS_VALUE = 1e12  # beyond this a value is a unit or parsing error, and float32 scaling breaks
 MIN_ROWS_PER_EXPERIMENT = 2  # one row has no time order: no wear trend, no thermal history
@@ -36,17 +38,20 @@ def source_kind(cfg: DataConfig) -> str:
 
 
 def load_table(cfg: DataConfig) -> pd.DataFrame:
-    """The validated table of ``cfg.data_path`` (or the synthetic data), sorted by group and time.
+    """The validated table of ``cfg.data_path`` (or the synthetic data), in time order.
 
     Args:
-        cfg: which source, column names, window size, seed.
+        cfg: which source, column names, run order, window size, seed.
 
     Returns:
-        One row per window with ``cfg.group_col``, ``cfg.time_col``, the feature and target
-        columns (float64), and whatever else the source has. ``attrs["notes"]`` lists rows the
-        loader dropped or filled; ``attrs["generator"]`` holds the synthetic settings.
+        One row per window in (experiment, run, time) order with ``cfg.group_col``,
+        ``cfg.time_col``, the feature and target columns (float64), ``CUM_TIME_COL`` and
+        ``RUN_START_COL``, and whatever else the source has. ``attrs["notes"]`` lists rows the
+        loader dropped or filled; ``attrs["generator"]`` holds the synthetic settings;
+        ``attrs["time_order"]`` says how the rows were ordered and cumulative time built.
     """
     kind = source_kind(cfg)
+    cfg = dataclasses.replace(cfg, run_col=default_run_col(cfg, kind))
     if kind == "synthetic":
         generator = SyntheticConfig(seed=cfg.seed, window_samples=cfg.window_samples)
         table = generate_milling(generator)
@@ -87,12 +92,16 @@ def load_csv(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
 
 
 def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
-    """Columns present, numeric and finite; returns a copy sorted by group and time."""
+    """Columns present, numeric and finite; returns a copy in time order (``time_order.py``).
+
+    ``cfg.run_col`` None is read as no run column here (``load_table`` resolves the source's own).
+    """
     if table.empty:
         raise SpinnError("the data table has no rows")
     if len(set(cfg.feature_cols)) != len(cfg.feature_cols):
         raise SpinnError(f"feature_cols names a column twice: {list(cfg.feature_cols)}")
-    required = [cfg.group_col, cfg.time_col, *cfg.feature_cols, *cfg.target_cols]
+    run_col = cfg.run_col or ""
+    required = [cfg.group_col, cfg.time_col, *([run_col] if run_col else []), *cfg.feature_cols, *cfg.target_cols]
     required += [cfg.split_col] if cfg.split_col else []
     missing = [c for c in dict.fromkeys(required) if c not in table.columns]
     if missing:
@@ -127,8 +136,11 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     if len(few):
         raise SpinnError(f"{len(few)} experiment(s) (e.g. {few.index.tolist()[0]!r}) have only {int(few.min())} row(s); "
                          f"each needs at least {MIN_ROWS_PER_EXPERIMENT} windows in time order")
-    table = table.sort_values([cfg.group_col, cfg.time_col], kind="stable").reset_index(drop=True)
+    if run_col and table[run_col].isna().any():
+        raise SpinnError(f"run column {run_col!r} has {int(table[run_col].isna().sum())} empty value(s)")
+    table, order = order_in_time(table, cfg, run_col)
     table.attrs.update(attrs)
+    table.attrs["time_order"] = order
     return table
 
 

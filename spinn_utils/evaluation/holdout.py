@@ -32,7 +32,7 @@ from ..core.results_schema_eval import (
 )
 from ..core.typed_json import parse
 from ..data.dataset import PreparedData
-from ..data.schema import target_unit
+from ..data.schema import CUM_TIME_COL, target_unit
 from ..model.inference import predict
 from .crossval import CrossValConfig
 
@@ -85,8 +85,9 @@ def predictions_frame(
     keys = pd.DataFrame({
         "sample": np.arange(len(frame)),
         "experiment": frame[data.group_col].to_numpy(),
-        "run": frame["run"].to_numpy() if "run" in frame else np.full(len(frame), -1),
+        "run": frame[data.run_col].to_numpy() if data.run_col in frame else np.full(len(frame), -1),
         data.time_col: frame[data.time_col].to_numpy(),
+        CUM_TIME_COL: frame[CUM_TIME_COL].to_numpy(),  # the wear-over-time figure's x
     })
     parts = []
     for model, y in physical.items():

@@ -27,6 +27,7 @@ from ..core.paths import ResultsPaths
 from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, VARIANTS
 from ..core.results_schema import ParamCount, Pruning, RegressionReport
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped, CrossValidation
+from ..data.schema import CUM_TIME_COL
 from .results import RunResults, bench_measured, load_results, outputs_match, repeated_runs
 
 # variant -> colour: one colour per model in every figure (its label is the registry's LABELS).
@@ -242,18 +243,21 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
     return fig
 
 
-PREDICTION_KEYS = {"sample", "experiment", "run", "model", "target", "measured", "predicted"}
+PREDICTION_KEYS = {"sample", "experiment", "run", "model", "target", "measured", "predicted", CUM_TIME_COL}
 
 
 def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None = None,
                        time_col: str | None = None) -> Figure:
-    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment.
+    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment,
+    each model one curve across all its runs.
 
-    ``target`` defaults to the first target (wear), ``time_col`` to the predictions' time
+    ``target`` defaults to the first target (wear), ``time_col`` to the predictions' cumulative
+    time (``CUM_TIME_COL``: runs joined where time restarts in each run), else their time
     column (named as in the data: ``cut_time_min`` by default, a CSV's own name otherwise).
     """
     target = target or pred["target"].iloc[0]
-    time_col = time_col or next(c for c in pred.columns if c not in PREDICTION_KEYS)
+    time_col = time_col or (CUM_TIME_COL if CUM_TIME_COL in pred
+                            else next(c for c in pred.columns if c not in PREDICTION_KEYS))
     part = _shown_models(pred, cfg)
     part = part[part["target"] == target]
     experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
 from ..data.dataset import PreparedData
+from ..data.time_order import in_time_order
 from ..model.inference import batched_forward
 from ..model.physics import TERMS, PhysicsConfig, physics_loss
 
@@ -133,9 +134,10 @@ class _Step:
 
 
 def sequence_pairs(data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions in the train arrays of (a window, the next window of the same experiment)."""
+    """Positions in the train arrays of (a window, the next window of the same experiment), in
+    time order: (experiment, run, time), i.e. cumulative time (``data/time_order.py``)."""
     frame = data.frames["train"].reset_index(drop=True)
-    order = frame.sort_values([data.group_col, data.time_col], kind="stable")
+    order = in_time_order(frame, data.group_col, data.run_col, data.time_col)
     groups, idx = order[data.group_col].to_numpy(), order.index.to_numpy()
     same = groups[1:] == groups[:-1]
     return torch.as_tensor(idx[:-1][same]), torch.as_tensor(idx[1:][same])
