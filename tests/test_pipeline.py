@@ -136,19 +136,30 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
     assert (home / "thesis.tex").read_text() == "mine"
 
 
-def test_a_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
+def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
     from spinn_utils.pipeline.preflight import lock_path, results_lock
 
-    with results_lock(tmp_path, ["first"]) as note:
-        assert note is None and lock_path(tmp_path).is_file()
-        with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\)"):
+    with results_lock(tmp_path, ["first"]):
+        assert lock_path(tmp_path).is_file()
+        with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\); wait for it"):
             with results_lock(tmp_path, ["second"]):
                 pass
     assert not lock_path(tmp_path).exists()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock_path(tmp_path).write_text(json.dumps({"pid": int(dead.stdout), "command": ["gone"]}))
-    with results_lock(tmp_path, ["third"]) as note:
-        assert "stale lock" in note
+    # A holder killed outright (SIGKILL) leaves its file; the lock died with it.
+    code = ("import sys, time\nfrom pathlib import Path\nfrom spinn_utils.pipeline.preflight import results_lock\n"
+            "with results_lock(Path(sys.argv[1]), ['killed']):\n    print('held', flush=True)\n    time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UsageError, match=rf"in use by process {holder.pid} \(killed\)"):
+            with results_lock(tmp_path, ["second"]):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_path(tmp_path).is_file()
+    with results_lock(tmp_path, ["third"]):
+        assert json.loads(lock_path(tmp_path).read_text())["command"] == ["third"]
 
 
 def test_a_spinn_error_in_a_notebook_exits_2_and_from_runs_keep_earlier_entries(tmp_path, capsys):
@@ -206,6 +217,7 @@ def test_a_failed_run_leaves_the_previous_results_byte_for_byte(tmp_path, capsys
     assert (out / "b.txt").read_text() == "from run" and not (out / staging.BACKUP).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     [sys.executable, "run_all.py", "--help"],
     [sys.executable, "-m", "spinn_utils", "--help"],

@@ -28,6 +28,7 @@ from spinn_utils.core.stages import STAGES, contract_files
 from spinn_utils.pipeline.notebooks import discover, notebook_id
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the whole notebook chain
 
 
 def _present() -> dict[str, Path]:

@@ -264,6 +264,7 @@ def test_table3_states_what_ran_beside_the_timing():
     assert "load average 2.4" in " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
 
 
+@pytest.mark.slow
 def test_the_idle_check_sees_cores_in_use():
     """The timing's idle check measures now, not the last minute: busy while spinners run."""
     spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
@@ -328,6 +329,7 @@ def test_prune_method_is_passed_to_notebook_03_once_it_declares_it(tmp_path):
     assert spec.point_parameters(random_point)["03"]["prune_method"] == "random"
 
 
+@pytest.mark.slow
 def test_the_embedded_cluster_leaves_the_environment_as_it_found_it(monkeypatch):
     """The nanny writes OMP_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ into the driver's
     environment; the timing that follows (and its worker processes) must not inherit them."""

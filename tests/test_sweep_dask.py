@@ -15,6 +15,7 @@ from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
 from spinn_utils.pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a Dask cluster and a smoke sweep
 DASK = str(Path(sys.executable).parent / "dask")
 START_TIMEOUT_S = 90  # the scheduler writes its address file within seconds on an idle machine
 

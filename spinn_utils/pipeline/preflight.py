@@ -9,6 +9,7 @@ the output folder must be a writable folder, and only one run may use it at a ti
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -152,7 +153,6 @@ def check_kernel(name: str) -> None:
         raise UsageError(f"--kernel {name}: no such Jupyter kernel (installed: {have})") from None
 
 
-def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
 SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
 SCHEDULER_RE = re.compile(r"(?:([a-z]+)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
 CONNECT_TIMEOUT_S = 5.0
@@ -176,6 +176,7 @@ def check_scheduler(address: str) -> None:
 
 
     """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
+def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
     from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
     then reports any problem with the data itself)."""
     p01 = next((p for nb, p in parameters.items() if notebook_id(nb) == "01"), None)
@@ -211,52 +212,47 @@ def check_cv_folds(parameters: dict[Path, dict], output: Path, smoke: bool) -> N
                              f"out at least one; use -p cv_folds=N with 2 <= N <= {n}")
 
 
-def _alive(pid: int) -> bool:
+def _holder(fd: int) -> str:
+    """'process 123 (run_all.py --smoke)' from a held lock file's body."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it is someone else's
-    return True
+        record = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"process {record['pid']} ({' '.join(record['command'])})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
 
 
 @contextlib.contextmanager
-def results_lock(output: Path, command: list[str]) -> Iterator[str | None]:
-    """Hold ``<output>/.spinn.lock`` for the run; yields a note when a stale lock was taken over.
+def results_lock(output: Path, command: list[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<output>/.spinn.lock`` for the run.
 
-    A second run on a folder in use is a UsageError naming the process that holds it.
+    The operating system releases the lock when the process ends, however it ends (SIGKILL, power
+    loss), so a lock is never stale; the file's body only names the holder for the message. A
+    second run on a folder in use is a UsageError naming that process.
     """
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--output {output}: cannot create it ({first_line(err)})") from err
-    lock, note = lock_path(output), None
-    body = json.dumps({"pid": os.getpid(), "command": command})
-    for _ in range(2):
+    lock = lock_path(output)
+    while True:
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except PermissionError as err:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
             raise UsageError(f"--output {output} is not writable: cannot create {lock} ({first_line(err)})") from err
-        except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                holder = {}
-            holder = holder if isinstance(holder, dict) else {}
-            pid = holder.get("pid") if isinstance(holder.get("pid"), int) else -1
-            if pid > 0 and _alive(pid):
-                raise UsageError(f"--output {output} is in use by process {pid} "
-                                 f"({' '.join(holder.get('command', []))}); wait for it or use another folder "
-                                 f"(if no such run is going on, the lock is stale: delete {lock})") from None
-            note = f"took over a stale lock left by process {pid}, which is no longer running"
-            lock.unlink(missing_ok=True)
-    else:
-        raise UsageError(f"could not lock {output}")
-    with os.fdopen(fd, "w") as f:
-        f.write(body)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise UsageError(f"--output {output} is in use by {holder}; wait for it or use another folder") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break  # else the holder removed the file between our open and flock: lock the new one
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "command": command}).encode())
     try:
-        yield note
+        yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # before the release: a waiting run then finds no file, or its own
+        os.close(fd)

@@ -221,10 +221,10 @@ def run_notebooks(plan: RunPlan, args) -> int:
     previous results are restored and the partial run is kept in ``<output>/failed-<UTC>``."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]) as note:
-            for line in (note, staging.recover(plan.output)):
-                if line:
-                    print(f"note: {line}")
+        with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]):
+            note = staging.recover(plan.output)
+            if note:
+                print(f"note: {note}")
             stage, rc = staging.begin(plan.output), 1
             try:
                 rc = _run_plan(plan, args)

@@ -180,9 +180,7 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
     if scheduler is not None:
         check_scheduler(scheduler)
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
-    with results_lock(spec.output, ["spinn-run", "sweep", *sys.argv[1:]]) as note:
-        if note:
-            print(f"note: {note}")
+    with results_lock(spec.output, ["spinn-run", "sweep", *sys.argv[1:]]):
         os.environ.setdefault("MPLBACKEND", "Agg")
         n = len(spec.points())
         print(f"sweep: {len(spec.sparsities)} sparsities x {len(spec.methods)} methods x {len(spec.seeds)} seeds "
