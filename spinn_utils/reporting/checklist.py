@@ -32,6 +32,7 @@ from .results import (
     bench_point,
     cv_summary,
     fastest_matching,
+    leakage_item,
     load_results,
     model_params,
     outputs_match,
@@ -194,7 +195,7 @@ def checklist_items(
     cfg = cfg or ReportConfig()
     conv = results.sparse_conversion_report
     ok = None if conv is None else conv.conversion_ok
-    items = [_item("Sparse conversion completes without errors",
+    items = [leakage_item(results), _item("Sparse conversion completes without errors",
                    "not run" if conv is None else ("pass" if ok else "fail"), ok,
                    "conversion_ok is true")]
     evaluation = results.test_evaluation

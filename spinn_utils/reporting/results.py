@@ -29,6 +29,7 @@ from ..core.results_schema import (
 from ..core.results_schema_eval import (
     Benchmark,
     BenchmarkSkipped,
+    ChecklistItem,
     CrossValidation,
     FoldStats,
     SeedRuns,
@@ -101,6 +102,32 @@ def load_results(paths: ResultsPaths) -> RunResults:
     written (yet) is None, a file that does not fit its schema is a one-line SpinnError."""
     return RunResults(**{name: read_result(paths, name) if paths.metric(name).is_file() else None
                          for name in METRIC_FILES})
+
+
+def leakage_failure(results: RunResults) -> str | None:
+    """One line when the run's data failed the leakage check and the run went on anyway
+    (``fail_on_leakage: false``): its accuracy may come from the leak. None when it passed or
+    notebook 01's summary is absent."""
+    summary = results.data_summary
+    if summary is None or summary.leakage.passed:
+        return None
+    problems = summary.leakage.problems
+    first = problems[0] if problems else "see data_summary.json"
+    return (f"WARNING: the data FAILED the leakage check ({len(problems)} failed check(s); first: {first}). "
+            "The run went on because fail_on_leakage is false: every accuracy number here may come from "
+            "the leak, not from learning.")
+
+
+def leakage_item(results: RunResults) -> ChecklistItem:
+    """The checklist's item on notebook 01's leakage checks: a run that went on after a failure
+    (``fail_on_leakage: false``) fails it, so no verdict of the checklist reads as clean."""
+    leak = None if results.data_summary is None else results.data_summary.leakage
+    return ChecklistItem(
+        item="Data passed the leakage check (no target or test experiment leaks into the inputs)",
+        status="not run" if leak is None else ("pass" if leak.passed else "fail"),
+        measured=None if leak is None else f"{sum(c.passed for c in leak.checks)}/{len(leak.checks)} checks passed",
+        threshold="every leakage check passes",
+        detail=leakage_failure(results) or ("" if leak else f"no {METRICS.data_summary}.json"))
 
 
 def bench_measured(bench) -> bool:

@@ -30,6 +30,7 @@ from .results import (
     bench_point,
     cv_summary,
     fastest_matching,
+    leakage_failure,
     load_results,
     model_params,
     skip_reason,
@@ -38,6 +39,7 @@ from .results import (
 )
 
 FASTEST_UNSTRUCTURED = "SPINN (fastest unstructured)"
+LEAKAGE_ROW = "Data leakage check"  # the first row of a table whose data failed it (mark_leakage)
 COLUMNS = (LABELS[VARIANTS.dense], LABELS[VARIANTS.coo], FASTEST_UNSTRUCTURED, LABELS[VARIANTS.structured],
            LABELS[VARIANTS.structured_ort], LABELS[VARIANTS.structured_int8_ort])
 # Which saved model each column's accuracy and parameters come from, and which benchmark
@@ -234,7 +236,22 @@ def table1(results: RunResults, cfg: ReportConfig | None = None) -> pd.DataFrame
     frame.attrs.update(notes=[*notes, *NOTES, *deploy_notes(results, cfg), physics_note(results)],
                        row_format=ROW_FORMAT, name=TABLE1,
                        title="Table 1: Dense PINN vs SPINN (this run)")
-    return frame
+    return mark_leakage(frame, results)
+
+
+def mark_leakage(frame: pd.DataFrame, results: RunResults) -> pd.DataFrame:
+    """``frame`` as it is, or, when the run's data failed the leakage check, marked in its title,
+    its first note and a first row of its own (the CSV form has no title or notes)."""
+    warning = leakage_failure(results)
+    if warning is None:
+        return frame
+    cells = [f"{METRICS.data_summary}.json" if c == "Source" else "FAILED (see notes)" for c in frame.columns]
+    marked = pd.concat([pd.DataFrame([cells], index=[LEAKAGE_ROW], columns=frame.columns, dtype=object), frame])
+    marked.index.name = frame.index.name
+    marked.attrs.update(frame.attrs, title=f"{frame.attrs['title']} [DATA FAILED THE LEAKAGE CHECK]",
+                        notes=[warning, *frame.attrs["notes"]],
+                        row_format={LEAKAGE_ROW: "text", **frame.attrs["row_format"]})
+    return marked
 
 
 def format_cell(value, kind: str) -> str:

@@ -15,7 +15,7 @@ from ..core.registry import BASELINES, LABELS, TABLE2, VARIANTS
 from ..core.results_schema import Skipped
 from ..core.results_schema_eval import TestEvaluation
 from .results import NOT_MEASURED, RunResults, load_results
-from .table1 import write_table
+from .table1 import mark_leakage, write_table
 
 COLUMNS = {  # column -> (where in test_evaluation.json, model name)
     "Train mean": ("baselines", BASELINES.train_mean),
@@ -74,7 +74,7 @@ def table2(results: RunResults) -> pd.DataFrame:
         f"where predicted wear drops by more than {tol if tol is not None else NOT_MEASURED} mm (0 is "
         "physical). Thermal ODE residual: RMS of tau*d(delta)/dt + delta - G*P on the test inputs.",
     ])
-    return frame
+    return mark_leakage(frame, results)
 
 
 def build_table2(paths: ResultsPaths) -> pd.DataFrame:
