@@ -18,7 +18,7 @@ from results_factory import (
 )
 
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import LABELS, METRICS, VARIANTS
+from spinn_utils.core.registry import BASELINES, LABELS, METRICS, VARIANTS
 from spinn_utils.core.results_schema import RegressionReport, Skipped
 from spinn_utils.core.results_schema_eval import GemmPeak
 from spinn_utils.reporting.checklist import (
@@ -254,7 +254,22 @@ def test_table2_reads_baselines_and_physics_consistency(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
     files = write_table2(t, paths)
     assert [f.name for f in files] == ["table2.md", "table2.tex", "table2.csv"]
-    assert "| Wear decreases (share of time steps) | not measured | not measured | 30.0% | 20.0% | 20.5% |" in files[0].read_text()
+    assert ("| Wear decreases (share of time steps) | not measured | not measured | not measured | 30.0% | "
+            "20.0% | not measured | 20.5% | not measured | not measured |") in files[0].read_text()
+
+
+def test_table2_puts_a_hard_run_s_dense_model_in_the_hard_column():
+    """The run trains one physics option; the other is a baseline: each lands in its own column."""
+    from spinn_utils.reporting.table2 import table2
+
+    res = fake_results()
+    soft_twin = res.test_evaluation.baselines.models[BASELINES.no_physics]
+    hard = evolve(evolve(res, "test_evaluation.physics", "hard"), "test_evaluation.baselines.models",
+                  {**res.test_evaluation.baselines.models, BASELINES.soft_physics: soft_twin})
+    t = table2(hard)
+    dense_r2 = res.test_evaluation.models[VARIANTS.dense].mean_r2
+    assert t.loc["Mean per-output R2 (test)", "Dense PINN, hard physics"] == dense_r2
+    assert t.loc["Mean per-output R2 (test)", "Dense PINN, soft physics"] == soft_twin.mean_r2
 
 
 def test_physics_consistency_item_uses_the_stated_margin():

@@ -188,7 +188,7 @@ def convert_checkpoint(
         report["report"] = str(failed_report_path(report_out))
         write_result(report["report"], parse_record(METRICS.sparse_conversion, report, report["report"]))
         return report
-    keep = {k: meta[k] for k in ("feature_names", "target_names", "scaler", "seed") if k in meta}
+    keep = {k: meta[k] for k in ("feature_names", "target_names", "scaler", "seed", "physics_head") if k in meta}
     keep.update(source=str(source), source_kind=kind, validation=report["validation"])
     with atomic_path(checkpoint_out) as tmp:  # renamed only after the report is written too
         save_sparse_checkpoint(tmp, converted[cfg.format].cpu(), keep)

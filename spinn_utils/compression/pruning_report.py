@@ -9,6 +9,7 @@ from ..core.registry import METRICS
 from ..core.results_files import parse_record
 from ..core.results_schema import Pruning
 from ..model.counting import count_parameters
+from ..model.sequence_head import head_constants
 from .magnitude import PruneConfig
 
 DENSE_META_KEYS = ("model", "feature_names", "target_names", "scaler", "train_config", "physics_config")
@@ -30,6 +31,7 @@ def pruned_checkpoint_meta(dense_meta: dict, model: nn.Module, *, val_metrics: d
     meta.update(
         model=getattr(model, "cfg", dense_meta["model"]),
         params=count_parameters(model),
+        physics_head=head_constants(model),
         val_metrics=val_metrics,
         dense_val_metrics=dense_meta.get("val_metrics"),
         **extra,

@@ -28,6 +28,7 @@ from ..core.registry import (
 )
 from ..data.dataset import PreparedData, Scaler
 from ..model.checkpoints import load_dense_model
+from ..model.sequence_head import body_of, with_saved_head
 from .export import OnnxModule
 from .sparse import load_sparse_model
 
@@ -106,13 +107,13 @@ def load_run_models(
         if name in ORT_VARIANTS:
             reference = ORT_VARIANTS[name]
             meta = loaded.metas[reference]
-            model = load_export(paths, name, loaded.models[reference], meta)
+            model = with_saved_head(load_export(paths, name, body_of(loaded.models[reference]), meta), meta)
             path = paths.export(ORT_EXPORTS[name])
         else:
             model, meta, path = _load_checkpoint_variant(paths, name)
             if data is not None:
                 check_scaler(meta, data, name)
-            model = model.to(device).eval()
+            model = with_saved_head(model, meta).to(device).eval()
         loaded.models[name], loaded.metas[name], loaded.paths[name] = model, meta, path
     return RunModels(**{key: {v: getattr(loaded, key)[v] for v in variants}
                         for key in ("models", "metas", "paths")})

@@ -18,6 +18,7 @@ importance; Molchanov et al., "Importance Estimation for Neural Network Pruning"
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 
@@ -133,8 +134,10 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
         raise SpinnError(f"{len(keep)} keep-lists for {len(cfg.hidden_dims)} hidden layers")
     small = DensePINN(ModelConfig(
         input_dim=cfg.input_dim, hidden_dims=tuple(len(k) for k in keep),
-        output_dim=cfg.output_dim, activation=cfg.activation,
+        output_dim=cfg.output_dim, activation=cfg.activation, physics=cfg.physics,
     ))
+    if model.head is not None:  # the physics head is not pruned: the smaller body feeds the same head
+        small.head = copy.deepcopy(model.head)
     src, dst = linear_layers(model), linear_layers(small)
     for i, (a, b) in enumerate(zip(src, dst)):
         rows = keep[i].to(a.weight.device) if i < len(keep) else None

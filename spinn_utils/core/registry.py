@@ -63,6 +63,9 @@ class BaselineNames:
     train_mean: str = "train_mean"  # predicts the training split's mean of each target
     linear: str = "linear"  # ridge regression on the same scaled inputs
     no_physics: str = "no_physics"  # DensePINN with every physics weight 0, same schedule and seed
+    physics_only: str = "physics_only"  # the lumped thermal model and Archard's law, no learning
+    soft_physics: str = "soft_physics"  # DensePINN with the physics in its loss (when the run's is hard)
+    hard_physics: str = "hard_physics"  # DensePINN with the physics by construction (when the run's is soft)
 
 
 @dataclass(frozen=True)

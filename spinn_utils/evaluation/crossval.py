@@ -25,7 +25,8 @@ from ..core.overrides import with_overrides
 from ..data.dataset import PreparedData
 from ..data.prepare import cv_folds
 from ..model.inference import evaluate_model
-from ..model.mlp import DensePINN, ModelConfig
+from ..model.mlp import ModelConfig
+from ..model.sequences import build_model
 from ..training.fit import fit
 
 
@@ -95,7 +96,7 @@ def run_fold(fold: PreparedData, index: int, model_cfg: ModelConfig, train_cfg, 
     """Train dense from scratch on one fold, prune a copy, score both on the held-out split."""
     start = time.perf_counter()
     set_seed(seed + index)
-    dense = DensePINN(model_cfg)
+    dense = build_model(model_cfg, fold)
     result = fit(dense, fold, train_cfg, physics_cfg, device=device, desc=f"CV fold {index} dense")
     spinn, _, prune_report = prune_unstructured(
         copy.deepcopy(dense), fold, prune_cfg, train_cfg, physics_cfg, device)

@@ -33,7 +33,7 @@ from ..core.results_schema_eval import (
 from ..core.typed_json import parse
 from ..data.dataset import PreparedData
 from ..data.schema import CUM_TIME_COL, target_unit
-from ..model.inference import predict
+from ..model.inference import model_sequence, predict
 from .crossval import CrossValConfig
 
 # The saved variants notebook 08 scores (``compression.run_models.load_run_models`` loads them),
@@ -61,7 +61,8 @@ def evaluate_test(
         DataFrame}``; the frame is long: one row per (model, sample, target).
     """
     x, _ = data.arrays(split)
-    scaled = {name: predict(m.to(device), x, device) for name, m in models.items()}
+    scaled = {name: predict(m.to(device), x, device, sequence=model_sequence(m, data, split))
+              for name, m in models.items()}
     physical = {name: data.scaler.inverse_y(y) for name, y in scaled.items()}
     measured = data.targets(split)
     reports = {name: regression_report(measured, y, data.target_names)
@@ -108,7 +109,7 @@ def metrics_table(reports: dict[str, dict]) -> pd.DataFrame:
 
 def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig,
                   data: PreparedData, device, baselines: dict | None = None,
-                  consistency: dict | None = None, seeds: dict | None = None) -> list:
+                  consistency: dict | None = None, seeds: dict | None = None, physics: str = "soft") -> list:
     """Write ``metrics/test_evaluation.json`` (the ``TestEvaluation`` record) and
     ``metrics/test_predictions.csv`` atomically; a part not run is a ``Skipped`` with its reason."""
     split = data.frames["test"]
@@ -129,6 +130,7 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
         config=asdict(cfg),
         units={t: target_unit(t) for t in data.target_names},
         environment=environment_info(device),
+        physics=physics,
     )
     json_path = write_metric(paths, METRICS.test_evaluation, record)
     csv_path = paths.predictions

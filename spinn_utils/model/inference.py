@@ -8,6 +8,8 @@ from torch import nn
 from ..core.errors import SpinnError
 from ..core.metrics import regression_report
 from ..data.dataset import PreparedData
+from .sequence_head import body_of, head_of
+from .sequences import sequence_of
 
 
 def first_float_tensor(model: nn.Module) -> torch.Tensor:
@@ -26,12 +28,17 @@ def batched_forward(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch
 
 def predict(
     model: nn.Module, X_scaled: np.ndarray, device: str | torch.device = "cpu",
-    batch_size: int = 4096,
+    batch_size: int = 4096, sequence: np.ndarray | None = None,
 ) -> np.ndarray:
     """Model outputs (scaled units, float32) for standardised inputs, in eval and inference mode.
 
     The model is moved to ``device`` (checkpoints load on the CPU; a GPU run predicts there).
+    A hard-physics model needs ``sequence`` (``sequences.sequence_of``): its body runs in
+    batches, its head once along the whole sequence. Other models ignore it.
     """
+    head = head_of(model)
+    if head is not None and sequence is None:
+        raise SpinnError(f"{type(model).__name__} has a physics head: predict needs the rows' sequence")
     device = torch.device(device)
     model.to(device)
     x = torch.as_tensor(np.asarray(X_scaled, dtype=np.float32), device=device)
@@ -40,7 +47,10 @@ def predict(
     was_training = model.training
     model.eval()
     try:
-        out = batched_forward(model, x, batch_size)
+        out = batched_forward(body_of(model), x, batch_size)
+        if head is not None:
+            with torch.inference_mode():
+                out = head(out, torch.as_tensor(np.asarray(sequence), device=device))
     finally:
         model.train(was_training)
     return out.float().cpu().numpy()
@@ -51,5 +61,10 @@ def evaluate_model(
 ) -> dict:
     """``core.metrics.regression_report`` of one split, in physical units (mm, um)."""
     x, _ = data.arrays(split)
-    y_pred = data.scaler.inverse_y(predict(model, x, device))
+    y_pred = data.scaler.inverse_y(predict(model, x, device, sequence=model_sequence(model, data, split)))
     return regression_report(data.targets(split), y_pred, data.target_names)
+
+
+def model_sequence(model: nn.Module, data: PreparedData, split: str) -> np.ndarray | None:
+    """The sequence ``predict`` needs for ``model`` on ``split`` (None for a model without a head)."""
+    return sequence_of(data, split) if head_of(model) is not None else None

@@ -1,5 +1,13 @@
 """DensePINN: the physics-informed MLP for tool wear and thermal displacement.
 
+``ModelConfig.physics`` says where the physics lives: ``"soft"``, in the loss
+(``physics.py``: the MLP's outputs are the targets); ``"hard"``, in the architecture
+(``sequence_head.PhysicsHead``: the MLP's outputs are a wear rate and a heat input that the head
+integrates along each experiment's time order, so wear never falls and displacement follows
+the thermal ODE exactly). The MLP body is the same either way, so pruning, sparse storage,
+ONNX and int8 apply to both; ``model(x)`` is always the body, ``model(x, sequence)`` the
+prediction of a hard model.
+
 Default 18 -> 512 -> 512 -> 512 -> 256 -> 2 with tanh counts exactly 666,882 parameters
 (the paper's dense baseline). Layers live in ``self.network`` (an ``nn.Sequential`` with the
 activation between Linear layers), so state_dict keys are ``network.0.weight``,
@@ -13,7 +21,9 @@ import torch
 from torch import nn
 
 from ..core.errors import SpinnError, first_line
+from .sequence_head import PhysicsHead
 
+PHYSICS_MODES = ("soft", "hard")
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
@@ -23,8 +33,14 @@ class ModelConfig:
     hidden_dims: tuple[int, ...] = (512, 512, 512, 256)  # the paper's widths: 666,882 params
     output_dim: int = 2  # tool_wear_vb_mm, thermal_displacement_um
     activation: str = "tanh"  # smooth, so d(output)/d(time) exists for the physics loss
+    physics: str = "soft"  # "soft": physics in the loss; "hard": by construction (module docstring)
 
     def __post_init__(self) -> None:
+        if self.physics not in PHYSICS_MODES:
+            raise SpinnError(f"physics must be one of {list(PHYSICS_MODES)}, got {self.physics!r}")
+        if self.physics == "hard" and self.output_dim != 2:
+            raise SpinnError(f"a hard-physics model predicts wear and displacement (output_dim 2), "
+                             f"got output_dim {self.output_dim}")
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
         if self.activation not in ACTIVATIONS:
             raise SpinnError(
@@ -39,7 +55,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(**{k: d[k] for k in ("input_dim", "hidden_dims", "output_dim", "activation")})
+        return cls(**{k: d[k] for k in ("input_dim", "hidden_dims", "output_dim", "activation")},
+                   physics=d.get("physics", "soft"))
 
 
 def make_activation(name: str) -> nn.Module:
@@ -49,7 +66,7 @@ def make_activation(name: str) -> nn.Module:
 
 
 class DensePINN(nn.Module):
-    """An MLP; the physics lives in the loss (physics.py), not in the architecture."""
+    """An MLP body, plus a physics head when ``cfg.physics == "hard"`` (module docstring)."""
 
     def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
         super().__init__()
@@ -61,10 +78,11 @@ class DensePINN(nn.Module):
             if i < len(dims) - 2:
                 layers.append(make_activation(cfg.activation))
         self.network = nn.Sequential(*layers)
+        self.head = PhysicsHead() if cfg.physics == "hard" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
-
+    def forward(self, x: torch.Tensor, sequence: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.network(x)
+        return out if self.head is None or sequence is None else self.head(out, sequence)
 
 
 

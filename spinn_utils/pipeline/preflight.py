@@ -37,6 +37,7 @@ from ..evaluation.verify import VerifyConfig
 from ..model.physics import PhysicsConfig
 from ..reporting.figures import FigureConfig
 from ..reporting.results import ReportConfig
+from ..model.mlp import ModelConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
@@ -79,7 +80,7 @@ RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "de
             "data_path": "--data", "data_config": "--data-config"}
 # The stage configs by the class name the stage table gives (a parameter sets the field of its name).
 CONFIG_CLASSES = {cls.__name__: cls for cls in (
-    DataConfig, TrainConfig, PhysicsConfig, PruneConfig, ArtifactsConfig, VerifyConfig, SparseConfig,
+    DataConfig, ModelConfig, TrainConfig, PhysicsConfig, PruneConfig, ArtifactsConfig, VerifyConfig, SparseConfig,
     ExportConfig, QuantConfig, BenchConfig, CrossValConfig, ReportConfig, FigureConfig)}
 
 

@@ -20,18 +20,20 @@ from ..core.env import environment_info
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
 from ..core.results_files import write_metric
-from ..core.results_schema import Skipped
 from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
 from ..core.results_schema_sweep import Sweep
 from ..core.stages import contract_files
+from .physics_checks import physics_holds_item, physics_item
 from .results import (
     NOT_MEASURED,
     ReportConfig,
     RunResults,
     bench_measured,
     bench_point,
+    check_item,
     cv_summary,
     fastest_matching,
+    judge,
     leakage_item,
     load_results,
     model_params,
@@ -50,14 +52,6 @@ SPEEDUP_ITEMS = (  # (key in _speedups, what the checklist calls it)
     ("fastest", "fastest matching unstructured"),
     ("structured", "structured SPINN"),
 )
-
-
-def _item(item: str, status: str, measured, threshold: str, detail: str = "") -> ChecklistItem:
-    return ChecklistItem(item=item, status=status, measured=measured, threshold=threshold, detail=detail)
-
-
-def _judge(value, ok: bool) -> str:
-    return "not run" if value is None else ("pass" if ok else "fail")
 
 
 def _r3(value) -> str:
@@ -139,10 +133,10 @@ def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
             row = getattr(found, key)
             value = _speed(row)
             detail = f"{row.variant}, {found.where}" if row else found.where
-            status = _judge(value, value is not None and value >= need)
+            status = judge(value, value is not None and value >= need)
             if row and row.outputs_differ:
                 status, detail = "fail", detail + "; outputs differ from its reference: no win"
-            items.append(_item(f"{device.upper()} speedup ({what})", status, value,
+            items.append(check_item(f"{device.upper()} speedup ({what})", status, value,
                                f">= {need}x", detail))
     return items
 
@@ -156,27 +150,11 @@ def _deployable_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
     if value is not None and dense_ort and dense_ort.row:
         detail += (f"; same runtime (dense / structured, both ONNX Runtime) "
                    f"{dense_ort.row.median_ms / row.row.median_ms:.2f}x")
-    status = _judge(value, value is not None and value >= cfg.cpu_speedup_min)
+    status = judge(value, value is not None and value >= cfg.cpu_speedup_min)
     if row and row.outputs_differ:
         status, detail = "fail", detail + "; outputs differ from its reference: no win"
-    return _item("CPU speedup (deployable SPINN: structured, ONNX Runtime)", status, value,
+    return check_item("CPU speedup (deployable SPINN: structured, ONNX Runtime)", status, value,
                  f">= {cfg.cpu_speedup_min}x vs dense PyTorch eager", detail)
-
-
-def _physics_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
-    """SPINN breaks the wear physics on the test inputs no more often than dense (plus a margin)."""
-    evaluation = results.test_evaluation
-    block = None if evaluation is None else evaluation.physics_consistency
-    models = {} if block is None or isinstance(block, Skipped) else block.models
-    masked, dense_m = models.get(VARIANTS.masked), models.get(VARIANTS.dense)
-    spinn, dense = (None if m is None else m.wear_decrease_fraction for m in (masked, dense_m))
-    ok = spinn is not None and dense is not None and spinn <= dense + cfg.physics_margin
-    detail = ("" if spinn is None or dense is None else
-              f"wear decreases in {spinn:.1%} of SPINN's test steps, {dense:.1%} of dense's; thermal ODE "
-              f"residual RMS {masked.thermal_ode_residual_rms_um} vs "
-              f"{dense_m.thermal_ode_residual_rms_um} um")
-    return _item("SPINN keeps physics consistency no worse than dense", _judge(spinn, ok), spinn,
-                 f"<= dense + {cfg.physics_margin:g} (share of test steps where wear drops)", detail)
 
 
 def checklist_items(
@@ -195,7 +173,7 @@ def checklist_items(
     cfg = cfg or ReportConfig()
     conv = results.sparse_conversion_report
     ok = None if conv is None else conv.conversion_ok
-    items = [leakage_item(results), _item("Sparse conversion completes without errors",
+    items = [leakage_item(results), check_item("Sparse conversion completes without errors",
                    "not run" if conv is None else ("pass" if ok else "fail"), ok,
                    "conversion_ok is true")]
     evaluation = results.test_evaluation
@@ -209,26 +187,27 @@ def checklist_items(
                        None if match is None else match.passed)
     diffs = {k: v for k, v in diffs.items() if v is not None}
     worst = max(diffs.values(), default=None)
-    items.append(_item(
+    items.append(check_item(
         "Predictions match dense pruned model",
-        "fail" if failed else _judge(worst, worst is not None and worst < cfg.match_atol), worst,
+        "fail" if failed else judge(worst, worst is not None and worst < cfg.match_atol), worst,
         f"max abs diff < {cfg.match_atol:g}", "; ".join(f"{k}: {v:.3g}" for k, v in diffs.items())))
-    items += [*_speed_items(results, cfg), _deployable_item(results, cfg), _physics_item(results, cfg)]
+    items += [*_speed_items(results, cfg), _deployable_item(results, cfg), physics_item(results, cfg),
+              physics_holds_item(results)]
     spinn, dense = _test_r2(results)
     cv = cv_summary(results, "spinn")
     floor = cfg.seed_mean_r2 - cfg.r2_tolerance
-    items.append(_item(
+    items.append(check_item(
         f"R2 matches previous training ({cfg.seed_mean_r2} overall)",
-        _judge(spinn, spinn is not None and spinn >= floor), spinn,
+        judge(spinn, spinn is not None and spinn >= floor), spinn,
         f"SPINN test mean per-output R2 >= {floor:.2f}",
         f"dense reference {_r3(dense)}; CV SPINN "
         + (f"{cv.mean:.3f} +- {cv.std:.3f}" if cv and cv.mean is not None else NOT_MEASURED)))
     n_files = len(contract_files())
-    items.append(_item("All results saved (every contract file exists)",
+    items.append(check_item("All results saved (every contract file exists)",
                        "fail" if missing else "pass", f"{n_files - len(missing)}/{n_files}",
                        "all present", "missing: " + ", ".join(missing) if missing else ""))
     # A report read through its schema holds every key; only a missing file fails here.
-    items.append(_item("Conversion report saved in results/metrics/", "pass" if conv else "fail",
+    items.append(check_item("Conversion report saved in results/metrics/", "pass" if conv else "fail",
                        conv is not None,
                        "sparse_conversion_report.json with " + ", ".join(CONVERSION_KEYS),
                        "" if conv else "not written (run notebook 05_5)"))
@@ -356,7 +335,7 @@ def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None 
     """The ``validation_checklist.json`` record: items, claims, thresholds, the environment;
     ``sweep`` (a ``sweep/sweep.json``) adds its items (``sweep_checks``) and its evidence."""
     cfg = cfg or ReportConfig()
-    items = [*checklist_items(results, missing, cfg), *(_item(**i) for i in sweep_items(sweep, cfg))]
+    items = [*checklist_items(results, missing, cfg), *(check_item(**i) for i in sweep_items(sweep, cfg))]
     return ValidationChecklist(items=items, claims=claims(results, cfg, sweep),
                                config=asdict(cfg), environment=environment_info(device))
 

@@ -118,6 +118,16 @@ def leakage_failure(results: RunResults) -> str | None:
             "the leak, not from learning.")
 
 
+def check_item(item: str, status: str, measured, threshold: str, detail: str = "") -> ChecklistItem:
+    """One row of the validation checklist."""
+    return ChecklistItem(item=item, status=status, measured=measured, threshold=threshold, detail=detail)
+
+
+def judge(value, ok: bool) -> str:
+    """"not run" where nothing was measured, else "pass" or "fail"."""
+    return "not run" if value is None else ("pass" if ok else "fail")
+
+
 def leakage_item(results: RunResults) -> ChecklistItem:
     """The checklist's item on notebook 01's leakage checks: a run that went on after a failure
     (``fail_on_leakage: false``) fails it, so no verdict of the checklist reads as clean."""

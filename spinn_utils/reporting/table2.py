@@ -20,8 +20,12 @@ from .table1 import mark_leakage, write_table
 COLUMNS = {  # column -> (where in test_evaluation.json, model name)
     "Train mean": ("baselines", BASELINES.train_mean),
     "Linear (ridge)": ("baselines", BASELINES.linear),
+    "Physics only": ("baselines", BASELINES.physics_only),
     "Dense PINN, no physics": ("baselines", BASELINES.no_physics),
-    **{LABELS[v]: ("models", v) for v in (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)},
+    "Dense PINN, soft physics": ("physics", "soft"),  # the run's dense model or a baseline: _where
+    "Dense PINN, hard physics": ("physics", "hard"),
+    **{LABELS[v]: ("models", v) for v in (VARIANTS.masked, VARIANTS.structured)},
+    "Measured (test data)": ("measured", ""),
 }
 ROWS = (
     ("Tool wear R2 (test)", "r2"), ("Thermal R2 (test)", "r2"), ("Mean per-output R2 (test)", "r2"),
@@ -35,11 +39,29 @@ def _ran(block):
     return None if isinstance(block, Skipped) else block
 
 
+def _where(evaluation: TestEvaluation, physics: str) -> tuple[str, str]:
+    """Where the dense PINN with ``physics`` ("soft" | "hard") is: the run's own dense model, or
+    the baseline trained with the other option ("none" where baselines were skipped)."""
+    if evaluation.physics == physics:
+        return "models", VARIANTS.dense
+    other = {"soft": BASELINES.soft_physics, "hard": BASELINES.hard_physics}[physics]
+    baselines = _ran(evaluation.baselines)
+    return ("baselines", other) if baselines is not None and other in baselines.models else ("none", "")
+
+
 def _column(evaluation: TestEvaluation | None, where: str, model: str) -> list:
     """A model's cells; None (shown "not measured") where 08 has not run or the part was skipped."""
     if evaluation is None:
         return [None] * len(ROWS)
     baselines, consistency = _ran(evaluation.baselines), _ran(evaluation.physics_consistency)
+    if where == "physics":
+        where, model = _where(evaluation, model)
+    if where == "measured":
+        physics = None if consistency is None else consistency.measured
+        return [None] * 5 + ([None, None] if physics is None else
+                             [physics.wear_decrease_fraction, physics.thermal_ode_residual_rms_um])
+    if where == "none":
+        return [None] * len(ROWS)
     if where == "baselines":
         metrics = None if baselines is None else baselines.models.get(model)
     else:
@@ -67,12 +89,17 @@ def table2(results: RunResults) -> pd.DataFrame:
                        title="Table 2: baselines, the physics ablation and physics consistency (this run)",
                        notes=[
         "Train mean predicts the training split's mean; Linear is ridge regression on the same "
-        "scaled inputs; 'no physics' is the dense PINN trained with every physics weight 0, same "
-        "schedule and seed. All on the same test experiments.",
+        "scaled inputs; Physics only is the lumped thermal model and Archard's law with no learning "
+        "(wear coefficient and idle minutes between runs fitted on the training split); 'no physics' "
+        "is the dense PINN trained with every physics weight 0; soft physics puts the physics in the "
+        "loss, hard physics builds it in (wear integrates a non-negative rate, displacement is the "
+        "thermal ODE's exact solution). Same widths, schedule and seed; all on the same test experiments.",
         f"RMSE in the targets' units ({', '.join(f'{t}: {u}' for t, u in units.items()) or 'see JSON'}).",
         "Wear decreases: share of consecutive test predictions within an experiment, in time order, "
         f"where predicted wear drops by more than {tol if tol is not None else NOT_MEASURED} mm (0 is "
-        "physical). Thermal ODE residual: RMS of tau*d(delta)/dt + delta - G*P on the test inputs.",
+        "physical). Thermal ODE residual: RMS over consecutive windows of one run of delta_i minus the "
+        "thermal model's exact step from delta_(i-1) (textbook tau and G, the power input); the "
+        "measured data's own value is the floor its noise sets.",
     ])
     return mark_leakage(frame, results)
 

@@ -10,6 +10,7 @@ from ..core.results_schema import DenseTraining
 from ..data.dataset import PreparedData
 from ..model.counting import count_parameters
 from ..model.physics import PhysicsConfig
+from ..model.sequence_head import head_constants
 from .fit import TrainConfig, TrainResult
 
 
@@ -38,6 +39,7 @@ def checkpoint_meta(
         "val_metrics": val_metrics,
         "seed": int(seed),
         "params": count_parameters(model),
+        "physics_head": head_constants(model),
     }
 
 

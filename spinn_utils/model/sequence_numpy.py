@@ -1,0 +1,92 @@
+"""The hard-physics head in NumPy, for the torch-free predictor: same recurrence, carried state.
+
+``sequence_columns`` builds the head's per-row sequence (``sequence_head.SEQUENCE_FIELDS``) from
+group ids, cumulative cutting time, run starts and power; ``apply_head`` integrates body outputs
+into wear (mm) and displacement (um) and returns the state after the last row, so a file read in
+pieces, or a live machine sending one window at a time, gets the answers of one pass.
+This module never imports torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+RESET_LOG = -700.0  # as sequence_head.RESET_LOG: exp(-700) is 0 in float64
+SCAN_BLOCK = 256  # rows per block: a 256 x 256 matrix per block, a few ms per million rows
+
+
+@dataclass(frozen=True)
+class HeadState:
+    """Where one experiment's integration stands after its last row so far."""
+
+    group: object = None  # the experiment of the last row (None: nothing seen yet)
+    cum_time_min: float = 0.0  # its cumulative cutting time
+    wear_mm: float = 0.0  # predicted wear after it
+    delta_um: float = 0.0  # predicted displacement after it
+
+
+def sequence_columns(groups, cum_time_min, run_start, power_kw, state: HeadState | None = None) -> np.ndarray:
+    """(rows, 4): experiment start, run start, window minutes, power; rows in time order.
+
+    ``state`` is where the previous piece ended: a first row of the same experiment continues it.
+    """
+    state = state or HeadState()
+    groups = np.asarray(groups)
+    t = np.asarray(cum_time_min, dtype=np.float64)
+    n = len(t)
+    prev_group = np.empty(n, dtype=object)
+    prev_group[1:] = groups[:-1]
+    prev_group[0] = state.group
+    exp_start = np.array([g != p for g, p in zip(groups, prev_group)]) if n else np.zeros(0, bool)
+    prev_t = np.concatenate([[state.cum_time_min], t[:-1]]) if n else t
+    dt = np.where(exp_start, t, t - prev_t)
+    run = np.asarray(run_start, dtype=np.float64) > 0
+    return np.column_stack([exp_start, run & ~exp_start, dt, np.asarray(power_kw, dtype=np.float64)])
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0, block: int = SCAN_BLOCK) -> np.ndarray:
+    """``h_i = exp(a_log_i) h_{i-1} + b_i`` from ``h_{-1} = carry``, in blocks (sequence_head)."""
+    out = np.empty_like(b)
+    for start in range(0, len(b), block):
+        cum = np.cumsum(a_log[start:start + block])
+        diff = cum[:, None] - cum[None, :]
+        decay = np.exp(np.where(np.tri(len(cum), dtype=bool), diff, -np.inf))
+        h = decay @ b[start:start + block] + np.exp(cum) * carry
+        out[start:start + block] = h
+        carry = h[-1]
+    return out
+
+
+def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
+               state: HeadState | None = None) -> tuple[np.ndarray, HeadState]:
+    """Body outputs (scaled units, as the model emits them) -> (physical (rows, 2), next state).
+
+    ``constants`` is ``PhysicsHead.constants()``: what the sidecar and checkpoints carry.
+    """
+    state = state or HeadState()
+    raw = np.asarray(raw, dtype=np.float64)
+    exp_start, run_start, dt, power = (sequence[:, i] for i in range(4))
+    rates = softplus(raw) / math.log(2.0) * np.array([constants["wear_rate_mm_min"], 1.0]) * power[:, None]
+    tau, cooling = constants["tau_min"], constants["cooling_min"]
+    # Wear: a cumulative sum that restarts at each experiment start and otherwise continues
+    # the state's (a piece that begins mid-experiment).
+    increments = rates[:, 0] * dt
+    total = np.cumsum(increments)
+    last_start = np.maximum.accumulate(np.where(exp_start > 0, np.arange(len(raw)), -1)) if len(raw) else []
+    wear = np.where(np.asarray(last_start) >= 0,
+                    constants["wear0_mm"] + total - (total - increments)[np.maximum(last_start, 0)],
+                    state.wear_mm + total)
+    idle = np.where((run_start > 0) & (exp_start <= 0), cooling, 0.0)
+    a_log = np.where(exp_start > 0, RESET_LOG, -(dt + idle) / tau)
+    heat = constants["gain_um_per_kw"] * rates[:, 1] * -np.expm1(-dt / tau)
+    delta = linear_scan(a_log, heat, carry=state.delta_um)
+    out = np.column_stack([wear, delta])
+    if len(out):  # the caller knows the groups and times: it sets those fields
+        state = HeadState(state.group, state.cum_time_min, float(wear[-1]), float(delta[-1]))
+    return out, state
