@@ -91,7 +91,7 @@ class TargetStats:
 
 @dataclass(frozen=True)
 class Leakage:
-    """The four leakage checks (``data/leakage.py``); ``problems`` lists the failures."""
+    """The leakage checks (``data/leakage.py``, ten of them); ``problems`` lists the failures."""
 
     passed: bool
     problems: list[str]
