@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Run the numbered notebooks in order, headless, with papermill (``python run_all.py --help``).
 
-The driver lives in the package (``spinn_utils/pipeline/``); this file keeps the README's
-command working from a checkout. ``spinn-run`` and ``python -m spinn_utils`` do the same.
+An alias of ``spinn-run`` (``spinn_utils/pipeline/cli.py``) that keeps the README's command
+working from a checkout: ``python run_all.py --smoke`` is ``spinn-run run --smoke``.
 """
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""``python -m spinn_utils``: run the pipeline's notebooks headless (same as ``run_all.py``)."""
+"""``python -m spinn_utils``: the ``spinn-run`` program (``run``, ``sweep``, ``predict``, ``convert``, ``colab``)."""
 import sys
 
 from .pipeline.cli import main

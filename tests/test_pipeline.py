@@ -10,7 +10,7 @@ import pytest
 from builders import write_notebook as _notebook
 
 from spinn_utils.pipeline import staging
-from spinn_utils.pipeline.cli import main, parse_parameter
+from spinn_utils.pipeline.cli import main, parse_args, parse_parameter
 from spinn_utils.pipeline.notebooks import UsageError, discover, select
 from spinn_utils.pipeline.params import plan_parameters, type_ok
 
@@ -231,15 +231,30 @@ def test_three_entry_points_run_the_same_driver(command):
             pytest.skip("spinn-run is not installed beside this Python (pip install -e .)")
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    assert all(name in out.stdout for name in ("run", "sweep", "predict", "convert", "colab"))
+    out = subprocess.run([*command[:-1], "run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "--smoke" in out.stdout and "--only IDS" in out.stdout and "NAME=VALUE" in out.stdout
 
 
-def test_every_help_text_renders():
-    """argparse formats help strings with %: a bare one (\"90% x\") crashed ``sweep --help``."""
-    from spinn_utils.pipeline.cli import build_parser, build_sweep_parser
+@pytest.mark.parametrize("command, usage", [(["predict"], "python -m spinn_utils.predict"),
+                                            (["convert"], "python -m spinn_utils.convert_to_sparse"),
+                                            (["colab"], "python -m spinn_utils.colab"),
+                                            (["sweep"], "sweep [-h] [--smoke]"), (["run"], "run [-h] [--smoke]"),
+                                            ([], "run [-h] [--smoke]")])
+def test_one_program_hands_each_command_its_arguments(command, usage, capsys):
+    """``spinn-run COMMAND --help`` is that command's help (it renders: a bare % in a help string
+    crashes argparse); options alone mean ``run``."""
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"] if command else ["--smoke", "--help"])
+    assert stop.value.code == 0 and usage in capsys.readouterr().out
 
-    for parser in (build_parser("spinn-run"), build_sweep_parser("spinn-run sweep")):
-        assert "--output" in parser.format_help()
+
+def test_the_run_and_sweep_options_are_defined_once_and_checked():
+    args, rest = parse_args(["sweep", "--smoke", "-p", "epochs=3", "--kernel", "k"])
+    assert (args.command, args.smoke, args.parameters, args.kernel, rest) == ("sweep", True, [("epochs", 3)], "k", [])
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--grid", "target_sparsity=0.5"])  # a sweep option is not a run's
+    assert parse_args(["--from", "03"])[0].start == "03"
 
 
 def test_run_all_py_is_a_thin_wrapper():

@@ -20,7 +20,7 @@ from spinn_utils.core.results_files import write_result
 from spinn_utils.core.results_schema_sweep import Sweep
 from spinn_utils.core.typed_json import parse
 from spinn_utils.pipeline import sweep as sweep_driver
-from spinn_utils.pipeline.cli import build_sweep_parser, main
+from spinn_utils.pipeline.cli import main, parse_args
 from spinn_utils.pipeline.notebooks import UsageError
 from spinn_utils.pipeline.preflight import lock_path
 from spinn_utils.pipeline.sweep_collect import BUSY_PERCENT, cpu_busy_percent
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec_of(argv, tmp_path):
-    return make_spec(build_sweep_parser().parse_args([*argv, "--output", str(tmp_path / "out")]), ROOT / "notebooks")
+    return make_spec(parse_args(["sweep", *argv, "--output", str(tmp_path / "out")])[0], ROOT / "notebooks")
 
 
 def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
@@ -323,7 +323,7 @@ def test_prune_method_is_passed_to_notebook_03_once_it_declares_it(tmp_path):
         cell["source"][-1] += "\n"
         cell["source"].append('prune_method: str = "magnitude"  # "magnitude" or "random"')
     nb03.write_text(json.dumps(body))
-    spec = make_spec(build_sweep_parser().parse_args(["--output", str(tmp_path / "out")]), nbs)
+    spec = make_spec(parse_args(["sweep", "--output", str(tmp_path / "out")])[0], nbs)
     assert spec.methods == ("magnitude", "random") and len(spec.points()) == 36
     random_point = next(p for p in spec.points() if p["prune_method"] == "random")
     assert spec.point_parameters(random_point)["03"]["prune_method"] == "random"

@@ -1,23 +1,29 @@
-"""Run the numbered notebooks in order, headless, with papermill (run_all.py, spinn-run, python -m spinn_utils).
+"""``spinn-run``: one program with five commands; ``run_all.py`` and ``python -m spinn_utils`` are aliases.
 
-    python run_all.py                      # the whole pipeline on the embedded synthetic data
-    python run_all.py --smoke              # tiny data and epochs: the whole chain in ~a minute
-    python run_all.py --from 03 -p finetune_epochs=5
-    python run_all.py --only 06,07 --device cuda
-    python run_all.py --data mill.mat --output results_nasa
-    python run_all.py --data my.csv --data-config my.json
-    python run_all.py sweep --smoke        # the sparsity sweep (spinn-run sweep --help)
+    spinn-run run --smoke                  # tiny data and epochs: the whole chain in ~a minute
+    spinn-run --smoke                      # the same: options without a command run the pipeline
+    spinn-run run --from 03 -p finetune_epochs=5
+    spinn-run run --only 06,07 --device cuda
+    spinn-run run --data mill.mat --output results_nasa
+    spinn-run run --data my.csv --data-config my.json
+    spinn-run sweep --smoke                # the sparsity sweep on Dask
+    spinn-run predict --model X.onnx --csv in.csv --output out.csv   # also python -m spinn_utils.predict
+    spinn-run convert --checkpoint results/checkpoints/spinn_masked.pt   # python -m spinn_utils.convert_to_sparse
+    spinn-run colab --repo OWNER/NAME      # also python -m spinn_utils.colab
 
-Executed copies go to ``<output>/executed/``; ``<output>/manifest.json`` records versions,
-hardware, seed, git commit, parameters and seconds per notebook (rewritten after every
-notebook, so a failed run still says what ran). The run stops at the first failing
-notebook and names it with the failing cell's error. Every ``-p NAME=VALUE`` must be a
-parameter some selected notebook declares (papermill itself would only warn); it is passed
-to the notebooks that declare it. Bad options or parameters: one line, exit code 2.
+``run`` executes the numbered notebooks in order with papermill. Executed copies go to
+``<output>/executed/``; ``<output>/manifest.json`` records versions, hardware, seed, git commit,
+parameters and seconds per notebook (rewritten after every notebook, so a failed run still says
+what ran). The run stops at the first failing notebook and names it with the failing cell's
+error. Every ``-p NAME=VALUE`` must be a parameter some selected notebook declares (papermill
+itself would only warn); it is passed to the notebooks that declare it. Bad options or
+parameters: one line, exit code 2. ``predict``, ``convert`` and ``colab`` hand their arguments to
+their modules' own command lines (``python -m spinn_utils.predict`` alone never loads torch).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from ..core.errors import SpinnError, first_line
@@ -40,48 +46,70 @@ def parse_parameter(text: str) -> tuple[str, object]:
     return name.strip(), parse_value(value)
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="tiny data and epochs (default output results/smoke)")
-    pick = ap.add_mutually_exclusive_group()
-    pick.add_argument("--only", metavar="IDS", help="comma-separated notebook ids, e.g. 01,02 or 5.5")
-    pick.add_argument("--from", dest="start", metavar="ID", help="run this notebook and all after it")
+def common_options() -> argparse.ArgumentParser:
+    """The options ``run`` and ``sweep`` share (argparse's parent parser)."""
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--smoke", action="store_true", help="the notebooks' tiny smoke settings (run: default output "
+                    "results/smoke; sweep: default grid 90%% x both methods, 1 seed)")
     ap.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], type=parse_parameter,
                     metavar="NAME=VALUE", help="notebook parameter override (repeatable; checked against the notebooks)")
-    ap.add_argument("--data", metavar="PATH", help="a NASA mill.mat or a CSV (default: embedded synthetic data)")
-    ap.add_argument("--data-config", metavar="PATH",
-                    help="a .json/.yaml description of your CSV's columns (group_col, time_col, ...), named once")
+    ap.add_argument("--output", metavar="DIR", help="results folder (default results/; a sweep goes to DIR/sweep/)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device (default auto)")
-    ap.add_argument("--output", metavar="DIR", help="results directory (default results/)")
-    ap.add_argument("--seed", type=int, default=42, help="seed passed to every notebook (default 42)")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
-    ap.add_argument("--progress", action="store_true", help="papermill's per-cell progress bar")
-    ap.add_argument("--verbose", action="store_true", help="stream notebook output to the terminal")
     return ap
 
 
-def build_sweep_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=f"{prog or 'spinn-run'} sweep", description=sweep.__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+# Commands whose own module parses their arguments: (module, help). Imported only when chosen.
+HANDED_ON = {
+    "predict": ("spinn_utils.predict", "predictions from a CSV with an exported ONNX model (no torch)"),
+    "convert": ("spinn_utils.compression.convert_cli", "convert a pruned checkpoint to COO or CSR storage"),
+    "colab": ("spinn_utils.pipeline.colab_setup", "point every Colab link and set-up cell at your fork"),
+}
+COMMANDS = ("run", "sweep", *HANDED_ON)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog or "spinn-run", description=__doc__.split("\n\n")[0].strip('"'),
+                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
+    run = sub.add_parser("run", parents=[common], help="run the numbered notebooks in order (the default)",
+                         description="Run the pipeline's numbered notebooks in order, headless, with papermill.")
+    pick = run.add_mutually_exclusive_group()
+    pick.add_argument("--only", metavar="IDS", help="comma-separated notebook ids, e.g. 01,02 or 5.5")
+    pick.add_argument("--from", dest="start", metavar="ID", help="run this notebook and all after it")
+    run.add_argument("--data", metavar="PATH", help="a NASA mill.mat or a CSV (default: embedded synthetic data)")
+    run.add_argument("--data-config", metavar="PATH",
+                     help="a .json/.yaml description of your CSV's columns (group_col, time_col, ...), named once")
+    run.add_argument("--seed", type=int, default=42, help="seed passed to every notebook (default 42)")
+    run.add_argument("--progress", action="store_true", help="papermill's per-cell progress bar")
+    run.add_argument("--verbose", action="store_true", help="stream notebook output to the terminal")
+    sw = sub.add_parser("sweep", parents=[common], help="the sparsity sweep, its points on Dask",
+                        description=sweep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                     help="a sweep axis: target_sparsity=0.5,0.9 or prune_method=magnitude,random (repeatable)")
-    ap.add_argument("--seeds", metavar="S1,S2", help="seeds, each with its own notebooks 01-02 (default 42,43,44)")
-    ap.add_argument("--sweep-file", metavar="FILE", help='a .json/.yaml file: {"grid": {...}, "seeds": [...], "parameters": {...}}')
-    ap.add_argument("--smoke", action="store_true", help="the notebooks' smoke settings; default grid 90%% x both methods, 1 seed")
-    ap.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], type=parse_parameter,
-                    metavar="NAME=VALUE", help="a notebook parameter for every seed and point (checked like a run's)")
-    ap.add_argument("--output", metavar="DIR", help="results folder; the sweep goes to DIR/sweep/ (default results)")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device for training")
-    ap.add_argument("--workers", type=int, metavar="N", help="embedded LocalCluster workers (default: one per core)")
-    ap.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://10.0.0.1:8786")
-    ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    sw.add_argument("--seeds", metavar="S1,S2", help="seeds, each with its own notebooks 01-02 (default 42,43,44)")
+    sw.add_argument("--sweep-file", metavar="FILE", help='a .json/.yaml file: {"grid": {...}, "seeds": [...], "parameters": {...}}')
+    sw.add_argument("--workers", type=int, metavar="N", help="embedded LocalCluster workers (default: one per core)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://10.0.0.1:8786")
+    for name, (_, text) in HANDED_ON.items():
+        sub.add_parser(name, help=text, add_help=False)  # its module's parser reads the rest, --help included
     return ap
 
 
-def sweep_main(argv: list[str], notebook_dir=None, prog: str | None = None) -> int:
+def parse_args(argv: list[str], prog: str | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """(the parsed command line, the arguments handed on); options without a command mean ``run``."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    ap = build_parser(prog)
+    args, rest = ap.parse_known_args(argv)
+    if rest and args.command not in HANDED_ON:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args, rest
+
+
+def sweep_main(args: argparse.Namespace, notebook_dir=None) -> int:
     """The sparsity sweep: 0 done, 1 some point failed (recorded), 2 bad input, 130 Ctrl-C."""
-    args = build_sweep_parser(prog).parse_args(argv)
     try:
         return sweep.run_sweep(make_spec(args, notebook_dir), args.workers, args.scheduler, args.kernel)
     except SpinnError as err:
@@ -92,14 +120,9 @@ def sweep_main(argv: list[str], notebook_dir=None, prog: str | None = None) -> i
         return 130
 
 
-def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
-    """Run the pipeline: 0 done, 1 a notebook failed (or the system did: a full disk), 2 a bad
-    option, parameter or input, 130 Ctrl-C, 143 SIGTERM. ``sweep`` as the first argument runs
-    the sparsity sweep instead (``sweep_main``)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["sweep"]:
-        return sweep_main(argv[1:], notebook_dir, prog)
-    args = build_parser(prog).parse_args(argv)
+def run_main(args: argparse.Namespace, notebook_dir=None) -> int:
+    """The pipeline: 0 done, 1 a notebook failed (or the system did: a full disk), 2 a bad option,
+    parameter or input, 130 Ctrl-C, 143 SIGTERM."""
     try:
         return run_notebooks(make_plan(args, notebook_dir), args)
     except SpinnError as err:
@@ -113,6 +136,14 @@ def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = No
         print(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}; the results are as before this run",
               file=sys.stderr)
         return 143 if stopped else 130
+
+
+def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
+    """``spinn-run COMMAND ...``: the command's exit code (2 for a bad command line)."""
+    args, rest = parse_args(sys.argv[1:] if argv is None else list(argv), prog)
+    if args.command in HANDED_ON:
+        return importlib.import_module(HANDED_ON[args.command][0]).main(rest)
+    return (run_main if args.command == "run" else sweep_main)(args, notebook_dir)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
 
 
 def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
-    """The sweep of the command line ``args`` (``cli.build_sweep_parser``), checked; UsageError if not."""
+    """The sweep of the command line ``args`` (``cli.parse_args``'s ``sweep``), checked; UsageError if not."""
     found = {notebook_id(p): p for p in discover(notebook_dir)}
     missing = [nb for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS) if nb not in found]
     if missing:
