@@ -46,7 +46,7 @@ _API = {
     "compression.quantize": ("QuantConfig", "quantize_exports"),
     "benchmark.bench_config": ("BenchConfig",),
     "benchmark.run": ("cuda_skip_reason", "run_benchmark", "skipped_result"),
-    "benchmark.stats": ("fastest_table", "limits_table", "results_table", "variants_table"),
+    "reporting.bench_tables": ("fastest_table", "limits_table", "results_table", "variants_table"),
     "benchmark.variants": ("load_variants",),
     "evaluation.verify": ("VerifyConfig", "checks_table", "models_table", "verify_models"),
     "evaluation.crossval": ("CrossValConfig", "cross_validate", "cv_table", "seed_runs"),

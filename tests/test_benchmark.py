@@ -5,6 +5,7 @@ variant being faster than another (docs/conventions.md).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -17,20 +18,16 @@ from torch import nn
 from spinn_utils.benchmark import worker_loop
 from spinn_utils.benchmark.bench_config import BenchConfig
 from spinn_utils.benchmark.peak import add_rates, gemm_gflops, gemm_summary, rate_gflops
-from spinn_utils.benchmark.profile_ort import node_times
-from spinn_utils.benchmark.run import _measure_here, cuda_skip_reason, run_benchmark, skipped_result
+from spinn_utils.benchmark.run import cuda_skip_reason, measure, run_benchmark, skipped_result
 from spinn_utils.benchmark.stats import (
-    fastest_table,
     fastest_variants,
-    results_table,
     rotation_speedups,
     summarize_ms,
     summarize_point,
-    variants_table,
 )
 from spinn_utils.benchmark.timing import MIN_ROTATIONS, make_timer, rotate, torch_threads
 from spinn_utils.benchmark.variants import Variant, check_outputs, describe_variant, load_variants
-from spinn_utils.benchmark.workers import TORCH_WORKER, Worker, measure_point
+from spinn_utils.benchmark.workers import TORCH_WORKER, Worker, local_workers, measure_point
 from spinn_utils.compression.sparse import SparsePINN, convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
@@ -40,6 +37,8 @@ from spinn_utils.core.typed_json import encode
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.counting import linear_layers
 from spinn_utils.model.mlp import DensePINN, ModelConfig
+from spinn_utils.model.onnx_profile import node_times
+from spinn_utils.reporting.bench_tables import fastest_table, results_table, variants_table
 
 TINY = ModelConfig(input_dim=6, hidden_dims=(16, 8), output_dim=2)
 
@@ -354,7 +353,7 @@ def test_every_variant_is_timed_in_a_torch_worker_and_a_wrong_one_is_not_timed(m
     assert all(r.rotations == 2 and r.repeats >= 2 for r in result.results)  # smoke: two rotations
     assert all(r.speedup_vs_dense == 1.0 for r in result.results if r.variant == "dense")
     (peak,) = result.gemm_peak
-    assert peak.threads == 1 and peak.gflops_per_s > 0 and "torch worker" in peak.where
+    assert peak.threads == 1 and peak.gflops_per_s > 0 and "torch_worker" in peak.where
     for r in result.results:
         flops = result.variants[r.variant].flops_nonzero * r.batch_size
         assert r.gflops_per_s == pytest.approx(flops / (r.median_ms * 1e6))
@@ -394,7 +393,8 @@ def test_the_in_process_path_of_notebook_06_rotates_sets_threads_and_restores_th
     cfg = fast_cfg(threads=[1, 2], cpu_batch_sizes=[1, 4], gemm_size=64)
     info = {v.name: {"dtype": "float32"} for v in variants}
     with torch_threads(3):
-        measured = _measure_here(variants, cfg, torch.device("cpu"), info, fake_timer)
+        owner = local_workers(variants, torch.device("cpu"), fake_timer)
+        measured = measure(variants, cfg, torch.device("cpu"), info, owner)
         assert torch.get_num_threads() == 3
     assert spy.seen == {1, 2}
     assert {(f["threads"], f["batch_size"]) for f in measured["failures"]} == {(1, 1), (1, 4), (2, 1), (2, 4)}
@@ -443,7 +443,7 @@ def test_gemm_and_variant_rates_on_known_numbers():
 
 
 def test_a_worker_error_is_raised_not_swallowed():
-    with Worker(TORCH_WORKER) as worker:
+    with contextlib.closing(Worker(TORCH_WORKER)) as worker:
         with pytest.raises(SpinnError, match="KeyError"):
             worker.request(op="visit", name="nothing loaded", calls=1)
         assert worker.request(op="modules")["torch"] is True  # still serving after the error

@@ -1,4 +1,5 @@
 """ONNX export (scaler folded in, parity or nothing), the torch-free predictor, ONNX Runtime variants."""
+import contextlib
 import importlib
 import json
 import subprocess
@@ -460,7 +461,7 @@ def test_the_onnx_runtime_worker_never_imports_torch(run):
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     x = data.frames["test"][data.feature_names].to_numpy(np.float32)
-    with Worker(ORT_WORKER) as worker:
+    with contextlib.closing(Worker(ORT_WORKER)) as worker:
         worker.request(op="load", variants={VARIANTS.structured_ort: str(paths.export(VARIANTS.structured))})
         assert worker.request(op="prepare", threads=1, inputs={VARIANTS.structured_ort: x}) == {"errors": {}}
         visit = worker.request(op="visit", name=VARIANTS.structured_ort, warmup_ms=0.0, visit_ms=0.0)

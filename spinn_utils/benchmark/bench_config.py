@@ -39,14 +39,12 @@ class BenchConfig:
             if not self.threads or min(self.threads) < 1:
                 raise SpinnError(f"threads must be counts >= 1, got {self.threads}")
         for name in ("cpu_batch_sizes", "cuda_batch_sizes"):
-            sizes = getattr(self, name)
-            if not sizes or min(sizes) < 1:
-                raise SpinnError(f"{name} must be batch sizes >= 1, got {sizes}")
-        if self.rotations < 1 or self.gemm_size < 1:
-            raise SpinnError(f"rotations and gemm_size must be >= 1, got {self.rotations}, {self.gemm_size}")
-        if self.seconds_per_point <= 0 or self.visit_ms < 0 or self.warmup_ms < 0:
-            raise SpinnError(f"seconds_per_point must be > 0, visit_ms and warmup_ms >= 0, got "
-                             f"{self.seconds_per_point}, {self.visit_ms}, {self.warmup_ms}")
+            if not getattr(self, name) or min(getattr(self, name)) < 1:
+                raise SpinnError(f"{name} must be batch sizes >= 1, got {getattr(self, name)}")
+        if min(self.rotations, self.gemm_size) < 1 or self.seconds_per_point <= 0 or min(self.visit_ms, self.warmup_ms) < 0:
+            raise SpinnError(f"rotations and gemm_size must be >= 1, seconds_per_point > 0, visit_ms and warmup_ms "
+                             f">= 0; got {self.rotations}, {self.gemm_size}, {self.seconds_per_point}, "
+                             f"{self.visit_ms}, {self.warmup_ms}")
 
     @classmethod
     def smoke_test(cls) -> BenchConfig:

@@ -2,9 +2,8 @@
 
 CPU calls are timed with ``time.perf_counter_ns``; CUDA calls between two
 ``torch.cuda.Event(enable_timing=True)`` records, read after the end event synchronizes
-(kernel launches are asynchronous). Every point is timed in rotations A B C A B C ...: each
-rotation visits every variant once (``core.timing.timed_block``: warm-up, then timed calls),
-so a machine that drifts slows one rotation's numbers alike and the speedup is taken within it.
+(kernel launches are asynchronous). A point is timed in rotations A B C A B C ...: each visits
+every variant once, so a machine that drifts slows one rotation's numbers alike.
 """
 from __future__ import annotations
 
@@ -32,39 +31,28 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def make_timer(device: torch.device) -> tuple[str, Callable[[Callable, object], float]]:
     """(timer name, ``time_call(fn, x) -> ms``) for the device."""
-    if device.type == "cuda":
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-
-        def time_cuda(fn: Callable, x) -> float:
-            start.record()
+    if device.type != "cuda":
+        def time_cpu(fn: Callable, x) -> float:
+            t0 = time.perf_counter_ns()
             fn(x)
-            end.record()
-            end.synchronize()  # wait for the kernels before reading the events
-            return float(start.elapsed_time(end))
+            return (time.perf_counter_ns() - t0) / 1e6
+        return "time.perf_counter_ns", time_cpu
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
-        return "torch.cuda.Event", time_cuda
-
-    def time_cpu(fn: Callable, x) -> float:
-        t0 = time.perf_counter_ns()
+    def time_cuda(fn: Callable, x) -> float:
+        start.record()
         fn(x)
-        return (time.perf_counter_ns() - t0) / 1e6
-
-    return "time.perf_counter_ns", time_cpu
+        end.record()
+        end.synchronize()  # wait for the kernels before reading the events
+        return float(start.elapsed_time(end))
+    return "torch.cuda.Event", time_cuda
 
 
 def rotate(names: list[str], visit: Callable[[str], list[float]], cfg: BenchConfig,
            clock: Callable[[], float] = time.perf_counter) -> dict[str, list[list[float]]]:
-    """Rotations A B C A B C ... until ``cfg.rotations`` or the point's time budget.
-
-    ``visit(name)`` times one block of calls of one variant wherever it lives (a worker process
-    or this one) and returns its ms per timed call. A new rotation starts only while it is
-    expected to end within ``cfg.seconds_per_point`` (at the mean rotation time so far), and
-    always up to ``MIN_ROTATIONS``.
-
-    Returns:
-        {name: [ms per timed call] per rotation}; every name has the same number of rotations.
-    """
+    """{name: [ms per timed call] per rotation}: ``visit(name)`` (one block of one variant, wherever
+    it lives) in rotations A B C A B C ..., ``cfg.rotations`` of them or fewer when the next would
+    end (at the mean rotation so far) past ``cfg.seconds_per_point``, but ``MIN_ROTATIONS`` always."""
     out: dict[str, list[list[float]]] = {name: [] for name in names}
     t0 = clock()
     for r in range(cfg.rotations):

@@ -1,45 +1,33 @@
-"""The message loop of a benchmark worker process; imports neither torch nor ONNX Runtime.
+"""The message loop of a benchmark worker; imports neither torch nor ONNX Runtime.
 
-A worker holds the models of one runtime (``torch_worker`` or ``ort_worker``) and answers the
-coordinator (``workers.py``) over its stdin/stdout pipes: one pickled dict per message, one per
-reply. Only one worker runs at a time; the others block reading their pipe. Messages:
+A worker holds the models of one runtime (``torch_worker.TorchRuntime`` or
+``ort_worker.OrtRuntime``) and answers the coordinator (``workers.py``), in its own process over
+stdin/stdout (one pickled dict per message and per reply) or in the notebook's (CUDA). Messages:
 
-    {"op": "load", "variants": {name: spec}}                      -> {}
-    {"op": "prepare", "threads", "inputs": {name: array}, "stop_spinning"}
-                                                                  -> {"errors": {name: message}}
-    {"op": "visit", "name", "warmup_ms", "visit_ms"}              -> {"ms": [...]}
-    {"op": "gemm", "n", "repeats", "threads"}                     -> {"ms": [...]} (torch only)
-    {"op": "modules"}                                             -> {"torch": bool, "onnxruntime": bool}
+    {"op": "load", "variants": {name: spec}}                             -> {}
+    {"op": "prepare", "threads", "inputs": {name: array}, "stop_spinning"} -> {"errors": {name: msg}}
+    {"op": "visit", "name", "warmup_ms", "visit_ms"}                     -> {"ms": [...]}
+    {"op": "gemm", "n", "repeats", "threads"}                            -> {"ms": [...]} (torch only)
+    {"op": "modules"}                                                    -> {"torch", "onnxruntime"}
     {"op": "exit"}
 
-A failure comes back as {"error": "Type: first line"} and the coordinator raises it; nothing is
-swallowed.
+A failure comes back as {"error": "Type: first line"} and the coordinator raises it. A runtime
+has ``load(specs)``, ``set_inputs(threads, inputs, stop_spinning)``, ``call(name) -> ms``,
+``gemm(n, repeats, threads) -> [ms]`` and ``kernel_errors`` (reported by prepare, not raised).
 """
 from __future__ import annotations
 
 import os
 import pickle
 import sys
-from typing import BinaryIO, Protocol
 
 from ..core.errors import first_line
-from ..core.timing import perf_ms, timed_block
+from ..core.timing import timed_block
 
 
-class Runtime(Protocol):
-    """What a worker's runtime provides; ``kernel_errors`` are reported, not raised, by prepare."""
-
-    kernel_errors: tuple[type[BaseException], ...]
-
-    def load(self, specs: dict) -> None: ...
-    def set_inputs(self, threads: int, inputs: dict, stop_spinning: bool = False) -> None: ...
-    def call(self, name: str) -> None: ...
-    def gemm(self, n: int, repeats: int, threads: int) -> list[float]: ...
-
-
-def prepare(runtime: Runtime, msg: dict) -> dict:
+def prepare(runtime, msg: dict) -> dict:
     """Set the point's inputs and run every model once: {name: error} for kernels that raised
-    (e.g. a sparse op this shape lacks); those are reported, not timed."""
+    (a sparse op this shape lacks); those are reported, not timed."""
     runtime.set_inputs(msg["threads"], msg["inputs"], msg.get("stop_spinning", False))
     errors = {}
     for name in msg["inputs"]:
@@ -50,7 +38,7 @@ def prepare(runtime: Runtime, msg: dict) -> dict:
     return {"errors": errors}
 
 
-def handle(runtime: Runtime, msg: dict) -> dict:
+def handle(runtime, msg: dict) -> dict:
     """The reply to one message."""
     op = msg["op"]
     if op == "load":
@@ -59,8 +47,7 @@ def handle(runtime: Runtime, msg: dict) -> dict:
     if op == "prepare":
         return prepare(runtime, msg)
     if op == "visit":
-        name = msg["name"]
-        return {"ms": timed_block(perf_ms(lambda: runtime.call(name)), msg["warmup_ms"], msg["visit_ms"])}
+        return {"ms": timed_block(lambda: runtime.call(msg["name"]), msg["warmup_ms"], msg["visit_ms"])}
     if op == "gemm":
         return {"ms": runtime.gemm(msg["n"], msg["repeats"], msg["threads"])}
     if op == "modules":
@@ -68,9 +55,9 @@ def handle(runtime: Runtime, msg: dict) -> dict:
     raise ValueError(f"unknown op {op!r}")
 
 
-def serve(runtime: Runtime, check=None, stdin: BinaryIO | None = None) -> None:
-    """Answer messages until "exit" or end of input; ``check()`` runs after every message."""
-    stdin = stdin or sys.stdin.buffer
+def serve(runtime, check=None) -> None:
+    """Answer messages on stdin until "exit" or its end; ``check()`` runs after every message."""
+    stdin = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # the protocol's own copy of stdout
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the protocol
     while True:
@@ -88,3 +75,4 @@ def serve(runtime: Runtime, check=None, stdin: BinaryIO | None = None) -> None:
             reply = {"error": f"{type(err).__name__}: {first_line(err)}"}
         pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
+

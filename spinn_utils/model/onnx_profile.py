@@ -1,14 +1,11 @@
-"""Where an exported model's time goes: ONNX Runtime's own profiler, summed per node (torch-free).
+"""Where an export's time goes: ONNX Runtime's own profiler summed per node (torch-free).
 
-    python -m spinn_utils.benchmark.profile_ort --model results/export/spinn_structured_int8.onnx \
+    python -m spinn_utils.model.onnx_profile --model results/export/spinn_structured_int8.onnx \
         --batch 1000 --threads 2 --calls 200
 
-Runs the model on seeded raw-feature-shaped inputs (standard normal: the graph's cost does not
-depend on the values) with ``SessionOptions.enable_profiling``, reads the Chrome-trace JSON it
-writes, and prints the mean microseconds per call of every node (and per operator type) over the
-timed calls, largest first. Use it where a speed target is missed (docs/benchmarking.md).
-
-Reference: ONNX Runtime, "Profiling tools" (``enable_profiling``, ``end_profiling``).
+Runs the model on seeded standard-normal inputs with ``SessionOptions.enable_profiling`` and
+prints the mean microseconds per call of every operator type and node over the timed calls
+(after 20 warm-up runs), largest first (ONNX Runtime, "Profiling tools").
 """
 from __future__ import annotations
 
@@ -27,20 +24,16 @@ from ..model.onnx_predictor import OnnxPredictor
 
 
 def node_times(trace: list[dict], skip_runs: int) -> dict[str, dict]:
-    """{node name: {"op", "us_per_call"}} from an ONNX Runtime profile: the Node events' ``dur``,
-    over the runs after the first ``skip_runs`` (warm-up), averaged per run."""
+    """{node: {"op", "us_per_call"}}: the Node events' ``dur`` after the first ``skip_runs`` runs, per run."""
     runs = sorted(e["ts"] for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run")
-    timed = runs[skip_runs:]
-    if not timed:
+    if not runs[skip_runs:]:
         raise SpinnError(f"the profile holds {len(runs)} runs, none after the {skip_runs} warm-up runs")
     out: dict[str, dict] = defaultdict(lambda: {"op": "", "us_per_call": 0.0})
-    for event in trace:
-        if (event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time")
-                or event["ts"] < timed[0]):
-            continue
-        node = out[event["name"].removesuffix("_kernel_time")]
-        node["op"] = event.get("args", {}).get("op_name", "")
-        node["us_per_call"] += event["dur"] / len(timed)
+    for e in trace:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and e["ts"] >= runs[skip_runs]:
+            node = out[e["name"].removesuffix("_kernel_time")]
+            node["op"] = e.get("args", {}).get("op_name", "")
+            node["us_per_call"] += e["dur"] / len(runs[skip_runs:])
     return dict(out)
 
 
@@ -60,23 +53,21 @@ def profile(model: Path, batch: int, threads: int, calls: int, warmup: int = 20)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m spinn_utils.benchmark.profile_ort", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m spinn_utils.model.onnx_profile", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="an exported .onnx file (its .json sidecar beside it)")
-    p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--calls", type=int, default=200)
+    for flag, default in (("--batch", 1000), ("--threads", 1), ("--calls", 200)):
+        p.add_argument(flag, type=int, default=default)
     args = p.parse_args(argv)
     try:
         nodes = profile(Path(args.model), max(1, args.batch), max(1, args.threads), max(1, args.calls))
     except SpinnError as err:
-        print(f"profile_ort: error: {err}", file=sys.stderr)
+        print(f"onnx_profile: error: {err}", file=sys.stderr)
         return 2
     by_op: dict[str, float] = defaultdict(float)
     for t in nodes.values():
         by_op[t["op"]] += t["us_per_call"]
     total = sum(by_op.values())
-    print(f"{args.model}: batch {args.batch}, {args.threads} thread(s), {args.calls} calls; "
-          f"kernels {total:.1f} us per call")
+    print(f"{args.model}: batch {args.batch}, {args.threads} thread(s), {args.calls} calls; kernels {total:.1f} us per call")
     for op, us in sorted(by_op.items(), key=lambda kv: -kv[1]):
         print(f"  {op:28s} {us:10.1f} us  {100 * us / total:5.1f}%")
     for name, t in sorted(nodes.items(), key=lambda kv: -kv[1]["us_per_call"]):
