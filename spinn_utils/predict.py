@@ -16,6 +16,12 @@ link stays, as a shell's ``>`` would); any other non-regular file (a device, a s
 and so is an output that is the input CSV, the model or its sidecar. ``--threads`` above the
 cores this process may use is capped to them, with a note on stderr.
 
+A hard-physics export (its sidecar's ``physics`` mode is ``"hard"``, docs/physics.md) predicts
+along time: the CSV must hold the group (experiment) and time columns, and the run column where
+time restarts in every run (``--group-col``, ``--time-col``, ``--run-col``; defaults from the
+sidecar). Rows are put in time order within each group, the state is carried along each group,
+and the output keeps the input's row order. A CSV without those columns is refused in one line.
+
 The CSV is parsed (in pieces, on every core) and written by Apache Arrow's CSV reader and writer,
 so memory stays bounded on any number of rows and text conversion does not dominate the time. A
 missing feature column, a non-numeric value, a wrong model file, a sidecar that does not describe
@@ -40,6 +46,7 @@ import pyarrow.csv as pacsv
 from .core.errors import SpinnError, first_line
 from .core.io import atomic_path, same_file
 from .model.onnx_predictor import RANGE_FACTOR, OnnxPredictor, sidecar_path
+from .model.sequence_predictor import SequencePredictor, is_hard, physics_of
 
 CHUNK_ROWS = 100_000  # rows per output block: ~15 MB of features at 18 inputs, whatever the file's size
 # Bytes of CSV parsed at a time, by Arrow's multi-threaded reader (its streaming reader is
@@ -242,13 +249,70 @@ def output_sink(kind: str, path: Path | None) -> Iterator:
         yield sys.stdout.buffer
 
 
+def sequence_columns_of(predictor: OnnxPredictor, header: list[str], path: Path, columns: dict) -> dict:
+    """The group, time, run and power columns a hard export needs, named by the caller (None:
+    the sidecar's); a CSV without them is one line."""
+    physics = physics_of(predictor.meta)
+    named = {k: columns.get(k) if columns.get(k) is not None else physics.get(k, "")
+             for k in ("group_col", "time_col", "run_col", "power_col")}
+    needed = [named["group_col"], named["time_col"], *([named["run_col"]] if named["run_col"] else [])]
+    if named["power_col"] and named["power_col"] not in predictor.feature_names:
+        needed.append(named["power_col"])
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise SpinnError(f"{path} lacks column(s) {missing}: this model keeps its physics along time and needs "
+                         "the group and time columns (and the run column where time restarts in every run); "
+                         "name yours with --group-col/--time-col/--run-col")
+    return named
+
+
+def predict_hard(predictor: OnnxPredictor, blocks: Iterator[pa.RecordBatch], path: Path, threads: int,
+                 named: dict) -> tuple[pa.Table, int]:
+    """The whole CSV through a hard export: rows in time order per group, state carried, output
+    in the input's order (the module docstring)."""
+    batches = list(blocks)
+    if not batches:
+        raise SpinnError(f"CSV file has a header but no rows: {path}")
+    table = pa.Table.from_batches(batches)
+    batch = table.combine_chunks().to_batches()[0]
+    raw = feature_values(batch, predictor.feature_names)
+    x = predictor.checked(raw, str(path))
+    wanted = [k for k in ("time_col", "run_col") if named[k]]
+    if named["power_col"] and named["power_col"] not in predictor.feature_names:
+        wanted.append("power_col")  # a power input the model does not take: read from its own column
+    numbers = {k: feature_values(batch, [named[k]])[:, 0] for k in wanted}
+    for k, values in numbers.items():
+        if not np.isfinite(values).all():
+            raise SpinnError(f"{path}: column {named[k]!r} has empty, NaN or inf values")
+    groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
+    y = SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], numbers.get("run_col"),
+                                                  numbers.get("power_col"), threads, str(path))
+    warning, flagged = range_warnings(predictor, raw)
+    columns = {c: batch.column(c) for c in batch.schema.names}
+    columns.update({output_column(t): pa.array(y[:, j].astype(np.float32))
+                    for j, t in enumerate(predictor.meta["targets"])})
+    columns["warning"] = warning
+    return pa.table(columns), flagged
+
+
 def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: int = 1,
-                chunk_rows: int = CHUNK_ROWS, inputs: tuple[str, ...] = ()) -> tuple[int, int]:
+                chunk_rows: int = CHUNK_ROWS, inputs: tuple[str, ...] = (), columns: dict | None = None,
+                ) -> tuple[int, int]:
     """Stream ``csv_path`` through the model into ``output`` (a file, atomically; ``-``: standard
-    output): (rows, rows flagged). ``inputs``: more files ``output`` must not be."""
+    output): (rows, rows flagged). ``inputs``: more files ``output`` must not be. ``columns``:
+    the group/time/run/power column names of a hard export (None: the sidecar's)."""
     kind, path = output_target(output, [csv_path, *inputs])
     rows = flagged = 0
     blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
+    if is_hard(predictor):
+        named = sequence_columns_of(predictor, csv_header(Path(csv_path)), Path(csv_path), columns or {})
+        try:
+            table, flagged = predict_hard(predictor, blocks, Path(csv_path), threads, named)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise explain_parse_error(predictor, Path(csv_path), err) from err
+        with output_sink(kind, path) as sink:
+            pacsv.write_csv(table, sink)
+        return table.num_rows, flagged
     with output_sink(kind, path) as sink:
         writer = None
         try:
@@ -278,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="an exported .onnx file (its .json sidecar beside it)")
     p.add_argument("--csv", required=True, help="rows of raw features, one column per model input")
     p.add_argument("--output", required=True, help="where to write the predictions CSV (- for standard output)")
+    for name, what in (("group", "experiment"), ("time", "time"), ("run", "run")):
+        p.add_argument(f"--{name}-col", default=None,
+                       help=f"hard-physics models: the {what} column (default: the one the model was trained with)")
     p.add_argument("--threads", type=int, default=usable_cores(),
                    help="ONNX Runtime intra-op threads, at most the cores here (default: all, %(default)s)")
     args = p.parse_args(argv)
@@ -291,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             threads = cores
         kind, _ = output_target(args.output, [args.csv, args.model, str(sidecar_path(args.model))])
         predictor = OnnxPredictor(args.model)
+        columns = {"group_col": args.group_col, "time_col": args.time_col, "run_col": args.run_col}
         rows, flagged = predict_csv(predictor, args.csv, args.output, threads,
-                                    inputs=(args.model, str(sidecar_path(args.model))))
+                                    inputs=(args.model, str(sidecar_path(args.model))), columns=columns)
     except (SpinnError, OSError) as err:
         print(f"predict: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

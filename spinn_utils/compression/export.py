@@ -170,7 +170,7 @@ def _remove_export(path: Path) -> None:
 
 
 def sidecar_body(model: DensePINN, scaler: Scaler, cfg: ExportConfig, *, source: Path, id_columns: list[str],
-                 feature_ranges: dict, parity: dict) -> dict:
+                 feature_ranges: dict, parity: dict, physics: dict | None = None) -> dict:
     """The sidecar of an export, every key but ``FILE_KEYS`` (which describe the .onnx file it goes
     into): one dict, hashed whole into the model, so a key added here is covered by the check."""
     return {
@@ -181,7 +181,10 @@ def sidecar_body(model: DensePINN, scaler: Scaler, cfg: ExportConfig, *, source:
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
         "input_shape": ["batch", len(scaler.feature_names)], "output_shape": ["batch", len(scaler.target_names)],
         "input": "raw features, float32, shape (batch, n_features) in feature_names order",
-        "output": "targets in physical units, float32, shape (batch, n_targets)",
+        "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
+                   physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
+                   "targets' units (y * std + mean); the physics head integrates them along each group"),
+        "physics": physics or {"mode": "soft"},
         "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
                            "flagged": "beyond min/max by more than flag_factor x (max - min)"},
         "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
@@ -210,7 +213,8 @@ def write_export(proto: onnx.ModelProto, body: dict, onnx_file: Path, sidecar_fi
 
 
 def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
-                 cfg: ExportConfig, *, source: Path, id_columns: list[str], feature_ranges: dict) -> dict:
+                 cfg: ExportConfig, *, source: Path, id_columns: list[str], feature_ranges: dict,
+                 physics: dict | None = None) -> dict:
     """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model``.
 
     Args:
@@ -223,6 +227,7 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
         id_columns: input columns a prediction CSV keeps (experiment, run, time).
         feature_ranges: ``{"min": [...], "max": [...]}`` of the training split's inputs; the
             predictor flags values far beyond them.
+        physics: the sidecar's physics block (``physics_block``); None: soft.
 
     Returns:
         The sidecar. Raises SpinnError, keeping no export, when parity fails.
@@ -239,9 +244,22 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
             raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
                              f"(max |diff| per target {parity['per_target']}); no export written")
         body = sidecar_body(model, scaler, cfg, source=source, id_columns=id_columns,
-                            feature_ranges=feature_ranges, parity=parity)
+                            feature_ranges=feature_ranges, parity=parity, physics=physics)
         # The model is renamed in just after its sidecar is written.
         return write_export(proto, body, tmp, sidecar_path(out_path))
+
+
+def physics_block(meta: dict, data: PreparedData) -> dict:
+    """The sidecar's ``physics``: soft, or hard with the head's constants and the columns that
+    give time order and power (what ``model.sequence_predictor`` needs)."""
+    if not meta.get("physics_head"):
+        return {"mode": "soft"}
+    record = data.meta.get("physics") or {}
+    config = data.meta.get("config") or {}
+    return {"mode": "hard", "head": meta["physics_head"], "group_col": data.group_col,
+            "time_col": data.time_col, "run_col": data.run_col or "",
+            "run_gap_min": float(config.get("run_gap_min") or 0.0),
+            "power_col": record.get("power_col") or "", "power_unit": record.get("power_unit", "A")}
 
 
 def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, dict]:
@@ -259,7 +277,8 @@ def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfi
             raise SpinnError(f"{source} has no scaler in its meta; re-run notebook 02")
         scaler = Scaler.from_dict(ckpt.meta["scaler"])
         out[variant] = export_model(model, scaler, paths.export(variant), x_raw, cfg,
-                                    source=source, id_columns=id_columns, feature_ranges=ranges)
+                                    source=source, id_columns=id_columns, feature_ranges=ranges,
+                                    physics=physics_block(ckpt.meta, data))
     return out
 
 

@@ -52,6 +52,8 @@ from ..core.timing import perf_ms, timed_block
 from ..data.dataset import PreparedData
 from ..data.schema import target_unit
 from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar, sidecar_path
+from ..model.sequence_predictor import is_hard, predictions
+from ..model.sequences import sequence_of
 from .export import write_export
 
 MODES = ("static", "dynamic")
@@ -198,9 +200,10 @@ def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantCo
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     ms = time_alternating(predictors, x_time, cfg.choice_rounds, threads)
     out = {}
+    sequence = sequence_of(data, "val") if is_hard(next(iter(predictors.values()))) else None
     for m, p in predictors.items():
         y = p.run(x_val, 1)
-        report = regression_report(y_val, y.astype(np.float64), data.target_names)
+        report = regression_report(y_val, predictions(p, x_val, sequence).astype(np.float64), data.target_names)
         out[m] = {"val_mean_r2": report["mean_r2"], "median_ms": ms[m], "batch": cfg.choice_batch,
                   "threads": threads, "batch_dependence": batch_dependence(p, x_val, y, data.target_names)}
     return out

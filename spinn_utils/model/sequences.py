@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..core.errors import SpinnError
 from ..core.overrides import build_config, with_overrides
@@ -96,4 +97,11 @@ def build_model(cfg: ModelConfig, data: PreparedData) -> DensePINN:
         model.head = PhysicsHead(data.scaler.y_mean, data.scaler.y_std, thermal.tau_min,
                                  thermal.gain_um_per_kw, COOLING_MIN,
                                  initial_wear_rate(data, sequence_of(data, "train")))
+        # The body's last layer starts at 0: every rate is then exactly its physical prior
+        # (softplus(0) / ln 2 = 1), so training starts from the physics-only model and learns
+        # corrections to it (docs/physics.md: at random init the first epochs undo noise instead).
+        last = model.network[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
     return model

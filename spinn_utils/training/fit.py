@@ -50,14 +50,19 @@ class TrainConfig:
     # Hard-physics models integrate along whole experiments: a step sees this many of them
     # (about 1,000-1,500 windows), so an epoch of 11 train experiments is 4 steps.
     experiments_per_step: int = 3
+    # The hard head's constants (time constant, gain, idle minutes, initial wear; in log space)
+    # are physical quantities: at the body's rate they would move 3e-4 per step, i.e. not at all.
+    head_lr: float = 1e-2
     progress: bool = True  # tqdm bar over epochs with a loss postfix
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "experiments_per_step"):
             if int(getattr(self, name)) < 1:
                 raise SpinnError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise SpinnError(f"lr must be a finite number > 0, got {self.lr!r}")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise SpinnError(f"{name} must be a finite number > 0, got {value!r}")
         if self.patience < 1 or self.lr_patience < 0:
             raise SpinnError(
                 f"patience must be >= 1 and lr_patience >= 0, got {self.patience}, {self.lr_patience}"
@@ -274,11 +279,16 @@ def fit(
     x_train, y_train = _tensors(data, "train", device)
     x_val, y_val = _tensors(data, "val", device)
     gen = torch.Generator().manual_seed(int(cfg.seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    head = head_of(model)
+    head_params = set() if head is None else {id(p) for p in head.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in head_params]}]
+    if head is not None:
+        groups.append({"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
-    hard = head_of(model) is not None
+    hard = head is not None
     if hard:  # the physics holds by construction: no soft term applies
         physics = PhysicsConfig.off()
         seq_train, seq_val = (torch.as_tensor(sequence_of(data, s), device=device) for s in ("train", "val"))

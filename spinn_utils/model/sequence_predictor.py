@@ -1,0 +1,128 @@
+"""A hard-physics export in deployment: the ONNX body, then the NumPy head along each experiment.
+
+An export of a hard-physics model (``docs/physics.md``) holds the MLP body; its sidecar's
+``physics`` block holds the head's constants and the columns that give time order (group, time,
+run, power). ``SequencePredictor`` runs both:
+
+- ``predict_rows``: a whole table; rows are put in time order within each group (run, then
+  time; a time that restarts in every run is joined into cumulative time as notebook 01 does),
+  predicted with the state carried along each group, and returned in the caller's row order;
+- ``step(state, features, group, cum_time_min, run_start)``: a live machine's next window(s),
+  batch 1 included, with the state the previous call returned (``HeadState()`` to start).
+
+Torch-free: numpy, pandas (time order) and onnxruntime.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import SpinnError
+from ..data.thermal import ThermalModel
+from ..data.time_order import cumulative_time, in_time_order, mark_run_starts
+from .onnx_predictor import OnnxPredictor
+from .sequence_numpy import HeadState, apply_head, sequence_columns
+
+PIECE_ROWS = 4096  # rows per ONNX Runtime call along the ordered table (the state carries between)
+
+
+def physics_of(meta: dict) -> dict:
+    """The sidecar's physics block (``{"mode": "soft"}`` for an export that predates it)."""
+    return meta.get("physics") or {"mode": "soft"}
+
+
+def is_hard(predictor: OnnxPredictor) -> bool:
+    return physics_of(predictor.meta).get("mode") == "hard"
+
+
+class SequencePredictor:
+    """The body in ONNX Runtime and the head in NumPy (module docstring)."""
+
+    def __init__(self, predictor: OnnxPredictor) -> None:
+        if not is_hard(predictor):
+            raise SpinnError(f"{predictor.path.name} is not a hard-physics export (its sidecar's physics "
+                             "mode is not 'hard'); predict it row by row")
+        self.predictor = predictor
+        self.physics = physics_of(predictor.meta)
+        self.constants = self.physics["head"]
+        self.y_mean = np.asarray(self.constants["y_mean"], dtype=np.float64)
+        self.y_std = np.asarray(self.constants["y_std"], dtype=np.float64)
+
+    def power_kw(self, power: np.ndarray | None) -> np.ndarray | None:
+        """Cutting power in kW from the power column's values (None: the export has no power input)."""
+        if power is None:
+            return None
+        power = np.asarray(power, dtype=np.float64)
+        return power if self.physics.get("power_unit") == "kW" else ThermalModel().power_kw_from_current(power)
+
+    def rates(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+        """The body's outputs in its own (scaled) units for float32 raw features."""
+        return (self.predictor.run(x, threads).astype(np.float64) - self.y_mean) / self.y_std
+
+    def step(self, state: HeadState, features, group, cum_time_min, run_start,
+             power=None, threads: int = 1) -> tuple[np.ndarray, HeadState]:
+        """Predictions (k, 2) in physical units for the next ``k`` windows of one group, in time
+        order, and the state to pass to the next call. ``power``: the power column's values when
+        it is not one of the model's inputs."""
+        x = self.predictor.checked(np.atleast_2d(np.asarray(features, dtype=np.float64)), "step")
+        k = len(x)
+        groups = np.full(k, group, dtype=object) if np.ndim(group) == 0 else np.asarray(group, dtype=object)
+        t = np.broadcast_to(np.asarray(cum_time_min, dtype=np.float64), (k,))
+        starts = np.broadcast_to(np.asarray(run_start), (k,))
+        kw = self.power_kw(self._power(x, power, k))
+        seq = sequence_columns(groups, t, starts, kw, state)
+        y, state = apply_head(self.rates(x, threads), seq, self.constants, state)
+        return y, HeadState(groups[-1], float(t[-1]), state.wear_mm, state.delta_um)
+
+    def _power(self, x: np.ndarray, power, k: int) -> np.ndarray:
+        column = self.physics.get("power_col")
+        if power is not None:
+            return np.broadcast_to(np.asarray(power, dtype=np.float64), (k,))
+        if column and column in self.predictor.feature_names:
+            return x[:, self.predictor.feature_names.index(column)].astype(np.float64)
+        if column:
+            raise SpinnError(f"the model's physics needs the power column {column!r}, which is not a model "
+                             "input: pass its values")
+        return np.ones(k)  # no power input: the head's rates are the body's alone
+
+    def order(self, groups, times, runs=None, source: str = "the CSV") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row positions in time order, cumulative time, run starts), both in that order."""
+        frame = pd.DataFrame({"g": np.asarray(groups), "t": np.asarray(times, dtype=np.float64),
+                              "_row": np.arange(len(groups))})
+        if runs is not None:
+            frame["r"] = np.asarray(runs, dtype=np.float64)
+        run_col = "r" if runs is not None else ""
+        ordered = in_time_order(frame, "g", run_col, "t").reset_index(drop=True)
+        cum, _ = cumulative_time(ordered, "g", run_col, "t", float(self.physics.get("run_gap_min", 0.0)))
+        same = ordered["g"].to_numpy()[1:] == ordered["g"].to_numpy()[:-1]
+        bad = np.flatnonzero(same & ~(np.diff(cum) > 0))
+        if len(bad):
+            g = ordered["g"].iloc[bad[0] + 1]
+            raise SpinnError(f"{source}: time {self.physics['time_col']!r} repeats or restarts within group "
+                             f"{g!r} ({len(bad)} time(s) in all); give the run column (--run-col) so runs "
+                             "are put in order, as the model was trained")
+        return ordered["_row"].to_numpy(), cum, mark_run_starts(ordered, "g", run_col)
+
+    def predict_rows(self, x: np.ndarray, groups, times, runs=None, power=None, threads: int = 1,
+                     source: str = "the CSV") -> np.ndarray:
+        """(n, 2) predictions in the rows' own order for float32 features ``x`` (module docstring)."""
+        rows, cum, starts = self.order(groups, times, runs, source)
+        groups = np.asarray(groups, dtype=object)[rows]
+        kw = self.power_kw(self._power(x[rows], None if power is None else np.asarray(power)[rows], len(rows)))
+        out = np.empty((len(rows), 2))
+        state = HeadState()
+        for i in range(0, len(rows), PIECE_ROWS):
+            piece = slice(i, i + PIECE_ROWS)
+            seq = sequence_columns(groups[piece], cum[piece], starts[piece], kw[piece], state)
+            out[rows[piece]], state = apply_head(self.rates(x[rows[piece]], threads), seq, self.constants, state)
+            state = HeadState(groups[piece][-1], float(cum[piece][-1]), state.wear_mm, state.delta_um)
+        return out
+
+
+def predictions(predictor: OnnxPredictor, x: np.ndarray, sequence: np.ndarray | None, threads: int = 1) -> np.ndarray:
+    """Physical predictions of an export for rows whose sequence is known (a prepared split,
+    ``sequences.sequence_of``): the head applied for a hard export, the outputs as they are otherwise."""
+    if not is_hard(predictor):
+        return predictor.run(x, threads)
+    head = SequencePredictor(predictor)
+    return apply_head(head.rates(x, threads), sequence, head.constants)[0]
