@@ -9,20 +9,23 @@ import nbformat
 import pytest
 from builders import write_notebook as _notebook
 
+from spinn_utils.core.stages import STAGES
 from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main, parse_args, parse_parameter
-from spinn_utils.pipeline.notebooks import UsageError, discover, select
+from spinn_utils.pipeline.notebooks import UsageError, discover, notebook_id, select
 from spinn_utils.pipeline.params import plan_parameters, type_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_pipeline_order_puts_5_5_between_05_and_06(tmp_path):
-    for name in ("06_gpu", "05_5_sparse", "05_verify", "01_data", "10_extra", "notes"):
+def test_the_order_is_the_stage_tables(tmp_path):
+    """05_5 between 05 and 06 because STAGES says so; a file of no stage (11_new) is not run, and
+    notebook 10 only with the standalone ones."""
+    for name in ("06_gpu", "05_5_sparse", "05_verify", "01_data", "10_extra", "11_new", "notes"):
         (tmp_path / f"{name}.ipynb").write_text("{}")
-    assert [p.stem for p in discover(tmp_path)] == [
-        "01_data", "05_verify", "05_5_sparse", "06_gpu", "10_extra"
-    ]
+    assert [p.stem for p in discover(tmp_path)] == ["01_data", "05_verify", "05_5_sparse", "06_gpu"]
+    assert [p.stem for p in discover(tmp_path, standalone=True)][-1] == "10_extra"
+    assert [notebook_id(p) for p in discover()] == list(STAGES)
 
 
 def test_select_only_and_from(tmp_path):

@@ -69,7 +69,7 @@ COMMANDS = ("run", "sweep", *HANDED_ON)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog or "spinn-run", description=__doc__.split("\n\n")[0].strip('"'),
+    ap = argparse.ArgumentParser(prog=prog or "spinn-run", description=__doc__.split("\n\n")[0].replace("``", ""),
                                  epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()

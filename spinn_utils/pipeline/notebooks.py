@@ -1,8 +1,9 @@
 """The numbered notebooks of the pipeline: where they are, their order, and picking some.
 
-``01_data_preprocessing`` -> (1, 0), ``05_5_sparse_conversion`` -> (5, 5): 05 runs before
-05_5, which runs before 06. ``10_sparsity_sweep`` is numbered but stands outside the chain: it
-reads (or runs) the sparsity sweep, so ``run_all.py`` never runs it (``STANDALONE``).
+The order and the ids are the stage table's (``core.stages.STAGES``): a notebook file belongs to
+the stage whose id its name starts with (``05_5_sparse_conversion`` -> ``05_5``, the longest id
+that fits). ``10_sparsity_sweep`` is numbered but stands outside the chain: it reads (or runs)
+the sparsity sweep, so ``run_all.py`` never runs it (``STANDALONE``).
 """
 from __future__ import annotations
 
@@ -10,61 +11,63 @@ import re
 from pathlib import Path
 
 from ..core.errors import SpinnError
+from ..core.stages import STAGES
 
 # The repository this package lives in (an editable install or a source checkout).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Numbered notebooks that are not a pipeline stage: the sweep's notebook (spinn-run sweep draws
 # the same table and figures; a plain run must not start a sweep or need one).
-STANDALONE = {"10_sparsity_sweep"}
-NAME_RE = re.compile(r"^(\d+)(?:_(\d+))?_[A-Za-z]")  # 05_verify -> (5, 0); 05_5_sparse -> (5, 5)
+STANDALONE = ("10",)
+IDS = (*STAGES, *STANDALONE)  # every notebook id, in order
+_LONGEST_FIRST = sorted(IDS, key=len, reverse=True)
 
 
 class UsageError(SpinnError):
     """A bad option or parameter: one line on stderr, exit code 2."""
 
 
-def notebook_key(path: Path) -> tuple[int, int] | None:
-    """Order key of a numbered notebook (None for anything else)."""
-    m = NAME_RE.match(path.stem)
-    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
+def notebook_id(path: Path) -> str | None:
+    """'01', '05_5': the stage id of a notebook file (None for a file of no stage)."""
+    return next((i for i in _LONGEST_FIRST if Path(path).stem.startswith(f"{i}_")), None)
 
 
-def notebook_id(path: Path) -> str:
-    """'01', '05_5': the id a user types for ``path``."""
-    major, minor = notebook_key(path)
-    return f"{major:02d}" + (f"_{minor}" if minor else "")
+def order(path: Path) -> int:
+    """Position in the pipeline (files of no stage last)."""
+    nb_id = notebook_id(path)
+    return IDS.index(nb_id) if nb_id else len(IDS)
 
 
 def discover(notebook_dir: Path | None = None, standalone: bool = False) -> list[Path]:
-    """The numbered pipeline notebooks present, in pipeline order (05 before 05_5 before 06);
-    ``standalone=True`` adds the ones outside the chain (``STANDALONE``: notebook 10)."""
-    found = [p for p in (notebook_dir or NOTEBOOK_DIR).glob("*.ipynb") if notebook_key(p) is not None
-             and (standalone or p.stem not in STANDALONE)]
-    return sorted(found, key=notebook_key)
+    """The pipeline notebooks present, in the stage table's order; ``standalone=True`` adds the
+    ones outside the chain (``STANDALONE``: notebook 10)."""
+    found = {notebook_id(p): p for p in sorted((notebook_dir or NOTEBOOK_DIR).glob("*.ipynb"))}
+    return [found[i] for i in (IDS if standalone else STAGES) if i in found]
 
 
-def parse_id(text: str) -> tuple[int, int]:
-    """'3', '03', '5.5', '05_5' -> (major, minor)."""
+def parse_id(text: str) -> str:
+    """'3', '03', '5.5', '05_5' -> '03', '05_5'."""
     m = re.fullmatch(r"(\d+)(?:[._](\d+))?", text.strip())
     if not m:
         raise UsageError(f"notebook id {text!r} is not like 03, 5.5 or 05_5")
-    return int(m.group(1)), int(m.group(2) or 0)
+    return f"{int(m.group(1)):02d}" + (f"_{int(m.group(2))}" if m.group(2) and int(m.group(2)) else "")
 
 
 def select(notebooks: list[Path], only: str | None, start: str | None) -> list[Path]:
     """Apply --only (comma list) and --from (inclusive) to the discovered notebooks."""
-    keys = {notebook_key(p): p for p in notebooks}
+    by_id = {notebook_id(p): p for p in notebooks}
     if only:
-        wanted = [parse_id(t) for t in only.split(",") if t.strip()]
-        missing = [f"{a:02d}" + (f"_{b}" if b else "") for a, b in wanted if (a, b) not in keys]
+        wanted = {parse_id(t) for t in only.split(",") if t.strip()}
+        missing = sorted(wanted - set(by_id))
         if missing:
             have = ", ".join(p.stem for p in notebooks)
             raise UsageError(f"no notebook {', '.join(missing)} among the notebooks (have: {have})")
-        return [keys[k] for k in sorted(set(wanted))]
+        return [p for p in notebooks if notebook_id(p) in wanted]
     if start:
         first = parse_id(start)
-        chosen = [p for p in notebooks if notebook_key(p) >= first]
+        if first not in IDS:
+            raise UsageError(f"no notebook {first} in the pipeline (ids: {', '.join(STAGES)})")
+        chosen = [p for p in notebooks if order(p) >= IDS.index(first)]
         if not chosen:
             raise UsageError(f"no notebook at or after {start}")
         return chosen

@@ -36,7 +36,7 @@ from .notebooks import (
     REPO_ROOT,
     UsageError,
     discover,
-    notebook_key,
+    order,
     select,
 )
 from .params import plan_parameters
@@ -251,7 +251,7 @@ def _run_plan(plan: RunPlan, args) -> int:
     for i, nb in enumerate(plan.notebooks, 1):
         entry = {"notebook": nb.name, "parameters": plan.parameters[nb], "status": "running"}
         ran.append(entry)
-        manifest["notebooks"] = sorted([*earlier, *ran], key=lambda e: notebook_key(Path(e["notebook"])))
+        manifest["notebooks"] = sorted([*earlier, *ran], key=lambda e: order(Path(e["notebook"])))
         write_json(paths.manifest, manifest)
         print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
         start = time.perf_counter()
