@@ -101,6 +101,18 @@ def test_nested_results_folders_never_swallow_each_other(tmp_path):
     check_output(out)  # a failed-* folder does not block the next run either
 
 
+def test_a_run_neither_copies_nor_moves_the_sweep(tmp_path):
+    out = _results(tmp_path / "out")
+    (out / "sweep" / "points" / "p1").mkdir(parents=True)
+    (out / "sweep" / "sweep.json").write_text("{}")
+    inode = (out / "sweep" / "sweep.json").stat().st_ino
+    stage = staging.begin(out)
+    assert not (out / staging.BACKUP / "sweep").exists()
+    staging.end(stage, ok=False)
+    (failed,) = out.glob("failed-*")
+    assert not (failed / "sweep").exists() and (out / "sweep" / "sweep.json").stat().st_ino == inode
+
+
 def test_a_full_disk_during_the_backup_leaves_the_results_untouched(tmp_path, monkeypatch):
     out = _results(tmp_path / "results")
     before = _files(out)

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.errors import SpinnError, first_line
+from ..core.registry import SWEEP_DIR
 
 BACKUP = ".spinn-previous"  # inside the results folder
 DISCARD = ".spinn-discard-"  # a committed run's old backup, being deleted
@@ -66,8 +67,9 @@ def is_results_folder(path: Path) -> bool:
 
 
 def _ours(name: str) -> bool:
-    """Staging's own entries and earlier runs' failed folders."""
-    return name.startswith((".spinn", FAILED))
+    """Staging's own entries, earlier runs' failed folders and the sweep (``spinn-run sweep``'s
+    own, resumable folder: a run neither copies nor moves it)."""
+    return name.startswith((".spinn", FAILED)) or name == SWEEP_DIR
 
 
 def movable(output: Path) -> list[Path]:
