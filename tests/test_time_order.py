@@ -59,14 +59,34 @@ def restart(tmp_path_factory):
     return restarting_example(tmp_path_factory.mktemp("restart"))
 
 
-def test_a_time_that_restarts_in_every_run_is_refused_in_one_line(restart):
+def test_a_time_that_restarts_in_every_run_is_refused_in_one_line(restart, tmp_path):
     data, plain, _, _ = restart
-    with pytest.raises(SpinnError) as err:
-        load_table(config(data, plain))
-    message = str(err.value)
-    assert len(message.splitlines()) == 1
-    assert message.startswith("time column 'time' is not strictly increasing within experiment ")
-    assert "it restarts (or repeats)" in message and "(0 occurs " in message and '"run_col"' in message
+    table = pd.read_csv(data)
+    shuffled = tmp_path / "shuffled.csv"
+    table.sample(frac=1.0, random_state=0).to_csv(shuffled, index=False)
+    jittered = tmp_path / "jittered.csv"  # no repeated value: only the file's row order shows restarts
+    table.assign(time=table["time"] + np.random.default_rng(0).uniform(0, 1e-3, len(table))).to_csv(jittered, index=False)
+    restarts = table.groupby("experiment_id")["run"].nunique() - 1
+    n, worst, others = restarts.max(), restarts.idxmax(), len(restarts) - 1
+    for path, how in [(data, f"in file order it restarts {n} time(s) (row "),
+                      (jittered, f"in file order it restarts {n} time(s) (row "),
+                      (shuffled, f"it restarts (or repeats) {n} time(s) (0 occurs {n + 1} times)")]:
+        with pytest.raises(SpinnError) as err:
+            load_table(config(path, plain))
+        message = str(err.value)
+        assert len(message.splitlines()) == 1
+        assert message.startswith(f"time column 'time' is not strictly increasing within experiment {worst}: {how}")
+        assert f"(and in {others} other experiment(s))" in message and '"run_col": "<column>"' in message
+
+
+def test_runs_interleaved_beyond_detection_show_in_a_note(restart, tmp_path):
+    data, plain, _, _ = restart
+    table = pd.read_csv(data)  # jittered and shuffled: no repeat, no file order; the wear tells
+    table = table.assign(time=table["time"] + np.random.default_rng(0).uniform(0, 1e-3, len(table)))
+    table.sample(frac=1.0, random_state=0).to_csv(tmp_path / "hidden.csv", index=False)
+    prepared = prepare(config(tmp_path / "hidden.csv", plain, smoke=True))
+    assert any(n.startswith("measured 'tool_wear' falls in ") and "run_col" in n for n in prepared.meta["notes"])
+    assert not any("falls in" in n for n in prepare(config(data, plain.parent / "restart_run.json")).meta["notes"])
 
 
 def test_with_run_col_the_runs_join_into_the_cumulative_time_they_had(restart):

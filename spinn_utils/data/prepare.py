@@ -32,6 +32,7 @@ from .time_order import (
     in_time_order,
     mark_run_starts,
     time_order_summary,
+    wear_falls_note,
 )
 
 
@@ -107,6 +108,9 @@ def prepare(cfg: DataConfig) -> PreparedData:
                          cfg.group_col, cfg.time_col, meta, cfg.run_col)
     # Lags are checked on the table as loaded: the smoke cap keeps every k-th row.
     data.meta["leakage"] = leakage = check_leakage(data, loaded if capped else None)
+    falls = wear_falls_note(time_order_summary(data.frames, meta["time_order"], cfg.group_col, cfg.time_col,
+                                               cfg.target_cols[0]))
+    data.meta["notes"] += [falls] if falls else []
     data.meta["load_seconds"] = time.perf_counter() - start
     if cfg.fail_on_leakage and not leakage["passed"]:
         raise SpinnError("leakage check failed: " + "; ".join(leakage["problems"]))

@@ -18,6 +18,10 @@ from ..core.errors import SpinnError
 from .schema import CUM_TIME_COL, RUN_COL, RUN_START_COL, WEAR_DROP_TOL_MM, DataConfig
 
 AS_GIVEN, RUNS_JOINED = "as_given", "runs_joined"  # how cumulative time was built
+# Above this share of falling steps the measured wear is noted as out of time order: interleaved
+# runs fall about half the time (0.50 on the example with its time restarting and rows shuffled),
+# the embedded data and the example never; measurement noise alone stays well below.
+WEAR_FALLS_NOTE_SHARE = 0.25
 
 
 def default_run_col(cfg: DataConfig, kind: str) -> str:
@@ -80,11 +84,33 @@ def _refuse_ties(table: pd.DataFrame, cfg: DataConfig, run_col: str) -> None:
     group = worst.idxmax()
     value, group = repeated.loc[group].idxmax(), _plain(group)
     n = int(worst.max())
-    others = f" (and in {len(worst) - 1} other experiment(s))" if len(worst) > 1 else ""
-    raise SpinnError(f"time column {t!r} is not strictly increasing within experiment {group!r}: it restarts "
-                     f"(or repeats) {n - 1} time(s) ({value:g} occurs {n} times){others}; if time counts "
-                     f"from 0 in each run, name the run column in the data config (\"run_col\": \"<column>\", "
-                     f"docs/data.md) so time order is (run, time)")
+    _refuse_restarts(t, group, f"it restarts (or repeats) {n - 1} time(s) ({value:g} occurs {n} times)", len(worst))
+
+
+def _refuse_restarts(time_col: str, group, how: str, n_experiments: int) -> None:
+    others = f" (and in {n_experiments - 1} other experiment(s))" if n_experiments > 1 else ""
+    raise SpinnError(f"time column {time_col!r} is not strictly increasing within experiment {group!r}: {how}"
+                     f"{others}; if time counts from 0 in each run, name the run column in the data config "
+                     f"(\"run_col\": \"<column>\", docs/data.md) so time order is (run, time)")
+
+
+def _refuse_file_order_restarts(table: pd.DataFrame, group_col: str, time_col: str) -> None:
+    """Without a run column: refuse a time that, in the file's row order, drops back within an
+    experiment whose rows are otherwise in time order (a restart with no repeated value, e.g.
+    jittered time stamps). Fewer drops than a quarter of the rows tells restarts from rows in
+    no particular order (about half the steps of a shuffled table drop), which sorting fixes."""
+    previous = table.groupby(group_col, sort=False)[time_col].shift()
+    drops = table[time_col] < previous
+    per_group = drops.groupby(table[group_col], sort=False).sum()
+    size = table.groupby(group_col, sort=False).size()
+    restarting = per_group[(per_group > 0) & (per_group < size / 4)]
+    if restarting.empty:
+        return
+    group = restarting.idxmax()
+    row = drops.index[drops & (table[group_col] == group)][0]
+    how = (f"in file order it restarts {int(restarting.max())} time(s) (row {row}: "
+           f"{table.at[row, time_col]:g} after {previous[row]:g})")
+    _refuse_restarts(time_col, _plain(group), how, len(restarting))
 
 
 def cumulative_time(table: pd.DataFrame, group_col: str, run_col: str, time_col: str,
@@ -129,6 +155,8 @@ def order_in_time(table: pd.DataFrame, cfg: DataConfig, run_col: str) -> tuple[p
             raise SpinnError(f"run column {run_col!r} must hold a number per row (the run order); found "
                              f"{bad.iloc[0]!r} in row {bad.index[0]}")
         table = table.assign(**{run_col: runs})
+    if not run_col:
+        _refuse_file_order_restarts(table, g, t)
     table = in_time_order(table.drop(columns=[CUM_TIME_COL, RUN_START_COL], errors="ignore"),
                           g, run_col, t).reset_index(drop=True)
     _refuse_ties(table, cfg, run_col)
@@ -183,3 +211,12 @@ def time_order_summary(frames: dict[str, pd.DataFrame], order: dict, group_col: 
         falls[split] = {"steps": n_steps, "falls": n_fall, "share": n_fall / n_steps if n_steps else None}
     return {**order, "runs_per_experiment": {str(k): int(v) for k, v in runs.items()},
             "measured_wear_falls": falls, "wear_target": wear_target, "wear_drop_tol_mm": WEAR_DROP_TOL_MM}
+
+
+def wear_falls_note(summary: dict) -> str | None:
+    """A note when the measured wear falls often in time order (the order is likely wrong), else None."""
+    share = summary["measured_wear_falls"]["all"]["share"]
+    if share is None or share <= WEAR_FALLS_NOTE_SHARE:
+        return None
+    return (f"measured {summary['wear_target']!r} falls in {share:.0%} of steps in time order (wear never "
+            f"heals): is the order right? A time that restarts in every run needs run_col (docs/data.md)")
