@@ -265,6 +265,28 @@ def test_table3_states_what_ran_beside_the_timing():
 
 
 @pytest.mark.slow
+def test_sparsity_labels_keep_their_digits():
+    body = synthetic_sweep_json()
+    for p in body["points"]:
+        p["target_sparsity"] = 0.9999 if p["target_sparsity"] == 0.98 else p["target_sparsity"]
+    sweep = parse(Sweep, body)
+    assert list(table3_frames(sweep)[0].index) == ["50.0%", "90.0%", "99.99%"]
+    assert break_even(sweep, VARIANTS.coo, 1000)["text"] == "none up to 99.99%"
+
+
+def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
+    body = synthetic_sweep_json()
+    body["timing"] = {"threads": [2], "cpu_busy_percent_before": 3.0, "cpu_busy_percent_after": 80.0}
+    sweep = parse(Sweep, body)
+    text, numbers = table3_frames(sweep)
+    assert text.loc["90.0%", "CSR b1000"] == "8 ms (unreliable)" and "x)" not in " ".join(text.stack())
+    assert numbers["spinn_csr_b1000_speedup"].isna().all() and numbers["spinn_csr_b1000_ms"].notna().all()
+    assert "Timing unreliable: others used 80% of the CPU" in " ".join(text.attrs["notes"])
+    assert break_even(sweep, VARIANTS.csr, 1000)["text"].startswith("unreliable")
+    items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=sweep).items}
+    assert items["Sparse-storage break-even sparsity (sweep, measured)"].status == "not run"
+
+
 def test_the_idle_check_sees_cores_in_use():
     """The timing's idle check measures now, not the last minute: busy while spinners run."""
     spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"

@@ -32,7 +32,7 @@ from ..core.registry import METRICS, VARIANTS
 from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
-from ..reporting.sweep_report import REPRESENTATIONS
+from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS
 from .sweep_tasks import THREAD_VARS, UNSET
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
@@ -84,9 +84,6 @@ def timed_records(records: list[dict]) -> list[dict]:
     done = [r for r in records if r["status"] in ("ok", "skipped")]
     magnitude = {r["target_sparsity"] for r in done if r["prune_method"] == "magnitude"}
     return [r for r in done if r["prune_method"] == "magnitude" or r["target_sparsity"] not in magnitude]
-
-
-BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which the timing is called noisy
 
 
 def cpu_busy_percent(seconds: float = 1.0) -> float:

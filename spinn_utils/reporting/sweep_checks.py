@@ -17,7 +17,15 @@ from ..compression.magnitude import PruneConfig
 from ..core.registry import VARIANTS
 from ..core.results_schema_sweep import Sweep
 from .results import NOT_MEASURED, ReportConfig
-from .sweep_report import SHORT, SPARSE_STORAGE, break_even, magnitude_vs_random, pruned_vs_dense
+from .sweep_report import (
+    SHORT,
+    SPARSE_STORAGE,
+    break_even,
+    magnitude_vs_random,
+    percent,
+    pruned_vs_dense,
+    timing_busy,
+)
 
 MAG_RULE = ("at every sparsity: mean paired difference (magnitude - random, test mean per-output R2, "
             "over seeds) > one standard error, with >= 2 seeds")
@@ -25,7 +33,7 @@ MAG_RULE = ("at every sparsity: mean paired difference (magnitude - random, test
 
 def _diff_text(row: dict) -> str:
     sem = "n/a" if row["sem"] is None else f"{row['sem']:.3f}"
-    return f"{row['sparsity']:.1%}: {row['mean']:+.3f} (standard error {sem}, {row['n']} seeds)"
+    return f"{percent(row['sparsity'])}: {row['mean']:+.3f} (standard error {sem}, {row['n']} seeds)"
 
 
 def magnitude_item(sweep: Sweep) -> dict:
@@ -50,9 +58,10 @@ def break_even_item(sweep: Sweep, cfg: ReportConfig) -> dict:
     # Passing needs a break-even at or below the design point; failing needs the sweep to have
     # measured that far (a sweep that stopped below 68.5% cannot say "none").
     status = "pass" if measured and min(measured) <= design else ("fail" if reached else "not run")
+    status = "not run" if timing_busy(sweep) is not None else status  # noise is no measurement
     return {"item": "Sparse-storage break-even sparsity (sweep, measured)", "status": status,
             "measured": ", ".join(f"{SHORT[v]} b{b} {found[(v, b)]['text']}" for (v, b) in found),
-            "threshold": f"COO or CSR faster than dense at or below the original design's {design:.1%} "
+            "threshold": f"COO or CSR faster than dense at or below the original design's {percent(design)} "
                          f"sparsity, batch {cfg.batch_size}",
             "detail": "break-even: the lowest measured sparsity from which the mean speedup over seeds is "
                       ">= 1 at it and every higher sparsity; " + "; ".join(

@@ -27,6 +27,7 @@ from .sweep_report import (
     dense_r2,
     latency,
     pareto_points,
+    percent,
     sparsities,
 )
 
@@ -40,7 +41,7 @@ def _figure(cfg: FigureConfig, height: float, ncols: int = 1) -> tuple[Figure, l
 
 
 def _percent_axis(ax, levels: list[float]) -> None:
-    ax.set_xticks(levels, [f"{s:.0%}" if round(s * 100) == s * 100 else f"{s:.1%}" for s in levels])
+    ax.set_xticks(levels, [percent(s).replace(".0%", "%") for s in levels])
     ax.set_xlabel("target sparsity (share of all parameters that are zero)")
 
 

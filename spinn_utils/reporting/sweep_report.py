@@ -47,6 +47,21 @@ SPARSE_STORAGE = (VARIANTS.coo, VARIANTS.csr)
 SHORT = {VARIANTS.masked: "masked", VARIANTS.coo: "COO", VARIANTS.csr: "CSR", VARIANTS.structured: "structured",
          VARIANTS.structured_ort: "structured ORT", VARIANTS.dense: "dense"}
 BATCHES = (1000, 1)
+BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which a sweep's timing is unreliable
+
+
+def percent(fraction: float) -> str:
+    """'68.5%', '99.99%': every digit the value has, at least one (0.9999 is not '100.0%')."""
+    text = f"{fraction * 100:.6g}"
+    return text + ("%" if "." in text or "e" in text else ".0%")
+
+
+def timing_busy(sweep: Sweep) -> float | None:
+    """The CPU share others used around the timing when above ``BUSY_PERCENT`` (None: idle, or not
+    recorded): its latencies are noise, so no speedup is read from them."""
+    busy = max((sweep.timing.get(k) or 0.0 for k in ("cpu_busy_percent_before", "cpu_busy_percent_after")),
+               default=0.0)
+    return busy if busy > BUSY_PERCENT else None
 
 
 def sweep_path(results_dir) -> Path:
@@ -133,8 +148,10 @@ def break_even(sweep: Sweep, variant: str, batch: int) -> dict:
             break
         found = s
     top = max(measured) if measured else None
-    text = (NOT_MEASURED if top is None else f"none up to {top:.1%}" if found is None
-            else f"<= {found:.1%}" if found == measured[0] else f"{found:.1%}")  # "<=": faster from the lowest
+    text = (NOT_MEASURED if top is None else f"none up to {percent(top)}" if found is None
+            else f"<= {percent(found)}" if found == measured[0] else percent(found))  # "<=": faster from the lowest
+    if timing_busy(sweep) is not None and top is not None:
+        found, text = None, f"unreliable (CPU {timing_busy(sweep):.0f}% busy while timing)"
     return {"variant": variant, "batch_size": batch, "sparsity": found, "max_measured": top, "text": text,
             "speedups": {f"{s:g}": speed[s] for s in measured}}
 
@@ -180,11 +197,11 @@ def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
         for method in [m for m in METHODS if _points(sweep, s, m)]:
             r2 = accuracy(sweep, s, method)["mean"]
             for v in (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr):
-                cands.append({"label": f"{method} {SHORT[v]} {s:.1%}", "variant": v, "sparsity": s,
+                cands.append({"label": f"{method} {SHORT[v]} {percent(s)}", "variant": v, "sparsity": s,
                               "method": method, "ms": latency(sweep, s, v, batch)["ms"]["mean"], "r2": r2})
         r2 = accuracy(sweep, s, STRUCTURED)["mean"]
         for v in (VARIANTS.structured, VARIANTS.structured_ort):
-            cands.append({"label": f"{SHORT[v]} {s:.1%}", "variant": v, "sparsity": s, "method": STRUCTURED,
+            cands.append({"label": f"{SHORT[v]} {percent(s)}", "variant": v, "sparsity": s, "method": STRUCTURED,
                           "ms": latency(sweep, s, v, batch)["ms"]["mean"], "r2": r2})
     cands = [c for c in cands if c["ms"] is not None and c["r2"] is not None]
     best = -math.inf
@@ -211,10 +228,12 @@ def _pm(stats: dict, failed: int = 0, digits: int = 3) -> str:
     return text + (f"; {failed} failed" if failed and stats["mean"] is not None else "")
 
 
-def _lat_text(lat: dict, variant: str) -> str:
+def _lat_text(lat: dict, variant: str, busy: bool) -> str:
     ms = lat["ms"]["mean"]
     if ms is None:
         return NOT_MEASURED
+    if busy:
+        return f"{ms:.3g} ms (unreliable)"
     speed = lat["speedup"]["mean"]
     return f"{ms:.3g} ms" + ("" if variant == VARIANTS.dense or speed is None else f" ({speed:.2f}x)")
 
@@ -223,8 +242,9 @@ def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(text, numbers): Table 3 as read (mean ± std (n), "ms (speedup)") and as a numeric CSV."""
     text_rows, num_rows = {}, []
     columns = [c for c in (*METHODS, STRUCTURED) if c == STRUCTURED or any(p.prune_method == c for p in sweep.points)]
+    busy = timing_busy(sweep)
     for s in sparsities(sweep):
-        label, text, num = f"{s:.1%}", {}, {"target_sparsity": s}
+        label, text, num = percent(s), {}, {"target_sparsity": s}
         for col in columns:
             acc = accuracy(sweep, s, col)
             text[f"{col} R2"] = _pm(acc, acc["failed"])
@@ -233,9 +253,9 @@ def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
         for batch in BATCHES:
             for v in REPRESENTATIONS:
                 lat = latency(sweep, s, v, batch)
-                text[f"{SHORT[v]} b{batch}"] = _lat_text(lat, v)
+                text[f"{SHORT[v]} b{batch}"] = _lat_text(lat, v, busy is not None)
                 num.update({f"{v}_b{batch}_ms": lat["ms"]["mean"], f"{v}_b{batch}_ms_std": lat["ms"]["std"],
-                            f"{v}_b{batch}_speedup": lat["speedup"]["mean"]})
+                            f"{v}_b{batch}_speedup": None if busy else lat["speedup"]["mean"]})
         text_rows[label] = text
         num_rows.append(num)
     frame = pd.DataFrame.from_dict(text_rows, orient="index", dtype=object)
@@ -251,6 +271,9 @@ def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
         f"bN = batch N; {cond.get('threads')} threads on {env.get('cpu_model', 'unknown hardware')}, one point "
         f"at a time after all training ({_busy(cond)}); latency columns are the magnitude points'.",
         f"Per-point schedule: {sweep.settings}.",
+        *([f"Timing unreliable: others used {busy:.0f}% of the CPU around it (above {BUSY_PERCENT:.0f}%), so "
+           "every latency is marked and no speedup or break-even is read from them; re-run `spinn-run sweep` "
+           "on an idle machine (trained points are resumed, the timing is taken again)."] if busy else []),
     ])
     return frame, pd.DataFrame(num_rows)
 
