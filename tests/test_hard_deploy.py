@@ -128,3 +128,18 @@ def test_a_soft_export_is_not_a_sequence_model(tmp_path, make_data):
     assert predictor.meta["physics"] == {"mode": "soft"}
     with pytest.raises(SpinnError, match="not a hard-physics export"):
         SequencePredictor(predictor)
+
+
+def test_the_benchmark_times_a_hard_export_with_its_head(hard_run):
+    """What the ONNX Runtime worker times for a hard export is the streamed call, head included:
+    its answer is step's on the same windows, not the body's raw rates."""
+    from spinn_utils.model.sequence_predictor import deployed_call
+
+    paths, data, _ = hard_run
+    predictor = OnnxPredictor(paths.export(VARIANTS.structured))
+    x = data.frames["test"][data.feature_names].to_numpy(np.float32)[:7]
+    timed, _ = deployed_call(predictor, x, threads=1)()
+    t = np.arange(1, 8) * 0.05
+    expected, _ = SequencePredictor(predictor).step(HeadState(0, 0.0), x, 0, t, np.zeros(7))
+    np.testing.assert_allclose(timed, expected, rtol=1e-6)
+    assert not np.allclose(timed, predictor.run(x, 1), rtol=1e-3)

@@ -1,8 +1,7 @@
 """A benchmark worker that runs one ONNX Runtime export in a process that never imports torch.
 
-Started by ``workers.py`` as ``python -m spinn_utils.benchmark.ort_worker``: this is how the
-deployable model runs for a user (``python -m spinn_utils.predict``), ONNX Runtime's own thread
-pool and no torch beside it. It asserts after every message that torch is still not imported.
+Started by ``workers.py`` as ``python -m spinn_utils.benchmark.ort_worker``: the deployable model
+as a user runs it, ONNX Runtime's own pool and no torch beside it (asserted after every message).
 """
 from __future__ import annotations
 
@@ -12,11 +11,12 @@ import numpy as np
 
 from ..core.timing import perf_ms
 from ..model.onnx_predictor import ORT_LOAD_ERRORS, OnnxPredictor
+from ..model.sequence_predictor import deployed_call
 from .worker_loop import serve
 
 
 class OrtRuntime:
-    """ONNX exports by name: raw float32 features in, physical units out."""
+    """ONNX exports by name, each called as deployed (``deployed_call``: a hard one with its head)."""
 
     kernel_errors = ORT_LOAD_ERRORS
 
@@ -35,7 +35,7 @@ class OrtRuntime:
         for name, x in inputs.items():
             model, x = self.models[name], np.ascontiguousarray(x, dtype=np.float32)
             model.session(int(threads), bool(stop_spinning))
-            self.calls[name] = perf_ms(lambda m=model, x=x: m.run(x, int(threads), bool(stop_spinning)))
+            self.calls[name] = perf_ms(deployed_call(model, x, int(threads), bool(stop_spinning)))
 
     def call(self, name: str) -> float:
         return self.calls[name]()

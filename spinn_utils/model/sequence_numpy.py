@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RESET_LOG = -700.0  # as sequence_head.RESET_LOG: exp(-700) is 0 in float64
-SCAN_BLOCK = 256  # rows per block: a 256 x 256 matrix per block, a few ms per million rows
+CHUNK_LOG = 600.0  # a chunk of the scan ends before its decay passes exp(-600): exp(600) fits float64
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ def sequence_columns(groups, cum_time_min, run_start, power_kw, state: HeadState
     groups = np.asarray(groups)
     t = np.asarray(cum_time_min, dtype=np.float64)
     n = len(t)
-    prev_group = np.empty(n, dtype=object)
-    prev_group[1:] = groups[:-1]
-    prev_group[0] = state.group
-    exp_start = np.array([g != p for g, p in zip(groups, prev_group)]) if n else np.zeros(0, bool)
+    exp_start = np.ones(n, dtype=bool)
+    if n:
+        exp_start[1:] = groups[1:] != groups[:-1]
+        exp_start[0] = state.group is None or groups[0] != state.group
     prev_t = np.concatenate([[state.cum_time_min], t[:-1]]) if n else t
     dt = np.where(exp_start, t, t - prev_t)
     run = np.asarray(run_start, dtype=np.float64) > 0
@@ -50,16 +50,27 @@ def softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
-def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0, block: int = SCAN_BLOCK) -> np.ndarray:
-    """``h_i = exp(a_log_i) h_{i-1} + b_i`` from ``h_{-1} = carry``, in blocks (sequence_head)."""
+def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0) -> np.ndarray:
+    """``h_i = exp(a_log_i) h_{i-1} + b_i`` from ``h_{-1} = carry``, for ``b >= 0``, ``carry >= 0``.
+
+    Closed form per chunk: ``h_i = exp(L_i) (carry + sum_{j <= i} b_j exp(-L_j))`` with ``L`` the
+    cumulative ``a_log`` since the chunk's start. A chunk ends before ``L`` falls by ``CHUNK_LOG``
+    (every experiment start, where ``a_log`` is ``RESET_LOG``, ends one), so ``exp(-L)`` stays
+    within float64; all terms are non-negative, so nothing cancels. Linear time, one cumsum per
+    chunk (the torch twin uses blocks because it must be differentiable)."""
     out = np.empty_like(b)
-    for start in range(0, len(b), block):
-        cum = np.cumsum(a_log[start:start + block])
-        diff = cum[:, None] - cum[None, :]
-        decay = np.exp(np.where(np.tri(len(cum), dtype=bool), diff, -np.inf))
-        h = decay @ b[start:start + block] + np.exp(cum) * carry
-        out[start:start + block] = h
-        carry = h[-1]
+    total = np.cumsum(a_log)
+    start = 0
+    while start < len(b):
+        if a_log[start] <= RESET_LOG:  # an experiment starts at ambient: nothing carries over
+            carry, base = 0.0, total[start]
+        else:
+            base = total[start] - a_log[start]  # L just before the chunk
+        end = start + 1 + int(np.searchsorted(-(total[start + 1:] - base), CHUNK_LOG))
+        cum = total[start:end] - base
+        h = np.exp(cum) * (carry + np.cumsum(b[start:end] * np.exp(-cum)))
+        out[start:end] = h
+        carry, start = h[-1], end
     return out
 
 

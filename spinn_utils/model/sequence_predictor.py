@@ -126,3 +126,22 @@ def predictions(predictor: OnnxPredictor, x: np.ndarray, sequence: np.ndarray | 
         return predictor.run(x, threads)
     head = SequencePredictor(predictor)
     return apply_head(head.rates(x, threads), sequence, head.constants)[0]
+
+
+def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_spinning: bool = False):
+    """The call a deployment makes for the rows ``x``, ready to time: ``run`` for a per-window
+    export; for a hard-physics export ``SequencePredictor.step`` over them as one experiment's
+    consecutive windows (body and head, as a live machine streams them)."""
+    if not is_hard(predictor):
+        return lambda: predictor.run(x, threads, stop_spinning)
+    head = SequencePredictor(predictor)
+    times = np.arange(1, len(x) + 1) * 0.05  # consecutive windows of one run
+    starts = np.zeros(len(x), dtype=np.int64)
+
+    def call():
+        rates = (predictor.run(x, threads, stop_spinning).astype(np.float64) - head.y_mean) / head.y_std
+        power = head.power_kw(head._power(x, None, len(x)))
+        seq = sequence_columns(np.zeros(len(x)), times, starts, power, HeadState(0, 0.0))
+        return apply_head(rates, seq, head.constants, HeadState(0, 0.0))
+
+    return call
