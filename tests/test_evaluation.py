@@ -99,7 +99,7 @@ def test_fold_stats_skips_missing_folds():
     stats = fold_stats([0.5, None, 0.7])
     assert stats["n"] == 2 and stats["mean"] == pytest.approx(0.6)
     assert stats["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
-    assert fold_stats([0.4])["std"] == 0.0
+    assert fold_stats([0.4])["std"] is None and fold_stats([0.4])["sem"] is None  # one fold: no spread, not 0
 
 
 def test_write_results(tmp_path, make_data):

@@ -22,6 +22,7 @@ from ..compression.pruning_run import prune_unstructured
 from ..core.env import set_seed
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
+from ..core.spread import mean_sem
 from ..data.dataset import PreparedData
 from ..data.prepare import cv_folds
 from ..model.inference import evaluate_model
@@ -72,13 +73,8 @@ def cv_schedule(cfg: CrossValConfig, train_cfg, prune_cfg) -> tuple:
 
 
 def fold_stats(values: list[float]) -> dict:
-    """Mean, std (ddof=1), standard error and the values over folds; NaN folds are skipped."""
-    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    ok = arr[np.isfinite(arr)]
-    n = int(ok.size)
-    std = float(ok.std(ddof=1)) if n > 1 else 0.0
-    return {"mean": float(ok.mean()) if n else None, "std": std,
-            "sem": std / np.sqrt(n) if n > 1 else 0.0, "n": n, "values": arr.tolist()}
+    """``core.spread.mean_sem`` over folds (NaN folds skipped; one fold: no std, no sem) and the values."""
+    return {**mean_sem(values), "values": [np.nan if v is None else float(v) for v in values]}
 
 
 def summarize_folds(folds: list[dict], model: str) -> dict:
@@ -177,7 +173,7 @@ def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, t
 def _pm(stats: dict, sign: str = "") -> str:
     if stats["mean"] is None:
         return "n/a"
-    return f"{stats['mean']:{sign}.3f} +- {stats['std']:.3f}"
+    return f"{stats['mean']:{sign}.3f} " + ("(n=1)" if stats["std"] is None else f"+- {stats['std']:.3f}")
 
 
 def cv_table(cv: dict) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
 from ..core.results_files import write_metric
 from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
 from ..core.results_schema_sweep import Sweep
+from ..core.spread import mean_sem
 from ..core.stages import contract_files
 from .physics_checks import physics_holds_item, physics_item
 from .results import (
@@ -257,7 +258,7 @@ class PairedDifference:
     """SPINN - dense mean per-output R2 over CV folds and seeds together."""
 
     mean: float
-    sem: float  # standard error of the mean
+    sem: float | None  # standard error of the mean (None: one value, no spread)
     n: int
     folds: int
     seeds: int
@@ -273,8 +274,7 @@ def paired_differences(results: RunResults) -> PairedDifference | None:
     if not values:
         return None
     arr = np.asarray(values, dtype=np.float64)
-    sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else 0.0
-    return PairedDifference(mean=float(arr.mean()), sem=sem, n=int(arr.size),
+    return PairedDifference(mean=float(arr.mean()), sem=mean_sem(values)["sem"], n=int(arr.size),
                             folds=len(found["cross_validation"]), seeds=len(found["seed_runs"]))
 
 
@@ -286,10 +286,10 @@ def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: Sweep | None
     better_test = None if spinn is None or dense is None else spinn > dense
     # Decision rule: a gain counts only when the mean paired difference over folds and seeds
     # exceeds one standard error; one test split or one seed is noise, not an improvement.
-    better_cv = None if diff is None else diff.mean > diff.sem
+    better_cv = None if diff is None or diff.sem is None else diff.mean > diff.sem
     r2_text = (f"test mean per-output R2 dense {_r3(dense)} -> SPINN {_r3(spinn)}; paired difference "
                "(SPINN - dense) over CV folds and seeds "
-               + (f"{diff.mean:+.3f} (standard error {diff.sem:.3f}, {diff.folds} folds + "
+               + (f"{diff.mean:+.3f} (standard error {'n/a' if diff.sem is None else f'{diff.sem:.3f}'}, {diff.folds} folds + "
                   f"{diff.seeds} seeds)" if diff else NOT_MEASURED))
     tol = cfg.claimed_r2_tolerance
     as_claimed = (None if dense is None or spinn is None else

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..core.io import atomic_path, read_json
@@ -35,6 +34,7 @@ from ..core.paths import ResultsPaths
 from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
 from ..core.results_files import decode_record
 from ..core.results_schema_sweep import PointTiming, Sweep, SweepPoint
+from ..core.spread import mean_sem
 from .results import NOT_MEASURED
 from .table1 import to_latex, to_markdown
 
@@ -78,13 +78,6 @@ def load_sweep(results_dir) -> Sweep | None:
                          "re-run `spinn-run sweep` on this folder (finished points are resumed)")
 
 
-def _stats(values: list[float]) -> dict:
-    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if not arr.size:
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None, "n": int(arr.size)}
-
-
 def sparsities(sweep: Sweep) -> list[float]:
     return sorted({p.target_sparsity for p in sweep.points})
 
@@ -113,13 +106,13 @@ def accuracy(sweep: Sweep, sparsity: float, column: str) -> dict:
     how many points failed."""
     pts, variant = _model_points(sweep, sparsity, column)
     ok = [p for p in pts if p.status == "ok"]
-    return {**_stats([_r2(p, variant) for p in ok]), "failed": len(pts) - len(ok), "points": len(pts)}
+    return {**mean_sem([_r2(p, variant) for p in ok]), "failed": len(pts) - len(ok), "points": len(pts)}
 
 
 def dense_r2(sweep: Sweep) -> dict:
     """The dense model's test mean per-output R2 over seeds (each seed's dense model once)."""
     by_seed = {p.seed: _r2(p, VARIANTS.dense) for p in sweep.points if p.status == "ok"}
-    return _stats(list(by_seed.values()))
+    return mean_sem(list(by_seed.values()))
 
 
 def _timing(point: SweepPoint, batch: int, variant: str) -> PointTiming | None:
@@ -133,8 +126,8 @@ def latency(sweep: Sweep, sparsity: float, variant: str, batch: int) -> dict:
     choice: the magnitude points where there are any)."""
     pts = [p for p in _points(sweep, sparsity) if p.status == "ok" and p.latency]
     rows = [r for r in (_timing(p, batch, variant) for p in pts) if r is not None]
-    return {"ms": _stats([r.median_ms for r in rows]),
-            "speedup": _stats([r.speedup_vs_dense for r in rows])}
+    return {"ms": mean_sem([r.median_ms for r in rows]),
+            "speedup": mean_sem([r.speedup_vs_dense for r in rows])}
 
 
 def break_even(sweep: Sweep, variant: str, batch: int) -> dict:
@@ -165,10 +158,9 @@ def magnitude_vs_random(sweep: Sweep) -> list[dict]:
         diffs = [mag[k] - rnd[k] for k in sorted(set(mag) & set(rnd)) if mag[k] is not None and rnd[k] is not None]
         if not diffs:
             continue
-        arr = np.asarray(diffs)
-        sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
-        beats = None if sem is None else bool(arr.mean() > sem)
-        out.append({"sparsity": s, "mean": float(arr.mean()), "sem": sem, "n": int(arr.size), "beats": beats})
+        d = mean_sem(diffs)
+        beats = None if d["sem"] is None else bool(d["mean"] > d["sem"])
+        out.append({"sparsity": s, "mean": d["mean"], "sem": d["sem"], "n": d["n"], "beats": beats})
     return out
 
 
@@ -179,9 +171,8 @@ def pruned_vs_dense(sweep: Sweep, method: str = "magnitude") -> list[dict]:
         diffs = [_r2(p, VARIANTS.masked) - _r2(p, VARIANTS.dense) for p in _points(sweep, s, method)
                  if p.status == "ok" and _r2(p, VARIANTS.masked) is not None and _r2(p, VARIANTS.dense) is not None]
         if diffs:
-            arr = np.asarray(diffs)
-            sem = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
-            out.append({"sparsity": s, "mean": float(arr.mean()), "sem": sem, "n": int(arr.size)})
+            d = mean_sem(diffs)
+            out.append({"sparsity": s, "mean": d["mean"], "sem": d["sem"], "n": d["n"]})
     return out
 
 
@@ -191,7 +182,7 @@ def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
     timed = [_timing(p, batch, VARIANTS.dense) for p in sweep.points if p.status == "ok"]
     dense_ms = [t.median_ms for t in timed if t is not None]
     dense = {"label": "dense", "variant": VARIANTS.dense, "sparsity": 0.0, "method": None,
-             "ms": _stats(dense_ms)["mean"], "r2": dense_r2(sweep)["mean"]}
+             "ms": mean_sem(dense_ms)["mean"], "r2": dense_r2(sweep)["mean"]}
     cands.append(dense)
     for s in sparsities(sweep):
         for method in [m for m in METHODS if _points(sweep, s, m)]:
