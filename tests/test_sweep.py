@@ -22,7 +22,7 @@ from spinn_utils.core.typed_json import parse
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import main, parse_args
 from spinn_utils.pipeline.notebooks import UsageError
-from spinn_utils.pipeline.preflight import lock_path
+from spinn_utils.pipeline.preflight import MANIFEST_FORMAT, lock_path
 from spinn_utils.pipeline.sweep_collect import BUSY_PERCENT, cpu_busy_percent
 from spinn_utils.pipeline.sweep_spec import make_spec, point_id
 from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_seed
@@ -162,8 +162,9 @@ def test_a_failing_notebook_is_recorded_with_its_one_line_error(tmp_path):
     rec = run_notebooks(folder, {"03": str(path)}, {"03": {"seed": 7}}, 1, "python3", {"id": "p"})
     assert rec["status"] == "failed" and rec["error"].startswith("notebook 03: cell ")
     assert "ValueError: boom at 7" in rec["error"] and "\n" not in rec["error"]
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "failed" and manifest["notebooks"][0]["error"] == rec["error"]
+    manifest = json.loads((folder / "manifest.json").read_text())  # the driver's own, with the task's values
+    assert manifest["status"] == "failed" and rec["error"] == f"notebook 03: {manifest['notebooks'][0]['error']}"
+    assert manifest["format"] == MANIFEST_FORMAT and manifest["sweep"] == {"id": "p", "parameters": {"03": {"seed": 7}}}
     assert (folder / "executed" / "03_fail.ipynb").is_file()
 
 
@@ -264,7 +265,6 @@ def test_table3_states_what_ran_beside_the_timing():
     assert "load average 2.4" in " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
 
 
-@pytest.mark.slow
 def test_sparsity_labels_keep_their_digits():
     body = synthetic_sweep_json()
     for p in body["points"]:
@@ -287,6 +287,7 @@ def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
     assert items["Sparse-storage break-even sparsity (sweep, measured)"].status == "not run"
 
 
+@pytest.mark.slow
 def test_the_idle_check_sees_cores_in_use():
     """The timing's idle check measures now, not the last minute: busy while spinners run."""
     spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"

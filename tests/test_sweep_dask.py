@@ -106,3 +106,11 @@ def test_smoke_sweep_on_a_dask_cluster_resumes_and_is_drawn(tmp_path, dask_clust
                                progress_bar=False)
     for name in (SWEEP_FIGURES.accuracy, SWEEP_FIGURES.latency, SWEEP_FIGURES.pareto):
         assert (out / "sweep" / "figures" / f"{name}.png").is_file()
+
+    # A point is a run like any other: the driver re-runs it from notebook 03 (docs/sweeps.md).
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [e["notebook"][:2] for e in manifest["notebooks"]] == ["01", "02", "03", "05", "08"]
+    assert main(["run", "--smoke", "--output", str(folder), "--from", "03"], notebook_dir=ROOT / "notebooks") == 0
+    rerun = json.loads((folder / "manifest.json").read_text())
+    assert rerun["status"] == "ok" and [e.get("from_run") is None for e in rerun["notebooks"]][:3] == [False, False, True]
+    assert (folder / "tables" / "table1.md").is_file()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -61,6 +61,8 @@ class RunPlan:
     notebooks: list[Path]
     parameters: dict[Path, dict]
     cwd: Path  # the kernels' working directory (the repository)
+    kernel_env: dict = field(default_factory=dict)  # added to the kernels' environment (a sweep point's threads)
+    record: dict = field(default_factory=dict)  # added to the manifest (a sweep point's grid values)
 
 
 def git_commit(root: Path = REPO_ROOT) -> dict:
@@ -165,7 +167,8 @@ def _execute(nb: Path, plan: RunPlan, args) -> None:
         str(nb), str(ResultsPaths(plan.output).executed / nb.name), parameters=plan.parameters[nb],
         cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
         log_output=args.verbose,
-        kernel_manager_class=kernel_manager_class(ResultsPaths(plan.output).executed / "kernels.log"),
+        kernel_manager_class=kernel_manager_class(ResultsPaths(plan.output).executed / "kernels.log",
+                                                  plan.kernel_env or None),
     )
 
 
@@ -227,7 +230,7 @@ def run_notebooks(plan: RunPlan, args) -> int:
                 print(f"note: {note}")
             stage, rc = staging.begin(plan.output), 1
             try:
-                rc = _run_plan(plan, args)
+                rc = run_plan(plan, args)
                 return rc
             finally:
                 failed = staging.end(stage, ok=rc == 0)
@@ -240,12 +243,14 @@ def run_notebooks(plan: RunPlan, args) -> int:
         _unquiet()
 
 
-def _run_plan(plan: RunPlan, args) -> int:
-    """The notebooks of ``plan`` in order, the manifest rewritten after each one."""
+def run_plan(plan: RunPlan, args) -> int:
+    """The notebooks of ``plan`` in order, the manifest rewritten after each one (no lock, no
+    staging: ``run_notebooks`` adds them; a sweep task runs this into its own fresh folder)."""
     paths = ResultsPaths(plan.output)
     paths.executed.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
     earlier, manifest, total_start = _earlier_entries(paths, plan), new_manifest(args), time.perf_counter()
+    manifest.update(plan.record)
     ran: list[dict] = []
     print(f"running {len(plan.notebooks)} notebook(s) -> {plan.output}")
     for i, nb in enumerate(plan.notebooks, 1):

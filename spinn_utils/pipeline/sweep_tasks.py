@@ -1,8 +1,9 @@
 """What a Dask worker runs for the sweep: a seed's notebooks 01-02, or a point's 03, 05_5 and 08.
 
-Each task is papermill on the pipeline's own notebooks into one results folder, so a point is a
-complete run that can be opened and re-run alone (``run_all.py --output <point> --from 03``):
-its ``lineage.json`` holds notebooks 01 to 08 and ``executed/`` the notebooks that made it. A
+Each task runs the pipeline's own notebooks through the driver's own ``runner.run_plan`` into one
+results folder, so a point is a complete run with the driver's manifest that can be opened and
+re-run alone (``run_all.py --output <point> --from 03``): its ``lineage.json`` holds notebooks 01
+to 08, its manifest lists them (01-02 from the seed's run) and ``executed/`` has the notebooks. A
 point's data and dense model are its seed's, linked (a hard link where the file system allows,
 else a copy) with their lineage entries, so every sparsity and method of a seed starts from the
 same dense model. Kernels get the thread counts in their environment (``OMP_NUM_THREADS``...):
@@ -16,25 +17,23 @@ Workers need this package installed and the results folder on a shared file syst
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import os
 import platform
 import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import papermill
-from papermill.exceptions import PapermillExecutionError
-
-from ..core.env import environment_info
 from ..core.errors import first_line
 from ..core.io import file_sha256, read_json, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import MANIFEST
-from .preflight import MANIFEST_FORMAT
-from .runner import cell_error, kernel_manager_class
+from .notebooks import notebook_id
+from .runner import RunPlan, run_plan
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 RECORD = MANIFEST  # the folder's manifest, in the driver's shape, plus "sweep": the task's parameters
@@ -110,45 +109,29 @@ def share_seed(seed_folder: Path, folder: Path, notebooks: tuple[str, ...]) -> N
     for nb in sorted(executed.glob("*.ipynb")):
         _link(nb, ResultsPaths(folder).executed / nb.name)
     write_json(folder / LINEAGE, {nb: lineage[nb] for nb in notebooks})
-
-
-def _execute(nb: Path, folder: Path, params: dict, threads: int, kernel: str) -> None:
-    executed = ResultsPaths(folder).executed
-    executed.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(nb), str(executed / nb.name), parameters=params, cwd=str(nb.parent.parent),
-        kernel_name=kernel, progress_bar=False, log_output=False,
-        kernel_manager_class=kernel_manager_class(executed / "kernels.log", kernel_env(threads)))
+    if (seed_folder / RECORD).is_file():  # the point's manifest then lists the seed's notebooks too
+        shutil.copy2(seed_folder / RECORD, folder / RECORD)
 
 
 def run_notebooks(folder: Path, notebooks: dict[str, str], parameters: dict[str, dict], threads: int,
                   kernel: str, about: dict) -> dict:
-    """Execute ``notebooks`` (id -> path) into ``folder`` in order; the manifest is rewritten
-    after each one. Returns ``{"status", "error", "seconds"}``; a failure stops the rest."""
-    start, ran = time.perf_counter(), []
-    manifest = {"format": MANIFEST_FORMAT, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": ran,
-                "status": "running", "sweep": {**about, "parameters": parameters},
-                "environment": environment_info("cpu"), "threads": threads, "host": platform.node()}
-    status, error = "ok", None
-    for nb_id, nb in notebooks.items():
-        entry = {"notebook": Path(nb).name, "parameters": parameters[nb_id], "status": "running"}
-        ran.append(entry)
-        write_json(folder / RECORD, manifest)
-        t0 = time.perf_counter()
-        try:
-            _execute(Path(nb), folder, parameters[nb_id], threads, kernel)
-        except PapermillExecutionError as err:
-            status, error = "failed", f"notebook {nb_id}: {cell_error(err)}"
-        except Exception as err:  # noqa: BLE001 - a dead kernel or a missing one: recorded, not raised
-            status, error = "failed", f"notebook {nb_id}: {type(err).__name__}: {first_line(err)}"
-        entry.update(status="ok" if status == "ok" else "failed", seconds=round(time.perf_counter() - t0, 2))
-        if status != "ok":
-            entry["error"] = error
-            break
-    manifest.update(status=status, total_seconds=round(time.perf_counter() - start, 2),
-                    **({"error": error} if error else {}))
-    write_json(folder / RECORD, manifest)
-    return {"status": status, "error": error, "seconds": manifest["total_seconds"]}
+    """Execute ``notebooks`` (id -> path) into ``folder`` with the driver's own ``runner.run_plan``
+    (the same execution and manifest as ``run_all.py``; the manifest adds ``"sweep"``: ``about``
+    and the parameters, which resume compares). Returns ``{"status", "error", "seconds"}``."""
+    paths = [Path(nb) for nb in notebooks.values()]
+    plan = RunPlan(folder, paths, {Path(notebooks[i]): parameters[i] for i in notebooks}, paths[0].parent.parent,
+                   kernel_env(threads), {"command": ["spinn-run", "sweep"], "threads": threads, "host": platform.node(),
+                                         "sweep": {**about, "parameters": parameters}})
+    first = {k: v for p in parameters.values() for k, v in p.items()}  # the values every notebook shares
+    args = argparse.Namespace(smoke=first.get("smoke", False), seed=first.get("seed"), device=first.get("device", "cpu"),
+                              kernel=kernel, progress=False, verbose=False)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        rc = run_plan(plan, args)  # its progress lines belong to a terminal, not to a worker's log
+    manifest = read_json(folder / RECORD, "sweep task manifest")
+    failed = next((e for e in manifest["notebooks"] if e["status"] != "ok"), None)
+    error = None if failed is None else f"notebook {notebook_id(Path(failed['notebook']))}: {failed.get('error')}"
+    return {"status": "ok" if rc == 0 else "failed", "error": error, "seconds": round(time.perf_counter() - start, 2)}
 
 
 def _fresh(folder: Path) -> None:
