@@ -61,6 +61,7 @@ BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, which Excel's "CSV UTF-8" puts b
 # is read as text, so that the output keeps it exactly as written, and the features are converted here.
 NULL_TEXT = pa.array(["", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "-NaN", "-nan", "None"])
 STDOUT = "-"
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 
 def output_column(target: dict) -> str:
@@ -361,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         columns = {"group_col": args.group_col, "time_col": args.time_col, "run_col": args.run_col}
         rows, flagged = predict_csv(predictor, args.csv, args.output, threads,
                                     inputs=(args.model, str(sidecar_path(args.model))), columns=columns)
+    except BrokenPipeError:  # the reader stopped early (``| head``): stop quietly, as a shell's tools do
+        with contextlib.suppress(OSError, ValueError):  # and no second error from the flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
     except (SpinnError, OSError) as err:
         print(f"predict: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

@@ -59,6 +59,18 @@ def test_output_dash_and_any_name_of_stdout_write_the_csv_to_standard_output(exp
     assert not (tmp_path / "-").exists() and to_stdout.is_symlink()
 
 
+def test_a_reader_that_stops_early_ends_the_run_quietly(exported, tmp_path):
+    """``predict --output - | head -1``: no 'Broken pipe' error, the exit status a shell gives."""
+    model, csv, frame = exported
+    big = tmp_path / "big.csv"
+    pd.concat([frame] * 2000, ignore_index=True).to_csv(big, index=False)  # more than a pipe's buffer
+    proc = subprocess.Popen([sys.executable, "-m", "spinn_utils.predict", "--model", str(model), "--csv", str(big),
+                             "--output", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout.readline().startswith(b'"experiment"')
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""
+
+
 def test_a_symlink_is_written_through_and_special_files_are_streamed_or_refused(exported, tmp_path, capsys):
     model, csv, frame = exported
     target = tmp_path / "real.csv"
