@@ -32,11 +32,11 @@ from ..core.registry import METRICS, VARIANTS
 from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
-from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS
+from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS, SWEEP
 from .sweep_tasks import THREAD_VARS, UNSET
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
-BATCHES = (1, 1000)  # one request, and an offline batch (Table 1's point)
+BATCHES = SWEEP.batches
 TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured, VARIANTS.structured_ort)
 
 

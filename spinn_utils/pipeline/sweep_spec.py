@@ -1,7 +1,7 @@
 """What a sparsity sweep runs: its grid, seeds and per-point settings, checked before anything runs.
 
 A sweep point is one (target_sparsity, prune_method, seed); it is the pipeline's own notebooks
-run by papermill with parameters, never a second implementation: notebooks 01-02 once per seed
+run by the driver's runner with parameters, never a second implementation: notebooks 01-02 once per seed
 (``<output>/sweep/seeds/<seed>/``), then 03, 05_5 and 08 per point
 (``<output>/sweep/points/<id>/``). The grid comes from ``--grid NAME=V1,V2`` flags or a JSON/YAML
 sweep file, and goes through the same pre-flight as a normal run (``params.plan_parameters`` and
@@ -9,10 +9,10 @@ sweep file, and goes through the same pre-flight as a normal run (``params.plan_
 and exit 2, before any folder is written.
 
 Per-point settings are light so the default sweep (6 sparsities x 2 methods x 3 seeds, 36 points)
-fits a 2-core CPU in <= 25 minutes: the dense model trains with the cross-validation schedule
-(``CrossValConfig``: <= 40 epochs, patience 15), pruning takes 3 stages with 5 / 12 epochs of
-fine-tuning and 15 for the structured model, and notebook 08 skips cross-validation, the seed
-re-runs and the baselines (the sweep's seeds are its spread). Every knob can be changed with
+fits a 2-core CPU in <= 25 minutes: ``reporting.sweep_report.SWEEP`` states them (with the methods,
+batches and timed representations): the dense model trains <= 40 epochs with patience 15, pruning
+takes 3 stages with 5 / 12 epochs of fine-tuning and 15 for the structured model, and notebook 08
+skips cross-validation, the seed re-runs and the baselines (the sweep's seeds are its spread). Every knob can be changed with
 ``-p NAME=VALUE`` (or ``"parameters"`` in a sweep file). ``--smoke`` uses the notebooks' own
 smoke settings instead.
 """
@@ -27,6 +27,7 @@ import yaml
 
 from ..core.env import resolve_device
 from ..core.registry import SWEEP_DIR
+from ..reporting.sweep_report import SWEEP
 from .notebooks import UsageError, discover, notebook_id
 from .params import parse_value, plan_parameters
 from .preflight import RESERVED, SEED_MAX, check_kernel, check_values
@@ -34,15 +35,13 @@ from .preflight import RESERVED, SEED_MAX, check_kernel, check_values
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
 POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
 AXES = ("target_sparsity", "prune_method")  # the grid's names: rows and columns of Table 3
-METHODS = ("magnitude", "random")
+METHODS = SWEEP.methods
 DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98), "prune_method": METHODS}
 DEFAULT_SEEDS = (42, 43, 44)
 SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": METHODS}  # two points: both methods run
 SMOKE_SEEDS = (42,)
-# The light per-point schedule (see the module docstring); None where --smoke uses the smoke config.
-LIGHT = {"epochs": 40, "patience": 15, "n_stages": 3, "finetune_epochs": 5, "final_finetune_epochs": 12,
-         "structured_finetune_epochs": 15}
-POINT_FIXED = {"run_cv": False, "run_baselines": False, "n_seeds": 1}  # notebook 08: one test split, no extras
+LIGHT = dict(SWEEP.light)  # the light per-point schedule; --smoke uses the notebooks' smoke settings
+POINT_FIXED = dict(SWEEP.notebook_08)  # notebook 08: one test split, no extras
 
 
 @dataclass(frozen=True)

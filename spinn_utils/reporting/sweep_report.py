@@ -25,10 +25,12 @@ point exists). Reference: Blalock et al., "What is the state of neural network p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from ..compression.magnitude import PRUNE_METHODS
 from ..core.io import atomic_path, read_json
 from ..core.paths import ResultsPaths
 from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
@@ -38,15 +40,33 @@ from ..core.spread import mean_sem
 from .results import NOT_MEASURED
 from .table1 import to_latex, to_markdown
 
-METHODS = ("magnitude", "random")
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every sweep point runs and is timed with, stated once: the spec, the timing and Table 3
+    read it from here."""
+
+    methods: tuple[str, ...] = PRUNE_METHODS  # the prune_method axis: compression's own list
+    # The representations timed per point, dense last (the reference line).
+    representations: tuple[str, ...] = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured,
+                                        VARIANTS.structured_ort, VARIANTS.dense)
+    batches: tuple[int, ...] = (1, 1000)  # one request, and an offline batch (Table 1's point)
+    # A light per-point schedule of its own (shorter than notebooks 02/03 and than CrossValConfig's
+    # 6 / 15 fine-tuning epochs) so 36 points fit a 2-core CPU in <= 25 minutes; --smoke uses the
+    # notebooks' smoke settings instead.
+    light: tuple[tuple[str, object], ...] = (("epochs", 40), ("patience", 15), ("n_stages", 3),
+                                             ("finetune_epochs", 5), ("final_finetune_epochs", 12),
+                                             ("structured_finetune_epochs", 15))
+    notebook_08: tuple[tuple[str, object], ...] = (("run_cv", False), ("run_baselines", False), ("n_seeds", 1))
+
+
+SWEEP = SweepSettings()
+METHODS, REPRESENTATIONS = SWEEP.methods, SWEEP.representations
+BATCHES = tuple(sorted(SWEEP.batches, reverse=True))  # Table 3's column order: the offline batch first
 STRUCTURED = "structured"  # Table 3's third accuracy column
-# The representations timed per point, dense last (the reference line).
-REPRESENTATIONS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured, VARIANTS.structured_ort,
-                   VARIANTS.dense)
 SPARSE_STORAGE = (VARIANTS.coo, VARIANTS.csr)
 SHORT = {VARIANTS.masked: "masked", VARIANTS.coo: "COO", VARIANTS.csr: "CSR", VARIANTS.structured: "structured",
          VARIANTS.structured_ort: "structured ORT", VARIANTS.dense: "dense"}
-BATCHES = (1000, 1)
 BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which a sweep's timing is unreliable
 
 
