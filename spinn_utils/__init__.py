@@ -58,8 +58,9 @@ _API = {
     "reporting.table2": ("build_table2", "write_table2"),
     "reporting.checklist": ("build_checklist", "checklist_frames", "write_checklist"),
     "reporting.figures": ("FigureConfig", "make_figures"),
-    "reporting.sweep_report": ("load_sweep", "sweep_summary", "table3_frames", "write_table3"),
-    "reporting.sweep_figures": ("make_sweep_figures",),
+    "reporting.sweep_report": ("load_sweep", "summary_of", "sweep_summary", "table3_frames", "table3_paths",
+                               "write_table3"),
+    "reporting.sweep_figures": ("make_sweep_figures", "sweep_figure_paths"),
     "pipeline.archive": ("ArtifactsConfig", "mount_drive", "save_artifacts"),
     "pipeline.sweep": ("sweep_here",),
 }

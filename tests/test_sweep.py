@@ -14,7 +14,7 @@ import torch
 
 from spinn_utils.benchmark.bench_config import available_cores
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.io import file_sha256, write_json
+from spinn_utils.core.io import file_sha256, to_jsonable, write_json
 from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
 from spinn_utils.core.results_files import write_result
 from spinn_utils.core.results_schema_sweep import Sweep
@@ -29,13 +29,16 @@ from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_s
 from spinn_utils.reporting.checklist import checklist
 from spinn_utils.reporting.figures import FigureConfig
 from spinn_utils.reporting.results import ReportConfig, RunResults
-from spinn_utils.reporting.sweep_figures import make_sweep_figures
+from spinn_utils.reporting.sweep_figures import make_sweep_figures, sweep_figure_paths
 from spinn_utils.reporting.sweep_report import (
     break_even,
     load_sweep,
     magnitude_vs_random,
     pareto_points,
+    summary_of,
+    sweep_summary,
     table3_frames,
+    table3_paths,
     write_table3,
 )
 
@@ -250,10 +253,11 @@ def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
     front = sorted((p for p in pareto_points(sweep) if p["pareto"]), key=lambda p: p["ms"])
     assert front and all(a["ms"] < b["ms"] and a["r2"] < b["r2"] for a, b in zip(front, front[1:]))
     written = write_table3(sweep, tmp_path)
-    assert [p.name for p in written] == ["table3.md", "table3.tex", "table3.csv"]
+    assert [p.name for p in written] == ["table3.md", "table3.tex", "table3.csv"] and written == table3_paths(tmp_path)
     assert "| Target sparsity |" in written[0].read_text()
     figures = make_sweep_figures(sweep, tmp_path, FigureConfig(dpi=50, formats=("png",)))
     assert {p.stem for p in figures} == {SWEEP_FIGURES.accuracy, SWEEP_FIGURES.latency, SWEEP_FIGURES.pareto}
+    assert figures == sweep_figure_paths(tmp_path, FigureConfig(dpi=50, formats=("png",)))
 
 
 def test_table3_states_what_ran_beside_the_timing():
@@ -263,6 +267,16 @@ def test_table3_states_what_ran_beside_the_timing():
     assert "CPU 3% busy over 1 s before" in notes and "2.4" not in notes
     body["timing"] = {"threads": [2], "load_average_1min_before": 2.4}  # a sweep from before the busy check
     assert "load average 2.4" in " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
+
+
+def test_the_checklist_reads_the_summary_the_sweep_stored():
+    """Computed once, by the sweep: the checklist (and notebook 10) read sweep.json's summary."""
+    body = synthetic_sweep_json()
+    body["summary"] = to_jsonable(sweep_summary(parse(Sweep, body)))
+    assert summary_of(parse(Sweep, body)) == body["summary"]
+    body["summary"]["magnitude_vs_random"] = [{"sparsity": 0.5, "mean": -0.1, "sem": 0.01, "n": 3, "beats": False}]
+    items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=parse(Sweep, body)).items}
+    assert items["Magnitude beats random pruning (sweep)"].measured == "0/1 sparsities"
 
 
 def test_sparsity_labels_keep_their_digits():

@@ -21,9 +21,8 @@ from .sweep_report import (
     SHORT,
     SPARSE_STORAGE,
     break_even,
-    magnitude_vs_random,
     percent,
-    pruned_vs_dense,
+    summary_of,
     timing_busy,
 )
 
@@ -37,7 +36,7 @@ def _diff_text(row: dict) -> str:
 
 
 def magnitude_item(sweep: Sweep) -> dict:
-    rows = magnitude_vs_random(sweep)
+    rows = summary_of(sweep)["magnitude_vs_random"]
     judged = [r for r in rows if r["beats"] is not None]
     if not judged:
         why = "no sparsity with both methods" if not rows else "fewer than 2 paired seeds"
@@ -51,7 +50,8 @@ def magnitude_item(sweep: Sweep) -> dict:
 
 def break_even_item(sweep: Sweep, cfg: ReportConfig) -> dict:
     design = PruneConfig().target_sparsity
-    found = {(v, b): break_even(sweep, v, b) for b in (cfg.batch_size, 1) for v in SPARSE_STORAGE}
+    stored = {(r["variant"], r["batch_size"]): r for r in summary_of(sweep)["break_even"]}
+    found = {(v, b): stored.get((v, b)) or break_even(sweep, v, b) for b in (cfg.batch_size, 1) for v in SPARSE_STORAGE}
     at_table = [found[(v, cfg.batch_size)]["sparsity"] for v in SPARSE_STORAGE]
     measured = [s for s in at_table if s is not None]
     reached = any((found[(v, cfg.batch_size)]["max_measured"] or 0) >= design for v in SPARSE_STORAGE)
@@ -77,7 +77,7 @@ def generalisation_evidence(sweep: Sweep | None) -> str:
     """The sweep's SPINN (magnitude, masked) - dense test R2 per sparsity, paired over seeds."""
     if sweep is None:
         return f"sweep: {NOT_MEASURED} (no sweep/sweep.json)"
-    rows = pruned_vs_dense(sweep)
+    rows = summary_of(sweep)["pruned_vs_dense"]
     better = [r for r in rows if r["sem"] is not None and r["mean"] > r["sem"]]
     return (f"sweep (magnitude {SHORT[VARIANTS.masked]} - dense, paired over seeds; light schedule, "
             f"reported, not part of the verdict): " + ("; ".join(_diff_text(r) for r in rows) or NOT_MEASURED)

@@ -126,12 +126,19 @@ def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
     return fig
 
 
-def make_sweep_figures(sweep: Sweep, results_dir, cfg: FigureConfig | None = None) -> list[Path]:
-    """Draw and write the three sweep figures; returns the files written."""
+DRAW = {SWEEP_FIGURES.accuracy: fig_accuracy, SWEEP_FIGURES.latency: fig_latency, SWEEP_FIGURES.pareto: fig_pareto}
+
+
+def sweep_figure_paths(results_dir, cfg: FigureConfig | None = None) -> list[Path]:
+    """``<results>/sweep/figures/<name>.<format>``: where the sweep writes its figures (once)."""
     cfg = cfg or FigureConfig()
-    out_dir = Path(results_dir) / SWEEP_DIR / "figures"
+    return [Path(results_dir) / SWEEP_DIR / "figures" / f"{name}.{fmt}" for name in DRAW for fmt in cfg.formats]
+
+
+def make_sweep_figures(sweep: Sweep, results_dir, cfg: FigureConfig | None = None) -> list[Path]:
+    """Draw and write the three sweep figures (``sweep_figure_paths``); returns the files written."""
+    cfg = cfg or FigureConfig()
     out = []
-    for name, draw in ((SWEEP_FIGURES.accuracy, fig_accuracy), (SWEEP_FIGURES.latency, fig_latency),
-                       (SWEEP_FIGURES.pareto, fig_pareto)):
-        out += save_figure(draw(sweep, cfg), out_dir, name, cfg)
+    for name, draw in DRAW.items():
+        out += save_figure(draw(sweep, cfg), Path(results_dir) / SWEEP_DIR / "figures", name, cfg)
     return out

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..compression.magnitude import PRUNE_METHODS
-from ..core.io import atomic_path, read_json
+from ..core.io import atomic_path, read_json, to_jsonable
 from ..core.paths import ResultsPaths
 from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
 from ..core.results_files import decode_record
@@ -289,17 +289,27 @@ def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, pd.DataFrame(num_rows)
 
 
-def write_table3(sweep: Sweep, results_dir) -> list[Path]:
-    """``<results>/sweep/tables/table3.{md,tex,csv}`` atomically (CSV: the numbers, unformatted)."""
-    frame, numbers = table3_frames(sweep)
+def table3_paths(results_dir) -> list[Path]:
+    """``<results>/sweep/tables/table3.{md,tex,csv}``: where the sweep writes Table 3 (once)."""
     paths = ResultsPaths(Path(results_dir) / SWEEP_DIR)
+    return [paths.table(suffix, TABLE3) for suffix in TABLE_FORMATS]
+
+
+def write_table3(sweep: Sweep, results_dir) -> list[Path]:
+    """``table3_paths`` written atomically (CSV: the numbers, unformatted)."""
+    frame, numbers = table3_frames(sweep)
     texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": numbers.to_csv(index=False)}
-    out = []
-    for suffix in TABLE_FORMATS:
-        with atomic_path(paths.table(suffix, TABLE3)) as tmp:
+    out = table3_paths(results_dir)
+    for suffix, path in zip(TABLE_FORMATS, out):
+        with atomic_path(path) as tmp:
             tmp.write_text(texts[suffix])
-        out.append(paths.table(suffix, TABLE3))
     return out
+
+
+def summary_of(sweep: Sweep) -> dict:
+    """The summary the sweep computed and stored in ``sweep.json`` (computed here only for a file
+    that holds none): notebook 10 and the checklist read this one."""
+    return sweep.summary or to_jsonable(sweep_summary(sweep))
 
 
 def sweep_summary(sweep: Sweep) -> dict:
