@@ -330,3 +330,16 @@ def test_table1_shows_the_rate_the_int8_column_and_the_deploy_choice():
     assert f"Deploy: {VARIANTS.structured_ort} (int8 not recommended: mean per-output R2 drops by 0.0150 > 0.01" in notes
     res = evolve(res, "test_evaluation.models", {**models, VARIANTS.structured_int8_ort: metrics(0.82, 0.715)})  # 0.0025
     assert f"Deploy: {VARIANTS.structured_int8_ort} (int8 recommended" in " ".join(table1(res).attrs["notes"])
+
+
+def test_table2_over_runs_gives_mean_and_sample_std_per_cell():
+    from spinn_utils.reporting.table2 import table2_over_runs
+
+    res = fake_results()
+    other = evolve(res, "test_evaluation.baselines.models", {
+        **res.test_evaluation.baselines.models,
+        "linear": evolve(res.test_evaluation.baselines.models["linear"], "mean_r2", 0.55)})
+    t = table2_over_runs([res, other])
+    assert t.loc["Mean per-output R2 (test)", "Linear (ridge)"] == "0.500 +- 0.071"  # 0.45, 0.55
+    assert table2_over_runs([res]).loc["Mean per-output R2 (test)", "Linear (ridge)"] == "0.450"  # no spread
+    assert t.loc["Thermal ODE residual RMS (um)", "Train mean"] == NOT_MEASURED

@@ -14,6 +14,7 @@ from ..core.paths import ResultsPaths
 from ..core.registry import BASELINES, LABELS, TABLE2, VARIANTS
 from ..core.results_schema import Skipped
 from ..core.results_schema_eval import TestEvaluation
+from ..core.spread import mean_sem
 from .results import NOT_MEASURED, RunResults, load_results
 from .table1 import mark_leakage, write_table
 
@@ -102,6 +103,27 @@ def table2(results: RunResults) -> pd.DataFrame:
         "measured data's own value is the floor its noise sets.",
     ])
     return mark_leakage(frame, results)
+
+
+def table2_over_runs(runs: list[RunResults]) -> pd.DataFrame:
+    """Table 2 of several runs (seeds) of one setting: each cell ``mean +- std`` over the runs
+    that measured it (``core.spread.mean_sem``: one run has no spread and says so)."""
+    frames = [table2(r) for r in runs]
+    first = frames[0]
+
+    def cell(row: str, col: str) -> str:
+        values = [f.loc[row, col] for f in frames if isinstance(f.loc[row, col], (int, float))]
+        stats = mean_sem(values)
+        if stats["mean"] is None:
+            return NOT_MEASURED
+        share = first.attrs["row_format"][row] == "share"
+        fmt = (lambda v: f"{100 * v:.1f}%") if share else (lambda v: f"{v:.3g}" if abs(v) < 1e-2 else f"{v:.3f}")
+        return fmt(stats["mean"]) + ("" if stats["std"] is None else f" +- {fmt(stats['std'])}")
+
+    out = pd.DataFrame({c: [cell(r, c) for r in first.index] for c in first.columns}, index=first.index)
+    out.attrs.update(first.attrs, name=f"{TABLE2}_seeds", row_format={r: "text" for r in first.index},
+                     title=f"Table 2 over {len(runs)} runs: mean +- std (sample std, ddof 1)")
+    return out
 
 
 def build_table2(paths: ResultsPaths) -> pd.DataFrame:
