@@ -18,11 +18,11 @@ class BenchConfig:
     # speedup per variant, so a drifting machine slows a rotation's numbers alike.
     rotations: int = 20
     # A point stops starting rotations once the next would end past this (after 3 rotations):
-    # 8 points x 10 s keeps notebook 07 under its 150 s budget on 2 cores.
-    seconds_per_point: float = 10.0
-    # Timed calls of one visit last at least this long (at least one call): a deployed model
-    # serving a stream keeps its pool busy, and a short block would time its wake-up instead.
-    visit_ms: float = 40.0
+    # 8 points x 12 s keep notebook 07 near 110 s, under its 150 s budget on 2 cores.
+    seconds_per_point: float = 12.0
+    # Timed calls of one visit last at least this long (at least one): a model serving a stream
+    # keeps its pool busy, and a rotation's median needs a few calls (dense, batch 1000: 3-5).
+    visit_ms: float = 60.0
     # Untimed calls opening every visit (at least one): the model just visited before evicted
     # this one's weights from the caches and may still be spinning its thread pool.
     warmup_ms: float = 20.0
