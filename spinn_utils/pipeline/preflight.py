@@ -34,10 +34,10 @@ from ..data.schema import DataConfig, data_config_for
 from ..data.synthetic import experiment_settings
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig
+from ..model.mlp import ModelConfig
 from ..model.physics import PhysicsConfig
 from ..reporting.figures import FigureConfig
 from ..reporting.results import ReportConfig
-from ..model.mlp import ModelConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
@@ -176,8 +176,8 @@ def check_scheduler(address: str) -> None:
                          "is the scheduler running there?") from None
 
 
-    """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
 def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
+    """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
     from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
     then reports any problem with the data itself)."""
     p01 = next((p for nb, p in parameters.items() if notebook_id(nb) == "01"), None)
