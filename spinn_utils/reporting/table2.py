@@ -102,6 +102,11 @@ def table2(results: RunResults) -> pd.DataFrame:
         "thermal model's exact step from delta_(i-1) (textbook tau and G, the power input); the "
         "measured data's own value is the floor its noise sets.",
     ])
+    if consistency is not None and consistency.measured is not None \
+            and consistency.measured.thermal_ode_residual_rms_um is None:
+        frame.attrs["notes"].append(
+            "The data has no power input the thermal model can use (notebook 01's record): the physics-only "
+            "thermal prediction runs on 1 kW and is not a physical one, and no thermal residual is measured.")
     return mark_leakage(frame, results)
 
 
