@@ -218,7 +218,9 @@ def test_baselines_and_physics_consistency_reach_table2(smoke_run):
     from spinn_utils.core.registry import BASELINES, TABLE2
 
     ev = _json(smoke_run, METRICS.test_evaluation)
-    assert set(ev["baselines"]["models"]) == set(names(BASELINES))
+    # The run's model has hard physics (the default): the soft one is its baseline, not the hard one.
+    assert ev["physics"] == "hard"
+    assert set(ev["baselines"]["models"]) == set(names(BASELINES)) - {BASELINES.hard_physics}
     assert len(ev["seed_runs"]["runs"]) == 1 and ev["seed_runs"]["dense"]["mean_r2"]["n"] == 1  # smoke: 1 seed
     consistency = ev["physics_consistency"]["models"]
     assert {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured, BASELINES.no_physics} <= set(consistency)
@@ -227,3 +229,9 @@ def test_baselines_and_physics_consistency_reach_table2(smoke_run):
         rows = {row["Metric"]: row for row in csv.DictReader(f)}
     assert float(rows["Mean per-output R2 (test)"]["Dense PINN, no physics"]) == \
         ev["baselines"]["models"][BASELINES.no_physics]["mean_r2"]
+    assert float(rows["Mean per-output R2 (test)"]["Dense PINN, hard physics"]) == ev["models"][VARIANTS.dense]["mean_r2"]
+    assert float(rows["Mean per-output R2 (test)"]["Dense PINN, soft physics"]) == \
+        ev["baselines"]["models"][BASELINES.soft_physics]["mean_r2"]
+    # Physics by construction: the run's models never let predicted wear fall.
+    assert all(consistency[v]["wear_decrease_fraction"] == 0.0
+               for v in (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured))
