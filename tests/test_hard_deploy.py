@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from spinn_utils.compression.export import ExportConfig, export_checkpoints
-from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
 from spinn_utils.data.physics_terms import physics_support
@@ -113,21 +112,6 @@ def test_streaming_one_window_at_a_time_equals_one_pass(hard_run):
         rows.append(y[0])
     expected = pipeline_answer(models[VARIANTS.structured], data)
     np.testing.assert_allclose(np.array(rows), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-
-
-def test_a_soft_export_is_not_a_sequence_model(tmp_path, make_data):
-    from builders import tiny_model
-
-    paths, data = ResultsPaths.at(tmp_path / "r").ensure(), make_data(rows=12)
-    meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
-            "target_names": data.target_names}
-    for name, model in ((VARIANTS.dense, tiny_model(0)), (VARIANTS.structured, tiny_model(1, (8, 4)))):
-        save_checkpoint(paths.checkpoint(name), model, kind=name, meta={**meta, "model": model.cfg})
-    export_checkpoints(paths, data, ExportConfig())
-    predictor = OnnxPredictor(paths.export(VARIANTS.structured))
-    assert predictor.meta["physics"] == {"mode": "soft"}
-    with pytest.raises(SpinnError, match="not a hard-physics export"):
-        SequencePredictor(predictor)
 
 
 def test_the_benchmark_times_a_hard_export_with_its_head(hard_run):

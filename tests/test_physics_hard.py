@@ -143,3 +143,20 @@ def test_head_constants_round_trip():
     assert set(after) == set(before)
     for key, value in before.items():
         assert np.allclose(after[key], value, rtol=1e-12), key
+
+
+def test_the_one_window_path_equals_the_array_path():
+    from spinn_utils.model.sequence_numpy import step_one
+
+    rng = np.random.default_rng(5)
+    head = _head(rng)
+    groups, t, runs, power = _sequence(rng)
+    seq = sequence_columns(groups, t, runs, power)
+    raw = rng.normal(size=(len(t), 2)) * 3
+    whole, _ = apply_head(raw, seq, head.constants())
+    state, rows = HeadState(), []
+    for i in range(len(t)):
+        wear, delta, state = step_one(raw[i, 0], raw[i, 1], groups[i], t[i], bool(runs[i]), power[i],
+                                      head.constants(), state)
+        rows.append((wear, delta))
+    assert np.abs(np.array(rows) - whole).max() < 1e-9

@@ -11,9 +11,11 @@ import pytest
 from builders import tiny_model
 
 from spinn_utils.compression.export import ExportConfig, export_checkpoints
+from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
+from spinn_utils.model.onnx_predictor import OnnxPredictor
 from spinn_utils.predict import main as predict_main
 from spinn_utils.predict import usable_cores
 
@@ -148,3 +150,12 @@ def test_threads_above_the_cores_are_capped_with_a_note(exported, tmp_path, caps
     assert rc == 0 and err == f"predict: note: --threads 1000 is more than the {cores} core(s) here; using {cores}"
     rc, _, err = _cli(["--model", model, "--csv", csv, "--output", tmp_path / "o.csv", "--threads", 0], capsys)
     assert rc == 2 and "--threads must be at least 1" in err
+
+
+def test_a_soft_export_is_not_a_sequence_model(exported):
+    from spinn_utils.model.sequence_predictor import SequencePredictor
+
+    predictor = OnnxPredictor(exported[0])
+    assert predictor.meta["physics"] == {"mode": "soft"}
+    with pytest.raises(SpinnError, match="not a hard-physics export"):
+        SequencePredictor(predictor)

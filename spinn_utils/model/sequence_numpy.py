@@ -101,3 +101,22 @@ def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
     if len(out):  # the caller knows the groups and times: it sets those fields
         state = HeadState(state.group, state.cum_time_min, float(wear[-1]), float(delta[-1]))
     return out, state
+
+
+def step_one(raw_wear: float, raw_heat: float, group, cum_time_min: float, run_start: bool,
+             power_kw: float, constants: dict, state: HeadState) -> tuple[float, float, HeadState]:
+    """One live window through the head in plain floats: (wear mm, displacement um, next state).
+
+    ``apply_head`` on one row, without NumPy's per-call cost (about 25 small array operations,
+    ~0.15 ms, against a structured body's ~0.05 ms at batch 1); a test keeps the two equal."""
+    new = state.group is None or group != state.group
+    dt = cum_time_min if new else cum_time_min - state.cum_time_min
+    scale = power_kw / math.log(2.0)
+    wear_rate = math.log1p(math.exp(-abs(raw_wear))) + max(raw_wear, 0.0)  # softplus, stable
+    heat = math.log1p(math.exp(-abs(raw_heat))) + max(raw_heat, 0.0)
+    wear = (constants["wear0_mm"] if new else state.wear_mm) + wear_rate * scale * constants["wear_rate_mm_min"] * dt
+    tau = constants["tau_min"]
+    previous = 0.0 if new else state.delta_um * (math.exp(-constants["cooling_min"] / tau) if run_start else 1.0)
+    steady = constants["gain_um_per_kw"] * heat * scale
+    delta = steady + (previous - steady) * math.exp(-dt / tau)
+    return wear, delta, HeadState(group, float(cum_time_min), wear, delta)

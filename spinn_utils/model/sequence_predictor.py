@@ -21,7 +21,7 @@ from ..core.errors import SpinnError
 from ..data.thermal import ThermalModel
 from ..data.time_order import cumulative_time, in_time_order, mark_run_starts
 from .onnx_predictor import OnnxPredictor
-from .sequence_numpy import HeadState, apply_head, sequence_columns
+from .sequence_numpy import HeadState, apply_head, sequence_columns, step_one
 
 PIECE_ROWS = 4096  # rows per ONNX Runtime call along the ordered table (the state carries between)
 
@@ -66,6 +66,9 @@ class SequencePredictor:
         it is not one of the model's inputs."""
         x = self.predictor.checked(np.atleast_2d(np.asarray(features, dtype=np.float64)), "step")
         k = len(x)
+        if k == 1 and np.ndim(group) == 0:  # a live machine's next window: the head in plain floats
+            return self._step_one(state, x, group, float(np.ravel(cum_time_min)[0]),
+                                  bool(np.ravel(run_start)[0]), power, threads)
         groups = np.full(k, group, dtype=object) if np.ndim(group) == 0 else np.asarray(group, dtype=object)
         t = np.broadcast_to(np.asarray(cum_time_min, dtype=np.float64), (k,))
         starts = np.broadcast_to(np.asarray(run_start), (k,))
@@ -73,6 +76,13 @@ class SequencePredictor:
         seq = sequence_columns(groups, t, starts, kw, state)
         y, state = apply_head(self.rates(x, threads), seq, self.constants, state)
         return y, HeadState(groups[-1], float(t[-1]), state.wear_mm, state.delta_um)
+
+    def _step_one(self, state: HeadState, x: np.ndarray, group, cum_time_min: float, run_start: bool,
+                  power, threads: int) -> tuple[np.ndarray, HeadState]:
+        raw = self.rates(x, threads)[0]
+        kw = float(self.power_kw(self._power(x, power, 1))[0])
+        wear, delta, state = step_one(raw[0], raw[1], group, cum_time_min, run_start, kw, self.constants, state)
+        return np.array([[wear, delta]]), state
 
     def _power(self, x: np.ndarray, power, k: int) -> np.ndarray:
         column = self.physics.get("power_col")
@@ -137,6 +147,8 @@ def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_sp
     head = SequencePredictor(predictor)
     times = np.arange(1, len(x) + 1) * 0.05  # consecutive windows of one run
     starts = np.zeros(len(x), dtype=np.int64)
+    if len(x) == 1:  # one live window: what step() does at batch 1
+        return lambda: head.step(HeadState(0, 0.0), x, 0, times, starts, threads=threads)
 
     def call():
         rates = (predictor.run(x, threads, stop_spinning).astype(np.float64) - head.y_mean) / head.y_std
