@@ -50,3 +50,13 @@ def test_cv_folds_are_checked_against_a_csv_or_the_folder_s_data(tmp_path, capsy
     check_cv_folds({nb08: {"cv_folds": 6, "run_cv": False}}, out, smoke=False)  # no cross-validation
     with pytest.raises(UsageError, match="the data has 5 experiments"):
         check_cv_folds({nb08: {"cv_folds": 6}}, out, smoke=False)
+
+
+def test_a_mat_that_is_not_one_stops_before_any_notebook(tmp_path, capsys):
+    fake = tmp_path / "fake.mat"
+    fake.write_text("this is not a mat file\n")
+    out = tmp_path / "o"
+    assert main(["--data", str(fake), "--output", str(out), "--smoke"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a MATLAB .mat file" in err[0] and "fake.mat" in err[0]
+    assert not out.exists()  # refused in pre-flight: no folder, no kernel started

@@ -29,6 +29,7 @@ from ..core.env import environment_info, package_versions, resolve_device
 from ..core.io import write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
+from ..data.nasa import check_mat_file
 from ..data.schema import read_data_config
 from . import staging
 from .notebooks import (
@@ -133,6 +134,8 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
         data = Path(args.data).expanduser().resolve()
         if not data.is_file():
             raise UsageError(f"--data {args.data}: no such file")
+        if data.suffix.lower() == ".mat":  # a text file named .mat stops here, not in notebook 01
+            check_mat_file(data)
         fixed["data_path"] = str(data)
     if args.data_config:
         read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
