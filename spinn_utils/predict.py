@@ -54,7 +54,7 @@ CHUNK_ROWS = 100_000  # rows per output block: ~15 MB of features at 18 inputs, 
 PIECE_BYTES = 32 << 20
 BLOCK_BYTES = 2 << 20
 # Rows per ONNX Runtime call: a few thousand rows keep the layers' activations in cache and the
-# runtime's memory arena small (issue 18 measured 56k rows/s for a whole file in one call).
+# runtime's memory arena small (a whole file in one call ran at 56k rows/s).
 INFER_ROWS = 4096
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, which Excel's "CSV UTF-8" puts before the header
 # Feature text read as missing (NaN, then refused by name), as Arrow's CSV reader would: every column

@@ -1,7 +1,7 @@
 """Which deployable model to recommend: fp32 structured SPINN in ONNX Runtime, or its int8 version.
 
 The int8 model is recommended only if its mean per-output test R2 is at most ``max_r2_drop``
-(0.01) below the fp32 export's (issue 17), and, where both were timed, it is faster at the
+(0.01) below the fp32 export's, and, where both were timed, it is faster at the
 reporting point; otherwise the fp32 export is, and the reason says what int8 lost.
 """
 from __future__ import annotations

@@ -63,7 +63,7 @@ class ReportConfig:
     claimed_memory_tolerance: float = 0.05  # relative slack on the claimed SPINN memory
     edge_threads: int = 1  # edge devices have few cores: judge the edge claim single-threaded
     physics_margin: float = 0.01  # SPINN may break wear monotonicity at most 1 point more often than dense
-    max_int8_r2_drop: float = 0.01  # int8 is the recommended deploy model only within this of fp32 (issue 17)
+    max_int8_r2_drop: float = 0.01  # int8 is the recommended deploy model only within this of fp32
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "edge_threads"):
