@@ -264,13 +264,19 @@ def test_predict_never_writes_over_an_input(run, tmp_path, capsys):
     assert csv.read_bytes() == before
 
 
-def test_a_sidecar_edited_by_hand_or_not_its_models_is_refused(run, tmp_path, capsys):
-    """The model records the sha256 of its whole sidecar: any edit or deleted key is one line."""
+@pytest.fixture
+def exported_csv(run, tmp_path):
+    """(paths, data, the test split as a CSV, the structured export) of the ``run`` fixture, exported."""
     paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     csv = tmp_path / "x.csv"
     data.frames["test"].to_csv(csv, index=False)
-    good = paths.export(VARIANTS.structured)
+    return paths, data, csv, paths.export(VARIANTS.structured)
+
+
+def test_a_sidecar_edited_by_hand_or_not_its_models_is_refused(exported_csv, tmp_path, capsys):
+    """The model records the sha256 of its whole sidecar: any edit or deleted key is one line."""
+    paths, data, csv, good = exported_csv
     text = sidecar_path(good).read_text()
     side = json.loads(text)
     names, ranges = side["feature_names"], side["feature_ranges"]
@@ -310,12 +316,8 @@ def test_a_sidecar_edited_by_hand_or_not_its_models_is_refused(run, tmp_path, ca
     assert _cli(model, csv, tmp_path / "o.csv", capsys)[0] == 0
 
 
-def test_an_export_older_than_the_sidecar_hash_or_forged_whole_is_refused(run, tmp_path, capsys):
-    paths, data = run
-    export_checkpoints(paths, data, ExportConfig())
-    csv = tmp_path / "x.csv"
-    data.frames["test"].to_csv(csv, index=False)
-    good = paths.export(VARIANTS.structured)
+def test_an_export_older_than_the_sidecar_hash_or_forged_whole_is_refused(exported_csv, tmp_path, capsys):
+    paths, data, csv, good = exported_csv
     side = json.loads(sidecar_path(good).read_text())
     proto = onnx.load(str(good))
     kept = [p for p in proto.metadata_props if p.key != META_SIDECAR]

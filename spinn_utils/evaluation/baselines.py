@@ -33,7 +33,7 @@ from ..data.thermal import ThermalModel
 from ..model.inference import model_sequence, predict
 from ..model.mlp import DensePINN, ModelConfig
 from ..model.physics import PhysicsConfig
-from ..model.sequence_head import PhysicsHead, WithHead
+from ..model.sequence_head import PhysicsHead, WithHead, segment_cumsum
 from ..model.sequences import COOLING_MIN, build_model, sequence_of
 from ..training.fit import HARD_LR, TrainConfig, fit
 
@@ -86,9 +86,8 @@ def physics_only_model(data: PreparedData, cooling_step_min: float = 0.5, coolin
     cooling_grid = np.arange(0.0, cooling_max_min + 1e-9, cooling_step_min)  # idle minutes tried
     seq = sequence_of(data, "train")
     wear = data.targets("train")[:, 0]
-    energy = np.zeros(len(seq))
-    for i in range(len(seq)):  # cumulative kW-minutes since each experiment's start
-        energy[i] = (0.0 if seq[i, 0] > 0 else energy[i - 1]) + seq[i, 2] * seq[i, 3]
+    # Cumulative kW-minutes since each experiment's start: the head's wear integral at rate 1.
+    energy = segment_cumsum(torch.as_tensor(seq[:, 2] * seq[:, 3]), torch.as_tensor(seq[:, 0])).numpy()
     k, w0 = np.linalg.lstsq(np.column_stack([energy, np.ones(len(energy))]), wear, rcond=None)[0]
     thermal = ThermalModel()
     y = torch.as_tensor(data.scaler.transform_y(data.frames["train"]), dtype=torch.float64)

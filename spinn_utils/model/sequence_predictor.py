@@ -72,7 +72,7 @@ class SequencePredictor:
         groups = np.full(k, group, dtype=object) if np.ndim(group) == 0 else np.asarray(group, dtype=object)
         t = np.broadcast_to(np.asarray(cum_time_min, dtype=np.float64), (k,))
         starts = np.broadcast_to(np.asarray(run_start), (k,))
-        kw = self.power_kw(self._power(x, power, k))
+        kw = self.power_kw(self.power_column(x, power, k))
         seq = sequence_columns(groups, t, starts, kw, state)
         y, state = apply_head(self.rates(x, threads), seq, self.constants, state)
         return y, HeadState(groups[-1], float(t[-1]), state.wear_mm, state.delta_um)
@@ -80,11 +80,12 @@ class SequencePredictor:
     def _step_one(self, state: HeadState, x: np.ndarray, group, cum_time_min: float, run_start: bool,
                   power, threads: int) -> tuple[np.ndarray, HeadState]:
         raw = self.rates(x, threads)[0]
-        kw = float(self.power_kw(self._power(x, power, 1))[0])
+        kw = float(self.power_kw(self.power_column(x, power, 1))[0])
         wear, delta, state = step_one(raw[0], raw[1], group, cum_time_min, run_start, kw, self.constants, state)
         return np.array([[wear, delta]]), state
 
-    def _power(self, x: np.ndarray, power, k: int) -> np.ndarray:
+    def power_column(self, x: np.ndarray, power, k: int) -> np.ndarray:
+        """The power column's raw values for ``k`` rows: given, a model input, or 1 without one."""
         column = self.physics.get("power_col")
         if power is not None:
             return np.broadcast_to(np.asarray(power, dtype=np.float64), (k,))
@@ -118,7 +119,7 @@ class SequencePredictor:
         """(n, 2) predictions in the rows' own order for float32 features ``x`` (module docstring)."""
         rows, cum, starts = self.order(groups, times, runs, source)
         groups = np.asarray(groups, dtype=object)[rows]
-        kw = self.power_kw(self._power(x[rows], None if power is None else np.asarray(power)[rows], len(rows)))
+        kw = self.power_kw(self.power_column(x[rows], None if power is None else np.asarray(power)[rows], len(rows)))
         out = np.empty((len(rows), 2))
         state = HeadState()
         for i in range(0, len(rows), PIECE_ROWS):
@@ -152,7 +153,7 @@ def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_sp
 
     def call():
         rates = (predictor.run(x, threads, stop_spinning).astype(np.float64) - head.y_mean) / head.y_std
-        power = head.power_kw(head._power(x, None, len(x)))
+        power = head.power_kw(head.power_column(x, None, len(x)))
         seq = sequence_columns(np.zeros(len(x)), times, starts, power, HeadState(0, 0.0))
         return apply_head(rates, seq, head.constants, HeadState(0, 0.0))
 
