@@ -54,6 +54,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The vector-instruction flags that decide kernel speed (AVX2, AVX-512, VNNI, AMX), from Linux's
+    /proc/cpuinfo ([] elsewhere): two machines with the same model name can differ here."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in SIMD_FLAGS if f in have]
+    return []
+
+
 def environment_info(device: str | torch.device | None = None) -> dict:
     """What a number was measured on; every results JSON carries this next to its numbers."""
     info = {
@@ -61,6 +75,8 @@ def environment_info(device: str | torch.device | None = None) -> dict:
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
