@@ -96,10 +96,10 @@ def restore_environ(saved: dict[str, str]) -> None:
 
 def _describe(client: Client) -> dict:
     info = client.scheduler_info()
-    # Without bokeh (not a dask[distributed] dependency) the scheduler serves no dashboard.
+    # The scheduler serves the dashboard with bokeh (a dependency); an external one may run without it.
     link = client.dashboard_link if info.get("services", {}).get("dashboard") and importlib.util.find_spec("bokeh") else None
     print(f"dask scheduler {info.get('address')}: {len(info.get('workers', {}))} worker(s); dashboard: "
-          f"{link or 'not served (pip install bokeh to serve it)'}")
+          f"{link or 'not served by this scheduler (it needs bokeh; dask scheduler without --no-dashboard)'}")
     return {"scheduler": info.get("address"), "workers": len(info.get("workers", {})), "dashboard": link}
 
 

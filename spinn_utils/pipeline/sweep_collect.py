@@ -3,9 +3,9 @@
 Timing never runs beside training. The driver process times the points only after every
 training task has finished (and an embedded cluster has been shut down), one point at a time,
 with notebook 07's benchmark (``benchmark.run_benchmark`` on ``benchmark.variants.load_variants``)
-and a light ``BenchConfig``: batches 1 and 1000, all cores of this machine, dense in the same
+and a light ``BenchConfig``: batches 1 and 1000 (``--batch``), all cores (``--threads``), dense in the same
 rotations as every representation of the point (masked dense, COO, CSR, structured eager,
-structured in ONNX Runtime: ``REPRESENTATIONS``), so each speedup is taken within a rotation. Dask's
+structured in ONNX Runtime in fp32 and int8: ``REPRESENTATIONS``), so each speedup is taken within a rotation. Dask's
 nanny sets ``OMP_NUM_THREADS=1`` and ``MALLOC_TRIM_THRESHOLD_`` in the process that starts it; the
 driver puts its whole environment back before timing (``sweep.dask_client``) and records them. A point's timing is
 kept in ``<point>/sweep_latency.json`` with the sha256 of what it timed and reused on resume.
@@ -32,20 +32,20 @@ from ..core.registry import METRICS, VARIANTS
 from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
-from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS, SWEEP
+from ..evaluation.holdout import TEST_VARIANTS
+from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS
 from .sweep_tasks import THREAD_VARS, UNSET
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
-BATCHES = SWEEP.batches
-TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured, VARIANTS.structured_ort)
 
 
-def latency_config(smoke: bool) -> BenchConfig:
-    """Light timing: <= 3 s per batch (at least 3 rotations), all cores, a small GEMM: a
-    point's timing is mostly its own variants (smoke: a handful of calls)."""
+def latency_config(smoke: bool, batch: int = 1000, threads: int | None = None) -> BenchConfig:
+    """Light timing at batch 1 and ``batch`` with ``threads`` (None: all cores): <= 3 s per batch
+    (at least 3 rotations), a small GEMM: a point's timing is mostly its own variants (smoke: a
+    handful of calls)."""
     base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=3.0, gemm_size=1024)
-    return replace(base, cpu_batch_sizes=BATCHES, threads=(available_cores(),), formats=("coo", "csr"),
-                   progress=False)
+    return replace(base, cpu_batch_sizes=tuple(sorted({1, batch})), threads=(threads or available_cores(),),
+                   formats=("coo", "csr"), progress=False)
 
 
 def _timed_inputs(folder: Path) -> dict:
@@ -65,8 +65,7 @@ def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
         if isinstance(old, dict) and old.get("inputs") == inputs and old.get("config") == config:
             with contextlib.suppress(SpinnError):  # an older layout is timed again, not an error
                 return decode_result(METRICS.cpu_benchmark, old.get("benchmark"), f"{folder.name}/{LATENCY_FILE}")
-    # Dense and every representation of the pruned model (Table 3's). Dense and int8 in ONNX
-    # Runtime are left to notebook 07: one export per point keeps a point's timing short.
+    # Dense (eager, the reference) and every representation of the pruned model (Table 3's).
     timed = [v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in REPRESENTATIONS]
     result = run_benchmark(timed, cfg, "cpu")
     write_json(cached, {"inputs": inputs, "config": config,
@@ -97,7 +96,7 @@ def cpu_busy_percent(seconds: float = 1.0) -> float:
 def measure_all(spec, records: list[dict]) -> dict:
     """Time the finished points (``timed_records``), one after another; returns
     ``{"by_point", "conditions"}``."""
-    cfg = latency_config(spec.smoke)
+    cfg = latency_config(spec.smoke, spec.batch, spec.threads)
     done = timed_records(records)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     busy_before = cpu_busy_percent()
@@ -112,7 +111,7 @@ def measure_all(spec, records: list[dict]) -> dict:
             by_point[rec["id"]] = f"{type(err).__name__}: {first_line(err)}"
     conditions = {
         "harness": "benchmark.run_benchmark (notebook 07's), one point at a time after all training",
-        "config": to_jsonable(cfg), "batches": list(BATCHES), "threads": list(cfg.threads),
+        "config": to_jsonable(cfg), "batches": list(cfg.cpu_batch_sizes), "threads": list(cfg.threads),
         "thread_env": {v: os.environ.get(v) for v in (*THREAD_VARS, *UNSET)},
         "cpu_busy_percent_before": busy_before, "cpu_busy_percent_after": cpu_busy_percent(),
         "load_average_1min_before": load_before,

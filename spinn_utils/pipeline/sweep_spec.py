@@ -57,6 +57,8 @@ class SweepSpec:
     overrides: dict = field(default_factory=dict)  # -p values, applied to every notebook declaring them
     notebooks: dict = field(default_factory=dict)  # notebook id -> Path
     declared: dict = field(default_factory=dict)  # notebook id -> parameter names
+    batch: int = 1000  # the timing phase's batches: 1 and this one
+    threads: int | None = None  # the timing phase's threads (None: every core)
 
     @property
     def root(self) -> Path:
@@ -210,7 +212,10 @@ def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
         sparsities=tuple(float(s) if isinstance(s, int | float) and not isinstance(s, bool) else s
                          for s in grid["target_sparsity"]),
         methods=tuple(grid["prune_method"]), seeds=tuple(seeds), smoke=args.smoke, device=args.device,
-        overrides={**from_file["parameters"], **dict(args.parameters)}, notebooks=found, declared=declared)
+        overrides={**from_file["parameters"], **dict(args.parameters)}, notebooks=found, declared=declared,
+        batch=getattr(args, "batch", None) or 1000, threads=getattr(args, "threads", None))
+    if spec.batch < 1 or (spec.threads is not None and spec.threads < 1):
+        raise UsageError(f"--batch {spec.batch} / --threads {spec.threads}: expected counts >= 1")
     _preflight(spec, nb_paths)
     check_kernel(getattr(args, "kernel", "python3"))  # a sweep with a bad kernel would fail every point
     resolve_device(spec.device)  # --device cuda without a GPU: refused here, not in every point

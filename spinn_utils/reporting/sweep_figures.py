@@ -17,12 +17,12 @@ from ..core.registry import SWEEP_DIR, SWEEP_FIGURES, VARIANTS
 from ..core.results_schema_sweep import Sweep
 from .figures import FigureConfig, save_figure, style
 from .sweep_report import (
-    BATCHES,
     METHODS,
     REPRESENTATIONS,
     SPARSE_STORAGE,
     STRUCTURED,
     accuracy,
+    batches,
     break_even,
     dense_r2,
     latency,
@@ -75,20 +75,22 @@ def fig_accuracy(sweep: Sweep, cfg: FigureConfig) -> Figure:
 def fig_latency(sweep: Sweep, cfg: FigureConfig) -> Figure:
     """Latency vs sparsity per representation, one panel per batch, dense line, break-even marked."""
     levels = sparsities(sweep)
-    fig, axes = _figure(cfg, 4.5, ncols=len(BATCHES))
-    for ax, batch in zip(axes, sorted(BATCHES)):
+    timed = sorted(batches(sweep))
+    fig, axes = _figure(cfg, 4.5, ncols=len(timed))
+    for ax, batch in zip(axes, timed):
         marks = []
         for v in REPRESENTATIONS:
-            ms = [latency(sweep, s, v, batch)["ms"]["mean"] for s in levels]
-            x = [s for s, m in zip(levels, ms) if m is not None]
-            y = [m for m in ms if m is not None]
+            ms = [latency(sweep, s, v, batch)["ms"] for s in levels]
+            x = [s for s, m in zip(levels, ms) if m["mean"] is not None]
+            y = [m["mean"] for m in ms if m["mean"] is not None]
+            err = [m["std"] or 0.0 for m in ms if m["mean"] is not None]
             if not y:
                 continue
             label, colour = style(v)
             if v == VARIANTS.dense:
                 ax.axhline(float(np.mean(y)), color=colour, ls="--", label=f"{label} (mean)")
                 continue
-            ax.plot(x, y, "o-", color=colour, label=label, ms=4)
+            ax.errorbar(x, y, yerr=err, fmt="o-", color=colour, label=label, ms=4, capsize=2)
             if v in SPARSE_STORAGE:
                 be = break_even(sweep, v, batch)
                 marks.append(f"{label}: {be['text']}")
@@ -111,17 +113,20 @@ def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
         for random in (False, True):  # the random-pruning control drawn as crosses
             mine = [p for p in pts if p["variant"] == v and (p["method"] == "random") == random]
             if mine:
-                ax.scatter([p["ms"] for p in mine], [p["r2"] for p in mine], color=colour, s=22,
-                           marker="x" if random else "o", label=f"{label}{' (random pruning)' if random else ''}")
+                ax.errorbar([p["ms"] for p in mine], [p["r2"] for p in mine], xerr=[p["ms_std"] or 0 for p in mine],
+                            yerr=[p["r2_std"] or 0 for p in mine], fmt="x" if random else "o", color=colour, ms=4,
+                            capsize=2, alpha=0.8, label=f"{label}{' (random pruning)' if random else ''}")
     front = sorted((p for p in pts if p.get("pareto")), key=lambda p: p["ms"])
     if front:
         ax.step([p["ms"] for p in front], [p["r2"] for p in front], where="post", color="black", lw=1,
                 label="Pareto front")
-        for p in front:
-            ax.annotate(p["label"], (p["ms"], p["r2"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for i, p in enumerate(front, 1):  # numbers on the plot, names beside it: labels never overlap
+            ax.annotate(str(i), (p["ms"], p["r2"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+        ax.text(1.02, 1.0, "Pareto front\n" + "\n".join(f"{i}: {p['label']}" for i, p in enumerate(front, 1)),
+                transform=ax.transAxes, fontsize=7, va="top")
     ax.set_xscale("log")
     ax.set(xlabel=f"median ms per call at batch {batch} (log)", ylabel="test mean per-output R2",
-           title="Accuracy vs latency (up and left is better)")
+           title="Accuracy vs latency (up and left is better; bars: std over seeds)")
     ax.legend(fontsize=7)
     return fig
 

@@ -49,8 +49,8 @@ class SweepSettings:
     methods: tuple[str, ...] = PRUNE_METHODS  # the prune_method axis: compression's own list
     # The representations timed per point, dense last (the reference line).
     representations: tuple[str, ...] = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured,
-                                        VARIANTS.structured_ort, VARIANTS.dense)
-    batches: tuple[int, ...] = (1, 1000)  # one request, and an offline batch (Table 1's point)
+                                        VARIANTS.structured_ort, VARIANTS.structured_int8_ort, VARIANTS.dense)
+    batches: tuple[int, ...] = (1, 1000)  # one request, and an offline batch (``spinn-run sweep --batch``)
     # A light per-point schedule of its own (shorter than notebooks 02/03 and than CrossValConfig's
     # 6 / 15 fine-tuning epochs) so 36 points fit a 2-core CPU in <= 25 minutes; --smoke uses the
     # notebooks' smoke settings instead.
@@ -62,11 +62,10 @@ class SweepSettings:
 
 SWEEP = SweepSettings()
 METHODS, REPRESENTATIONS = SWEEP.methods, SWEEP.representations
-BATCHES = tuple(sorted(SWEEP.batches, reverse=True))  # Table 3's column order: the offline batch first
 STRUCTURED = "structured"  # Table 3's third accuracy column
 SPARSE_STORAGE = (VARIANTS.coo, VARIANTS.csr)
 SHORT = {VARIANTS.masked: "masked", VARIANTS.coo: "COO", VARIANTS.csr: "CSR", VARIANTS.structured: "structured",
-         VARIANTS.structured_ort: "structured ORT", VARIANTS.dense: "dense"}
+         VARIANTS.structured_ort: "structured ORT", VARIANTS.structured_int8_ort: "int8 ORT", VARIANTS.dense: "dense"}
 BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which a sweep's timing is unreliable
 
 
@@ -82,6 +81,11 @@ def timing_busy(sweep: Sweep) -> float | None:
     busy = max((sweep.timing.get(k) or 0.0 for k in ("cpu_busy_percent_before", "cpu_busy_percent_after")),
                default=0.0)
     return busy if busy > BUSY_PERCENT else None
+
+
+def batches(sweep: Sweep) -> tuple[int, ...]:
+    """The batch sizes the sweep timed, the offline batch first (Table 3's column order)."""
+    return tuple(sorted(sweep.timing.get("batches") or SWEEP.batches, reverse=True))
 
 
 def sweep_path(results_dir) -> Path:
@@ -197,23 +201,28 @@ def pruned_vs_dense(sweep: Sweep, method: str = "magnitude") -> list[dict]:
 
 
 def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
-    """Every (method, sparsity, representation) and dense: mean latency, mean R2, on the front or not."""
+    """Every (method, sparsity, representation) and dense: latency and R2 (mean and std over seeds), on
+    the front or not. int8 is drawn with the structured model's R2 (its own is within Table 1's 0.01 check)."""
     cands = []
     timed = [_timing(p, batch, VARIANTS.dense) for p in sweep.points if p.status == "ok"]
     dense_ms = [t.median_ms for t in timed if t is not None]
     dense = {"label": "dense", "variant": VARIANTS.dense, "sparsity": 0.0, "method": None,
-             "ms": mean_sem(dense_ms)["mean"], "r2": dense_r2(sweep)["mean"]}
+             "ms": mean_sem(dense_ms)["mean"], "ms_std": mean_sem(dense_ms)["std"], "r2": dense_r2(sweep)["mean"],
+             "r2_std": dense_r2(sweep)["std"]}
     cands.append(dense)
     for s in sparsities(sweep):
         for method in [m for m in METHODS if _points(sweep, s, m)]:
-            r2 = accuracy(sweep, s, method)["mean"]
+            acc = accuracy(sweep, s, method)
             for v in (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr):
+                ms = latency(sweep, s, v, batch)["ms"]
                 cands.append({"label": f"{method} {SHORT[v]} {percent(s)}", "variant": v, "sparsity": s,
-                              "method": method, "ms": latency(sweep, s, v, batch)["ms"]["mean"], "r2": r2})
-        r2 = accuracy(sweep, s, STRUCTURED)["mean"]
-        for v in (VARIANTS.structured, VARIANTS.structured_ort):
+                              "method": method, "ms": ms["mean"], "ms_std": ms["std"], "r2": acc["mean"],
+                              "r2_std": acc["std"]})
+        acc = accuracy(sweep, s, STRUCTURED)
+        for v in (VARIANTS.structured, VARIANTS.structured_ort, VARIANTS.structured_int8_ort):
+            ms = latency(sweep, s, v, batch)["ms"]
             cands.append({"label": f"{SHORT[v]} {percent(s)}", "variant": v, "sparsity": s, "method": STRUCTURED,
-                          "ms": latency(sweep, s, v, batch)["ms"]["mean"], "r2": r2})
+                          "ms": ms["mean"], "ms_std": ms["std"], "r2": acc["mean"], "r2_std": acc["std"]})
     cands = [c for c in cands if c["ms"] is not None and c["r2"] is not None]
     best = -math.inf
     for c in sorted(cands, key=lambda c: (c["ms"], -c["r2"])):
@@ -261,7 +270,7 @@ def table3_frames(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
             text[f"{col} R2"] = _pm(acc, acc["failed"])
             num.update({f"{col}_r2_mean": acc["mean"], f"{col}_r2_std": acc["std"], f"{col}_n": acc["n"],
                         f"{col}_failed": acc["failed"]})
-        for batch in BATCHES:
+        for batch in batches(sweep):
             for v in REPRESENTATIONS:
                 lat = latency(sweep, s, v, batch)
                 text[f"{SHORT[v]} b{batch}"] = _lat_text(lat, v, busy is not None)
@@ -314,6 +323,6 @@ def summary_of(sweep: Sweep) -> dict:
 
 def sweep_summary(sweep: Sweep) -> dict:
     """What the closing note needs: break-even per representation and batch, magnitude vs random."""
-    return {"break_even": [break_even(sweep, v, b) for b in BATCHES for v in REPRESENTATIONS[:-1]],
+    return {"break_even": [break_even(sweep, v, b) for b in batches(sweep) for v in REPRESENTATIONS[:-1]],
             "magnitude_vs_random": magnitude_vs_random(sweep), "pruned_vs_dense": pruned_vs_dense(sweep),
             "failed": [{"id": p.id, "error": p.error} for p in sweep.points if p.status != "ok"]}
