@@ -22,7 +22,7 @@ _API = {
     "core.lineage": ("begin_stage", "finish_stage", "start_stage"),
     "core.paths": ("ResultsPaths",),
     "core.results_files": ("read_result", "write_metric", "write_result"),
-    "core.registry": ("BASELINES", "FIGURES", "LABELS", "METRICS", "VARIANTS"),
+    "core.registry": ("BASELINES", "DEPLOY_CARD", "FIGURES", "LABELS", "METRICS", "RECOMMENDED_DIR", "VARIANTS"),
     "data.prepare": ("data_summary", "prepare"),
     "data.dataset": ("PreparedData", "Scaler", "load_prepared", "save_prepared", "split_table"),
     "data.schema": ("DataConfig", "data_config_for", "read_data_config"),
@@ -63,6 +63,8 @@ _API = {
     "reporting.sweep_figures": ("make_sweep_figures", "sweep_figure_paths"),
     "pipeline.archive": ("ArtifactsConfig", "mount_drive", "save_artifacts"),
     "pipeline.sweep": ("sweep_here",),
+    "pipeline.recommend": ("recommend_here",),
+    "reporting.recommend_rule": ("Rule", "decide"),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
 __all__ = ["__version__", *sorted(_WHERE)]

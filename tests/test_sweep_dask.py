@@ -1,8 +1,10 @@
 """A smoke sweep on a real Dask cluster: a ``dask scheduler`` and a ``dask worker`` started as
 subprocesses on loopback (no mocks), then resumed on the embedded LocalCluster, then drawn by
 notebook 10. One sparsity, both methods, one seed, the notebooks' smoke settings."""
+import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -75,7 +77,8 @@ def test_smoke_sweep_on_a_dask_cluster_resumes_and_is_drawn(tmp_path, dask_clust
     assert point["sparsity_reached"] == pytest.approx(0.5, abs=0.005)
     assert set(point["test"]) >= {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured}
     assert point["params"][VARIANTS.masked]["nonzero"] < point["params"][VARIANTS.dense]["nonzero"]
-    timed = {VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured, VARIANTS.structured_ort}
+    timed = {VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured, VARIANTS.structured_ort,
+             VARIANTS.structured_int8_ort}
     for batch in ("1", "1000"):
         assert set(point["latency"][batch]) == timed
     assert point.get("latency_error") is None  # null fields are left out
@@ -96,6 +99,7 @@ def test_smoke_sweep_on_a_dask_cluster_resumes_and_is_drawn(tmp_path, dask_clust
 
     # Resumed on the embedded LocalCluster: the point is complete, so nothing is trained or re-timed.
     assert main([*argv, "--workers", "1"], notebook_dir=ROOT / "notebooks") == 0
+    assert "dashboard: http://127.0.0.1:" in capsys.readouterr().out  # bokeh serves it; the address is printed
     again = json.loads((out / "sweep" / "sweep.json").read_text())
     assert all(p["resumed"] for p in again["points"]) and again["points"][0]["latency"] == point["latency"]
     assert again["summary"]["magnitude_vs_random"][0]["n"] == 1  # paired by seed (one seed: no verdict)
@@ -114,3 +118,38 @@ def test_smoke_sweep_on_a_dask_cluster_resumes_and_is_drawn(tmp_path, dask_clust
     rerun = json.loads((folder / "manifest.json").read_text())
     assert rerun["status"] == "ok" and [e.get("from_run") is None for e in rerun["notebooks"]][:3] == [False, False, True]
     assert (folder / "tables" / "table1.md").is_file()
+
+
+def test_smoke_sweep_then_recommend_then_predict(tmp_path, capsys):
+    """The chain a user runs: a one-seed smoke sweep, ``recommend`` (which races a second seed at the
+    sweep's sparsity, retrains the choice, times it and writes the card), then the card's command."""
+    out = tmp_path / "results"
+    assert main(["sweep", "--smoke", "--grid", "target_sparsity=0.5", "--grid", "prune_method=magnitude",
+                 "--seeds", "42", "--output", str(out), "--workers", "1"], notebook_dir=ROOT / "notebooks") == 0
+    threads = json.loads((out / "sweep" / "sweep.json").read_text())["timing"]["threads"][0]
+    capsys.readouterr()
+    rc = main(["recommend", "--output", str(out), "--threads", str(threads), "--max-seeds", "2",
+               "--max-r2-drop", "0.5", "--workers", "1"])
+    said = capsys.readouterr()
+    assert rc in (0, 1), said.err
+    assert "race: " in said.out and "recommended: " in said.out and "deploy card: " in said.out
+    race = json.loads((out / "sweep" / "race" / "sweep" / "sweep.json").read_text())
+    assert [p["seed"] for p in race["points"]] == [43]  # one added seed, at the sweep's sparsity only
+
+    card = json.loads((out / "recommended" / "deploy.json").read_text())
+    model = Path(card["model"]["file"])
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == card["model"]["sha256"]
+    assert card["latency"]["1000"]["dense"]["ms"] > 0 and card["machine"]["cpu_flags"] is not None
+    assert (out / "recommended" / "DEPLOY.md").read_text().startswith(f"# Deploy: {card['model']['label']}")
+    test_csv = out / "recommended" / "data" / "test.csv"
+    if model.suffix == ".onnx":  # the card's own command, as a user would paste it
+        command = card["how_to_run"].replace("windows.csv", str(test_csv)).replace(
+            "predictions.csv", str(tmp_path / "predicted.csv"))
+        proc = subprocess.run(shlex.split(command.replace("python", sys.executable, 1)), capture_output=True,
+                              text=True, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        assert "predicted_tool_wear_vb_mm" in (tmp_path / "predicted.csv").read_text().splitlines()[0]
+    else:
+        namespace = {}
+        exec(card["how_to_run"], namespace)  # noqa: S102 - the card's Python line loads the model
+        assert namespace["model"] is not None

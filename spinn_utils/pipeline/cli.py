@@ -1,4 +1,4 @@
-"""``spinn-run``: one program with five commands; ``run_all.py`` and ``python -m spinn_utils`` are aliases.
+"""``spinn-run``: one program with six commands; ``run_all.py`` and ``python -m spinn_utils`` are aliases.
 
     spinn-run run --smoke                  # tiny data and epochs: the whole chain in ~a minute
     spinn-run --smoke                      # the same: options without a command run the pipeline
@@ -7,6 +7,7 @@
     spinn-run run --data mill.mat --output results_nasa
     spinn-run run --data my.csv --data-config my.json
     spinn-run sweep --smoke                # the sparsity sweep on Dask
+    spinn-run recommend                    # the model to deploy, from the sweep: retrained, timed, a deploy card
     spinn-run predict --model X.onnx --csv in.csv --output out.csv   # also python -m spinn_utils.predict
     spinn-run convert --checkpoint results/checkpoints/spinn_masked.pt   # python -m spinn_utils.convert_to_sparse
     spinn-run colab --repo OWNER/NAME      # also python -m spinn_utils.colab
@@ -29,7 +30,7 @@ import sys
 from ..core.errors import SpinnError, first_line
 
 try:  # papermill and jupyter load here: a Ctrl-C during start-up is one line, not a traceback
-    from . import sweep
+    from . import recommend, sweep
     from .params import parse_value
     from .runner import Terminated, make_plan, run_notebooks
     from .sweep_spec import make_spec
@@ -65,7 +66,7 @@ HANDED_ON = {
     "convert": ("spinn_utils.compression.convert_cli", "convert a pruned checkpoint to COO or CSR storage"),
     "colab": ("spinn_utils.pipeline.colab_setup", "point every Colab link and set-up cell at your fork"),
 }
-COMMANDS = ("run", "sweep", *HANDED_ON)
+COMMANDS = ("run", "sweep", "recommend", *HANDED_ON)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -92,6 +93,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--sweep-file", metavar="FILE", help='a .json/.yaml file: {"grid": {...}, "seeds": [...], "parameters": {...}}')
     sw.add_argument("--workers", type=int, metavar="N", help="embedded LocalCluster workers (default: one per core)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://10.0.0.1:8786")
+    sw.add_argument("--batch", type=int, default=1000, metavar="N", help="timing phase: batch 1 and this one (default 1000)")
+    sw.add_argument("--threads", type=int, metavar="N", help="timing phase: CPU threads (default: every core)")
+    rec = sub.add_parser("recommend", help="the model to deploy, chosen from a finished sweep",
+                         description=recommend.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    recommend.add_arguments(rec)
     for name, (_, text) in HANDED_ON.items():
         sub.add_parser(name, help=text, add_help=False)  # its module's parser reads the rest, --help included
     return ap
@@ -114,6 +120,18 @@ def sweep_main(args: argparse.Namespace, notebook_dir=None) -> int:
         return sweep.run_sweep(make_spec(args, notebook_dir), args.workers, args.scheduler, args.kernel)
     except SpinnError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def recommend_main(args: argparse.Namespace) -> int:
+    """The recommender: 0 done, 1 the retrained model misses the tolerance, 2 bad input, 130 Ctrl-C."""
+    try:
+        return recommend.recommend(args)
+    except SpinnError as err:
+        print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -143,6 +161,8 @@ def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = No
     args, rest = parse_args(sys.argv[1:] if argv is None else list(argv), prog)
     if args.command in HANDED_ON:
         return importlib.import_module(HANDED_ON[args.command][0]).main(rest)
+    if args.command == "recommend":
+        return recommend_main(args)
     return (run_main if args.command == "run" else sweep_main)(args, notebook_dir)
 
 

@@ -1,0 +1,157 @@
+"""``spinn-run recommend``: the model to deploy, chosen by measurement from a finished sweep.
+
+    spinn-run recommend --output results                   # tolerance 0.01, batch 1000, 2 threads
+    spinn-run recommend --max-r2-drop 0.02 --batch 1 --threads 1
+
+1. Read ``<output>/sweep/sweep.json`` and apply the rule (``reporting.recommend_rule``): the
+   fastest representation and sparsity whose paired drop in test R2 against dense is shown
+   within the tolerance over seeds.
+2. Race: the (at most two) fastest candidates whose mean drop is within the tolerance but not
+   shown get more seeds, up to ``--max-seeds`` in all, in one round (a small sweep of just their
+   sparsities, in ``<output>/sweep/race/``); the rule is applied again with them.
+3. Retrain the chosen point at the full schedule (the pipeline's notebooks 01, 02, 03, 05_5 and 08
+   with its parameters, into ``<output>/recommended/``) and check its test accuracy again; a miss
+   is said, with the next candidate.
+4. Time it as deployed against dense eager at batch 1 and ``--batch`` with ``--threads``.
+5. Write the deploy card (``recommended/DEPLOY.md``, ``deploy.json``) and the figure.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..benchmark.bench_config import BenchConfig
+from ..benchmark.run import run_benchmark
+from ..benchmark.variants import load_variants
+from ..core.errors import SpinnError
+from ..core.paths import ResultsPaths
+from ..core.registry import DEPLOY_CARD, METRICS, RACE_DIR, RECOMMENDED_DIR, SWEEP_DIR, VARIANTS
+from ..core.results_files import read_result
+from ..reporting.deploy_card import write_card
+from ..reporting.recommend_rule import METHOD, Decision, Rule, decide
+from ..reporting.sweep_report import load_sweep, timing_busy
+from .notebooks import UsageError
+from .preflight import results_lock
+from .runner import make_plan, run_notebooks
+from .sweep import run_sweep
+from .sweep_spec import make_spec
+
+RETRAIN_NOTEBOOKS = "01,02,03,05_5,08"  # data, dense, pruning, export, test: what the card needs
+RETRAIN_FIXED = {"run_cv": False, "run_baselines": False, "n_seeds": 1}  # the card's spread is the sweep's
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--output", metavar="DIR", default="results", help="the folder a sweep ran in (default results/)")
+    ap.add_argument("--max-r2-drop", type=float, default=Rule.max_r2_drop, metavar="D",
+                    help="tolerated loss of test mean per-output R2 against dense (default 0.01)")
+    ap.add_argument("--batch", type=int, default=Rule.batch, metavar="N", help="your batch size (default 1000)")
+    ap.add_argument("--threads", type=int, default=Rule.threads, metavar="N", help="your CPU threads (default 2)")
+    ap.add_argument("--max-seeds", type=int, default=5, metavar="N",
+                    help="race a close candidate up to this many seeds (default 5; the sweep's count: no race)")
+    ap.add_argument("--no-retrain", action="store_true", help="only the rule's choice, from the sweep")
+    ap.add_argument("--workers", type=int, metavar="N", help="workers of the race's cluster (default: one per core)")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device for training")
+    ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+
+
+def _sweep_points(output: Path, rule: Rule) -> tuple[object, list]:
+    """The sweep and every point (the race's included), checked to answer ``rule``'s question."""
+    sweep = load_sweep(output)
+    if sweep is None:
+        raise UsageError(f"no sweep in {output / SWEEP_DIR}: run `spinn-run sweep --output {output}` first")
+    retime = (f"re-time it: spinn-run sweep --output {output} --batch {rule.batch} --threads {rule.threads} "
+              "(trained points are resumed)")
+    if timing_busy(sweep) is not None:
+        raise UsageError(f"the sweep's timing ran on a busy CPU ({timing_busy(sweep):.0f}%): {retime} on an idle machine")
+    if rule.batch not in sweep.timing.get("batches", ()) or rule.threads not in sweep.timing.get("threads", ()):
+        raise UsageError(f"the sweep was timed at batches {sweep.timing.get('batches')} with "
+                         f"{sweep.timing.get('threads')} threads, not batch {rule.batch} with {rule.threads}: {retime}")
+    race = load_sweep(output / SWEEP_DIR / RACE_DIR)
+    return sweep, [*sweep.points, *(race.points if race else ())]
+
+
+def _race(output: Path, sweep, decision: Decision, args) -> bool:
+    """More seeds for the racers' sparsities (a sweep of their own); False when there is nothing to add."""
+    racers = [c for c in decision.racers if c.n < args.max_seeds][:2]  # the two fastest: each costs a point per seed
+    if not racers:
+        return False
+    first = max(sweep.seeds) + 1  # the same added seeds on every call: a second call resumes them
+    seeds = list(range(first, first + args.max_seeds - min(c.n for c in racers)))
+    levels = sorted({c.sparsity for c in racers})
+    print(f"race: {', '.join(c.label for c in racers)} not yet shown ({'; '.join(c.drop_text() for c in racers)}): "
+          f"seeds {seeds} at {levels}")
+    overrides = sweep.settings.get("overrides", {})
+    ns = argparse.Namespace(
+        grid=[f"target_sparsity={','.join(map(str, levels))}", f"prune_method={METHOD}"],
+        seeds=",".join(map(str, seeds)), sweep_file=None, smoke=sweep.smoke, device=args.device, kernel=args.kernel,
+        parameters=list(overrides.items()), output=str(output / SWEEP_DIR / RACE_DIR), batch=args.batch,
+        threads=args.threads)
+    run_sweep(make_spec(ns, getattr(args, "notebook_dir", None)), args.workers, None, args.kernel, figures=False)
+    return True
+
+
+def _retrain(output: Path, sweep, decision: Decision, args) -> Path:
+    """The chosen point at the full schedule: a normal run with its parameters into ``recommended/``."""
+    folder = output / RECOMMENDED_DIR
+    params = {**sweep.settings.get("overrides", {}), **RETRAIN_FIXED}
+    if decision.chosen.variant != VARIANTS.dense:
+        params.update(target_sparsity=decision.chosen.sparsity, prune_method=METHOD)
+    ns = argparse.Namespace(output=str(folder), smoke=sweep.smoke, seed=sweep.seeds[0], only=RETRAIN_NOTEBOOKS,
+                            start=None, kernel=args.kernel, device=args.device, data=None, data_config=None,
+                            parameters=list(params.items()), progress=False, verbose=False)
+    print(f"retraining {decision.chosen.label} at the full schedule (seed {sweep.seeds[0]}) -> {folder}")
+    rc = run_notebooks(make_plan(ns, getattr(args, "notebook_dir", None)), ns)
+    if rc != 0:
+        raise SpinnError(f"the retrain of {decision.chosen.label} failed (exit {rc}); see {folder}/manifest.json")
+    return folder
+
+
+def _time_deployed(folder: Path, variant: str, rule: Rule, smoke: bool):
+    """The chosen representation and dense eager, each as deployed, at batch 1 and the asked batch."""
+    base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=5.0, gemm_size=1024)
+    cfg = replace(base, cpu_batch_sizes=tuple(sorted({1, rule.batch})), threads=(rule.threads,),
+                  formats=("coo", "csr"), progress=False)
+    wanted = {VARIANTS.dense, variant}
+    return run_benchmark([v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in wanted],
+                         cfg, "cpu")
+
+
+def recommend(args: argparse.Namespace) -> int:
+    """0: recommended and the full-schedule model holds the tolerance; 1: it misses (said, with the
+    next candidate); 2: bad input (raised as UsageError)."""
+    output = Path(args.output).expanduser().resolve()
+    rule = Rule(max_r2_drop=args.max_r2_drop, batch=args.batch, threads=args.threads)
+    if not 0 < rule.max_r2_drop < 1 or rule.batch < 1 or rule.threads < 1 or args.max_seeds < 2:
+        raise UsageError("--max-r2-drop must be in (0, 1); --batch and --threads >= 1; --max-seeds >= 2")
+    with results_lock(output, ["spinn-run", "recommend", *sys.argv[1:]]):
+        sweep, points = _sweep_points(output, rule)
+        decision = decide(points, rule)
+        if _race(output, sweep, decision, args):  # one round: every added seed at once
+            sweep, points = _sweep_points(output, rule)
+            decision = decide(points, rule)
+        print("\n".join(decision.lines()))
+        if args.no_retrain:
+            return 0
+        folder = _retrain(output, sweep, decision, args)
+        test = read_result(ResultsPaths(folder), METRICS.test_evaluation)
+        bench = _time_deployed(folder, decision.chosen.variant, rule, sweep.smoke)
+        card = write_card(folder, decision, test, bench, points)
+    accuracy = card["accuracy"]
+    print(f"full schedule: dense R2 {accuracy['dense_mean_r2']:.4f}, {decision.chosen.label} "
+          f"{accuracy['mean_r2']:.4f} (drop {accuracy['drop']:+.4f}, tolerance {rule.max_r2_drop:g}); "
+          f"{card['latency_text']}\ndeploy card: {folder / DEPLOY_CARD}")
+    if not accuracy["within_tolerance"]:
+        print(f"the full-schedule model misses the tolerance; next candidate: {card['next'] or 'dense'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def recommend_here(results_dir: str, max_r2_drop: float = Rule.max_r2_drop, batch: int = Rule.batch,
+                   threads: int = Rule.threads, max_seeds: int = 5, notebook_dir: str = "") -> int:
+    """Notebook 10's way to run ``spinn-run recommend`` on ``results_dir`` (its exit code; bad input
+    raises). ``notebook_dir``: the pipeline's notebooks ("" for this checkout's)."""
+    return recommend(argparse.Namespace(
+        output=results_dir, max_r2_drop=max_r2_drop, batch=batch, threads=threads, max_seeds=max_seeds,
+        no_retrain=False, workers=None, device="auto", kernel="python3", notebook_dir=notebook_dir or None))

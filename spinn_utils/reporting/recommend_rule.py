@@ -1,0 +1,190 @@
+"""Which model to deploy, read from a finished sweep: the fastest one shown to lose no more than a
+tolerance of accuracy.
+
+Every candidate is a (representation, sparsity) of the sweep's magnitude-pruned points, and dense.
+For each seed the sweep trained one dense model and pruned it, so the accuracy loss is paired:
+``drop = dense mean per-output R2 - candidate mean per-output R2`` on the same test split. The rule:
+
+    shown within tolerance  <=>  mean(drop) + t(confidence, n-1) * sd(drop) / sqrt(n) <= max_r2_drop
+
+(a one-sided upper confidence bound over n >= 2 seeds; one seed shows nothing). Among the shown
+candidates the fastest at the asked batch and threads wins (mean speedup vs dense over seeds,
+each taken within one timing rotation); candidates within ``tie`` of the fastest count as tied,
+and a tie goes to the smaller model (fewer stored bytes). A faster candidate that is not shown is
+named with its numbers; where its mean drop is within the tolerance, more seeds could show it
+(``racers``). ``accept_rates`` measures the rule's error rates on simulated records.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from ..core.errors import SpinnError
+from ..core.registry import VARIANTS
+from ..core.results_schema_sweep import SweepPoint
+from .sweep_report import percent
+
+# Deployable representations and the test variant whose accuracy each one has (CSR is the
+# masked model's weights in another layout, not scored apart).
+ACCURACY_OF = {VARIANTS.masked: VARIANTS.masked, VARIANTS.coo: VARIANTS.coo, VARIANTS.csr: VARIANTS.masked,
+               VARIANTS.structured: VARIANTS.structured, VARIANTS.structured_ort: VARIANTS.structured_ort,
+               VARIANTS.structured_int8_ort: VARIANTS.structured_int8_ort}
+STORAGE_OF = {VARIANTS.structured_ort: VARIANTS.structured}  # the fp32 export stores the structured weights
+METHOD = "magnitude"  # random pruning is the sweep's control, never a model to ship
+
+
+@dataclass(frozen=True)
+class Rule:
+    max_r2_drop: float = 0.01  # tolerated loss of test mean per-output R2 against dense
+    confidence: float = 0.95  # one-sided: a point at the tolerance is accepted 5% of the time
+    tie: float = 0.05  # speedups within 5% of the fastest are a tie (timing noise on a VM)
+    batch: int = 1000
+    threads: int = 2
+
+    def text(self) -> str:
+        return (f"paired drop in test mean per-output R2 vs dense (same seed); shown within {self.max_r2_drop:g} "
+                f"when mean + t({self.confidence:g}, n-1) x sd / sqrt(n) <= {self.max_r2_drop:g} (n >= 2 seeds); "
+                f"the fastest shown at batch {self.batch}, {self.threads} threads wins; speedups within "
+                f"{self.tie:.0%} tie and go to the smaller model")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    variant: str  # the representation deployed
+    sparsity: float  # target sparsity (0 for dense)
+    seeds: tuple[int, ...]  # seeds with both a drop and a speedup
+    drops: tuple[float, ...]  # per seed: dense - this model's test mean per-output R2
+    speedups: tuple[float, ...]  # per seed: dense ms / this ms at the rule's batch and threads
+    ms: tuple[float, ...]  # per seed: median ms per call
+    storage_bytes: int | None
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def mean_drop(self) -> float:
+        return float(np.mean(self.drops)) if self.drops else math.inf
+
+    @property
+    def sd_drop(self) -> float | None:
+        return float(np.std(self.drops, ddof=1)) if self.n > 1 else None
+
+    @property
+    def speedup(self) -> float:
+        return float(np.mean(self.speedups)) if self.speedups else 0.0
+
+    @property
+    def sd_speedup(self) -> float | None:
+        return float(np.std(self.speedups, ddof=1)) if self.n > 1 else None
+
+    def bound(self, rule: Rule) -> float:
+        """The one-sided upper confidence bound of the mean drop (inf with fewer than two seeds;
+        dense is its own reference: 0)."""
+        if self.variant == VARIANTS.dense:
+            return 0.0
+        if self.n < 2:
+            return math.inf
+        return self.mean_drop + stats.t.ppf(rule.confidence, self.n - 1) * self.sd_drop / math.sqrt(self.n)
+
+    def shown(self, rule: Rule) -> bool:
+        return self.bound(rule) <= rule.max_r2_drop
+
+    @property
+    def label(self) -> str:
+        return "dense" if self.variant == VARIANTS.dense else f"{self.variant} at {percent(self.sparsity)}"
+
+    def drop_text(self) -> str:
+        spread = f" ± {self.sd_drop:.3f}" if self.sd_drop is not None else ""
+        return f"drop {self.mean_drop:.3f}{spread}, {self.n} seed{'s' * (self.n != 1)}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: Rule
+    chosen: Candidate
+    candidates: tuple[Candidate, ...]  # every candidate, fastest first
+    not_shown: tuple[Candidate, ...]  # faster than the chosen one, not shown within the tolerance
+    racers: tuple[Candidate, ...] = field(default=())  # of those, the ones more seeds could show
+
+    def lines(self) -> list[str]:
+        c = self.chosen
+        head = (f"recommended: {c.label}: {c.speedup:.2f}x dense at batch {self.rule.batch}, "
+                f"{self.rule.threads} threads; {c.drop_text()} (bound {c.bound(self.rule):+.4f} <= "
+                f"{self.rule.max_r2_drop:g})" if c.variant != VARIANTS.dense else
+                "recommended: dense (no pruned representation is both faster and shown within the tolerance)")
+        return [head, *(f"faster, not shown: {x.label}: {x.speedup:.2f}x, {x.drop_text()}, bound "
+                        f"{x.bound(self.rule):+.4f}" for x in self.not_shown)]
+
+
+def _r2(point: SweepPoint, variant: str) -> float | None:
+    scores = (point.test or {}).get(variant)
+    return None if scores is None else scores.mean_r2
+
+
+def _timing(point: SweepPoint, variant: str, rule: Rule):
+    row = (point.latency or {}).get(str(rule.batch), {}).get(variant)
+    return row if row is not None and row.threads == rule.threads and row.speedup_vs_dense else None
+
+
+def candidates(points: list[SweepPoint], rule: Rule) -> list[Candidate]:
+    """Every deployable (representation, sparsity) with its paired drops and speedups, fastest first."""
+    ok = [p for p in points if p.status == "ok" and p.prune_method == METHOD]
+    out = []
+    for s in sorted({p.target_sparsity for p in ok}):
+        for variant, scored in ACCURACY_OF.items():
+            rows = []
+            for p in sorted((p for p in ok if p.target_sparsity == s), key=lambda p: p.seed):
+                dense, mine, t = _r2(p, VARIANTS.dense), _r2(p, scored), _timing(p, variant, rule)
+                if dense is not None and mine is not None and t is not None:
+                    rows.append((p.seed, dense - mine, t.speedup_vs_dense, t.median_ms, p))
+            if rows:
+                cost = (rows[0][4].flops or {}).get(STORAGE_OF.get(variant, variant))
+                out.append(Candidate(variant, s, *(tuple(col) for col in list(zip(*rows))[:4]),
+                                     storage_bytes=None if cost is None else cost.storage_bytes))
+    dense = [(p.seed, t.median_ms, p) for p in {p.seed: p for p in ok}.values()
+             if (t := (p.latency or {}).get(str(rule.batch), {}).get(VARIANTS.dense)) is not None]
+    if dense:
+        cost = (dense[0][2].flops or {}).get(VARIANTS.dense)
+        out.append(Candidate(VARIANTS.dense, 0.0, tuple(d[0] for d in dense), (0.0,) * len(dense),
+                             (1.0,) * len(dense), tuple(d[1] for d in dense),
+                             None if cost is None else cost.storage_bytes))
+    return sorted(out, key=lambda c: -c.speedup)
+
+
+def decide(points: list[SweepPoint], rule: Rule) -> Decision:
+    """The rule applied to the sweep's points (see the module's docstring)."""
+    cands = candidates(points, rule)
+    shown = [c for c in cands if c.shown(rule)]
+    if not shown:
+        raise SpinnError(f"no dense timing at batch {rule.batch}, {rule.threads} threads in the sweep: nothing to compare")
+    fastest = max(c.speedup for c in shown)
+    tied = [c for c in shown if c.speedup >= fastest * (1 - rule.tie)]
+    chosen = min(tied, key=lambda c: (c.storage_bytes if c.storage_bytes is not None else math.inf, -c.speedup))
+    not_shown = tuple(c for c in cands if c.speedup > chosen.speedup and not c.shown(rule))
+    racers = tuple(c for c in not_shown if c.mean_drop <= rule.max_r2_drop)
+    return Decision(rule, chosen, tuple(cands), not_shown, racers)
+
+
+def accept_rates(rule: Rule, sd: float, n: int, true_drops=(0.0, None), trials: int = 20000,
+                 seed: int = 0) -> dict[float, float]:
+    """Share of simulated candidates the rule accepts, per true drop (None: the tolerance itself),
+    with ``n`` seeds of paired drops ~ Normal(true drop, sd): the rule's error rates on records like
+    the sweep's. At the tolerance this is the false acceptance rate (1 - confidence by design)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for true in true_drops:
+        mu = rule.max_r2_drop if true is None else true
+        draws = rng.normal(mu, sd, size=(trials, n))
+        bound = draws.mean(1) + stats.t.ppf(rule.confidence, n - 1) * draws.std(1, ddof=1) / math.sqrt(n)
+        out[mu] = float(np.mean(bound <= rule.max_r2_drop))
+    return out
+
+
+def paired_sd(decision: Decision) -> float | None:
+    """The typical spread of a paired drop over seeds: the median over candidates with >= 2 seeds."""
+    sds = [c.sd_drop for c in decision.candidates if c.sd_drop is not None and c.variant != VARIANTS.dense]
+    return float(np.median(sds)) if sds else None
