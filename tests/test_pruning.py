@@ -19,6 +19,7 @@ from spinn_utils.compression.magnitude import (
     prunable_weights,
     sparsity_schedule,
     stage_epochs,
+    weight_scores,
 )
 from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
 from spinn_utils.compression.structured import (
@@ -90,9 +91,23 @@ def test_kept_weights_outrank_pruned_weights():
     model = DensePINN(TINY)
     weights = {n: w.detach().clone() for n, w in prunable_weights(model).items()}
     masks = global_magnitude_masks(model, 0.4)
-    kept = torch.cat([weights[n][m].abs() for n, m in masks.items()])
-    pruned = torch.cat([weights[n][~m].abs() for n, m in masks.items()])
+    hidden = list(masks)[:-1]  # the output layer is kept whole (below)
+    kept = torch.cat([weights[n][masks[n]].abs() for n in hidden])
+    pruned = torch.cat([weights[n][~masks[n]].abs() for n in hidden])
     assert kept.min() >= pruned.max()
+
+
+@pytest.mark.parametrize("method", ["magnitude", "random"])
+def test_the_output_layer_is_never_pruned_even_when_its_weights_are_smallest(method):
+    """A hard-physics body's last layer starts at zero; one global ranking used to cut all of it."""
+    torch.manual_seed(5)
+    model = DensePINN(TINY)
+    out = linear_layers(model)[-1]
+    with torch.no_grad():
+        out.weight.mul_(1e-6)
+    masks = global_magnitude_masks(model, 0.6, scores=weight_scores(model, method, torch.Generator().manual_seed(0)))
+    assert bool(masks[list(masks)[-1]].all())
+    assert sum(int((~m).sum()) for m in masks.values()) == n_weights_to_prune(model, 0.6)
 
 
 def test_stages_only_prune_more_and_schedule_ends_at_target():
@@ -114,7 +129,7 @@ def test_stages_only_prune_more_and_schedule_ends_at_target():
 
 def test_impossible_sparsity_is_a_clear_error():
     model = DensePINN(ModelConfig(input_dim=2, hidden_dims=(2,), output_dim=1))  # 4+2+2+1 = 9
-    with pytest.raises(SpinnError, match="biases are never pruned"):
+    with pytest.raises(SpinnError, match="biases and the output layer are never pruned"):
         n_weights_to_prune(model, 0.9)
     with pytest.raises(SpinnError, match="shape"):
         apply_masks(model, {"network.0.weight": torch.ones(3, 3, dtype=torch.bool)})
