@@ -57,7 +57,7 @@ def test_a_faster_point_with_a_wide_spread_is_named_not_chosen(tmp_path):
     (fast,) = decision.not_shown
     assert fast.sparsity == 0.9 and fast.mean_drop == pytest.approx(0.0) and fast.bound(Rule()) > 0.01
     assert decision.racers == (fast,)  # its mean is within the tolerance: more seeds could show it
-    assert "faster, not shown: spinn_structured_ort at 90.0%: 10.00x, drop 0.000 ± 0.030, 3 seeds" in decision.lines()[1]
+    assert "faster, not shown: SPINN structured (ONNX Runtime) at 90.0%: 10.00x, drop 0.000 ± 0.030, 3 seeds" in decision.lines()[1]
     # with a tight spread the same point is shown, and it is the faster one
     assert decide(list(two_points(tmp_path, wide=0.001).points), Rule()).chosen.sparsity == 0.9
 
@@ -115,5 +115,5 @@ def test_the_deploy_card_holds_the_file_hash_accuracy_latency_and_rule(tmp_path)
     assert saved["latency"]["1000"]["model"]["speedup_vs_dense"] == pytest.approx(5.0)
     assert saved["error_rates"]["accepted_at_tolerance"] == pytest.approx(0.05, abs=0.01)
     text = (folder / DEPLOY_CARD).read_text()
-    assert "faster, not shown: spinn_structured_ort at 90.0%" in text and "sha256" in text
+    assert "faster, not shown: SPINN structured (ONNX Runtime) at 90.0%" in text and "sha256" in text
     assert (folder / "figures" / "recommend_pareto.png").stat().st_size > 10_000

@@ -63,7 +63,9 @@ def _sweep_points(output: Path, rule: Rule) -> tuple[object, list]:
         raise UsageError(f"no sweep in {output / SWEEP_DIR}: run `spinn-run sweep --output {output}` first")
     retime = (f"re-time it: spinn-run sweep --output {output} --batch {rule.batch} --threads {rule.threads} "
               "(trained points are resumed)")
-    if timing_busy(sweep) is not None:
+    if timing_busy(sweep) is not None and sweep.smoke:
+        print(f"note: the smoke sweep's timing ran on a busy CPU ({timing_busy(sweep):.0f}%): a rehearsal, not a measurement")
+    elif timing_busy(sweep) is not None:
         raise UsageError(f"the sweep's timing ran on a busy CPU ({timing_busy(sweep):.0f}%): {retime} on an idle machine")
     if rule.batch not in sweep.timing.get("batches", ()) or rule.threads not in sweep.timing.get("threads", ()):
         raise UsageError(f"the sweep was timed at batches {sweep.timing.get('batches')} with "

@@ -18,7 +18,7 @@ from ..core.registry import DEPLOY_CARD, DEPLOY_JSON, ORT_EXPORTS, RECOMMEND_FIG
 from ..core.results_schema_eval import Benchmark, TestEvaluation
 from ..core.results_schema_sweep import SweepPoint
 from ..core.spread import mean_sem
-from .figures import FigureConfig, save_figure, style
+from .figures import FigureConfig, label_front, numbered_front, save_figure, style
 from .recommend_rule import ACCURACY_OF, METHOD, Candidate, Decision, accept_rates, paired_sd
 
 
@@ -160,8 +160,8 @@ def _num(x) -> str:
 
 def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
     """Paired R2 drop vs latency, error bars over seeds, the front joined, the tolerance and the choice marked."""
-    rule, fig = decision.rule, Figure(figsize=(cfg.width_in, 5.0), layout="constrained")
-    ax = fig.subplots()
+    rule = decision.rule
+    fig, ax, key = numbered_front(cfg, 5.0)
     for c in decision.candidates:
         label, colour = style(c.variant)
         ax.errorbar(np.mean(c.ms), c.mean_drop, xerr=np.std(c.ms, ddof=1) if c.n > 1 else None,
@@ -174,10 +174,7 @@ def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
             best = c.mean_drop
     ax.step([np.mean(c.ms) for c in front], [c.mean_drop for c in front], where="post", color="black", lw=0.8,
             label="Pareto front")
-    for i, c in enumerate(front, 1):  # numbers on the plot, names in the box: labels never overlap
-        ax.annotate(str(i), (np.mean(c.ms), c.mean_drop), xytext=(4, -10), textcoords="offset points", fontsize=7)
-    ax.text(1.02, 1.0, "\n".join(f"{i}: {c.label}" for i, c in enumerate(front, 1)), transform=ax.transAxes,
-            fontsize=7, va="top")
+    label_front(ax, key, [(float(np.mean(c.ms)), c.mean_drop, c.label) for c in front], "Pareto front")
     chosen = decision.chosen
     ax.scatter([np.mean(chosen.ms)], [chosen.mean_drop], s=220, facecolors="none", edgecolors="red", linewidths=2,
                label=f"recommended: {chosen.label}", zorder=5)

@@ -97,6 +97,23 @@ def save_figure(fig: Figure, directory: Path, stem: str, cfg: FigureConfig) -> l
     return out
 
 
+def numbered_front(cfg: FigureConfig, height_in: float) -> tuple[Figure, object, object]:
+    """(figure, plot axes, key axes): a plot whose front points carry numbers and a key beside it
+    listing their names (``label_front``), so long labels never overlap each other or the data."""
+    fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
+    ax, key = fig.subplots(1, 2, gridspec_kw={"width_ratios": (3, 1)})
+    key.axis("off")
+    return fig, ax, key
+
+
+def label_front(ax, key, front: list[tuple[float, float, str]], title: str) -> None:
+    """Number each (x, y, name) on ``ax`` and list the names in ``key``."""
+    for i, (x, y, _) in enumerate(front, 1):
+        ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    key.text(0.0, 1.0, f"{title}\n" + "\n".join(f"{i}: {name}" for i, (_, _, name) in enumerate(front, 1)),
+             transform=key.transAxes, fontsize=7, va="top")
+
+
 def _figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):
     fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from ..core.errors import SpinnError
-from ..core.registry import VARIANTS
+from ..core.registry import LABELS, VARIANTS
 from ..core.results_schema_sweep import SweepPoint
 from .sweep_report import percent
 
@@ -95,7 +95,8 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return "dense" if self.variant == VARIANTS.dense else f"{self.variant} at {percent(self.sparsity)}"
+        name = LABELS.get(self.variant, self.variant)
+        return name if self.variant == VARIANTS.dense else f"{name} at {percent(self.sparsity)}"
 
     def drop_text(self) -> str:
         spread = f" ± {self.sd_drop:.3f}" if self.sd_drop is not None else ""

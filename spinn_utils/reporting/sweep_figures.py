@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from ..core.registry import SWEEP_DIR, SWEEP_FIGURES, VARIANTS
 from ..core.results_schema_sweep import Sweep
-from .figures import FigureConfig, save_figure, style
+from .figures import FigureConfig, label_front, numbered_front, save_figure, style
 from .sweep_report import (
     METHODS,
     REPRESENTATIONS,
@@ -107,7 +107,7 @@ def fig_latency(sweep: Sweep, cfg: FigureConfig) -> Figure:
 def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
     """Test R2 vs latency at ``batch`` for every (method, sparsity, representation); the front joined."""
     pts = pareto_points(sweep, batch)
-    fig, (ax,) = _figure(cfg, 5.0)
+    fig, ax, key = numbered_front(cfg, 5.0)
     for v in REPRESENTATIONS:
         label, colour = style(v)
         for random in (False, True):  # the random-pruning control drawn as crosses
@@ -120,14 +120,11 @@ def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
     if front:
         ax.step([p["ms"] for p in front], [p["r2"] for p in front], where="post", color="black", lw=1,
                 label="Pareto front")
-        for i, p in enumerate(front, 1):  # numbers on the plot, names beside it: labels never overlap
-            ax.annotate(str(i), (p["ms"], p["r2"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
-        ax.text(1.02, 1.0, "Pareto front\n" + "\n".join(f"{i}: {p['label']}" for i, p in enumerate(front, 1)),
-                transform=ax.transAxes, fontsize=7, va="top")
+        label_front(ax, key, [(p["ms"], p["r2"], p["label"]) for p in front], "Pareto front")
     ax.set_xscale("log")
     ax.set(xlabel=f"median ms per call at batch {batch} (log)", ylabel="test mean per-output R2",
            title="Accuracy vs latency (up and left is better; bars: std over seeds)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
