@@ -1,6 +1,7 @@
 """The recommender's rule on synthetic sweep records, its refusals, and the deploy card."""
 import hashlib
 import json
+import re
 
 import pytest
 from results_factory import bench, evaluation_record
@@ -10,7 +11,7 @@ from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import DEPLOY_CARD, DEPLOY_JSON, VARIANTS
 from spinn_utils.pipeline.cli import main
 from spinn_utils.reporting.deploy_card import write_card
-from spinn_utils.reporting.recommend_rule import Rule, accept_rates, decide
+from spinn_utils.reporting.recommend_rule import Rule, accept_rates, decide, error_rate_line
 from spinn_utils.reporting.sweep_report import load_sweep
 
 SEEDS = (1, 2, 3)
@@ -58,6 +59,8 @@ def test_a_faster_point_with_a_wide_spread_is_named_not_chosen(tmp_path):
     assert fast.sparsity == 0.9 and fast.mean_drop == pytest.approx(0.0) and fast.bound(Rule()) > 0.01
     assert decision.racers == (fast,)  # its mean is within the tolerance: more seeds could show it
     assert "faster, not shown: SPINN structured (ONNX Runtime) at 90.0%: 10.00x, drop 0.000 ± 0.030, 3 seeds" in decision.lines()[1]
+    rate = re.search(r"true drop is the tolerance ([\d.]+)% of the time", error_rate_line(decision))
+    assert 4.0 < float(rate.group(1)) < 6.0  # the one-sided 95% bound's 5%, on this sweep's spread
     # with a tight spread the same point is shown, and it is the faster one
     assert decide(list(two_points(tmp_path, wide=0.001).points), Rule()).chosen.sparsity == 0.9
 

@@ -30,7 +30,7 @@ from ..core.paths import ResultsPaths
 from ..core.registry import DEPLOY_CARD, METRICS, RACE_DIR, RECOMMENDED_DIR, SWEEP_DIR, VARIANTS
 from ..core.results_files import read_result
 from ..reporting.deploy_card import write_card
-from ..reporting.recommend_rule import METHOD, Decision, Rule, decide
+from ..reporting.recommend_rule import METHOD, Decision, Rule, decide, error_rate_line
 from ..reporting.sweep_report import load_sweep, timing_busy
 from .notebooks import UsageError
 from .preflight import results_lock
@@ -133,7 +133,7 @@ def recommend(args: argparse.Namespace) -> int:
         if _race(output, sweep, decision, args):  # one round: every added seed at once
             sweep, points = _sweep_points(output, rule)
             decision = decide(points, rule)
-        print("\n".join(decision.lines()))
+        print("\n".join([*decision.lines(), error_rate_line(decision)]))
         if args.no_retrain:
             return 0
         folder = _retrain(output, sweep, decision, args)

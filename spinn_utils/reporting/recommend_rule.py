@@ -185,6 +185,17 @@ def accept_rates(rule: Rule, sd: float, n: int, true_drops=(0.0, None), trials: 
     return out
 
 
+def error_rate_line(decision: Decision) -> str:
+    """The rule and how often it errs on records like this sweep's (simulated), in one line."""
+    sd, n = paired_sd(decision), max(decision.chosen.n, 2)
+    if sd is None:
+        return f"rule: {decision.rule.text()}"
+    rates = accept_rates(decision.rule, sd, n)
+    return (f"rule: {decision.rule.text()}; on simulated records with this sweep's paired spread (sd {sd:.4f}, "
+            f"{n} seeds) it accepts a model whose true drop is the tolerance {rates[decision.rule.max_r2_drop]:.1%} "
+            f"of the time, one with no drop {rates[0.0]:.1%}")
+
+
 def paired_sd(decision: Decision) -> float | None:
     """The typical spread of a paired drop over seeds: the median over candidates with >= 2 seeds."""
     sds = [c.sd_drop for c in decision.candidates if c.sd_drop is not None and c.variant != VARIANTS.dense]
