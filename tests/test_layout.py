@@ -14,6 +14,7 @@ from spinn_utils.core.registry import (
     FIGURES,
     LABELS,
     METRICS,
+    MODEL_VARIANTS,
     PREDICTIONS_FILE,
     VARIANTS,
     names,
@@ -149,7 +150,11 @@ def test_names_are_spelled_only_in_the_registry():
 def test_registry_names_are_unique():
     for group in (METRICS, VARIANTS, FIGURES):
         assert len(set(names(group))) == len(names(group)), group
-    assert len(set(LABELS.values())) == len(LABELS) and set(LABELS) == set(names(VARIANTS))
+    assert [v.name for v in MODEL_VARIANTS] == list(names(VARIANTS))  # one record per variant, in order
+    for field in ("label", "short", "colour"):
+        assert len({getattr(v, field) for v in MODEL_VARIANTS}) == len(MODEL_VARIANTS), field
+    assert all(v.reference in names(VARIANTS) for v in MODEL_VARIANTS)
+    assert all((v.export is None) == (v.runtime == "torch") for v in MODEL_VARIANTS)
 
 
 def test_public_api_resolves_and_import_stays_light():

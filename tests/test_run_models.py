@@ -18,8 +18,7 @@ from spinn_utils.compression.sparse import (
 )
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import VARIANTS
-from spinn_utils.evaluation.holdout import TEST_VARIANTS
+from spinn_utils.core.registry import TEST_VARIANTS, VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import DensePINN
 

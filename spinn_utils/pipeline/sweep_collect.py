@@ -28,7 +28,7 @@ from ..core.errors import SpinnError, first_line
 from ..core.io import read_json, to_jsonable, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, VARIANTS
+from ..core.registry import METRICS, TEST_VARIANTS, VARIANTS
 from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
@@ -37,7 +37,6 @@ from .sweep_tasks import THREAD_VARS, UNSET
 
 LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
 BATCHES = SWEEP.batches
-TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured, VARIANTS.structured_ort)
 
 
 def latency_config(smoke: bool) -> BenchConfig:
