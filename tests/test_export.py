@@ -36,28 +36,13 @@ from spinn_utils.compression.quantize import (
 )
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
-from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
-from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import ACTIVATIONS, DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import FILE_KEYS, META_SIDECAR, OnnxPredictor, sidecar_path
 from spinn_utils.predict import csv_pieces, output_column, predict_csv
 from spinn_utils.predict import main as predict_main
 
 TINY = ModelConfig(hidden_dims=(16, 8))
-
-
-@pytest.fixture
-def run(tmp_path, make_data):
-    """A results folder with tiny dense, pruned and structured checkpoints and their data."""
-    paths, data = ResultsPaths.at(tmp_path / "results").ensure(), make_data(rows=12)
-    meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
-            "target_names": data.target_names}
-    for name, kind, model in ((VARIANTS.dense, "dense", tiny_model(0)),
-                              (VARIANTS.masked, VARIANTS.masked, tiny_model(0)),
-                              (VARIANTS.structured, VARIANTS.structured, tiny_model(1, (8, 4)))):
-        save_checkpoint(paths.checkpoint(name), model, kind=kind, meta={**meta, "model": model.cfg})
-    return paths, data
 
 
 def raw_test(data) -> np.ndarray:
