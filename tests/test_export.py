@@ -380,7 +380,7 @@ def test_int8_export_beside_fp32_within_parity_and_run_by_the_predictor_unchange
     side = quantize_exports(paths, data, cfg)[INT8_EXPORT]
     path, fp32 = paths.export(INT8_EXPORT), paths.export(VARIANTS.structured)
     assert path.is_file() and json.loads(sidecar_path(path).read_text())["precision"] == "int8"
-    # Issue 18's binding: the int8 sidecar names the int8 model's bytes; names and ranges are fp32's.
+    # The int8 sidecar names the int8 model's bytes; names and ranges are fp32's.
     fp32_side = json.loads(sidecar_path(fp32).read_text())
     assert side["onnx_sha256"] == file_sha256(path) != fp32_side["onnx_sha256"]
     assert side["feature_ranges"] == fp32_side["feature_ranges"]

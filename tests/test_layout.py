@@ -130,7 +130,7 @@ def _code_cells(notebook: Path) -> str:
 def test_names_are_spelled_only_in_the_registry():
     """Model, checkpoint, metrics, figure and label names come from core.registry, in the package,
     the tests and the notebooks' code cells ("dense" and the figure name "parameters" are also
-    plain words, so they are not searched for; nor are names written by earlier versions, which
+    plain words, so they are not searched for; nor are the names of spinn-utils 0.1 files, which
     the registry's LEGACY tables and the rename tests spell on purpose)."""
     spelled = {*names(METRICS), *names(VARIANTS), *names(FIGURES), *LABELS.values(), PREDICTIONS_FILE,
                *(f"{v}.pt" for v in names(VARIANTS)), *(f"{v}.onnx" for v in names(VARIANTS))}
