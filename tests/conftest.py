@@ -7,7 +7,15 @@ import torch
 from builders import saved_run
 
 from spinn_utils.data.dataset import PreparedData, make_prepared
-from spinn_utils.data.schema import DEFAULT_FEATURES, GROUP_COL, RUN_COL, TARGETS, TIME_COL
+from spinn_utils.data.prepare import prepare
+from spinn_utils.data.schema import (
+    DEFAULT_FEATURES,
+    GROUP_COL,
+    RUN_COL,
+    TARGETS,
+    TIME_COL,
+    DataConfig,
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -57,3 +65,9 @@ def run(tmp_path, make_data):
     in ``tmp_path/results``, with their 12-row data."""
     data = make_data(rows=12)
     return saved_run(tmp_path / "results", data), data
+
+
+@pytest.fixture(scope="session")
+def smoke_data() -> PreparedData:
+    """The embedded data's smoke set, prepared once for the session: read it, never change it."""
+    return prepare(DataConfig.smoke_test())
