@@ -1,11 +1,21 @@
-"""Shared test set-up: one thread for tiny models, and one tiny prepared data set."""
+"""Shared test set-up: one thread for tiny models, one tiny prepared data set, a results folder
+with tiny checkpoints."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from builders import saved_run
 
 from spinn_utils.data.dataset import PreparedData, make_prepared
-from spinn_utils.data.schema import DEFAULT_FEATURES, GROUP_COL, RUN_COL, TARGETS, TIME_COL
+from spinn_utils.data.prepare import prepare
+from spinn_utils.data.schema import (
+    DEFAULT_FEATURES,
+    GROUP_COL,
+    RUN_COL,
+    TARGETS,
+    TIME_COL,
+    DataConfig,
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -47,3 +57,17 @@ def make_data():
         frames = {s: milling_frame(g, rows, rng) for s, g in groups.items()}
         return make_prepared(frames, DEFAULT_FEATURES, TARGETS)
     return make
+
+
+@pytest.fixture
+def run(tmp_path, make_data):
+    """(paths, data): tiny dense, spinn_masked and spinn_structured checkpoints (``builders.saved_run``)
+    in ``tmp_path/results``, with their 12-row data."""
+    data = make_data(rows=12)
+    return saved_run(tmp_path / "results", data), data
+
+
+@pytest.fixture(scope="session")
+def smoke_data() -> PreparedData:
+    """The embedded data's smoke set, prepared once for the session: read it, never change it."""
+    return prepare(DataConfig.smoke_test())

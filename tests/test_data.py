@@ -24,9 +24,9 @@ MAT_FIELDS = ("case", "run", "VB", "time", "DOC", "feed", "material",
               "smcAC", "smcDC", "vib_table", "vib_spindle", "AE_table", "AE_spindle")
 
 
-@pytest.fixture(scope="module")
-def smoke():
-    return prepare(DataConfig.smoke_test())
+@pytest.fixture
+def smoke(smoke_data):
+    return smoke_data
 
 
 @pytest.fixture()

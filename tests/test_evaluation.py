@@ -12,16 +12,12 @@ from spinn_utils.compression.run_models import check_scaler
 from spinn_utils.compression.sparse import convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import METRICS, VARIANTS
+from spinn_utils.core.registry import METRICS, TEST_VARIANTS, VARIANTS
 from spinn_utils.core.results_files import read_result
 from spinn_utils.core.results_schema import Skipped
 from spinn_utils.data.schema import TARGETS
 from spinn_utils.evaluation.crossval import CrossValConfig, cross_validate, cv_table, fold_stats
-from spinn_utils.evaluation.holdout import (
-    TEST_VARIANTS,
-    evaluate_test,
-    write_results,
-)
+from spinn_utils.evaluation.holdout import evaluate_test, write_results
 from spinn_utils.model.mlp import DensePINN, ModelConfig
 from spinn_utils.model.physics import PhysicsConfig
 from spinn_utils.training.fit import TrainConfig

@@ -36,28 +36,13 @@ from spinn_utils.compression.quantize import (
 )
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
-from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
-from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.mlp import ACTIVATIONS, DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import FILE_KEYS, META_SIDECAR, OnnxPredictor, sidecar_path
 from spinn_utils.predict import csv_pieces, output_column, predict_csv
 from spinn_utils.predict import main as predict_main
 
 TINY = ModelConfig(hidden_dims=(16, 8))
-
-
-@pytest.fixture
-def run(tmp_path, make_data):
-    """A results folder with tiny dense, pruned and structured checkpoints and their data."""
-    paths, data = ResultsPaths.at(tmp_path / "results").ensure(), make_data(rows=12)
-    meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
-            "target_names": data.target_names}
-    for name, kind, model in ((VARIANTS.dense, "dense", tiny_model(0)),
-                              (VARIANTS.masked, VARIANTS.masked, tiny_model(0)),
-                              (VARIANTS.structured, VARIANTS.structured, tiny_model(1, (8, 4)))):
-        save_checkpoint(paths.checkpoint(name), model, kind=kind, meta={**meta, "model": model.cfg})
-    return paths, data
 
 
 def raw_test(data) -> np.ndarray:
@@ -395,7 +380,7 @@ def test_int8_export_beside_fp32_within_parity_and_run_by_the_predictor_unchange
     side = quantize_exports(paths, data, cfg)[INT8_EXPORT]
     path, fp32 = paths.export(INT8_EXPORT), paths.export(VARIANTS.structured)
     assert path.is_file() and json.loads(sidecar_path(path).read_text())["precision"] == "int8"
-    # Issue 18's binding: the int8 sidecar names the int8 model's bytes; names and ranges are fp32's.
+    # The int8 sidecar names the int8 model's bytes; names and ranges are fp32's.
     fp32_side = json.loads(sidecar_path(fp32).read_text())
     assert side["onnx_sha256"] == file_sha256(path) != fp32_side["onnx_sha256"]
     assert side["feature_ranges"] == fp32_side["feature_ranges"]

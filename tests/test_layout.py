@@ -15,6 +15,7 @@ from spinn_utils.core.registry import (
     FIGURES,
     LABELS,
     METRICS,
+    MODEL_VARIANTS,
     PREDICTIONS_FILE,
     VARIANTS,
     names,
@@ -130,7 +131,7 @@ def _code_cells(notebook: Path) -> str:
 def test_names_are_spelled_only_in_the_registry():
     """Model, checkpoint, metrics, figure and label names come from core.registry, in the package,
     the tests and the notebooks' code cells ("dense" and the figure name "parameters" are also
-    plain words, so they are not searched for; nor are names written by earlier versions, which
+    plain words, so they are not searched for; nor are the names of spinn-utils 0.1 files, which
     the registry's LEGACY tables and the rename tests spell on purpose)."""
     spelled = {*names(METRICS), *names(VARIANTS), *names(FIGURES), *LABELS.values(), PREDICTIONS_FILE,
                *(f"{v}.pt" for v in names(VARIANTS)), *(f"{v}.onnx" for v in names(VARIANTS))}
@@ -150,7 +151,11 @@ def test_names_are_spelled_only_in_the_registry():
 def test_registry_names_are_unique():
     for group in (METRICS, VARIANTS, FIGURES):
         assert len(set(names(group))) == len(names(group)), group
-    assert len(set(LABELS.values())) == len(LABELS) and set(LABELS) == set(names(VARIANTS))
+    assert [v.name for v in MODEL_VARIANTS] == list(names(VARIANTS))  # one record per variant, in order
+    for field in ("label", "short", "colour"):
+        assert len({getattr(v, field) for v in MODEL_VARIANTS}) == len(MODEL_VARIANTS), field
+    assert all(v.reference in names(VARIANTS) for v in MODEL_VARIANTS)
+    assert all((v.export is None) == (v.runtime == "torch") for v in MODEL_VARIANTS)
 
 
 def test_public_api_resolves_and_import_stays_light():

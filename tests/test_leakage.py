@@ -50,9 +50,9 @@ def earlier_version_csv(path, n_experiments=8, rows=30, seed=0):
                       val_experiments=1, test_experiments=2)
 
 
-@pytest.fixture(scope="module")
-def clean():
-    return prepare(DataConfig.smoke_test())
+@pytest.fixture
+def clean(smoke_data):
+    return smoke_data
 
 
 def rebuilt(data, frames=None, features=None, targets=None):
@@ -296,19 +296,20 @@ def test_collinear_product_terms_do_not_inflate_r2_past_the_true_fit():
 
 
 def test_the_default_data_passes_for_every_sweep_seed():
-    """The sweep's seeds each draw their own split of the embedded data: none may raise a false alarm."""
-    for seed in (42, 43, 44):
+    """The sweep's seeds each draw their own split of the embedded data: none may raise a false alarm
+    (42, DataConfig's own, is test_honest_data_passes_every_check's)."""
+    for seed in (43, 44):
         report = prepare(with_overrides(DataConfig(), seed=seed, fail_on_leakage=False)).meta["leakage"]
         assert report["passed"], (seed, report["problems"])
 
 
 @pytest.mark.parametrize("smoke", [False, True])
-def test_honest_data_passes_every_check(tmp_path, smoke):
+def test_honest_data_passes_every_check(tmp_path, smoke, smoke_data):
     """The embedded data (full and smoke) and the worked example CSV: no false alarm."""
     from spinn_utils.data.example import main as example_main
     from spinn_utils.data.schema import data_config_for
 
-    embedded = prepare(DataConfig.smoke_test() if smoke else DataConfig()).meta["leakage"]
+    embedded = (smoke_data if smoke else prepare(DataConfig())).meta["leakage"]
     example_main(["--output-dir", str(tmp_path)])
     cfg = data_config_for(smoke, str(tmp_path / "milling.json"), data_path=str(tmp_path / "milling.csv"))
     example = prepare(cfg).meta["leakage"]

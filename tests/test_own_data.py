@@ -109,6 +109,7 @@ def test_a_bad_description_stops_the_driver_before_any_notebook(tmp_path, capsys
     assert "unknown key(s) ['group']" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.slow  # the whole notebook chain, on the worked example
 def test_readme_worked_example_runs_as_written(tmp_path):
     """The README's commands, in order, in an empty folder; --smoke keeps it to seconds."""
     block = re.search(r"```bash\n(.*?)```", readme_section(), re.S).group(1)

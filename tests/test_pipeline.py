@@ -1,8 +1,10 @@
 """The driver (spinn_utils.pipeline): order, selection, parameter checks, failures, entry points."""
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -14,6 +16,7 @@ from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main, parse_args, parse_parameter
 from spinn_utils.pipeline.notebooks import UsageError, discover, notebook_id, select
 from spinn_utils.pipeline.params import plan_parameters, type_ok
+from spinn_utils.pipeline.preflight import lock_path, results_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,27 +142,32 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
     assert (home / "thesis.tex").read_text() == "mine"
 
 
-def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
-    from spinn_utils.pipeline.preflight import lock_path, results_lock
+def _hold_lock(folder: Path, held) -> None:
+    with results_lock(folder, ["killed"]):
+        held.set()
+        time.sleep(60)
 
+
+def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
     with results_lock(tmp_path, ["first"]):
         assert lock_path(tmp_path).is_file()
         with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\); wait for it"):
             with results_lock(tmp_path, ["second"]):
                 pass
     assert not lock_path(tmp_path).exists()
-    # A holder killed outright (SIGKILL) leaves its file; the lock died with it.
-    code = ("import sys, time\nfrom pathlib import Path\nfrom spinn_utils.pipeline.preflight import results_lock\n"
-            "with results_lock(Path(sys.argv[1]), ['killed']):\n    print('held', flush=True)\n    time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    # A holder killed outright (SIGKILL) leaves its file; the lock died with it. The holder is a
+    # fork: another process, without a second import of the package.
+    held = multiprocessing.get_context("fork").Event()
+    holder = multiprocessing.get_context("fork").Process(target=_hold_lock, args=(tmp_path, held), daemon=True)
+    holder.start()
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert held.wait(60)
         with pytest.raises(UsageError, match=rf"in use by process {holder.pid} \(killed\)"):
             with results_lock(tmp_path, ["second"]):
                 pass
     finally:
         holder.kill()
-        holder.wait()
+        holder.join()
     assert lock_path(tmp_path).is_file()
     with results_lock(tmp_path, ["third"]):
         assert json.loads(lock_path(tmp_path).read_text())["command"] == ["third"]

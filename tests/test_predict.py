@@ -8,13 +8,10 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from builders import tiny_model
 
 from spinn_utils.compression.export import ExportConfig, export_checkpoints
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
-from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.onnx_predictor import OnnxPredictor
 from spinn_utils.predict import main as predict_main
 from spinn_utils.predict import usable_cores
@@ -23,13 +20,9 @@ PREDICTED = ["predicted_tool_wear_vb_mm", "predicted_thermal_displacement_um", "
 
 
 @pytest.fixture
-def exported(tmp_path, make_data):
+def exported(tmp_path, run):
     """(the structured export, the test split as a user's CSV, the test split)."""
-    paths, data = ResultsPaths.at(tmp_path / "results").ensure(), make_data(rows=12)
-    meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
-            "target_names": data.target_names}
-    for name, model in ((VARIANTS.dense, tiny_model(0)), (VARIANTS.structured, tiny_model(1, (8, 4)))):
-        save_checkpoint(paths.checkpoint(name), model, kind=name, meta={**meta, "model": model.cfg})
+    paths, data = run
     export_checkpoints(paths, data, ExportConfig())
     frame = data.frames["test"].reset_index(drop=True)
     csv = tmp_path / "in.csv"

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from builders import saved_run
 from builders import tiny_model as _model
 
 from spinn_utils.compression.export import ExportConfig, OnnxModule, export_checkpoints
@@ -17,33 +18,26 @@ from spinn_utils.compression.sparse import (
     save_sparse_checkpoint,
 )
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import VARIANTS
-from spinn_utils.evaluation.holdout import TEST_VARIANTS
-from spinn_utils.model.checkpoints import save_checkpoint
+from spinn_utils.core.registry import TEST_VARIANTS, VARIANTS
 from spinn_utils.model.mlp import DensePINN
 
 
 @pytest.fixture
-def run(tmp_path, make_data):
+def pruned_run(tmp_path, make_data):
     """A results folder as notebooks 02-05.5 leave it: three checkpoints, COO and the exports."""
-    paths, data = ResultsPaths.at(tmp_path / "results").ensure(), make_data(rows=12)
+    data, masked = make_data(rows=12), _model(0)
+    apply_masks(masked, global_magnitude_masks(masked, 0.5))
+    paths = saved_run(tmp_path / "results", data, masked)
     meta = {"scaler": data.scaler.to_dict(), "feature_names": data.feature_names,
             "target_names": data.target_names}
-    masked = _model(0)
-    apply_masks(masked, global_magnitude_masks(masked, 0.5))
-    for name, model in ((VARIANTS.dense, _model(0)), (VARIANTS.masked, masked),
-                        (VARIANTS.structured, _model(1, (8, 4)))):
-        save_checkpoint(paths.checkpoint(name), model, kind=name,
-                        meta={**meta, "model": model.cfg, "val_metrics": {"mean_r2": float(len(name))}})
     save_sparse_checkpoint(paths.checkpoint(VARIANTS.coo), convert_dense_to_sparse(masked, "coo"), meta)
     export_checkpoints(paths, data, ExportConfig())
     quantize_exports(paths, data, QuantConfig.smoke_test())  # the int8 export notebook 08 scores too
     return paths, data, masked
 
 
-def test_loads_every_saved_variant_keyed_by_name(run):
-    paths, data, masked = run
+def test_loads_every_saved_variant_keyed_by_name(pruned_run):
+    paths, data, masked = pruned_run
     loaded = load_run_models(paths, TEST_VARIANTS, "cpu", data=data)
     for part in (loaded.models, loaded.metas, loaded.paths):
         assert list(part) == list(TEST_VARIANTS)
@@ -61,15 +55,15 @@ def test_loads_every_saved_variant_keyed_by_name(run):
         torch.testing.assert_close(loaded.models[VARIANTS.coo](x), masked(x), atol=1e-5, rtol=1e-5)
 
 
-def test_an_export_loads_its_source_without_returning_it(run):
-    paths, _, _ = run
+def test_an_export_loads_its_source_without_returning_it(pruned_run):
+    paths, _, _ = pruned_run
     loaded = load_run_models(paths, [VARIANTS.dense_ort], "cpu")
     assert list(loaded.models) == [VARIANTS.dense_ort]
     assert isinstance(loaded.models[VARIANTS.dense_ort].source, DensePINN)
 
 
-def test_refuses_a_checkpoint_with_another_scaler_only_when_given_the_data(run, make_data):
-    paths, data, _ = run
+def test_refuses_a_checkpoint_with_another_scaler_only_when_given_the_data(pruned_run, make_data):
+    paths, data, _ = pruned_run
     other = make_data(rows=12, seed=5)
     load_run_models(paths, [VARIANTS.dense], "cpu")  # verification records it as a check instead
     with pytest.raises(SpinnError, match="dense: checkpoint scaler"):
@@ -77,15 +71,15 @@ def test_refuses_a_checkpoint_with_another_scaler_only_when_given_the_data(run, 
     check_scaler({"scaler": data.scaler.to_dict()}, data, "dense")
 
 
-def test_refuses_a_sparse_checkpoint_of_another_format(run):
-    paths, _, masked = run
+def test_refuses_a_sparse_checkpoint_of_another_format(pruned_run):
+    paths, _, masked = pruned_run
     save_sparse_checkpoint(paths.checkpoint(VARIANTS.coo), convert_dense_to_sparse(masked, "csr"), {})
     with pytest.raises(SpinnError, match=f"is a '{VARIANTS.csr}' checkpoint, expected {VARIANTS.coo}"):
         load_run_models(paths, [VARIANTS.coo], "cpu")
 
 
-def test_refuses_missing_files_wrong_kinds_and_unknown_variants(run):
-    paths, _, _ = run
+def test_refuses_missing_files_wrong_kinds_and_unknown_variants(pruned_run):
+    paths, _, _ = pruned_run
     with pytest.raises(SpinnError, match="no saved model for variant"):
         load_run_models(paths, [VARIANTS.semi24], "cpu")  # 2:4 is built where it is timed, never saved
     shutil.copy(paths.checkpoint(VARIANTS.structured), paths.checkpoint(VARIANTS.masked))

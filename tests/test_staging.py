@@ -1,4 +1,4 @@
-"""Staging and the results folder (issue 18, "data lost"): nothing a user owns is replaced or lost.
+"""Staging and the results folder: nothing a user owns is replaced or lost.
 
 Each case builds the on-disk state a failure leaves (a disk that fills up, a kill at a chosen
 moment) and calls the staging / pre-flight functions directly: no notebook runs here except

@@ -137,8 +137,8 @@ def test_a_gap_between_runs_and_ties_within_a_run(restart, tmp_path):
         load_table(config(tmp_path / "text.csv", with_runs))
 
 
-def test_already_cumulative_time_is_kept_and_the_embedded_data_uses_its_run_column():
-    prepared = prepare(DataConfig.smoke_test())
+def test_already_cumulative_time_is_kept_and_the_embedded_data_uses_its_run_column(smoke_data):
+    prepared = smoke_data
     assert prepared.run_col == "run" and prepared.meta["time_order"]["cumulative_time"] == "as_given"
     for frame in prepared.frames.values():
         np.testing.assert_array_equal(frame[CUM_TIME_COL], frame["cut_time_min"])

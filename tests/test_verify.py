@@ -23,7 +23,7 @@ TINY = ModelConfig(hidden_dims=(48, 48, 24))
 
 
 @pytest.fixture()
-def run(tmp_path, make_data):
+def pruned_run(tmp_path, make_data):
     """A results folder as notebooks 02 and 03 leave it (no fine-tuning: 0 epochs)."""
     torch.manual_seed(0)
     paths, data = ResultsPaths.at(tmp_path).ensure(), make_data(train=4, val=2, test=2, rows=30)
@@ -57,8 +57,8 @@ def _failed(result) -> set[str]:
     return {c.name for c in result.checks if not c.passed}
 
 
-def test_honest_run_passes_every_check(run):
-    paths, data = run
+def test_honest_run_passes_every_check(pruned_run):
+    paths, data = pruned_run
     result = verify_models(paths, VerifyConfig(), data)
     assert _failed(result) == set(), result.checks
     assert {m.kind for m in result.models.values()} == {VARIANTS.dense, VARIANTS.masked, VARIANTS.structured}
@@ -67,8 +67,8 @@ def test_honest_run_passes_every_check(run):
     assert {"dense_total_params", "pruned_zeros_still_zero", "structured_params_on_target"} <= names
 
 
-def test_revived_pruned_weight_fails_the_zero_check(run):
-    paths, data = run
+def test_revived_pruned_weight_fails_the_zero_check(pruned_run):
+    paths, data = pruned_run
     ckpt = load_checkpoint(paths.checkpoint(VARIANTS.masked))
     w = ckpt.state_dict["network.2.weight"]
     i, j = (w == 0).nonzero()[0].tolist()
@@ -79,8 +79,8 @@ def test_revived_pruned_weight_fails_the_zero_check(run):
     assert "pruned_sparsity_on_target" not in failed  # one weight is far below 0.5 pp
 
 
-def test_wrong_target_and_changed_metrics_fail(run):
-    paths, data = run
+def test_wrong_target_and_changed_metrics_fail(pruned_run):
+    paths, data = pruned_run
     ckpt = load_checkpoint(paths.checkpoint(VARIANTS.structured))
     first = next(iter(ckpt.meta["val_metrics"]["per_output"]))
     ckpt.meta["val_metrics"]["per_output"][first]["r2"] += 0.01
@@ -89,8 +89,8 @@ def test_wrong_target_and_changed_metrics_fail(run):
     assert failed == {"pruned_sparsity_on_target", "spinn_structured_val_metrics_reproduced"}
 
 
-def test_missing_checkpoint_is_a_failed_check(run):
-    paths, data = run
+def test_missing_checkpoint_is_a_failed_check(pruned_run):
+    paths, data = pruned_run
     paths.checkpoint(VARIANTS.structured).unlink()
     result = verify_models(paths, VerifyConfig(), data)
     assert _failed(result) == {"spinn_structured_present"}

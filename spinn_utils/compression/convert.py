@@ -2,8 +2,8 @@
 
 The conversion library: notebook 05.5 and the CLI (``convert_cli.py``, ``python -m
 spinn_utils.convert_to_sparse``) both call ``convert_checkpoint``. Sources: our checkpoints
-(``spinn_masked``; ``dense`` and ``spinn_structured`` also work, and files an earlier version
-wrote, such as ``spinn_pruned.pt``) and a plain ``state_dict`` of the earlier pipeline's MLP
+(``spinn_masked``; ``dense`` and ``spinn_structured`` also work, and spinn-utils 0.1 files
+such as ``spinn_pruned.pt``) and a plain ``state_dict`` of the earlier pipeline's MLP
 (``legacy_checkpoint.py``); validation inputs are an array, a CSV (``csv_inputs.py``) or seeded
 N(0, 1) rows. Writes ``spinn_coo.pt`` (the variant's name is its kind too) and
 ``sparse_conversion_report.json`` (keys in results/README.md) for COO, ``spinn_csr.pt`` and

@@ -2,21 +2,11 @@
 
 One place spells each name; modules, notebooks and tests import it from here. A model has ONE
 name everywhere: its checkpoint file (``checkpoints/<name>.pt``), the checkpoint's ``kind``, its
-key in every JSON, its export (``export/<name>.onnx``), and the key of its table and figure label:
+key in every JSON, its export (``export/<name>.onnx``) and the key of its table and figure label.
+``MODEL_VARIANTS`` holds one record per variant; every list of variants is read from it.
 
-    dense             DensePINN, dense storage
-    spinn_masked      unstructured SPINN: dense storage holding zeros
-    spinn_coo         the same weights as torch.sparse COO (the original design)
-    spinn_csr         the same weights as CSR
-    spinn_semi24      2:4 semi-structured, fp16, CUDA capability >= 8.0 only (never saved)
-    spinn_structured  structured SPINN: physically smaller layers
-    dense_ort              ``dense``'s export run by ONNX Runtime
-    spinn_structured_ort   ``spinn_structured``'s export in ONNX Runtime: the deployable model
-    spinn_structured_int8_ort  that export quantized to int8 by ONNX Runtime
-                           (``export/spinn_structured_int8.onnx``)
-
-Files written under earlier names (``dense_pinn.pt``, ``spinn_pruned.pt``,
-``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") still load: ``LEGACY_STEMS``, ``LEGACY_KINDS``.
+Files written under the names of spinn-utils 0.1 (``dense_pinn.pt``, ``spinn_pruned.pt``,
+``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") load too: ``LEGACY_STEMS``, ``LEGACY_KINDS``.
 """
 from __future__ import annotations
 
@@ -89,46 +79,74 @@ class SweepFigureNames:
     pareto: str = "sweep_accuracy_vs_latency"
 
 
+@dataclass(frozen=True)
+class ModelVariant:
+    """Every fact the package states about one model variant; each list of variants below is
+    read from ``MODEL_VARIANTS``."""
+
+    name: str
+    label: str  # in Table 1, Table 2 and the figures
+    short: str  # in Table 3 and the sweep's checks and figures
+    colour: str  # in every figure (ONNX Runtime: a darker shade of the PyTorch model's colour)
+    runtime: str  # "torch" or "onnxruntime"
+    storage: str  # weight layout: "dense", "coo", "csr", "semi24" (2:4, fp16) or "int8"
+    pruning: str  # "none", "unstructured", "2:4" (cut from the unstructured weights) or "structured"
+    reference: str  # the variant whose outputs it must reproduce (itself for a dense-storage model)
+    export: str | None = None  # onnxruntime: the file it runs, export/<export>.onnx (+ .json sidecar)
+    saved: bool = False  # checkpoints/<name>.pt, with kind <name>, written by notebook 02, 03 or 05.5
+    tested: bool = False  # scored on the test split (notebook 08 and every sweep point)
+    swept: bool = False  # timed at every sweep point
+    deployable: bool = False  # what a user deploys: also timed standalone on CPU
+
+
 VARIANTS = VariantNames()
-# The one label of each variant in tables and figures (the variant name is the key everywhere else).
-LABELS = {
-    VARIANTS.dense: "Dense PINN",
-    VARIANTS.masked: "SPINN (masked)",
-    VARIANTS.coo: "SPINN (COO)",
-    VARIANTS.csr: "SPINN (CSR)",
-    VARIANTS.semi24: "SPINN (2:4, fp16)",
-    VARIANTS.structured: "SPINN (structured)",
-    VARIANTS.dense_ort: "Dense PINN (ONNX Runtime)",
-    VARIANTS.structured_ort: "SPINN structured (ONNX Runtime)",
-    VARIANTS.structured_int8_ort: "SPINN structured int8 (ONNX Runtime)",
-}
+INT8_EXPORT = "spinn_structured_int8"  # export/<this>.onnx: the structured export in int8 (05.5)
+_V = VARIANTS
+MODEL_VARIANTS = (
+    ModelVariant(_V.dense, "Dense PINN", "dense", "#0072B2", "torch", "dense", "none", _V.dense,
+                 saved=True, tested=True, swept=True),
+    ModelVariant(_V.masked, "SPINN (masked)", "masked", "#E69F00", "torch", "dense", "unstructured", _V.masked,
+                 saved=True, tested=True, swept=True),
+    ModelVariant(_V.coo, "SPINN (COO)", "COO", "#D55E00", "torch", "coo", "unstructured", _V.masked,
+                 saved=True, tested=True, swept=True),
+    ModelVariant(_V.csr, "SPINN (CSR)", "CSR", "#CC79A7", "torch", "csr", "unstructured", _V.masked, swept=True),
+    ModelVariant(_V.semi24, "SPINN (2:4, fp16)", "2:4", "#56B4E9", "torch", "semi24", "2:4", _V.masked),
+    ModelVariant(_V.structured, "SPINN (structured)", "structured", "#009E73", "torch", "dense", "structured",
+                 _V.structured, saved=True, tested=True, swept=True),
+    ModelVariant(_V.dense_ort, "Dense PINN (ONNX Runtime)", "dense ORT", "#003F7D", "onnxruntime", "dense",
+                 "none", _V.dense, export=_V.dense),
+    ModelVariant(_V.structured_ort, "SPINN structured (ONNX Runtime)", "structured ORT", "#00573F", "onnxruntime",
+                 "dense", "structured", _V.structured, export=_V.structured, tested=True, swept=True,
+                 deployable=True),
+    ModelVariant(_V.structured_int8_ort, "SPINN structured int8 (ONNX Runtime)", "structured int8 ORT", "#7A5C00",
+                 "onnxruntime", "int8", "structured", _V.structured, export=INT8_EXPORT, tested=True,
+                 swept=True, deployable=True),
+)
+VARIANT = {v.name: v for v in MODEL_VARIANTS}  # variant name -> its record
+LABELS = {v.name: v.label for v in MODEL_VARIANTS}  # the one label of each variant in tables and figures
 METRICS = MetricNames()
 FIGURES = FigureNames()
 BASELINES = BaselineNames()
 SWEEP_FIGURES = SweepFigureNames()
 
-# Saved as checkpoints/<variant>.pt with kind <variant>, by the notebook that makes it (02, 03,
-# 05.5). CSR and 2:4 are rebuilt from spinn_masked where they are timed (the conversion CLI can
-# save CSR as spinn_csr.pt).
-SAVED_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured, VARIANTS.coo)
-DENSE_STORAGE_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)
-# ONNX Runtime variant -> the variant it reproduces (fp32: whose export/<variant>.onnx it runs).
-ORT_VARIANTS = {VARIANTS.dense_ort: VARIANTS.dense, VARIANTS.structured_ort: VARIANTS.structured,
-                VARIANTS.structured_int8_ort: VARIANTS.structured}
-EXPORTED_VARIANTS = (VARIANTS.dense, VARIANTS.structured)  # exported from their checkpoints (05.5)
-INT8_EXPORT = "spinn_structured_int8"  # export/<this>.onnx: the structured export in int8 (05.5)
-QUANTIZED_EXPORTS = {INT8_EXPORT: VARIANTS.structured}  # quantized export -> the fp32 export it comes from
-# ONNX Runtime variant -> the file it runs, export/<stem>.onnx (+ its .json sidecar).
-ORT_EXPORTS = {VARIANTS.dense_ort: VARIANTS.dense, VARIANTS.structured_ort: VARIANTS.structured,
-               VARIANTS.structured_int8_ort: INT8_EXPORT}
-# What a user deploys (fp32 and int8 ONNX of structured SPINN): also timed standalone on CPU.
-DEPLOYABLE_VARIANTS = (VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
-UNSTRUCTURED_VARIANTS = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)  # same pruned weights
-SPARSE_TENSOR_VARIANTS = (VARIANTS.coo, VARIANTS.csr, VARIANTS.semi24)  # torch.sparse layouts
+_TORCH = tuple(v for v in MODEL_VARIANTS if v.runtime == "torch")
+_ORT = tuple(v for v in MODEL_VARIANTS if v.runtime == "onnxruntime")
+# CSR and 2:4 are rebuilt from spinn_masked where they are timed (the conversion CLI can save CSR as spinn_csr.pt).
+SAVED_VARIANTS = tuple(v.name for v in MODEL_VARIANTS if v.saved)
+TEST_VARIANTS = tuple(v.name for v in MODEL_VARIANTS if v.tested)
+SWEPT_VARIANTS = tuple(v.name for v in MODEL_VARIANTS if v.swept)
+DEPLOYABLE_VARIANTS = tuple(v.name for v in MODEL_VARIANTS if v.deployable)
+DENSE_STORAGE_VARIANTS = tuple(v.name for v in _TORCH if v.storage == "dense")
+UNSTRUCTURED_VARIANTS = tuple(v.name for v in _TORCH if v.pruning == "unstructured")  # same pruned weights
+SPARSE_TENSOR_VARIANTS = tuple(v.name for v in _TORCH if v.storage != "dense")  # torch.sparse layouts
+ORT_VARIANTS = {v.name: v.reference for v in _ORT}  # ONNX Runtime variant -> the variant it reproduces
+ORT_EXPORTS = {v.name: v.export for v in _ORT}  # ONNX Runtime variant -> the file it runs
+EXPORTED_VARIANTS = tuple(v.export for v in _ORT if v.export == v.reference)  # exported from their checkpoints
+QUANTIZED_EXPORTS = {v.export: v.reference for v in _ORT if v.export != v.reference}  # -> its fp32 export
 SEMI24_FORMAT = "semi24"  # the benchmark's 2:4 format name (not a SparseLinear layout)
 
-# What earlier versions wrote -> today's variant name: checkpoint file stems, and checkpoint kinds
-# (the old kind "sparse" becomes spinn_coo or spinn_csr by the checkpoint's format: ``sparse_variant``).
+# spinn-utils 0.1's checkpoint file stems and kinds -> the variant name (kind "sparse" is
+# spinn_coo or spinn_csr by the checkpoint's format: ``sparse_variant``).
 LEGACY_STEMS = {"dense_pinn": VARIANTS.dense, "spinn_pruned": VARIANTS.masked,
                 "spinn_sparse_final": VARIANTS.coo, "spinn_sparse_final_csr": VARIANTS.csr}
 LEGACY_KINDS = {"pruned": VARIANTS.masked, "structured": VARIANTS.structured}
@@ -137,12 +155,12 @@ _NOTED: set[str] = set()
 
 
 def legacy_stems(variant: str) -> tuple[str, ...]:
-    """The checkpoint stems earlier versions wrote for ``variant`` (``spinn_masked`` -> ``spinn_pruned``)."""
+    """The checkpoint stems spinn-utils 0.1 wrote for ``variant`` (``spinn_masked`` -> ``spinn_pruned``)."""
     return tuple(old for old, now in LEGACY_STEMS.items() if now == variant)
 
 
 def legacy_note(line: str) -> None:
-    """One note line on stderr per earlier-version file read (never repeated in a process)."""
+    """One note line on stderr per spinn-utils 0.1 file read (never repeated in a process)."""
     if line not in _NOTED:
         _NOTED.add(line)
         print(f"note: {line} (names changed in spinn-utils 0.2; see results/README.md)", file=sys.stderr)

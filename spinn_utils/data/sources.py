@@ -60,7 +60,7 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
         path = Path(cfg.data_path).expanduser()
         if not path.is_file():
             raise SpinnError(f"data file not found: {path}")
-        table = read_mill_mat(path, cfg.window_samples) if kind == "nasa_mat" else load_csv(path, cfg)
+        table = read_mill_mat(path, cfg.window_samples) if kind == "nasa_mat" else read_csv_strict(path)
     return validate_table(table, cfg)
 
 
@@ -84,11 +84,6 @@ def read_csv_strict(path: str | Path) -> pd.DataFrame:
     if table.empty:
         raise SpinnError(f"CSV file has a header but no rows: {path}")
     return table
-
-
-def load_csv(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
-    """A user's CSV as it is (``validate_table`` checks columns and values)."""
-    return read_csv_strict(path)
 
 
 def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from ..core.env import environment_info
 from ..core.io import atomic_path
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, ORT_EXPORTS, ORT_VARIANTS, VARIANTS
+from ..core.registry import METRICS, ORT_EXPORTS, ORT_VARIANTS, TEST_VARIANTS, VARIANTS
 from ..core.results_files import write_metric
 from ..core.results_schema import RegressionReport, Skipped
 from ..core.results_schema_eval import (
@@ -35,12 +35,6 @@ from ..data.dataset import PreparedData
 from ..data.schema import CUM_TIME_COL, target_unit
 from ..model.inference import model_sequence, predict
 from .crossval import CrossValConfig
-
-# The saved variants notebook 08 scores (``compression.run_models.load_run_models`` loads them),
-# in Table 1's order (CSR and 2:4 are not saved); the deployable structured model is scored as
-# exported, in ONNX Runtime, in fp32 and int8.
-TEST_VARIANTS = (VARIANTS.dense, VARIANTS.masked, VARIANTS.coo, VARIANTS.structured,
-                 VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
 
 
 def evaluate_test(

@@ -119,7 +119,7 @@ def _checkpoint_from(obj: object, path: Path, kind: str | tuple[str, ...] | None
 
 
 def _current_kind(found: object, meta: dict, path: Path) -> object:
-    """Today's variant name for a kind an earlier version wrote ("pruned" -> "spinn_masked")."""
+    """The variant name of a spinn-utils 0.1 kind ("pruned" -> "spinn_masked")."""
     if found == LEGACY_SPARSE_KIND:
         now = sparse_variant(str(meta.get("format", "coo")))
     elif found in LEGACY_KINDS:

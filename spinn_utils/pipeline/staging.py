@@ -172,7 +172,7 @@ def _commit(backup: Path) -> None:
 
 def recover(output: Path) -> str | None:
     """Finish what a killed run left; returns a note when there was something to do."""
-    legacy = output.parent / f".{output.name}.previous"  # where versions before this one kept it
+    legacy = output.parent / f".{output.name}.previous"  # spinn-utils 0.1's backup
     if legacy.is_dir():
         print(f"note: {legacy} holds results an older version of this driver set aside during an "
               f"interrupted run; move it back by hand if you need them")

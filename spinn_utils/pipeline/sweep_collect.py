@@ -28,11 +28,10 @@ from ..core.errors import SpinnError, first_line
 from ..core.io import read_json, to_jsonable, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, VARIANTS
+from ..core.registry import METRICS, TEST_VARIANTS, VARIANTS
 from ..core.results_files import decode_result, encode_result, read_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
-from ..evaluation.holdout import TEST_VARIANTS
 from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS
 from .sweep_tasks import THREAD_VARS, UNSET
 

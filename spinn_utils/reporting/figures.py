@@ -24,26 +24,12 @@ from ..core.errors import SpinnError
 from ..core.io import atomic_path
 from ..core.metrics import r2_score
 from ..core.paths import ResultsPaths
-from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, VARIANTS
+from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, VARIANT, VARIANTS
 from ..core.results_schema import ParamCount, Pruning, RegressionReport
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped, CrossValidation
 from ..data.schema import CUM_TIME_COL
 from .results import RunResults, bench_measured, load_results, outputs_match, repeated_runs
 
-# variant -> colour: one colour per model in every figure (its label is the registry's LABELS).
-COLOURS = {
-    VARIANTS.dense: "#0072B2",
-    VARIANTS.masked: "#E69F00",
-    VARIANTS.coo: "#D55E00",
-    VARIANTS.csr: "#CC79A7",
-    VARIANTS.semi24: "#56B4E9",
-    VARIANTS.structured: "#009E73",
-    # The same models in ONNX Runtime: darker shades of their PyTorch colours.
-    VARIANTS.dense_ort: "#003F7D",
-    VARIANTS.structured_ort: "#00573F",
-    VARIANTS.structured_int8_ort: "#7A5C00",
-}
-MODEL_STYLE = {v: (LABELS[v], colour) for v, colour in COLOURS.items()}  # variant -> (label, colour)
 MEASURED_COLOUR = "#000000"
 TARGET_LABELS = {
     "tool_wear_vb_mm": "Tool wear VB (mm)",
@@ -79,7 +65,8 @@ class FigureConfig:
 
 def style(name: str) -> tuple[str, str]:
     """(label, colour) of a model or variant; unknown names get grey and their own name."""
-    return MODEL_STYLE.get(name, (name, "#999999"))
+    variant = VARIANT.get(name)
+    return (variant.label, variant.colour) if variant else (name, "#999999")
 
 
 def target_label(name: str) -> str:

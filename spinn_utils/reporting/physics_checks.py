@@ -7,7 +7,7 @@ Both read notebook 08's ``physics_consistency`` block.
 """
 from __future__ import annotations
 
-from ..core.registry import VARIANTS
+from ..core.registry import DENSE_STORAGE_VARIANTS, VARIANTS
 from ..core.results_schema import Skipped
 from ..core.results_schema_eval import ChecklistItem
 from .results import ReportConfig, RunResults, check_item, judge
@@ -37,7 +37,7 @@ def physics_holds_item(results: RunResults) -> ChecklistItem:
     if block is None or isinstance(block, Skipped):
         return check_item("Physics holds (wear never falls; thermal residual at the data's noise)", "not run",
                      None, "0% wear drops; residual <= the measured data's")
-    rows = {v: block.models.get(v) for v in (VARIANTS.dense, VARIANTS.masked, VARIANTS.structured)}
+    rows = {v: block.models.get(v) for v in DENSE_STORAGE_VARIANTS}
     rows = {v: m for v, m in rows.items() if m is not None}
     drops = max((m.wear_decrease_fraction for m in rows.values() if m.wear_decrease_fraction is not None),
                 default=None)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..compression.magnitude import PRUNE_METHODS
+from ..core import registry
 from ..core.io import atomic_path, read_json, to_jsonable
 from ..core.paths import ResultsPaths
 from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
@@ -48,8 +49,8 @@ class SweepSettings:
 
     methods: tuple[str, ...] = PRUNE_METHODS  # the prune_method axis: compression's own list
     # The representations timed per point, dense last (the reference line).
-    representations: tuple[str, ...] = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr, VARIANTS.structured,
-                                        VARIANTS.structured_ort, VARIANTS.structured_int8_ort, VARIANTS.dense)
+    representations: tuple[str, ...] = (*(v for v in registry.SWEPT_VARIANTS if v != VARIANTS.dense),
+                                        VARIANTS.dense)
     batches: tuple[int, ...] = (1, 1000)  # one request, and an offline batch (``spinn-run sweep --batch``)
     # A light per-point schedule of its own (shorter than notebooks 02/03 and than CrossValConfig's
     # 6 / 15 fine-tuning epochs) so 36 points fit a 2-core CPU in <= 25 minutes; --smoke uses the
@@ -63,9 +64,8 @@ class SweepSettings:
 SWEEP = SweepSettings()
 METHODS, REPRESENTATIONS = SWEEP.methods, SWEEP.representations
 STRUCTURED = "structured"  # Table 3's third accuracy column
-SPARSE_STORAGE = (VARIANTS.coo, VARIANTS.csr)
-SHORT = {VARIANTS.masked: "masked", VARIANTS.coo: "COO", VARIANTS.csr: "CSR", VARIANTS.structured: "structured",
-         VARIANTS.structured_ort: "structured ORT", VARIANTS.structured_int8_ort: "int8 ORT", VARIANTS.dense: "dense"}
+SPARSE_STORAGE = tuple(v for v in REPRESENTATIONS if v in registry.SPARSE_TENSOR_VARIANTS)
+SHORT = {v: registry.VARIANT[v].short for v in REPRESENTATIONS}
 BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which a sweep's timing is unreliable
 
 

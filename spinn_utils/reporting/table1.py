@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
-from ..core.registry import LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
+from ..core.registry import DEPLOYABLE_VARIANTS, LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..core.results_files import require_keys
 from ..core.results_schema import Skipped
 from ..core.results_schema_eval import Benchmark, ModelPhysics, TimingRow
@@ -40,15 +40,12 @@ from .results import (
 
 FASTEST_UNSTRUCTURED = "SPINN (fastest unstructured)"
 LEAKAGE_ROW = "Data leakage check"  # the first row of a table whose data failed it (mark_leakage)
-COLUMNS = (LABELS[VARIANTS.dense], LABELS[VARIANTS.coo], FASTEST_UNSTRUCTURED, LABELS[VARIANTS.structured],
-           LABELS[VARIANTS.structured_ort], LABELS[VARIANTS.structured_int8_ort])
-# Which saved model each column's accuracy and parameters come from, and which benchmark
-# variant it times; None means "the fastest matching unstructured variant at that point".
-COLUMN_MODEL = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured,
-                                  VARIANTS.structured_ort, VARIANTS.structured_int8_ort)))
-COLUMN_VARIANT = dict(zip(COLUMNS, (VARIANTS.dense, VARIANTS.coo, None, VARIANTS.structured,
-                                    VARIANTS.structured_ort, VARIANTS.structured_int8_ort)))
-EXPORTED = (VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
+# Which saved model each column's accuracy and parameters come from, and which benchmark variant
+# it times; the masked weights' column times the fastest matching unstructured variant (None).
+COLUMN_MODEL = {FASTEST_UNSTRUCTURED if v == VARIANTS.masked else LABELS[v]: v for v in (
+    VARIANTS.dense, VARIANTS.coo, VARIANTS.masked, VARIANTS.structured, *DEPLOYABLE_VARIANTS)}
+COLUMNS = tuple(COLUMN_MODEL)
+COLUMN_VARIANT = {col: None if v == VARIANTS.masked else v for col, v in COLUMN_MODEL.items()}
 ROWS = (  # (label, how to format it)
     ("Parameters (non-zero)", "count"),
     ("Mean per-output R2 (test)", "r2"),
@@ -190,7 +187,7 @@ def _accuracy_cells(results: RunResults, cells: dict) -> None:
             cells["Thermal ODE residual RMS (um)"][col] = physics.thermal_ode_residual_rms_um
         # CV and the seed runs compare dense with unstructured IMP only.
         for over, label in (("cross_validation", "CV"), ("seed_runs", "seeds")):
-            stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, *EXPORTED) else cv_summary(
+            stats = None if COLUMN_MODEL[col] in (VARIANTS.structured, *DEPLOYABLE_VARIANTS) else cv_summary(
                 results, "dense" if COLUMN_MODEL[col] == VARIANTS.dense else "spinn", over)
             cells[f"Mean per-output R2, {label} mean"][col] = None if stats is None else stats.mean
             cells[f"Mean per-output R2, {label} std"][col] = None if stats is None else stats.std
