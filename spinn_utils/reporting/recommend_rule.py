@@ -23,16 +23,14 @@ import numpy as np
 from scipy import stats
 
 from ..core.errors import SpinnError
-from ..core.registry import LABELS, VARIANTS
+from ..core.registry import LABELS, MODEL_VARIANTS, VARIANTS
 from ..core.results_schema_sweep import SweepPoint
 from .sweep_report import percent
 
-# Deployable representations and the test variant whose accuracy each one has (CSR is the
-# masked model's weights in another layout, not scored apart).
-ACCURACY_OF = {VARIANTS.masked: VARIANTS.masked, VARIANTS.coo: VARIANTS.coo, VARIANTS.csr: VARIANTS.masked,
-               VARIANTS.structured: VARIANTS.structured, VARIANTS.structured_ort: VARIANTS.structured_ort,
-               VARIANTS.structured_int8_ort: VARIANTS.structured_int8_ort}
-STORAGE_OF = {VARIANTS.structured_ort: VARIANTS.structured}  # the fp32 export stores the structured weights
+# Every representation the sweep times, and the test variant whose accuracy it has (its own, or,
+# where it is not scored apart, that of the model it reproduces: CSR has the masked model's).
+ACCURACY_OF = {v.name: v.name if v.tested else v.reference for v in MODEL_VARIANTS
+               if v.swept and v.name != VARIANTS.dense}
 METHOD = "magnitude"  # random pruning is the sweep's control, never a model to ship
 
 
@@ -143,7 +141,7 @@ def candidates(points: list[SweepPoint], rule: Rule) -> list[Candidate]:
                 if dense is not None and mine is not None and t is not None:
                     rows.append((p.seed, dense - mine, t.speedup_vs_dense, t.median_ms, p))
             if rows:
-                cost = (rows[0][4].flops or {}).get(STORAGE_OF.get(variant, variant))
+                cost = (rows[0][4].flops or {}).get(variant)
                 out.append(Candidate(variant, s, *(tuple(col) for col in list(zip(*rows))[:4]),
                                      storage_bytes=None if cost is None else cost.storage_bytes))
     dense = [(p.seed, t.median_ms, p) for p in {p.seed: p for p in ok}.values()
