@@ -27,7 +27,15 @@ from ..benchmark.run import run_benchmark
 from ..benchmark.variants import load_variants
 from ..core.errors import SpinnError
 from ..core.paths import ResultsPaths
-from ..core.registry import DEPLOY_CARD, METRICS, RACE_DIR, RECOMMENDED_DIR, SWEEP_DIR, VARIANTS
+from ..core.registry import (
+    DEPLOY_CARD,
+    METRICS,
+    RACE_DIR,
+    RECOMMENDED_DIR,
+    SWEEP_DIR,
+    VARIANT,
+    VARIANTS,
+)
 from ..core.results_files import read_result
 from ..reporting.deploy_card import write_card
 from ..reporting.recommend_rule import METHOD, Decision, Rule, decide, error_rate_line
@@ -111,11 +119,12 @@ def _retrain(output: Path, sweep, decision: Decision, args) -> Path:
 
 
 def _time_deployed(folder: Path, variant: str, rule: Rule, smoke: bool):
-    """The chosen representation and dense eager, each as deployed, at batch 1 and the asked batch."""
+    """The chosen representation and dense eager (and the model it must reproduce), each as deployed,
+    at batch 1 and the asked batch."""
     base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=5.0, gemm_size=1024)
     cfg = replace(base, cpu_batch_sizes=tuple(sorted({1, rule.batch})), threads=(rule.threads,),
                   formats=("coo", "csr"), progress=False)
-    wanted = {VARIANTS.dense, variant}
+    wanted = {VARIANTS.dense, variant, VARIANT[variant].reference}  # a model is checked against its reference
     return run_benchmark([v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in wanted],
                          cfg, "cpu")
 
