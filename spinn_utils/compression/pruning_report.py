@@ -5,8 +5,6 @@ import pandas as pd
 from torch import nn
 
 from ..core.errors import SpinnError
-from ..core.registry import METRICS
-from ..core.results_files import parse_record
 from ..core.results_schema import Pruning
 from ..model.counting import count_parameters
 from ..model.sequence_head import head_constants
@@ -44,14 +42,14 @@ def pruning_summary(
     dense_params: dict, environment: dict,
 ) -> Pruning:
     """The ``metrics/pruning.json`` record (``core.results_schema.Pruning``)."""
-    return parse_record(METRICS.pruning, {
-        "config": cfg,
-        "unstructured": unstructured,
-        "structured": structured,
-        "dense_val_metrics": dense_val_metrics,
-        "dense_params": dense_params,
-        "environment": environment,
-    })
+    return Pruning(
+        config=cfg,
+        unstructured=unstructured,
+        structured=structured,
+        dense_val_metrics=dense_val_metrics,
+        dense_params=dense_params,
+        environment=environment,
+    )
 
 
 def stage_table(report: dict) -> pd.DataFrame:

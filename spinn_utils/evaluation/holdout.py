@@ -9,8 +9,6 @@ reproduce the masked one (the original design's tolerance, 1e-4 in scaled output
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 import pandas as pd
 from torch import nn
@@ -20,17 +18,9 @@ from ..core.io import atomic_path
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_EXPORTS, ORT_VARIANTS, VARIANTS
-from ..core.results_files import write_metric
-from ..core.results_schema import RegressionReport, Skipped
-from ..core.results_schema_eval import (
-    Baselines,
-    CrossValidation,
-    PhysicsConsistency,
-    SeedRuns,
-    SparseMatch,
-    TestEvaluation,
-)
-from ..core.typed_json import parse
+from ..core.results_files import write_result
+from ..core.results_schema import Skipped
+from ..core.results_schema_eval import TestEvaluation
 from ..data.dataset import PreparedData
 from ..data.schema import CUM_TIME_COL, target_unit
 from ..model.inference import model_sequence, predict
@@ -113,26 +103,23 @@ def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig
     """Write ``metrics/test_evaluation.json`` (the ``TestEvaluation`` record) and
     ``metrics/test_predictions.csv`` atomically; a part not run is a ``Skipped`` with its reason."""
     split = data.frames["test"]
-    label = f"metrics/{METRICS.test_evaluation}.json"
     record = TestEvaluation(
         split="test",
         test_experiments=sorted(split[data.group_col].unique().tolist()),
-        models={name: parse(RegressionReport, rep, label) for name, rep in test["models"].items()},
-        sparse_vs_masked=parse(SparseMatch | None, test["sparse_vs_masked"], label),
-        cross_validation=parse(CrossValidation | Skipped, cv, label),
-        seed_runs=parse(SeedRuns, seeds, label) if seeds else Skipped(skipped=True, reason="run_cv=False"),
-        baselines=(parse(Baselines, baselines, label) if baselines
-                   else Skipped(skipped=True, reason="run_baselines=False")),
-        physics_consistency=(parse(PhysicsConsistency, consistency, label) if consistency
-                             else Skipped(skipped=True, reason="run_baselines=False")),
+        models=test["models"],
+        sparse_vs_masked=test["sparse_vs_masked"],
+        cross_validation=cv,
+        seed_runs=seeds or Skipped(skipped=True, reason="run_cv=False"),
+        baselines=baselines or Skipped(skipped=True, reason="run_baselines=False"),
+        physics_consistency=consistency or Skipped(skipped=True, reason="run_baselines=False"),
         checkpoints={name: str(paths.export(ORT_EXPORTS[name]) if name in ORT_VARIANTS
                                else paths.stored_checkpoint(name)) for name in TEST_VARIANTS},
-        config=asdict(cfg),
+        config=cfg,
         units={t: target_unit(t) for t in data.target_names},
         environment=environment_info(device),
         physics=physics,
     )
-    json_path = write_metric(paths, METRICS.test_evaluation, record)
+    json_path = write_result(paths.metric(METRICS.test_evaluation), record)
     csv_path = paths.predictions
     with atomic_path(csv_path) as tmp:
         test["predictions"].to_csv(tmp, index=False)

@@ -10,7 +10,7 @@ reproduces the validation metrics stored with it. Each check is a row ``{"name",
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.paths import ResultsPaths
 from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANTS
-from ..core.results_files import parse_record, read_result
+from ..core.results_files import read_result
 from ..core.results_schema import ModelVerification, Pruning
 from ..model.counting import count_parameters, mlp_parameters
 from ..model.inference import evaluate_model
@@ -130,9 +130,8 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
         checks += _pruned_checks(loaded, models, pruning, cfg)
     if VARIANTS.structured in loaded:
         checks += _structured_checks(loaded, models, pruning, cfg)
-    return parse_record(METRICS.model_verification, {
-        "models": models, "checks": checks, "passed": all(c["passed"] for c in checks),
-        "environment": environment_info(device)})
+    return ModelVerification(models=models, checks=checks, passed=all(c["passed"] for c in checks),
+                             environment=environment_info(device))
 
 
 def _pruned_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: VerifyConfig) -> list[dict]:
@@ -183,14 +182,14 @@ def _structured_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg:
 
 def checks_table(result: ModelVerification) -> pd.DataFrame:
     """The checks as a table for display."""
-    return pd.DataFrame([asdict(c) for c in result.checks]).set_index("name")
+    return pd.DataFrame([c.model_dump() for c in result.checks]).set_index("name")
 
 
 def models_table(result: ModelVerification) -> pd.DataFrame:
     """One row per reloaded model: kind, widths, total/non-zero params, val R2."""
     rows = []
     for name, m in result.models.items():
-        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **asdict(m.params)}
+        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **m.params.model_dump()}
         row["val_mean_r2"] = m.val_metrics.mean_r2
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
