@@ -280,7 +280,7 @@ def test_storage_and_flops_of_a_known_layer():
     assert dense["flops"] == 2 * 12 + 3  # a dense kernel multiplies the zeros too
     assert dense["flops_nonzero"] == 2 * 3 + 3
     assert dense["storage_bytes"] == (12 + 3) * 4
-    assert dense["params"] == {"total": 15, "nonzero": 6, "sparsity": pytest.approx(0.6)}
+    assert dense["params"].model_dump() == {"total": 15, "nonzero": 6, "sparsity": pytest.approx(0.6)}
     coo = describe_variant(Variant("coo", convert_dense_to_sparse(model, "coo"), "coo", "masked"))
     assert coo["flops"] == coo["flops_nonzero"] == 2 * 3 + 3
     assert coo["storage_bytes"] == 3 * 4 + 3 * 2 * 8 + 3 * 4  # values + int64 (row, col) + bias

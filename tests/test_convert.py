@@ -33,7 +33,7 @@ def pruned_model(cfg: ModelConfig = CFG) -> DensePINN:
     """Weights zeroed at ~68.5 % of all parameters, smallest magnitudes first."""
     model = DensePINN(cfg)
     weights = [m.weight for m in model.network if isinstance(m, nn.Linear)]
-    k = int(0.685 * count_parameters(model)["total"])
+    k = int(0.685 * count_parameters(model).total)
     with torch.no_grad():
         threshold = torch.cat([w.abs().flatten() for w in weights]).kthvalue(k).values
         for w in weights:
@@ -69,7 +69,7 @@ def test_convert_checkpoint_writes_contract_and_round_trips(tmp_path, source):
     on_disk = json.loads(report_out.read_text())
     assert all(k in on_disk for k in CONTRACT_KEYS)
     assert on_disk["source_kind"] == VARIANTS.masked and on_disk["format"] == "coo"
-    assert on_disk["params"] == count_parameters(model) == on_disk["params_sparse"]
+    assert report.params == count_parameters(model) == report.params_sparse
     assert on_disk["validation"]["n"] == len(frame) and "scaler" in on_disk["validation"]["inputs"]
     assert set(on_disk["storage_bytes"]) == {"dense", "coo", "csr"}
     assert on_disk["storage_bytes"]["coo"] > on_disk["storage_bytes"]["dense"]  # indices counted

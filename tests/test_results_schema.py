@@ -88,6 +88,9 @@ def test_nested_missing_unexpected_and_mistyped_keys_are_named(run):
     _edit(path, lambda d: (d["models"]["dense"].pop("mean_r2_pooled"), d["models"]["dense"].update(n="100")))
     with pytest.raises(SpinnError, match="expected integer, found str at key 'models.dense.n'"):
         read_result(run, METRICS.test_evaluation)
+    _edit(path, lambda d: (d["models"]["dense"].update(n=100), d.update(cross_validation={"skipped": True})))
+    with pytest.raises(SpinnError, match=r"missing key 'cross_validation.reason' \(schema v1\); re-run notebook 08$"):
+        read_result(run, METRICS.test_evaluation)  # a step skipped by design still says why
 
 
 @pytest.mark.parametrize("version", [None, 0, 2])
