@@ -21,7 +21,7 @@ _API = {
     "core.io": ("read_json", "write_json"),
     "core.lineage": ("begin_stage", "finish_stage", "start_stage"),
     "core.paths": ("ResultsPaths",),
-    "core.results_files": ("read_result", "write_metric", "write_result"),
+    "core.results_files": ("read_result", "write_result"),
     "core.registry": ("BASELINES", "DEPLOY_CARD", "FIGURES", "LABELS", "METRICS", "RECOMMENDED_DIR", "TEST_VARIANTS",
                       "VARIANTS"),
     "data.prepare": ("data_summary", "prepare"),

@@ -1,4 +1,4 @@
-"""Small hand-made results, built with the schema's own dataclasses (core/results_schema*.py).
+"""Small hand-made results, built with the schema's own models (core/results_schema*.py).
 
 Tests of Table 1, Table 2, the checklist and the figures read these instead of hand-written
 JSON: a field renamed in the schema breaks the constructors here at once, so the fixtures
@@ -65,7 +65,7 @@ def evolve(obj, path: str, value):
     new = evolve(current, rest, value) if rest else value
     if isinstance(obj, dict):
         return {**obj, key: new}
-    return dataclasses.replace(obj, **{key: new})
+    return obj.model_copy(update={key: new}) if hasattr(obj, "model_copy") else dataclasses.replace(obj, **{key: new})
 
 
 def metrics(wear: float, thermal: float) -> RegressionReport:
@@ -164,7 +164,7 @@ def conversion() -> SparseConversion:
         validation_by_format={"coo": check}, conversion_ok=True, all_formats_passed=True,
         semi_structured=SemiStructured(supported=False, reason="no CUDA GPU"), config={},
         created="2026-01-01T00:00:00+00:00", versions={}, environment=ENV,
-        validation=dataclasses.replace(check, inputs="test split"))
+        validation=check.model_copy(update={"inputs": "test split"}))
 
 
 def verification() -> ModelVerification:

@@ -1,7 +1,6 @@
 """Artifacts (notebook 04): what is collected, the zip / Drive copy, hashes, atomicity."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import zipfile
@@ -70,7 +69,7 @@ def test_local_archive_holds_every_file_with_its_hash(recorded_run):
             assert not hasattr(row, "sha256")  # lineage.json holds it; artifacts.json does not repeat it
             assert len(data) == row.bytes == (recorded_run.root / row.path).stat().st_size
         assert json.loads(zf.read(MANIFEST_NAME)) == [
-            {**dataclasses.asdict(r), "sha256": recorded_hashes(recorded_run)[r.path]} for r in summary.files]
+            {**r.model_dump(), "sha256": recorded_hashes(recorded_run)[r.path]} for r in summary.files]
     assert read_result(recorded_run, METRICS.artifacts) == summary  # written through its schema
     assert summary.archive_sha256 == hashlib.sha256(zip_path.read_bytes()).hexdigest()
     assert summary.sha256_from == LINEAGE and summary.not_archived == []
@@ -86,7 +85,7 @@ def test_drive_copy_in_colab(recorded_run, tmp_path):
         assert (dest / row.path).read_bytes() == (recorded_run.root / row.path).read_bytes()
     assert summary.verified
     with pytest.raises(SpinnError, match="already exists"):
-        copy_tree(recorded_run.root, [dataclasses.asdict(r) for r in summary.files], dest)
+        copy_tree(recorded_run.root, [r.model_dump() for r in summary.files], dest)
     assert summary.archive_sha256 is None
 
 
@@ -114,7 +113,7 @@ def test_nothing_to_save_is_a_clear_error(tmp_path):
 def test_hashes_come_from_lineage_and_unrecorded_files_are_left_out(recorded_run):
     (recorded_run.checkpoints / f"{VARIANTS.csr}.pt").write_bytes(b"from the CLI, outside any notebook")
     summary = save_artifacts(recorded_run, ArtifactsConfig(), in_colab=False, now=NOW)
-    assert [dataclasses.asdict(r) for r in summary.not_archived] == [
+    assert [r.model_dump() for r in summary.not_archived] == [
         {"path": f"checkpoints/{VARIANTS.csr}.pt", "reason": "not recorded in lineage.json (no finished notebook wrote it)"}]
     assert f"checkpoints/{VARIANTS.csr}.pt" not in {r.path for r in summary.files}
 

@@ -56,10 +56,10 @@ def test_ridge_recovers_a_linear_target(make_data):
 def test_score_baselines_trains_the_ablation_without_physics(make_data):
     data = make_data(rows=12)
     report, models = score_baselines(data, BaselineConfig(), TINY, FAST, seed=0, device="cpu")
-    assert set(report["models"]) == {BASELINES.train_mean, BASELINES.linear, BASELINES.physics_only,
+    assert set(report.models) == {BASELINES.train_mean, BASELINES.linear, BASELINES.physics_only,
                                      BASELINES.no_physics}
-    assert report["models"][BASELINES.train_mean]["mean_r2"] < 0.1  # the mean explains nothing new
-    assert isinstance(models[BASELINES.no_physics], DensePINN) and report[BASELINES.no_physics]["epochs_run"] >= 1
+    assert report.models[BASELINES.train_mean].mean_r2 < 0.1  # the mean explains nothing new
+    assert isinstance(models[BASELINES.no_physics], DensePINN) and report.no_physics.epochs_run >= 1
 
 
 def test_the_other_physics_option_is_trained_beside_the_run_s(make_data):
@@ -69,8 +69,8 @@ def test_the_other_physics_option_is_trained_beside_the_run_s(make_data):
                                      physics_cfg=PhysicsConfig())
     hard = models[BASELINES.hard_physics]  # the run's model is soft: the hard one is the baseline
     assert hard.cfg.physics == "hard" and hard.head is not None
-    assert report[BASELINES.hard_physics]["epochs_run"] >= 1
-    assert report["models"][BASELINES.hard_physics]["n"] == len(data.frames["test"])
+    assert report.hard_physics.epochs_run >= 1
+    assert report.models[BASELINES.hard_physics].n == len(data.frames["test"])
 
 
 def test_physics_only_recovers_archard_and_the_thermal_model():
@@ -123,8 +123,8 @@ def test_physics_consistency_measures_what_the_data_supports(make_data):
     models = {"a": DensePINN(TINY), "b": DensePINN(TINY)}
     out = physics_consistency(models, data, PhysicsConfig(), thermal_supported=True)
     for name in models:
-        entry = out["models"][name]
-        assert 0.0 <= entry["wear_decrease_fraction"] <= 1.0 and entry["thermal_ode_residual_rms_um"] > 0
-    assert out["models"]["a"]["thermal_ode_residual_rms_um"] != out["models"]["b"]["thermal_ode_residual_rms_um"]
+        entry = out.models[name]
+        assert 0.0 <= entry.wear_decrease_fraction <= 1.0 and entry.thermal_ode_residual_rms_um > 0
+    assert out.models["a"].thermal_ode_residual_rms_um != out.models["b"].thermal_ode_residual_rms_um
     off = physics_consistency(models, data, PhysicsConfig(), thermal_supported=False)
-    assert off["models"]["a"]["thermal_ode_residual_rms_um"] is None
+    assert off.models["a"].thermal_ode_residual_rms_um is None

@@ -30,10 +30,10 @@ from spinn_utils.benchmark.variants import Variant, check_outputs, describe_vari
 from spinn_utils.benchmark.workers import TORCH_WORKER, Worker, local_workers, measure_point
 from spinn_utils.compression.sparse import SparsePINN, convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.io import to_jsonable
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
 from spinn_utils.core.timing import timed_block
-from spinn_utils.core.typed_json import encode
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.counting import linear_layers
 from spinn_utils.model.mlp import DensePINN, ModelConfig
@@ -280,7 +280,7 @@ def test_storage_and_flops_of_a_known_layer():
     assert dense["flops"] == 2 * 12 + 3  # a dense kernel multiplies the zeros too
     assert dense["flops_nonzero"] == 2 * 3 + 3
     assert dense["storage_bytes"] == (12 + 3) * 4
-    assert dense["params"] == {"total": 15, "nonzero": 6, "sparsity": pytest.approx(0.6)}
+    assert dense["params"].model_dump() == {"total": 15, "nonzero": 6, "sparsity": pytest.approx(0.6)}
     coo = describe_variant(Variant("coo", convert_dense_to_sparse(model, "coo"), "coo", "masked"))
     assert coo["flops"] == coo["flops_nonzero"] == 2 * 3 + 3
     assert coo["storage_bytes"] == 3 * 4 + 3 * 2 * 8 + 3 * 4  # values + int64 (row, col) + bias
@@ -360,7 +360,7 @@ def test_every_variant_is_timed_in_a_torch_worker_and_a_wrong_one_is_not_timed(m
         assert r.pct_of_gemm_peak == pytest.approx(100 * r.gflops_per_s / peak.gflops_per_s)
     assert all(f.variant not in ("dense", "spinn_broken") for f in result.fastest)
     assert result.load_average_1min.before == 0.25 == result.load_average_1min.after
-    json.dumps(encode(result), allow_nan=False)
+    json.dumps(to_jsonable(result), allow_nan=False)
     assert list(results_table(result).columns) == timed
 
 
@@ -411,7 +411,7 @@ def test_skipped_gpu_result_has_the_contract_shape():
     result = skipped_result(reason, "cpu")
     assert result.skipped is True and result.reason == reason
     assert {"torch_version", "cpu_model", "device"} <= set(result.environment)
-    json.dumps(encode(result), allow_nan=False)
+    json.dumps(to_jsonable(result), allow_nan=False)
     for table in (results_table, variants_table, fastest_table):
         assert reason in table(result).to_string()
 

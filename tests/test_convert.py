@@ -16,7 +16,8 @@ from spinn_utils.compression.convert_cli import main
 from spinn_utils.compression.legacy_checkpoint import fold_prune_masks
 from spinn_utils.compression.sparse import load_sparse_model
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.registry import VARIANTS
+from spinn_utils.core.registry import METRICS, VARIANTS
+from spinn_utils.core.results_files import read_result
 from spinn_utils.data.dataset import Scaler
 from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS
 from spinn_utils.model.checkpoints import save_checkpoint
@@ -32,7 +33,7 @@ def pruned_model(cfg: ModelConfig = CFG) -> DensePINN:
     """Weights zeroed at ~68.5 % of all parameters, smallest magnitudes first."""
     model = DensePINN(cfg)
     weights = [m.weight for m in model.network if isinstance(m, nn.Linear)]
-    k = int(0.685 * count_parameters(model)["total"])
+    k = int(0.685 * count_parameters(model).total)
     with torch.no_grad():
         threshold = torch.cat([w.abs().flatten() for w in weights]).kthvalue(k).values
         for w in weights:
@@ -63,11 +64,12 @@ def test_convert_checkpoint_writes_contract_and_round_trips(tmp_path, source):
     ckpt_out, report_out = tmp_path / "ck" / "s.pt", tmp_path / "m" / "r.json"
     report = convert_checkpoint(SparseConfig(), path, checkpoint_out=ckpt_out, report_out=report_out,
                                 inputs=csv)
-    assert report["conversion_ok"] and report["all_formats_passed"]
+    assert report.conversion_ok and report.all_formats_passed
+    assert read_result(report_out, METRICS.sparse_conversion) == report  # the record returned is the one written
     on_disk = json.loads(report_out.read_text())
     assert all(k in on_disk for k in CONTRACT_KEYS)
     assert on_disk["source_kind"] == VARIANTS.masked and on_disk["format"] == "coo"
-    assert on_disk["params"] == count_parameters(model) == on_disk["params_sparse"]
+    assert report.params == count_parameters(model) == report.params_sparse
     assert on_disk["validation"]["n"] == len(frame) and "scaler" in on_disk["validation"]["inputs"]
     assert set(on_disk["storage_bytes"]) == {"dense", "coo", "csr"}
     assert on_disk["storage_bytes"]["coo"] > on_disk["storage_bytes"]["dense"]  # indices counted
@@ -75,7 +77,7 @@ def test_convert_checkpoint_writes_contract_and_round_trips(tmp_path, source):
     assert ckpt.meta["scaler"] == scaler.to_dict() and ckpt.meta["source_kind"] == VARIANTS.masked
     x = torch.from_numpy(scaler.transform_x(frame))
     assert torch.allclose(loaded(x), model(x), atol=1e-6)
-    rows = summary_rows(on_disk)
+    rows = summary_rows(report)
     assert [r["format"] for r in rows] == ["dense", "coo", "csr"] and rows[1]["passed"]
 
 
@@ -84,12 +86,12 @@ def test_array_inputs_random_inputs_and_row_cap(tmp_path, source):
     cfg = SparseConfig(format="csr", formats=("csr",), n_random_inputs=17)
     report = convert_checkpoint(cfg, path, checkpoint_out=tmp_path / "a.pt",
                                 report_out=tmp_path / "a.json")
-    assert report["validation"]["n"] == 17 and report["validation"]["inputs"].startswith("random")
-    assert list(report["validation_by_format"]) == ["csr"]
+    assert report.validation.n == 17 and report.validation.inputs.startswith("random")
+    assert list(report.validation_by_format) == ["csr"]
     capped = SparseConfig(max_rows=5)
     report = convert_checkpoint(capped, path, checkpoint_out=tmp_path / "b.pt", report_out=tmp_path / "b.json",
                                 inputs=np.random.randn(9, CFG.input_dim), inputs_label="test split")
-    assert report["validation"]["n"] == 5 and "test split" in report["validation"]["inputs"]
+    assert report.validation.n == 5 and "test split" in report.validation.inputs
     with pytest.raises(SpinnError, match="NaN"):
         convert_checkpoint(capped, path, checkpoint_out=tmp_path / "c.pt", report_out=tmp_path / "c.json",
                            inputs=np.full((3, CFG.input_dim), np.nan))

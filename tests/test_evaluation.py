@@ -39,26 +39,26 @@ def test_evaluate_test_scores_every_model_in_physical_units(make_data):
     data, cfg = make_data(rows=8), CrossValConfig.smoke_test()
     models = tiny_variants()
     out = evaluate_test(models, data, "cpu", cfg)
-    assert set(out["models"]) == set(models) == set(TEST_VARIANTS) - {VARIANTS.structured_ort, VARIANTS.structured_int8_ort}
-    for rep in out["models"].values():
-        r2 = [m["r2"] for m in rep["per_output"].values()]
-        assert rep["mean_r2"] == pytest.approx(np.mean(r2)) and rep["n"] == len(data.frames["test"])
-    match = out["sparse_vs_masked"]
-    assert match["passed"] and match["max_abs_diff"] < cfg.match_atol
-    pred = out["predictions"]
+    assert set(out.models) == set(models) == set(TEST_VARIANTS) - {VARIANTS.structured_ort, VARIANTS.structured_int8_ort}
+    for rep in out.models.values():
+        r2 = [m.r2 for m in rep.per_output.values()]
+        assert rep.mean_r2 == pytest.approx(np.mean(r2)) and rep.n == len(data.frames["test"])
+    match = out.sparse_vs_masked
+    assert match.passed and match.max_abs_diff < cfg.match_atol
+    pred = out.predictions
     assert len(pred) == len(data.frames["test"]) * 4 * 2
     wear = pred[(pred["model"] == "dense") & (pred["target"] == TARGETS[0])]
     np.testing.assert_allclose(wear["measured"], data.targets("test")[:, 0])
     # RMSE recomputed from the saved predictions equals the report's: the table is what was scored.
     rmse = np.sqrt(((wear["measured"] - wear["predicted"]) ** 2).mean())
-    assert rmse == pytest.approx(out["models"]["dense"]["per_output"][TARGETS[0]]["rmse"])
+    assert rmse == pytest.approx(out.models["dense"].per_output[TARGETS[0]].rmse)
 
 
 def test_sparse_that_differs_from_masked_fails_the_match(make_data):
     models = tiny_variants()
     models[VARIANTS.coo] = convert_dense_to_sparse(models["dense"], format="coo")
     out = evaluate_test(models, make_data(rows=8), "cpu", CrossValConfig.smoke_test())
-    assert not out["sparse_vs_masked"]["passed"] and out["sparse_vs_masked"]["max_abs_diff"] > 1e-4
+    assert not out.sparse_vs_masked.passed and out.sparse_vs_masked.max_abs_diff > 1e-4
 
 
 def test_check_scaler_refuses_another_scaler(make_data):
@@ -77,17 +77,17 @@ def test_cross_validate_gives_one_result_per_fold(make_data):
     train = TrainConfig.smoke_test()
     cv = cross_validate(data, cfg, TINY, train, PhysicsConfig.smoke_test(),
                                  PruneConfig.smoke_test(), "cpu")
-    assert cv["n_folds"] == len(cv["folds"]) == 3
-    held_out = [e for f in cv["folds"] for e in f["test_experiments"]]
+    assert cv.n_folds == len(cv.folds) == 3
+    held_out = [e for f in cv.folds for e in f.test_experiments]
     assert sorted(held_out) == list(range(6))  # every experiment held out exactly once
-    assert all(not set(f["test_experiments"]) & set(f["val_experiments"]) for f in cv["folds"])
-    assert cv["schedule"]["train"]["epochs"] == 1 and cv["schedule"]["prune"]["n_stages"] == 1
-    assert all(f["spinn_sparsity"] == pytest.approx(0.685, abs=0.01) for f in cv["folds"])
-    dense = [f["dense"]["mean_r2"] for f in cv["folds"]]
-    assert cv["dense"]["mean_r2"]["values"] == pytest.approx(dense)
-    assert cv["dense"]["mean_r2"]["std"] == pytest.approx(np.std(dense, ddof=1))
-    diff = [f["spinn"]["mean_r2"] - f["dense"]["mean_r2"] for f in cv["folds"]]
-    assert cv["difference"]["mean_r2"]["mean"] == pytest.approx(np.mean(diff))
+    assert all(not set(f.test_experiments) & set(f.val_experiments) for f in cv.folds)
+    assert cv.schedule["train"]["epochs"] == 1 and cv.schedule["prune"]["n_stages"] == 1
+    assert all(f.spinn_sparsity == pytest.approx(0.685, abs=0.01) for f in cv.folds)
+    dense = [f.dense.mean_r2 for f in cv.folds]
+    assert cv.dense.mean_r2.values == pytest.approx(dense)
+    assert cv.dense.mean_r2.std == pytest.approx(np.std(dense, ddof=1))
+    diff = [f.spinn.mean_r2 - f.dense.mean_r2 for f in cv.folds]
+    assert cv.difference.mean_r2.mean == pytest.approx(np.mean(diff))
     assert "spinn - dense" in cv_table(cv).index
 
 
@@ -102,13 +102,13 @@ def test_write_results(tmp_path, make_data):
     data, cfg = make_data(rows=8), CrossValConfig.smoke_test()
     test = evaluate_test(tiny_variants(), data, "cpu", cfg)
     paths = ResultsPaths.at(tmp_path).ensure()
-    skipped = {"skipped": True, "reason": "run_cv=False"}
-    json_path, csv_path = write_results(paths, test, skipped, cfg, data, "cpu")
+    json_path, csv_path = write_results(paths, test, None, cfg, data, "cpu")  # CV not run
     saved = read_result(paths, METRICS.test_evaluation)  # read back through its schema
-    assert saved.cross_validation == Skipped(**skipped) and saved.seed_runs == Skipped(**skipped)
+    skipped = Skipped(skipped=True, reason="run_cv=False")
+    assert saved.cross_validation == skipped and saved.seed_runs == skipped
     assert saved.baselines == Skipped(skipped=True, reason="run_baselines=False")
-    assert saved.models["dense"].mean_r2 == pytest.approx(test["models"]["dense"]["mean_r2"])
-    assert len(pd.read_csv(csv_path)) == len(test["predictions"])
+    assert saved.models["dense"].mean_r2 == pytest.approx(test.models["dense"].mean_r2)
+    assert len(pd.read_csv(csv_path)) == len(test.predictions)
 
 
 def test_seed_runs_train_each_seed_on_the_fixed_split(make_data):
@@ -118,7 +118,7 @@ def test_seed_runs_train_each_seed_on_the_fixed_split(make_data):
     cfg = dataclasses.replace(CrossValConfig.smoke_test(), n_seeds=2)
     out = seed_runs(data, cfg, TINY, TrainConfig(epochs=1, batch_size=16, progress=False),
                     PhysicsConfig.off(), PruneConfig.smoke_test(), "cpu")
-    assert [r["seed"] for r in out["runs"]] == [cfg.seed, cfg.seed + 1]
-    assert all(r["test_experiments"] == sorted(data.frames["test"]["experiment"].unique().tolist()) for r in out["runs"])
-    assert out["dense"]["mean_r2"]["n"] == 2 and len(out["difference"]["mean_r2"]["values"]) == 2
-    assert out["runs"][0]["dense"] != out["runs"][1]["dense"]  # another seed, another model
+    assert [r.seed for r in out.runs] == [cfg.seed, cfg.seed + 1]
+    assert all(r.test_experiments == sorted(data.frames["test"]["experiment"].unique().tolist()) for r in out.runs)
+    assert out.dense.mean_r2.n == 2 and len(out.difference.mean_r2.values) == 2
+    assert out.runs[0].dense != out.runs[1].dense  # another seed, another model

@@ -115,8 +115,8 @@ def test_predict_shape_mode_and_evaluate_units(make_data):
     true = data.targets("test")
     phys = data.scaler.inverse_y(pred)
     rmse_wear = float(np.sqrt(((phys[:, 0] - true[:, 0]) ** 2).mean()))
-    assert report["per_output"][TARGETS[0]]["rmse"] == pytest.approx(rmse_wear, rel=1e-5)
-    assert report["n"] == len(x)
+    assert report.per_output[TARGETS[0]].rmse == pytest.approx(rmse_wear, rel=1e-5)
+    assert report.n == len(x)
 
 
 def test_nan_targets_and_bad_configs_are_spinn_errors(make_data):
@@ -143,7 +143,7 @@ def test_report_meta_and_history_table_carry_the_contract_keys(make_data):
                              environment={"device": "cpu"})
     assert report.params.total == sum(p.numel() for p in model.parameters())  # a DenseTraining record
     assert report.best_epoch == result.best_epoch and len(report.history) == report.epochs_run
-    assert report.val_metrics.mean_r2 == pytest.approx(val["mean_r2"])
+    assert report.val_metrics.mean_r2 == pytest.approx(val.mean_r2)
     meta = to_jsonable(checkpoint_meta(model, data, FAST, PHYS, val_metrics=val, seed=0))
     assert meta["params"]["total"] == sum(p.numel() for p in model.parameters())
     assert TC.from_dict(meta["train_config"]) == FAST

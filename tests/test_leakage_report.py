@@ -18,8 +18,8 @@ PROBLEM = "'A' / 'B' ranks like target 'thermal_displacement_um' (|Spearman| 1.0
 
 def with_leakage(passed: bool):
     """The hand-made run with notebook 01's leakage record (the rest of the summary is not read)."""
-    checks = [CheckRow("group_overlap", True, "experiments per split are disjoint"),
-              CheckRow("pair_ranks", passed, "highest |Spearman| 0.9512" if passed else PROBLEM)]
+    checks = [CheckRow(name="group_overlap", passed=True, detail="experiments per split are disjoint"),
+              CheckRow(name="pair_ranks", passed=passed, detail="highest |Spearman| 0.9512" if passed else PROBLEM)]
     leakage = Leakage(passed=passed, problems=[] if passed else [PROBLEM], checks=checks)
     return replace(fake_results(), data_summary=SimpleNamespace(leakage=leakage, physics=None))
 

@@ -17,8 +17,8 @@ def test_report_uses_mean_of_per_output_r2_not_pooled():
     y = np.column_stack([rng.normal(0, 0.1, 200), rng.normal(0, 100, 200)])
     p = y + np.column_stack([rng.normal(0, 0.1, 200), rng.normal(0, 10, 200)])
     rep = regression_report(y, p, ["wear", "thermal"])
-    per = [rep["per_output"][k]["r2"] for k in ("wear", "thermal")]
-    assert rep["mean_r2"] == pytest.approx(np.mean(per))
+    per = [rep.per_output[k].r2 for k in ("wear", "thermal")]
+    assert rep.mean_r2 == pytest.approx(np.mean(per))
     assert per[0] < 0.2 < 0.9 < per[1]  # a pooled R2 would hide the poor wear fit
     with pytest.raises(ValueError):
         regression_report(y, p[:, :1], ["wear", "thermal"])

@@ -13,7 +13,7 @@ from spinn_utils.model.mlp import (
 
 def test_default_dense_pinn_has_paper_parameter_count():
     model = DensePINN()
-    assert count_parameters(model) == {"total": 666_882, "nonzero": 666_882, "sparsity": 0.0}
+    assert count_parameters(model).model_dump() == {"total": 666_882, "nonzero": 666_882, "sparsity": 0.0}
     assert [m.out_features for m in linear_layers(model)] == [512, 512, 512, 256, 2]
     assert isinstance(model.network[1], torch.nn.Tanh)
 
@@ -21,7 +21,7 @@ def test_default_dense_pinn_has_paper_parameter_count():
 def test_configurable_dims_and_activation():
     model = DensePINN(ModelConfig(input_dim=5, hidden_dims=(7, 3), output_dim=2, activation="relu"))
     assert model(torch.randn(4, 5)).shape == (4, 2)
-    assert count_parameters(model)["total"] == 5 * 7 + 7 + 7 * 3 + 3 + 3 * 2 + 2
+    assert count_parameters(model).total == 5 * 7 + 7 + 7 * 3 + 3 + 3 * 2 + 2
     assert isinstance(model.network[1], torch.nn.ReLU)
     with pytest.raises(SpinnError, match="activation"):
         ModelConfig(activation="swish2")
@@ -32,8 +32,8 @@ def test_count_parameters_counts_zeros_once():
     with torch.no_grad():
         model.network[0].weight[:, :2] = 0.0  # 12 zeros
     counts = count_parameters(model)
-    assert counts["total"] == 4 * 6 + 6 + 6 * 2 + 2
-    assert counts["nonzero"] == counts["total"] - 12
+    assert counts.total == 4 * 6 + 6 + 6 * 2 + 2
+    assert counts.nonzero == counts.total - 12
 
 
 def test_count_parameters_sparse_buffers():
@@ -41,7 +41,7 @@ def test_count_parameters_sparse_buffers():
     dense = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
     layer.register_buffer("weight", dense.to_sparse())
     layer.register_buffer("bias", torch.ones(2))
-    assert count_parameters(layer) == {"total": 6, "nonzero": 4, "sparsity": pytest.approx(1 / 3)}
+    assert count_parameters(layer).model_dump() == {"total": 6, "nonzero": 4, "sparsity": pytest.approx(1 / 3)}
 
 
 def test_legacy_state_dict_round_trip():

@@ -24,7 +24,7 @@ from spinn_utils.core.registry import (
     VARIANTS,
     names,
 )
-from spinn_utils.core.results_files import read_result_file
+from spinn_utils.core.results_files import read_result
 from spinn_utils.core.stages import STAGES, contract_files
 from spinn_utils.pipeline.notebooks import discover, notebook_id
 
@@ -76,7 +76,7 @@ def test_results_contract(smoke_run):
     assert not missing, f"results contract broken: {missing}"
     for path in (smoke_run / "metrics").glob("*.json"):
         assert "environment" in json.loads(path.read_text()), f"{path.name} lacks its environment"
-        read_result_file(path, path.stem)  # every file a notebook wrote fits its schema and version
+        read_result(path, path.stem)  # every file a notebook wrote fits its schema and version
 
 
 def _table1(root: Path) -> dict[str, dict[str, str]]:

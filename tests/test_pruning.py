@@ -55,9 +55,9 @@ def test_default_model_reaches_target_sparsity_with_masks_only():
     masks = global_magnitude_masks(model, 0.685)
     apply_masks(model, masks)
     counts = count_parameters(model)
-    assert counts["total"] == 666_882
-    assert abs(counts["sparsity"] - 0.685) <= 0.005
-    assert 210_068 <= counts["nonzero"] <= 210_364
+    assert counts.total == 666_882
+    assert abs(counts.sparsity - 0.685) <= 0.005
+    assert 210_068 <= counts.nonzero <= 210_364
     assert sum(int((~m).sum()) for m in masks.values()) == n_weights_to_prune(model, 0.685)
 
 
@@ -156,15 +156,15 @@ def test_staged_loop_reaches_target_and_reports(data):
     model, masks, report = prune_unstructured(
         model, data, cfg, _fast_train(), PhysicsConfig.smoke_test(), "cpu"
     )
-    assert abs(count_parameters(model)["sparsity"] - cfg.target_sparsity) <= 0.005
-    assert [s["stage"] for s in report["stages"]] == list(range(cfg.n_stages + 1))
-    assert report["stages"][0]["sparsity"] == 0.0
-    sparsities = [s["sparsity"] for s in report["stages"]]
+    assert abs(count_parameters(model).sparsity - cfg.target_sparsity) <= 0.005
+    assert [s.stage for s in report.stages] == list(range(cfg.n_stages + 1))
+    assert report.stages[0].sparsity == 0.0
+    sparsities = [s.sparsity for s in report.stages]
     assert all(np.diff(sparsities) > 0)
-    assert set(report["val_metrics"]["per_output"]) == set(TARGETS)
+    assert set(report.val_metrics.per_output) == set(TARGETS)
     for name, w in prunable_weights(model).items():
         assert torch.count_nonzero(w[~masks[name]]) == 0
-    assert report["mask_sha256"] == mask_digest(masks_from_zeros(model))
+    assert report.mask_sha256 == mask_digest(masks_from_zeros(model))
 
 
 def test_mask_digest_tracks_the_zero_pattern():
@@ -186,8 +186,8 @@ def test_structured_widths_hit_the_default_parameter_target():
     target = 666_882 - n_weights_to_prune(model, 0.685)
     widths = structured_widths(model.cfg, target)
     small = DensePINN(ModelConfig(hidden_dims=widths))
-    assert count_parameters(small)["total"] == mlp_parameters(small.cfg.dims)
-    assert abs(count_parameters(small)["total"] - target) / target <= 0.02
+    assert count_parameters(small).total == mlp_parameters(small.cfg.dims)
+    assert abs(count_parameters(small).total - target) / target <= 0.02
     assert all(w < h for w, h in zip(widths, model.cfg.hidden_dims))
 
 
@@ -241,10 +241,10 @@ def test_structured_prune_end_to_end(data):
     small, report = prune_structured(
         dense, data, PruneConfig.smoke_test(), _fast_train(), PhysicsConfig.smoke_test(), "cpu"
     )
-    assert tuple(report["hidden_dims"]) == small.cfg.hidden_dims
-    assert report["params"]["total"] == count_parameters(small)["total"]
-    assert report["within_tolerance"] == (abs(report["relative_error"]) <= 0.02)
-    assert report["within_tolerance"]
+    assert tuple(report.hidden_dims) == small.cfg.hidden_dims
+    assert report.params.total == count_parameters(small).total
+    assert report.within_tolerance == (abs(report.relative_error) <= 0.02)
+    assert report.within_tolerance
     assert all(torch.equal(v, dense.state_dict()[k]) for k, v in state.items())  # dense untouched
 
 
@@ -268,7 +268,7 @@ def test_pruner_returns_masks_and_calls_the_finetune_callback():
     cfg = PruneConfig(n_stages=3, finetune_epochs=2, final_finetune_epochs=5)
     finetune, seen = _RecordingFineTune(), []
     masks, stages = iterative_prune(model, cfg, finetune, on_stage=lambda m, s: seen.append(
-        count_parameters(m)["sparsity"]))
+        count_parameters(m).sparsity))
     assert [c[0] for c in finetune.calls] == [2, 2, 5]
     assert not any(c[2] for c in finetune.calls)  # the masks are handed to the callback
     assert [s.stage for s in stages] == [1, 2, 3] and stages[-1].masks is masks
@@ -286,7 +286,7 @@ def test_pruner_without_callback_or_epochs_only_cuts():
     finetune = _RecordingFineTune()
     masks, stages = iterative_prune(model, cfg, finetune)
     assert finetune.calls == [] and all(s.finetune is None and s.epochs == 0 for s in stages)
-    assert abs(count_parameters(model)["sparsity"] - cfg.target_sparsity) <= 0.005
+    assert abs(count_parameters(model).sparsity - cfg.target_sparsity) <= 0.005
 
 
 def test_magnitude_path_matches_one_shot_masks_without_finetuning():
@@ -309,7 +309,7 @@ def test_random_method_reaches_target_with_other_masks_and_the_same_budget():
         masks, stages = iterative_prune(model, c, finetune, seed=3)
         results[name] = (model, masks, finetune.calls, stages)
     for model, masks, _, _ in results.values():
-        assert abs(count_parameters(model)["sparsity"] - cfg.target_sparsity) <= 0.005
+        assert abs(count_parameters(model).sparsity - cfg.target_sparsity) <= 0.005
         assert sum(int((~m).sum()) for m in masks.values()) == n_weights_to_prune(model, cfg.target_sparsity)
     (_, mag, mag_calls, mag_stages), (_, rnd, rnd_calls, rnd_stages) = results["magnitude"], results["random"]
     assert mask_digest(mag) != mask_digest(rnd)

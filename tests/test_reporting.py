@@ -312,11 +312,12 @@ def test_table1_shows_the_rate_the_int8_column_and_the_deploy_choice():
                                     VARIANTS.structured_ort: 2.0, VARIANTS.csr: 40.0, VARIANTS.structured: 3.0,
                                     VARIANTS.structured_int8_ort: 1.0})
     cpu = res.cpu_benchmark
-    int8 = replace(cpu.variants[VARIANTS.structured_int8_ort], format="onnx", dtype="int8", storage_bytes=230000,
-                   params=STRUCT_PARAMS)
-    rows = [replace(r, gflops_per_s=210.0 / r.median_ms, pct_of_gemm_peak=105.0 / r.median_ms) for r in cpu.results]
-    cpu = replace(cpu, variants={**cpu.variants, VARIANTS.structured_int8_ort: int8}, results=rows,
-                  gemm_peak=[_gemm(1, 100.0), _gemm(2, 200.0)])
+    int8 = cpu.variants[VARIANTS.structured_int8_ort].model_copy(update=dict(
+        format="onnx", dtype="int8", storage_bytes=230000, params=STRUCT_PARAMS))
+    rows = [r.model_copy(update=dict(gflops_per_s=210.0 / r.median_ms, pct_of_gemm_peak=105.0 / r.median_ms))
+            for r in cpu.results]
+    cpu = cpu.model_copy(update=dict(variants={**cpu.variants, VARIANTS.structured_int8_ort: int8}, results=rows,
+                                     gemm_peak=[_gemm(1, 100.0), _gemm(2, 200.0)]))
     models = res.test_evaluation.models
     res = replace(res, cpu_benchmark=cpu)
     res = evolve(res, "test_evaluation.models", {**models, VARIANTS.structured_int8_ort: metrics(0.81, 0.70)})  # drop 0.015

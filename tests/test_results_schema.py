@@ -1,11 +1,11 @@
-"""The results schema: every metrics JSON written and read through its dataclasses; a missing,
+"""The results schema: every metrics JSON written and read through its models; a missing,
 renamed or mistyped key, or another schema version, is one line naming file, key and notebook."""
-import dataclasses
 import json
 import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from results_factory import evaluation_record, fake_pruning, fake_results, write_results
 
 from spinn_utils.core.errors import SpinnError
@@ -16,11 +16,11 @@ from spinn_utils.core.results_files import (
     read_result,
     require_keys,
     schema_reference,
-    write_metric,
     write_result,
 )
 from spinn_utils.core.results_schema import Skipped
 from spinn_utils.core.results_schema_eval import TestEvaluation
+from spinn_utils.core.results_schema_sweep import Sweep
 from spinn_utils.reporting.checklist import build_checklist
 from spinn_utils.reporting.results import NOT_MEASURED
 from spinn_utils.reporting.table1 import build_table1
@@ -86,8 +86,11 @@ def test_nested_missing_unexpected_and_mistyped_keys_are_named(run):
     with pytest.raises(SpinnError, match="unexpected key 'models.dense.mean_r2_pooled'"):
         read_result(run, METRICS.test_evaluation)
     _edit(path, lambda d: (d["models"]["dense"].pop("mean_r2_pooled"), d["models"]["dense"].update(n="100")))
-    with pytest.raises(SpinnError, match="expected int, found str at key 'models.dense.n'"):
+    with pytest.raises(SpinnError, match="expected integer, found str at key 'models.dense.n'"):
         read_result(run, METRICS.test_evaluation)
+    _edit(path, lambda d: (d["models"]["dense"].update(n=100), d.update(cross_validation={"skipped": True})))
+    with pytest.raises(SpinnError, match=r"missing key 'cross_validation.reason' \(schema v1\); re-run notebook 08$"):
+        read_result(run, METRICS.test_evaluation)  # a step skipped by design still says why
 
 
 @pytest.mark.parametrize("version", [None, 0, 2])
@@ -105,14 +108,31 @@ def test_another_schema_version_is_refused_with_the_notebook_to_rerun(run, versi
     assert line.endswith("this code reads schema v1; re-run notebook 05_5")
 
 
-def test_a_producer_dict_that_does_not_fit_is_refused_before_writing(run):
-    body = dataclasses.asdict(fake_results().cpu_benchmark)
-    body["results"][0]["speedup"] = body["results"][0].pop("speedup_vs_dense")
+def test_a_record_that_would_not_read_back_is_refused_before_writing(run):
+    """A NaN where a number is required would be written as null and refused on reading."""
+    record = fake_results().cpu_benchmark
+    rows = [record.results[0].model_copy(update={"median_ms": float("nan")}), *record.results[1:]]
     path = run.metric(METRICS.cpu_benchmark)
     before = path.read_bytes()
-    with pytest.raises(SpinnError, match="cpu_benchmark.json: cannot write, missing key 'results.0.speedup_vs_dense'"):
-        write_metric(run, METRICS.cpu_benchmark, body)
+    with pytest.raises(SpinnError, match=r"^metrics/cpu_benchmark.json: cannot write, expected number, found NoneType "
+                                         r"at key 'results.0.median_ms'$"):
+        write_result(path, record.model_copy(update={"results": rows}))
     assert path.read_bytes() == before  # nothing half-written
+
+
+def test_a_record_is_frozen_and_refuses_an_unknown_field():
+    with pytest.raises(ValidationError, match="frozen"):
+        evaluation_record().split = "val"
+    with pytest.raises(ValidationError, match="mean_r2_pooled"):
+        type(evaluation_record().models["dense"])(per_output={}, mean_r2=0.5, n=3, mean_r2_pooled=0.5)
+
+
+def test_a_sweep_of_another_version_names_the_command_to_rerun(tmp_path):
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"schema_version": 0}))
+    with pytest.raises(SpinnError, match=r"^sweep/sweep.json: written with schema_version 0, this code reads "
+                                         r"schema v1; re-run `spinn-run sweep` on this folder"):
+        read_result(tmp_path / "sweep" / "sweep.json", Sweep)
 
 
 def test_a_config_key_read_by_table1_is_checked_too():
@@ -125,7 +145,7 @@ def test_a_config_key_read_by_table1_is_checked_too():
 
 def test_cv_skipped_by_design_is_not_measured_with_its_reason(run):
     skipped = Skipped(skipped=True, reason="run_cv=False")
-    record = dataclasses.replace(evaluation_record(), cross_validation=skipped, seed_runs=skipped)
+    record = evaluation_record().model_copy(update={"cross_validation": skipped, "seed_runs": skipped})
     write_result(run.metric(METRICS.test_evaluation), record)
     assert read_result(run, METRICS.test_evaluation).cross_validation == skipped
     table = build_table1(run)

@@ -31,7 +31,7 @@ def pruned(cfg: ModelConfig = SMALL, sparsity: float = 0.685) -> DensePINN:
     """A DensePINN whose smallest weights are zeroed so ``sparsity`` of ALL parameters are zero."""
     model = DensePINN(cfg)
     weights = [m.weight for m in model.network if isinstance(m, nn.Linear)]
-    k = int(sparsity * count_parameters(model)["total"])
+    k = int(sparsity * count_parameters(model).total)
     with torch.no_grad():
         threshold = torch.cat([w.abs().flatten() for w in weights]).kthvalue(k).values
         for w in weights:
@@ -42,8 +42,8 @@ def pruned(cfg: ModelConfig = SMALL, sparsity: float = 0.685) -> DensePINN:
 def test_masked_dense_coo_and_csr_agree_at_default_size():
     model = pruned(ModelConfig())  # the paper's 666,882-parameter network
     counts = count_parameters(model)
-    assert counts["total"] == 666_882
-    assert counts["sparsity"] == pytest.approx(0.685, abs=1e-4)
+    assert counts.total == 666_882
+    assert counts.sparsity == pytest.approx(0.685, abs=1e-4)
     x = torch.randn(64, 18)  # fresh every run: no seed that could hide a bug
     with torch.inference_mode():
         reference = model(x)

@@ -18,7 +18,6 @@ from spinn_utils.core.io import file_sha256, to_jsonable, write_json
 from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
 from spinn_utils.core.results_files import write_result
 from spinn_utils.core.results_schema_sweep import Sweep
-from spinn_utils.core.typed_json import parse
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import main, parse_args
 from spinn_utils.pipeline.notebooks import UsageError
@@ -222,7 +221,7 @@ def synthetic_sweep_json() -> dict:
 
 
 def synthetic_sweep() -> Sweep:
-    return parse(Sweep, synthetic_sweep_json())
+    return Sweep.model_validate(synthetic_sweep_json())
 
 
 def test_sweep_json_is_read_through_its_schema(tmp_path):
@@ -263,19 +262,19 @@ def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
 def test_table3_states_what_ran_beside_the_timing():
     body = synthetic_sweep_json()
     body["timing"] = {"threads": [2], "cpu_busy_percent_before": 3.2, "load_average_1min_before": 2.4}
-    notes = " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
+    notes = " ".join(table3_frames(Sweep.model_validate(body))[0].attrs["notes"])
     assert "CPU 3% busy over 1 s before" in notes and "2.4" not in notes
     body["timing"] = {"threads": [2], "load_average_1min_before": 2.4}  # a sweep from before the busy check
-    assert "load average 2.4" in " ".join(table3_frames(parse(Sweep, body))[0].attrs["notes"])
+    assert "load average 2.4" in " ".join(table3_frames(Sweep.model_validate(body))[0].attrs["notes"])
 
 
 def test_the_checklist_reads_the_summary_the_sweep_stored():
     """Computed once, by the sweep: the checklist (and notebook 10) read sweep.json's summary."""
     body = synthetic_sweep_json()
-    body["summary"] = to_jsonable(sweep_summary(parse(Sweep, body)))
-    assert summary_of(parse(Sweep, body)) == body["summary"]
+    body["summary"] = to_jsonable(sweep_summary(Sweep.model_validate(body)))
+    assert summary_of(Sweep.model_validate(body)) == body["summary"]
     body["summary"]["magnitude_vs_random"] = [{"sparsity": 0.5, "mean": -0.1, "sem": 0.01, "n": 3, "beats": False}]
-    items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=parse(Sweep, body)).items}
+    items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=Sweep.model_validate(body)).items}
     assert items["Magnitude beats random pruning (sweep)"].measured == "0/1 sparsities"
 
 
@@ -283,7 +282,7 @@ def test_sparsity_labels_keep_their_digits():
     body = synthetic_sweep_json()
     for p in body["points"]:
         p["target_sparsity"] = 0.9999 if p["target_sparsity"] == 0.98 else p["target_sparsity"]
-    sweep = parse(Sweep, body)
+    sweep = Sweep.model_validate(body)
     assert list(table3_frames(sweep)[0].index) == ["50.0%", "90.0%", "99.99%"]
     assert break_even(sweep, VARIANTS.coo, 1000)["text"] == "none up to 99.99%"
 
@@ -291,7 +290,7 @@ def test_sparsity_labels_keep_their_digits():
 def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
     body = synthetic_sweep_json()
     body["timing"] = {"threads": [2], "cpu_busy_percent_before": 3.0, "cpu_busy_percent_after": 80.0}
-    sweep = parse(Sweep, body)
+    sweep = Sweep.model_validate(body)
     text, numbers = table3_frames(sweep)
     assert text.loc["90.0%", "CSR b1000"] == "8 ms (unreliable)" and "x)" not in " ".join(text.stack())
     assert numbers["spinn_csr_b1000_speedup"].isna().all() and numbers["spinn_csr_b1000_ms"].notna().all()
@@ -330,7 +329,7 @@ def test_checklist_gains_the_sweep_items_only_when_a_sweep_exists():
     for p in body["points"]:
         if p["prune_method"] == "random" and p["status"] == "ok" and p["target_sparsity"] == 0.5:
             p["test"][VARIANTS.masked]["mean_r2"] += 0.2  # random wins at 50%
-    mag = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=parse(Sweep, body)).items}["Magnitude beats random pruning (sweep)"]
+    mag = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=Sweep.model_validate(body)).items}["Magnitude beats random pruning (sweep)"]
     assert mag.status == "fail" and mag.measured == "2/3 sparsities"
 
 

@@ -39,9 +39,9 @@ def pruned_run(tmp_path, make_data):
         _copy(dense), data, cfg, train_cfg, physics_cfg, "cpu")
     small, structured = prune_structured(dense, data, cfg, train_cfg, physics_cfg, "cpu")
     save_checkpoint(paths.checkpoint(VARIANTS.masked), pruned, kind=VARIANTS.masked, meta=pruned_checkpoint_meta(
-        meta, pruned, val_metrics=unstructured["val_metrics"], mask_sha256=unstructured["mask_sha256"]))
+        meta, pruned, val_metrics=unstructured.val_metrics, mask_sha256=unstructured.mask_sha256))
     save_checkpoint(paths.checkpoint(VARIANTS.structured), small, kind=VARIANTS.structured, meta=pruned_checkpoint_meta(
-        meta, small, val_metrics=structured["val_metrics"], target_params=structured["target_params"]))
+        meta, small, val_metrics=structured.val_metrics, target_params=structured.target_params))
     write_result(paths.metric(METRICS.pruning), pruning_summary(
         cfg, unstructured, structured, dense_val, count_parameters(dense), environment_info("cpu")))
     return paths, data

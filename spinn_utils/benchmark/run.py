@@ -18,7 +18,6 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.registry import VARIANTS
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped
-from ..core.typed_json import parse
 from . import workers
 from .bench_config import BenchConfig
 from .peak import add_rates
@@ -98,15 +97,15 @@ def run_benchmark(variants: list[Variant], cfg: BenchConfig, device) -> Benchmar
             raise SpinnError(f"no variant can be timed on {device}: {skipped}")
         measured = measure(timed, cfg, device, info)
     rows = add_rates(measured["rows"], info, {p["threads"]: p["gflops_per_s"] for p in measured["peaks"]})
-    return parse(Benchmark, {  # the fields are described in core/results_schema_eval.py
-        "skipped": False, "device": str(device), "timer": make_timer(device)[0],
-        "float32_matmul_precision": torch.get_float32_matmul_precision(), "config": cfg,
-        "threads": list(cfg.thread_counts(device)), "batch_sizes": list(cfg.batch_sizes(device)),
-        "variants": info, "skipped_variants": skipped, "results": rows, "failures": measured["failures"],
-        "fastest": fastest_variants(rows, info), "processes": measured["processes"], "gemm_peak": measured["peaks"],
-        "flops_basis": "flops_nonzero per row x batch (useful work; gflops_per_s, pct_of_gemm_peak)",
-        "seconds": time.perf_counter() - t0, "load_average_1min": {"before": load_before, "after": _load_average()},
-        "environment": environment_info(device)}, f"{device.type} benchmark")
+    return Benchmark(  # the fields are described in core/results_schema_eval.py
+        skipped=False, device=str(device), timer=make_timer(device)[0],
+        float32_matmul_precision=torch.get_float32_matmul_precision(), config=cfg,
+        threads=list(cfg.thread_counts(device)), batch_sizes=list(cfg.batch_sizes(device)),
+        variants=info, skipped_variants=skipped, results=rows, failures=measured["failures"],
+        fastest=fastest_variants(rows, info), processes=measured["processes"], gemm_peak=measured["peaks"],
+        flops_basis="flops_nonzero per row x batch (useful work; gflops_per_s, pct_of_gemm_peak)",
+        seconds=time.perf_counter() - t0, load_average_1min={"before": load_before, "after": _load_average()},
+        environment=environment_info(device))
 
 
 def cuda_skip_reason(device: str | torch.device) -> str | None:

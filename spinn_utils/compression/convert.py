@@ -26,8 +26,8 @@ from torch import nn
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, same_file
-from ..core.registry import METRICS
-from ..core.results_files import parse_record, write_result
+from ..core.results_files import write_result
+from ..core.results_schema import SparseConversion
 from ..model.checkpoints import load_dense_model, load_state_dict_file
 from ..model.counting import count_parameters, flops_per_sample
 from ..model.mlp import DensePINN
@@ -152,7 +152,7 @@ def convert_checkpoint(
     features: list[str] | None = None,
     activation: str | None = None,
     device: str | torch.device = "cpu",
-) -> dict:
+) -> SparseConversion:
     """Convert ``source`` to ``cfg.format``, validate every format, write checkpoint + report.
 
     Args:
@@ -166,10 +166,10 @@ def convert_checkpoint(
         activation: the legacy MLP's activation (our checkpoints carry theirs).
         device: where both models run during validation.
     Returns:
-        The report. When the saved format validated, the checkpoint and ``report_out`` are
-        written (both renamed into place only when complete); when it did not, the report goes
-        to ``<report_out>.failed.json`` and existing files are left alone; when the input is bad
-        (SpinnError), nothing is written.
+        The report (``core.results_schema.SparseConversion``). When the saved format validated,
+        the checkpoint and ``report_out`` are written (both renamed into place only when
+        complete); when it did not, the report goes to ``<report_out>.failed.json`` and existing
+        files are left alone; when the input is bad (SpinnError), nothing is written.
     """
     refuse_overwriting_inputs(source, inputs, [checkpoint_out, report_out, failed_report_path(report_out)])
     model, meta, kind = load_source(source, activation)
@@ -180,19 +180,19 @@ def convert_checkpoint(
     converted = {f: convert_dense_to_sparse(model, f) for f in cfg.formats}
     checks = {f: validate_conversion(model, m, x, cfg.atol) for f, m in converted.items()}
     ok = checks[cfg.format]["passed"]
-    report = {"source": str(source), "source_kind": kind,
-              "checkpoint": str(checkpoint_out) if ok else None,
-              **conversion_report(cfg, model, converted, checks, device)}
-    report["validation"] = {**checks[cfg.format], "inputs": label}
+    report = SparseConversion(
+        source=str(source), source_kind=kind, checkpoint=str(checkpoint_out) if ok else None,
+        **conversion_report(cfg, model, converted, checks, device),
+        validation={**checks[cfg.format], "inputs": label},
+        report=None if ok else str(failed_report_path(report_out)))
     if not ok:  # a good checkpoint and report from before stay as they were
-        report["report"] = str(failed_report_path(report_out))
-        write_result(report["report"], parse_record(METRICS.sparse_conversion, report, report["report"]))
+        write_result(report.report, report)
         return report
     keep = {k: meta[k] for k in ("feature_names", "target_names", "scaler", "seed", "physics_head") if k in meta}
-    keep.update(source=str(source), source_kind=kind, validation=report["validation"])
+    keep.update(source=str(source), source_kind=kind, validation=report.validation.model_dump())
     with atomic_path(checkpoint_out) as tmp:  # renamed only after the report is written too
         save_sparse_checkpoint(tmp, converted[cfg.format].cpu(), keep)
-        write_result(report_out, parse_record(METRICS.sparse_conversion, report, str(report_out)))
+        write_result(report_out, report)
     return report
 
 
@@ -213,15 +213,14 @@ def failed_report_path(report_out) -> Path:
     return report_out.with_name(f"{report_out.stem}.failed.json")
 
 
-def summary_rows(report: dict) -> list[dict]:
+def summary_rows(report: SparseConversion) -> list[dict]:
     """One row per storage: format, bytes, ratio to dense, max/mean abs diff, passed."""
-    rows = [{"format": "dense", "bytes": report["storage_bytes"]["dense"], "vs_dense": 1.0,
+    rows = [{"format": "dense", "bytes": report.storage_bytes["dense"], "vs_dense": 1.0,
              "max_abs_diff": None, "mean_abs_diff": None, "passed": None}]
-    for fmt, check in report["validation_by_format"].items():
-        rows.append({"format": fmt, "bytes": report["storage_bytes"][fmt],
-                     "vs_dense": report["storage_vs_dense"][fmt],
-                     "max_abs_diff": check["max_abs_diff"], "mean_abs_diff": check["mean_abs_diff"],
-                     "passed": check["passed"]})
+    for fmt, check in report.validation_by_format.items():
+        rows.append({"format": fmt, "bytes": report.storage_bytes[fmt], "vs_dense": report.storage_vs_dense[fmt],
+                     "max_abs_diff": check.max_abs_diff, "mean_abs_diff": check.mean_abs_diff,
+                     "passed": check.passed})
     return rows
 
 

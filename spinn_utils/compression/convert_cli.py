@@ -59,17 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"convert_to_sparse: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(pd.DataFrame(summary_rows(report)).to_string(index=False))
-    print(f"validated on {report['validation']['inputs']}")
-    failed = [f for f, c in report["validation_by_format"].items() if not c["passed"]]
-    if not report["conversion_ok"]:
+    print(f"validated on {report.validation.inputs}")
+    failed = [f for f, c in report.validation_by_format.items() if not c.passed]
+    if not report.conversion_ok:
         print(f"convert_to_sparse: {cfg.format} did not match the source within atol {cfg.atol:g} "
-              f"(max abs diff {report['validation']['max_abs_diff']}); nothing replaced; "
-              f"report: {report['report']}", file=sys.stderr)
+              f"(max abs diff {report.validation.max_abs_diff}); nothing replaced; "
+              f"report: {report.report}", file=sys.stderr)
         return 1
     if failed:
         print(f"convert_to_sparse: note: {failed} (validated for comparison, not saved) did not match "
               f"within atol {cfg.atol:g}", file=sys.stderr)
-    print(f"wrote {report['checkpoint']} and {report_out}")
+    print(f"wrote {report.checkpoint} and {report_out}")
     return 0
 
 

@@ -105,7 +105,7 @@ def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
 
 def n_weights_to_prune(model: nn.Module, sparsity: float) -> int:
     """How many weights to zero so that ``sparsity`` of ALL parameters (biases too) are zero."""
-    total = count_parameters(model)["total"]
+    total = count_parameters(model).total
     n_weights = sum(w.numel() for w in list(prunable_weights(model).values())[:-1])
     k = int(round(sparsity * total))
     if k > n_weights:

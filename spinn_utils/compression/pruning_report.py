@@ -5,9 +5,13 @@ import pandas as pd
 from torch import nn
 
 from ..core.errors import SpinnError
-from ..core.registry import METRICS
-from ..core.results_files import parse_record
-from ..core.results_schema import Pruning
+from ..core.results_schema import (
+    ParamCount,
+    Pruning,
+    RegressionReport,
+    StructuredPruning,
+    UnstructuredPruning,
+)
 from ..model.counting import count_parameters
 from ..model.sequence_head import head_constants
 from .magnitude import PruneConfig
@@ -40,38 +44,32 @@ def pruned_checkpoint_meta(dense_meta: dict, model: nn.Module, *, val_metrics: d
 
 
 def pruning_summary(
-    cfg: PruneConfig, unstructured: dict, structured: dict, dense_val_metrics: dict,
-    dense_params: dict, environment: dict,
+    cfg: PruneConfig, unstructured: UnstructuredPruning, structured: StructuredPruning,
+    dense_val_metrics: RegressionReport, dense_params: ParamCount, environment: dict,
 ) -> Pruning:
     """The ``metrics/pruning.json`` record (``core.results_schema.Pruning``)."""
-    return parse_record(METRICS.pruning, {
-        "config": cfg,
-        "unstructured": unstructured,
-        "structured": structured,
-        "dense_val_metrics": dense_val_metrics,
-        "dense_params": dense_params,
-        "environment": environment,
-    })
+    return Pruning(config=cfg, unstructured=unstructured, structured=structured,
+                   dense_val_metrics=dense_val_metrics, dense_params=dense_params, environment=environment)
 
 
-def stage_table(report: dict) -> pd.DataFrame:
+def stage_table(report: UnstructuredPruning) -> pd.DataFrame:
     """One row per stage: target and reached sparsity, non-zero params, val R2 per output."""
     rows = []
-    for s in report["stages"]:
-        row = {"stage": s["stage"], "target_sparsity": s["target_sparsity"],
-               "sparsity": s["sparsity"], "nonzero": s["params"]["nonzero"]}
-        row.update({f"val_r2[{k}]": v["r2"] for k, v in s["val_metrics"]["per_output"].items()})
-        row.update(val_mean_r2=s["val_metrics"]["mean_r2"], epochs=s.get("epochs_run", 0))
+    for s in report.stages:
+        row = {"stage": s.stage, "target_sparsity": s.target_sparsity, "sparsity": s.sparsity,
+               "nonzero": s.params.nonzero}
+        row.update({f"val_r2[{k}]": v.r2 for k, v in s.val_metrics.per_output.items()})
+        row.update(val_mean_r2=s.val_metrics.mean_r2, epochs=s.epochs_run or 0)
         rows.append(row)
     return pd.DataFrame(rows).set_index("stage")
 
 
-def r2_table(models: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
+def r2_table(models: dict[str, tuple[ParamCount, RegressionReport]]) -> pd.DataFrame:
     """``{name: (params, val_metrics)}`` -> one row per model: params and val R2 per output."""
     rows = []
     for name, (params, metrics) in models.items():
-        row = {"model": name, "total": params["total"], "nonzero": params["nonzero"]}
-        row.update({f"val_r2[{k}]": v["r2"] for k, v in metrics["per_output"].items()})
-        row["val_mean_r2"] = metrics["mean_r2"]
+        row = {"model": name, "total": params.total, "nonzero": params.nonzero}
+        row.update({f"val_r2[{k}]": v.r2 for k, v in metrics.per_output.items()})
+        row["val_mean_r2"] = metrics.mean_r2
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")

@@ -12,6 +12,7 @@ import time
 
 from torch import nn
 
+from ..core import results_schema as rs
 from ..model.counting import count_parameters
 from ..model.inference import evaluate_model
 from ..model.mlp import DensePINN
@@ -42,20 +43,15 @@ def fit_finetune(data, cfg: PruneConfig, train_cfg, physics_cfg, device) -> Fine
     return finetune
 
 
-def stage_row(model, data, stage: int, target: float, device, fit_result=None) -> dict:
+def stage_row(model, data, stage: int, target: float, device, fit_result=None) -> rs.PruneStage:
     """One entry of ``pruning.json``'s ``unstructured.stages``: counts and val metrics now."""
-    row = {
-        "stage": stage,
-        "target_sparsity": target,
-        "sparsity": count_parameters(model)["sparsity"],
-        "params": count_parameters(model),
-        "per_layer": layer_sparsity(model),
-        "val_metrics": evaluate_model(model, data, "val", device),
-    }
-    if fit_result is not None:
-        row.update(best_epoch=fit_result.best_epoch, best_val_loss=fit_result.best_val_loss,
-                   epochs_run=len(fit_result.history), seconds=fit_result.seconds)
-    return row
+    params = count_parameters(model)
+    fitted = {} if fit_result is None else dict(
+        best_epoch=fit_result.best_epoch, best_val_loss=fit_result.best_val_loss,
+        epochs_run=len(fit_result.history), seconds=fit_result.seconds)
+    return rs.PruneStage(stage=stage, target_sparsity=target, sparsity=params.sparsity, params=params,
+                         per_layer=layer_sparsity(model), val_metrics=evaluate_model(model, data, "val", device),
+                         **fitted)
 
 
 def prune_unstructured(model, data, cfg: PruneConfig, train_cfg, physics_cfg, device):
@@ -71,8 +67,7 @@ def prune_unstructured(model, data, cfg: PruneConfig, train_cfg, physics_cfg, de
         device: torch device for fine-tuning and evaluation.
 
     Returns:
-        (model, masks, report) where report is ``{"schedule", "stages": [...], "params",
-        "per_layer", "val_metrics", "mask_sha256", "seconds"}``; stage 0 is the input model.
+        (model, masks, ``core.results_schema.UnstructuredPruning``); stage 0 is the input model.
     """
     t0 = time.perf_counter()
     model.to(device)
@@ -84,25 +79,17 @@ def prune_unstructured(model, data, cfg: PruneConfig, train_cfg, physics_cfg, de
     masks, _ = iterative_prune(model, cfg, fit_finetune(data, cfg, train_cfg, physics_cfg, device),
                                seed=train_cfg.seed, on_stage=record)
     final = rows[-1]
-    report = {
-        "schedule": sparsity_schedule(cfg),
-        "stages": rows,
-        "params": final["params"],
-        "per_layer": final["per_layer"],
-        "val_metrics": final["val_metrics"],
-        "mask_sha256": mask_digest(masks_from_zeros(model)),
-        "seconds": time.perf_counter() - t0,
-    }
-    return model, masks, report
+    return model, masks, rs.UnstructuredPruning(
+        schedule=sparsity_schedule(cfg), stages=rows, params=final.params, per_layer=final.per_layer,
+        val_metrics=final.val_metrics, mask_sha256=mask_digest(masks_from_zeros(model)),
+        seconds=time.perf_counter() - t0)
 
 
 def prune_structured(dense_model: DensePINN, data, cfg: PruneConfig, train_cfg, physics_cfg, device):
     """Structured pruning of ``dense_model`` (left unchanged), fine-tuned by ``training.fit``.
 
     Returns:
-        (smaller DensePINN, report) with report ``{"hidden_dims", "params", "target_params",
-        "relative_error", "within_tolerance", "importance", "val_metrics_before_finetune",
-        "val_metrics", "best_epoch", "epochs_run", "seconds"}``.
+        (smaller DensePINN, ``core.results_schema.StructuredPruning``).
     """
     t0 = time.perf_counter()
     dense_model.to(device)
@@ -116,18 +103,10 @@ def prune_structured(dense_model: DensePINN, data, cfg: PruneConfig, train_cfg, 
     small, target, result = done.model, done.target_params, done.finetune
     params = count_parameters(small)
     after = evaluate_model(small, data, "val", device)
-    rel = (params["total"] - target) / target if target else math.inf
-    report = {
-        "hidden_dims": list(done.hidden_dims),
-        "params": params,
-        "target_params": target,
-        "relative_error": rel,
-        "within_tolerance": abs(rel) <= cfg.param_tolerance,
-        "importance": cfg.importance,
-        "val_metrics_before_finetune": before.get("val", after),  # no fine-tuning: the same model
-        "val_metrics": after,
-        "best_epoch": result.best_epoch if result else None,
-        "epochs_run": len(result.history) if result else 0,
-        "seconds": time.perf_counter() - t0,
-    }
-    return small, report
+    rel = (params.total - target) / target if target else math.inf
+    return small, rs.StructuredPruning(
+        hidden_dims=list(done.hidden_dims), params=params, target_params=target, relative_error=rel,
+        within_tolerance=abs(rel) <= cfg.param_tolerance, importance=cfg.importance,
+        val_metrics_before_finetune=before.get("val", after),  # no fine-tuning: the same model
+        val_metrics=after, best_epoch=result.best_epoch if result else None,
+        epochs_run=len(result.history) if result else 0, seconds=time.perf_counter() - t0)

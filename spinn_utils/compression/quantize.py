@@ -204,7 +204,7 @@ def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantCo
     for m, p in predictors.items():
         y = p.run(x_val, 1)
         report = regression_report(y_val, predictions(p, x_val, sequence).astype(np.float64), data.target_names)
-        out[m] = {"val_mean_r2": report["mean_r2"], "median_ms": ms[m], "batch": cfg.choice_batch,
+        out[m] = {"val_mean_r2": report.mean_r2, "median_ms": ms[m], "batch": cfg.choice_batch,
                   "threads": threads, "batch_dependence": batch_dependence(p, x_val, y, data.target_names)}
     return out
 

@@ -176,7 +176,7 @@ def structured_prune(dense_model: DensePINN, cfg: PruneConfig, finetune: FineTun
     Returns:
         A ``StructuredPruning``.
     """
-    total = count_parameters(dense_model)["total"]
+    total = count_parameters(dense_model).total
     target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
     widths = structured_widths(
         dense_model.cfg, target, multiple=cfg.width_multiple, tolerance=cfg.param_tolerance

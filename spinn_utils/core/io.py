@@ -23,9 +23,11 @@ from .errors import SpinnError
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, tuples, paths, numpy and torch scalars -> plain JSON types."""
+    """Dataclasses, schema records, tuples, paths, numpy and torch scalars -> plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(dataclasses.asdict(obj))
+    if hasattr(obj, "model_dump") and not isinstance(obj, type):  # a pydantic record
+        return to_jsonable(obj.model_dump())
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

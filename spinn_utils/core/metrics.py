@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .results_schema import RegressionReport
+
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
@@ -36,12 +38,9 @@ def mae(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 def regression_report(
     y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str]
-) -> dict:
-    """Per-output R2/RMSE/MAE (units of the targets) plus ``mean_r2`` over outputs.
-
-    Returns:
-        ``{"per_output": {name: {"r2", "rmse", "mae"}}, "mean_r2": float, "n": int}``
-    """
+) -> RegressionReport:
+    """Per-output R2/RMSE/MAE (units of the targets) plus ``mean_r2`` over outputs (a NaN R2,
+    a constant target, stays NaN here and is written as null)."""
     y_true, y_pred = _as_2d(y_true), _as_2d(y_pred)
     if y_true.shape != y_pred.shape or y_true.shape[1] != len(target_names):
         raise ValueError(
@@ -52,4 +51,4 @@ def regression_report(
         name: {"r2": float(r2[i]), "rmse": float(e_rmse[i]), "mae": float(e_mae[i])}
         for i, name in enumerate(target_names)
     }
-    return {"per_output": per_output, "mean_r2": float(np.nanmean(r2)), "n": int(len(y_true))}
+    return RegressionReport(per_output=per_output, mean_r2=float(np.nanmean(r2)), n=int(len(y_true)))

@@ -1,24 +1,32 @@
-"""Write and read a run's metrics JSONs through their schema, and the schema's reference page.
+"""Write and read a run's results JSONs through their schema, and the schema's reference page.
 
 ``write_result(path, record)`` writes a schema record (``results_schema*.py``) with its
-``schema_version``; ``read_result(paths, METRICS.x)`` reads one back into its record. A file
-from another schema version, or with a missing, unexpected or mistyped key, is refused with
-one line naming the file, the key and the notebook to re-run, e.g.
+``schema_version``; ``read_result(paths, METRICS.x)`` (or ``read_result(path, METRICS.x | Record)``)
+reads one back into its record. A file from another schema version, or with a missing, unexpected
+or mistyped key, is refused with one line naming the file, the key and the notebook to re-run, e.g.
 ``metrics/test_evaluation.json: missing key 'cross_validation' (schema v1); re-run notebook 08``.
-``schema_reference()`` renders docs/results_schema.md from the dataclasses.
+``schema_reference()`` renders docs/results_schema.md from the models.
 """
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
+import types
+import typing
+from functools import cache
 from pathlib import Path
 
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
 from .errors import SpinnError
-from .io import read_json, write_json
+from .io import read_json, to_jsonable, write_json
 from .paths import ResultsPaths, metric_file
 from .registry import METRICS, SWEEP_DIR, SWEEP_FILE
 from .results_schema import (
+    RAN,
+    SKIPPED,
     Artifacts,
     DataSummary,
     DenseTraining,
@@ -29,7 +37,6 @@ from .results_schema import (
 from .results_schema_eval import BenchmarkResult, TestEvaluation, ValidationChecklist
 from .results_schema_sweep import Sweep
 from .stages import STAGES
-from .typed_json import KeyProblem, decode_value, encode, fields_of, nested_types, type_name
 
 SCHEMA_KEY = "schema_version"
 SCHEMAS = {  # every metrics JSON (``METRICS``) -> its record type
@@ -56,9 +63,17 @@ def schema_for(name: str):
     raise SpinnError(f"no results schema for {name!r}; known: {', '.join(SCHEMAS)}")
 
 
+def members(tp) -> list:
+    """The types a field type is made of: ``X | None`` -> [X, None], a ``skippable`` -> its two."""
+    if typing.get_origin(tp) is typing.Annotated:
+        return members(typing.get_args(tp)[0])
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(tp) for m in members(arg)]
+    return [tp]
+
+
 def _version(tp) -> int:
-    members = [tp] if isinstance(tp, type) else list(tp.__args__)
-    return members[0].SCHEMA_VERSION
+    return members(tp)[0].SCHEMA_VERSION
 
 
 def writer_of(name: str) -> str:
@@ -67,24 +82,53 @@ def writer_of(name: str) -> str:
     return next((nb for nb, stage in STAGES.items() if rel in stage.writes), "that wrote it")
 
 
-def decode_result(name: str, data, label: str | None = None):
-    """A parsed metrics JSON as its record; one-line ``SpinnError`` where it does not fit."""
-    return decode_record(schema_for(name), data, label or metric_file(name), f"re-run notebook {writer_of(name)}")
+@cache
+def _adapter(tp) -> TypeAdapter:
+    return TypeAdapter(tp)
 
 
-def decode_record(tp, data, label: str, rerun: str):
-    """Parsed JSON as the versioned record ``tp`` (one-line ``SpinnError`` naming ``label``,
-    the key and ``rerun``, what makes the file anew, where it does not fit)."""
-    version = _version(tp)
+def _problem(err: ValidationError) -> str:
+    """The first problem of ``err`` in one line: what, and the dotted key path."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"] if p not in (RAN, SKIPPED))
+    if first["type"] == "missing":
+        return f"missing key {key!r}"
+    if first["type"] == "extra_forbidden":
+        return f"unexpected key {key!r}"
+    what = first["msg"].replace("Input should be a valid ", "expected ").replace("Input should be ", "expected ")
+    return f"{what}, found {type(first['input']).__name__} at key {key!r}"
+
+
+def read_result(where: ResultsPaths | str | os.PathLike, kind):
+    """A results JSON as its record: ``kind`` is a ``METRICS`` name (``read_result(paths,
+    METRICS.pruning)``, or a file at any path read as that name's record) or a ``Versioned`` type.
+    A file that does not fit is a one-line ``SpinnError`` naming the file, the key and what to re-run."""
+    path = where.metric(kind) if isinstance(where, ResultsPaths) else Path(where)
+    tp = schema_for(kind) if isinstance(kind, str) else kind
+    rerun = f"re-run notebook {writer_of(kind)}" if isinstance(kind, str) else tp.RERUN
+    label, version = f"{path.parent.name}/{path.name}", _version(tp)
+    data = read_json(path, path.name)
     found = data.get(SCHEMA_KEY) if isinstance(data, dict) else None
     if found != version:
         what = "no schema_version" if found is None else f"schema_version {found!r}"
         raise SpinnError(f"{label}: written with {what}, this code reads schema v{version}; {rerun}")
-    body = {k: v for k, v in data.items() if k != SCHEMA_KEY}
+    data.pop(SCHEMA_KEY)
     try:
-        return decode_value(tp, body)
-    except KeyProblem as err:
-        raise SpinnError(f"{label}: {err} (schema v{version}); {rerun}") from None
+        return _adapter(tp).validate_json(json.dumps(data), strict=True)
+    except ValidationError as err:
+        raise SpinnError(f"{label}: {_problem(err)} (schema v{version}); {rerun}") from None
+
+
+def write_result(path: str | os.PathLike, record: BaseModel) -> Path:
+    """Write a schema record atomically with its ``schema_version``; a record that would not
+    read back (a NaN where a number is required, say) is refused before anything is written.
+    An optional field left at its default is left out."""
+    body = to_jsonable(record.model_dump(exclude_defaults=True))
+    try:
+        _adapter(type(record)).validate_json(json.dumps(body), strict=True)
+    except ValidationError as err:
+        raise SpinnError(f"{Path(path).parent.name}/{Path(path).name}: cannot write, {_problem(err)}") from None
+    return write_json(path, {SCHEMA_KEY: record.SCHEMA_VERSION, **body})
 
 
 def require_keys(name: str, block: dict, keys, where: str) -> None:
@@ -96,49 +140,35 @@ def require_keys(name: str, block: dict, keys, where: str) -> None:
                          f"(schema v{_version(schema_for(name))}); re-run notebook {writer_of(name)}")
 
 
-def read_result(paths: ResultsPaths, name: str):
-    """``metrics/<name>.json`` of the run in ``paths`` as its schema record (``SCHEMAS``)."""
-    return read_result_file(paths.metric(name), name)
+def _fields(cls) -> list[tuple[str, object, bool]]:
+    """(name, type, required) of each field of a record, in declaration order."""
+    return [(name, f.annotation, f.is_required()) for name, f in cls.model_fields.items()]
 
 
-def read_result_file(path: str | os.PathLike, name: str):
-    """A metrics JSON at any path, read as the record of ``name``."""
-    path = Path(path)
-    return decode_result(name, read_json(path, path.name), f"{path.parent.name}/{path.name}")
+def type_name(tp) -> str:
+    """How the schema reference writes a field type (``list[RegressionReport] | null``)."""
+    parts = members(tp)
+    if len(parts) > 1:
+        return " | ".join(type_name(m) for m in parts)
+    tp = parts[0]
+    if tp is type(None):
+        return "null"
+    if tp is typing.Any:
+        return "any"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, dict) and args:
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
+    return getattr(tp, "__name__", str(tp))
 
 
-def write_result(path: str | os.PathLike, record) -> Path:
-    """Write a schema record atomically with its ``schema_version``; a record that would not
-    read back (a missing or mistyped field) is refused before anything is written."""
-    return write_json(path, encode_result(record, f"{Path(path).parent.name}/{Path(path).name}"))
-
-
-def encode_result(record, label: str) -> dict:
-    """A schema record as plain JSON with its ``schema_version``, refused (one line naming
-    ``label``) if it would not read back: a missing or mistyped field."""
-    body = encode(record)
-    try:
-        decode_value(type(record), body)
-    except KeyProblem as err:
-        raise SpinnError(f"{label}: cannot write, {err}") from None
-    return {SCHEMA_KEY: record.SCHEMA_VERSION, **body}
-
-
-def write_metric(paths: ResultsPaths, name: str, body) -> Path:
-    """Write ``metrics/<name>.json`` through its schema: ``body`` is its record, or a dict a
-    producer built, checked key by key against the record type first (``typed_json.parse``)."""
-    path = paths.metric(name)
-    if isinstance(body, dict):
-        body = parse_record(name, body, f"{path.parent.name}/{path.name}")
-    return write_result(path, body)
-
-
-def parse_record(name: str, body: dict, label: str | None = None):
-    """A dict a producer built, as the record of ``metrics/<name>.json`` (strict)."""
-    try:
-        return decode_value(schema_for(name), encode(body))
-    except KeyProblem as err:
-        raise SpinnError(f"{label or metric_file(name)}: cannot write, {err}") from None
+def nested_types(tp) -> list:
+    """The records a field type refers to, in order of appearance."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    out = []
+    for arg in typing.get_args(tp):
+        out += [t for t in nested_types(arg) if t not in out]
+    return out
 
 
 def _cell(text: str) -> str:
@@ -157,14 +187,14 @@ def _describe(cls) -> list[str]:
     notes = _field_comments(cls)
     lines += ["| key | type | required | meaning |", "|---|---|---|---|"]
     lines += [f"| `{name}` | `{_cell(type_name(tp))}` | {'yes' if req else 'no'} | {_cell(notes.get(name, ''))} |"
-              for name, tp, req in fields_of(cls)]
+              for name, tp, req in _fields(cls)]
     return [*lines, ""]
 
 
 def schema_reference() -> str:
-    """docs/results_schema.md: every metrics JSON and the records it holds, from the dataclasses."""
+    """docs/results_schema.md: every metrics JSON and the records it holds, from the models."""
     lines = ["# Results schema", "",
-             "Generated by `spinn_utils.core.results_files.schema_reference()` from the dataclasses in",
+             "Generated by `spinn_utils.core.results_files.schema_reference()` from the models in",
              "`spinn_utils/core/results_schema.py`, `results_schema_eval.py` and `results_schema_sweep.py`; "
              "`tests/test_results_schema.py` fails when this file differs. Do not edit by hand.", "",
              f"Every file carries `\"{SCHEMA_KEY}\"`. A reader refuses a file of another version, or one",
@@ -183,7 +213,7 @@ def schema_reference() -> str:
         if cls in seen:
             continue
         seen.append(cls)
-        queue += [t for _, tp, _ in fields_of(cls) for t in nested_types(tp)]
+        queue += [t for _, tp, _ in _fields(cls) for t in nested_types(tp)]
     for cls in seen:
         lines += _describe(cls)
     return "\n".join(lines).rstrip() + "\n"

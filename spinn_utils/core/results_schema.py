@@ -1,24 +1,53 @@
 """The schema of every metrics JSON a run writes (notebooks 01-05.5 here; 06-09 in
-``results_schema_eval.py``): frozen dataclasses, one per file plus the parts readers use.
+``results_schema_eval.py``): frozen pydantic models, one per file plus the parts readers use.
 
-Producers build these records and write them with ``results_files.write_result``; readers get
+Producers return these records and write them with ``results_files.write_result``; readers get
 them back from ``results_files.read_result``, which refuses a file whose ``schema_version``
-differs and names any missing, unexpected or mistyped key (``core/typed_json.py``). Blocks no
-reader looks into (``environment``, configs, training history) stay free-form ``dict``. The
-reference in docs/results_schema.md is generated from these classes.
+differs and names any missing, unexpected or mistyped key. Blocks no reader looks into
+(``environment``, configs, training history) stay free-form (``Blob``). The reference in
+docs/results_schema.md is generated from these classes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from .typed_json import Versioned
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
+
+from .io import to_jsonable
+
+RAN, SKIPPED = "(ran)", "(skipped)"  # union tags; an error's key path leaves them out
+Blob = Annotated[dict, BeforeValidator(to_jsonable)]  # free-form JSON object; configs become plain dicts
+
+
+class Record(BaseModel):
+    """A part of a results file: frozen, and an unexpected key is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Versioned(Record):
+    """A whole results file: ``SCHEMA_VERSION`` is written into it and checked on reading.
+    Raise it when a change makes files written before unreadable."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    RERUN: ClassVar[str] = "write it anew"  # what makes the file anew (a metrics JSON: its notebook)
+
+
+def _ran_or_skipped(value) -> str:
+    skipped = value.get("skipped") if isinstance(value, dict) else getattr(value, "skipped", False)
+    return SKIPPED if skipped is True else RAN
+
+
+def skippable(ran: type, skipped: type | None = None):
+    """``ran | skipped`` told apart by ``"skipped": true`` (a step skipped by design)."""
+    return Annotated[Annotated[ran, Tag(RAN)] | Annotated[skipped or Skipped, Tag(SKIPPED)],
+                     Discriminator(_ran_or_skipped)]
+
 
 # Shared parts ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OutputMetrics:
+class OutputMetrics(Record):
     """One output's scores in its physical unit (``core.metrics.regression_report``); null: NaN."""
 
     r2: float | None
@@ -26,8 +55,7 @@ class OutputMetrics:
     mae: float | None
 
 
-@dataclass(frozen=True)
-class RegressionReport:
+class RegressionReport(Record):
     """Per-output R2/RMSE/MAE; ``mean_r2`` is their mean R2 (never a pooled R2); ``n`` rows."""
 
     per_output: dict[str, OutputMetrics]
@@ -35,8 +63,7 @@ class RegressionReport:
     n: int
 
 
-@dataclass(frozen=True)
-class ParamCount:
+class ParamCount(Record):
     """``model.counting.count_parameters``: all parameters, the non-zero ones, the zero share."""
 
     total: int
@@ -44,8 +71,7 @@ class ParamCount:
     sparsity: float
 
 
-@dataclass(frozen=True)
-class CheckRow:
+class CheckRow(Record):
     """One check (``core.checks.check_row``)."""
 
     name: str
@@ -53,8 +79,7 @@ class CheckRow:
     detail: str
 
 
-@dataclass(frozen=True)
-class LayerSparsity:
+class LayerSparsity(Record):
     """Zeros of one prunable weight matrix."""
 
     layer: str
@@ -63,11 +88,9 @@ class LayerSparsity:
     sparsity: float
 
 
-@dataclass(frozen=True)
-class Skipped:
+class Skipped(Record):
     """A step skipped by design (``run_cv=False``, ``run_baselines=False``), with the reason."""
 
-    SKIP: ClassVar[bool] = True
     skipped: bool
     reason: str
 
@@ -75,22 +98,19 @@ class Skipped:
 # 01: data_summary.json ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SplitInfo:
+class SplitInfo(Record):
     experiments: list[Any]  # experiment ids (numbers, or a CSV's own labels)
     rows: int
 
 
-@dataclass(frozen=True)
-class TargetStats:
+class TargetStats(Record):
     mean: float | None
     std: float | None
     min: float | None
     max: float | None
 
 
-@dataclass(frozen=True)
-class Leakage:
+class Leakage(Record):
     """The leakage checks (``data/leakage.py``, ten of them); ``problems`` lists the failures."""
 
     passed: bool
@@ -98,14 +118,12 @@ class Leakage:
     checks: list[CheckRow]
 
 
-@dataclass(frozen=True)
-class TermSupport:
+class TermSupport(Record):
     supported: bool
     reason: str
 
 
-@dataclass(frozen=True)
-class PhysicsSupport:
+class PhysicsSupport(Record):
     """Which physics-loss terms the data supports (``data/physics_terms.py``) and their columns."""
 
     terms: dict[str, TermSupport]
@@ -116,8 +134,7 @@ class PhysicsSupport:
     power_unit: str | None
 
 
-@dataclass(frozen=True)
-class StepFalls:
+class StepFalls(Record):
     """Consecutive windows of one experiment in time order: how many steps, how many fall."""
 
     steps: int
@@ -125,8 +142,7 @@ class StepFalls:
     share: float | None  # falls / steps; null: no steps
 
 
-@dataclass(frozen=True)
-class TimeOrder:
+class TimeOrder(Record):
     """How rows are put in time order within an experiment and cumulative time is built
     (``data/time_order.py``), and how often the measured wear falls in that order."""
 
@@ -142,7 +158,6 @@ class TimeOrder:
     wear_drop_tol_mm: float
 
 
-@dataclass(frozen=True)
 class DataSummary(Versioned):
     SCHEMA_VERSION: ClassVar[int] = 2  # 2: time_order
     source: str
@@ -161,21 +176,20 @@ class DataSummary(Versioned):
     physics: PhysicsSupport | None
     notes: list[str]
     load_seconds: float | None
-    config: dict
-    generator: dict | None  # the synthetic generator's settings; null for other sources
-    environment: dict
+    config: Blob
+    generator: Blob | None  # the synthetic generator's settings; null for other sources
+    environment: Blob
 
 
 # 02: dense_training.json ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class DenseTraining(Versioned):
-    model: dict  # ModelConfig
+    model: Blob  # ModelConfig
     params: ParamCount
-    train_config: dict
-    physics_config: dict  # PhysicsConfig: "<term>_weight" per physics term, columns, thermal model
-    history: list[dict]  # one row per epoch (results/README.md)
+    train_config: Blob
+    physics_config: Blob  # PhysicsConfig: "<term>_weight" per physics term, columns, thermal model
+    history: list[Blob]  # one row per epoch (results/README.md)
     best_epoch: int
     best_val_loss: float | None
     seconds: float
@@ -189,14 +203,13 @@ class DenseTraining(Versioned):
     seed: int
     data_source: str | None
     thermal_source: str | None
-    environment: dict
+    environment: Blob
 
 
 # 03: pruning.json -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PruneStage:
+class PruneStage(Record):
     """One stage of iterative magnitude pruning; stage 0 is the dense start (no fine-tuning)."""
 
     stage: int
@@ -211,8 +224,7 @@ class PruneStage:
     seconds: float | None = None
 
 
-@dataclass(frozen=True)
-class UnstructuredPruning:
+class UnstructuredPruning(Record):
     schedule: list[float]
     stages: list[PruneStage]
     params: ParamCount
@@ -222,8 +234,7 @@ class UnstructuredPruning:
     seconds: float
 
 
-@dataclass(frozen=True)
-class StructuredPruning:
+class StructuredPruning(Record):
     hidden_dims: list[int]
     params: ParamCount
     target_params: int
@@ -237,32 +248,28 @@ class StructuredPruning:
     seconds: float
 
 
-@dataclass(frozen=True)
 class Pruning(Versioned):
-    config: dict  # PruneConfig
+    config: Blob  # PruneConfig
     unstructured: UnstructuredPruning
     structured: StructuredPruning
     dense_val_metrics: RegressionReport
     dense_params: ParamCount
-    environment: dict
+    environment: Blob
 
 
 # 04: artifacts.json ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ArchivedFile:
+class ArchivedFile(Record):
     path: str
     bytes: int  # its sha256 is lineage.json's (``Artifacts.sha256_from``), not repeated here
 
 
-@dataclass(frozen=True)
-class LeftOut:
+class LeftOut(Record):
     path: str
     reason: str
 
 
-@dataclass(frozen=True)
 class Artifacts(Versioned):
     mode: str  # "archive" (a local zip) or "drive" (a copy on Google Drive)
     destination: str
@@ -276,14 +283,13 @@ class Artifacts(Versioned):
     problems: list[str]
     created_utc: str
     note: str
-    environment: dict
+    environment: Blob
 
 
 # 05: model_verification.json ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VerifiedModel:
+class VerifiedModel(Record):
     path: str
     kind: str
     params: ParamCount
@@ -291,19 +297,17 @@ class VerifiedModel:
     val_metrics: RegressionReport
 
 
-@dataclass(frozen=True)
 class ModelVerification(Versioned):
     models: dict[str, VerifiedModel]  # by variant: dense | spinn_masked | spinn_structured
     checks: list[CheckRow]
     passed: bool
-    environment: dict
+    environment: Blob
 
 
 # 05.5: sparse_conversion_report.json ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConversionCheck:
+class ConversionCheck(Record):
     """Sparse vs dense outputs of one format on the validation inputs."""
 
     max_abs_diff: float | None  # null: NaN (a failed check)
@@ -314,8 +318,7 @@ class ConversionCheck:
     inputs: str | None = None  # what the inputs were (only on the saved format's ``validation``)
 
 
-@dataclass(frozen=True)
-class ConvertedLayer:
+class ConvertedLayer(Record):
     layer: str
     shape: list[int]
     layout: str
@@ -328,13 +331,11 @@ class ConvertedLayer:
     bytes: dict[str, int]  # by storage format
 
 
-@dataclass(frozen=True)
-class SemiStructured:
+class SemiStructured(Record):
     supported: bool
     reason: str | None
 
 
-@dataclass(frozen=True)
 class SparseConversion(Versioned):
     source: str
     source_kind: str
@@ -353,9 +354,9 @@ class SparseConversion(Versioned):
     conversion_ok: bool
     all_formats_passed: bool
     semi_structured: SemiStructured
-    config: dict  # SparseConfig
+    config: Blob  # SparseConfig
     created: str
     versions: dict[str, str | None]
-    environment: dict
+    environment: Blob
     validation: ConversionCheck  # the saved format's check, with ``inputs``
-    report: str | None = field(default=None)  # a failed conversion: where this report went
+    report: str | None = None  # a failed conversion: where this report went

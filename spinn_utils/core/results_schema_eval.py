@@ -4,17 +4,14 @@ validation checklist (the earlier notebooks' files and the shared parts are in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .results_schema import ParamCount, RegressionReport, Skipped
-from .typed_json import Versioned
+from .results_schema import Blob, ParamCount, Record, RegressionReport, Versioned, skippable
 
 # 06, 07: gpu_benchmark.json, cpu_benchmark.json -----------------------------------------
 
 
-@dataclass(frozen=True)
-class BenchVariant:
+class BenchVariant(Record):
     """What one timed variant stores and computes, and whether it reproduces its reference."""
 
     format: str
@@ -30,11 +27,10 @@ class BenchVariant:
     atol: float
     n: int
     flops_ratio_vs_dense: float | None
-    notes: dict | None = None  # ONNX Runtime variants: runtime settings
+    notes: Blob | None = None  # ONNX Runtime variants: runtime settings
 
 
-@dataclass(frozen=True)
-class TimingRow:
+class TimingRow(Record):
     """One variant timed at one (threads, batch): milliseconds per call."""
 
     device: str
@@ -57,16 +53,14 @@ class TimingRow:
     pct_of_gemm_peak: float | None  # gflops_per_s as a share of the GEMM rate at these threads
 
 
-@dataclass(frozen=True)
-class TimingFailure:
+class TimingFailure(Record):
     threads: int | None
     batch_size: int
     variant: str
     error: str
 
 
-@dataclass(frozen=True)
-class FastestRow:
+class FastestRow(Record):
     """The fastest variant whose outputs matched, at one (threads, batch)."""
 
     device: str | None
@@ -78,8 +72,7 @@ class FastestRow:
     beats_dense: bool
 
 
-@dataclass(frozen=True)
-class GemmPeak:
+class GemmPeak(Record):
     """The sustained fp32 GEMM rate (``torch.mm``, n x n x n) at one thread count."""
 
     threads: int | None
@@ -91,21 +84,18 @@ class GemmPeak:
     where: str
 
 
-@dataclass(frozen=True)
-class WorkerProcess:
+class WorkerProcess(Record):
     """One benchmark worker process: the variants it timed and what it had imported."""
 
     variants: list[str]
     imported: dict[str, bool]  # "torch" / "onnxruntime" -> imported in that process
 
 
-@dataclass(frozen=True)
-class LoadAverage:
+class LoadAverage(Record):
     before: float | None
     after: float | None
 
 
-@dataclass(frozen=True)
 class Benchmark(Versioned):
     """A benchmark that ran (``skipped`` is false)."""
 
@@ -114,7 +104,7 @@ class Benchmark(Versioned):
     device: str
     timer: str
     float32_matmul_precision: str
-    config: dict  # BenchConfig
+    config: Blob  # BenchConfig
     threads: list[int | None]
     batch_sizes: list[int]
     variants: dict[str, BenchVariant]
@@ -127,28 +117,25 @@ class Benchmark(Versioned):
     flops_basis: str  # what gflops_per_s counts
     seconds: float
     load_average_1min: LoadAverage
-    environment: dict
+    environment: Blob
 
 
-@dataclass(frozen=True)
 class BenchmarkSkipped(Versioned):
     """A benchmark skipped by design (no CUDA GPU, or a CPU device asked of notebook 06)."""
 
-    SKIP: ClassVar[bool] = True
     SCHEMA_VERSION: ClassVar[int] = 3  # the same file as Benchmark: the same version
     skipped: bool
     reason: str
     device: str
-    environment: dict
+    environment: Blob
 
 
-BenchmarkResult = Benchmark | BenchmarkSkipped
+BenchmarkResult = skippable(Benchmark, BenchmarkSkipped)
 
 # 08: test_evaluation.json ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SparseMatch:
+class SparseMatch(Record):
     """COO vs masked predictions on the test split (scaled outputs)."""
 
     max_abs_diff: float | None
@@ -159,8 +146,7 @@ class SparseMatch:
     units: str
 
 
-@dataclass(frozen=True)
-class FoldStats:
+class FoldStats(Record):
     """Statistics of one number over folds or seeds; ``values`` in fold/seed order."""
 
     mean: float | None
@@ -170,28 +156,24 @@ class FoldStats:
     values: list[float | None]
 
 
-@dataclass(frozen=True)
-class OutputFoldStats:
+class OutputFoldStats(Record):
     r2: FoldStats
 
 
-@dataclass(frozen=True)
-class ModelFoldStats:
+class ModelFoldStats(Record):
     """One model's mean per-output R2 and per-output R2 over the folds (or seeds)."""
 
     mean_r2: FoldStats
     per_output: dict[str, OutputFoldStats]
 
 
-@dataclass(frozen=True)
-class Difference:
+class Difference(Record):
     """SPINN - dense, paired per fold (or seed)."""
 
     mean_r2: FoldStats
 
 
-@dataclass(frozen=True)
-class RunScores:
+class RunScores(Record):
     """Dense and SPINN trained from scratch on one split, scored on its test experiments."""
 
     test_experiments: list[Any]
@@ -204,95 +186,85 @@ class RunScores:
     seconds: float
 
 
-@dataclass(frozen=True)
 class FoldResult(RunScores):
     """One leave-experiments-out fold."""
 
     fold: int
 
 
-@dataclass(frozen=True)
 class SeedRun(RunScores):
     """One seed on the fixed split."""
 
     seed: int
 
 
-@dataclass(frozen=True)
-class CrossValidation:
+class CrossValidation(Record):
     n_folds: int
     folds: list[FoldResult]
-    schedule: dict
+    schedule: Blob
     dense: ModelFoldStats
     spinn: ModelFoldStats
     difference: Difference
     seconds: float
 
 
-@dataclass(frozen=True)
-class SeedRuns:
+class SeedRuns(Record):
     runs: list[SeedRun]
-    schedule: dict
+    schedule: Blob
     dense: ModelFoldStats
     spinn: ModelFoldStats
     difference: Difference
     seconds: float
 
 
-@dataclass(frozen=True)
-class NoPhysicsRun:
+class NoPhysicsRun(Record):
     best_epoch: int
     epochs_run: int
     seconds: float
 
 
-@dataclass(frozen=True)
-class Baselines:
+class Baselines(Record):
     models: dict[str, RegressionReport]  # train_mean | linear | physics_only | no_physics | soft/hard_physics
     split: str
     no_physics: NoPhysicsRun
-    config: dict  # BaselineConfig
+    config: Blob  # BaselineConfig
     soft_physics: NoPhysicsRun | None = None  # trained when the run's model has hard physics
     hard_physics: NoPhysicsRun | None = None  # trained when the run's model has soft physics
 
 
-@dataclass(frozen=True)
-class ModelPhysics:
+class ModelPhysics(Record):
     wear_decrease_fraction: float | None  # share of consecutive test steps where wear drops
     thermal_ode_residual_rms_um: float | None  # null where the data cannot support the ODE
 
 
-@dataclass(frozen=True)
-class PhysicsConsistency:
+class PhysicsConsistency(Record):
     models: dict[str, ModelPhysics]
     wear_drop_tol_mm: float
     split: str
     measured: ModelPhysics | None = None  # the measured targets under the same rules (their noise floor)
 
 
-@dataclass(frozen=True)
 class TestEvaluation(Versioned):
     __test__ = False  # not a pytest test class
     split: str
     test_experiments: list[Any]
     models: dict[str, RegressionReport]  # by variant, Table 1's order
     sparse_vs_masked: SparseMatch | None
-    cross_validation: CrossValidation | Skipped
-    seed_runs: SeedRuns | Skipped
-    baselines: Baselines | Skipped
-    physics_consistency: PhysicsConsistency | Skipped
+    cross_validation: skippable(CrossValidation)
+    seed_runs: skippable(SeedRuns)
+    baselines: skippable(Baselines)
+    physics_consistency: skippable(PhysicsConsistency)
     checkpoints: dict[str, str]
-    config: dict  # CrossValConfig
+    config: Blob  # CrossValConfig
     units: dict[str, str]  # target -> unit
-    environment: dict
+    environment: Blob
     physics: str = "soft"  # the run's models: physics in the loss ("soft") or by construction ("hard")
 
 
 # 09: validation_checklist.json ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChecklistItem:
+class ChecklistItem(Record):
     item: str
     status: str  # "pass" | "fail" | "not run"
     measured: Any
@@ -300,16 +272,14 @@ class ChecklistItem:
     detail: str
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(Record):
     claim: str
     verdict: str  # "supported" | "not supported" | "not measured"
     evidence: str
 
 
-@dataclass(frozen=True)
 class ValidationChecklist(Versioned):
     items: list[ChecklistItem]
     claims: list[Claim]
-    config: dict  # ReportConfig
-    environment: dict
+    config: Blob  # ReportConfig
+    environment: Blob

@@ -1,36 +1,31 @@
-"""The record of ``<results>/sweep/sweep.json`` (``spinn-run sweep``), as frozen dataclasses.
+"""The record of ``<results>/sweep/sweep.json`` (``spinn-run sweep``), as frozen pydantic models.
 
-Written by ``pipeline/sweep.py`` through ``typed_json`` like every metrics JSON, and read back
+Written by ``pipeline/sweep.py`` through ``results_files`` like every metrics JSON, and read back
 by ``reporting/sweep_*.py`` as these records: a renamed or missing key is a one-line error,
 never a silent "not measured" in Table 3. Per-point numbers come from the point's own typed
 metrics (``test_evaluation.json``, ``pruning.json``) and its CPU benchmark.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .results_schema import ParamCount
-from .results_schema_eval import ModelPhysics
-from .typed_json import Versioned
+from .results_schema import Blob, ParamCount, Record, Versioned
+from .results_schema_eval import Benchmark, ModelPhysics
 
 
-@dataclass(frozen=True)
-class OutputScore:
+class OutputScore(Record):
     r2: float | None
     rmse: float | None
 
 
-@dataclass(frozen=True)
-class PointScores:
+class PointScores(Record):
     """One model's test scores at a point."""
 
     mean_r2: float | None  # mean of the per-output R2
     per_output: dict[str, OutputScore]
 
 
-@dataclass(frozen=True)
-class PointTiming:
+class PointTiming(Record):
     """One representation timed at one batch size (notebook 07's harness)."""
 
     median_ms: float
@@ -40,8 +35,7 @@ class PointTiming:
     threads: int | None
 
 
-@dataclass(frozen=True)
-class PointCost:
+class PointCost(Record):
     """What one representation stores and computes per input row."""
 
     flops: int
@@ -50,8 +44,7 @@ class PointCost:
     outputs_match: bool  # reproduces its reference model's outputs
 
 
-@dataclass(frozen=True)
-class SweepPoint:
+class SweepPoint(Record):
     """One (target sparsity, pruning method, seed): a results folder under ``sweep/points/``."""
 
     id: str
@@ -72,8 +65,7 @@ class SweepPoint:
     latency_error: str | None = None  # why a representation (or the point) was not timed
 
 
-@dataclass(frozen=True)
-class SweepSeed:
+class SweepSeed(Record):
     """Notebooks 01-02 of one seed, shared by its points."""
 
     seed: int
@@ -82,11 +74,11 @@ class SweepSeed:
     seconds: float | None
 
 
-@dataclass(frozen=True)
 class Sweep(Versioned):
     """``sweep/sweep.json``: the grid, every point, the timing conditions and a summary."""
 
     SCHEMA_VERSION: ClassVar[int] = 1
+    RERUN: ClassVar[str] = "re-run `spinn-run sweep` on this folder (finished points are resumed)"
     started: str  # ISO time, UTC
     finished: str
     command: list[str]
@@ -94,13 +86,23 @@ class Sweep(Versioned):
     device: str  # torch device of the training points
     grid: dict[str, list[Any]]  # target_sparsity and prune_method values
     seeds: list[int]
-    settings: dict  # per-point notebook settings, notebook 08's fixed ones, -p overrides
-    cluster: dict  # scheduler address, workers, dashboard
+    settings: Blob  # per-point notebook settings, notebook 08's fixed ones, -p overrides
+    cluster: Blob  # scheduler address, workers, dashboard
     wall_seconds: dict[str, float]  # training, timing, total
     seed_runs: list[SweepSeed]
     points: list[SweepPoint]
-    timing: dict  # harness, config, threads, thread variables, CPU busy and load average, machine
-    git: dict
+    timing: Blob  # harness, config, threads, thread variables, CPU busy and load average, machine
+    git: Blob
     versions: dict[str, str | None]
-    environment: dict
-    summary: dict  # break-even, magnitude vs random, pruned vs dense, failures (reporting/sweep_report.py)
+    environment: Blob
+    summary: Blob  # break-even, magnitude vs random, pruned vs dense, failures (reporting/sweep_report.py)
+
+
+class SweepLatency(Versioned):
+    """``<point>/sweep_latency.json``: a point's CPU benchmark and what it timed; reused on resume
+    when both are unchanged."""
+
+    SCHEMA_VERSION: ClassVar[int] = Benchmark.SCHEMA_VERSION
+    inputs: dict[str, str]  # sha256 of each checkpoint and export timed (from lineage.json)
+    config: Blob  # BenchConfig and the representations timed
+    benchmark: Benchmark

@@ -17,8 +17,6 @@ import pandas as pd
 from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
-from ..core.registry import METRICS
-from ..core.results_files import parse_record
 from ..core.results_schema import DataSummary
 from .dataset import PreparedData, make_prepared
 from .leakage import check_leakage
@@ -138,28 +136,28 @@ def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int =
 def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
     """The ``data_summary.json`` record (``core.results_schema.DataSummary``) plus provenance."""
     table = pd.concat(list(data.frames.values()), ignore_index=True)
-    return parse_record(METRICS.data_summary, {
-        "source": data.meta.get("source", "unknown"),
-        "data_path": data.meta.get("data_path", ""),
-        "thermal_source": data.meta.get("thermal_source", ""),
-        "n_rows": int(len(table)),
-        "n_experiments": int(table[data.group_col].nunique()),
-        "feature_names": list(data.feature_names),
-        "target_names": list(data.target_names),
-        "group_col": data.group_col,
-        "time_col": data.time_col,
-        "splits": {s: {"experiments": sorted(f[data.group_col].unique().tolist()), "rows": int(len(f))}
-                   for s, f in data.frames.items()},
-        "target_stats": {t: {"mean": float(table[t].mean()), "std": float(table[t].std()),
-                             "min": float(table[t].min()), "max": float(table[t].max())}
-                         for t in data.target_names},
-        "leakage": leakage,
-        "time_order": time_order_summary(data.frames, data.meta.get("time_order", {}), data.group_col,
-                                         data.time_col, data.target_names[0]),
-        "physics": data.meta.get("physics"),
-        "notes": data.meta.get("notes", []),
-        "load_seconds": data.meta.get("load_seconds"),
-        "config": data.meta.get("config", {}),
-        "generator": data.meta.get("generator"),
-        "environment": environment_info(),
-    })
+    return DataSummary(
+        source=data.meta.get("source", "unknown"),
+        data_path=data.meta.get("data_path", ""),
+        thermal_source=data.meta.get("thermal_source", ""),
+        n_rows=int(len(table)),
+        n_experiments=int(table[data.group_col].nunique()),
+        feature_names=list(data.feature_names),
+        target_names=list(data.target_names),
+        group_col=data.group_col,
+        time_col=data.time_col,
+        splits={s: {"experiments": sorted(f[data.group_col].unique().tolist()), "rows": int(len(f))}
+                for s, f in data.frames.items()},
+        target_stats={t: {"mean": float(table[t].mean()), "std": float(table[t].std()),
+                          "min": float(table[t].min()), "max": float(table[t].max())}
+                      for t in data.target_names},
+        leakage=leakage,
+        time_order=time_order_summary(data.frames, data.meta.get("time_order", {}), data.group_col,
+                                      data.time_col, data.target_names[0]),
+        physics=data.meta.get("physics"),
+        notes=data.meta.get("notes", []),
+        load_seconds=data.meta.get("load_seconds"),
+        config=data.meta.get("config", {}),
+        generator=data.meta.get("generator"),
+        environment=environment_info(),
+    )

@@ -28,6 +28,7 @@ from ..core.errors import SpinnError
 from ..core.metrics import regression_report
 from ..core.overrides import with_overrides
 from ..core.registry import BASELINES
+from ..core.results_schema_eval import Baselines
 from ..data.dataset import PreparedData
 from ..data.thermal import ThermalModel
 from ..model.inference import model_sequence, predict
@@ -147,12 +148,12 @@ def baseline_models(data: PreparedData, cfg: BaselineConfig, model_cfg: ModelCon
 
 def score_baselines(data: PreparedData, cfg: BaselineConfig, model_cfg: ModelConfig,
                     train_cfg: TrainConfig, seed: int, device, split: str = "test",
-                    physics_cfg: PhysicsConfig | None = None) -> tuple[dict, dict]:
-    """(``{"models": {name: regression_report}, "training", "config"}``, the fitted models);
-    with ``physics_cfg`` the other physics option is trained and scored too."""
+                    physics_cfg: PhysicsConfig | None = None) -> tuple[Baselines, dict]:
+    """(the ``Baselines`` record: each baseline's scores, its training and the config; the fitted
+    models); with ``physics_cfg`` the other physics option is trained and scored too."""
     models, record = baseline_models(data, cfg, model_cfg, train_cfg, seed, device, physics_cfg)
     x, _ = data.arrays(split)
     reports = {name: regression_report(
         data.targets(split), data.scaler.inverse_y(predict(m, x, device, sequence=model_sequence(m, data, split))),
         data.target_names) for name, m in models.items()}
-    return {"models": reports, "split": split, **record}, models
+    return Baselines(models=reports, split=split, **record), models

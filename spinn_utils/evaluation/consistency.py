@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from ..core.results_schema_eval import PhysicsConsistency
 from ..data.dataset import PreparedData
 from ..data.schema import WEAR_DROP_TOL_MM
 from ..data.thermal import ThermalModel
@@ -60,9 +61,9 @@ def _physics_of(physical: np.ndarray, data: PreparedData, physics: PhysicsConfig
 
 
 def physics_consistency(models: dict[str, nn.Module], data: PreparedData, physics: PhysicsConfig,
-                        thermal_supported: bool, split: str = "test", device="cpu") -> dict:
-    """``{model: {"wear_decrease_fraction", "thermal_ode_residual_rms_um"}}`` on ``split``, and
-    the same for the measured targets (``measured``).
+                        thermal_supported: bool, split: str = "test", device="cpu") -> PhysicsConsistency:
+    """The ``PhysicsConsistency`` record: each model's wear decrease fraction and thermal ODE
+    residual on ``split``, and the same for the measured targets (``measured``).
 
     The thermal residual is None where the data cannot support the term (notebook 01's record).
     """
@@ -73,4 +74,4 @@ def physics_consistency(models: dict[str, nn.Module], data: PreparedData, physic
         scaled = predict(model, x, device, sequence=model_sequence(model, data, split))
         out[name] = _physics_of(data.scaler.inverse_y(scaled), data, physics, split, sequence)
     measured = _physics_of(data.targets(split), data, physics, split, sequence)
-    return {"models": out, "measured": measured, "wear_drop_tol_mm": WEAR_DROP_TOL_MM, "split": split}
+    return PhysicsConsistency(models=out, measured=measured, wear_drop_tol_mm=WEAR_DROP_TOL_MM, split=split)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from ..compression.pruning_run import prune_unstructured
 from ..core.env import set_seed
 from ..core.errors import SpinnError
 from ..core.overrides import with_overrides
+from ..core.results_schema_eval import CrossValidation, FoldStats, SeedRuns
 from ..core.spread import mean_sem
 from ..data.dataset import PreparedData
 from ..data.prepare import cv_folds
@@ -79,11 +80,10 @@ def fold_stats(values: list[float]) -> dict:
 
 def summarize_folds(folds: list[dict], model: str) -> dict:
     """Per-output R2 and mean_r2 of one model over the folds."""
-    targets = list(folds[0][model]["per_output"])
+    targets = list(folds[0][model].per_output)
     return {
-        "mean_r2": fold_stats([f[model]["mean_r2"] for f in folds]),
-        "per_output": {t: {"r2": fold_stats([f[model]["per_output"][t]["r2"] for f in folds])}
-                       for t in targets},
+        "mean_r2": fold_stats([f[model].mean_r2 for f in folds]),
+        "per_output": {t: {"r2": fold_stats([f[model].per_output[t].r2 for f in folds])} for t in targets},
     }
 
 
@@ -104,13 +104,13 @@ def run_fold(fold: PreparedData, index: int, model_cfg: ModelConfig, train_cfg, 
         "dense": evaluate_model(dense, fold, "test", device),
         "spinn": evaluate_model(spinn, fold, "test", device),
         "dense_best_epoch": result.best_epoch,
-        "spinn_sparsity": prune_report["params"]["sparsity"],
+        "spinn_sparsity": prune_report.params.sparsity,
         "seconds": time.perf_counter() - start,
     }
 
 
 def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, train_cfg,
-                   physics_cfg, prune_cfg, device) -> dict:
+                   physics_cfg, prune_cfg, device) -> CrossValidation:
     """Leave-experiments-out CV of dense vs unstructured SPINN (iterative magnitude pruning).
 
     Args:
@@ -121,9 +121,8 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
         device: where to train.
 
     Returns:
-        ``{"n_folds", "folds": [per-fold dict], "schedule", "dense", "spinn", "difference",
-        "seconds"}``; ``dense``/``spinn`` hold ``fold_stats`` of mean_r2 and per-output R2,
-        ``difference`` the paired SPINN - dense statistics.
+        The ``CrossValidation`` record: each fold, the schedule, ``fold_stats`` of mean_r2 and
+        per-output R2 for dense and SPINN, and the paired SPINN - dense ``difference``.
     """
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
@@ -134,28 +133,22 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
     dense, spinn = summarize_folds(folds, "dense"), summarize_folds(folds, "spinn")
     diff = [s - d if s is not None and d is not None else None
             for s, d in zip(spinn["mean_r2"]["values"], dense["mean_r2"]["values"])]
-    return {
-        "n_folds": len(folds),
-        "folds": folds,
-        "schedule": {"cv": asdict(cfg), "train": asdict(train), "prune": asdict(prune),
-                     "physics": physics_cfg, "note": "dense trained from scratch per fold, "
-                     "then pruned by iterative magnitude pruning; scored on held-out experiments"},
-        "dense": dense,
-        "spinn": spinn,
-        "difference": {"mean_r2": fold_stats(diff)},
-        "seconds": time.perf_counter() - start,
-    }
+    return CrossValidation(
+        n_folds=len(folds), folds=folds,
+        schedule={"cv": cfg, "train": train, "prune": prune, "physics": physics_cfg,
+                  "note": "dense trained from scratch per fold, then pruned by iterative magnitude pruning; "
+                  "scored on held-out experiments"},
+        dense=dense, spinn=spinn, difference={"mean_r2": fold_stats(diff)}, seconds=time.perf_counter() - start)
 
 
 def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, train_cfg,
-              physics_cfg, prune_cfg, device) -> dict:
+              physics_cfg, prune_cfg, device) -> SeedRuns:
     """Dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on the fixed split.
 
     Same shortened schedule as the folds (recorded); each seed is scored on the test split.
 
     Returns:
-        ``{"runs": [{"seed", "dense", "spinn", ...}], "schedule", "dense", "spinn",
-        "difference", "seconds"}`` with ``fold_stats`` over seeds, as ``cross_validate``.
+        The ``SeedRuns`` record: each seed's run and ``fold_stats`` over seeds, as ``cross_validate``.
     """
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
@@ -164,24 +157,24 @@ def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, t
             for k in range(cfg.n_seeds)]
     dense, spinn = summarize_folds(runs, "dense"), summarize_folds(runs, "spinn")
     diff = [s - d for s, d in zip(spinn["mean_r2"]["values"], dense["mean_r2"]["values"])]
-    return {"runs": runs, "schedule": {"train": asdict(train), "prune": asdict(prune),
-                                       "note": "the fixed split; dense from scratch per seed, then IMP"},
-            "dense": dense, "spinn": spinn, "difference": {"mean_r2": fold_stats(diff)},
-            "seconds": time.perf_counter() - start}
+    return SeedRuns(runs=runs, schedule={"train": train, "prune": prune,
+                                         "note": "the fixed split; dense from scratch per seed, then IMP"},
+                    dense=dense, spinn=spinn, difference={"mean_r2": fold_stats(diff)},
+                    seconds=time.perf_counter() - start)
 
 
-def _pm(stats: dict, sign: str = "") -> str:
-    if stats["mean"] is None:
+def _pm(stats: FoldStats, sign: str = "") -> str:
+    if stats.mean is None:
         return "n/a"
-    return f"{stats['mean']:{sign}.3f} " + ("(n=1)" if stats["std"] is None else f"+- {stats['std']:.3f}")
+    return f"{stats.mean:{sign}.3f} " + ("(n=1)" if stats.std is None else f"+- {stats.std:.3f}")
 
 
-def cv_table(cv: dict) -> pd.DataFrame:
+def cv_table(cv: CrossValidation | SeedRuns) -> pd.DataFrame:
     """Rows dense/spinn/difference; columns 'mean +- std' of mean_r2 and each output's R2."""
     rows = {}
     for model in ("dense", "spinn"):
-        stats = {"mean_r2": cv[model]["mean_r2"],
-                 **{f"{t} r2": v["r2"] for t, v in cv[model]["per_output"].items()}}
+        stats = getattr(cv, model)
+        stats = {"mean_r2": stats.mean_r2, **{f"{t} r2": v.r2 for t, v in stats.per_output.items()}}
         rows[model] = {k: _pm(s) for k, s in stats.items()}
-    rows["spinn - dense"] = {"mean_r2": _pm(cv["difference"]["mean_r2"], sign="+")}
+    rows["spinn - dense"] = {"mean_r2": _pm(cv.difference.mean_r2, sign="+")}
     return pd.DataFrame.from_dict(rows, orient="index").fillna("")

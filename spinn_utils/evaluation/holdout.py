@@ -9,7 +9,7 @@ reproduce the masked one (the original design's tolerance, 1e-4 in scaled output
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from ..core.io import atomic_path
 from ..core.metrics import regression_report
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_EXPORTS, ORT_VARIANTS, TEST_VARIANTS, VARIANTS
-from ..core.results_files import write_metric
+from ..core.results_files import write_result
 from ..core.results_schema import RegressionReport, Skipped
 from ..core.results_schema_eval import (
     Baselines,
@@ -30,11 +30,20 @@ from ..core.results_schema_eval import (
     SparseMatch,
     TestEvaluation,
 )
-from ..core.typed_json import parse
 from ..data.dataset import PreparedData
 from ..data.schema import CUM_TIME_COL, target_unit
 from ..model.inference import model_sequence, predict
 from .crossval import CrossValConfig
+
+
+@dataclass(frozen=True)
+class HeldOutScores:
+    """``evaluate_test``'s result: each model's scores, the sparse-vs-masked check (None without
+    both models) and the measured-vs-predicted frame that ``write_results`` saves as CSV."""
+
+    models: dict[str, RegressionReport]
+    sparse_vs_masked: SparseMatch | None
+    predictions: pd.DataFrame
 
 
 def evaluate_test(
@@ -51,8 +60,7 @@ def evaluate_test(
         split: which split to score.
 
     Returns:
-        ``{"models": {name: regression_report}, "sparse_vs_masked": {...}, "predictions":
-        DataFrame}``; the frame is long: one row per (model, sample, target).
+        ``HeldOutScores``; its predictions frame is long: one row per (model, sample, target).
     """
     x, _ = data.arrays(split)
     scaled = {name: predict(m.to(device), x, device, sequence=model_sequence(m, data, split))
@@ -68,8 +76,7 @@ def evaluate_test(
         match = {"max_abs_diff": worst, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
                  "atol": cfg.match_atol, "passed": bool(worst < cfg.match_atol),
                  "n": int(len(x)), "units": "scaled model outputs"}
-    return {"models": reports, "sparse_vs_masked": match,
-            "predictions": predictions_frame(data, physical, split)}
+    return HeldOutScores(reports, match and SparseMatch(**match), predictions_frame(data, physical, split))
 
 
 def predictions_frame(
@@ -92,42 +99,40 @@ def predictions_frame(
     return pd.concat(parts, ignore_index=True)
 
 
-def metrics_table(reports: dict[str, dict]) -> pd.DataFrame:
+def metrics_table(reports: dict[str, RegressionReport]) -> pd.DataFrame:
     """Rows model, columns R2/RMSE/MAE per output and mean_r2: for printing."""
     rows = {}
     for name, rep in reports.items():
-        row = {f"{t} {k}": v for t, m in rep["per_output"].items() for k, v in m.items()}
-        rows[name] = {**row, "mean_r2": rep["mean_r2"]}
+        row = {f"{t} {k}": v for t, m in rep.per_output.items() for k, v in m.model_dump().items()}
+        rows[name] = {**row, "mean_r2": rep.mean_r2}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def write_results(paths: ResultsPaths, test: dict, cv: dict, cfg: CrossValConfig,
-                  data: PreparedData, device, baselines: dict | None = None,
-                  consistency: dict | None = None, seeds: dict | None = None, physics: str = "soft") -> list:
+def write_results(paths: ResultsPaths, test: HeldOutScores, cv: CrossValidation | None, cfg: CrossValConfig,
+                  data: PreparedData, device, baselines: Baselines | None = None,
+                  consistency: PhysicsConsistency | None = None, seeds: SeedRuns | None = None,
+                  physics: str = "soft") -> list:
     """Write ``metrics/test_evaluation.json`` (the ``TestEvaluation`` record) and
-    ``metrics/test_predictions.csv`` atomically; a part not run is a ``Skipped`` with its reason."""
+    ``metrics/test_predictions.csv`` atomically; a part not run (None) is a ``Skipped`` with its reason."""
     split = data.frames["test"]
-    label = f"metrics/{METRICS.test_evaluation}.json"
     record = TestEvaluation(
         split="test",
         test_experiments=sorted(split[data.group_col].unique().tolist()),
-        models={name: parse(RegressionReport, rep, label) for name, rep in test["models"].items()},
-        sparse_vs_masked=parse(SparseMatch | None, test["sparse_vs_masked"], label),
-        cross_validation=parse(CrossValidation | Skipped, cv, label),
-        seed_runs=parse(SeedRuns, seeds, label) if seeds else Skipped(skipped=True, reason="run_cv=False"),
-        baselines=(parse(Baselines, baselines, label) if baselines
-                   else Skipped(skipped=True, reason="run_baselines=False")),
-        physics_consistency=(parse(PhysicsConsistency, consistency, label) if consistency
-                             else Skipped(skipped=True, reason="run_baselines=False")),
+        models=test.models,
+        sparse_vs_masked=test.sparse_vs_masked,
+        cross_validation=cv or Skipped(skipped=True, reason="run_cv=False"),
+        seed_runs=seeds or Skipped(skipped=True, reason="run_cv=False"),
+        baselines=baselines or Skipped(skipped=True, reason="run_baselines=False"),
+        physics_consistency=consistency or Skipped(skipped=True, reason="run_baselines=False"),
         checkpoints={name: str(paths.export(ORT_EXPORTS[name]) if name in ORT_VARIANTS
                                else paths.stored_checkpoint(name)) for name in TEST_VARIANTS},
-        config=asdict(cfg),
+        config=cfg,
         units={t: target_unit(t) for t in data.target_names},
         environment=environment_info(device),
         physics=physics,
     )
-    json_path = write_metric(paths, METRICS.test_evaluation, record)
+    json_path = write_result(paths.metric(METRICS.test_evaluation), record)
     csv_path = paths.predictions
     with atomic_path(csv_path) as tmp:
-        test["predictions"].to_csv(tmp, index=False)
+        test.predictions.to_csv(tmp, index=False)
     return [json_path, csv_path]

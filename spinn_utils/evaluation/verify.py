@@ -10,7 +10,7 @@ reproduces the validation metrics stored with it. Each check is a row ``{"name",
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,8 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.paths import ResultsPaths
 from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANTS
-from ..core.results_files import parse_record, read_result
-from ..core.results_schema import ModelVerification, Pruning
+from ..core.results_files import read_result
+from ..core.results_schema import ModelVerification, Pruning, RegressionReport, VerifiedModel
 from ..model.counting import count_parameters, mlp_parameters
 from ..model.inference import evaluate_model
 from ..model.mlp import ModelConfig
@@ -46,12 +46,12 @@ class VerifyConfig:
         return cls()  # the checks are the point; smoke only shrinks the models upstream
 
 
-def metrics_close(saved: dict, reloaded: dict, rtol: float, atol: float) -> tuple[bool, float]:
+def metrics_close(saved: RegressionReport, reloaded: RegressionReport, rtol: float, atol: float) -> tuple[bool, float]:
     """Whether two regression reports agree per output and metric; (ok, largest abs diff)."""
-    worst, ok = 0.0, set(saved["per_output"]) == set(reloaded["per_output"])
-    for target, row in saved["per_output"].items():
-        for metric, value in row.items():
-            new = reloaded["per_output"].get(target, {}).get(metric)
+    worst, ok = 0.0, set(saved.per_output) == set(reloaded.per_output)
+    for target, row in saved.per_output.items():
+        for metric, value in row.model_dump().items():
+            new = getattr(reloaded.per_output.get(target), metric, None)
             if value is None or new is None:
                 ok = ok and value is None and new is None
                 continue
@@ -68,16 +68,16 @@ def _scaler_matches(meta_scaler: dict, data) -> bool:
     return all(np.allclose(meta_scaler[k], own[k], rtol=1e-9) for k in ("x_mean", "x_std", "y_mean", "y_std"))
 
 
-def _reload(name: str, model, meta: dict, path, data, cfg: VerifyConfig, device) -> tuple[dict, list[dict]]:
+def _reload(name: str, model, meta: dict, path, data, cfg: VerifyConfig, device) -> tuple[VerifiedModel, list[dict]]:
     """Re-evaluate one reloaded checkpoint: (its models entry, its own checks)."""
     reloaded = evaluate_model(model, data, "val", device)
-    entry = {"path": str(path), "kind": name, "params": count_parameters(model),
-             "hidden_dims": list(model.cfg.hidden_dims), "val_metrics": reloaded}
+    entry = VerifiedModel(path=str(path), kind=name, params=count_parameters(model),
+                          hidden_dims=list(model.cfg.hidden_dims), val_metrics=reloaded)
     saved = meta.get("val_metrics")
     if saved is None:
         checks = [check_row(f"{name}_val_metrics_reproduced", False, "no val_metrics in meta")]
     else:
-        ok, worst = metrics_close(saved, reloaded, cfg.metric_rtol, cfg.metric_atol)
+        ok, worst = metrics_close(RegressionReport(**saved), reloaded, cfg.metric_rtol, cfg.metric_atol)
         checks = [check_row(f"{name}_val_metrics_reproduced", ok,
                             f"largest |reloaded - saved| over outputs and metrics = {worst:.3g}")]
     checks.append(check_row(f"{name}_scaler_matches_data", _scaler_matches(meta.get("scaler", {}), data),
@@ -87,7 +87,7 @@ def _reload(name: str, model, meta: dict, path, data, cfg: VerifyConfig, device)
 
 def _dense_checks(loaded: dict, models: dict) -> list[dict]:
     dense_cfg = loaded[VARIANTS.dense][0].cfg
-    total = models[VARIANTS.dense]["params"]["total"]
+    total = models[VARIANTS.dense].params.total
     default = dense_cfg.dims == ModelConfig().dims
     expected = mlp_parameters(dense_cfg.dims)  # 666,882 for the default dims
     return [check_row("dense_total_params", total == expected,
@@ -130,23 +130,22 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
         checks += _pruned_checks(loaded, models, pruning, cfg)
     if VARIANTS.structured in loaded:
         checks += _structured_checks(loaded, models, pruning, cfg)
-    return parse_record(METRICS.model_verification, {
-        "models": models, "checks": checks, "passed": all(c["passed"] for c in checks),
-        "environment": environment_info(device)})
+    return ModelVerification(models=models, checks=checks, passed=all(c["passed"] for c in checks),
+                             environment=environment_info(device))
 
 
 def _pruned_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: VerifyConfig) -> list[dict]:
     model, meta = loaded[VARIANTS.masked]
-    params = models[VARIANTS.masked]["params"]
+    params = models[VARIANTS.masked].params
     recorded = pruning.unstructured if pruning else None
     target = cfg.target_sparsity
     if target is None and pruning:
         target = pruning.config.get("target_sparsity")
     if target is None:
         raise SpinnError("no target_sparsity given and none recorded in pruning.json (run notebook 03)")
-    gap_pp = 100 * abs(params["sparsity"] - target)
+    gap_pp = 100 * abs(params.sparsity - target)
     out = [check_row("pruned_sparsity_on_target", gap_pp <= cfg.sparsity_tolerance_pp,
-                  f"sparsity {params['sparsity']:.4%} vs target {target:.4%}: {gap_pp:.3f} pp "
+                  f"sparsity {params.sparsity:.4%} vs target {target:.4%}: {gap_pp:.3f} pp "
                   f"(tolerance {cfg.sparsity_tolerance_pp} pp)")]
     digest = mask_digest(masks_from_zeros(model))
     saved = meta.get("mask_sha256")
@@ -154,8 +153,8 @@ def _pruned_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: Ver
                       and digest == (recorded.mask_sha256 if recorded else digest),
                       f"zero-pattern sha256 {digest[:12]}... vs saved {str(saved)[:12]}..."))
     nonzero = recorded.params.nonzero if recorded else None
-    out.append(check_row("pruned_nonzero_as_recorded", nonzero == params["nonzero"],
-                      f"{params['nonzero']} non-zero counted, {nonzero} in pruning.json"))
+    out.append(check_row("pruned_nonzero_as_recorded", nonzero == params.nonzero,
+                      f"{params.nonzero} non-zero counted, {nonzero} in pruning.json"))
     if VARIANTS.dense in loaded:
         same = loaded[VARIANTS.dense][0].cfg.dims == model.cfg.dims
         out.append(check_row("pruned_keeps_dense_shapes", same,
@@ -165,7 +164,7 @@ def _pruned_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: Ver
 
 def _structured_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg: VerifyConfig) -> list[dict]:
     model, meta = loaded[VARIANTS.structured]
-    total = models[VARIANTS.structured]["params"]["total"]
+    total = models[VARIANTS.structured].params.total
     target = meta.get("target_params") or (pruning.structured.target_params if pruning else None)
     if not target:
         return [check_row("structured_params_on_target", False, "no target_params in meta or pruning.json")]
@@ -183,14 +182,14 @@ def _structured_checks(loaded: dict, models: dict, pruning: Pruning | None, cfg:
 
 def checks_table(result: ModelVerification) -> pd.DataFrame:
     """The checks as a table for display."""
-    return pd.DataFrame([asdict(c) for c in result.checks]).set_index("name")
+    return pd.DataFrame([c.model_dump() for c in result.checks]).set_index("name")
 
 
 def models_table(result: ModelVerification) -> pd.DataFrame:
     """One row per reloaded model: kind, widths, total/non-zero params, val R2."""
     rows = []
     for name, m in result.models.items():
-        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **asdict(m.params)}
+        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **m.params.model_dump()}
         row["val_mean_r2"] = m.val_metrics.mean_r2
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..core.errors import SpinnError
+from ..core.results_schema import ParamCount
 
 
 def is_semi_structured(t: torch.Tensor) -> bool:
@@ -79,15 +80,12 @@ def _tensor_counts(t: torch.Tensor) -> tuple[int, int]:
     return t.shape.numel(), int(torch.count_nonzero(values))
 
 
-def count_parameters(model: nn.Module) -> dict:
-    """Total and non-zero parameters of every layer's weight and bias, each counted once.
-
-    Returns:
-        ``{"total", "nonzero", "sparsity"}``; masks and other buffers are not parameters.
-    """
+def count_parameters(model: nn.Module) -> ParamCount:
+    """Total and non-zero parameters of every layer's weight and bias, each counted once; masks
+    and other buffers are not parameters."""
     counts = [_tensor_counts(t) for pair in weight_bias_pairs(model) for t in pair if t is not None]
     total, nonzero = sum(c[0] for c in counts), sum(c[1] for c in counts)
-    return {"total": total, "nonzero": nonzero, "sparsity": 1.0 - nonzero / total if total else 0.0}
+    return ParamCount(total=total, nonzero=nonzero, sparsity=1.0 - nonzero / total if total else 0.0)
 
 
 def _nbytes(t: torch.Tensor) -> int:

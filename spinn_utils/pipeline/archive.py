@@ -30,7 +30,7 @@ from ..core.io import atomic_path, file_sha256, write_json
 from ..core.lineage import LINEAGE, recorded_hashes
 from ..core.paths import ResultsPaths
 from ..core.registry import ARCHIVE_DIR, METRICS
-from ..core.results_files import write_metric
+from ..core.results_files import write_result
 from ..core.results_schema import ArchivedFile, Artifacts, LeftOut
 
 MANIFEST_NAME = "artifacts_manifest.json"  # stored inside the zip / copied folder as well
@@ -201,5 +201,5 @@ def save_artifacts(
         note=note,
         environment=environment_info("cpu"),
     )
-    write_metric(paths, METRICS.artifacts, summary)
+    write_result(paths.metric(METRICS.artifacts), summary)
     return summary

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib.util
 import logging
 import os
@@ -37,7 +36,6 @@ from ..core.io import to_jsonable
 from ..core.registry import SWEEP_FILE
 from ..core.results_files import write_result
 from ..core.results_schema_sweep import Sweep
-from ..core.typed_json import parse
 from ..reporting.figures import FigureConfig
 from ..reporting.sweep_figures import make_sweep_figures
 from ..reporting.sweep_report import sweep_summary, write_table3
@@ -157,17 +155,16 @@ def _sweep_json(spec: SweepSpec, records: list[dict], seeds: list[dict], timing:
                 started: str, seconds: dict) -> Sweep:
     order = {p["id"]: i for i, p in enumerate(spec.points())}
     points = [point_summary(spec, r, timing["by_point"].get(r["id"])) for r in sorted(records, key=lambda r: order[r["id"]])]
-    sweep = parse(Sweep, to_jsonable({
-        "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": ["spinn-run", *sys.argv[1:]], "smoke": spec.smoke, "device": spec.device,
-        "grid": {"target_sparsity": list(spec.sparsities), "prune_method": list(spec.methods)},
-        "seeds": list(spec.seeds),
-        "settings": {"point": {} if spec.smoke else LIGHT, "notebook_08": POINT_FIXED, "overrides": spec.overrides},
-        "cluster": cluster, "wall_seconds": seconds, "seed_runs": seeds, "points": points,
-        "timing": timing["conditions"], "git": git_commit(), "versions": package_versions(),
-        "environment": environment_info("cpu"), "summary": {},
-    }), SWEEP_FILE)
-    return dataclasses.replace(sweep, summary=to_jsonable(sweep_summary(sweep)))
+    sweep = Sweep(
+        started=started, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=["spinn-run", *sys.argv[1:]], smoke=spec.smoke, device=spec.device,
+        grid={"target_sparsity": list(spec.sparsities), "prune_method": list(spec.methods)},
+        seeds=list(spec.seeds),
+        settings={"point": {} if spec.smoke else LIGHT, "notebook_08": POINT_FIXED, "overrides": spec.overrides},
+        cluster=cluster, wall_seconds=seconds, seed_runs=seeds, points=points,
+        timing=timing["conditions"], git=git_commit(), versions=package_versions(),
+        environment=environment_info("cpu"), summary={})
+    return sweep.model_copy(update={"summary": to_jsonable(sweep_summary(sweep))})
 
 
 def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None = None, kernel: str = "python3",

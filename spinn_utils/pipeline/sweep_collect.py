@@ -25,13 +25,14 @@ from ..benchmark.run import run_benchmark
 from ..benchmark.variants import load_variants
 from ..core.env import environment_info
 from ..core.errors import SpinnError, first_line
-from ..core.io import read_json, to_jsonable, write_json
+from ..core.io import read_json, to_jsonable
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, TEST_VARIANTS, VARIANTS
-from ..core.results_files import decode_result, encode_result, read_result
+from ..core.results_files import read_result, write_result
 from ..core.results_schema import Pruning, RegressionReport, Skipped
 from ..core.results_schema_eval import Benchmark, TestEvaluation
+from ..core.results_schema_sweep import SweepLatency
 from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS
 from .sweep_tasks import THREAD_VARS, UNSET
 
@@ -60,15 +61,14 @@ def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
     inputs, cached = _timed_inputs(folder), folder / LATENCY_FILE
     config = {**to_jsonable(cfg), "representations": list(REPRESENTATIONS)}
     if cached.is_file():
-        old = read_json(cached, "sweep latency")
-        if isinstance(old, dict) and old.get("inputs") == inputs and old.get("config") == config:
-            with contextlib.suppress(SpinnError):  # an older layout is timed again, not an error
-                return decode_result(METRICS.cpu_benchmark, old.get("benchmark"), f"{folder.name}/{LATENCY_FILE}")
+        with contextlib.suppress(SpinnError):  # a file of another layout is timed again, not an error
+            old = read_result(cached, SweepLatency)
+            if old.inputs == inputs and old.config == config:
+                return old.benchmark
     # Dense (eager, the reference) and every representation of the pruned model (Table 3's).
     timed = [v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in REPRESENTATIONS]
     result = run_benchmark(timed, cfg, "cpu")
-    write_json(cached, {"inputs": inputs, "config": config,
-                        "benchmark": encode_result(result, f"{folder.name}/{LATENCY_FILE}")})
+    write_result(cached, SweepLatency(inputs=inputs, config=config, benchmark=result))
     return result
 
 
@@ -159,9 +159,9 @@ def point_summary(spec, rec: dict, bench: dict | None) -> dict:
     latency, flops, latency_error = _latency(bench)
     row.update(
         test={v: _metrics(test.models.get(v)) for v in TEST_VARIANTS},
-        physics_consistency=None if isinstance(consistency, Skipped) else to_jsonable(consistency.models),
-        params=to_jsonable({VARIANTS.dense: pruning.dense_params, VARIANTS.masked: pruning.unstructured.params,
-                            VARIANTS.structured: pruning.structured.params}),
+        physics_consistency=None if isinstance(consistency, Skipped) else consistency.models,
+        params={VARIANTS.dense: pruning.dense_params, VARIANTS.masked: pruning.unstructured.params,
+                VARIANTS.structured: pruning.structured.params},
         sparsity_reached=pruning.unstructured.params.sparsity,
         flops=flops, latency=latency, latency_error=latency_error)
     return row

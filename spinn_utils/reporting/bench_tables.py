@@ -5,8 +5,6 @@ Each takes the ``Benchmark`` (or ``BenchmarkSkipped``, shown as its reason) that
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import pandas as pd
 
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped
@@ -16,7 +14,7 @@ def _pivot(result: Benchmark | BenchmarkSkipped, cell) -> pd.DataFrame:
     """Rows (threads, batch), one column per timed variant, ``cell(row)`` in each."""
     if isinstance(result, BenchmarkSkipped):
         return pd.DataFrame({"skipped": [result.reason]})
-    frame = pd.DataFrame([asdict(r) for r in result.results])
+    frame = pd.DataFrame([r.model_dump() for r in result.results])
     frame["cell"] = [cell(r) for r in frame.itertuples()]
     order = list(dict.fromkeys(frame["variant"]))
     return frame.pivot(index=["threads", "batch_size"], columns="variant", values="cell")[order]
@@ -49,4 +47,4 @@ def fastest_table(result: Benchmark | BenchmarkSkipped) -> pd.DataFrame:
     """The fastest matching non-dense variant per (threads, batch)."""
     if isinstance(result, BenchmarkSkipped) or not result.fastest:
         return pd.DataFrame({"fastest": [getattr(result, "reason", "no non-dense variant matched its reference")]})
-    return pd.DataFrame([asdict(f) for f in result.fastest]).set_index(["threads", "batch_size"])
+    return pd.DataFrame([f.model_dump() for f in result.fastest]).set_index(["threads", "batch_size"])

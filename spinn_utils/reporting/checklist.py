@@ -19,7 +19,7 @@ import pandas as pd
 from ..core.env import environment_info
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
-from ..core.results_files import write_metric
+from ..core.results_files import write_result
 from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
 from ..core.results_schema_sweep import Sweep
 from ..core.spread import mean_sem
@@ -342,9 +342,9 @@ def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None 
 
 def checklist_frames(check: ValidationChecklist) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(items, claims) as DataFrames for a compact printed table."""
-    items = pd.DataFrame([asdict(i) for i in check.items])[["item", "status", "measured", "threshold", "detail"]]
+    items = pd.DataFrame([i.model_dump() for i in check.items])[["item", "status", "measured", "threshold", "detail"]]
     items["measured"] = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in items["measured"]]
-    return items, pd.DataFrame([asdict(c) for c in check.claims])[["claim", "verdict", "evidence"]]
+    return items, pd.DataFrame([c.model_dump() for c in check.claims])[["claim", "verdict", "evidence"]]
 
 
 def build_checklist(paths: ResultsPaths, cfg: ReportConfig | None = None, device=None) -> ValidationChecklist:
@@ -355,4 +355,4 @@ def build_checklist(paths: ResultsPaths, cfg: ReportConfig | None = None, device
 
 def write_checklist(check: ValidationChecklist, paths: ResultsPaths) -> Path:
     """``metrics/validation_checklist.json`` through its schema."""
-    return write_metric(paths, METRICS.validation_checklist, check)
+    return write_result(paths.metric(METRICS.validation_checklist), check)

@@ -12,7 +12,7 @@ Reference: Okabe & Ito, "Color Universal Design" (2008) for the palette.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +175,7 @@ def fig_r2(test_models: dict[str, RegressionReport], cv: CrossValidation | None,
 
 
 def _latency_panel(ax, bench: Benchmark, threads, title: str) -> None:
-    rows = pd.DataFrame([asdict(r) for r in bench.results if r.threads == threads])
+    rows = pd.DataFrame([r.model_dump() for r in bench.results if r.threads == threads])
     for variant, part in rows.groupby("variant", sort=False):
         part = part.sort_values("batch_size")
         label, colour = style(variant)

@@ -32,10 +32,10 @@ import pandas as pd
 
 from ..compression.magnitude import PRUNE_METHODS
 from ..core import registry
-from ..core.io import atomic_path, read_json, to_jsonable
+from ..core.io import atomic_path, to_jsonable
 from ..core.paths import ResultsPaths
 from ..core.registry import SWEEP_DIR, SWEEP_FILE, TABLE3, TABLE_FORMATS, VARIANTS
-from ..core.results_files import decode_record
+from ..core.results_files import read_result
 from ..core.results_schema_sweep import PointTiming, Sweep, SweepPoint
 from ..core.spread import mean_sem
 from .results import NOT_MEASURED
@@ -98,8 +98,7 @@ def load_sweep(results_dir) -> Sweep | None:
     path = sweep_path(results_dir)
     if not path.is_file():
         return None
-    return decode_record(Sweep, read_json(path, SWEEP_FILE), f"{SWEEP_DIR}/{SWEEP_FILE}",
-                         "re-run `spinn-run sweep` on this folder (finished points are resumed)")
+    return read_result(path, Sweep)
 
 
 def sparsities(sweep: Sweep) -> list[float]:

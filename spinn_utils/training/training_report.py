@@ -4,8 +4,6 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from ..core.registry import METRICS
-from ..core.results_files import parse_record
 from ..core.results_schema import DenseTraining
 from ..data.dataset import PreparedData
 from ..model.counting import count_parameters
@@ -48,16 +46,16 @@ def training_report(
     result: TrainResult, *, val_metrics: dict, seed: int, environment: dict,
 ) -> DenseTraining:
     """The ``metrics/dense_training.json`` record (``core.results_schema.DenseTraining``)."""
-    return parse_record(METRICS.dense_training, {
-        "model": model.cfg,
-        "params": count_parameters(model),
-        "train_config": train_cfg,
-        "physics_config": physics_cfg,
+    return DenseTraining(
+        model=model.cfg,
+        params=count_parameters(model),
+        train_config=train_cfg,
+        physics_config=physics_cfg,
         **result.to_dict(),
-        "epochs_run": len(result.history),
-        "val_metrics": val_metrics,
-        "seed": int(seed),
-        "data_source": data.meta.get("source"),
-        "thermal_source": data.meta.get("thermal_source"),
-        "environment": environment,
-    })
+        epochs_run=len(result.history),
+        val_metrics=val_metrics,
+        seed=int(seed),
+        data_source=data.meta.get("source"),
+        thermal_source=data.meta.get("thermal_source"),
+        environment=environment,
+    )
