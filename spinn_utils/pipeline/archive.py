@@ -1,16 +1,8 @@
 """Persist a run's artifacts (notebook 04): checkpoints, metrics and data JSON, with hashes.
 
-In Colab with a Google Drive folder given, the files are copied into a timestamped folder
-there (a Colab VM's disk vanishes with the session); anywhere else they go into a
-timestamped zip under ``results/archive/``. The sha256 of each file is taken from
-``lineage.json`` (the notebook that wrote it recorded it), not computed again: only files a
-finished notebook recorded are persisted, and the copy is re-read and checked against those
-hashes, so a file changed since its notebook ran fails the check. ``artifacts_manifest.json``
-inside the copy lists every file with its size and sha256, so the copy can be checked on its
-own; ``metrics/artifacts.json`` says where the copy went, what it holds (and what it left out,
-and why) and the zip's own sha256. Nothing is ever pushed to git. Both destinations are written
-atomically: the zip is built under a temporary name and renamed; the Drive folder is filled
-under a temporary name and renamed.
+A Google Drive folder in Colab, else a timestamped zip under ``results/archive/``, both written
+atomically; each file's sha256 comes from ``lineage.json`` and the copy is re-read against it
+(docs/architecture.md, "Lineage"). Nothing is ever pushed to git.
 """
 from __future__ import annotations
 
@@ -127,25 +119,16 @@ def copy_tree(root: Path, manifest: list[dict], dest: Path) -> Path:
 def verify_copy(destination: str | os.PathLike, manifest: list[dict]) -> list[str]:
     """Problems found re-reading a zip or folder against the manifest ([] = identical)."""
     destination = Path(destination)
-    problems = []
     if destination.is_file():
         with zipfile.ZipFile(destination) as zf:
-            names = set(zf.namelist())
-            for row in manifest:
-                if row["path"] not in names:
-                    problems.append(f"{row['path']}: missing from {destination.name}")
-                    continue
-                digest = hashlib.sha256(zf.read(row["path"])).hexdigest()
-                if digest != row["sha256"]:
-                    problems.append(f"{row['path']}: sha256 differs in {destination.name}")
+            found = {n: hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist()}
+        where = destination.name
     else:
-        for row in manifest:
-            path = destination / row["path"]
-            if not path.is_file():
-                problems.append(f"{row['path']}: missing from {destination}")
-            elif file_sha256(path) != row["sha256"]:
-                problems.append(f"{row['path']}: sha256 differs in {destination}")
-    return problems
+        found = {r["path"]: file_sha256(destination / r["path"]) for r in manifest
+                 if (destination / r["path"]).is_file()}
+        where = destination
+    return [f"{r['path']}: " + (f"missing from {where}" if r["path"] not in found else f"sha256 differs in {where}")
+            for r in manifest if found.get(r["path"]) != r["sha256"]]
 
 
 def save_artifacts(
