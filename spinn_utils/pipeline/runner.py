@@ -175,8 +175,9 @@ def _execute(nb: Path, plan: RunPlan, args) -> None:
     )
 
 
-def _finish(manifest: dict, status: str, total_start: float, **extra) -> None:
+def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float, **extra) -> None:
     manifest.update(status=status, total_seconds=round(time.perf_counter() - total_start, 2), **extra)
+    write_json(paths.manifest, manifest)
 
 
 def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
@@ -265,31 +266,25 @@ def run_plan(plan: RunPlan, args) -> int:
         start = time.perf_counter()
         try:
             status, error = _run_one(nb, plan, args)
-        except KeyboardInterrupt as err:
-            how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted (Ctrl-C)"
-            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=how)
-            _finish(manifest, "aborted", total_start, failed=nb.name)
-            write_json(paths.manifest, manifest)
-            print(f"\n{how} in {nb.name}", file=sys.stderr)
-            return 143 if isinstance(err, Terminated) else 130
         except BaseException as err:
-            # No kernel, a dead kernel, ...: the manifest must not say "running" forever.
-            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=repr(err))
-            _finish(manifest, "aborted", total_start, failed=nb.name)
-            write_json(paths.manifest, manifest)
+            # Ctrl-C, SIGTERM, no kernel, a dead kernel: the manifest must not say "running" forever.
+            how = {Terminated: "terminated (SIGTERM)", KeyboardInterrupt: "interrupted (Ctrl-C)"}.get(type(err))
+            entry.update(status="aborted", seconds=round(time.perf_counter() - start, 2), error=how or repr(err))
+            _finish(paths, manifest, "aborted", total_start, failed=nb.name)
             if isinstance(err, NoSuchKernel):
                 raise UsageError(f"--kernel {args.kernel}: no such Jupyter kernel") from err
-            raise
+            if how is None:
+                raise
+            print(f"\n{how} in {nb.name}", file=sys.stderr)
+            return 143 if isinstance(err, Terminated) else 130
         entry.update(status=status, seconds=round(time.perf_counter() - start, 2))
         if status != "ok":
             entry["error"] = error
-            _finish(manifest, "failed", total_start, failed=nb.name)
-            write_json(paths.manifest, manifest)
+            _finish(paths, manifest, "failed", total_start, failed=nb.name)
             print("FAILED")
             print(f"error: {nb.name} failed in {error}", file=sys.stderr)
             return 2 if status == "bad input" else 1
         print(f"{entry['seconds']:.1f} s")
-    _finish(manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    write_json(paths.manifest, manifest)
+    _finish(paths, manifest, "ok", total_start, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     print(f"done in {manifest['total_seconds']:.1f} s; manifest: {paths.manifest}")
     return 0
