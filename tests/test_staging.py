@@ -18,7 +18,7 @@ import pytest
 from builders import write_notebook as _notebook
 
 from spinn_utils.core.errors import SpinnError
-from spinn_utils.core.lineage import lineage_summary
+from spinn_utils.core.lineage import recorded_hashes
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main
@@ -81,7 +81,7 @@ def test_a_corrupt_manifest_is_named_as_such(tmp_path, text, expected):
 def test_a_corrupt_lineage_record_is_named_as_such(tmp_path, record, expected):
     (tmp_path / "lineage.json").write_text(json.dumps(record))
     with pytest.raises(SpinnError, match=expected):
-        lineage_summary(ResultsPaths(tmp_path))
+        recorded_hashes(ResultsPaths(tmp_path))
 
 
 def test_nested_results_folders_never_swallow_each_other(tmp_path):

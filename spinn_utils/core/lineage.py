@@ -1,13 +1,8 @@
 """Lineage: every notebook records the sha256 of what it read and wrote; the next ones check it.
 
-``results/lineage.json`` holds one entry per notebook: ``{"inputs": {path: sha256}, "outputs":
-{path: sha256}}``. A notebook starts with ``start_stage`` (every notebook whose outputs it reads
-must have an entry whose inputs and outputs still match the files on disk; then its own entry
-is dropped, so a notebook that fails leaves none) and ends with ``finish_stage`` (its entry
-written). A folder mixed from two runs, an output changed by hand (one weight moved by 1e-3),
-or a notebook that failed half-way is then refused with one line that names the stale file and
-the notebook to re-run. This protects Colab users, who run notebooks one by one into one
-Drive folder, as much as ``run_all.py``.
+``results/lineage.json`` holds ``{notebook: {"inputs": {path: sha256}, "outputs": {path: sha256}}}``;
+``start_stage`` refuses a mixed or altered folder in one line, ``finish_stage`` records a finished
+notebook (docs/architecture.md, "Lineage").
 """
 from __future__ import annotations
 
@@ -35,10 +30,6 @@ def _read(paths: ResultsPaths) -> dict:
             raise SpinnError(f"lineage record {path} is corrupt: the entry of notebook {nb} lacks "
                              f"\"inputs\"/\"outputs\"; delete it and re-run from notebook 01")
     return record
-
-
-def _write(paths: ResultsPaths, record: dict) -> None:
-    write_json(paths.root / LINEAGE, record)
 
 
 def _sha(paths: ResultsPaths, rel: str) -> str | None:
@@ -80,7 +71,7 @@ def start_stage(paths: ResultsPaths, notebook: str) -> None:
         raise SpinnError(f"notebook {notebook} refuses its inputs: {problem}")
     record = _read(paths)
     if record.pop(notebook, None) is not None:
-        _write(paths, record)
+        write_json(paths.root / LINEAGE, record)
 
 
 def finish_stage(paths: ResultsPaths, notebook: str, extra_inputs: dict[str, str] | None = None) -> dict:
@@ -99,7 +90,7 @@ def finish_stage(paths: ResultsPaths, notebook: str, extra_inputs: dict[str, str
              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record = _read(paths)
     record[notebook] = entry
-    _write(paths, record)
+    write_json(paths.root / LINEAGE, record)
     return entry
 
 
@@ -114,11 +105,6 @@ def begin_stage(notebook: str, results_dir, *, seed: int, device: str | None = N
     print(f"notebook {notebook} ({STAGES[notebook].title}): results in {paths.root}"
           + (f", device {chosen}" if chosen is not None else ""))
     return paths, chosen
-
-
-def lineage_summary(paths: ResultsPaths) -> dict:
-    """The whole record (for reviewers); {} when nothing was recorded yet."""
-    return _read(paths)
 
 
 def recorded_hashes(paths: ResultsPaths) -> dict[str, str]:
