@@ -251,26 +251,21 @@ def mark_leakage(frame: pd.DataFrame, results: RunResults) -> pd.DataFrame:
     return marked
 
 
+def _ms(value: float) -> str:
+    """Three significant digits, trailing zeros kept (1.60 ms, 0.668 ms)."""
+    decimals = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 2
+    return f"{value:.{decimals}f} ms"
+
+
+CELL_FORMATS = {"count": lambda v: f"{int(v):,}", "r2": "{:.3f}".format, "ms": _ms, "speedup": "{:.2f}x".format,
+                "bytes": lambda v: f"{v / 1e6:.2f} MB", "share": lambda v: f"{100 * v:.1f}%", "float": "{:.4g}".format}
+
+
 def format_cell(value, kind: str) -> str:
     """One Table 1 cell as text: thousands separators, 3-decimal R2, ms, x, MB."""
     if isinstance(value, str) or value is None:
         return value or NOT_MEASURED
-    if kind == "count":
-        return f"{int(value):,}"
-    if kind == "r2":
-        return f"{value:.3f}"
-    if kind == "ms":  # three significant digits, trailing zeros kept (1.60 ms, 0.668 ms)
-        decimals = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 2
-        return f"{value:.{decimals}f} ms"
-    if kind == "speedup":
-        return f"{value:.2f}x"
-    if kind == "bytes":
-        return f"{value / 1e6:.2f} MB"
-    if kind == "share":
-        return f"{100 * value:.1f}%"
-    if kind == "float":
-        return f"{value:.4g}"
-    return str(value)
+    return CELL_FORMATS.get(kind, str)(value)
 
 
 def table_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -336,6 +331,4 @@ def build_table1(paths: ResultsPaths, cfg: ReportConfig | None = None) -> pd.Dat
     return table1(load_results(paths), cfg or ReportConfig())
 
 
-def write_table1(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
-    """Write ``tables/table1.{md,tex,csv}`` atomically."""
-    return write_table(frame, paths)
+write_table1 = write_table  # the name notebook 09 calls
