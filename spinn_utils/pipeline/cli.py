@@ -114,46 +114,41 @@ def parse_args(argv: list[str], prog: str | None = None) -> tuple[argparse.Names
     return args, rest
 
 
+def _exit_code(call, after: str = "") -> int:
+    """``call()``'s exit code; a SpinnError is one line on stderr and 2, Ctrl-C 130, SIGTERM 143."""
+    try:
+        return call()
+    except SpinnError as err:
+        print(f"error: {first_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        stopped = isinstance(err, Terminated)
+        print(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}{after}", file=sys.stderr)
+        return 143 if stopped else 130
+
+
 def sweep_main(args: argparse.Namespace, notebook_dir=None) -> int:
     """The sparsity sweep: 0 done, 1 some point failed (recorded), 2 bad input, 130 Ctrl-C."""
-    try:
-        return sweep.run_sweep(make_spec(args, notebook_dir), args.workers, args.scheduler, args.kernel)
-    except SpinnError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return _exit_code(lambda: sweep.run_sweep(make_spec(args, notebook_dir), args.workers, args.scheduler,
+                                              args.kernel))
 
 
 def recommend_main(args: argparse.Namespace) -> int:
     """The recommender: 0 done, 1 the retrained model misses the tolerance, 2 bad input, 130 Ctrl-C."""
-    try:
-        return recommend.recommend(args)
-    except SpinnError as err:
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return _exit_code(lambda: recommend.recommend(args))
 
 
 def run_main(args: argparse.Namespace, notebook_dir=None) -> int:
     """The pipeline: 0 done, 1 a notebook failed (or the system did: a full disk), 2 a bad option,
     parameter or input, 130 Ctrl-C, 143 SIGTERM."""
-    try:
-        return run_notebooks(make_plan(args, notebook_dir), args)
-    except SpinnError as err:
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 2
-    except OSError as err:  # the disk filled up mid-run, a folder vanished: the results are restored
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as err:
-        stopped = isinstance(err, Terminated)
-        print(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}; the results are as before this run",
-              file=sys.stderr)
-        return 143 if stopped else 130
+    def run() -> int:
+        try:
+            return run_notebooks(make_plan(args, notebook_dir), args)
+        except OSError as err:  # the disk filled up mid-run, a folder vanished: the results are restored
+            print(f"error: {first_line(err)}", file=sys.stderr)
+            return 1
+
+    return _exit_code(run, "; the results are as before this run")
 
 
 def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
