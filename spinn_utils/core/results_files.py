@@ -1,11 +1,9 @@
 """Write and read a run's results JSONs through their schema, and the schema's reference page.
 
-``write_result(path, record)`` writes a schema record (``results_schema*.py``) with its
-``schema_version``; ``read_result(paths, METRICS.x)`` (or ``read_result(path, METRICS.x | Record)``)
-reads one back into its record. A file from another schema version, or with a missing, unexpected
-or mistyped key, is refused with one line naming the file, the key and the notebook to re-run, e.g.
-``metrics/test_evaluation.json: missing key 'cross_validation' (schema v1); re-run notebook 08``.
-``schema_reference()`` renders docs/results_schema.md from the models.
+``write_result(path, record)`` writes a record with its ``schema_version``; ``read_result(paths,
+METRICS.x)`` reads one back, refusing another version or a missing, unexpected or mistyped key in
+one line naming the file, the key and the notebook to re-run. ``schema_reference()`` renders
+docs/results_schema.md.
 """
 from __future__ import annotations
 

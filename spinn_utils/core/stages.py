@@ -1,12 +1,8 @@
-"""The stage table: the one statement of every numbered notebook.
+"""The stage table: the one statement of every numbered notebook (docs/architecture.md, "The notebooks").
 
-Each entry says what a notebook is called, which stage configs it builds, which parameters it
-declares (named exactly as the config fields they set, so ``-p NAME=VALUE`` reaches the field of
-that name and pre-flight needs no rename table), and what it reads from and writes to the results
-folder. Lineage (``core/lineage.py``), pre-flight (``pipeline/preflight.py``), the results
-contract (``contract_files``), the smoke test's expectations and the table in
-``docs/architecture.md`` (``architecture_table``) all come from here. Adding a notebook is one
-entry here plus the notebook; ``tests/test_stages.py`` holds each notebook to its entry.
+Each entry names a notebook, its stage configs, its parameters (named as the config fields they
+set) and what it reads and writes; lineage, pre-flight, the results contract and the docs' table
+come from here, and ``tests/test_stages.py`` holds each notebook to its entry.
 """
 from __future__ import annotations
 

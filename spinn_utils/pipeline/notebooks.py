@@ -1,9 +1,7 @@
-"""The numbered notebooks of the pipeline: where they are, their order, and picking some.
+"""The numbered notebooks: where they are, their order (the stage table's) and picking some.
 
-The order and the ids are the stage table's (``core.stages.STAGES``): a notebook file belongs to
-the stage whose id its name starts with (``05_5_sparse_conversion`` -> ``05_5``, the longest id
-that fits). ``10_sparsity_sweep`` is numbered but stands outside the chain: it reads (or runs)
-the sparsity sweep, so ``run_all.py`` never runs it (``STANDALONE``).
+A file belongs to the stage whose id its name starts with (the longest that fits: ``05_5``);
+``10_sparsity_sweep`` stands outside the chain (``STANDALONE``) and is never run by ``run_all.py``.
 """
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
 """Checks before any notebook runs: parameter values, the results folder, and a lock on it.
 
-papermill checks nothing about a value: without this step ``-p target_sparsity=1.5`` would run
-notebooks 01 and 02 (overwriting data and the dense model) before notebook 03 refused it. Every ``-p``
-value is put through the stage config that will receive it (its ``__post_init__`` holds the
-ranges), the run's own settings must come from their flags (so the manifest records what ran),
-the output folder must be a writable folder, and only one run may use it at a time.
+papermill checks no value: without this ``-p target_sparsity=1.5`` would overwrite notebooks 01
+and 02's results before notebook 03 refused it. Each ``-p`` value goes through the stage config
+that receives it; the run's own settings must come from their flags.
 """
 from __future__ import annotations
 
@@ -53,11 +51,7 @@ MANIFEST_FORMAT = "spinn-run-manifest"  # the marker of a manifest the driver wr
 
 
 def read_manifest(path: Path) -> dict | None:
-    """A results folder's manifest (None when absent); corrupt or foreign is a UsageError.
-
-    A folder holding someone else's ``manifest.json`` (a web app's, a package's) is not a
-    results folder: a run would replace that file.
-    """
+    """A results folder's manifest (None when absent); corrupt or someone else's is a UsageError."""
     if not path.is_file():
         return None
     try:
@@ -108,11 +102,8 @@ BEFORE_FIRST_RUN = ("README.md",)
 
 
 def check_output(output: Path) -> None:
-    """The results folder is a folder this process may write (it is created if missing), and
-    an existing one holds results: a run backs it up and writes into it, so a home folder named
-    by mistake, or one holding a manifest.json SPINN did not write, is refused rather than
-    overwritten. Results folders nested inside (``results/smoke``) are their own runs' and
-    never block, nor are touched by, a run on the folder around them."""
+    """The results folder is writable and, when it exists, holds SPINN results (or nothing else):
+    a home folder named by mistake is refused, not overwritten; nested results folders never block."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
     if output.is_dir():
@@ -224,12 +215,8 @@ def _holder(fd: int) -> str:
 
 @contextlib.contextmanager
 def results_lock(output: Path, command: list[str]) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``<output>/.spinn.lock`` for the run.
-
-    The operating system releases the lock when the process ends, however it ends (SIGKILL, power
-    loss), so a lock is never stale; the file's body only names the holder for the message. A
-    second run on a folder in use is a UsageError naming that process.
-    """
+    """Hold an exclusive ``flock`` on ``<output>/.spinn.lock`` for the run (released by the OS however
+    the process ends; the body names the holder); a second run is a UsageError naming that process."""
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -1,10 +1,7 @@
 """Run notebooks in order with papermill and keep ``manifest.json`` true at every step.
 
-The manifest says what ran: versions, hardware, seed, git commit, parameters, status and
-seconds per notebook (what each file was made from, with hashes, is ``lineage.json``'s to
-say; the manifest names it). It is rewritten after every notebook, so a failed or interrupted run still says
-what ran and how it ended ("ok", "failed" or "aborted"). The run stops at the first failing
-notebook and names the failing cell and its error.
+The manifest (what ran; docs/architecture.md, "Results contract") is rewritten after every
+notebook, so a failed or interrupted run still says how it ended ("ok", "failed", "aborted").
 """
 from __future__ import annotations
 
@@ -81,15 +78,9 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
 
 
 def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None] | None = None):
-    """Local kernels over Unix sockets where available (no TCP ports, no plain-text warning),
-    their stderr appended to ``log_path``: kernel log lines (``[IPKernelApp] ERROR |
-    KeyboardInterrupt caught in kernel`` at shutdown) stay out of a green run's output.
-    Cell errors do not need it: they arrive as messages. ``env`` is added to the kernel's
-    environment (a sweep point's thread counts); a variable given as None is removed from it.
-
-    Only public API: ``transport`` and ``ip`` are the manager's configurable traits, and
-    ``start_kernel(**kw)`` passes ``kw`` on to the kernel's ``Popen`` (jupyter_client's
-    documented route for launch options such as ``stderr`` and ``env``), as nbclient calls it."""
+    """Local kernels over Unix sockets, their stderr appended to ``log_path`` (kernel log lines stay
+    out of a green run's output), ``env`` added to their environment (None removes a variable).
+    Public API only: the manager's ``transport``/``ip`` traits and ``start_kernel(**kw)`` to ``Popen``."""
     class SpinnKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)

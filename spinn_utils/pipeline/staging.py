@@ -1,22 +1,12 @@
 """Atomic runs: a run that fails or is interrupted leaves the previous results byte-for-byte intact.
 
-Everything happens inside the results folder, never beside it, so a folder that is a mount
-point or whose parent is read-only works too:
-
-1. ``begin``: the previous results are *copied* to ``<results>/.spinn-previous/`` (after a check
-   that the disk has room for the copy); the originals stay where they are until the copy is
-   complete, so a disk that fills up, a Ctrl-C or a kill during the copy leaves them untouched.
-   A ``.complete`` marker is written last: a backup without it is discarded, never restored.
-2. The run works in place, so every path recorded in an artifact is the final one and files the
-   pipeline does not write (``results/README.md``) carry over.
-3. ``end``: on success the backup is renamed ``.spinn-discard-<UTC>`` (one rename: the commit)
-   and deleted. On failure the run's entries move to ``<results>/failed-<UTC>/`` (its manifest says
-   where it stopped) and the backup moves back; journal markers make this safe to resume.
-
-A run killed outright (SIGKILL, power loss) leaves the backup; the next run's ``recover`` puts
-it back, unless the visible results are a *completed* run (a manifest that says "ok" and is
-newer than the backup's), which is kept. Result folders nested inside (``results/smoke``) and
-earlier ``failed-*`` folders are never copied, moved or restored: each belongs to its own runs.
+All inside the results folder (a mount point or a read-only parent works). ``begin`` copies the
+previous results to ``.spinn-previous/`` (space checked first; the originals untouched until the
+copy and its journal are complete, ``.complete`` last); the run works in place. ``end`` commits
+with one rename, or moves the run's entries to ``failed-<UTC>/`` and the backup back, by renames
+only, resumable at any point from the phase markers. ``recover`` finishes what a killed run left:
+the backup is restored unless the visible results are a completed run newer than it. Nested
+result folders (``results/smoke``), ``failed-*`` folders and the sweep are never touched.
 """
 from __future__ import annotations
 

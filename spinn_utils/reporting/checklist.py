@@ -1,12 +1,8 @@
 """Cell 9's verdicts: the original design's validation checklist and its paper claims, from measurements.
 
-Each item of the original design's checklist (docs/original_design.md) is judged "pass" / "fail" / "not run"
-with the measured value and the threshold next to it; each key claim of the original paper
-text is "supported" / "not supported" / "not measured" with the evidence. Speedups are read
-at Table 1's point (batch 1000, all threads) for COO (the original design), for the fastest
-representation of the pruned weights whose outputs matched, and for structured SPINN. A
-skipped GPU benchmark gives "not run" / "not measured", never "pass". Reads only the
-results dict of ``results.load_results``; ``build_checklist(paths)`` is the entry point.
+Each checklist item (docs/original_design.md) is "pass" / "fail" / "not run" with its measured
+value and threshold; each claim is "supported" / "not supported" / "not measured" with evidence.
+Speedups are read at Table 1's point; a skipped benchmark is never a "pass".
 """
 from __future__ import annotations
 

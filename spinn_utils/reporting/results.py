@@ -1,11 +1,8 @@
-"""A run's results, read back: the JSONs of notebooks 01-08 and small readers over them.
+"""A run's results, read back: the JSONs of notebooks 01-08 through their schema, and small readers.
 
-Nothing here measures or trains: Table 1, the checklist and the figures read every number
-through these functions from the files the earlier notebooks wrote (docs/architecture.md,
-"Results contract"), each read through its schema (``core/results_schema*.py``), so they can be
-rebuilt from any results folder. Results may be partial: a file not written yet reads as None
-and its numbers as "not measured"; so do a step skipped by design (with its reason). A file
-whose keys do not fit its schema is an error, never "not measured".
+Table 1, the checklist and the figures read every number through these; a file not written yet
+(or a step skipped by design) reads as None / "not measured", a file that does not fit its schema
+is an error.
 """
 from __future__ import annotations
 

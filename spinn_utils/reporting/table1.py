@@ -1,10 +1,8 @@
 """Cell 9's Table 1, read only from a run's results (Markdown, LaTeX and CSV).
 
-Table 1 reproduces the rows of the original design's Table 1 (docs/original_design.md) for
-Dense PINN vs SPINN, with the unstructured SPINN timed both as that design planned it (COO)
-and in its fastest representation whose outputs matched, plus structured SPINN. Latency is
-the median at one batch size (1000 as in the original design) with all threads; "Memory" is
-weight storage with every index and offset byte counted (docs/benchmarking.md).
+The rows of the original design's Table 1 (docs/original_design.md), Dense PINN vs SPINN timed as
+COO, as its fastest matching representation and structured; latency at batch 1000, all threads;
+memory counts every index and offset byte (docs/benchmarking.md).
 """
 from __future__ import annotations
 
