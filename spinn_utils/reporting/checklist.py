@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..core.env import environment_info
@@ -108,17 +107,12 @@ def _speed(timed: Timed | None) -> float | None:
     return None if timed is None or timed.row is None else timed.row.speedup_vs_dense
 
 
-def _mean_r2(models: dict, variant: str) -> float | None:
-    return None if variant not in models else models[variant].mean_r2
-
-
 def _test_r2(results: RunResults) -> tuple[float | None, float | None]:
     """(SPINN, dense) test mean per-output R2; SPINN is the COO model, else the masked one."""
     models = {} if results.test_evaluation is None else results.test_evaluation.models
-    spinn = _mean_r2(models, VARIANTS.coo)
-    if spinn is None:
-        spinn = _mean_r2(models, VARIANTS.masked)
-    return spinn, _mean_r2(models, VARIANTS.dense)
+    r2 = {v: m.mean_r2 for v, m in models.items()}
+    spinn = r2.get(VARIANTS.coo)
+    return (r2.get(VARIANTS.masked) if spinn is None else spinn), r2.get(VARIANTS.dense)
 
 
 def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
@@ -266,12 +260,10 @@ def paired_differences(results: RunResults) -> PairedDifference | None:
     for over in ("cross_validation", "seed_runs"):
         block = repeated_runs(results, over)
         found[over] = [] if block is None else [v for v in block.difference.mean_r2.values if v is not None]
-    values = found["cross_validation"] + found["seed_runs"]
-    if not values:
-        return None
-    arr = np.asarray(values, dtype=np.float64)
-    return PairedDifference(mean=float(arr.mean()), sem=mean_sem(values)["sem"], n=int(arr.size),
-                            folds=len(found["cross_validation"]), seeds=len(found["seed_runs"]))
+    spread = mean_sem(found["cross_validation"] + found["seed_runs"])
+    return None if spread["mean"] is None else PairedDifference(
+        mean=spread["mean"], sem=spread["sem"], n=spread["n"], folds=len(found["cross_validation"]),
+        seeds=len(found["seed_runs"]))
 
 
 def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: Sweep | None = None) -> list[Claim]:
