@@ -8,16 +8,14 @@ Both read notebook 08's ``physics_consistency`` block.
 from __future__ import annotations
 
 from ..core.registry import DENSE_STORAGE_VARIANTS, VARIANTS
-from ..core.results_schema import Skipped
 from ..core.results_schema_eval import ChecklistItem
-from .results import ReportConfig, RunResults, check_item, judge
+from .results import ReportConfig, RunResults, check_item, evaluation_part, judge
 
 
 def physics_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
     """SPINN breaks the wear physics on the test inputs no more often than dense (plus a margin)."""
-    evaluation = results.test_evaluation
-    block = None if evaluation is None else evaluation.physics_consistency
-    models = {} if block is None or isinstance(block, Skipped) else block.models
+    block = evaluation_part(results, "physics_consistency")
+    models = {} if block is None else block.models
     masked, dense_m = models.get(VARIANTS.masked), models.get(VARIANTS.dense)
     spinn, dense = (None if m is None else m.wear_decrease_fraction for m in (masked, dense_m))
     ok = spinn is not None and dense is not None and spinn <= dense + cfg.physics_margin
@@ -32,9 +30,8 @@ def physics_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
 def physics_holds_item(results: RunResults) -> ChecklistItem:
     """The run's models keep the physics: predicted wear never falls, and the thermal residual is
     no larger than the measured data's own (its noise floor), for dense, masked and structured."""
-    evaluation = results.test_evaluation
-    block = None if evaluation is None else evaluation.physics_consistency
-    if block is None or isinstance(block, Skipped):
+    block = evaluation_part(results, "physics_consistency")
+    if block is None:
         return check_item("Physics holds (wear never falls; thermal residual at the data's noise)", "not run",
                      None, "0% wear drops; residual <= the measured data's")
     rows = {v: block.models.get(v) for v in DENSE_STORAGE_VARIANTS}
@@ -46,7 +43,7 @@ def physics_holds_item(results: RunResults) -> ChecklistItem:
     worst = max(residuals, default=None)
     thermal_ok = floor is None or worst is None or worst <= floor
     ok = drops is not None and drops == 0.0 and thermal_ok
-    detail = (f"{evaluation.physics} physics; worst wear-drop share {drops:.1%}" if drops is not None else "")
+    detail = (f"{results.test_evaluation.physics} physics; worst wear-drop share {drops:.1%}" if drops is not None else "")
     if worst is not None and floor is not None:
         detail += f"; worst thermal residual {worst:.3g} um vs the measured data's {floor:.3g} um"
     return check_item("Physics holds (wear never falls; thermal residual at the data's noise)",

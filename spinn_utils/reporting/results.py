@@ -27,9 +27,7 @@ from ..core.results_schema_eval import (
     Benchmark,
     BenchmarkSkipped,
     ChecklistItem,
-    CrossValidation,
     FoldStats,
-    SeedRuns,
     TestEvaluation,
     TimingRow,
 )
@@ -204,16 +202,22 @@ def weight_bytes(results: RunResults, variant: str) -> int | None:
     return conv.storage_bytes.get(fmt) if fmt and conv is not None else None
 
 
-def repeated_runs(results: RunResults, over: str = "cross_validation") -> CrossValidation | SeedRuns | None:
-    """The CV folds (``over="cross_validation"``) or the seed runs (``"seed_runs"``) of notebook
-    08; None where they were skipped by design (``run_cv=False``) or 08 has not run."""
-    evaluation = results.test_evaluation
-    block = None if evaluation is None else getattr(evaluation, over)
-    return None if block is None or isinstance(block, Skipped) else block
+def ran(block):
+    """A part of notebook 08's record, or None where it was skipped by design (with its reason)."""
+    return None if isinstance(block, Skipped) else block
+
+
+def evaluation_part(results: RunResults, part: str):
+    """Notebook 08's ``part`` ("cross_validation", "seed_runs", "physics_consistency", "baselines"):
+    None where 08 has not run or the part was skipped by design (``run_cv=False``)."""
+    return None if results.test_evaluation is None else ran(getattr(results.test_evaluation, part))
+
+
+repeated_runs = evaluation_part  # the CV folds or the seed runs
 
 
 def cv_summary(results: RunResults, model: str, over: str = "cross_validation") -> FoldStats | None:
     """Statistics (mean, std, ...) of the mean per-output R2 of "dense" or "spinn" over the CV
     folds (``over="cross_validation"``) or over the seeds on the fixed split (``"seed_runs"``)."""
-    block = repeated_runs(results, over)
+    block = evaluation_part(results, over)
     return None if block is None else getattr(block, model).mean_r2

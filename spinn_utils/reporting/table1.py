@@ -15,8 +15,7 @@ from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
 from ..core.registry import DEPLOYABLE_VARIANTS, LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..core.results_files import require_keys
-from ..core.results_schema import Skipped
-from ..core.results_schema_eval import Benchmark, ModelPhysics, TimingRow
+from ..core.results_schema_eval import Benchmark, TimingRow
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
 from .deploy import deploy_recommendation
@@ -27,6 +26,7 @@ from .results import (
     bench_measured,
     bench_point,
     cv_summary,
+    evaluation_part,
     fastest_matching,
     leakage_failure,
     load_results,
@@ -155,16 +155,10 @@ def physics_note(results: RunResults) -> str:
     return f"Physics terms in training: on: {', '.join(on) or 'none'}; off: {'; '.join(off) or 'none'}."
 
 
-def _physics(results: RunResults, model: str) -> ModelPhysics | None:
-    """Physics consistency of one model (None: baselines skipped by design, or not scored)."""
-    evaluation = results.test_evaluation
-    block = None if evaluation is None else evaluation.physics_consistency
-    return None if block is None or isinstance(block, Skipped) else block.models.get(model)
-
-
 def _accuracy_cells(results: RunResults, cells: dict) -> None:
     """Parameters, test R2 and CV rows of every column, into ``cells[label][column]``."""
     test = {} if results.test_evaluation is None else results.test_evaluation.models
+    consistency = evaluation_part(results, "physics_consistency")
     for col in COLUMNS:
         params = model_params(results, COLUMN_MODEL[col])
         if params is None and COLUMN_MODEL[col] == VARIANTS.coo:
@@ -179,7 +173,7 @@ def _accuracy_cells(results: RunResults, cells: dict) -> None:
             cells["Thermal R2 (test)"][col] = metrics.per_output[thermal].r2
         # Physics consistency: COO holds the masked weights; the ONNX export is the structured model.
         same = {VARIANTS.coo: VARIANTS.masked, VARIANTS.structured_ort: VARIANTS.structured}
-        physics = _physics(results, same.get(COLUMN_MODEL[col], COLUMN_MODEL[col]))
+        physics = None if consistency is None else consistency.models.get(same.get(COLUMN_MODEL[col], COLUMN_MODEL[col]))
         if physics is not None:
             cells["Wear decreases (share of test steps)"][col] = physics.wear_decrease_fraction
             cells["Thermal ODE residual RMS (um)"][col] = physics.thermal_ode_residual_rms_um

@@ -12,10 +12,9 @@ import pandas as pd
 
 from ..core.paths import ResultsPaths
 from ..core.registry import BASELINES, LABELS, TABLE2, VARIANTS
-from ..core.results_schema import Skipped
 from ..core.results_schema_eval import TestEvaluation
 from ..core.spread import mean_sem
-from .results import NOT_MEASURED, RunResults, load_results
+from .results import NOT_MEASURED, RunResults, load_results, ran
 from .table1 import mark_leakage, write_table
 
 COLUMNS = {  # column -> (where in test_evaluation.json, model name)
@@ -35,18 +34,13 @@ ROWS = (
 )
 
 
-def _ran(block):
-    """A part of the evaluation, or None where it was skipped by design (with its reason)."""
-    return None if isinstance(block, Skipped) else block
-
-
 def _where(evaluation: TestEvaluation, physics: str) -> tuple[str, str]:
     """Where the dense PINN with ``physics`` ("soft" | "hard") is: the run's own dense model, or
     the baseline trained with the other option ("none" where baselines were skipped)."""
     if evaluation.physics == physics:
         return "models", VARIANTS.dense
     other = {"soft": BASELINES.soft_physics, "hard": BASELINES.hard_physics}[physics]
-    baselines = _ran(evaluation.baselines)
+    baselines = ran(evaluation.baselines)
     return ("baselines", other) if baselines is not None and other in baselines.models else ("none", "")
 
 
@@ -54,7 +48,7 @@ def _column(evaluation: TestEvaluation | None, where: str, model: str) -> list:
     """A model's cells; None (shown "not measured") where 08 has not run or the part was skipped."""
     if evaluation is None:
         return [None] * len(ROWS)
-    baselines, consistency = _ran(evaluation.baselines), _ran(evaluation.physics_consistency)
+    baselines, consistency = ran(evaluation.baselines), ran(evaluation.physics_consistency)
     if where == "physics":
         where, model = _where(evaluation, model)
     if where == "measured":
@@ -83,7 +77,7 @@ def table2(results: RunResults) -> pd.DataFrame:
     frame = pd.DataFrame({col: [NOT_MEASURED if v is None else v for v in values]
                           for col, values in cells.items()},
                          index=pd.Index([label for label, _ in ROWS], name="Metric"), dtype=object)
-    consistency = None if evaluation is None else _ran(evaluation.physics_consistency)
+    consistency = None if evaluation is None else ran(evaluation.physics_consistency)
     tol = None if consistency is None else consistency.wear_drop_tol_mm
     units = {} if evaluation is None else evaluation.units
     frame.attrs.update(name=TABLE2, row_format=dict(ROWS),
