@@ -52,42 +52,16 @@ class ResultsPaths:
     def at(cls, results_dir: str | os.PathLike = "results") -> ResultsPaths:
         return cls(Path(results_dir).expanduser())
 
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "figures"
-
-    @property
-    def tables(self) -> Path:
-        return self.root / "tables"
-
-    @property
-    def executed(self) -> Path:
-        return self.root / EXECUTED_DIR
-
-    @property
-    def exports(self) -> Path:
-        return self.root / EXPORT_DIR
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST
-
-    @property
-    def predictions(self) -> Path:
-        """metrics/test_predictions.csv (notebook 08)"""
-        return self.root / PREDICTIONS_PATH
+    # Folders and files of the run (one line each: a path below ``root``).
+    data = property(lambda self: self.root / "data")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    metrics = property(lambda self: self.root / "metrics")
+    figures = property(lambda self: self.root / "figures")
+    tables = property(lambda self: self.root / "tables")
+    executed = property(lambda self: self.root / EXECUTED_DIR)
+    exports = property(lambda self: self.root / EXPORT_DIR)
+    manifest = property(lambda self: self.root / MANIFEST)
+    predictions = property(lambda self: self.root / PREDICTIONS_PATH)  # written by notebook 08
 
     def checkpoint(self, variant: str) -> Path:
         """``checkpoint(VARIANTS.dense)`` -> results/checkpoints/dense.pt (where it is written)"""
