@@ -45,10 +45,6 @@ def recommend_deploy(fp32: RegressionReport | None, int8: RegressionReport | Non
             "reason": f"int8 recommended: mean per-output R2 drops by {drop:.4f} <= {max_r2_drop}{speed}"}
 
 
-def _median_ms(row) -> float | None:
-    return None if row is None else row.median_ms
-
-
 def deploy_recommendation(results: RunResults, cfg: ReportConfig) -> dict:
     """``recommend_deploy`` on a run's test metrics and CPU timings (Table 1's point)."""
     models = {} if results.test_evaluation is None else results.test_evaluation.models
@@ -57,8 +53,8 @@ def deploy_recommendation(results: RunResults, cfg: ReportConfig) -> dict:
     where = "not timed"
     if bench_measured(bench):
         batch, threads = bench_point(bench, cfg.batch_size)
-        fp32_ms = _median_ms(timing(bench, VARIANTS.structured_ort, batch, threads))
-        int8_ms = _median_ms(timing(bench, VARIANTS.structured_int8_ort, batch, threads))
+        fp32_ms, int8_ms = (None if (row := timing(bench, v, batch, threads)) is None else row.median_ms
+                            for v in (VARIANTS.structured_ort, VARIANTS.structured_int8_ort))
         where = f"CPU batch {batch}, threads={threads}"
     rec = recommend_deploy(models.get(VARIANTS.structured_ort), models.get(VARIANTS.structured_int8_ort),
                            cfg.max_int8_r2_drop, fp32_ms, int8_ms)
