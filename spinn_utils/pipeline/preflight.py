@@ -39,7 +39,7 @@ from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
-from .staging import BACKUP, LOCK, MANIFEST, is_results_folder
+from .staging import BACKUP, LOCK, MANIFEST, movable
 
 
 def lock_path(output: Path) -> Path:
@@ -110,8 +110,7 @@ def check_output(output: Path) -> None:
         manifest = read_manifest(output / MANIFEST)
         ours = (manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
                 or (output / SWEEP_DIR).is_dir())  # a sweep may be the first thing run into a folder
-        other = sorted(p.name for p in output.iterdir() if p.name not in BEFORE_FIRST_RUN
-                       and not p.name.startswith((".spinn", "failed-")) and not is_results_folder(p))
+        other = [p.name for p in movable(output) if p.name not in BEFORE_FIRST_RUN]
         if not ours and other:
             raise UsageError(f"--output {output} is not empty and holds no SPINN results "
                              f"(no manifest.json; found {other[:3]}): name a new folder or a results folder")
