@@ -13,7 +13,6 @@ from spinn_utils.core.stages import (
     STAGES,
     architecture_table,
     contract_files,
-    stage_of,
 )
 from spinn_utils.pipeline.notebooks import discover, notebook_id
 from spinn_utils.pipeline.preflight import CONFIG_CLASSES, RESERVED
@@ -28,7 +27,7 @@ MARKED = re.compile(r"<!-- stage-table[^>]*-->\n(.*?)\n<!-- /stage-table -->", r
 def test_every_notebook_has_one_entry_and_every_entry_a_notebook():
     assert list(NOTEBOOKS) == list(STAGES)
     for nb_id, path in NOTEBOOKS.items():
-        assert stage_of(path.stem) is STAGES[nb_id]
+        assert path.stem == STAGES[nb_id].notebook
 
 
 @pytest.mark.parametrize("nb_id", list(STAGES))

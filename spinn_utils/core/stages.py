@@ -90,11 +90,6 @@ _TABLE = (
 STAGES: dict[str, Stage] = {stage.id: stage for stage in _TABLE}
 
 
-def stage_of(notebook_stem: str) -> Stage | None:
-    """The entry of ``notebooks/<notebook_stem>.ipynb`` (None for a notebook outside the table)."""
-    return next((s for s in _TABLE if s.notebook == notebook_stem), None)
-
-
 def contract_files() -> tuple[str, ...]:
     """Every path a full run writes (relative to the results root) before the checklist, in order."""
     written = [rel for stage in _TABLE for rel in stage.writes]
