@@ -101,11 +101,6 @@ def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None
     return SpinnKernelManager
 
 
-def cell_error(err) -> str:
-    """'cell 7: ValueError: ...' from a PapermillExecutionError."""
-    return f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
-
-
 def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     """Check the options and parameters before anything runs; a problem is a UsageError."""
     if args.output is not None and not str(args.output).strip():
@@ -188,7 +183,8 @@ def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
         _execute(nb, plan, args)
     except PapermillExecutionError as err:
         # A SpinnError is bad input or parameters met inside the notebook: exit 2, like the CLI's.
-        return ("bad input" if err.ename == "SpinnError" else "failed"), cell_error(err)
+        return ("bad input" if err.ename == "SpinnError" else "failed"), \
+            f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
     return "ok", None
 
 
