@@ -45,27 +45,28 @@ def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict:
     return {"python": platform.python_version(), **{p: installed_version(p) for p in packages}}
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name where Linux tells it, else what ``platform`` knows."""
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first ``key`` line of Linux's /proc/cpuinfo (None elsewhere)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name where Linux tells it, else what ``platform`` knows."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 
 
 def cpu_flags() -> list[str]:
-    """The vector-instruction flags that decide kernel speed (AVX2, AVX-512, VNNI, AMX), from Linux's
-    /proc/cpuinfo ([] elsewhere): two machines with the same model name can differ here."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in SIMD_FLAGS if f in have]
-    return []
+    """The vector-instruction flags that decide kernel speed (AVX2, AVX-512, VNNI, AMX; [] off Linux):
+    two machines with the same model name can differ here."""
+    have = set((_cpuinfo("flags") or "").split())
+    return [f for f in SIMD_FLAGS if f in have]
 
 
 def environment_info(device: str | torch.device | None = None) -> dict:
