@@ -43,9 +43,7 @@ def regression_report(
     a constant target, stays NaN here and is written as null)."""
     y_true, y_pred = _as_2d(y_true), _as_2d(y_pred)
     if y_true.shape != y_pred.shape or y_true.shape[1] != len(target_names):
-        raise ValueError(
-            f"shapes {y_true.shape} vs {y_pred.shape} do not fit targets {list(target_names)}"
-        )
+        raise ValueError(f"shapes {y_true.shape} vs {y_pred.shape} do not fit targets {list(target_names)}")
     r2, e_rmse, e_mae = r2_score(y_true, y_pred), rmse(y_true, y_pred), mae(y_true, y_pred)
     per_output = {
         name: {"r2": float(r2[i]), "rmse": float(e_rmse[i]), "mae": float(e_mae[i])}

@@ -1,9 +1,5 @@
-"""Stage configs: frozen dataclasses built from defaults plus checked overrides.
-
-Each stage keeps its settings in a dataclass beside the code that uses them (``DataConfig``,
-``TrainConfig``, ``PruneConfig``, ...), with a ``smoke_test()`` variant; this module builds
-them so that a mistyped knob is an error, not a silently ignored keyword.
-"""
+"""Stage configs built from defaults plus checked overrides: a mistyped knob is an error, not ignored
+(docs/conventions.md, "Stage configs")."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,17 +13,12 @@ def with_overrides(cfg: Any, **overrides: Any) -> Any:
     names = {f.name for f in dataclasses.fields(cfg)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise SpinnError(
-            f"unknown {type(cfg).__name__} field(s) {unknown}; known: {sorted(names)}"
-        )
+        raise SpinnError(f"unknown {type(cfg).__name__} field(s) {unknown}; known: {sorted(names)}")
     return dataclasses.replace(cfg, **overrides)
 
 
 def build_config(cls: type, smoke: bool = False, **overrides: Any) -> Any:
-    """A stage config: ``cls.smoke_test()`` or ``cls()``, then the non-None overrides.
-
-    Notebook knobs default to ``None`` ("use the config's default"), so one notebook
-    parameter cell serves both full and smoke runs without repeating the defaults.
-    """
+    """A stage config: ``cls.smoke_test()`` or ``cls()``, then the non-None overrides (a notebook
+    knob left at None keeps the config's default, so one parameters cell serves full and smoke runs)."""
     base = cls.smoke_test() if smoke else cls()
     return with_overrides(base, **{k: v for k, v in overrides.items() if v is not None})
