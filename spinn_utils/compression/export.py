@@ -12,9 +12,6 @@ each input, the exporter and runtime versions, the source checkpoint's sha256 an
 measured; the model's ``metadata_props`` hold the sha256 of the whole sidecar (``write_export``),
 so the predictor refuses a sidecar edited by hand.
 
-``OnnxModule`` wraps an export as a module on scaled inputs and outputs, so the benchmark and
-the test evaluation compare and score it exactly like the PyTorch variants.
-
 The graph is written with the ``onnx`` package's own builder (``onnx.helper``), node for node
 what ``torch.onnx.export(dynamo=True)`` writes for this MLP (``Gemm`` with ``transB=1`` and the
 activation, opset 18): a DensePINN is only Linear layers and one elementwise activation, and the
@@ -53,7 +50,6 @@ from ..model.onnx_predictor import (
     META_TARGETS,
     RANGE_FACTOR,
     SIDECAR_FORMAT,
-    OnnxPredictor,
     sidecar_digest,
     sidecar_path,
 )
@@ -287,33 +283,3 @@ def export_rows(sidecars: dict[str, dict]) -> list[dict]:
     return [{"export": f"{name}.onnx", "bytes": s["onnx_bytes"], "hidden_dims": s["hidden_dims"],
              **{f"max |diff| {t}": p["max_abs_diff"] for t, p in s["parity"]["per_target"].items()},
              "parity": s["parity"]["passed"]} for name, s in sidecars.items()]
-
-
-class OnnxModule(nn.Module):
-    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest.
-
-    ``source`` is the PyTorch model it was exported from: it holds the same weights, so bytes,
-    FLOPs and parameters are counted from it. ``run_raw`` is the deployed call (raw features
-    in, physical units out) that the benchmark times; ONNX Runtime uses as many intra-op threads
-    as torch has at the moment of the call.
-    """
-
-    def __init__(self, path: str | Path, source: nn.Module, scaler: Scaler) -> None:
-        super().__init__()
-        self.source = source
-        self.predictor = OnnxPredictor(path)
-        if self.predictor.feature_names != list(scaler.feature_names):
-            raise SpinnError(f"{path}: features {self.predictor.feature_names} differ from the "
-                             f"scaler's {scaler.feature_names}; re-run notebook 05.5")
-        self.x_mean, self.x_std = scaler.x_mean, scaler.x_std
-        self.y_mean, self.y_std = scaler.y_mean, scaler.y_std
-
-    def raw_inputs(self, x_scaled: torch.Tensor) -> np.ndarray:
-        return (x_scaled.detach().cpu().double().numpy() * self.x_std + self.x_mean).astype(np.float32)
-
-    def run_raw(self, x_raw: np.ndarray) -> np.ndarray:
-        return self.predictor.run(x_raw, torch.get_num_threads())
-
-    def forward(self, x_scaled: torch.Tensor) -> torch.Tensor:
-        y = self.run_raw(self.raw_inputs(x_scaled))
-        return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))

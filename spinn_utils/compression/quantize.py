@@ -264,7 +264,7 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
             _remove(out_path)
             raise SpinnError(f"{out_path.name}: int8 differs from {fp32_path.name} by more than "
                              f"{cfg.parity_rtol} x each target's std ({parity['per_target']}); no export written")
-        body = {**described, "precision": "int8", "parity": parity,
+        body = {**described, "precision": "int8", "parity": parity, "weight_bytes": initializer_bytes(files[mode]),
                 "quantization": {"mode": mode, "why": why, "candidates": candidates,
                                  "float_layers": float_layers(fp32_path),
                                  "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
