@@ -159,8 +159,8 @@ def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.
             "rtol_of_target_std": rtol, "n": int(len(x_raw)), "inputs": "test split, raw features"}
 
 
-def _remove_export(path: Path) -> None:
-    """An older export left beside a failed one would be read as this run's."""
+def remove_export(path: Path) -> None:
+    """Remove ``path`` and its sidecar: a stale export beside a failed one would be read as this run's."""
     path.unlink(missing_ok=True)
     sidecar_path(path).unlink(missing_ok=True)
 
@@ -236,7 +236,7 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
         onnx.save(proto, str(tmp))
         parity = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
         if not parity["passed"]:
-            _remove_export(out_path)
+            remove_export(out_path)
             raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
                              f"(max |diff| per target {parity['per_target']}); no export written")
         body = sidecar_body(model, scaler, cfg, source=source, id_columns=id_columns,
