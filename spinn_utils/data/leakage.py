@@ -1,8 +1,8 @@
 """The leakage check: ten ways test experiments or targets could leak into the inputs, each able to fail.
 
-An earlier version of this pipeline scored well on test data because a target had been
-copied into an input (``thermal_displacement`` was an exact multiple of the input
-``cumulative_heat``). The checks (docs/data.md, "Splits and leakage"), in four groups:
+A target copied into an input (say ``thermal_displacement`` an exact multiple of an input
+``cumulative_heat``) scores well on any test split. The checks (docs/data.md, "Splits and
+leakage"), in four groups:
 
 the splits and the scaler
 
