@@ -20,7 +20,6 @@ from spinn_utils.benchmark.variants import ATOL, _ort_variant, load_variants
 from spinn_utils.benchmark.workers import ORT_WORKER, Worker
 from spinn_utils.compression.export import (
     ExportConfig,
-    OnnxModule,
     build_graph,
     export_checkpoints,
     export_model,
@@ -34,6 +33,7 @@ from spinn_utils.compression.quantize import (
     float_layers,
     quantize_exports,
 )
+from spinn_utils.compression.run_models import OnnxModule
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS

@@ -8,10 +8,10 @@ import torch
 from builders import saved_run
 from builders import tiny_model as _model
 
-from spinn_utils.compression.export import ExportConfig, OnnxModule, export_checkpoints
+from spinn_utils.compression.export import ExportConfig, export_checkpoints
 from spinn_utils.compression.magnitude import apply_masks, global_magnitude_masks
 from spinn_utils.compression.quantize import QuantConfig, quantize_exports
-from spinn_utils.compression.run_models import check_scaler, load_run_models
+from spinn_utils.compression.run_models import OnnxModule, check_scaler, load_run_models
 from spinn_utils.compression.sparse import (
     SparsePINN,
     convert_dense_to_sparse,

@@ -15,7 +15,6 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ..compression.quantize import initializer_bytes
 from ..compression.run_models import RunModels, load_export, load_run_models
 from ..compression.semi24 import semi_structured_model
 from ..compression.sparse import FORMATS, convert_dense_to_sparse
@@ -148,10 +147,13 @@ def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, run: RunM
     notes = {"runtime": f"onnxruntime {ort.__version__}, CPUExecutionProvider",
              "intra_op_threads": "the thread count of each point", "inter_op_threads": 1,
              "onnx_bytes": path.stat().st_size, "input": "raw features; outputs in physical units"}
+    weight_bytes = module.predictor.meta.get("weight_bytes")  # an int8 graph's, from its sidecar
     if precision:
         notes["quantization"] = module.predictor.meta.get("quantization", {}).get("mode")
+        if weight_bytes is None:
+            raise SpinnError(f"{path}: its sidecar records no weight_bytes; re-run notebook 05.5")
     return Variant(name, module, "onnx", reference, str(path), notes=notes, to_input=module.raw_inputs,
-                   precision=precision, weight_bytes=initializer_bytes(path) if precision else None)
+                   precision=precision, weight_bytes=weight_bytes)
 
 
 def load_variants(paths: ResultsPaths, device, formats: tuple[str, ...] = (*FORMATS, registry.SEMI24_FORMAT)) -> list[Variant]:

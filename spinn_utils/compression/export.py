@@ -12,9 +12,6 @@ each input, the exporter and runtime versions, the source checkpoint's sha256 an
 measured; the model's ``metadata_props`` hold the sha256 of the whole sidecar (``write_export``),
 so the predictor refuses a sidecar edited by hand.
 
-``OnnxModule`` wraps an export as a module on scaled inputs and outputs, so the benchmark and
-the test evaluation compare and score it exactly like the PyTorch variants.
-
 The graph is written with the ``onnx`` package's own builder (``onnx.helper``), node for node
 what ``torch.onnx.export(dynamo=True)`` writes for this MLP (``Gemm`` with ``transB=1`` and the
 activation, opset 18): a DensePINN is only Linear layers and one elementwise activation, and the
@@ -53,7 +50,6 @@ from ..model.onnx_predictor import (
     META_TARGETS,
     RANGE_FACTOR,
     SIDECAR_FORMAT,
-    OnnxPredictor,
     sidecar_digest,
     sidecar_path,
 )
@@ -163,8 +159,8 @@ def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.
             "rtol_of_target_std": rtol, "n": int(len(x_raw)), "inputs": "test split, raw features"}
 
 
-def _remove_export(path: Path) -> None:
-    """An older export left beside a failed one would be read as this run's."""
+def remove_export(path: Path) -> None:
+    """Remove ``path`` and its sidecar: a stale export beside a failed one would be read as this run's."""
     path.unlink(missing_ok=True)
     sidecar_path(path).unlink(missing_ok=True)
 
@@ -240,7 +236,7 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
         onnx.save(proto, str(tmp))
         parity = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
         if not parity["passed"]:
-            _remove_export(out_path)
+            remove_export(out_path)
             raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
                              f"(max |diff| per target {parity['per_target']}); no export written")
         body = sidecar_body(model, scaler, cfg, source=source, id_columns=id_columns,
@@ -287,33 +283,3 @@ def export_rows(sidecars: dict[str, dict]) -> list[dict]:
     return [{"export": f"{name}.onnx", "bytes": s["onnx_bytes"], "hidden_dims": s["hidden_dims"],
              **{f"max |diff| {t}": p["max_abs_diff"] for t, p in s["parity"]["per_target"].items()},
              "parity": s["parity"]["passed"]} for name, s in sidecars.items()]
-
-
-class OnnxModule(nn.Module):
-    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest.
-
-    ``source`` is the PyTorch model it was exported from: it holds the same weights, so bytes,
-    FLOPs and parameters are counted from it. ``run_raw`` is the deployed call (raw features
-    in, physical units out) that the benchmark times; ONNX Runtime uses as many intra-op threads
-    as torch has at the moment of the call.
-    """
-
-    def __init__(self, path: str | Path, source: nn.Module, scaler: Scaler) -> None:
-        super().__init__()
-        self.source = source
-        self.predictor = OnnxPredictor(path)
-        if self.predictor.feature_names != list(scaler.feature_names):
-            raise SpinnError(f"{path}: features {self.predictor.feature_names} differ from the "
-                             f"scaler's {scaler.feature_names}; re-run notebook 05.5")
-        self.x_mean, self.x_std = scaler.x_mean, scaler.x_std
-        self.y_mean, self.y_std = scaler.y_mean, scaler.y_std
-
-    def raw_inputs(self, x_scaled: torch.Tensor) -> np.ndarray:
-        return (x_scaled.detach().cpu().double().numpy() * self.x_std + self.x_mean).astype(np.float32)
-
-    def run_raw(self, x_raw: np.ndarray) -> np.ndarray:
-        return self.predictor.run(x_raw, torch.get_num_threads())
-
-    def forward(self, x_scaled: torch.Tensor) -> torch.Tensor:
-        y = self.run_raw(self.raw_inputs(x_scaled))
-        return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))

@@ -54,7 +54,7 @@ from ..data.schema import target_unit
 from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar, sidecar_path
 from ..model.sequence_predictor import is_hard, predictions
 from ..model.sequences import sequence_of
-from .export import write_export
+from .export import remove_export, write_export
 
 MODES = ("static", "dynamic")
 
@@ -261,10 +261,10 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
         parity = parity_vs_fp32(y_int8, y_fp32, data.target_names, data.scaler.y_std, cfg.parity_rtol)
         parity["n"] = len(x_test)
         if not parity["passed"]:
-            _remove(out_path)
+            remove_export(out_path)
             raise SpinnError(f"{out_path.name}: int8 differs from {fp32_path.name} by more than "
                              f"{cfg.parity_rtol} x each target's std ({parity['per_target']}); no export written")
-        body = {**described, "precision": "int8", "parity": parity,
+        body = {**described, "precision": "int8", "parity": parity, "weight_bytes": initializer_bytes(files[mode]),
                 "quantization": {"mode": mode, "why": why, "candidates": candidates,
                                  "float_layers": float_layers(fp32_path),
                                  "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
@@ -278,12 +278,6 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
             f.unlink()
         work.rmdir()
     return sidecar
-
-
-def _remove(path: Path) -> None:
-    """A stale int8 export beside a failed one would be read as this run's."""
-    path.unlink(missing_ok=True)
-    sidecar_path(path).unlink(missing_ok=True)
 
 
 def quantize_exports(paths: ResultsPaths, data: PreparedData, cfg: QuantConfig) -> dict[str, dict]:

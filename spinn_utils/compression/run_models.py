@@ -5,7 +5,9 @@
 models with their checkpoint metadata, keyed by variant name. It refuses what today's callers
 refuse: a missing file, a checkpoint of another kind, a
 sparse checkpoint holding another format than its name says and, when ``data`` is given, a
-checkpoint trained with another scaler or column order than the prepared data.
+checkpoint trained with another scaler or column order than the prepared data. ``OnnxModule``
+wraps an export so that it is checked, scored and timed like the PyTorch variants; this module
+never imports ``onnx`` (only ONNX Runtime), so loading a run's models stays cheap.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ from ..core.registry import (
 )
 from ..data.dataset import PreparedData, Scaler
 from ..model.checkpoints import load_dense_model
+from ..model.onnx_predictor import OnnxPredictor
 from ..model.sequence_head import body_of, with_saved_head
-from .export import OnnxModule
 from .sparse import load_sparse_model
 
 
@@ -56,6 +58,36 @@ def check_scaler(meta: dict, data: PreparedData, name: str) -> None:
         if not np.allclose(getattr(saved, key), getattr(data.scaler, key), rtol=1e-6, atol=1e-9):
             raise SpinnError(f"{name}: checkpoint scaler {key} differs from the prepared data's; "
                              "re-run notebooks 02-05.5 on this data")
+
+
+class OnnxModule(nn.Module):
+    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest.
+
+    ``source`` is the PyTorch model it was exported from: it holds the same weights, so bytes,
+    FLOPs and parameters are counted from it. ``run_raw`` is the deployed call (raw features
+    in, physical units out) that the benchmark times; ONNX Runtime uses as many intra-op threads
+    as torch has at the moment of the call.
+    """
+
+    def __init__(self, path: str | Path, source: nn.Module, scaler: Scaler) -> None:
+        super().__init__()
+        self.source = source
+        self.predictor = OnnxPredictor(path)
+        if self.predictor.feature_names != list(scaler.feature_names):
+            raise SpinnError(f"{path}: features {self.predictor.feature_names} differ from the "
+                             f"scaler's {scaler.feature_names}; re-run notebook 05.5")
+        self.x_mean, self.x_std = scaler.x_mean, scaler.x_std
+        self.y_mean, self.y_std = scaler.y_mean, scaler.y_std
+
+    def raw_inputs(self, x_scaled: torch.Tensor) -> np.ndarray:
+        return (x_scaled.detach().cpu().double().numpy() * self.x_std + self.x_mean).astype(np.float32)
+
+    def run_raw(self, x_raw: np.ndarray) -> np.ndarray:
+        return self.predictor.run(x_raw, torch.get_num_threads())
+
+    def forward(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        y = self.run_raw(self.raw_inputs(x_scaled))
+        return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))
 
 
 def _load_checkpoint_variant(paths: ResultsPaths, name: str) -> tuple[nn.Module, dict, Path]:

@@ -1,8 +1,8 @@
 """The leakage check: ten ways test experiments or targets could leak into the inputs, each able to fail.
 
-A target copied into an input (``thermal_displacement`` an exact multiple of
-``cumulative_heat``) scores well on test data and means nothing. The checks (docs/data.md,
-"Splits and leakage"), in four groups:
+A target copied into an input (say ``thermal_displacement`` an exact multiple of an input
+``cumulative_heat``) scores well on any test split. The checks (docs/data.md, "Splits and
+leakage"), in four groups:
 
 the splits and the scaler
 

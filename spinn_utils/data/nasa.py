@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.io
 
 from ..core.errors import SpinnError, first_line
 from .milling import (
@@ -35,9 +34,9 @@ NASA_COOLING_MIN = 5.0  # idle minutes between runs: mill.mat does not record th
 # MemoryError, so the header is checked first. 7.3 files are HDF5, which scipy does not read.
 MAT_HEADER_BYTES = 128
 MAT_V5_TEXT, MAT_V73_TEXT, MAT_BYTE_ORDERS = b"MATLAB 5.0 MAT-file", b"MATLAB 7.3 MAT-file", (b"IM", b"MI")
-# What scipy raises on a file whose header is right but whose body is damaged (truncated, overwritten).
-MAT_READ_ERRORS = (scipy.io.matlab.MatReadError, ValueError, OSError, NotImplementedError, TypeError,
-                   IndexError, KeyError, EOFError, MemoryError, OverflowError)
+# What scipy raises, besides MatReadError, on a file whose header is right but whose body is damaged.
+MAT_READ_ERRORS = (ValueError, OSError, NotImplementedError, TypeError, IndexError, KeyError, EOFError,
+                   MemoryError, OverflowError)
 
 
 def _scalar(value, field: str, index: int) -> float:
@@ -99,9 +98,10 @@ def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
     (``cutting_power_kw``), with ``NASA_COOLING_MIN`` of cooling between runs.
     """
     check_mat_file(path)
+    import scipy.io  # here: pre-flight imports this module, and scipy.io takes ~0.4 s to import
     try:
         mat = scipy.io.loadmat(str(path), squeeze_me=False, struct_as_record=True)
-    except MAT_READ_ERRORS as err:
+    except (scipy.io.matlab.MatReadError, *MAT_READ_ERRORS) as err:
         raise SpinnError(f"cannot read {path}: it has a MATLAB header but its content is damaged or "
                          f"truncated ({type(err).__name__}: {first_line(err)})") from err
     if "mill" not in mat:

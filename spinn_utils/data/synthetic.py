@@ -6,40 +6,11 @@ data. Each run yields six sensor signals of 9000 samples at 250 Hz; they are cut
 fixed windows and reduced to mean and RMS per channel (``milling.window_stats``, shared
 with the reader of NASA's ``mill.mat`` in ``nasa.py``, so both sources give the same table).
 
-Physics and constants (sources; "assumption" marks a modelling choice, not a measurement):
-
-- Setup (Goebel & Agogino, "Milling Data Set", NASA Ames Prognostics Data Repository,
-  2007): 200 m/min = 826 rev/min, 70 mm face mill with 6 KC710 inserts, workpiece
-  483 x 178 x 51 mm, DOC 0.75 / 1.5 mm, feed 0.25 / 0.5 mm/rev, cast iron / steel,
-  6 channels at 250 Hz, 9000 samples per run.
-- One run = one pass over the workpiece: (483 + 70) mm of travel at feed x 826 mm/min,
-  cutter fully engaged (a_e = 70 mm) except while it enters/leaves over one diameter.
-- Cutting power P = u * MRR * (1 + BETA_F * VB): specific cutting energy u = 1.6 (cast
-  iron) / 2.7 (steel) W s/mm^3, the low ends of Kalpakjian & Schmid, "Manufacturing
-  Engineering and Technology", table of specific energies (cast irons 1.1-5.4, steels
-  2.7-9.3); a worn flank rubs, raising force by BETA_F = 0.8 per mm of VB (assumption, in
-  line with wear-land force models that add a rubbing force proportional to VB).
-- Wear (Archard, J. Appl. Phys. 24, 1953: wear rate ~ K * F_c * v_c / H, and F_c * v_c is
-  the cutting power): VB(t) = break-in + W(t), break-in 0.08 mm with a 1.5 min time
-  constant, and dW/dt = K_W * P0 * (1 + BETA_F * W) * (1 + 1.5 x^2 / (1 + x^2)) with
-  x = W / 0.5 mm: the force feedback plus a saturating third stage that raises the rate
-  up to 2.5x past ~0.5 mm (assumption; it keeps VB below ~1.6 mm, as in mill.mat).
-  K_W = 0.03 mm/(kW min) puts the harshest setting at the 0.7 mm limit after 5 runs and
-  the mildest after 17, so with 1-2 runs beyond the limit there are ~190 runs, 6-20 per
-  experiment (mill.mat: 167 runs). Each insert set scatters K_W by 15 % (log-normal,
-  assumption). Measured VB = true VB + 0.01 mm noise (microscope resolution, assumption),
-  kept non-decreasing (a wear land cannot shrink); ~10 % of runs are "not measured"
-  (NaN) as in mill.mat, never the last run of an experiment.
-- Sensors: spindle DC current = ``ThermalModel.idle_current_a + P / kw_per_amp`` + noise,
-  so ``ThermalModel.power_kw_from_current(smc_dc_mean)`` recovers the power that heats the
-  spindle; the AC current is that current on 60 Hz mains; vibration oscillates at the
-  tooth-passing frequency (826 * 6 / 60 = 82.6 Hz) with an amplitude growing with power
-  and VB; acoustic emission is a positive RMS level growing with VB. Entry/exit impacts
-  add bursts at both ends of the pass. Gains and noise levels are assumptions.
-- Thermal displacement: ``thermal.ThermalModel`` (lumped first-order model, its docstring
-  gives the constants) driven by each window's cutting power, carried across the runs of
-  an experiment with 3-8 min of cooling between runs (insert inspection, assumption),
-  plus 0.05 um measurement noise. It depends on the cutting history, not on one window.
+docs/data.md ("Embedded synthetic milling data") gives the model behind every constant below:
+cutting power (Kalpakjian & Schmid's specific energies), three-stage wear with an Archard-law
+rate (Archard, J. Appl. Phys. 24, 1953), the sensors, the thermal displacement
+(``thermal.ThermalModel``) and which values are assumptions (Goebel & Agogino, "Milling Data
+Set", NASA Ames Prognostics Data Repository, 2007, for the setup).
 """
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 One enumeration of layers serves every representation: a layer is any module owning a 2-D
 ``weight`` (an ``nn.Linear`` parameter, a ``SparseLinear`` COO/CSR buffer, or a 2:4
 semi-structured parameter). Bytes count everything a weight takes (values + indices +
-offsets: values alone would make COO look smaller than dense).
-FLOPs count one multiply and one add per weight the kernel touches plus one add per bias; a
+offsets). FLOPs count one multiply and one add per weight the kernel touches plus one add per bias; a
 dense kernel touches the zeros too, so ``flops_nonzero`` reports the useful work separately.
 """
 from __future__ import annotations

@@ -10,8 +10,7 @@ prediction of a hard model.
 
 Default 18 -> 512 -> 512 -> 512 -> 256 -> 2 with tanh counts exactly 666,882 parameters
 (the paper's dense baseline). Layers live in ``self.network`` (an ``nn.Sequential`` with the
-activation between Linear layers), so state_dict keys are ``network.0.weight``,
-``network.2.weight``, ..., the keys ``compression.legacy_checkpoint`` reads too.
+activation between Linear layers): state_dict keys ``network.0.weight``, ``network.2.weight``, ...
 """
 from __future__ import annotations
 

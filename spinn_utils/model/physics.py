@@ -173,19 +173,6 @@ def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: 
     return (residual_um / _stat(scaler.y_std, d_i, x)).pow(2).mean()
 
 
-def thermal_residual_rms_um(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler,
-                            cfg: PhysicsConfig, batch_size: int = 4096) -> float:
-    """RMS of the thermal ODE residual (um) of ``model`` over every row of ``x_scaled``."""
-    t_i = _index(scaler.feature_names, cfg.time_col, "the time input")
-    d_i = _index(scaler.target_names, cfg.thermal_target, "the thermal target")
-    squares = []
-    for i in range(0, len(x_scaled), batch_size):
-        x = x_scaled[i:i + batch_size].detach()
-        y, dy_dt = time_derivative(model, x, t_i)
-        squares.append(_thermal_residual_um(x, y.detach(), dy_dt.detach(), scaler, cfg, t_i, d_i).pow(2))
-    return float(torch.cat(squares).mean().sqrt())
-
-
 def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
     """Mean squared drop of predicted (scaled) wear from each window to the next one."""
     if pairs is None:
