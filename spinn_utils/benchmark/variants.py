@@ -150,8 +150,9 @@ def _ort_variant(name: str, paths: ResultsPaths, device: torch.device, run: RunM
     weight_bytes = module.predictor.meta.get("weight_bytes")  # an int8 graph's, from its sidecar
     if precision:
         notes["quantization"] = module.predictor.meta.get("quantization", {}).get("mode")
-        if weight_bytes is None:
-            raise SpinnError(f"{path}: its sidecar records no weight_bytes; re-run notebook 05.5")
+        if weight_bytes is None:  # a sidecar without them: count the graph's weights (onnx takes ~1 s to import)
+            import onnx
+            weight_bytes = sum(onnx.numpy_helper.to_array(t).nbytes for t in onnx.load(str(path)).graph.initializer)
     return Variant(name, module, "onnx", reference, str(path), notes=notes, to_input=module.raw_inputs,
                    precision=precision, weight_bytes=weight_bytes)
 
