@@ -56,8 +56,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="tolerated loss of test mean per-output R2 against dense (default 0.01)")
     ap.add_argument("--batch", type=int, default=Rule.batch, metavar="N", help="your batch size (default 1000)")
     ap.add_argument("--threads", type=int, default=Rule.threads, metavar="N", help="your CPU threads (default 2)")
-    ap.add_argument("--max-seeds", type=int, default=5, metavar="N",
-                    help="race a close candidate up to this many seeds (default 5; the sweep's count: no race)")
+    ap.add_argument("--max-seeds", type=int, default=8, metavar="N",
+                    help="race a close candidate up to this many seeds (default 8; the sweep's count: no race)")
     ap.add_argument("--no-retrain", action="store_true", help="only the rule's choice, from the sweep")
     ap.add_argument("--workers", type=int, metavar="N", help="workers of the race's cluster (default: one per core)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device for training")
@@ -88,7 +88,7 @@ def _race(output: Path, sweep, decision: Decision, args) -> bool:
     if not racers:
         return False
     first = max(sweep.seeds) + 1  # the same added seeds on every call: a second call resumes them
-    seeds = list(range(first, first + args.max_seeds - min(c.n for c in racers)))
+    seeds = list(range(first, first + args.max_seeds - len(sweep.seeds)))
     levels = sorted({c.sparsity for c in racers})
     print(f"race: {', '.join(c.label for c in racers)} not yet shown ({'; '.join(c.drop_text() for c in racers)}): "
           f"seeds {seeds} at {levels}")
@@ -121,7 +121,7 @@ def _retrain(output: Path, sweep, decision: Decision, args) -> Path:
 def _time_deployed(folder: Path, variant: str, rule: Rule, smoke: bool):
     """The chosen representation and dense eager (and the model it must reproduce), each as deployed,
     at batch 1 and the asked batch."""
-    base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=5.0, gemm_size=1024)
+    base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=5.0)
     cfg = replace(base, cpu_batch_sizes=tuple(sorted({1, rule.batch})), threads=(rule.threads,),
                   formats=("coo", "csr"), progress=False)
     wanted = {VARIANTS.dense, variant, VARIANT[variant].reference}  # a model is checked against its reference
@@ -160,7 +160,7 @@ def recommend(args: argparse.Namespace) -> int:
 
 
 def recommend_here(results_dir: str, max_r2_drop: float = Rule.max_r2_drop, batch: int = Rule.batch,
-                   threads: int = Rule.threads, max_seeds: int = 5, notebook_dir: str = "") -> int:
+                   threads: int = Rule.threads, max_seeds: int = 8, notebook_dir: str = "") -> int:
     """Notebook 10's way to run ``spinn-run recommend`` on ``results_dir`` (its exit code; bad input
     raises). ``notebook_dir``: the pipeline's notebooks ("" for this checkout's)."""
     return recommend(argparse.Namespace(

@@ -12,9 +12,16 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.io import atomic_path, file_sha256, to_jsonable, write_json
+from ..core.io import atomic_path, file_sha256, read_json, to_jsonable, write_json
 from ..core.paths import ResultsPaths
-from ..core.registry import DEPLOY_CARD, DEPLOY_JSON, ORT_EXPORTS, RECOMMEND_FIGURE, VARIANTS
+from ..core.registry import (
+    DEPLOY_CARD,
+    DEPLOY_JSON,
+    ORT_EXPORTS,
+    RECOMMEND_FIGURE,
+    VARIANT,
+    VARIANTS,
+)
 from ..core.results_schema_eval import Benchmark, TestEvaluation
 from ..core.results_schema_sweep import SweepPoint
 from ..core.spread import mean_sem
@@ -33,6 +40,16 @@ def model_file(folder: Path, variant: str) -> tuple[Path, Path | None, str]:
     run = (f"from spinn_utils.compression.run_models import load_run_models; from spinn_utils.core.paths import "
            f"ResultsPaths; model = load_run_models(ResultsPaths('{folder}'), ['{variant}']).models['{variant}']")
     return stored, None, run
+
+
+def _notes(sidecar: Path | None) -> list[str]:
+    """What a user must know before shipping the file (dynamic int8's batch dependence)."""
+    meta = read_json(sidecar, "sidecar") if sidecar is not None and sidecar.is_file() else {}
+    if (meta.get("quantization") or {}).get("mode") != "dynamic":
+        return []
+    return ["Dynamic int8 scales each batch by its own range: a row's prediction depends slightly on the rows "
+            "predicted with it (the sidecar's parity block measures it). Ship the fp32 export where a row must "
+            "always get the same answer."]
 
 
 def _timing(bench: Benchmark, variant: str, batch: int) -> dict | None:
@@ -72,6 +89,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
                   "sidecar": None if sidecar is None else str(sidecar),
                   "sidecar_sha256": file_sha256(sidecar) if sidecar and sidecar.is_file() else None},
         "how_to_run": run,
+        "notes": _notes(sidecar),
         "accuracy": {"mean_r2": mine.mean_r2, "dense_mean_r2": dense.mean_r2, "drop": dense.mean_r2 - mine.mean_r2,
                      "within_tolerance": dense.mean_r2 - mine.mean_r2 <= rule.max_r2_drop,
                      "per_output": {t: {"r2": m.r2, "rmse": m.rmse, "dense_r2": dense.per_output[t].r2,
@@ -80,7 +98,9 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
                      "units": test.units,
                      "sweep": {"seeds": c.seeds, "drops": c.drops, "mean_drop": c.mean_drop, "sd_drop": c.sd_drop,
                                "bound": c.bound(rule), "speedups": c.speedups}},
-        "physics": {"model": physics.get(scored), "measured": getattr(test.physics_consistency, "measured", None)},
+        # notebook 08 checks the physics of the PyTorch models; an export computes what its reference does
+        "physics": {"model": physics.get(scored) or physics.get(VARIANT[scored].reference),
+                    "measured": getattr(test.physics_consistency, "measured", None)},
         "latency": latency,
         "latency_text": (f"{at.get('ms', float('nan')):.3g} ms at batch {rule.batch}, {rule.threads} threads: "
                          f"{at.get('speedup_vs_dense') or float('nan'):.2f}x dense eager, "
@@ -114,6 +134,7 @@ def card_markdown(card: dict) -> str:
              f"- **File**: `{m['file']}` (sha256 `{m['sha256']}`)" + (
                  f"; sidecar `{m['sidecar']}` (sha256 `{m['sidecar_sha256']}`)" if m["sidecar"] else ""),
              f"- **Run it**: `{card['how_to_run']}`",
+             *(f"- **Note**: {n}" for n in card["notes"]),
              f"- **Chosen by**: {card['rule']}.",
              f"- **Error rate of that rule** on simulated records with the sweep's paired spread (sd "
              f"{r['paired_sd'] if r['paired_sd'] is None else round(r['paired_sd'], 4)}, {r['seeds']} seeds): a model "
