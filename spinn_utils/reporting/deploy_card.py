@@ -206,7 +206,7 @@ def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
            title="Which model to deploy (o: shown within the tolerance, x: not shown)")
     handles, labels = ax.get_legend_handles_labels()
     keep = dict(zip(labels, handles))  # one legend entry per representation
-    ax.legend(keep.values(), keep.keys(), fontsize=7, loc="upper right")
+    key.legend(keep.values(), keep.keys(), fontsize=7, loc="lower left")  # beside the plot, off the data
     return fig
 
 
