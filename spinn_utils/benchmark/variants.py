@@ -1,10 +1,6 @@
-"""The model variants a benchmark times, what each costs, and whether it computes its reference.
-
-``load_variants`` builds every representation from the run's checkpoints and exports (dense,
-masked, COO/CSR and 2:4 from the masked model, structured, the ONNX Runtime exports);
-``describe_variant`` counts storage and FLOPs (2 per weight the kernel touches, zeros included,
-+ 1 per bias; ``flops_nonzero`` the useful work); ``check_outputs`` compares each with its
-reference, so a fast wrong variant is never timed (docs/benchmarking.md).
+"""The model variants a benchmark times (``load_variants``), what each stores and computes
+(``describe_variant``), and whether it computes its reference (``check_outputs``: a fast wrong
+variant is never timed). FLOPs and methods: docs/benchmarking.md.
 """
 from __future__ import annotations
 
