@@ -4,13 +4,13 @@ import json
 import re
 
 import pytest
-from results_factory import bench, evaluation_record
+from results_factory import bench, evaluation_record, evolve, metrics
 
 from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import DEPLOY_CARD, DEPLOY_JSON, VARIANTS
 from spinn_utils.pipeline.cli import main
-from spinn_utils.reporting.deploy_card import write_card
+from spinn_utils.reporting.deploy_card import card_markdown, card_record, write_card
 from spinn_utils.reporting.recommend_rule import Rule, accept_rates, decide, error_rate_line
 from spinn_utils.reporting.sweep_report import load_sweep
 
@@ -120,3 +120,15 @@ def test_the_deploy_card_holds_the_file_hash_accuracy_latency_and_rule(tmp_path)
     text = (folder / DEPLOY_CARD).read_text()
     assert "faster, not shown: SPINN structured (ONNX Runtime) at 90.0%" in text and "sha256" in text
     assert (folder / "figures" / "recommend_pareto.png").stat().st_size > 10_000
+
+
+def test_a_full_schedule_miss_is_said_and_the_next_shown_candidate_named(tmp_path):
+    """The sweep showed the 80% point; retrained at the full schedule it loses 0.05: the card says
+    it is outside the tolerance and names the next shown candidate (here dense)."""
+    decision = decide(list(two_points(tmp_path).points), Rule())
+    evaluation = evolve(evaluation_record(), f"models.{VARIANTS.structured_ort}", metrics(0.72, 0.68))
+    card = card_record(tmp_path / "recommended", decision, evaluation,
+                       bench({"dense": 10.0, VARIANTS.structured_ort: 2.0}, threads=(2,)), list(two_points(tmp_path).points))
+    assert card["accuracy"]["drop"] == pytest.approx(0.75 - 0.70) and not card["accuracy"]["within_tolerance"]
+    assert card["next"] == "Dense PINN"
+    assert "OUTSIDE the tolerance 0.01" in card_markdown(card)
