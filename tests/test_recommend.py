@@ -8,7 +8,7 @@ from results_factory import bench, evaluation_record, evolve, metrics
 
 from spinn_utils.core.io import write_json
 from spinn_utils.core.paths import ResultsPaths
-from spinn_utils.core.registry import DEPLOY_CARD, DEPLOY_JSON, VARIANTS
+from spinn_utils.core.registry import DEPLOY_CARD, DEPLOY_JSON, LABELS, VARIANTS
 from spinn_utils.pipeline.cli import main
 from spinn_utils.reporting.deploy_card import card_markdown, card_record, write_card
 from spinn_utils.reporting.recommend_rule import Rule, accept_rates, decide, error_rate_line
@@ -130,5 +130,5 @@ def test_a_full_schedule_miss_is_said_and_the_next_shown_candidate_named(tmp_pat
     card = card_record(tmp_path / "recommended", decision, evaluation,
                        bench({"dense": 10.0, VARIANTS.structured_ort: 2.0}, threads=(2,)), list(two_points(tmp_path).points))
     assert card["accuracy"]["drop"] == pytest.approx(0.75 - 0.70) and not card["accuracy"]["within_tolerance"]
-    assert card["next"] == "Dense PINN"
+    assert card["next"] == LABELS[VARIANTS.dense]
     assert "OUTSIDE the tolerance 0.01" in card_markdown(card)
