@@ -7,10 +7,6 @@ CPU. Early stopping watches the validation data MSE (scaled targets) and, at the
 loads a deep copy of the best epoch's state_dict back into the model. ``after_step(model)``
 runs after every optimizer step; pruning uses it to re-apply its masks.
 
-The update is torch's own (``torch.optim.adam.adam``, what ``torch.optim.Adam.step`` calls), held
-by ``Adam`` below: the ``torch.optim.Optimizer`` class imports ``torch._dynamo`` when it is built
-and stepped, ~1.7 s of CPU in every process that trains (notebooks 02, 03, 08, each sweep point).
-
 References: Kingma & Ba, "Adam", ICLR 2015; Prechelt, "Early stopping - but when?" (1998).
 """
 from __future__ import annotations
@@ -24,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.adam import adam
 from tqdm.auto import tqdm
 
 from ..core.errors import SpinnError
@@ -149,46 +144,6 @@ class EarlyStopping:
         model.load_state_dict(self.best_state)
 
 
-class Adam:
-    """``torch.optim.Adam`` (default betas and eps) with ``ReduceLROnPlateau(mode="min")``'s rule in
-    ``plateau``: the same arithmetic, without the Optimizer class (module docstring)."""
-
-    def __init__(self, groups: list[dict], cfg: TrainConfig) -> None:
-        self.param_groups = [{"lr": cfg.lr, "weight_decay": cfg.weight_decay, **g} for g in groups]
-        self.state: dict[torch.Tensor, dict] = {}
-        self.cfg, self.best, self.bad_epochs = cfg, math.inf, 0
-
-    def zero_grad(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            states = [self.state.setdefault(p, {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
-                                                "exp_avg_sq": torch.zeros_like(p)}) for p in params]
-            adam(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-                 [s["exp_avg_sq"] for s in states], [], [s["step"] for s in states], amsgrad=False,
-                 beta1=0.9, beta2=0.999, lr=group["lr"], weight_decay=group["weight_decay"], eps=1e-8,
-                 maximize=False)
-
-    def plateau(self, val_loss: float) -> None:
-        """Scale every group's LR by ``lr_factor`` (not below ``min_lr``) after more than
-        ``lr_patience`` epochs without a relative improvement of 1e-4."""
-        if val_loss < self.best * (1 - 1e-4):
-            self.best, self.bad_epochs = val_loss, 0
-            return
-        self.bad_epochs += 1
-        if self.bad_epochs > self.cfg.lr_patience:
-            self.bad_epochs = 0
-            for group in self.param_groups:
-                new_lr = max(group["lr"] * self.cfg.lr_factor, self.cfg.min_lr)
-                if group["lr"] - new_lr > 1e-8:
-                    group["lr"] = new_lr
-
-
 @dataclass
 class _Step:
     """What one optimizer step needs besides the batch (fixed for a whole fit)."""
@@ -196,7 +151,7 @@ class _Step:
     cfg: TrainConfig
     physics: PhysicsConfig
     data: PreparedData
-    optimizer: Adam
+    optimizer: torch.optim.Optimizer
     after_step: Callable[[nn.Module], None] | None
     desc: str
     pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # consecutive train windows (wear_sequence)
@@ -269,7 +224,7 @@ def _apply_step(model: nn.Module, loss: torch.Tensor, step: _Step, epoch: int) -
             f"{step.desc}: loss became {loss.item()} at epoch {epoch} (lr={step.cfg.lr}); "
             "lower the learning rate or the physics weights"
         )
-    step.optimizer.zero_grad()
+    step.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if step.cfg.grad_clip_norm > 0:
         nn.utils.clip_grad_norm_(model.parameters(), step.cfg.grad_clip_norm)
@@ -329,7 +284,10 @@ def fit(
     groups = [{"params": [p for p in model.parameters() if id(p) not in head_params]}]
     if head is not None:
         groups.append({"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
-    optimizer = Adam(groups, cfg)
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+    )
     hard = head is not None
     if hard:  # the physics holds by construction: no soft term applies
         physics = PhysicsConfig.off()
@@ -352,7 +310,7 @@ def fit(
             sums = _train_epoch(model, x_train, y_train, order, step, epoch)
             val_loss, val_r2 = _validate(model, x_val, y_val, cfg, data.target_names)
         lr_now = optimizer.param_groups[0]["lr"]
-        optimizer.plateau(val_loss)
+        scheduler.step(val_loss)
         history.append({"epoch": epoch, **sums, "val_loss": val_loss, "val_r2": val_r2,
                         "lr": lr_now, "seconds": time.perf_counter() - t0})
         stopped_early = stopper.update(val_loss, epoch, model)
