@@ -13,7 +13,7 @@ from pathlib import Path
 import papermill
 import pytest
 
-from spinn_utils.core.registry import SWEEP_FIGURES, VARIANTS
+from spinn_utils.core.registry import DEPLOY_CARD, RECOMMENDED_DIR, SWEEP_FIGURES, VARIANTS
 from spinn_utils.pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_smoke_sweep_then_recommend_then_predict(tmp_path, capsys):
     model = Path(card["model"]["file"])
     assert hashlib.sha256(model.read_bytes()).hexdigest() == card["model"]["sha256"]
     assert card["latency"]["1000"]["dense"]["ms"] > 0 and card["machine"]["cpu_flags"] is not None
-    assert (out / "recommended" / "DEPLOY.md").read_text().startswith(f"# Deploy: {card['model']['label']}")
+    assert (out / RECOMMENDED_DIR / DEPLOY_CARD).read_text().startswith(f"# Deploy: {card['model']['label']}")
     test_csv = out / "recommended" / "data" / "test.csv"
     if model.suffix == ".onnx":  # the card's own command, as a user would paste it
         command = card["how_to_run"].replace("windows.csv", str(test_csv)).replace(

@@ -13,7 +13,7 @@
    with its parameters, into ``<output>/recommended/``) and check its test accuracy again; a miss
    is said, with the next candidate.
 4. Time it as deployed against dense eager at batch 1 and ``--batch`` with ``--threads``.
-5. Write the deploy card (``recommended/DEPLOY.md``, ``deploy.json``) and the figure.
+5. Write the deploy card (``recommended/deploy_card.md``, ``deploy.json``) and the figure.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from ..core.registry import (
     METRICS,
     RACE_DIR,
     RECOMMENDED_DIR,
+    SPARSE_TENSOR_VARIANTS,
     SWEEP_DIR,
     VARIANT,
     VARIANTS,
@@ -44,6 +45,7 @@ from .notebooks import UsageError
 from .preflight import results_lock
 from .runner import make_plan, run_notebooks
 from .sweep import run_sweep
+from .sweep_collect import latency_config
 from .sweep_spec import make_spec
 
 RETRAIN_NOTEBOOKS = "01,02,03,05_5,08"  # data, dense, pruning, export, test: what the card needs
@@ -121,9 +123,11 @@ def _retrain(output: Path, sweep, decision: Decision, args) -> Path:
 def _time_deployed(folder: Path, variant: str, rule: Rule, smoke: bool):
     """The chosen representation and dense eager (and the model it must reproduce), each as deployed,
     at batch 1 and the asked batch."""
-    base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=5.0)
-    cfg = replace(base, cpu_batch_sizes=tuple(sorted({1, rule.batch})), threads=(rule.threads,),
-                  formats=("coo", "csr"), progress=False)
+    # The sweep's light timing, with the full-size GEMM for the machine's rate (the card reports it),
+    # and only the sparse format the chosen model needs built.
+    sparse = VARIANT[variant].storage if variant in SPARSE_TENSOR_VARIANTS else None
+    cfg = replace(latency_config(smoke, rule.batch, rule.threads), gemm_size=BenchConfig.gemm_size,
+                  formats=(sparse,) if sparse else ())
     wanted = {VARIANTS.dense, variant, VARIANT[variant].reference}  # a model is checked against its reference
     return run_benchmark([v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in wanted],
                          cfg, "cpu")

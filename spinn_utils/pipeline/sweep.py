@@ -50,7 +50,7 @@ WORKER_WAIT_S = 120  # an existing cluster's first worker (a batch job may still
 
 
 @contextlib.contextmanager
-def dask_client(workers: int | None, scheduler: str | None, threads: int = 1) -> Iterator[Client]:
+def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
     """A client of ``scheduler``, or of an embedded LocalCluster on loopback; closed on exit.
 
     The nanny writes ``OMP_NUM_THREADS=1`` (and MKL, OpenBLAS) and ``MALLOC_TRIM_THRESHOLD_=65536``

@@ -1,4 +1,4 @@
-"""The deploy card of a recommended model: ``recommended/DEPLOY.md``, ``deploy.json`` and the figure.
+"""The deploy card of a recommended model: ``recommended/deploy_card.md``, ``deploy.json`` and the figure.
 
 Everything on it is read from what the recommendation measured: the retrained model's test
 scores and physics checks (its ``test_evaluation.json``), its latency as deployed against dense
@@ -26,7 +26,7 @@ from ..core.results_schema_eval import Benchmark, TestEvaluation
 from ..core.results_schema_sweep import SweepPoint
 from ..core.spread import mean_sem
 from .figures import FigureConfig, label_front, numbered_front, save_figure, style
-from .recommend_rule import ACCURACY_OF, METHOD, Candidate, Decision, accept_rates, paired_sd
+from .recommend_rule import ACCURACY_OF, METHOD, Candidate, Decision
 
 
 def model_file(folder: Path, variant: str) -> tuple[Path, Path | None, str]:
@@ -76,8 +76,6 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
     mine, dense = test.models[scored], test.models[VARIANTS.dense]
     file, sidecar, run = model_file(folder, c.variant)
     physics = getattr(test.physics_consistency, "models", {})
-    sd = paired_sd(decision)
-    rates = accept_rates(rule, sd, max(c.n, 2)) if sd else {}
     shown = [x for x in decision.candidates if x.shown(rule) and x is not c]
     latency = {str(b): {"model": _timing(bench, c.variant, b), "dense": _timing(bench, VARIANTS.dense, b)}
                for b in sorted({1, rule.batch})}
@@ -108,8 +106,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
         "machine": {k: env.get(k) for k in ("cpu_model", "cpu_capability", "cpu_flags", "cpu_count", "platform",
                                             "torch_version")},
         "rule": rule.text(), "tolerance": rule.max_r2_drop, "confidence": rule.confidence,
-        "error_rates": {"paired_sd": sd, "seeds": max(c.n, 2),
-                        "accepted_at_tolerance": rates.get(rule.max_r2_drop), "accepted_at_no_drop": rates.get(0.0)},
+        "error_rates": decision.error_rates,
         "not_shown": [{"label": x.label, "speedup": x.speedup, "mean_drop": x.mean_drop, "sd_drop": x.sd_drop,
                        "n": x.n, "bound": x.bound(rule)} for x in decision.not_shown],
         "next": max(shown, key=lambda x: x.speedup).label if shown else None,
@@ -212,7 +209,7 @@ def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
 
 def write_card(folder: Path, decision: Decision, test: TestEvaluation, bench: Benchmark,
                points: list[SweepPoint], cfg: FigureConfig | None = None) -> dict:
-    """Write ``DEPLOY.md``, ``deploy.json`` and ``figures/recommend_pareto.*`` into ``folder``; returns the card."""
+    """Write ``deploy_card.md``, ``deploy.json`` and ``figures/recommend_pareto.*`` into ``folder``; returns the card."""
     card = card_record(folder, decision, test, bench, points)
     write_json(folder / DEPLOY_JSON, card)
     with atomic_path(folder / DEPLOY_CARD) as tmp:

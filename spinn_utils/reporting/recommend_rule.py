@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -109,6 +110,16 @@ class Decision:
     not_shown: tuple[Candidate, ...]  # faster than the chosen one, not shown within the tolerance
     racers: tuple[Candidate, ...] = field(default=())  # of those, the ones more seeds could show
 
+    @cached_property
+    def error_rates(self) -> dict:
+        """``accept_rates`` at the chosen candidate's seed count, with the sweep's typical paired
+        spread (the median sd over candidates with >= 2 seeds); computed once per decision."""
+        sds = [c.sd_drop for c in self.candidates if c.sd_drop is not None and c.variant != VARIANTS.dense]
+        sd, n = (float(np.median(sds)) if sds else None), max(self.chosen.n, 2)
+        rates = accept_rates(self.rule, sd, n) if sd else {}
+        return {"paired_sd": sd, "seeds": n, "accepted_at_tolerance": rates.get(self.rule.max_r2_drop),
+                "accepted_at_no_drop": rates.get(0.0)}
+
     def lines(self) -> list[str]:
         c = self.chosen
         head = (f"recommended: {c.label}: {c.speedup:.2f}x dense at batch {self.rule.batch}, "
@@ -185,16 +196,9 @@ def accept_rates(rule: Rule, sd: float, n: int, true_drops=(0.0, None), trials: 
 
 def error_rate_line(decision: Decision) -> str:
     """The rule and how often it errs on records like this sweep's (simulated), in one line."""
-    sd, n = paired_sd(decision), max(decision.chosen.n, 2)
-    if sd is None:
+    r = decision.error_rates
+    if r["paired_sd"] is None:
         return f"rule: {decision.rule.text()}"
-    rates = accept_rates(decision.rule, sd, n)
-    return (f"rule: {decision.rule.text()}; on simulated records with this sweep's paired spread (sd {sd:.4f}, "
-            f"{n} seeds) it accepts a model whose true drop is the tolerance {rates[decision.rule.max_r2_drop]:.1%} "
-            f"of the time, one with no drop {rates[0.0]:.1%}")
-
-
-def paired_sd(decision: Decision) -> float | None:
-    """The typical spread of a paired drop over seeds: the median over candidates with >= 2 seeds."""
-    sds = [c.sd_drop for c in decision.candidates if c.sd_drop is not None and c.variant != VARIANTS.dense]
-    return float(np.median(sds)) if sds else None
+    return (f"rule: {decision.rule.text()}; on simulated records with this sweep's paired spread (sd "
+            f"{r['paired_sd']:.4f}, {r['seeds']} seeds) it accepts a model whose true drop is the tolerance "
+            f"{r['accepted_at_tolerance']:.1%} of the time, one with no drop {r['accepted_at_no_drop']:.1%}")
