@@ -1,12 +1,8 @@
 """Every name a run writes or reads: artifacts (files under results/) and model variants.
 
-One place spells each name; modules, notebooks and tests import it from here. A model has ONE
-name everywhere: its checkpoint file (``checkpoints/<name>.pt``), the checkpoint's ``kind``, its
-key in every JSON, its export (``export/<name>.onnx``) and the key of its table and figure label.
-``MODEL_VARIANTS`` holds one record per variant; every list of variants is read from it.
-
-Files written under the names of spinn-utils 0.1 (``dense_pinn.pt``, ``spinn_pruned.pt``,
-``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") load too: ``LEGACY_STEMS``, ``LEGACY_KINDS``.
+A model has ONE name everywhere: checkpoint file and ``kind``, JSON key, export, table and figure
+key. ``MODEL_VARIANTS`` holds one record per variant; every list of variants is read from it.
+Files named by spinn-utils 0.1 load too (``LEGACY_STEMS``, ``LEGACY_KINDS``).
 """
 from __future__ import annotations
 

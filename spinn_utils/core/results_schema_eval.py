@@ -1,7 +1,5 @@
-"""The schema of the metrics JSONs of notebooks 06-09: benchmarks, the test evaluation and the
-validation checklist (the earlier notebooks' files and the shared parts are in
-``results_schema.py``; read and write them with ``results_files``).
-"""
+"""The records of notebooks 06-09's metrics JSONs: benchmarks, the test evaluation and the
+validation checklist (01-05.5 and the shared parts: ``results_schema.py``)."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
