@@ -57,7 +57,8 @@ STORAGE = {"dense": 2667528, VARIANTS.masked: 2667528, VARIANTS.coo: 4197236,
            VARIANTS.csr: 2535604, VARIANTS.structured: 820628, VARIANTS.dense_ort: 2667528,
            VARIANTS.structured_ort: 820628, VARIANTS.structured_int8_ort: 230000}
 ENV = Environment(torch_version="2.0", python_version="3.11", platform="Linux", cpu_model="Test CPU",
-                  cpu_count=2, torch_threads=2, cuda_available=False, device="cpu", device_name="Test CPU")
+                  cpu_count=2, torch_threads=2, cuda_available=False, device="cpu",
+                  device_name="Test CPU")
 
 
 def evolve(obj, path: str, value):

@@ -92,7 +92,7 @@ class ModelVariant:
     saved: bool = False  # checkpoints/<name>.pt, with kind <name>, written by notebook 02, 03 or 05.5
     tested: bool = False  # scored on the test split (notebook 08 and every sweep point)
     swept: bool = False  # timed at every sweep point
-    deployable: bool = False  # what a user deploys: also timed standalone on CPU
+    deployable: bool = False  # what a user deploys: a column of Table 1
 
 
 VARIANTS = VariantNames()

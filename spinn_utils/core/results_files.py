@@ -171,8 +171,9 @@ def _describe(cls) -> list[str]:
     doc, notes = " ".join((cls.__doc__ or "").split()), _field_comments(cls)
     return [f"### `{cls.__name__}`", "", *([doc, ""] if doc else []),
             "| key | type | required | meaning |", "|---|---|---|---|",
-            *(f"| `{name}` | `{_cell(type_name(f.annotation))}` | {'yes' if f.is_required() else 'no'} "
-              f"| {_cell(notes.get(name, ''))} |" for name, f in cls.model_fields.items()), ""]
+            *(f"| `{name}` | `{_cell(type_name(f.annotation))}` | "
+              f"{'yes' if f.is_required() else 'no'} | {_cell(notes.get(name, ''))} |"
+              for name, f in cls.model_fields.items()), ""]
 
 
 def schema_reference() -> str:
