@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import astuple, dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,6 @@ LEGACY_STEMS = {"dense_pinn": VARIANTS.dense, "spinn_pruned": VARIANTS.masked,
                 "spinn_sparse_final": VARIANTS.coo, "spinn_sparse_final_csr": VARIANTS.csr}
 LEGACY_KINDS = {"pruned": VARIANTS.masked, "structured": VARIANTS.structured}
 LEGACY_SPARSE_KIND = "sparse"
-_NOTED: set[str] = set()
 
 
 def legacy_stems(variant: str) -> tuple[str, ...]:
@@ -155,11 +155,11 @@ def legacy_stems(variant: str) -> tuple[str, ...]:
     return tuple(old for old, now in LEGACY_STEMS.items() if now == variant)
 
 
+@cache
 def legacy_note(line: str) -> None:
     """One note line on stderr per spinn-utils 0.1 file read (never repeated in a process)."""
-    if line not in _NOTED:
-        _NOTED.add(line)
-        print(f"note: {line} (names changed in spinn-utils 0.2; see results/README.md)", file=sys.stderr)
+    print(f"note: {line} (names changed in spinn-utils 0.2; see results/README.md)", file=sys.stderr)
+
 
 DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json")  # data/, by 01
 PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot
