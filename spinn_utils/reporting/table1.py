@@ -111,7 +111,7 @@ def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple
                else fastest_matching(bench, batch, threads))
         if row is not None:
             rows[col], names[col] = row, row.variant
-    where = bench.environment.get("gpu_name" if device == "gpu" else "cpu_model")  # free-form block
+    where = bench.environment.device_name
     first = next(iter(rows.values()), None)
     note = (f"{device.upper()}: median of {first.repeats if first else '?'} timed calls in "
             f"{first.rotations if first else '?'} rotations, speedup the median of the per-rotation "
