@@ -183,7 +183,7 @@ def test_mill_mat_prepare_records_derived_thermal(tmp_path):
                      fail_on_leakage=False)
     data = prepare(cfg)
     assert data.meta["source"] == "nasa_mat" and data.meta["thermal_source"].startswith("derived")
-    assert data_summary(data, data.meta["leakage"]).thermal_source.startswith("derived")
+    assert data_summary(data).thermal_source.startswith("derived")
 
 
 @pytest.mark.parametrize("case, match", [
@@ -230,7 +230,7 @@ def test_load_prepared_errors(smoke, tmp_path):
 
 
 def test_data_summary_contract(smoke, tmp_path):
-    summary = data_summary(smoke, smoke.meta["leakage"])  # a DataSummary record: every key typed
+    summary = data_summary(smoke)  # a DataSummary record: every key typed
     assert summary.n_experiments == 16
     assert sum(v.rows for v in summary.splits.values()) == summary.n_rows
     assert summary.splits["test"].experiments == sorted(smoke.frames["test"]["experiment"].unique())

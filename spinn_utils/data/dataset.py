@@ -1,10 +1,6 @@
-"""The contract later stages code against: ``Scaler`` (train statistics) and ``PreparedData``.
-
-``PreparedData`` holds the three splits in physical units and the scaler fitted on train only;
-``save_prepared``/``load_prepared`` are how notebook 01 hands them to the notebooks after it.
-Every split is in time order within each experiment (experiment, run, time) and carries two
-columns that are not inputs: ``CUM_TIME_COL`` (cumulative cutting time, min, strictly
-increasing within an experiment) and ``RUN_START_COL`` (1 on the first window of each run).
+"""The contract later stages code against: ``Scaler`` (train statistics) and ``PreparedData``
+(the splits in physical units, in time order, with ``CUM_TIME_COL`` and ``RUN_START_COL``);
+``save_prepared``/``load_prepared`` hand them from notebook 01 to the notebooks after it.
 """
 from __future__ import annotations
 
@@ -16,9 +12,16 @@ import pandas as pd
 
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, read_json, write_json
+from ..core.results_schema import Leakage, PhysicsSupport
 from .schema import CUM_TIME_COL, GROUP_COL, RUN_START_COL, SPLITS, TIME_COL
 from .splits import shared_groups
 from .time_order import ensure_time_columns
+
+
+def _standardise(values, names, mean, std) -> np.ndarray:
+    """``names`` of a frame (or an array's columns) minus ``mean``, over ``std``, as float32."""
+    values = values[names].to_numpy(np.float64) if isinstance(values, pd.DataFrame) else np.asarray(values)
+    return ((values - mean) / std).astype(np.float32)
 
 
 @dataclass
@@ -48,12 +51,10 @@ class Scaler:
         )
 
     def transform_x(self, x) -> np.ndarray:
-        x = x[self.feature_names].to_numpy(np.float64) if isinstance(x, pd.DataFrame) else np.asarray(x)
-        return ((x - self.x_mean) / self.x_std).astype(np.float32)
+        return _standardise(x, self.feature_names, self.x_mean, self.x_std)
 
     def transform_y(self, y) -> np.ndarray:
-        y = y[self.target_names].to_numpy(np.float64) if isinstance(y, pd.DataFrame) else np.asarray(y)
-        return ((y - self.y_mean) / self.y_std).astype(np.float32)
+        return _standardise(y, self.target_names, self.y_mean, self.y_std)
 
     def inverse_y(self, y_scaled) -> np.ndarray:
         """Scaled model outputs -> physical units (mm, um)."""
@@ -104,6 +105,24 @@ class PreparedData:
     def targets(self, split: str) -> np.ndarray:
         """Targets of one split in physical units."""
         return self.frames[split][self.target_names].to_numpy(np.float64)
+
+    @property
+    def test(self) -> pd.DataFrame:
+        """The test split, every column."""
+        return self.frames["test"]
+
+    @property
+    def leakage(self) -> Leakage:
+        """The leakage report ``prepare`` recorded (``leakage.check_leakage``)."""
+        if "leakage" not in self.meta:
+            raise SpinnError("this data has no leakage report: prepare() writes one, cv_folds() does not")
+        return Leakage.model_validate(self.meta["leakage"])
+
+    @property
+    def physics(self) -> PhysicsSupport | None:
+        """The physics terms the data supports (``physics_terms.physics_support``); None: not recorded."""
+        record = self.meta.get("physics")
+        return None if record is None else PhysicsSupport.model_validate(record)
 
 
 def make_prepared(frames: dict[str, pd.DataFrame], feature_names, target_names,

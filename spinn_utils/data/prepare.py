@@ -133,7 +133,7 @@ def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int =
     ]
 
 
-def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
+def data_summary(data: PreparedData) -> DataSummary:
     """The ``data_summary.json`` record (``core.results_schema.DataSummary``) plus provenance."""
     table = pd.concat(list(data.frames.values()), ignore_index=True)
     return DataSummary(
@@ -151,10 +151,10 @@ def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
         target_stats={t: {"mean": float(table[t].mean()), "std": float(table[t].std()),
                           "min": float(table[t].min()), "max": float(table[t].max())}
                       for t in data.target_names},
-        leakage=leakage,
+        leakage=data.leakage,
         time_order=time_order_summary(data.frames, data.meta.get("time_order", {}), data.group_col,
                                       data.time_col, data.target_names[0]),
-        physics=data.meta.get("physics"),
+        physics=data.physics,
         notes=data.meta.get("notes", []),
         load_seconds=data.meta.get("load_seconds"),
         config=data.meta.get("config", {}),
