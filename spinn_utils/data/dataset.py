@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +38,11 @@ class Scaler:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, feature_names, target_names, fitted_on: str = "train") -> Scaler:
-        x = frame[list(feature_names)].to_numpy(np.float64)
-        y = frame[list(target_names)].to_numpy(np.float64)
-        # A constant column (e.g. one cutting speed) gets std 1 so it scales to 0, not NaN.
-        x_std = x.std(axis=0)
-        y_std = y.std(axis=0)
-        return cls(
-            list(feature_names), list(target_names),
-            x.mean(axis=0), np.where(x_std > 0, x_std, 1.0),
-            y.mean(axis=0), np.where(y_std > 0, y_std, 1.0),
-            fitted_on,
-        )
+        """Means and stds of ``frame``; a constant column (one cutting speed) gets std 1, so it scales to 0."""
+        x, y = (frame[list(names)].to_numpy(np.float64) for names in (feature_names, target_names))
+        x_std, y_std = x.std(axis=0), y.std(axis=0)
+        return cls(list(feature_names), list(target_names), x.mean(axis=0), np.where(x_std > 0, x_std, 1.0),
+                   y.mean(axis=0), np.where(y_std > 0, y_std, 1.0), fitted_on)
 
     def transform_x(self, x) -> np.ndarray:
         return _standardise(x, self.feature_names, self.x_mean, self.x_std)
@@ -61,23 +55,13 @@ class Scaler:
         return np.asarray(y_scaled, dtype=np.float64) * self.y_std + self.y_mean
 
     def to_dict(self) -> dict:
-        return {
-            "feature_names": list(self.feature_names),
-            "target_names": list(self.target_names),
-            "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(),
-            "y_mean": self.y_mean.tolist(), "y_std": self.y_std.tolist(),
-            "fitted_on": self.fitted_on,
-        }
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
         try:
-            return cls(
-                list(d["feature_names"]), list(d["target_names"]),
-                np.asarray(d["x_mean"], np.float64), np.asarray(d["x_std"], np.float64),
-                np.asarray(d["y_mean"], np.float64), np.asarray(d["y_std"], np.float64),
-                d.get("fitted_on", "train"),
-            )
+            stats = (np.asarray(d[k], np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std"))
+            return cls(list(d["feature_names"]), list(d["target_names"]), *stats, d.get("fitted_on", "train"))
         except (KeyError, TypeError, ValueError) as err:
             raise SpinnError(f"scaler JSON is incomplete or malformed: {err}") from err
 
@@ -181,11 +165,9 @@ def load_prepared(directory: str | Path) -> PreparedData:
 
 def split_table(data: PreparedData) -> pd.DataFrame:
     """One line per split: experiments, rows and target ranges (for display)."""
-    rows = []
-    for split, frame in data.frames.items():
-        row = {"split": split, "experiments": sorted(frame[data.group_col].unique().tolist()),
-               "n_experiments": frame[data.group_col].nunique(), "rows": len(frame)}
-        for t in data.target_names:
-            row[f"{t} range"] = f"{frame[t].min():.3g} .. {frame[t].max():.3g}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([
+        {"split": split, "experiments": sorted(frame[data.group_col].unique().tolist()),
+         "n_experiments": frame[data.group_col].nunique(), "rows": len(frame),
+         **{f"{t} range": f"{frame[t].min():.3g} .. {frame[t].max():.3g}" for t in data.target_names}}
+        for split, frame in data.frames.items()
+    ])

@@ -1,9 +1,5 @@
-"""The NASA milling data set (``mill.mat``) as the pipeline's window table.
-
-A MATLAB struct array ``mill`` (Goebel & Agogino, NASA Ames Prognostics Data Repository, 2007)
-with ``case``, ``run``, ``VB``, ``time``, ``DOC``, ``feed``, ``material`` and six 250 Hz signals
-per run, read with ``scipy.io.loadmat``. It has no thermal measurement: displacement is derived
-with the lumped thermal model (``thermal.ThermalModel``) and the data summary says so.
+"""The NASA milling data set (``mill.mat``, Goebel & Agogino, NASA Ames Prognostics Data
+Repository, 2007) as the pipeline's window table; its layout and what is derived: docs/data.md.
 """
 from __future__ import annotations
 
@@ -88,15 +84,10 @@ def check_mat_file(path: str | Path) -> None:
 
 
 def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
-    """NASA ``mill.mat`` (struct array ``mill``) -> the window table; thermal derived, not measured.
-
-    ``time`` is read as the cumulative cutting time (min) at each run's end; missing or
-    non-increasing ones are interpolated in run order. VB is interpolated in time within each
-    case between its measurements (a new insert anchors 0 mm at 0 min); windows after a
-    case's last measurement are dropped, not extrapolated. Thermal displacement is
-    ``ThermalModel`` driven by the cutting power of the process parameters and VB
-    (``cutting_power_kw``), with ``NASA_COOLING_MIN`` of cooling between runs.
-    """
+    """NASA ``mill.mat`` (struct array ``mill``) -> the window table: VB interpolated within each
+    case (windows after its last measurement dropped), thermal displacement derived from the
+    cutting power with ``NASA_COOLING_MIN`` of cooling between runs; ``attrs["notes"]`` say what
+    was dropped or filled."""
     check_mat_file(path)
     import scipy.io  # here: pre-flight imports this module, and scipy.io takes ~0.4 s to import
     try:

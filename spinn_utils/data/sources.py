@@ -1,8 +1,5 @@
-"""Where the table comes from: the synthetic generator, NASA ``mill.mat`` or a user's CSV.
-
-``load_table`` reads the source ``DataConfig.data_path`` names and ``validate_table`` checks it
-(columns present, numeric, finite; groups named) and puts it in time order (``time_order.py``)
-before anything is split or scaled.
+"""Where the table comes from (the synthetic generator, NASA ``mill.mat`` or a user's CSV), and
+``validate_table``: columns present, numeric and finite, groups named, rows in time order.
 """
 from __future__ import annotations
 
@@ -38,18 +35,9 @@ def source_kind(cfg: DataConfig) -> str:
 
 
 def load_table(cfg: DataConfig) -> pd.DataFrame:
-    """The validated table of ``cfg.data_path`` (or the synthetic data), in time order.
-
-    Args:
-        cfg: which source, column names, run order, window size, seed.
-
-    Returns:
-        One row per window in (experiment, run, time) order with ``cfg.group_col``,
-        ``cfg.time_col``, the feature and target columns (float64), ``CUM_TIME_COL`` and
-        ``RUN_START_COL``, and whatever else the source has. ``attrs["notes"]`` lists rows the
-        loader dropped or filled; ``attrs["generator"]`` holds the synthetic settings;
-        ``attrs["time_order"]`` says how the rows were ordered and cumulative time built.
-    """
+    """The validated table of ``cfg.data_path`` (or the synthetic data), one row per window in time
+    order with ``CUM_TIME_COL`` and ``RUN_START_COL``; ``attrs`` hold the loader's ``notes``, the
+    synthetic ``generator`` settings and how the rows were put in ``time_order``."""
     kind = source_kind(cfg)
     cfg = dataclasses.replace(cfg, run_col=default_run_col(cfg, kind))
     if kind == "synthetic":
@@ -64,12 +52,9 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
     return validate_table(table, cfg)
 
 
-def read_csv_strict(path: str | Path) -> pd.DataFrame:
+def read_csv_strict(path: Path) -> pd.DataFrame:
     """A CSV with a header and rows, or one-line SpinnError (empty, unparsable, a column named
     twice: pandas would silently rename the second ``x.1``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpinnError(f"CSV not found: {path}")
     try:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
@@ -87,10 +72,8 @@ def read_csv_strict(path: str | Path) -> pd.DataFrame:
 
 
 def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
-    """Columns present, numeric and finite; returns a copy in time order (``time_order.py``).
-
-    ``cfg.run_col`` None is read as no run column here (``load_table`` resolves the source's own).
-    """
+    """Columns present, numeric and finite; returns a copy in time order (``cfg.run_col`` None:
+    no run column; ``load_table`` resolves the source's own)."""
     if table.empty:
         raise SpinnError("the data table has no rows")
     if len(set(cfg.feature_cols)) != len(cfg.feature_cols):

@@ -112,29 +112,6 @@ def _tensors(data: PreparedData, split: str, device: torch.device) -> tuple[torc
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
 
-class EarlyStopping:
-    """Tracks the best validation loss; keeps a deep copy of the best weights (Prechelt 1998)."""
-
-    def __init__(self, patience: int, min_delta: float) -> None:
-        self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.best_epoch, self.best_state, self.since_best = math.inf, 0, None, 0
-
-    def update(self, val_loss: float, epoch: int, model: nn.Module) -> bool:
-        """Record one epoch; True when patience has run out (time to stop)."""
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch, self.since_best = val_loss, epoch, 0
-            self.best_state = copy.deepcopy(model.state_dict())
-        else:
-            self.since_best += 1
-        return self.since_best >= self.patience
-
-    def restore(self, model: nn.Module, desc: str, last_val_loss: float) -> None:
-        """Load the best weights back; a run that never improved (NaN loss) is an error."""
-        if self.best_state is None:  # only a NaN validation loss never improves on inf
-            raise SpinnError(f"{desc}: validation loss never improved from inf (last {last_val_loss})")
-        model.load_state_dict(self.best_state)
-
-
 @dataclass
 class _Step:
     """What one optimizer step needs besides the batch (fixed for a whole fit)."""
@@ -215,6 +192,18 @@ def _validate(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, cfg: T
     return val_loss, {t: float(r) for t, r in zip(target_names, val_r2)}
 
 
+def _batches(n: int, seq: torch.Tensor | None, cfg: TrainConfig, gen: torch.Generator,
+             device: torch.device) -> list[torch.Tensor]:
+    """One epoch's batches of row positions: shuffled rows, or with ``seq`` (a hard model's
+    sequence columns) whole experiments in a shuffled order, ``cfg.experiments_per_step`` a step."""
+    if seq is None:
+        return torch.randperm(n, generator=gen).to(device).split(cfg.batch_size)
+    starts = torch.nonzero(seq[:, 0] > 0).flatten().cpu()  # experiment starts
+    spans = torch.arange(n).tensor_split(starts)[1:]
+    order, per = torch.randperm(len(spans), generator=gen), cfg.experiments_per_step
+    return [torch.cat([spans[int(k)] for k in order[i:i + per]]).to(device) for i in range(0, len(spans), per)]
+
+
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
     """Adam over the model; a physics head's constants get ``cfg.head_lr`` and no weight decay."""
     head = head_of(model)
@@ -257,37 +246,38 @@ def fit(
     if head_of(model) is not None:  # the physics holds by construction: no soft term applies
         physics = PhysicsConfig.off()
         seq_train, seq_val = (torch.as_tensor(sequence_of(data, s), device=device) for s in ("train", "val"))
-        starts = torch.nonzero(seq_train[:, 0] > 0).flatten().cpu()  # experiment starts
-        spans = torch.arange(len(x_train)).tensor_split(starts)[1:]
     step = _Step(cfg, physics, data.scaler, optimizer, after_step, desc)
     if physics.wear_sequence_weight > 0:
         step.pairs, step.pair_gen = sequence_pairs(data), torch.Generator().manual_seed(int(cfg.seed) + 1)
-    stopper, history, stopped_early = EarlyStopping(cfg.patience, cfg.min_delta), [], False
+    history, stopped_early = [], False
+    best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0  # early stopping (Prechelt)
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not cfg.progress, leave=False)
     for epoch in bar:
         t0 = time.perf_counter()
-        if seq_train is not None:  # whole experiments in a shuffled order
-            order, per = torch.randperm(len(spans), generator=gen), cfg.experiments_per_step
-            batches = [torch.cat([spans[int(k)] for k in order[i:i + per]]).to(device)
-                       for i in range(0, len(spans), per)]
-        else:
-            batches = torch.randperm(len(x_train), generator=gen).to(device).split(cfg.batch_size)
+        batches = _batches(len(x_train), seq_train, cfg, gen, device)
         sums = _train_epoch(model, x_train, y_train, batches, step, epoch, seq_train)
         val_loss, val_r2 = _validate(model, x_val, y_val, cfg, data.target_names, seq_val)
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
         history.append({"epoch": epoch, **sums, "val_loss": val_loss, "val_r2": val_r2,
                         "lr": lr_now, "seconds": time.perf_counter() - t0})
-        stopped_early = stopper.update(val_loss, epoch, model)
-        bar.set_postfix(loss=f"{sums['train_loss']:.4f}", val=f"{val_loss:.4f}", best=stopper.best_epoch)
+        if val_loss < best_loss - cfg.min_delta:
+            best_loss, best_epoch, since_best = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        stopped_early = since_best >= cfg.patience
+        bar.set_postfix(loss=f"{sums['train_loss']:.4f}", val=f"{val_loss:.4f}", best=best_epoch)
         if stopped_early:
             break
     bar.close()
-    stopper.restore(model, desc, history[-1]["val_loss"])
+    if best_state is None:  # only a NaN validation loss never improves on inf
+        raise SpinnError(f"{desc}: validation loss never improved from inf (last {history[-1]['val_loss']})")
+    model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
-        history=history, best_epoch=stopper.best_epoch, best_val_loss=stopper.best_loss,
+        history=history, best_epoch=best_epoch, best_val_loss=best_loss,
         seconds=time.perf_counter() - start, stopped_early=stopped_early,
         extra={"train_rows": len(x_train), "val_rows": len(x_val),
                "optimizer_steps": len(batches) * len(history), "device": str(device)},
