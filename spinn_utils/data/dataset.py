@@ -1,6 +1,5 @@
-"""The contract later stages code against: ``Scaler`` (train statistics) and ``PreparedData``
-(the splits in physical units, in time order, with ``CUM_TIME_COL`` and ``RUN_START_COL``);
-``save_prepared``/``load_prepared`` hand them from notebook 01 to the notebooks after it.
+"""What later stages code against: ``Scaler`` (train statistics) and ``PreparedData`` (the
+splits in physical units and time order); ``save_prepared``/``load_prepared`` hand them on.
 """
 from __future__ import annotations
 
@@ -20,7 +19,8 @@ from .time_order import ensure_time_columns
 
 def _standardise(values, names, mean, std) -> np.ndarray:
     """``names`` of a frame (or an array's columns) minus ``mean``, over ``std``, as float32."""
-    values = values[names].to_numpy(np.float64) if isinstance(values, pd.DataFrame) else np.asarray(values)
+    if isinstance(values, pd.DataFrame):
+        values = values[names].to_numpy(np.float64)
     return ((values - mean) / std).astype(np.float32)
 
 
@@ -38,11 +38,12 @@ class Scaler:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, feature_names, target_names, fitted_on: str = "train") -> Scaler:
-        """Means and stds of ``frame``; a constant column (one cutting speed) gets std 1, so it scales to 0."""
+        """Means and stds of ``frame``; a constant column gets std 1, so it scales to 0."""
         x, y = (frame[list(names)].to_numpy(np.float64) for names in (feature_names, target_names))
         x_std, y_std = x.std(axis=0), y.std(axis=0)
-        return cls(list(feature_names), list(target_names), x.mean(axis=0), np.where(x_std > 0, x_std, 1.0),
-                   y.mean(axis=0), np.where(y_std > 0, y_std, 1.0), fitted_on)
+        return cls(list(feature_names), list(target_names), x.mean(axis=0),
+                   np.where(x_std > 0, x_std, 1.0), y.mean(axis=0), np.where(y_std > 0, y_std, 1.0),
+                   fitted_on)
 
     def transform_x(self, x) -> np.ndarray:
         return _standardise(x, self.feature_names, self.x_mean, self.x_std)
@@ -61,7 +62,8 @@ class Scaler:
     def from_dict(cls, d: dict) -> Scaler:
         try:
             stats = (np.asarray(d[k], np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std"))
-            return cls(list(d["feature_names"]), list(d["target_names"]), *stats, d.get("fitted_on", "train"))
+            return cls(list(d["feature_names"]), list(d["target_names"]), *stats,
+                       d.get("fitted_on", "train"))
         except (KeyError, TypeError, ValueError) as err:
             raise SpinnError(f"scaler JSON is incomplete or malformed: {err}") from err
 
@@ -99,12 +101,12 @@ class PreparedData:
     def leakage(self) -> Leakage:
         """The leakage report ``prepare`` recorded (``leakage.check_leakage``)."""
         if "leakage" not in self.meta:
-            raise SpinnError("this data has no leakage report: prepare() writes one, cv_folds() does not")
+            raise SpinnError("this data has no leakage report (prepare() writes one)")
         return Leakage.model_validate(self.meta["leakage"])
 
     @property
     def physics(self) -> PhysicsSupport | None:
-        """The physics terms the data supports (``physics_terms.physics_support``); None: not recorded."""
+        """The physics terms the data supports (``physics_terms.physics_support``), or None."""
         record = self.meta.get("physics")
         return None if record is None else PhysicsSupport.model_validate(record)
 
@@ -168,6 +170,7 @@ def split_table(data: PreparedData) -> pd.DataFrame:
     return pd.DataFrame([
         {"split": split, "experiments": sorted(frame[data.group_col].unique().tolist()),
          "n_experiments": frame[data.group_col].nunique(), "rows": len(frame),
-         **{f"{t} range": f"{frame[t].min():.3g} .. {frame[t].max():.3g}" for t in data.target_names}}
+         **{f"{t} range": f"{frame[t].min():.3g} .. {frame[t].max():.3g}"
+            for t in data.target_names}}
         for split, frame in data.frames.items()
     ])

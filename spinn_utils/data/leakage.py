@@ -65,10 +65,6 @@ def identifier_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
     return check_problems("identifier_inputs", problems, "no identifier among the inputs")
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    return pd.Series(x).rank(method="average").to_numpy()
-
-
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
@@ -95,7 +91,8 @@ def target_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
                 problems.append(f"target {target!r} is also an input")
                 continue
             x = table[col].to_numpy(np.float64)
-            pearson, spearman = _corr(x, y), _corr(_ranks(x), _ranks(y))
+            ranks = _rank_columns(np.column_stack([x, y]))
+            pearson, spearman = _corr(x, y), float(ranks[:, 0] @ ranks[:, 1])
             ratio = _constant_ratio(x, y)
             if ratio is not None:
                 problems.append(
@@ -160,7 +157,7 @@ def target_functions(data: PreparedData, table: pd.DataFrame) -> dict:
 
 def shifted_targets(data: PreparedData, table: pd.DataFrame) -> dict:
     """No input may be a target of the previous or next 1-3 windows of the same experiment
-    (``table`` in time order, as loaded: after the smoke cap a one-row lag is no longer one window)."""
+    (``table`` in time order as loaded: after the smoke cap, a one-row lag is not one window)."""
     problems = []
     for target in data.target_names:
         for shift in (s for k in range(1, MAX_SHIFT + 1) for s in (k, -k)):
@@ -216,7 +213,7 @@ def _standard(x: np.ndarray) -> np.ndarray:
 
 
 def _subset_r2(z: np.ndarray, y: np.ndarray, subsets: np.ndarray) -> np.ndarray:
-    """R2 of ``y`` fitted linearly on each row of ``subsets`` (column indices of standardised ``z``)."""
+    """R2 of ``y`` fitted linearly on each row of ``subsets`` (columns of standardised ``z``)."""
     gram, zy, ss = _gram(z, y)
     return _explained(gram[subsets[:, :, None], subsets[:, None, :]], zy[subsets], ss)
 

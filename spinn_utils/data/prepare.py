@@ -1,6 +1,5 @@
-"""Notebook 01: ``prepare`` (load, validate, split by experiment, fit the scaler on train, check
-for leakage), ``cv_folds`` (leave-experiments-out folds) and ``data_summary``
-(``metrics/data_summary.json``). Sources and rules: docs/data.md.
+"""Notebook 01: ``prepare`` (load, validate, split by experiment, scale, check for leakage),
+``cv_folds`` and ``data_summary`` (``metrics/data_summary.json``). Rules: docs/data.md.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from .time_order import (
 )
 
 
-def _split_frames(table: pd.DataFrame, group_col: str, members: dict[str, set]) -> dict[str, pd.DataFrame]:
+def _split_frames(table: pd.DataFrame, group_col: str, members: dict) -> dict[str, pd.DataFrame]:
     """The rows of each split's experiments (``members``: split -> experiments)."""
     return {s: table[table[group_col].isin(members[s])].reset_index(drop=True) for s in SPLITS}
 
@@ -101,15 +100,16 @@ def prepare(cfg: DataConfig) -> PreparedData:
 
 
 def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int = 2) -> list[PreparedData]:
-    """Leave-experiments-out folds over every experiment of all three splits: each experiment is
-    the "test" of one fold, "val" a seeded draw from the rest, each fold's scaler fitted on its train."""
+    """Leave-experiments-out folds over every experiment: each experiment is the "test" of one fold,
+    "val" a seeded draw from the rest, each fold's scaler fitted on its train."""
     table = pd.concat([data.frames[s] for s in SPLITS if s in data.frames], ignore_index=True)
     g = data.group_col
     table = in_time_order(table, g, data.run_col, data.time_col).reset_index(drop=True)
     meta = {k: v for k, v in data.meta.items() if k != "leakage"}
     return [
-        make_prepared(_split_frames(table, g, members), data.feature_names, data.target_names, g, data.time_col,
-                      {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed}, data.run_col)
+        make_prepared(_split_frames(table, g, members), data.feature_names, data.target_names, g,
+                      data.time_col, {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed},
+                      data.run_col)
         for k, members in enumerate(fold_groups(table, g, n_folds, seed, val_experiments))
     ]
 
@@ -129,7 +129,8 @@ def data_summary(data: PreparedData) -> DataSummary:
         time_col=data.time_col,
         splits={s: {"experiments": sorted(f[data.group_col].unique().tolist()), "rows": int(len(f))}
                 for s, f in data.frames.items()},
-        target_stats={t: table[t].agg(["mean", "std", "min", "max"]).to_dict() for t in data.target_names},
+        target_stats={t: table[t].agg(["mean", "std", "min", "max"]).to_dict()
+                      for t in data.target_names},
         leakage=data.leakage,
         time_order=time_order_summary(data.frames, data.meta.get("time_order", {}), data.group_col,
                                       data.time_col, data.target_names[0]),

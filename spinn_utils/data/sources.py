@@ -79,9 +79,9 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     if len(set(cfg.feature_cols)) != len(cfg.feature_cols):
         raise SpinnError(f"feature_cols names a column twice: {list(cfg.feature_cols)}")
     run_col = cfg.run_col or ""
-    required = [cfg.group_col, cfg.time_col, *([run_col] if run_col else []), *cfg.feature_cols, *cfg.target_cols]
-    required += [cfg.split_col] if cfg.split_col else []
-    missing = [c for c in dict.fromkeys(required) if c not in table.columns]
+    required = [cfg.group_col, cfg.time_col, run_col, *cfg.feature_cols, *cfg.target_cols,
+                cfg.split_col]
+    missing = [c for c in dict.fromkeys(required) if c and c not in table.columns]
     if missing:
         raise SpinnError(f"missing column(s) {missing}; the table has {list(table.columns)}")
     attrs = dict(table.attrs)  # loader notes and generator settings, kept through the copy
@@ -93,14 +93,13 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
         if len(bad):
             raise SpinnError(f"column {col!r} must be numeric; found {bad.iloc[0]!r} in row {bad.index[0]}")
         table[col] = coerced.astype(np.float64)
-    not_finite = {c: int((~np.isfinite(table[c].to_numpy())).sum()) for c in numeric}
-    not_finite = {c: n for c, n in not_finite.items() if n}
-    huge = {c: table[c][np.isfinite(table[c]) & (table[c].abs() > MAX_ABS_VALUE)] for c in numeric}
-    huge = {c: v for c, v in huge.items() if len(v)}
-    if huge:
-        col, values = next(iter(huge.items()))
-        raise SpinnError(f"column {col!r} has {values.iloc[0]:g} in row {values.index[0]}: beyond "
+    finite = np.isfinite(table[numeric])
+    rows, cols = np.nonzero((finite & (table[numeric].abs() > MAX_ABS_VALUE)).to_numpy())
+    if len(rows):
+        row, col = table.index[rows[0]], numeric[cols[0]]
+        raise SpinnError(f"column {col!r} has {table.at[row, col]:g} in row {row}: beyond "
                          f"+-{MAX_ABS_VALUE:g}, it cannot be standardised in float32 (a unit or parsing error?)")
+    not_finite = {c: int(n) for c, n in (~finite).sum().items() if n}
     if not_finite:
         raise SpinnError(f"NaN or inf values (column: rows) {not_finite}; fill or drop them first")
     if table[cfg.group_col].isna().any():

@@ -65,7 +65,8 @@ def experiment_settings() -> pd.DataFrame:
     """The 16 experiments: full factorial of DOC x feed x material, repeated per insert set."""
     levels = {"insert_set": (1, 2), "material_code": list(MATERIALS), "depth_of_cut_mm": DEPTHS_MM,
               "feed_mm_rev": FEEDS_MM_REV}
-    grid = pd.MultiIndex.from_product(list(levels.values()), names=list(levels)).to_frame(index=False)
+    grid = pd.MultiIndex.from_product(list(levels.values()), names=list(levels))
+    grid = grid.to_frame(index=False)
     return grid.assign(**{GROUP_COL: np.arange(1, len(grid) + 1)})
 
 

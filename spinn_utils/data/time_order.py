@@ -64,7 +64,8 @@ def _refuse_ties(table: pd.DataFrame, cfg: DataConfig, run_col: str) -> None:
                          f"window of a run needs its own time")
     worst = repeated.groupby(level=0, sort=False).max()  # restarts per experiment: most repeats of one time
     group, n = worst.idxmax(), int(worst.max())
-    how = f"it restarts (or repeats) {n - 1} time(s) ({repeated.loc[group].idxmax():g} occurs {n} times)"
+    value = repeated.loc[group].idxmax()
+    how = f"it restarts (or repeats) {n - 1} time(s) ({value:g} occurs {n} times)"
     _refuse_restarts(t, _plain(group), how, len(worst))
 
 
@@ -120,7 +121,7 @@ def cumulative_time(table: pd.DataFrame, group_col: str, run_col: str, time_col:
 
 def order_in_time(table: pd.DataFrame, cfg: DataConfig, run_col: str) -> tuple[pd.DataFrame, dict]:
     """``table`` sorted in time order with ``CUM_TIME_COL`` and ``RUN_START_COL``, and how; a
-    SpinnError for a repeated time, a run column that is not numeric or runs that cannot be joined."""
+    SpinnError for a repeated time, a run column not numeric or runs that cannot be joined."""
     g, t = cfg.group_col, cfg.time_col
     if run_col:
         runs = pd.to_numeric(table[run_col], errors="coerce")

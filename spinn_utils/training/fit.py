@@ -72,10 +72,7 @@ class TrainConfig:
         return cls(**d)
 
 
-# A hard model's rates are integrated over hundreds of windows, so a step moves its predictions
-# further than a soft model's: at 1e-3 its validation loss jumped between epochs on the embedded
-# data; 3e-4 reached the same accuracy steadily (docs/physics.md).
-HARD_LR = 3e-4
+HARD_LR = 3e-4  # a hard model's steps move further: at 1e-3 val loss jumped (docs/physics.md)
 
 
 def train_config_for(physics: str, smoke: bool = False, **knobs) -> TrainConfig:
@@ -153,7 +150,8 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: li
     sums = dict.fromkeys(("train_loss", "data_loss", "physics_loss", *active), 0.0)
     for idx in batches:
         xb = x[idx]
-        data_loss = nn.functional.mse_loss(model(xb) if seq is None else model(xb, seq[idx]), y[idx])
+        pred = model(xb) if seq is None else model(xb, seq[idx])
+        data_loss = nn.functional.mse_loss(pred, y[idx])
         phys = physics_loss(model, xb, step.scaler, step.physics, _sample_pairs(step, x))
         loss = data_loss + phys["total"]
         if not torch.isfinite(loss):
@@ -178,7 +176,7 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: li
 
 
 def _validate(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, cfg: TrainConfig,
-              target_names: list[str], seq_val: torch.Tensor | None) -> tuple[float, dict[str, float]]:
+              target_names: list[str], seq_val: torch.Tensor | None) -> tuple[float, dict]:
     """(validation data MSE on scaled targets, R2 per target)."""
     model.eval()
     if seq_val is not None:
@@ -201,7 +199,8 @@ def _batches(n: int, seq: torch.Tensor | None, cfg: TrainConfig, gen: torch.Gene
     starts = torch.nonzero(seq[:, 0] > 0).flatten().cpu()  # experiment starts
     spans = torch.arange(n).tensor_split(starts)[1:]
     order, per = torch.randperm(len(spans), generator=gen), cfg.experiments_per_step
-    return [torch.cat([spans[int(k)] for k in order[i:i + per]]).to(device) for i in range(0, len(spans), per)]
+    return [torch.cat([spans[int(k)] for k in order[i:i + per]]).to(device)
+            for i in range(0, len(spans), per)]
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
@@ -224,15 +223,11 @@ def fit(
     after_step: Callable[[nn.Module], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
-    """Train ``model`` in place on ``data``'s "train" split, stopping early on "val".
-
-    ``physics`` gives the loss weights (``PhysicsConfig.off()``: data loss only; a hard-physics
-    model ignores it and trains on whole experiments, ``cfg.experiments_per_step`` per step);
-    ``after_step(model)`` runs after every optimizer step (pruning re-applies its masks there);
-    ``desc`` labels the progress bar. Returns a TrainResult whose history rows hold ``epoch,
-    train_loss, data_loss, physics_loss``, each active physics term (unweighted), ``val_loss,
-    val_r2 {target: r2}, lr, seconds``; the model ends holding the best epoch's weights.
-    """
+    """Train ``model`` in place on ``data``'s "train" split, stopping early on "val"; it ends
+    holding the best epoch's weights. ``physics``: the loss weights (a hard-physics model trains
+    without); ``after_step(model)`` runs after every optimizer step (pruning re-applies its masks).
+    History rows: ``epoch, train_loss, data_loss, physics_loss``, each active physics term
+    (unweighted), ``val_loss, val_r2 {target: r2}, lr, seconds``."""
     device = torch.device(device)
     model.to(device)
     x_train, y_train = _tensors(data, "train", device)
@@ -250,7 +245,7 @@ def fit(
     if physics.wear_sequence_weight > 0:
         step.pairs, step.pair_gen = sequence_pairs(data), torch.Generator().manual_seed(int(cfg.seed) + 1)
     history, stopped_early = [], False
-    best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0  # early stopping (Prechelt)
+    best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0  # early stopping
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not cfg.progress, leave=False)
     for epoch in bar:
@@ -273,7 +268,8 @@ def fit(
             break
     bar.close()
     if best_state is None:  # only a NaN validation loss never improves on inf
-        raise SpinnError(f"{desc}: validation loss never improved from inf (last {history[-1]['val_loss']})")
+        last = history[-1]["val_loss"]
+        raise SpinnError(f"{desc}: validation loss never improved from inf (last {last})")
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
