@@ -103,10 +103,8 @@ def target_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
                     f"input {col!r} is a near-deterministic function of target {target!r} "
                     f"(|Pearson| {abs(pearson):.4f}, |Spearman| {abs(spearman):.4f} > {CORR_LIMIT})"
                 )
-    return check_problems(
-        "target_inputs", problems,
-        f"no input equals or tracks a target (|corr| <= {CORR_LIMIT}, no constant ratio)",
-    )
+    return check_problems("target_inputs", problems,
+                          f"no input equals or tracks a target (|corr| <= {CORR_LIMIT}, no constant ratio)")
 
 
 def scaler_fitted_on_train(data: PreparedData) -> dict:
