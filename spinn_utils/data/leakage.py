@@ -194,11 +194,9 @@ def _gram(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _explained(gram: np.ndarray, zy: np.ndarray, ss: float) -> np.ndarray:
-    """R2 of least squares from (stacked) normal equations of standardised columns.
-
-    Directions with eigenvalues below ``GRAM_RCOND`` times the largest are collinear columns
-    (an input with two values makes ``a``, ``ab`` and ``b/a`` dependent) and are dropped, so
-    round-off cannot push R2 above the true fit."""
+    """R2 of least squares from (stacked) normal equations of standardised columns; collinear
+    directions (``GRAM_RCOND``: an input with two values makes ``a``, ``ab`` and ``b/a`` dependent)
+    are dropped, so round-off cannot push R2 above the true fit."""
     if ss <= 0:
         return np.zeros(gram.shape[:-2])
     coef = np.linalg.pinv(gram, rtol=GRAM_RCOND, hermitian=True) @ zy[..., None]
@@ -271,9 +269,8 @@ def _combo_problems(frame: pd.DataFrame, data: PreparedData, split: str) -> list
 def input_combinations(data: PreparedData) -> dict:
     """No target may be a product or ratio of two inputs, or a linear combination of three,
     in any split (a leak in the test rows alone counts)."""
-    problems = []
-    for split, frame in sorted(data.frames.items()):
-        problems += [p for p in _combo_problems(frame, data, split) if p not in problems]
+    problems = [p for split, frame in sorted(data.frames.items())
+                for p in _combo_problems(frame, data, split)]
     return check_problems("input_combinations", problems,
                           f"no target is a product or ratio of two inputs or a sum of three (R2 <= {COMBO_R2_LIMIT})")
 

@@ -84,7 +84,7 @@ def wear_mm(t_min, p0_kw: float, k_w: float) -> np.ndarray:
 
 
 def _run_signals(rng, p0_kw, vb_of_u, n_samples, thermal: ThermalModel) -> dict[str, np.ndarray]:
-    """Six sensor channels of one pass plus the true ``power_kw`` (module docstring: the model)."""
+    """Six sensor channels of one pass plus the true ``power_kw`` (docs/data.md, "Sensors")."""
     u = (np.arange(n_samples) + 0.5) / n_samples  # fraction of the pass
     t_s = np.arange(n_samples) / SAMPLE_RATE_HZ
     vb = vb_of_u(u)
