@@ -235,6 +235,9 @@ def test_data_summary_contract(smoke, tmp_path):
     assert sum(v.rows for v in summary.splits.values()) == summary.n_rows
     assert summary.splits["test"].experiments == sorted(smoke.frames["test"]["experiment"].unique())
     assert summary.leakage.passed and summary.environment
+    # The typed attributes the notebooks read: the same records the summary carries.
+    assert smoke.leakage == summary.leakage and smoke.physics == summary.physics
+    assert smoke.physics.terms["thermal_ode"].supported and smoke.test is smoke.frames["test"]
     paths = ResultsPaths.at(tmp_path).ensure()
     write_result(paths.metric(METRICS.data_summary), summary)
     assert read_result(paths, METRICS.data_summary) == summary  # plain JSON that reads back
@@ -254,6 +257,8 @@ def test_cv_folds_hold_out_every_experiment_once(smoke):
         assert fold.frames["test"]["material_code"].nunique() == 2
         np.testing.assert_allclose(fold.scaler.x_mean, fold.frames["train"][list(DEFAULT_FEATURES)].mean())
     assert [f.meta["fold"] for f in folds] == [0, 1, 2, 3]
+    with pytest.raises(SpinnError, match="no leakage report"):  # a fold's data is not checked again
+        data_summary(folds[0])
     again = cv_folds(smoke, n_folds=4, seed=0)
     assert [set(f.frames["test"]["experiment"]) for f in again] == [set(f.frames["test"]["experiment"]) for f in folds]
     with pytest.raises(SpinnError, match="n_folds"):
