@@ -10,12 +10,12 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+from distributed.comm.addressing import parse_address, parse_host_port
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from ..benchmark.bench_config import BenchConfig
@@ -39,7 +39,7 @@ from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import UsageError, notebook_id
-from .staging import BACKUP, LOCK, MANIFEST, movable
+from .staging import LOCK, MANIFEST, is_results_folder, movable
 
 
 def lock_path(output: Path) -> Path:
@@ -69,6 +69,8 @@ def read_manifest(path: Path) -> dict | None:
     if not isinstance(record.get("notebooks", []), list):
         raise UsageError(f"{path} is corrupt: \"notebooks\" is not a list; move it away or use another --output")
     return record
+
+
 # The driver's own settings: a -p would bypass the flag and the manifest would not show it.
 RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
             "data_path": "--data", "data_config": "--data-config"}
@@ -101,15 +103,17 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
 BEFORE_FIRST_RUN = ("README.md",)
 
 
-def check_output(output: Path) -> None:
-    """The results folder is writable and, when it exists, holds SPINN results (or nothing else):
-    a home folder named by mistake is refused, not overwritten; nested results folders never block."""
+def check_output(text: str | os.PathLike | None, default: str = "results") -> Path:
+    """The ``--output`` folder (``default`` when None), resolved: writable and, when it exists,
+    holding SPINN results or nothing else (a home folder named by mistake is refused)."""
+    if text is not None and not str(text).strip():
+        raise UsageError("--output is empty; name a folder")
+    output = Path(text or default).expanduser().resolve()
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
     if output.is_dir():
-        manifest = read_manifest(output / MANIFEST)
-        ours = (manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
-                or (output / SWEEP_DIR).is_dir())  # a sweep may be the first thing run into a folder
+        read_manifest(output / MANIFEST)  # a foreign or corrupt one is refused
+        ours = is_results_folder(output) or (output / SWEEP_DIR).is_dir()  # a sweep may come first
         other = [p.name for p in movable(output) if p.name not in BEFORE_FIRST_RUN]
         if not ours and other:
             raise UsageError(f"--output {output} is not empty and holds no SPINN results "
@@ -117,6 +121,7 @@ def check_output(output: Path) -> None:
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--output {output}: {existing} is not writable")
+    return output
 
 
 SEED_MAX = 2**32 - 1  # np.random.seed takes 0 .. 2**32 - 1
@@ -145,23 +150,25 @@ def check_kernel(name: str) -> None:
 
 
 SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
-SCHEDULER_RE = re.compile(r"(?:([a-z]+)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
 CONNECT_TIMEOUT_S = 5.0
 
 
 def check_scheduler(address: str) -> None:
     """``--scheduler``: a Dask address (``tcp://HOST:PORT``) whose port answers within 5 s, checked
     before anything is written (Dask's own client retries a refused port for its whole timeout)."""
-    m = SCHEDULER_RE.fullmatch(address.strip())
-    if not m or (m.group(1) or "tcp") not in SCHEDULER_SCHEMES:
+    try:
+        scheme, location = parse_address(address.strip())
+        host, port = parse_host_port(location)
+    except ValueError:
+        scheme = None
+    if scheme not in SCHEDULER_SCHEMES:
         raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT "
                          f"(e.g. tcp://10.0.0.1:8786; schemes {', '.join(SCHEDULER_SCHEMES)})")
-    if (m.group(1) or "tcp") == "ucx":
+    if scheme == "ucx":
         return  # not a TCP socket: Dask reports it
-    host, port = m.group(2).strip("[]"), int(m.group(3))
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as err:
+    except (OSError, OverflowError) as err:  # OverflowError: a port above 65535
         raise UsageError(f"--scheduler {address}: cannot connect ({first_line(err) or type(err).__name__}); "
                          "is the scheduler running there?") from None
 

@@ -1,8 +1,5 @@
-"""Run notebooks in order with papermill and keep ``manifest.json`` true at every step.
-
-The manifest (what ran; docs/architecture.md, "Results contract") is rewritten after every
-notebook, so a failed or interrupted run still says how it ended ("ok", "failed", "aborted").
-"""
+"""Run notebooks in order with papermill; ``manifest.json`` (docs/architecture.md, "Results
+contract") is rewritten after every notebook, so a failed or interrupted run says how it ended."""
 from __future__ import annotations
 
 import gc
@@ -29,14 +26,7 @@ from ..core.paths import ResultsPaths
 from ..data.nasa import check_mat_file
 from ..data.schema import read_data_config
 from . import staging
-from .notebooks import (
-    NOTEBOOK_DIR,
-    REPO_ROOT,
-    UsageError,
-    discover,
-    order,
-    select,
-)
+from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, order, select
 from .params import plan_parameters
 from .preflight import (
     MANIFEST_FORMAT,
@@ -78,9 +68,8 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
 
 
 def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None] | None = None):
-    """Local kernels over Unix sockets, their stderr appended to ``log_path`` (kernel log lines stay
-    out of a green run's output), ``env`` added to their environment (None removes a variable).
-    Public API only: the manager's ``transport``/``ip`` traits and ``start_kernel(**kw)`` to ``Popen``."""
+    """Local kernels over Unix sockets, their stderr appended to ``log_path``, ``env`` added to
+    their environment (None removes a variable); public jupyter_client API only."""
     class SpinnKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
@@ -103,10 +92,7 @@ def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None
 
 def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     """Check the options and parameters before anything runs; a problem is a UsageError."""
-    if args.output is not None and not str(args.output).strip():
-        raise UsageError("--output is empty; name a folder")
-    output = Path(args.output or ("results/smoke" if args.smoke else "results")).expanduser().resolve()
-    check_output(output)
+    output = check_output(args.output, "results/smoke" if args.smoke else "results")
     check_seed(args.seed)
     check_selection(args.only, args.start)
     check_kernel(args.kernel)
@@ -136,29 +122,20 @@ def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
 def new_manifest(args) -> dict:
     """The manifest before the first notebook runs."""
     return {
-        "format": MANIFEST_FORMAT,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "smoke": args.smoke,
-        "seed": args.seed,
-        "device_requested": args.device,
-        "git": git_commit(),
-        "versions": package_versions(),
-        "environment": environment_info(resolve_device(args.device)),
-        "notebooks": [],
-        "status": "running",
+        "format": MANIFEST_FORMAT, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "smoke": args.smoke, "seed": args.seed,
+        "device_requested": args.device, "git": git_commit(), "versions": package_versions(),
+        "environment": environment_info(resolve_device(args.device)), "notebooks": [], "status": "running",
         "lineage": LINEAGE,  # what each notebook read and wrote, with sha256: kept there, not here
     }
 
 
 def _execute(nb: Path, plan: RunPlan, args) -> None:
+    executed = ResultsPaths(plan.output).executed
     papermill.execute_notebook(
-        str(nb), str(ResultsPaths(plan.output).executed / nb.name), parameters=plan.parameters[nb],
-        cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
-        log_output=args.verbose,
-        kernel_manager_class=kernel_manager_class(ResultsPaths(plan.output).executed / "kernels.log",
-                                                  plan.kernel_env or None),
-    )
+        str(nb), str(executed / nb.name), parameters=plan.parameters[nb], cwd=str(plan.cwd),
+        kernel_name=args.kernel, progress_bar=args.progress, log_output=args.verbose,
+        kernel_manager_class=kernel_manager_class(executed / "kernels.log", plan.kernel_env or None))
 
 
 def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float, **extra) -> None:
@@ -167,8 +144,7 @@ def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float
 
 
 def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
-    """A --from/--only run keeps the manifest entries of the notebooks it does not run, marked
-    with the run that made them."""
+    """The manifest entries of the notebooks a --from/--only run skips, marked with their run."""
     earlier = read_manifest(paths.manifest)
     if earlier is None:
         return []
@@ -189,11 +165,11 @@ def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: the previous results are restored, exit 143."""
+    """SIGTERM, handled like Ctrl-C (exit 143)."""
 
 
-# SIGTERM sent to the process group (``timeout``, a batch system) also kills the kernel while papermill
-# cleans up: its "Kernel died" log line and asyncio's orphaned-task traceback would follow the one-line message.
+# SIGTERM to the process group also kills the kernel while papermill cleans up: its "Kernel died"
+# line and asyncio's orphaned-task traceback would follow the one-line message.
 QUIET_WHEN_STOPPED = ("papermill", "asyncio")
 
 
@@ -210,9 +186,8 @@ def _unquiet() -> None:
 
 
 def run_notebooks(plan: RunPlan, args) -> int:
-    """Execute the plan on a staged results folder (``staging.py``): 0 when every notebook ran,
-    1 at a failing one, 2 at bad input, 130 on Ctrl-C, 143 on SIGTERM; on anything but 0 the
-    previous results are restored and the partial run is kept in ``<output>/failed-<UTC>``."""
+    """``run_plan`` locked and staged (``staging.py``): on any exit code but 0 the previous
+    results are restored and the partial run is kept in ``<output>/failed-<UTC>``."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]):
@@ -235,8 +210,8 @@ def run_notebooks(plan: RunPlan, args) -> int:
 
 
 def run_plan(plan: RunPlan, args) -> int:
-    """The notebooks of ``plan`` in order, the manifest rewritten after each one (no lock, no
-    staging: ``run_notebooks`` adds them; a sweep task runs this into its own fresh folder)."""
+    """The notebooks of ``plan`` in order (no lock, no staging): 0 when every notebook ran, 1 at
+    a failing one, 2 at bad input, 130 on Ctrl-C, 143 on SIGTERM."""
     paths = ResultsPaths(plan.output)
     paths.executed.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed

@@ -40,7 +40,7 @@ from ..reporting.figures import FigureConfig
 from ..reporting.sweep_figures import make_sweep_figures
 from ..reporting.sweep_report import sweep_summary, write_table3
 from .notebooks import NOTEBOOK_DIR, UsageError
-from .preflight import check_output, check_scheduler, results_lock
+from .preflight import check_scheduler, results_lock
 from .runner import git_commit
 from .sweep_collect import measure_all, point_summary
 from .sweep_spec import LIGHT, POINT_FIXED, POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, make_spec
@@ -171,7 +171,6 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
               figures: bool = True) -> int:
     """Run (or resume) ``spec``: 0 when every point finished, 1 when some failed (all recorded),
     130 on Ctrl-C. Bad options raise UsageError before anything is written."""
-    check_output(spec.output)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: expected >= 1")
     if scheduler is not None:

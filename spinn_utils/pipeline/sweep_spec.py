@@ -30,7 +30,7 @@ from ..core.registry import SWEEP_DIR
 from ..reporting.sweep_report import SWEEP
 from .notebooks import UsageError, discover, notebook_id
 from .params import parse_value, plan_parameters
-from .preflight import RESERVED, SEED_MAX, check_kernel, check_values
+from .preflight import RESERVED, SEED_MAX, check_kernel, check_output, check_values
 
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
 POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
@@ -205,10 +205,8 @@ def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
     if args.seeds is not None and not args.seeds.replace(",", "").strip():
         raise UsageError("--seeds is empty; name seeds, e.g. --seeds 42,43 (or leave --seeds out for the default)")
     seeds = _values(args.seeds) if args.seeds is not None else tuple(default_seeds if from_file["seeds"] is None else from_file["seeds"])
-    if args.output is not None and not str(args.output).strip():
-        raise UsageError("--output is empty; name a folder")
     spec = SweepSpec(
-        output=Path(args.output or "results").expanduser().resolve(),
+        output=check_output(args.output),
         sparsities=tuple(float(s) if isinstance(s, int | float) and not isinstance(s, bool) else s
                          for s in grid["target_sparsity"]),
         methods=tuple(grid["prune_method"]), seeds=tuple(seeds), smoke=args.smoke, device=args.device,
