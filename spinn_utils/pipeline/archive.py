@@ -135,18 +135,8 @@ def save_artifacts(
     paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool | None = None,
     now: datetime | None = None,
 ) -> Artifacts:
-    """Persist the run's artifacts and write ``metrics/artifacts.json``.
-
-    Args:
-        paths: the results folder of the run.
-        cfg: what to include and where (``drive_dir`` is used only in Colab).
-        in_colab: override Colab detection (tests); None = detect.
-        now: timestamp override (tests); None = current UTC time.
-
-    Returns:
-        The artifacts.json record (``core.results_schema.Artifacts``): each file's sha256 is
-        the one ``lineage.json`` recorded; the zip's own is ``archive_sha256``.
-    """
+    """Persist the run's artifacts (to ``cfg.drive_dir`` only in Colab; ``in_colab`` None: detect)
+    and return the ``metrics/artifacts.json`` record it writes (each file's sha256 is lineage's)."""
     in_colab = running_in_colab() if in_colab is None else in_colab
     files, hashes = collect_artifacts(paths, cfg), recorded_hashes(paths)
     left_out = [{"path": f.as_posix(), "reason": f"not recorded in {LINEAGE} (no finished notebook wrote it)"}
