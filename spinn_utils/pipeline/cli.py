@@ -27,7 +27,7 @@ from ..core.errors import SpinnError, first_line
 
 try:  # papermill and jupyter load here: a Ctrl-C during start-up is one line, not a traceback
     from . import recommend, sweep
-    from .params import parse_value
+    from .notebooks import parse_value
     from .runner import Terminated, make_plan, run_notebooks
     from .sweep_spec import make_spec
 except KeyboardInterrupt:

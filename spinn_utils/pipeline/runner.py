@@ -26,8 +26,7 @@ from ..core.paths import ResultsPaths
 from ..data.nasa import check_mat_file
 from ..data.schema import read_data_config
 from . import staging
-from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, order, select
-from .params import plan_parameters
+from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, order, plan_parameters, select
 from .preflight import (
     MANIFEST_FORMAT,
     check_cv_folds,
@@ -153,17 +152,6 @@ def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
             for e in earlier.get("notebooks", []) if e.get("notebook") not in ran_now]
 
 
-def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
-    """("ok" | "failed" | "bad input", the failing cell's error)."""
-    try:
-        _execute(nb, plan, args)
-    except PapermillExecutionError as err:
-        # A SpinnError is bad input or parameters met inside the notebook: exit 2, like the CLI's.
-        return ("bad input" if err.ename == "SpinnError" else "failed"), \
-            f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
-    return "ok", None
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (exit 143)."""
 
@@ -227,7 +215,12 @@ def run_plan(plan: RunPlan, args) -> int:
         print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
         start = time.perf_counter()
         try:
-            status, error = _run_one(nb, plan, args)
+            _execute(nb, plan, args)
+            status, error = "ok", None
+        except PapermillExecutionError as err:
+            # A SpinnError is bad input met inside the notebook: exit 2, like the CLI's.
+            status = "bad input" if err.ename == "SpinnError" else "failed"
+            error = f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
         except BaseException as err:
             # Ctrl-C, SIGTERM, no kernel, a dead kernel: the manifest must not say "running" forever.
             how = {Terminated: "terminated (SIGTERM)", KeyboardInterrupt: "interrupted (Ctrl-C)"}.get(type(err))

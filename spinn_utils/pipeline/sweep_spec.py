@@ -17,8 +17,7 @@ import yaml
 from ..core.env import resolve_device
 from ..core.registry import SWEEP_DIR
 from ..reporting.sweep_report import SWEEP
-from .notebooks import UsageError, discover, notebook_id
-from .params import parse_value, plan_parameters
+from .notebooks import UsageError, discover, notebook_id, parse_value, plan_parameters
 from .preflight import RESERVED, SEED_MAX, check_kernel, check_output, check_values
 
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
