@@ -95,17 +95,6 @@ def _cells(path: Path) -> tuple[dict, list[dict]]:
                 and "".join(c["source"]).startswith(SETUP_MARKER)]
 
 
-def references(root: Path = REPO_ROOT) -> dict[str, set[tuple[str, str | None]]]:
-    """{file: {(OWNER/NAME, branch or None)}} of every GitHub link and set-up cell."""
-    out = {"pyproject.toml": {(repository(root), None)}}
-    for name in DOCS:
-        out[name] = {(m.group(2), m.group(3)) for m in LINK.finditer((root / name).read_text())}
-    for path in discover(root / "notebooks", standalone=True):
-        for cell in _cells(path)[1]:
-            out[f"notebooks/{path.name}"] = {(m.group(2), None) for m in LINK.finditer("".join(cell["source"]))}
-    return out
-
-
 def _write(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
