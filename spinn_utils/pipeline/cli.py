@@ -28,7 +28,8 @@ from ..core.errors import SpinnError, first_line
 try:  # papermill and jupyter load here: a Ctrl-C during start-up is one line, not a traceback
     from . import recommend, sweep
     from .notebooks import parse_value
-    from .runner import Terminated, make_plan, run_notebooks
+    from .preflight import make_plan
+    from .runner import Terminated, run_notebooks
     from .sweep_spec import make_spec
 except KeyboardInterrupt:
     print("interrupted while starting; nothing ran", file=sys.stderr)

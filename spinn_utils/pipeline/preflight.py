@@ -1,4 +1,5 @@
-"""Checks before any notebook runs: parameter values, the results folder, and a lock on it.
+"""Checks before any notebook runs (parameter values, the results folder, a lock on it) and the
+run's plan they make (``make_plan``).
 
 papermill checks no value: without this ``-p target_sparsity=1.5`` would overwrite notebooks 01
 and 02's results before notebook 03 refused it. Each ``-p`` value goes through the stage config
@@ -12,6 +13,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +25,14 @@ from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
 from ..compression.quantize import QuantConfig
+from ..core.env import resolve_device
 from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, SWEEP_DIR
 from ..core.stages import STAGES
-from ..data.schema import DataConfig, data_config_for
+from ..data.nasa import check_mat_file
+from ..data.schema import DataConfig, data_config_for, read_data_config
 from ..data.synthetic import experiment_settings
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig
@@ -38,7 +42,7 @@ from ..reporting.figures import FigureConfig
 from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
-from .notebooks import UsageError, notebook_id
+from .notebooks import NOTEBOOK_DIR, UsageError, discover, notebook_id, plan_parameters, select
 from .staging import LOCK, MANIFEST, is_results_folder, movable
 
 
@@ -208,6 +212,47 @@ def check_cv_folds(parameters: dict[Path, dict], output: Path, smoke: bool) -> N
         if n is not None and folds > n:
             raise UsageError(f"cv_folds={folds} (notebook 08): the data has {n} experiments and each fold holds "
                              f"out at least one; use -p cv_folds=N with 2 <= N <= {n}")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one invocation runs: notebooks, their parameters, where results go."""
+
+    output: Path
+    notebooks: list[Path]
+    parameters: dict[Path, dict]
+    cwd: Path  # the kernels' working directory (the repository)
+    kernel_env: dict = field(default_factory=dict)  # added to the kernels' environment (a sweep point's threads)
+    record: dict = field(default_factory=dict)  # added to the manifest (a sweep point's grid values)
+
+
+def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
+    """Check the options and parameters before anything runs; a problem is a UsageError."""
+    output = check_output(args.output, "results/smoke" if args.smoke else "results")
+    check_seed(args.seed)
+    check_selection(args.only, args.start)
+    check_kernel(args.kernel)
+    notebook_dir = Path(notebook_dir) if notebook_dir else None
+    notebooks = select(discover(notebook_dir), args.only, args.start)
+    if not notebooks:
+        raise UsageError(f"no numbered notebooks in {notebook_dir or NOTEBOOK_DIR}")
+    resolve_device(args.device)  # fail now on --device cuda without a GPU, not in notebook 02
+    fixed = {"results_dir": str(output), "smoke": args.smoke, "seed": args.seed, "device": args.device}
+    if args.data:
+        data = Path(args.data).expanduser().resolve()
+        if not data.is_file():
+            raise UsageError(f"--data {args.data}: no such file")
+        if data.suffix.lower() == ".mat":  # a text file named .mat stops here, not in notebook 01
+            check_mat_file(data)
+        fixed["data_path"] = str(data)
+    if args.data_config:
+        read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
+        fixed["data_config"] = str(Path(args.data_config).expanduser().resolve())
+    overrides = dict(args.parameters)
+    parameters = plan_parameters(notebooks, fixed, overrides)
+    check_values(parameters, overrides)
+    check_cv_folds(parameters, output, args.smoke)
+    return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 
 
 def _holder(fd: int) -> str:

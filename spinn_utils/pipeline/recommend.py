@@ -36,8 +36,8 @@ from ..reporting.deploy_card import write_card
 from ..reporting.recommend_rule import METHOD, Decision, Rule, decide, error_rate_line
 from ..reporting.sweep_report import load_sweep, timing_busy
 from .notebooks import UsageError
-from .preflight import results_lock
-from .runner import make_plan, run_notebooks
+from .preflight import make_plan, results_lock
+from .runner import run_notebooks
 from .sweep import run_sweep
 from .sweep_collect import latency_config
 from .sweep_spec import make_spec

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,33 +22,9 @@ from ..core.env import environment_info, package_versions, resolve_device
 from ..core.io import write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
-from ..data.nasa import check_mat_file
-from ..data.schema import read_data_config
 from . import staging
-from .notebooks import NOTEBOOK_DIR, REPO_ROOT, UsageError, discover, order, plan_parameters, select
-from .preflight import (
-    MANIFEST_FORMAT,
-    check_cv_folds,
-    check_kernel,
-    check_output,
-    check_seed,
-    check_selection,
-    check_values,
-    read_manifest,
-    results_lock,
-)
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What one invocation runs: notebooks, their parameters, where results go."""
-
-    output: Path
-    notebooks: list[Path]
-    parameters: dict[Path, dict]
-    cwd: Path  # the kernels' working directory (the repository)
-    kernel_env: dict = field(default_factory=dict)  # added to the kernels' environment (a sweep point's threads)
-    record: dict = field(default_factory=dict)  # added to the manifest (a sweep point's grid values)
+from .notebooks import REPO_ROOT, UsageError, order
+from .preflight import MANIFEST_FORMAT, RunPlan, read_manifest, results_lock
 
 
 def git_commit(root: Path = REPO_ROOT) -> dict:
@@ -87,35 +62,6 @@ def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None
                 return await super().start_kernel(**{**kw, "stderr": log})
 
     return SpinnKernelManager
-
-
-def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
-    """Check the options and parameters before anything runs; a problem is a UsageError."""
-    output = check_output(args.output, "results/smoke" if args.smoke else "results")
-    check_seed(args.seed)
-    check_selection(args.only, args.start)
-    check_kernel(args.kernel)
-    notebook_dir = Path(notebook_dir) if notebook_dir else None
-    notebooks = select(discover(notebook_dir), args.only, args.start)
-    if not notebooks:
-        raise UsageError(f"no numbered notebooks in {notebook_dir or NOTEBOOK_DIR}")
-    resolve_device(args.device)  # fail now on --device cuda without a GPU, not in notebook 02
-    fixed = {"results_dir": str(output), "smoke": args.smoke, "seed": args.seed, "device": args.device}
-    if args.data:
-        data = Path(args.data).expanduser().resolve()
-        if not data.is_file():
-            raise UsageError(f"--data {args.data}: no such file")
-        if data.suffix.lower() == ".mat":  # a text file named .mat stops here, not in notebook 01
-            check_mat_file(data)
-        fixed["data_path"] = str(data)
-    if args.data_config:
-        read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
-        fixed["data_config"] = str(Path(args.data_config).expanduser().resolve())
-    overrides = dict(args.parameters)
-    parameters = plan_parameters(notebooks, fixed, overrides)
-    check_values(parameters, overrides)
-    check_cv_folds(parameters, output, args.smoke)
-    return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 
 
 def new_manifest(args) -> dict:

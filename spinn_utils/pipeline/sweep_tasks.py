@@ -25,7 +25,8 @@ from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import MANIFEST
 from .notebooks import notebook_id
-from .runner import RunPlan, run_plan
+from .preflight import RunPlan
+from .runner import run_plan
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 RECORD = MANIFEST  # the folder's manifest, in the driver's shape, plus "sweep": the task's parameters
