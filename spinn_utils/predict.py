@@ -178,40 +178,30 @@ def csv_pieces(path: Path, size: int) -> Iterator[bytes]:
             yield header + rest
 
 
-def _stdout_stat() -> os.stat_result | None:
-    """What this process's standard output is (None when it is no file, as under a test's capture)."""
-    try:
-        return os.fstat(sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def output_target(output: str, inputs: list[str]) -> tuple[str, Path | None]:
     """How ``--output`` is written: ("stdout", None), ("stream", path) for a named pipe or the null
     device, or ("file", path) for a regular file, a symlink resolved to what it points at. A
     folder, another non-regular file (a device, a socket) or one of ``inputs`` is a SpinnError."""
-    stdout = _stdout_stat()
-    if output == STDOUT:
-        st, kind, path = stdout, "stdout", None
+    try:
+        stdout = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file behind it, as under a test's capture
+        stdout = None
+    path = None if output == STDOUT else Path(output).expanduser()
+    st = stdout if path is None else os.stat(path) if path.exists() else None
+    if path is None or st is not None and stdout is not None and os.path.samestat(st, stdout):
+        kind, path = "stdout", None  # also /dev/stdout, /proc/self/fd/1
+    elif st is None or stat.S_ISREG(st.st_mode):
+        kind, path = "file", path.resolve()  # through a symlink: the link stays, its target is replaced
+    elif stat.S_ISDIR(st.st_mode):
+        raise SpinnError(f"--output {output} is a folder; name a file")
+    elif stat.S_ISFIFO(st.st_mode) or same_file(path, os.devnull):
+        kind = "stream"
     else:
-        path = Path(output).expanduser()
-        st = os.stat(path) if path.exists() else None
-        if st is not None and stdout is not None and os.path.samestat(st, stdout):  # /dev/stdout, /proc/self/fd/1
-            kind, path = "stdout", None
-        elif st is None or stat.S_ISREG(st.st_mode):
-            kind, path = "file", path.resolve()  # through a symlink: the link stays, its target is replaced
-        elif stat.S_ISDIR(st.st_mode):
-            raise SpinnError(f"--output {output} is a folder; name a file")
-        elif stat.S_ISFIFO(st.st_mode) or same_file(path, os.devnull):
-            kind = "stream"
-        else:
-            raise SpinnError(f"--output {output} is a device or other special file, not a regular file: "
-                             "name a file, or - for standard output")
+        raise SpinnError(f"--output {output} is a device or other special file, not a regular file: "
+                         "name a file, or - for standard output")
     for given in inputs:
         here = Path(given).expanduser()
-        same = (same_file(path, here) if path is not None else
-                st is not None and here.exists() and os.path.samestat(st, os.stat(here)))
-        if same:
+        if st is not None and here.exists() and os.path.samestat(st, os.stat(here)):
             raise SpinnError(f"--output {output} is the input {given}: writing it would destroy the input; "
                              "name another file")
     return kind, path
