@@ -59,18 +59,14 @@ def movable(output: Path) -> list[Path]:
     return sorted(p for p in output.iterdir() if not _ours(p.name) and not is_results_folder(p))
 
 
-def tree_bytes(paths: list[Path]) -> int:
-    """Bytes under ``paths`` (symlinks count as themselves: they are copied as links)."""
-    total = 0
-    for p in paths:
-        inside = p.rglob("*") if p.is_dir() and not p.is_symlink() else ()
-        total += sum(f.lstat().st_size for f in (p, *inside))
-    return total
-
-
 def check_space(output: Path, entries: list[Path]) -> None:
-    """The backup copy must fit: one line naming both numbers, before anything is copied."""
-    need, free = tree_bytes(entries), shutil.disk_usage(output).free
+    """The backup copy must fit (symlinks count as themselves: they are copied as links); one line
+    naming both numbers, before anything is copied."""
+    need = 0
+    for p in entries:
+        inside = p.rglob("*") if p.is_dir() and not p.is_symlink() else ()
+        need += sum(f.lstat().st_size for f in (p, *inside))
+    free = shutil.disk_usage(output).free
     if need * SPACE_MARGIN > free:
         raise SpinnError(f"not enough free space in {output} to keep the previous results while the run "
                          f"works: the copy needs {need / 1e6:.1f} MB, {free / 1e6:.1f} MB are free; "

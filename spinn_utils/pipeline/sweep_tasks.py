@@ -141,12 +141,13 @@ def point_task(point: dict, seed_record: dict, seed_folder: str, folder: str, no
                parameters: dict[str, dict], threads: int, kernel: str) -> dict:
     """Notebooks 03, 05_5 and 08 of one point on its seed's data and dense model."""
     folder, seed_folder = Path(folder), Path(seed_folder)
-    shared = tuple(_lineage(seed_folder))
     try:
+        seed_lineage, own = _lineage(seed_folder), _lineage(folder)
+        shared = tuple(seed_lineage)
         if seed_record.get("status") not in ("ok", "skipped"):
             return {**point, "status": "failed", "seconds": 0.0,
                     "error": f"seed {point['seed']} (notebooks 01-02) failed: {seed_record.get('error')}"}
-        same_seed = all(_lineage(folder).get(nb) == _lineage(seed_folder)[nb] for nb in shared)
+        same_seed = all(own.get(nb) == seed_lineage[nb] for nb in shared)
         if same_seed and is_complete(folder, (*shared, *notebooks), parameters):
             return {**point, "status": "skipped", "error": None, "seconds": 0.0}
         _fresh(folder)
