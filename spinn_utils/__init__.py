@@ -1,12 +1,8 @@
 """spinn_utils: pruned physics-informed networks (SPINN) for CNC tool wear and thermal displacement.
 
-Stage subpackages, each importing only from the ones before it (docs/architecture.md):
-
-    core <- data <- model <- training <- compression <- benchmark <- evaluation <- reporting <- pipeline
-
-The names the notebooks use are importable from here (``from spinn_utils import prepare``).
-They load on first use (PEP 562), so ``import spinn_utils`` stays cheap: importing torch alone
-takes ~0.9 s on a 2-core CPU, and a torch-free tool must not pay for it.
+Stage subpackages, each importing only from the ones before it: docs/architecture.md. The names
+the notebooks use are importable from here (``from spinn_utils import prepare``); they load on
+first use (PEP 562), so ``import spinn_utils`` stays cheap: a torch-free tool never imports torch.
 """
 from __future__ import annotations
 
