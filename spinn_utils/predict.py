@@ -73,37 +73,39 @@ def range_warnings(predictor: OnnxPredictor, x: np.ndarray) -> tuple[pa.Array, i
 
 def feature_values(batch: pa.RecordBatch, names: list[str], source: str, first_row: int = 0,
                    predictor: OnnxPredictor | None = None) -> np.ndarray:
-    """(n, n_features) float64 from the columns' text (spaces trimmed, empty or NA as NaN); text
-    that is not a number is a SpinnError, naming the value, column and row for ``predictor``'s features."""
-    texts = {}
+    """(n, len(names)) float64 from the columns' text (spaces trimmed, empty or NA as NaN); text
+    that is not a number is a SpinnError (for ``predictor``'s inputs: naming value, column, row)."""
+    texts, missing = {}, pa.scalar(None, pa.string())
     for name in names:
         text = pc.utf8_trim_whitespace(batch.column(name))
-        texts[name] = pc.if_else(pc.is_in(text, value_set=NULL_TEXT), pa.scalar(None, pa.string()), text)
+        texts[name] = pc.if_else(pc.is_in(text, value_set=NULL_TEXT), missing, text)
     try:
-        return np.column_stack([pc.cast(t, pa.float64()).to_numpy(zero_copy_only=False) for t in texts.values()])
+        values = [pc.cast(t, pa.float64()).to_numpy(zero_copy_only=False) for t in texts.values()]
+        return np.column_stack(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        if predictor is not None:
-            predictor.features_from(pa.table(texts).to_pandas(), source, first_row)  # names the bad value
+        if predictor is not None:  # name the bad value the careful way
+            predictor.features_from(pa.table(texts).to_pandas(), source, first_row)
         raise SpinnError(f"cannot parse CSV {source}: {first_line(err)}") from err
 
 
 def predict_along_time(predictor: OnnxPredictor, batch: pa.RecordBatch, x: np.ndarray, source: str,
                        threads: int, named: dict) -> np.ndarray:
-    """A hard export's predictions for every row: in time order per group, the state carried along."""
+    """A hard export's predictions for every row: in time order per group, the state carried."""
     numbers = {k: feature_values(batch, [named[k]], source)[:, 0]
                for k in ("time_col", "run_col", "power_col") if named[k]}
     for k, values in numbers.items():
         if not np.isfinite(values).all():
             raise SpinnError(f"{source}: column {named[k]!r} has empty, NaN or inf values")
     groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
-    return SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], numbers.get("run_col"),
-                                                     numbers.get("power_col"), threads, source)
+    runs, power = numbers.get("run_col"), numbers.get("power_col")
+    return SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], runs, power,
+                                                     threads, source)
 
 
 def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, source: str, threads: int = 1,
                   first_row: int = 0, named: dict | None = None) -> tuple[pa.Table, int]:
     """(the output rows of one block: every input column as written, one prediction per target,
-    ``warning``; rows flagged). ``named``: a hard export's columns (the block then holds every row)."""
+    ``warning``; rows flagged). ``named``: a hard export's columns (the block holds every row)."""
     raw = feature_values(batch, predictor.feature_names, source, first_row, predictor)
     x = predictor.checked(raw, source, first_row)
     if named:
@@ -223,14 +225,14 @@ def output_sink(kind: str, path: Path | None) -> Iterator:
 
 def sequence_columns_of(predictor: OnnxPredictor, header: list[str], path: Path, columns: dict) -> dict:
     """The group, time, run and power columns a hard export reads, named by the caller (None: the
-    sidecar's; power only when the model does not take it as a feature); a CSV without them is one line."""
+    sidecar's; power only where it is no feature); a CSV without them is one line."""
     physics = physics_of(predictor.meta)
     named = {k: columns.get(k) if columns.get(k) is not None else physics.get(k, "")
              for k in ("group_col", "time_col", "run_col", "power_col")}
     if named["power_col"] in predictor.feature_names:
         named["power_col"] = ""
-    needed = [named["group_col"], named["time_col"], *(c for c in (named["run_col"], named["power_col"]) if c)]
-    missing = [c for c in needed if c not in header]
+    optional = [c for c in (named["run_col"], named["power_col"]) if c]
+    missing = [c for c in (named["group_col"], named["time_col"], *optional) if c not in header]
     if missing:
         raise SpinnError(f"{path} lacks column(s) {missing}: this model keeps its physics along time and needs "
                          "the group and time columns (and the run column where time restarts in every run); "
@@ -296,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         kind, _ = output_target(args.output, [args.csv, *inputs])  # refused before the model loads
         predictor = OnnxPredictor(args.model)
         columns = {"group_col": args.group_col, "time_col": args.time_col, "run_col": args.run_col}
-        rows, flagged = predict_csv(predictor, args.csv, args.output, threads, inputs=inputs, columns=columns)
+        rows, flagged = predict_csv(predictor, args.csv, args.output, threads, inputs=inputs,
+                                    columns=columns)
     except BrokenPipeError:  # the reader stopped early (``| head``): stop quietly, as a shell's tools do
         with contextlib.suppress(OSError, ValueError):  # and no second error from the flush at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

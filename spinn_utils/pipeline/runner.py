@@ -67,11 +67,12 @@ def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None
 def new_manifest(args) -> dict:
     """The manifest before the first notebook runs."""
     return {
-        "format": MANIFEST_FORMAT, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "format": MANIFEST_FORMAT,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "smoke": args.smoke, "seed": args.seed,
         "device_requested": args.device, "git": git_commit(), "versions": package_versions(),
-        "environment": environment_info(resolve_device(args.device)), "notebooks": [], "status": "running",
-        "lineage": LINEAGE,  # what each notebook read and wrote, with sha256: kept there, not here
+        "environment": environment_info(resolve_device(args.device)), "notebooks": [],
+        "status": "running", "lineage": LINEAGE,  # what each notebook read and wrote, with sha256
     }
 
 
@@ -80,7 +81,7 @@ def _execute(nb: Path, plan: RunPlan, args) -> None:
     papermill.execute_notebook(
         str(nb), str(executed / nb.name), parameters=plan.parameters[nb], cwd=str(plan.cwd),
         kernel_name=args.kernel, progress_bar=args.progress, log_output=args.verbose,
-        kernel_manager_class=kernel_manager_class(executed / "kernels.log", plan.kernel_env or None))
+        kernel_manager_class=kernel_manager_class(executed / "kernels.log", plan.kernel_env))
 
 
 def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float, **extra) -> None:
