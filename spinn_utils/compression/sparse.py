@@ -1,17 +1,11 @@
 """Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks.
 
 The original design (docs/original_design.md) stores each pruned weight as a coalesced
-``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the
-same layer with ``W.to_sparse_csr()``. Weights and biases are registered as *buffers* named
-``weight`` and ``bias``, so ``.to()``, ``.double()`` and ``state_dict()`` see them (an earlier
-version kept the weight as a plain attribute and ``.to(device)`` silently left it behind).
-
-Storage is counted honestly (``storage.py``, ``model.counting``): at 31.5 % density a COO
-weight (two int64 indices per value) is ~1.6x larger than dense, and CSR with int64 indices is
-about dense size; only the FLOPs shrink. Whether that is faster is measured by the benchmark,
-not assumed here (docs/benchmarking.md).
-
-Reference: PyTorch sparse docs (https://pytorch.org/docs/stable/sparse.html).
+``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the same
+layer with ``W.to_sparse_csr()``. Weights and biases are *buffers* named ``weight`` and ``bias``,
+so ``.to()``, ``.double()`` and ``state_dict()`` see them. Every byte of values, indices and
+offsets is counted (``weight_storage_report``); whether sparse is faster is the benchmark's
+question (docs/benchmarking.md).
 """
 from __future__ import annotations
 
@@ -25,12 +19,12 @@ from torch import nn
 
 from ..core.errors import SpinnError
 from ..core.registry import sparse_variant
-from ..model.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from ..model.checkpoints import Checkpoint, checked_config, load_checkpoint, save_checkpoint
+from ..model.counting import dense_view, storage_bytes, weight_bias_pairs, weighted_layers
 from ..model.inference import batched_forward, first_float_tensor
-from ..model.mlp import DensePINN, ModelConfig, make_activation
+from ..model.mlp import DensePINN, ModelConfig, load_strict, mlp_network
 
 FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured lives in semi24.py (CUDA only)
-
 
 
 def to_format(weight: torch.Tensor, format: str) -> torch.Tensor:
@@ -75,28 +69,20 @@ class SparseLinear(nn.Module):
         y = torch.sparse.mm(self.weight, x.t().contiguous()).t()
         return y if self.bias is None else y + self.bias
 
-    def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
-        # The default loader copies in place, which needs the same nnz (CSR) or layout;
-        # a pruned weight from another run has a different nnz, so replace the buffer.
-        key = prefix + "weight"
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # The default loader copies in place, which needs the same layout and nnz; a weight from
+        # another run (or a dense one) replaces the buffer instead.
+        key, shape = prefix + "weight", (self.out_features, self.in_features)
         incoming = state_dict.get(key)
-        if incoming is not None:
-            if tuple(incoming.shape) != (self.out_features, self.in_features):
-                error_msgs.append(
-                    f"size mismatch for {key}: expected {(self.out_features, self.in_features)}, "
-                    f"found {tuple(incoming.shape)}"
-                )
-            else:
-                current = self.weight
-                self._buffers["weight"] = to_format(
-                    incoming.to(device=current.device, dtype=current.dtype), self.format
-                )
-            state_dict = {k: v for k, v in state_dict.items() if k != key}
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+        if incoming is not None and tuple(incoming.shape) != shape:
+            error_msgs.append(f"size mismatch for {key}: expected {shape}, found {tuple(incoming.shape)}")
+        elif incoming is not None:
+            weight = incoming.to(self.weight.device, self.weight.dtype)
+            self._buffers["weight"] = to_format(weight, self.format)
+        rest = {k: v for k, v in state_dict.items() if k != key}
+        super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
         if incoming is not None and key in missing_keys:
             missing_keys.remove(key)
 
@@ -121,54 +107,28 @@ class SparsePINN(nn.Module):
             raise SpinnError(f"all layers must share one format, found {sorted(formats)}")
         self.format = formats.pop()
         self.cfg = ModelConfig(dims[0], tuple(dims[1:-1]), dims[-1], activation)
-        modules: list[nn.Module] = []
-        for i, layer in enumerate(layers):
-            modules.append(layer)
-            if i < len(layers) - 1:  # activation between layers, none after the last
-                modules.append(make_activation(activation))
-        self.network = nn.Sequential(*modules)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.cfg.dims
-
-    @property
-    def activation(self) -> str:
-        return self.cfg.activation
+        self.network = mlp_network(layers, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
 
 def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN:
-    """A SparsePINN (eval mode, same device and dtype) computing what ``model`` computes.
-
-    Args:
-        model: a DensePINN, typically pruned (dense storage with zeros).
-        format: ``"coo"`` (the original design's) or ``"csr"``.
-    Returns:
-        SparsePINN storing only the non-zero weights (biases stay dense).
-    """
+    """A SparsePINN (eval mode, same device and dtype) computing what the (pruned) DensePINN
+    ``model`` computes, storing only its non-zero weights in ``format`` (biases stay dense)."""
     if not isinstance(model, DensePINN):
         raise SpinnError(f"convert_dense_to_sparse needs a DensePINN, got {type(model).__name__}")
-    layers = [
-        SparseLinear(m.weight, m.bias, format) for m in model.network if isinstance(m, nn.Linear)
-    ]
+    layers = [SparseLinear(m.weight, m.bias, format) for m in model.network if isinstance(m, nn.Linear)]
     return SparsePINN(layers, model.cfg.activation).eval()
 
 
 def validate_conversion(
     dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4, batch_size: int = 4096
 ) -> dict:
-    """Compare two models' outputs on ``inputs`` in eval + inference mode, each on its own device.
+    """Compare the outputs of ``dense`` (the reference) and ``sparse`` on (n, input_dim)
+    standardised ``inputs`` in eval + inference mode, each on its own device.
 
-    Args:
-        dense: the reference (the pruned DensePINN).
-        sparse: the converted model.
-        inputs: (n, input_dim) array or tensor of standardised inputs.
-        atol: largest allowed absolute difference in (scaled) outputs.
-    Returns:
-        ``{"max_abs_diff", "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail.
+    Returns ``{"max_abs_diff", "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail.
     """
     x = torch.as_tensor(inputs if torch.is_tensor(inputs) else np.asarray(inputs))
     in_dim = getattr(getattr(sparse, "cfg", None), "input_dim", x.shape[-1])
@@ -200,41 +160,50 @@ def validate_conversion(
 
 
 def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
-    """Save ``model`` with its format's variant as kind (``spinn_coo``); meta gets ``model``, ``dims``, ``activation``, ``format``.
-
-    Pass the source checkpoint's ``scaler``, ``feature_names`` and ``target_names`` in ``meta``.
-    """
+    """Save ``model`` with its format's variant as kind (``spinn_coo``); meta (the source's
+    ``scaler``, names, ...) gets ``model``, ``dims``, ``activation`` and ``format``."""
     if not isinstance(model, SparsePINN):
         raise SpinnError(f"save_sparse_checkpoint needs a SparsePINN, got {type(model).__name__}")
-    full = {**(meta or {}), "model": model.cfg, "dims": list(model.dims),
-            "activation": model.activation, "format": model.format}
+    full = {**(meta or {}), "model": model.cfg, "dims": list(model.cfg.dims),
+            "activation": model.cfg.activation, "format": model.format}
     return save_checkpoint(path, model, kind=sparse_variant(model.format), meta=full)
 
 
 def load_sparse_model(path: str | os.PathLike, variant: str | None = None) -> tuple[SparsePINN, Checkpoint]:
-    """Load a sparse checkpoint (weights_only) as an eval-mode SparsePINN on CPU; ``variant``
-    (``spinn_coo``) is the one expected, None takes any sparse format.
-
-    Returns:
-        (model, checkpoint)
-    """
+    """(eval-mode SparsePINN on CPU, checkpoint) of a sparse checkpoint; ``variant``
+    (``spinn_coo``) is the one expected, None takes any sparse format."""
     ckpt = load_checkpoint(path, variant or tuple(sparse_variant(f) for f in FORMATS))
-    try:
-        cfg = ModelConfig.from_dict(ckpt.meta["model"])
-        format = ckpt.meta["format"]
-    except (KeyError, TypeError) as err:
-        raise SpinnError(f"{path}: sparse checkpoint meta lacks 'model' or 'format' ({err})") from err
-    layers = []
-    for i, (d_in, d_out) in enumerate(zip(cfg.dims[:-1], cfg.dims[1:])):
-        prefix = f"network.{2 * i}."
-        weight, bias = ckpt.state_dict.get(prefix + "weight"), ckpt.state_dict.get(prefix + "bias")
-        if weight is None or tuple(weight.shape) != (d_out, d_in):
-            found = None if weight is None else tuple(weight.shape)
-            raise SpinnError(f"{path}: {prefix}weight should be {(d_out, d_in)}, found {found}")
-        layers.append(SparseLinear(weight, bias, format))
+    cfg = checked_config(ckpt)
+    if ckpt.meta.get("format") not in FORMATS:
+        raise SpinnError(f"{path}: sparse checkpoint meta lacks a 'format' in {FORMATS}")
+    layers = [SparseLinear(torch.zeros(b, a), torch.zeros(b), ckpt.meta["format"])
+              for a, b in zip(cfg.dims[:-1], cfg.dims[1:])]
     model = SparsePINN(layers, cfg.activation)
-    expected = set(model.state_dict())
-    if set(ckpt.state_dict) != expected:
-        extra = sorted(set(ckpt.state_dict) ^ expected)
-        raise SpinnError(f"{path}: state_dict keys do not match meta['model'] (differ: {extra[:4]})")
-    return model.eval(), ckpt
+    return load_strict(model, ckpt.state_dict, f"{path}: weights do not match meta['model']").eval(), ckpt
+
+
+def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) -> dict:
+    """Per-layer counts and bytes: as stored now, and as the model would take dense or in each format.
+
+    Returns ``{"per_layer": [{"layer", "shape", "layout", "total", "nonzero", "sparsity", "bias",
+    "bias_bytes", "stored_bytes", "bytes": {"dense", fmt...}}], "total_bytes": int (as stored),
+    "bytes_by_format": {"dense", fmt...}}``; totals include the (dense) biases, per-layer bytes not.
+    """
+    rows = []
+    totals = dict.fromkeys(("dense", *formats), 0)
+    for (name, _), (w, b) in zip(weighted_layers(model), weight_bias_pairs(model)):
+        dense_w = dense_view(w)
+        bias_bytes = 0 if b is None else storage_bytes(b)
+        nonzero = int(torch.count_nonzero(dense_w))
+        layer_bytes = {"dense": storage_bytes(dense_w)}
+        layer_bytes.update({f: storage_bytes(to_format(dense_w, f)) for f in formats})
+        for key, n in layer_bytes.items():
+            totals[key] += n + bias_bytes
+        rows.append({
+            "layer": name, "shape": list(dense_w.shape), "layout": str(w.layout).replace("torch.", ""),
+            "total": dense_w.numel(), "nonzero": nonzero, "sparsity": 1.0 - nonzero / dense_w.numel(),
+            "bias": 0 if b is None else b.numel(), "bias_bytes": bias_bytes,
+            "stored_bytes": storage_bytes(w), "bytes": layer_bytes,
+        })
+    stored = sum(r["stored_bytes"] + r["bias_bytes"] for r in rows)
+    return {"per_layer": rows, "total_bytes": stored, "bytes_by_format": totals}

@@ -1,26 +1,9 @@
-"""Physics by construction: the head that turns an MLP's two outputs into wear and heat.
-
-A hard-physics model is the same MLP body (``DensePINN.network``: pruning, structured pruning,
-sparse storage, ONNX and int8 all apply to it unchanged) followed by this head, which reads the
-body's two outputs per window as *rates* and integrates them along each experiment's time order:
-
-- wear: ``VB_i = w0 + sum_{j <= i} softplus(r_w,j) * s_w * P_j * dt_j`` (mm). Every increment is
-  non-negative, so a predicted wear curve can never fall (Archard: the rate is K F v / H >= 0).
-- thermal: the exact first-order lag of the lumped thermal model (``data.thermal``) driven by a
-  non-negative heat input ``Q_i = softplus(r_q,i) / ln 2 * P_i`` (kW):
-  ``delta_i = G Q_i + (delta'_{i-1} - G Q_i) exp(-dt_i / tau)``, with ``delta'`` the previous
-  displacement cooled for ``c`` minutes (power 0) before each run start and 0 (ambient) at an
-  experiment's start. ``tau``, ``G`` and ``c`` start from the thermal model's values and are learned.
-  The ODE ``tau d(delta)/dt + delta = G Q`` then holds exactly within every window.
-
-The sequence of each row is four numbers (``SEQUENCE_FIELDS``): experiment start (1 on an
-experiment's first window), run start (1 on a run's first window: cooling precedes it), the
-window's duration ``dt`` in minutes and its cutting power in kW (from the power input through
-the thermal model's sensor constants). Rows must come in time order within each experiment.
-Both rates are the body's output times that power: with no power a cut neither wears nor heats.
-
-The scan runs in float64; ``sequence_numpy.py`` holds the same recurrence for the torch-free
-predictor (a parity test keeps the two equal).
+"""Physics by construction: the head that integrates an MLP body's two outputs per window, read
+as rates, into wear (a running sum of non-negative increments: it never falls) and displacement
+(the exact solution of the lumped thermal ODE over each window) along each experiment's time
+order (docs/physics.md). Each row's sequence is ``SEQUENCE_FIELDS``, rows in time order within
+each experiment. The scan runs in float64; ``sequence_numpy.py`` holds the same recurrence for
+the torch-free predictor (a parity test keeps the two equal).
 """
 from __future__ import annotations
 
@@ -30,9 +13,11 @@ import torch
 from torch import nn
 
 from ..core.errors import SpinnError
+from .sequence_numpy import RESET_LOG
 
+# Per row: 1 on an experiment's first window; 1 on a run's first window (cooling precedes it);
+# the window's minutes; its cutting power in kW (1 where the data has no power input).
 SEQUENCE_FIELDS = ("experiment_start", "run_start", "dt_min", "power_kw")
-RESET_LOG = -700.0  # log of the decay factor at an experiment's start: exp(-700) is 0 in float64
 SCAN_BLOCK = 64  # rows per block of the blocked linear scan (a 64 x 64 matrix per block)
 
 

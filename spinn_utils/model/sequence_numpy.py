@@ -1,10 +1,6 @@
-"""The hard-physics head in NumPy, for the torch-free predictor: same recurrence, carried state.
-
-``sequence_columns`` builds the head's per-row sequence (``sequence_head.SEQUENCE_FIELDS``) from
-group ids, cumulative cutting time, run starts and power; ``apply_head`` integrates body outputs
-into wear (mm) and displacement (um) and returns the state after the last row, so a file read in
-pieces, or a live machine sending one window at a time, gets the answers of one pass.
-This module never imports torch.
+"""The hard-physics head in NumPy for the torch-free predictor: the recurrence of
+``sequence_head.PhysicsHead`` with a state carried from one piece of a file, or one live
+window, to the next. This module never imports torch.
 """
 from __future__ import annotations
 
@@ -12,6 +8,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..data.thermal import ThermalModel
 
 RESET_LOG = -700.0  # as sequence_head.RESET_LOG: exp(-700) is 0 in float64
 CHUNK_LOG = 600.0  # a chunk of the scan ends before its decay passes exp(-600): exp(600) fits float64
@@ -27,11 +25,15 @@ class HeadState:
     delta_um: float = 0.0  # predicted displacement after it
 
 
-def sequence_columns(groups, cum_time_min, run_start, power_kw, state: HeadState | None = None) -> np.ndarray:
-    """(rows, 4): experiment start, run start, window minutes, power; rows in time order.
+def power_kw(values, unit: str) -> np.ndarray:
+    """Cutting power in kW from the data's power input (``"A"``: spindle current, ``"kW"``)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if unit == "kW" else ThermalModel().power_kw_from_current(values)
 
-    ``state`` is where the previous piece ended: a first row of the same experiment continues it.
-    """
+
+def sequence_columns(groups, cum_time_min, run_start, power, state: HeadState | None = None) -> np.ndarray:
+    """The (rows, 4) ``SEQUENCE_FIELDS`` of rows in time order; ``state`` is where the previous
+    piece ended: a first row of the same experiment continues it."""
     state = state or HeadState()
     groups = np.asarray(groups)
     t = np.asarray(cum_time_min, dtype=np.float64)
@@ -43,11 +45,7 @@ def sequence_columns(groups, cum_time_min, run_start, power_kw, state: HeadState
     prev_t = np.concatenate([[state.cum_time_min], t[:-1]]) if n else t
     dt = np.where(exp_start, t, t - prev_t)
     run = np.asarray(run_start, dtype=np.float64) > 0
-    return np.column_stack([exp_start, run & ~exp_start, dt, np.asarray(power_kw, dtype=np.float64)])
-
-
-def softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
+    return np.column_stack([exp_start, run & ~exp_start, dt, np.asarray(power, dtype=np.float64)])
 
 
 def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0) -> np.ndarray:
@@ -83,7 +81,8 @@ def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
     state = state or HeadState()
     raw = np.asarray(raw, dtype=np.float64)
     exp_start, run_start, dt, power = (sequence[:, i] for i in range(4))
-    rates = softplus(raw) / math.log(2.0) * np.array([constants["wear_rate_mm_min"], 1.0]) * power[:, None]
+    rates = np.logaddexp(0.0, raw) / math.log(2.0) * np.array([constants["wear_rate_mm_min"], 1.0])
+    rates = rates * power[:, None]
     tau, cooling = constants["tau_min"], constants["cooling_min"]
     # Wear: a cumulative sum that restarts at each experiment start and otherwise continues
     # the state's (a piece that begins mid-experiment).
