@@ -134,7 +134,7 @@ def checked_config(ckpt: Checkpoint) -> ModelConfig:
     try:
         cfg = ModelConfig.from_dict(ckpt.meta["model"])
     except (KeyError, TypeError, ValueError) as err:
-        raise SpinnError(f"{ckpt.path}: meta['model'] is incomplete, malformed or missing "
+        raise SpinnError(f"{ckpt.path}: meta['model'] is incomplete or malformed, or absent "
                          f"({first_line(err)}); it needs input_dim, hidden_dims, output_dim and "
                          "activation") from err
     found = config_from_state_dict(ckpt.state_dict, cfg.activation)
