@@ -3,11 +3,9 @@
     python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_masked.pt \\
         [--format coo|csr] [--output-dir DIR] [--data test.csv] [--activation tanh] [--atol 1e-4]
 
-The same code path as notebook 05.5 (``convert.convert_checkpoint``). Exit codes: 0 converted
-and validated, 1 did not validate (``<report>.failed.json`` written, nothing replaced), 2 bad
-input (one line on stderr, nothing written), including an output that is the checkpoint or the
-``--data`` CSV itself, however spelled (``spinn_coo.pt`` holding a masked checkpoint, a symlink,
-a hard link, a relative path).
+Notebook 05.5's code path (``convert.convert_checkpoint``). Exit codes: 0 converted and
+validated, 1 did not validate (``<report>.failed.json`` written, nothing replaced), 2 bad input
+(one line on stderr, nothing written), such as an output that is the input file itself.
 """
 from __future__ import annotations
 
@@ -20,7 +18,7 @@ import pandas as pd
 from ..core.errors import SpinnError
 from ..core.registry import sparse_report, sparse_variant
 from .convert import SparseConfig, convert_checkpoint, summary_rows
-from .legacy_checkpoint import LEGACY_ACTIVATION
+from .convert import LEGACY_ACTIVATION
 from .sparse import FORMATS
 
 
