@@ -17,8 +17,7 @@ import pandas as pd
 
 from ..core.errors import SpinnError
 from ..core.registry import sparse_report, sparse_variant
-from .convert import SparseConfig, convert_checkpoint, summary_rows
-from .convert import LEGACY_ACTIVATION
+from .convert import LEGACY_ACTIVATION, SparseConfig, convert_checkpoint, summary_rows
 from .sparse import FORMATS
 
 
