@@ -1,20 +1,14 @@
 """Structured (neuron) pruning: a physically smaller DensePINN with the same parameter budget.
 
-Unstructured sparsity keeps the matrix shapes, so dense kernels do the same work; removing
-whole hidden neurons shrinks the matrices and really saves time (docs/benchmarking.md). The
-structured variant targets the same PARAMETER count as the unstructured model, not the same
-neuron fraction: parameters grow roughly with width squared, so the widths are solved for
-(one scale factor on all hidden widths, then a small search around it for the closest
-count). The neurons kept in each hidden layer are the most important by
-||incoming weights|| * ||outgoing weights||; their rows and columns are sliced out and the
-smaller model is handed to the caller's fine-tune callback (notebook 03: ``training.fit`` with
-the physics loss, ``compression/pruning_run.py``).
+Removing whole hidden neurons shrinks the matrices, so dense kernels do less work
+(docs/benchmarking.md). The target is the unstructured model's PARAMETER count, not its neuron
+fraction: the widths are solved for (one scale factor on all hidden widths, then a small search
+around it). Each hidden layer keeps its most important neurons by ||incoming|| * ||outgoing||;
+before fine-tuning, the sliced model computes exactly what the dense one does with the removed
+neurons' outgoing weights at zero. The physics head, if any, is not pruned.
 
-Before fine-tuning, the sliced model computes exactly what the dense model computes when the
-removed neurons' outgoing weights are zero (tests/test_pruning.py checks this).
-
-References: Li et al., "Pruning Filters for Efficient ConvNets" (ICLR 2017) for norm-based
-importance; Molchanov et al., "Importance Estimation for Neural Network Pruning" (CVPR 2019).
+References: Li et al., "Pruning Filters for Efficient ConvNets" (ICLR 2017); Molchanov et al.,
+"Importance Estimation for Neural Network Pruning" (CVPR 2019).
 """
 from __future__ import annotations
 
@@ -60,14 +54,10 @@ def structured_widths(
     multiple: int = 1,
     tolerance: float = 0.02,
 ) -> tuple[int, ...]:
-    """Hidden widths whose MLP has the parameter count closest to ``target_params``.
-
-    One scale factor on all hidden widths is solved by bisection (the count grows
-    monotonically with it); then widths within ``search_radius`` steps of the scaled ones are
-    tried and the closest count wins. With ``multiple > 1`` the widths are the aligned ones
-    next to the scaled widths (SIMD- and GEMM-friendly, measurably faster on CPU than odd
-    widths), as long as the count stays within ``tolerance`` of the target; otherwise exact.
-    """
+    """Hidden widths whose MLP has the parameter count closest to ``target_params``: one scale
+    factor on all widths by bisection, then the closest count within ``search_radius`` steps of
+    the scaled widths; with ``multiple > 1``, the aligned widths next to them (GEMM-friendly)
+    when their count is within ``tolerance`` of the target."""
     hidden = model_cfg.hidden_dims
     if not hidden:
         raise SpinnError("structured pruning needs at least one hidden layer")
@@ -103,12 +93,7 @@ def neuron_importance(model: DensePINN, importance: str = "l2_product") -> list[
     for incoming, outgoing in zip(layers[:-1], layers[1:]):
         w_in = incoming.weight.detach().norm(dim=1)  # row j: what feeds neuron j
         w_out = outgoing.weight.detach().norm(dim=0)  # column j: what neuron j feeds
-        if importance == "l2_in":
-            scores.append(w_in)
-        elif importance == "l2_out":
-            scores.append(w_out)
-        else:
-            scores.append(w_in * w_out)
+        scores.append({"l2_in": w_in, "l2_out": w_out}.get(importance, w_in * w_out))
     return scores
 
 
@@ -132,11 +117,9 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
     cfg = model.cfg
     if len(keep) != len(cfg.hidden_dims):
         raise SpinnError(f"{len(keep)} keep-lists for {len(cfg.hidden_dims)} hidden layers")
-    small = DensePINN(ModelConfig(
-        input_dim=cfg.input_dim, hidden_dims=tuple(len(k) for k in keep),
-        output_dim=cfg.output_dim, activation=cfg.activation, physics=cfg.physics,
-    ))
-    if model.head is not None:  # the physics head is not pruned: the smaller body feeds the same head
+    small = DensePINN(ModelConfig(cfg.input_dim, tuple(len(k) for k in keep), cfg.output_dim,
+                                  cfg.activation, cfg.physics))
+    if model.head is not None:  # the smaller body feeds the same head
         small.head = copy.deepcopy(model.head)
     src, dst = linear_layers(model), linear_layers(small)
     for i, (a, b) in enumerate(zip(src, dst)):
@@ -154,7 +137,7 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
 
 @dataclass
 class StructuredPruning:
-    """What ``structured_prune`` did: the smaller model and the facts behind it."""
+    """What ``structured_prune`` did."""
 
     model: DensePINN  # fine-tuned when a callback was given and epochs > 0
     hidden_dims: tuple[int, ...]
@@ -165,17 +148,9 @@ class StructuredPruning:
 
 
 def structured_prune(dense_model: DensePINN, cfg: PruneConfig, finetune: FineTune | None = None) -> StructuredPruning:
-    """Shrink the hidden layers of ``dense_model`` to the unstructured model's parameter count.
-
-    Args:
-        dense_model: the trained DensePINN (left unchanged); the new model is on its device.
-        cfg: PruneConfig; target_sparsity sets the parameter budget, importance the ranking,
-            structured_finetune_epochs the fine-tuning budget.
-        finetune: ``finetune(model, None, epochs, desc)`` trains the sliced model; None: none.
-
-    Returns:
-        A ``StructuredPruning``.
-    """
+    """Shrink the hidden layers of ``dense_model`` (left unchanged) to the unstructured model's
+    parameter count at ``cfg.target_sparsity``, ranked by ``cfg.importance``, then
+    ``finetune(model, None, cfg.structured_finetune_epochs, desc)`` unless None."""
     total = count_parameters(dense_model).total
     target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
     widths = structured_widths(
