@@ -1,13 +1,10 @@
 """2:4 semi-structured sparsity for the benchmark's ``spinn_semi24`` variant (CUDA >= 8.0 only).
 
-Semi-structured sparsity keeps 2 of every 4 weights along each row and runs on the sparse
-tensor cores of compute capability 8.0+ in half precision; shapes must be multiples of the
-CUTLASS tile (rows % 32, cols % 64 for fp16). It is exactly 50 % sparse, so it is cut on top of
-the unstructured mask and its outputs are checked, not assumed. NEVER RUN ON A GPU HERE: no
-GPU was available when it was written.
-
-Reference: PyTorch's semi-structured (2:4) sparsity tutorial
-(``torch.sparse.to_sparse_semi_structured``).
+2 of every 4 weights along each row are kept and run on the sparse tensor cores in half
+precision; shapes must fit the CUTLASS tile (rows % 32, cols % 64 for fp16). It is exactly 50%
+sparse, so it is cut on top of the unstructured mask and its outputs are checked, not assumed.
+Untested on a GPU: none was available. Reference: PyTorch's semi-structured (2:4) sparsity
+tutorial (``torch.sparse.to_sparse_semi_structured``).
 """
 from __future__ import annotations
 
@@ -51,17 +48,10 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
 
 
 def semi_structured_model(model: DensePINN, device, dtype: torch.dtype = torch.float16):
-    """UNTESTED ON GPU (none was available): a 2:4 copy of ``model`` for the bench's semi24 variant.
-
-    Layers whose shape fits (rows % 32, cols % 64) are cut to 2:4 by magnitude (on top of the
-    unstructured mask, so outputs differ from the masked model and validation says by how
-    much) and stored with ``to_sparse_semi_structured``; the others stay dense in ``dtype``.
-
-    Returns:
-        (model, info) where info has ``"semi24_layers"``, ``"dense_layers"``, ``"extra_pruned"``.
-    Raises:
-        SpinnError: with ``semi_structured_supported``'s reason where 2:4 cannot run.
-    """
+    """A 2:4 copy of ``model`` in ``dtype``: layers whose shape fits are cut to 2:4 by magnitude
+    (so outputs differ from the masked model; validation says by how much), the others stay
+    dense. Returns (model, ``{"semi24_layers", "dense_layers", "extra_pruned"}``); where 2:4
+    cannot run, a SpinnError with ``semi_structured_supported``'s reason."""
     ok, reason = semi_structured_supported(device, dtype)
     if not ok:
         raise SpinnError(reason)

@@ -24,22 +24,19 @@ from ..model.mlp import DensePINN, ModelConfig
 from .magnitude import FineTune, PruneConfig, n_weights_to_prune
 
 IMPORTANCES = ("l2_product", "l2_in", "l2_out")
+SEARCH_RADIUS = 2  # exact widths tried this many neurons either side of the scaled ones
 
 
-def _closest_widths(
-    model_cfg: ModelConfig, target_params: int, candidates: list[list[int]]
-) -> tuple[tuple[int, ...], int]:
-    """The combination of per-layer candidate widths whose count is closest to the target."""
+def _closest_widths(model_cfg: ModelConfig, target_params: int,
+                    candidates: list[list[int]]) -> tuple[tuple[int, ...], int]:
+    """(the per-layer candidate widths whose count is closest to the target, the miss)."""
     best, best_key = None, None
     for widths in itertools.product(*candidates):
         if min(widths) < 1 or any(w > h for w, h in zip(widths, model_cfg.hidden_dims)):
             continue
         n = mlp_parameters((model_cfg.input_dim, *widths, model_cfg.output_dim))
-        # Ties go to the widths most nearly proportional to the original shape.
-        spread = max(w / h for w, h in zip(widths, model_cfg.hidden_dims)) - min(
-            w / h for w, h in zip(widths, model_cfg.hidden_dims)
-        )
-        key = (abs(n - target_params), spread)
+        ratios = [w / h for w, h in zip(widths, model_cfg.hidden_dims)]
+        key = (abs(n - target_params), max(ratios) - min(ratios))  # ties: the most proportional
         if best_key is None or key < best_key:
             best, best_key = tuple(widths), key
     if best is None:
@@ -47,15 +44,10 @@ def _closest_widths(
     return best, best_key[0]
 
 
-def structured_widths(
-    model_cfg: ModelConfig,
-    target_params: int,
-    search_radius: int = 2,
-    multiple: int = 1,
-    tolerance: float = 0.02,
-) -> tuple[int, ...]:
+def structured_widths(model_cfg: ModelConfig, target_params: int, multiple: int = 1,
+                      tolerance: float = 0.02) -> tuple[int, ...]:
     """Hidden widths whose MLP has the parameter count closest to ``target_params``: one scale
-    factor on all widths by bisection, then the closest count within ``search_radius`` steps of
+    factor on all widths by bisection, then the closest count within ``SEARCH_RADIUS`` steps of
     the scaled widths; with ``multiple > 1``, the aligned widths next to them (GEMM-friendly)
     when their count is within ``tolerance`` of the target."""
     hidden = model_cfg.hidden_dims
@@ -73,13 +65,12 @@ def structured_widths(
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if count(mid) <= target_params else (lo, mid)
     scale = min((lo, hi), key=lambda s: abs(count(s) - target_params))
-    steps = range(-search_radius, search_radius + 1)
-    if multiple > 1:
-        # One aligned step either way keeps the shape near-proportional to the original.
+    if multiple > 1:  # one aligned step either way keeps the shape near-proportional
         aligned = [[multiple * (round(scale * h / multiple) + d) for d in (-1, 0, 1)] for h in hidden]
         widths, miss = _closest_widths(model_cfg, target_params, aligned)
         if miss <= tolerance * target_params:
             return widths
+    steps = range(-SEARCH_RADIUS, SEARCH_RADIUS + 1)
     exact = [[max(1, round(scale * h)) + d for d in steps] for h in hidden]
     return _closest_widths(model_cfg, target_params, exact)[0]
 
@@ -153,9 +144,7 @@ def structured_prune(dense_model: DensePINN, cfg: PruneConfig, finetune: FineTun
     ``finetune(model, None, cfg.structured_finetune_epochs, desc)`` unless None."""
     total = count_parameters(dense_model).total
     target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
-    widths = structured_widths(
-        dense_model.cfg, target, multiple=cfg.width_multiple, tolerance=cfg.param_tolerance
-    )
+    widths = structured_widths(dense_model.cfg, target, cfg.width_multiple, cfg.param_tolerance)
     keep = select_neurons(neuron_importance(dense_model, cfg.importance), widths)
     small = slice_model(dense_model, keep)
     epochs = cfg.structured_finetune_epochs

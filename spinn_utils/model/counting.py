@@ -60,8 +60,7 @@ def mlp_parameters(dims: tuple[int, ...]) -> int:
 
 def _tensor_counts(t: torch.Tensor) -> tuple[int, int]:
     """(parameters it stands for, non-zero ones) of one weight or bias in any storage."""
-    if is_semi_structured(t):
-        t = dense_view(t)
+    t = dense_view(t) if is_semi_structured(t) else t
     if t.layout == torch.strided:
         return t.numel(), int(torch.count_nonzero(t))
     values = t.coalesce().values() if t.layout == torch.sparse_coo else t.values()
@@ -77,10 +76,6 @@ def count_parameters(model: nn.Module) -> ParamCount:
     return ParamCount(total=total, nonzero=nonzero, sparsity=1.0 - nonzero / total if total else 0.0)
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
 def storage_bytes(obj: torch.Tensor | nn.Module) -> int:
     """Every byte a weight takes: dense values; COO values + indices; CSR values + offsets +
     indices; 2:4 packed values + metadata. For a module: the sum over its weights and biases."""
@@ -89,13 +84,13 @@ def storage_bytes(obj: torch.Tensor | nn.Module) -> int:
     t = obj.detach()
     if is_semi_structured(t):
         parts = ("packed", "meta", "packed_t", "meta_t", "compressed_swizzled_bitmask")
-        return sum(_nbytes(p) for p in (getattr(t, n, None) for n in parts) if p is not None)
+        return sum(p.nbytes for p in (getattr(t, n, None) for n in parts) if p is not None)
     if t.layout == torch.strided:
-        return _nbytes(t)
+        return t.nbytes
     if t.layout == torch.sparse_coo:
-        return _nbytes(t._values()) + _nbytes(t._indices())
+        return t._values().nbytes + t._indices().nbytes
     if t.layout == torch.sparse_csr:
-        return _nbytes(t.values()) + _nbytes(t.crow_indices()) + _nbytes(t.col_indices())
+        return t.values().nbytes + t.crow_indices().nbytes + t.col_indices().nbytes
     raise SpinnError(f"storage_bytes does not know layout {t.layout}")
 
 

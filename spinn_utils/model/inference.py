@@ -30,12 +30,9 @@ def predict(
     model: nn.Module, X_scaled: np.ndarray, device: str | torch.device = "cpu",
     batch_size: int = 4096, sequence: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Model outputs (scaled units, float32) for standardised inputs, in eval and inference mode.
-
-    The model is moved to ``device`` (checkpoints load on the CPU; a GPU run predicts there).
-    A hard-physics model needs ``sequence`` (``sequences.sequence_of``): its body runs in
-    batches, its head once along the whole sequence. Other models ignore it.
-    """
+    """Model outputs (scaled units, float32) for standardised inputs, in eval and inference mode
+    on ``device`` (the model is moved there). A hard-physics model needs ``sequence``
+    (``sequences.sequence_of``): its body runs in batches, its head once along the sequence."""
     head = head_of(model)
     if head is not None and sequence is None:
         raise SpinnError(f"{type(model).__name__} has a physics head: predict needs the rows' sequence")
