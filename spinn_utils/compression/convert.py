@@ -91,9 +91,8 @@ def load_source(path: str | os.PathLike, activation: str | None = None) -> tuple
         return model.eval(), {}, "state_dict"
     model, ckpt = load_dense_model(path)
     if activation is not None and activation != model.cfg.activation:
-        raise SpinnError(
-            f"{path} was trained with activation {model.cfg.activation!r}, but {activation!r} was asked for"
-        )
+        raise SpinnError(f"{path} was trained with activation {model.cfg.activation!r}, "
+                         f"but {activation!r} was asked for")
     return model, ckpt.meta, ckpt.kind
 
 
@@ -136,10 +135,8 @@ def inputs_from_csv(path: str | os.PathLike, meta: dict, input_dim: int,
     return scaler.transform_x(values), f"{path} ({len(values)} rows, standardised with the checkpoint's scaler)"
 
 
-def validation_inputs(
-    cfg: SparseConfig, inputs, meta: dict, input_dim: int, features: list[str] | None = None,
-    inputs_label: str | None = None,
-) -> tuple[np.ndarray, str]:
+def validation_inputs(cfg: SparseConfig, inputs, meta: dict, input_dim: int,
+                      features: list[str] | None = None, inputs_label: str | None = None) -> tuple[np.ndarray, str]:
     """(standardised inputs, where they came from): an array, a CSV path, or seeded N(0, 1) rows."""
     if inputs is None:
         gen = torch.Generator().manual_seed(cfg.random_seed)
@@ -165,25 +162,19 @@ def conversion_report(cfg: SparseConfig, model: DensePINN, converted: dict[str, 
     dense_bytes = storage["bytes_by_format"]["dense"]
     semi_ok, semi_reason = semi_structured_supported(device)
     return {
-        "format": cfg.format,
-        "dims": list(model.cfg.dims),
-        "activation": model.cfg.activation,
-        "params": count_parameters(model),
-        "params_sparse": count_parameters(converted[cfg.format]),
-        "per_layer": storage["per_layer"],
-        "storage_bytes": storage["bytes_by_format"],
+        "format": cfg.format, "dims": list(model.cfg.dims), "activation": model.cfg.activation,
+        "params": count_parameters(model), "params_sparse": count_parameters(converted[cfg.format]),
+        "per_layer": storage["per_layer"], "storage_bytes": storage["bytes_by_format"],
         "storage_vs_dense": {f: b / dense_bytes for f, b in storage["bytes_by_format"].items()},
-        "storage_counts": "values + int64 indices (COO) or row offsets + column indices (CSR); dense biases in every total",
+        "storage_counts": ("values + int64 indices (COO) or row offsets + column indices (CSR); "
+                           "dense biases in every total"),
         "flops_per_sample": {"dense": flops_per_sample(model),
                              **{f: flops_per_sample(m) for f, m in converted.items()}},
-        "validation_by_format": checks,
-        "conversion_ok": checks[cfg.format]["passed"],
+        "validation_by_format": checks, "conversion_ok": checks[cfg.format]["passed"],
         "all_formats_passed": all(c["passed"] for c in checks.values()),
-        "semi_structured": {"supported": semi_ok, "reason": semi_reason},
-        "config": cfg,
+        "semi_structured": {"supported": semi_ok, "reason": semi_reason}, "config": cfg,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-        "environment": environment_info(device),
+        "versions": package_versions(), "environment": environment_info(device),
     }
 
 

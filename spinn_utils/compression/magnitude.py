@@ -151,15 +151,9 @@ def global_magnitude_masks(
         ranked.append(s.cpu())
     flat = torch.cat(ranked)
     keep = torch.ones_like(flat, dtype=torch.bool)
-    if k > 0:
-        # A stable sort makes the choice among equal scores (e.g. zeros) deterministic.
-        order = torch.sort(flat, stable=True).indices
-        keep[order[:k]] = False
-    out, start = {}, 0
-    for name, w in weights.items():
-        out[name] = keep[start:start + w.numel()].view_as(w).to(w.device)
-        start += w.numel()
-    return out
+    keep[torch.sort(flat, stable=True).indices[:k]] = False  # stable: equal scores (zeros) in order
+    parts = keep.split([w.numel() for w in weights.values()])
+    return {name: part.view_as(w).to(w.device) for (name, w), part in zip(weights.items(), parts)}
 
 
 @torch.no_grad()

@@ -87,18 +87,13 @@ def subsample_rows(x: torch.Tensor, n: int) -> torch.Tensor:
     """At most ``n`` evenly spaced rows (batches arrive shuffled, so these are random rows)."""
     if len(x) <= n:
         return x
-    step = len(x) / n
-    idx = (torch.arange(n, device=x.device, dtype=torch.float64) * step).long()
-    return x[idx]
+    return x[(torch.arange(n, device=x.device, dtype=torch.float64) * (len(x) / n)).long()]
 
 
 def physics_config_for(data: PreparedData, smoke: bool = False, **knobs) -> PhysicsConfig:
-    """The PhysicsConfig notebook 01's record prescribes for ``data``.
-
-    The record (``data.meta["physics"]``, ``data.physics_terms.physics_support``) names the
-    time, target and power columns and which terms the data supports. An unsupported term gets
-    weight 0; asking for it with a weight > 0 is an error that gives 01's reason.
-    """
+    """The PhysicsConfig notebook 01's record (``data.meta["physics"]``) prescribes for ``data``:
+    its time, target and power columns; a term the data cannot support gets weight 0 (asking for
+    it with a weight > 0 is an error that gives 01's reason)."""
     record = data.meta.get("physics")
     if not record:
         raise SpinnError("the prepared data has no physics record (written by an older version); "
@@ -110,11 +105,9 @@ def physics_config_for(data: PreparedData, smoke: bool = False, **knobs) -> Phys
                 raise SpinnError(f"{weight}={knobs[weight]} asked for, but notebook 01 found the data "
                                  f"cannot support {term}: {support['reason']}")
             knobs[weight] = 0.0
-    return build_config(
-        PhysicsConfig, smoke, time_col=record["time_col"], wear_target=record["wear_target"],
-        thermal_target=record["thermal_target"], power_col=record["power_col"],
-        power_unit=record["power_unit"], **knobs,
-    )
+    return build_config(PhysicsConfig, smoke, time_col=record["time_col"],
+                        wear_target=record["wear_target"], thermal_target=record["thermal_target"],
+                        power_col=record["power_col"], power_unit=record["power_unit"], **knobs)
 
 
 def time_derivative(model: nn.Module, x_scaled: torch.Tensor,
