@@ -129,10 +129,8 @@ def weight_scores(model: nn.Module, method: str = "magnitude",
             for name, w in weights.items()}
 
 
-def global_magnitude_masks(
-    model: nn.Module, sparsity: float, masks: Masks | None = None,
-    scores: dict[str, torch.Tensor] | None = None,
-) -> Masks:
+def global_magnitude_masks(model: nn.Module, sparsity: float, masks: Masks | None = None,
+                           scores: dict[str, torch.Tensor] | None = None) -> Masks:
     """Masks (True = kept) that zero the ``n_weights_to_prune`` lowest-``scores`` (default |w|)
     hidden weights in one ranking over every hidden matrix (ties broken by position), so
     ``sparsity`` of all parameters is zero. Weights pruned in ``masks`` (the previous stage's)
@@ -223,10 +221,9 @@ def stage_epochs(cfg: PruneConfig, stage: int) -> int:
     return cfg.final_finetune_epochs if stage == cfg.n_stages else cfg.finetune_epochs
 
 
-def iterative_prune(
-    model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *, seed: int = 0,
-    on_stage: Callable[[nn.Module, PruneStage], None] | None = None,
-) -> tuple[Masks, list[PruneStage]]:
+def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *,
+                    seed: int = 0, on_stage: Callable[[nn.Module, PruneStage], None] | None = None
+                    ) -> tuple[Masks, list[PruneStage]]:
     """Prune ``model`` in place, stage by stage: score (``cfg.prune_method``; ``seed`` seeds the
     random scores), mask, zero, then ``finetune(model, masks, epochs, desc)`` when the stage has
     epochs, then ``on_stage(model, stage)`` (reports hook in here). Training, evaluation and

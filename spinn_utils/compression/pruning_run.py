@@ -131,10 +131,9 @@ def pruned_checkpoint_meta(dense_meta: dict, model: nn.Module, *, val_metrics: d
     return meta
 
 
-def pruning_summary(
-    cfg: PruneConfig, unstructured: rs.UnstructuredPruning, structured: rs.StructuredPruning,
-    dense_val_metrics: rs.RegressionReport, dense_params: rs.ParamCount, environment: dict,
-) -> rs.Pruning:
+def pruning_summary(cfg: PruneConfig, unstructured: rs.UnstructuredPruning,
+                    structured: rs.StructuredPruning, dense_val_metrics: rs.RegressionReport,
+                    dense_params: rs.ParamCount, environment: dict) -> rs.Pruning:
     """The ``metrics/pruning.json`` record (``core.results_schema.Pruning``)."""
     return rs.Pruning(config=cfg, unstructured=unstructured, structured=structured,
                    dense_val_metrics=dense_val_metrics, dense_params=dense_params, environment=environment)

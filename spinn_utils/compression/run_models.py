@@ -93,10 +93,8 @@ def load_export(paths: ResultsPaths, name: str, source: nn.Module, meta: dict) -
     return OnnxModule(path, source, Scaler.from_dict(meta["scaler"])).eval()
 
 
-def load_run_models(
-    paths: ResultsPaths, variants: Iterable[str], device: str | torch.device = "cpu", *,
-    data: PreparedData | None = None,
-) -> RunModels:
+def load_run_models(paths: ResultsPaths, variants: Iterable[str], device: str | torch.device = "cpu",
+                    *, data: PreparedData | None = None) -> RunModels:
     """The named variants of the run in ``paths`` (``SAVED_VARIANTS``, ``spinn_csr`` or
     ``ORT_VARIANTS``, whose PyTorch source is loaded too), in eval mode on ``device`` (ONNX
     Runtime runs on the CPU provider), keyed in the order asked for; given ``data``, every

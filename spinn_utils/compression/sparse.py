@@ -122,9 +122,8 @@ def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN
     return SparsePINN(layers, model.cfg.activation).eval()
 
 
-def validate_conversion(
-    dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4, batch_size: int = 4096
-) -> dict:
+def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4,
+                        batch_size: int = 4096) -> dict:
     """Compare the outputs of ``dense`` (the reference) and ``sparse`` on (n, input_dim)
     standardised ``inputs`` in eval + inference mode, each on its own device.
 

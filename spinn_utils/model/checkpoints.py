@@ -53,9 +53,8 @@ class Checkpoint:
     path: Path | None = None
 
 
-def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module | dict, *, kind: str, meta: dict
-) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: nn.Module | dict, *, kind: str,
+                    meta: dict) -> Path:
     """Save ``model`` (a module or a state_dict) of variant ``kind`` with JSON-able ``meta``;
     atomic."""
     if kind not in KINDS:

@@ -150,10 +150,8 @@ def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
     return torch.relu(model(earlier)[:, w_i] - model(later)[:, w_i]).pow(2).mean()
 
 
-def physics_loss(
-    model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
-    pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
+def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
+                 pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The physics terms on (a subsample of) one batch ``x_scaled`` standardised with ``scaler``.
 
     ``pairs``: (earlier, later) standardised inputs of consecutive windows of one experiment,
