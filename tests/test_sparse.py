@@ -3,11 +3,6 @@ import pytest
 import torch
 from torch import nn
 
-from spinn_utils.compression.semi24 import (
-    semi_structured_model,
-    semi_structured_supported,
-    two_four_mask,
-)
 from spinn_utils.compression.sparse import (
     FORMATS,
     SparseLinear,
@@ -15,6 +10,9 @@ from spinn_utils.compression.sparse import (
     convert_dense_to_sparse,
     load_sparse_model,
     save_sparse_checkpoint,
+    semi_structured_model,
+    semi_structured_supported,
+    two_four_mask,
     validate_conversion,
     weight_storage_report,
 )

@@ -30,12 +30,12 @@ from ..data.schema import DEFAULT_FEATURES
 from ..model.checkpoints import load_dense_model, load_state_dict_file
 from ..model.counting import count_parameters, flops_per_sample
 from ..model.mlp import DensePINN, model_from_state_dict
-from .semi24 import semi_structured_supported
 from .sparse import (
     FORMATS,
     SparsePINN,
     convert_dense_to_sparse,
     save_sparse_checkpoint,
+    semi_structured_supported,
     validate_conversion,
     weight_storage_report,
 )

@@ -1,14 +1,19 @@
-"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks.
+"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks,
+bytes, and the benchmark's 2:4 semi-structured copy.
 
 The original design (docs/original_design.md) stores each pruned weight as a coalesced
 ``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the same
 layer with ``W.to_sparse_csr()``. Weights and biases are *buffers* named ``weight`` and ``bias``,
 so ``.to()``, ``.double()`` and ``state_dict()`` see them. Every byte of values, indices and
 offsets is counted (``weight_storage_report``); whether sparse is faster is the benchmark's
-question (docs/benchmarking.md).
+question (docs/benchmarking.md). 2:4 sparsity (CUDA >= 8.0, half precision, shapes fitting the
+CUTLASS tile) keeps 2 of every 4 weights along each row: exactly 50% sparse, so it is cut on top
+of the unstructured mask and its outputs are checked, not assumed; untested on a GPU (none was
+available). Reference: PyTorch's sparse docs and semi-structured (2:4) sparsity tutorial.
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Sequence
@@ -24,7 +29,9 @@ from ..model.counting import dense_view, storage_bytes, weight_bias_pairs, weigh
 from ..model.inference import batched_forward, first_float_tensor
 from ..model.mlp import DensePINN, ModelConfig, load_strict, mlp_network
 
-FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured lives in semi24.py (CUDA only)
+FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured is semi_structured_model's
+SEMI24_DTYPES = (torch.float16, torch.bfloat16)  # the fast 2:4 kernels are half precision
+SEMI24_MIN_SHAPE = (32, 64)  # fp16/bf16 CUTLASS: rows % 32, cols % 64 (torch semi_structured)
 
 
 def to_format(weight: torch.Tensor, format: str) -> torch.Tensor:
@@ -206,3 +213,55 @@ def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) ->
         })
     stored = sum(r["stored_bytes"] + r["bias_bytes"] for r in rows)
     return {"per_layer": rows, "total_bytes": stored, "bytes_by_format": totals}
+
+
+def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tuple[bool, str]:
+    """Whether 2:4 semi-structured sparsity can run here, and why not (one line)."""
+    device = torch.device(device)
+    if not hasattr(torch.sparse, "to_sparse_semi_structured"):
+        return False, f"torch {torch.__version__} has no torch.sparse.to_sparse_semi_structured"
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False, f"2:4 semi-structured sparsity needs a CUDA GPU; device is {device}"
+    major, minor = torch.cuda.get_device_capability(device)
+    name = torch.cuda.get_device_name(device)
+    if (major, minor) < (8, 0):
+        return False, f"2:4 needs compute capability >= 8.0; {name} has {major}.{minor}"
+    if dtype not in SEMI24_DTYPES:
+        return False, f"2:4 fast path needs float16/bfloat16, got {dtype}"
+    return True, f"supported on {name} (capability {major}.{minor})"
+
+
+def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
+    """Boolean mask keeping the 2 largest |w| in every group of 4 along each row."""
+    rows, cols = weight.shape
+    if cols % 4:
+        raise SpinnError(f"2:4 needs the input width divisible by 4, got {cols}")
+    groups = weight.detach().abs().reshape(rows, cols // 4, 4)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(-1, groups.topk(2, dim=-1).indices, True)
+    return keep.reshape(rows, cols) & (weight.detach() != 0)
+
+
+def semi_structured_model(model: DensePINN, device, dtype: torch.dtype = torch.float16):
+    """A 2:4 copy of ``model`` in ``dtype``: layers whose shape fits are cut to 2:4 by magnitude
+    (so outputs differ from the masked model; validation says by how much), the others stay
+    dense. Returns (model, ``{"semi24_layers", "dense_layers", "extra_pruned"}``); where 2:4
+    cannot run, a SpinnError with ``semi_structured_supported``'s reason."""
+    ok, reason = semi_structured_supported(device, dtype)
+    if not ok:
+        raise SpinnError(reason)
+    semi = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    info = {"semi24_layers": [], "dense_layers": [], "extra_pruned": 0}
+    for name, m in semi.named_modules():
+        if not isinstance(m, nn.Linear):
+            continue
+        rows, cols = m.weight.shape
+        if rows % SEMI24_MIN_SHAPE[0] or cols % SEMI24_MIN_SHAPE[1]:
+            info["dense_layers"].append(name)
+            continue
+        keep = two_four_mask(m.weight)
+        info["extra_pruned"] += int(torch.count_nonzero(m.weight)) - int(keep.sum())
+        packed = torch.sparse.to_sparse_semi_structured((m.weight * keep).contiguous())
+        m.weight = nn.Parameter(packed, requires_grad=False)
+        info["semi24_layers"].append(name)
+    return semi, info
