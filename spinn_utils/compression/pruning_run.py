@@ -108,26 +108,17 @@ DENSE_META_KEYS = ("model", "feature_names", "target_names", "scaler", "train_co
 
 
 def pruned_checkpoint_meta(dense_meta: dict, model: nn.Module, *, val_metrics: dict, **extra) -> dict:
-    """Meta for a pruned/structured checkpoint: the dense one's units and configs, this model's.
-
-    ``extra`` adds keys (``train_config`` for the fine-tuning, ``prune_config``, targets,
-    digests); ``model`` and ``params`` always describe ``model`` itself.
-    """
+    """Meta for a pruned/structured checkpoint: the dense one's units and configs, this model's
+    ``model``, ``params``, head and metrics, and ``extra`` (the fine-tuning's ``train_config``,
+    ``prune_config``, targets, digests)."""
     missing = [k for k in DENSE_META_KEYS if k not in dense_meta]
     if missing:
-        raise SpinnError(
-            f"the dense checkpoint's meta lacks {missing}; expected {list(DENSE_META_KEYS)} "
-            "(re-run notebook 02)"
-        )
+        raise SpinnError(f"the dense checkpoint's meta lacks {missing}; expected "
+                         f"{list(DENSE_META_KEYS)} (re-run notebook 02)")
     meta = {k: dense_meta[k] for k in (*DENSE_META_KEYS, "seed") if k in dense_meta}
-    meta.update(
-        model=getattr(model, "cfg", dense_meta["model"]),
-        params=count_parameters(model),
-        physics_head=head_constants(model),
-        val_metrics=val_metrics,
-        dense_val_metrics=dense_meta.get("val_metrics"),
-        **extra,
-    )
+    meta.update(model=getattr(model, "cfg", dense_meta["model"]), params=count_parameters(model),
+                physics_head=head_constants(model), val_metrics=val_metrics,
+                dense_val_metrics=dense_meta.get("val_metrics"), **extra)
     return meta
 
 
@@ -136,27 +127,25 @@ def pruning_summary(cfg: PruneConfig, unstructured: rs.UnstructuredPruning,
                     dense_params: rs.ParamCount, environment: dict) -> rs.Pruning:
     """The ``metrics/pruning.json`` record (``core.results_schema.Pruning``)."""
     return rs.Pruning(config=cfg, unstructured=unstructured, structured=structured,
-                   dense_val_metrics=dense_val_metrics, dense_params=dense_params, environment=environment)
+                      dense_val_metrics=dense_val_metrics, dense_params=dense_params,
+                      environment=environment)
+
+
+def _val_r2(metrics: rs.RegressionReport) -> dict:
+    r2 = {f"val_r2[{k}]": v.r2 for k, v in metrics.per_output.items()}
+    return {**r2, "val_mean_r2": metrics.mean_r2}
 
 
 def stage_table(report: rs.UnstructuredPruning) -> pd.DataFrame:
     """One row per stage: target and reached sparsity, non-zero params, val R2 per output."""
-    rows = []
-    for s in report.stages:
-        row = {"stage": s.stage, "target_sparsity": s.target_sparsity, "sparsity": s.sparsity,
-               "nonzero": s.params.nonzero}
-        row.update({f"val_r2[{k}]": v.r2 for k, v in s.val_metrics.per_output.items()})
-        row.update(val_mean_r2=s.val_metrics.mean_r2, epochs=s.epochs_run or 0)
-        rows.append(row)
+    rows = [{"stage": s.stage, "target_sparsity": s.target_sparsity, "sparsity": s.sparsity,
+             "nonzero": s.params.nonzero, **_val_r2(s.val_metrics), "epochs": s.epochs_run or 0}
+            for s in report.stages]
     return pd.DataFrame(rows).set_index("stage")
 
 
 def r2_table(models: dict[str, tuple[rs.ParamCount, rs.RegressionReport]]) -> pd.DataFrame:
     """``{name: (params, val_metrics)}`` -> one row per model: params and val R2 per output."""
-    rows = []
-    for name, (params, metrics) in models.items():
-        row = {"model": name, "total": params.total, "nonzero": params.nonzero}
-        row.update({f"val_r2[{k}]": v.r2 for k, v in metrics.per_output.items()})
-        row["val_mean_r2"] = metrics.mean_r2
-        rows.append(row)
+    rows = [{"model": name, "total": params.total, "nonzero": params.nonzero, **_val_r2(metrics)}
+            for name, (params, metrics) in models.items()]
     return pd.DataFrame(rows).set_index("model")
