@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -43,6 +43,7 @@ from ..model.sequences import sequence_of
 from .export import OnnxExport, parity, remove_export, write_export
 
 MODES = ("static", "dynamic")
+BATCH_DEPENDENCE_ROWS = 2000  # rows predicted one by one (a large split would take seconds alone)
 
 
 @dataclass(frozen=True)
@@ -106,21 +107,19 @@ def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray, cfg: Qua
     try:
         if mode == "static":
             reader = RowsReader(onnx.load(str(src)).graph.input[0].name, x_calib, cfg.calibration_batch)
-            quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=False,
-                            nodes_to_exclude=keep, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+            quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
+                            per_channel=False, nodes_to_exclude=keep,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         else:  # the dynamic quantizer rewrites each Gemm as <name>_MatMul + <name>_Add first
             quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=False,
                              nodes_to_exclude=[*keep, *(f"{k}_MatMul" for k in keep)])
     finally:
         root.setLevel(level)
     source, model = onnx.load(str(src)), onnx.load(str(out))
-    have = {p.key for p in model.metadata_props}
-    missing = [p for p in source.metadata_props if p.key not in have]
-    for p in missing:
-        model.metadata_props.add(key=p.key, value=p.value)
-    if missing:
-        onnx.save(model, str(out))
+    have = {p.key: p.value for p in model.metadata_props}
+    missing = {p.key: p.value for p in source.metadata_props if p.key not in have}
+    helper.set_model_props(model, have | missing)
+    onnx.save(model, str(out))
 
 
 def choose(candidates: dict[str, dict], accuracy_tie: float) -> tuple[str, str]:
@@ -163,15 +162,10 @@ def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantCo
     return out
 
 
-BATCH_DEPENDENCE_ROWS = 2000
-
-
 def batch_dependence(predictor: OnnxPredictor, x: np.ndarray, y_whole: np.ndarray, target_names) -> dict:
     """Per target, in its unit: max |prediction in one call of all rows - prediction row by row|
-    (over the first ``BATCH_DEPENDENCE_ROWS`` rows: a large split would take seconds alone).
-
-    Zero for fp32 and static int8; dynamic int8 computes each activation's scale from the whole
-    call, so a row's prediction depends on the rows sent with it."""
+    over the first ``BATCH_DEPENDENCE_ROWS`` rows. Zero for fp32 and static int8; dynamic int8
+    takes each activation's scale from the whole call, so a row depends on the rows sent with it."""
     n = min(len(x), BATCH_DEPENDENCE_ROWS)
     y_single = np.concatenate([predictor.run(x[i:i + 1], 1) for i in range(n)])
     diff = np.abs(y_whole[:n].astype(np.float64) - y_single).max(axis=0)

@@ -132,10 +132,8 @@ def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN
 def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4,
                         batch_size: int = 4096) -> dict:
     """Compare the outputs of ``dense`` (the reference) and ``sparse`` on (n, input_dim)
-    standardised ``inputs`` in eval + inference mode, each on its own device.
-
-    Returns ``{"max_abs_diff", "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail.
-    """
+    standardised ``inputs`` in eval + inference mode, each on its own device: ``{"max_abs_diff",
+    "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail."""
     x = torch.as_tensor(inputs if torch.is_tensor(inputs) else np.asarray(inputs))
     in_dim = getattr(getattr(sparse, "cfg", None), "input_dim", x.shape[-1])
     if x.dim() != 2 or len(x) == 0 or x.shape[1] != in_dim:
@@ -156,13 +154,9 @@ def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float
     diff = (y_dense - y_sparse).abs()
     finite = bool(torch.isfinite(y_dense).all() and torch.isfinite(y_sparse).all())
     max_diff = float(diff.max())
-    return {
-        "max_abs_diff": max_diff if finite else float("nan"),
-        "mean_abs_diff": float(diff.mean()) if finite else float("nan"),
-        "atol": float(atol),
-        "passed": finite and max_diff <= atol,
-        "n": int(len(x)),
-    }
+    return {"max_abs_diff": max_diff if finite else float("nan"),
+            "mean_abs_diff": float(diff.mean()) if finite else float("nan"), "atol": float(atol),
+            "passed": finite and max_diff <= atol, "n": int(len(x))}
 
 
 def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
@@ -184,8 +178,9 @@ def load_sparse_model(path: str | os.PathLike, variant: str | None = None) -> tu
         raise SpinnError(f"{path}: sparse checkpoint meta lacks a 'format' in {FORMATS}")
     layers = [SparseLinear(torch.zeros(b, a), torch.zeros(b), ckpt.meta["format"])
               for a, b in zip(cfg.dims[:-1], cfg.dims[1:])]
-    model = SparsePINN(layers, cfg.activation)
-    return load_strict(model, ckpt.state_dict, f"{path}: weights do not match meta['model']").eval(), ckpt
+    model = load_strict(SparsePINN(layers, cfg.activation), ckpt.state_dict,
+                        f"{path}: weights do not match meta['model']")
+    return model.eval(), ckpt
 
 
 def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) -> dict:
