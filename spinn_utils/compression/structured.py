@@ -114,13 +114,11 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
         small.head = copy.deepcopy(model.head)
     src, dst = linear_layers(model), linear_layers(small)
     for i, (a, b) in enumerate(zip(src, dst)):
-        rows = keep[i].to(a.weight.device) if i < len(keep) else None
-        cols = keep[i - 1].to(a.weight.device) if i > 0 else None
         w, bias = a.weight, a.bias
-        if rows is not None:
-            w, bias = w[rows], bias[rows]
-        if cols is not None:
-            w = w[:, cols]
+        if i < len(keep):  # the kept neurons' rows
+            w, bias = w[keep[i].to(w.device)], bias[keep[i].to(w.device)]
+        if i > 0:  # the columns the kept neurons of the layer before feed
+            w = w[:, keep[i - 1].to(w.device)]
         b.weight.copy_(w)
         b.bias.copy_(bias)
     return small.to(next(model.parameters()).device)
