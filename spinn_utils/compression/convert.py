@@ -190,14 +190,10 @@ def convert_checkpoint(
     activation: str | None = None,
     device: str | torch.device = "cpu",
 ) -> SparseConversion:
-    """Convert ``source`` to ``cfg.format``, validate every format, write checkpoint + report.
-
-    ``inputs``: standardised (n, input_dim) rows (``inputs_label`` names them), a CSV path, or
-    None for seeded N(0,1) rows; ``features``: CSV feature columns when the source does not name
-    them; ``activation``: a plain state_dict's (our checkpoints carry theirs); ``device``: where
-    both models run during validation. Returns the ``SparseConversion`` record; files are written
-    as the module docstring says (both renamed into place only when complete).
-    """
+    """Convert ``source`` to ``cfg.format``, validate every format on ``device``, write checkpoint
+    + report (module docstring) and return the ``SparseConversion`` record. ``inputs``: standardised
+    rows (``inputs_label`` names them), a CSV path (``features``: its columns, if the source does
+    not name them) or None; ``activation``: a plain state_dict's (our checkpoints carry theirs)."""
     refuse_overwriting_inputs(source, inputs, [checkpoint_out, report_out, failed_report_path(report_out)])
     model, meta, kind = load_source(source, activation)
     check_finite(model, source)

@@ -1,9 +1,6 @@
-"""Notebook 03's two prunings end to end, and what it writes besides the checkpoints.
-
-The algorithms (``magnitude.iterative_prune``, ``structured.structured_prune``) only score, cut
-and call a fine-tune callback; this module supplies ``training.fit`` as that callback, the
-validation metrics after each stage, the pruned checkpoints' meta and ``pruning.json``'s record,
-so cross-validation (``evaluation/crossval.py``) and notebook 03 run the same code.
+"""Notebook 03's two prunings end to end (and cross-validation's): ``training.fit`` as the
+pruners' fine-tune callback, the validation metrics after each stage, the pruned checkpoints'
+meta and ``pruning.json``'s record.
 """
 from __future__ import annotations
 
@@ -58,12 +55,9 @@ def stage_row(model, data, stage: int, target: float, device, fit_result=None) -
 
 
 def prune_unstructured(model, data, cfg: PruneConfig, train_cfg, physics_cfg, device):
-    """Prune the trained DensePINN ``model`` in place with ``iterative_prune``, fine-tuned by
-    ``training.fit`` on ``data``'s train split with ``finetune_config`` of the dense
-    ``train_cfg`` (whose seed also seeds ``prune_method="random"``) and ``physics_cfg``.
-
-    Returns (model, masks, ``UnstructuredPruning``); its stage 0 is the input model.
-    """
+    """Prune the trained ``model`` in place with ``iterative_prune``, fine-tuned by ``training.fit``
+    (``finetune_config`` of the dense ``train_cfg``, whose seed also seeds the random scores):
+    (model, masks, ``UnstructuredPruning``), whose stage 0 is the input model."""
     t0 = time.perf_counter()
     model.to(device)
     rows = [stage_row(model, data, 0, 0.0, device)]

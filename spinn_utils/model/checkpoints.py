@@ -1,10 +1,7 @@
-"""Checkpoints: tensors plus JSON-able metadata, never pickled modules.
-
-A checkpoint is ``{"format": "spinn-checkpoint", "version": 1, "kind": ..., "state_dict":
-{name: tensor}, "meta": {...}}`` saved with ``torch.save`` and read back with
-``torch.load(weights_only=True)``, so loading a file cannot run code. ``meta`` holds what
-rebuilds the model and its units: ``model`` (ModelConfig fields), ``feature_names``,
-``target_names``, ``scaler`` (``Scaler.to_dict()``), the training config and metrics.
+"""Checkpoints: ``{"format": "spinn-checkpoint", "version": 1, "kind", "state_dict", "meta"}``
+saved with ``torch.save`` and read with ``torch.load(weights_only=True)``, so loading a file
+cannot run code. ``meta`` (JSON-able) holds what rebuilds the model and its units: ``model``
+(ModelConfig fields), ``feature_names``, ``target_names``, ``scaler``, configs and metrics.
 """
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
 """Where an export's time goes: ONNX Runtime's own profiler summed per node (torch-free).
 
-    python -m spinn_utils.model.onnx_profile --model results/export/spinn_structured_int8.onnx \
-        --batch 1000 --threads 2 --calls 200
-
-Prints the mean microseconds per call of every operator type and node on seeded standard-normal
-inputs (after 20 warm-up runs), largest first, from ``SessionOptions.enable_profiling``.
+``python -m spinn_utils.model.onnx_profile --model X.onnx [--batch 1000 --threads 2 --calls 200]``
+prints the mean microseconds per call of every operator type and node on seeded standard-normal
+inputs (after 20 warm-up runs), largest first.
 """
 from __future__ import annotations
 
