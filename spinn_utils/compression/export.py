@@ -1,14 +1,12 @@
 """Deployable models: ONNX exports with the scaler folded in, checked against PyTorch (Cell 5.5).
 
-Each export takes **raw features** and returns **physical units**: the train-fitted
-standardisation is folded into the first layer (``W / sigma_x``, ``b - W mu_x / sigma_x``) and
-the inverse target scaling into the last (``W sigma_y``, ``b sigma_y + mu_y``); the batch size is
-dynamic. The graph is written with ``onnx.helper``, node for node what ``torch.onnx.export``
-writes for this MLP (``Gemm`` with ``transB=1`` and the activation, opset 18) in milliseconds
-where the exporter took about 9 s. An export is kept only when ONNX Runtime reproduces the
-PyTorch model on the test split within ``parity_rtol`` of each target's std. Beside each
-``.onnx`` a JSON sidecar (results/README.md) describes it; the model's ``metadata_props`` hold
-the sha256 of the whole sidecar, so the predictor refuses one edited by hand.
+Each export takes **raw features** and returns **physical units** (the train-fitted scaler is
+folded into the first and last layers), with a dynamic batch size. The graph is written with
+``onnx.helper``, node for node what ``torch.onnx.export`` writes for this MLP (``Gemm`` and the
+activation, opset 18), in milliseconds where the exporter took about 9 s. An export is kept only
+when ONNX Runtime reproduces the PyTorch model on the test split within ``parity_rtol`` of each
+target's std. Its JSON sidecar (results/README.md) is hashed whole into the model's
+``metadata_props``, so the predictor refuses one edited by hand.
 """
 from __future__ import annotations
 

@@ -1,14 +1,11 @@
 """The deployable SPINN in int8: ONNX Runtime quantization of the structured export (Cell 5.5).
 
-Two ways are built and measured, and one is kept (docs/benchmarking.md): **static** (QDQ,
-activation scales calibrated once on training rows, min/max) and **dynamic** (weights int8,
-activation scales from each batch). The first layer (raw features of very different ranges) and
-the last (outputs in physical units) stay fp32: quantizing them cost R2 0.8 on a smoke model, and
-they hold ~3% of the FLOPs. Weights are per-tensor (per-channel measured worse here). The
-candidates are scored on the validation split and timed alternately at ``choice_batch`` rows; the
-faster is kept when its validation mean R2 is within ``accuracy_tie`` of the more accurate one.
-Parity against the fp32 export on the test split must stay within ``parity_rtol`` of each
-target's std. Reference: ONNX Runtime, "Quantize ONNX models".
+**Static** (QDQ, activation scales calibrated on training rows) and **dynamic** (scales from
+each batch) int8 are built, scored on the validation split and timed alternately; the faster is
+kept at equal accuracy (docs/benchmarking.md). The first layer (raw features of very different
+ranges) and the last (physical units) stay fp32: quantizing them cost R2 0.8 on a smoke model.
+Weights are per-tensor (per-channel measured worse). Reference: ONNX Runtime, "Quantize ONNX
+models".
 """
 from __future__ import annotations
 
