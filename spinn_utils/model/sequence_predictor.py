@@ -70,8 +70,8 @@ class SequencePredictor:
         kw = self.power(x, power, k)
         if k == 1 and np.ndim(group) == 0:  # a live machine's next window: the head in plain floats
             raw = self.rates(x, threads)[0]
-            wear, delta, state = step_one(raw[0], raw[1], group, float(np.ravel(cum_time_min)[0]),
-                                          bool(np.ravel(run_start)[0]), float(kw[0]), self.constants, state)
+            t, run = float(np.ravel(cum_time_min)[0]), bool(np.ravel(run_start)[0])
+            wear, delta, state = step_one(raw[0], raw[1], group, t, run, float(kw[0]), self.constants, state)
             return np.array([[wear, delta]]), state
         groups = np.full(k, group, dtype=object) if np.ndim(group) == 0 else np.asarray(group, dtype=object)
         t = np.broadcast_to(np.asarray(cum_time_min, dtype=np.float64), (k,))
@@ -132,12 +132,12 @@ def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_sp
         return lambda: predictor.run(x, threads, stop_spinning)
     head = SequencePredictor(predictor)
     times = np.arange(1, len(x) + 1) * 0.05  # consecutive windows of one run
-    starts = np.zeros(len(x), dtype=np.int64)
+    starts, start = np.zeros(len(x), dtype=np.int64), HeadState(0, 0.0)
     if len(x) == 1:  # one live window: what step() does at batch 1
-        return lambda: head.step(HeadState(0, 0.0), x, 0, times, starts, threads=threads)
+        return lambda: head.step(start, x, 0, times, starts, threads=threads)
 
     def call():
-        seq = sequence_columns(np.zeros(len(x)), times, starts, head.power(x, None, len(x)), HeadState(0, 0.0))
-        return apply_head(head.rates(x, threads, stop_spinning), seq, head.constants, HeadState(0, 0.0))
+        seq = sequence_columns(np.zeros(len(x)), times, starts, head.power(x, None, len(x)), start)
+        return apply_head(head.rates(x, threads, stop_spinning), seq, head.constants, start)
 
     return call
