@@ -15,14 +15,10 @@ from .mlp import DensePINN, ModelConfig
 from .sequence_head import PhysicsHead
 from .sequence_numpy import power_kw, sequence_columns
 
-# The pipeline's model: hard physics won on accuracy and keeps the physics (docs/physics.md: on the
-# embedded data, seed 42, test mean per-output R2 0.969 vs soft 0.721, wear never falls, the
-# thermal residual below the data's own). ``ModelConfig`` keeps "soft" as its own default, so a
-# checkpoint written before the option existed still reads as what it is.
+# The pipeline's model: hard physics won on accuracy and keeps the physics (docs/physics.md).
+# ``ModelConfig`` keeps "soft" as its default, so an older checkpoint still reads as what it is.
 DEFAULT_PHYSICS = "hard"
-# Idle minutes between runs where the data does not say (insert inspection between passes);
-# the head learns its own value from the run starts.
-COOLING_MIN = 5.0
+COOLING_MIN = 5.0  # idle minutes between runs where the data does not say (the head learns its own)
 
 
 def sequence_of(data: PreparedData, split: str) -> np.ndarray:
@@ -71,9 +67,8 @@ def build_model(cfg: ModelConfig, data: PreparedData) -> DensePINN:
         model.head = PhysicsHead(data.scaler.y_mean, data.scaler.y_std, thermal.tau_min,
                                  thermal.gain_um_per_kw, COOLING_MIN,
                                  initial_wear_rate(data, sequence_of(data, "train")))
-        # The body's last layer starts at 0: every rate is then exactly its physical prior
-        # (softplus(0) / ln 2 = 1), so training starts from the physics-only model and learns
-        # corrections to it (docs/physics.md: at random init the first epochs undo noise instead).
+        # The body's last layer starts at 0: every rate is then exactly its physical prior, so
+        # training learns corrections to the physics-only model (docs/physics.md).
         last = model.network[-1]
         with torch.no_grad():
             last.weight.zero_()
