@@ -190,34 +190,6 @@ def remove_export(path: Path) -> None:
     sidecar_path(path).unlink(missing_ok=True)
 
 
-def sidecar_body(model: DensePINN, scaler: Scaler, cfg: ExportConfig, *, source: Path, id_columns: list[str],
-                 feature_ranges: dict, parity: Parity, physics: dict | None = None) -> dict:
-    """The sidecar of an export, every key but ``FILE_KEYS`` (which describe the .onnx file it goes
-    into): one dict, hashed whole into the model, so a key added here is covered by the check."""
-    return {
-        "format": SIDECAR_FORMAT,
-        "feature_names": list(scaler.feature_names),
-        "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
-        "id_columns": list(id_columns),
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-        "input_shape": ["batch", len(scaler.feature_names)], "output_shape": ["batch", len(scaler.target_names)],
-        "input": "raw features, float32, shape (batch, n_features) in feature_names order",
-        "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
-                   physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
-                   "targets' units (y * std + mean); the physics head integrates them along each group"),
-        "physics": physics or {"mode": "soft"},
-        "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
-                           "flagged": "beyond min/max by more than flag_factor x (max - min)"},
-        "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
-        "opset": cfg.opset,
-        "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
-        "onnxruntime_version": ort.__version__,
-        "source_checkpoint": str(source), "source_sha256": file_sha256(source),
-        "parity": parity,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def write_export(proto: onnx.ModelProto, body: dict, onnx_file: Path, sidecar_file: Path) -> OnnxExport:
     """Write ``proto`` to ``onnx_file`` with the sha256 of ``body`` in its metadata_props, then
     ``body`` plus the file's sha256 and size to ``sidecar_file``: the sidecar written."""
@@ -249,8 +221,26 @@ def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: 
             remove_export(out_path)
             raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
                              f"(per target {checked.per_target}); no export written")
-        body = sidecar_body(model, scaler, cfg, source=source, id_columns=id_columns,
-                            feature_ranges=feature_ranges, parity=checked, physics=physics)
+        # Every key but FILE_KEYS, hashed whole into the model: a key added here is covered too.
+        n_features, n_targets = len(scaler.feature_names), len(scaler.target_names)
+        body = {
+            "format": SIDECAR_FORMAT, "feature_names": list(scaler.feature_names),
+            "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
+            "id_columns": list(id_columns), "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+            "input_shape": ["batch", n_features], "output_shape": ["batch", n_targets],
+            "input": "raw features, float32, shape (batch, n_features) in feature_names order",
+            "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
+                       physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
+                       "targets' units (y * std + mean); the physics head integrates them along each group"),
+            "physics": physics or {"mode": "soft"},
+            "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
+                               "flagged": "beyond min/max by more than flag_factor x (max - min)"},
+            "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model), "opset": cfg.opset,
+            "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
+            "onnxruntime_version": ort.__version__,
+            "source_checkpoint": str(source), "source_sha256": file_sha256(source), "parity": checked,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         # The model is renamed in just after its sidecar is written.
         return write_export(proto, body, tmp, sidecar_path(out_path))
 
