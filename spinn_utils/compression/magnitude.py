@@ -193,11 +193,10 @@ def layer_sparsity(model: nn.Module) -> list[dict]:
 
 def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):
     """The dense TrainConfig with fewer epochs, shorter patience and a smaller learning rate."""
-    return with_overrides(
-        train_cfg, epochs=max(1, int(epochs)), lr=float(train_cfg.lr) * cfg.finetune_lr_scale,
-        patience=cfg.finetune_patience, lr_patience=min(train_cfg.lr_patience, cfg.finetune_patience - 1),
-        progress=bool(train_cfg.progress and cfg.show_progress),
-    )
+    return with_overrides(train_cfg, epochs=max(1, int(epochs)), patience=cfg.finetune_patience,
+                          lr=float(train_cfg.lr) * cfg.finetune_lr_scale,
+                          lr_patience=min(train_cfg.lr_patience, cfg.finetune_patience - 1),
+                          progress=bool(train_cfg.progress and cfg.show_progress))
 
 
 @dataclass
