@@ -45,13 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         cfg = SparseConfig(format=args.format, atol=args.atol)
         out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent
-        ckpt_stem, report_stem = sparse_variant(cfg.format), sparse_report(cfg.format)
-        report_out = out_dir / f"{report_stem}.json"
-        report = convert_checkpoint(
-            cfg, args.checkpoint, checkpoint_out=out_dir / f"{ckpt_stem}.pt", report_out=report_out,
-            inputs=args.data, features=args.features.split(",") if args.features else None,
-            activation=args.activation,
-        )
+        ckpt_out = out_dir / f"{sparse_variant(cfg.format)}.pt"
+        report_out = out_dir / f"{sparse_report(cfg.format)}.json"
+        report = convert_checkpoint(cfg, args.checkpoint, checkpoint_out=ckpt_out, report_out=report_out,
+                                    inputs=args.data, activation=args.activation,
+                                    features=args.features.split(",") if args.features else None)
     except (SpinnError, OSError) as err:
         print(f"convert_to_sparse: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
