@@ -335,12 +335,10 @@ def test_prune_method_is_validated():
         PruneConfig(prune_method="l1")
 
 
-def test_structured_pruner_takes_the_finetune_callback():
+def test_structured_prune_slices_to_the_unstructured_parameter_count():
     torch.manual_seed(16)
     dense = DensePINN(TINY)
-    finetune = _RecordingFineTune()
-    done = structured_prune(dense, PruneConfig(structured_finetune_epochs=3), finetune)
-    assert finetune.calls == [(3, f"structured {done.hidden_dims}", True)]
-    assert done.finetune == {"epochs": 3} and done.model.cfg.hidden_dims == done.hidden_dims
-    untouched = structured_prune(dense, PruneConfig(structured_finetune_epochs=0), finetune)
-    assert len(finetune.calls) == 1 and untouched.finetune is None
+    cfg = PruneConfig()
+    small, target = structured_prune(dense, cfg)
+    assert target == count_parameters(dense).total - n_weights_to_prune(dense, cfg.target_sparsity)
+    assert small.cfg.hidden_dims == structured_widths(dense.cfg, target, cfg.width_multiple, cfg.param_tolerance)

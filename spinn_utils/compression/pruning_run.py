@@ -1,6 +1,5 @@
-"""Notebook 03's two prunings end to end (and cross-validation's): ``training.fit`` as the
-pruners' fine-tune callback, the validation metrics after each stage, the pruned checkpoints'
-meta and ``pruning.json``'s record.
+"""Notebook 03's two prunings end to end (and cross-validation's): fine-tuned by ``training.fit``,
+the validation metrics after each stage, the pruned checkpoints' meta and ``pruning.json``'s record.
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from ..model.mlp import DensePINN
 from ..model.sequence_head import head_constants
 from ..training.fit import fit
 from .magnitude import (
-    FineTune,
     Masks,
     PruneConfig,
     PruneStage,
@@ -31,16 +29,6 @@ from .magnitude import (
     sparsity_schedule,
 )
 from .structured import structured_prune
-
-
-def fit_finetune(data, cfg: PruneConfig, train_cfg, physics_cfg, device) -> FineTune:
-    """The fine-tune callback: ``training.fit`` with ``finetune_config``, masks re-applied after
-    every optimizer step (none for the structured model)."""
-    def finetune(model: nn.Module, masks: Masks | None, epochs: int, desc: str):
-        after_step = None if masks is None else (lambda m: apply_masks(m, masks))
-        return fit(model, data, finetune_config(train_cfg, cfg, epochs), physics_cfg,
-                   device=device, after_step=after_step, desc=desc)
-    return finetune
 
 
 def stage_row(model, data, stage: int, target: float, device, fit_result=None) -> rs.PruneStage:
@@ -65,8 +53,11 @@ def prune_unstructured(model, data, cfg: PruneConfig, train_cfg, physics_cfg, de
     def record(m: nn.Module, stage: PruneStage) -> None:
         rows.append(stage_row(m, data, stage.stage, stage.target_sparsity, device, stage.finetune))
 
-    masks, _ = iterative_prune(model, cfg, fit_finetune(data, cfg, train_cfg, physics_cfg, device),
-                               seed=train_cfg.seed, on_stage=record)
+    def finetune(m: nn.Module, masks: Masks, epochs: int, desc: str):
+        return fit(m, data, finetune_config(train_cfg, cfg, epochs), physics_cfg, device=device,
+                   after_step=lambda module: apply_masks(module, masks), desc=desc)
+
+    masks, _ = iterative_prune(model, cfg, finetune, seed=train_cfg.seed, on_stage=record)
     final = rows[-1]
     return model, masks, rs.UnstructuredPruning(
         schedule=sparsity_schedule(cfg), stages=rows, params=final.params, per_layer=final.per_layer,
@@ -78,23 +69,20 @@ def prune_structured(dense_model: DensePINN, data, cfg: PruneConfig, train_cfg, 
     """Structured pruning of ``dense_model`` (left unchanged), fine-tuned by ``training.fit``:
     (smaller DensePINN, ``StructuredPruning`` record)."""
     t0 = time.perf_counter()
-    dense_model.to(device)
-    fit_cb, before = fit_finetune(data, cfg, train_cfg, physics_cfg, device), {}
-
-    def finetune(small: nn.Module, masks: Masks | None, epochs: int, desc: str):
-        before["val"] = evaluate_model(small, data, "val", device)  # the sliced model, untrained
-        return fit_cb(small, masks, epochs, desc)
-
-    done = structured_prune(dense_model, cfg, finetune)
-    small, target, result = done.model, done.target_params, done.finetune
+    small, target = structured_prune(dense_model.to(device), cfg)
+    before = evaluate_model(small, data, "val", device)
+    epochs, result = cfg.structured_finetune_epochs, None
+    if epochs > 0:
+        result = fit(small, data, finetune_config(train_cfg, cfg, epochs), physics_cfg, device=device,
+                     desc=f"structured {small.cfg.hidden_dims}")
+    after = evaluate_model(small, data, "val", device) if result else before
     params = count_parameters(small)
-    after = evaluate_model(small, data, "val", device)
     rel = (params.total - target) / target if target else math.inf
     return small, rs.StructuredPruning(
-        hidden_dims=list(done.hidden_dims), params=params, target_params=target, relative_error=rel,
+        hidden_dims=list(small.cfg.hidden_dims), params=params, target_params=target, relative_error=rel,
         within_tolerance=abs(rel) <= cfg.param_tolerance, importance=cfg.importance,
-        val_metrics_before_finetune=before.get("val", after),  # no fine-tuning: the same model
-        val_metrics=after, best_epoch=result.best_epoch if result else None,
+        val_metrics_before_finetune=before, val_metrics=after,
+        best_epoch=result.best_epoch if result else None,
         epochs_run=len(result.history) if result else 0, seconds=time.perf_counter() - t0)
 
 

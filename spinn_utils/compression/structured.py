@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
 
 import torch
 
 from ..core.errors import SpinnError
 from ..model.counting import count_parameters, linear_layers, mlp_parameters
 from ..model.mlp import DensePINN, ModelConfig
-from .magnitude import FineTune, PruneConfig, n_weights_to_prune
+from .magnitude import PruneConfig, n_weights_to_prune
 
 IMPORTANCES = ("l2_product", "l2_in", "l2_out")
 SEARCH_RADIUS = 2  # exact widths tried this many neurons either side of the scaled ones
@@ -124,29 +123,9 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
     return small.to(next(model.parameters()).device)
 
 
-@dataclass
-class StructuredPruning:
-    """What ``structured_prune`` did."""
-
-    model: DensePINN  # fine-tuned when a callback was given and epochs > 0
-    hidden_dims: tuple[int, ...]
-    keep: list[torch.Tensor]  # kept neuron indices per hidden layer, in original order
-    target_params: int  # the unstructured model's parameter count at cfg.target_sparsity
-    epochs: int  # fine-tuning budget given to the callback (0: it was not called)
-    finetune: object = None  # what the fine-tune callback returned
-
-
-def structured_prune(dense_model: DensePINN, cfg: PruneConfig, finetune: FineTune | None = None) -> StructuredPruning:
-    """Shrink the hidden layers of ``dense_model`` (left unchanged) to the unstructured model's
-    parameter count at ``cfg.target_sparsity``, ranked by ``cfg.importance``, then
-    ``finetune(model, None, cfg.structured_finetune_epochs, desc)`` unless None."""
-    total = count_parameters(dense_model).total
-    target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
+def structured_prune(dense_model: DensePINN, cfg: PruneConfig) -> tuple[DensePINN, int]:
+    """(a smaller copy of ``dense_model`` whose hidden layers keep the ``cfg.importance`` top
+    neurons, the target: the unstructured model's parameter count at ``cfg.target_sparsity``)."""
+    target = count_parameters(dense_model).total - n_weights_to_prune(dense_model, cfg.target_sparsity)
     widths = structured_widths(dense_model.cfg, target, cfg.width_multiple, cfg.param_tolerance)
-    keep = select_neurons(neuron_importance(dense_model, cfg.importance), widths)
-    small = slice_model(dense_model, keep)
-    epochs = cfg.structured_finetune_epochs
-    result = None
-    if epochs > 0 and finetune is not None:
-        result = finetune(small, None, epochs, f"structured {widths}")
-    return StructuredPruning(small, tuple(widths), keep, target, epochs, result)
+    return slice_model(dense_model, select_neurons(neuron_importance(dense_model, cfg.importance), widths)), target
