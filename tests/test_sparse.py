@@ -136,13 +136,12 @@ def test_storage_bytes_count_indices_and_offsets():
 def test_weight_storage_report_matches_converted_models():
     model = pruned()
     report = weight_storage_report(model)
-    assert report["total_bytes"] == storage_bytes(model) == report["bytes_by_format"]["dense"]
+    assert storage_bytes(model) == report["bytes_by_format"]["dense"]
     for fmt in FORMATS:
         assert report["bytes_by_format"][fmt] == storage_bytes(convert_dense_to_sparse(model, fmt))
     weights = [m.weight for m in model.network if isinstance(m, nn.Linear)]
     assert [r["nonzero"] for r in report["per_layer"]] == [int(torch.count_nonzero(w)) for w in weights]
     sparse_report = weight_storage_report(convert_dense_to_sparse(model, "coo"))
-    assert sparse_report["total_bytes"] == report["bytes_by_format"]["coo"]
     assert sparse_report["per_layer"][0]["layout"] == "sparse_coo"
 
 

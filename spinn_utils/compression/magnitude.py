@@ -1,16 +1,11 @@
 """Iterative global magnitude pruning (SPINN's unstructured sparsity), fine-tuned by a callback.
 
-Every hidden weight matrix competes in one global ranking by |w| (or seeded noise,
-``prune_method="random"``: the control for the criterion); a schedule of stages removes the
-smallest, and after each stage the caller's fine-tune callback trains the model with the masks
-re-applied after every optimizer step, so a pruned weight stays exactly zero. Masks are plain
-``{parameter name: bool tensor}`` dicts (True = kept), so checkpoints stay plain DensePINN
-state_dicts with zeros in them. The target is a sparsity of *all* parameters (the paper: 68.5%
-of 666,882); biases and the output layer are never pruned (docs/physics.md: a hard body's small
-output layer would go first, whole).
-
-References: Han et al., "Learning both Weights and Connections for Efficient Neural Networks"
-(NeurIPS 2015); Zhu & Gupta, "To prune, or not to prune" (2017) for gradual schedules.
+One ranking by |w| (or seeded noise, ``prune_method="random"``: the control) over every hidden
+weight matrix; each stage of the schedule removes the smallest, then the fine-tune callback trains
+with the masks (``{parameter name: bool tensor}``, True = kept) re-applied after every step. The
+target is a sparsity of *all* parameters; biases and the output layer are never pruned
+(docs/physics.md). References: Han et al., "Learning both Weights and Connections for Efficient
+Neural Networks" (NeurIPS 2015); Zhu & Gupta, "To prune, or not to prune" (2017).
 """
 from __future__ import annotations
 

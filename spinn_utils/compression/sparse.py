@@ -1,15 +1,7 @@
-"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks,
-bytes, and the benchmark's 2:4 semi-structured copy.
-
-The original design (docs/original_design.md) stores each pruned weight as a coalesced
-``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the same
-layer with ``W.to_sparse_csr()``. Weights and biases are *buffers* named ``weight`` and ``bias``,
-so ``.to()``, ``.double()`` and ``state_dict()`` see them. Every byte of values, indices and
-offsets is counted (``weight_storage_report``); whether sparse is faster is the benchmark's
-question (docs/benchmarking.md). 2:4 sparsity (CUDA >= 8.0, half precision, shapes fitting the
-CUTLASS tile) keeps 2 of every 4 weights along each row: exactly 50% sparse, so it is cut on top
-of the unstructured mask and its outputs are checked, not assumed; untested on a GPU (none was
-available). Reference: PyTorch's sparse docs and semi-structured (2:4) sparsity tutorial.
+"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR) and SparsePINN, conversion,
+validation, bytes per format, and the benchmark's 2:4 semi-structured copy (CUDA only, cut on top
+of the mask, so its outputs are checked). docs/original_design.md gives the design (weights and
+biases are buffers), docs/benchmarking.md what 2:4 needs and that it has not yet run on a GPU.
 """
 from __future__ import annotations
 
@@ -39,12 +31,9 @@ def to_format(weight: torch.Tensor, format: str) -> torch.Tensor:
     if format not in FORMATS:
         raise SpinnError(f"sparse format must be one of {FORMATS}, got {format!r}")
     if weight.dim() != 2 or not weight.is_floating_point():
-        raise SpinnError(
-            f"a sparse weight must be a 2-D float matrix, got shape {tuple(weight.shape)} "
-            f"dtype {weight.dtype}"
-        )
-    # Via dense: drops stored zeros from any source layout; a 512x512 matrix costs ~1 MB.
-    dense = weight.detach().to_dense() if weight.layout != torch.strided else weight.detach()
+        raise SpinnError(f"a sparse weight must be a 2-D float matrix, got shape "
+                         f"{tuple(weight.shape)} dtype {weight.dtype}")
+    dense = dense_view(weight)  # via dense: drops stored zeros from any layout (~1 MB at 512x512)
     if format == "coo":
         return dense.to_sparse_coo().coalesce()
     with warnings.catch_warnings():  # torch's once-per-process "CSR is beta" notice: tested here
@@ -187,8 +176,8 @@ def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) ->
     """Per-layer counts and bytes: as stored now, and as the model would take dense or in each format.
 
     Returns ``{"per_layer": [{"layer", "shape", "layout", "total", "nonzero", "sparsity", "bias",
-    "bias_bytes", "stored_bytes", "bytes": {"dense", fmt...}}], "total_bytes": int (as stored),
-    "bytes_by_format": {"dense", fmt...}}``; totals include the (dense) biases, per-layer bytes not.
+    "bias_bytes", "stored_bytes", "bytes": {"dense", fmt...}}], "bytes_by_format": {"dense",
+    fmt...}}``; totals include the (dense) biases, per-layer bytes not.
     """
     rows = []
     totals = dict.fromkeys(("dense", *formats), 0)
@@ -206,8 +195,7 @@ def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) ->
             "bias": 0 if b is None else b.numel(), "bias_bytes": bias_bytes,
             "stored_bytes": storage_bytes(w), "bytes": layer_bytes,
         })
-    stored = sum(r["stored_bytes"] + r["bias_bytes"] for r in rows)
-    return {"per_layer": rows, "total_bytes": stored, "bytes_by_format": totals}
+    return {"per_layer": rows, "bytes_by_format": totals}
 
 
 def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tuple[bool, str]:
