@@ -14,7 +14,7 @@ from spinn_utils.core.errors import SpinnError
 from spinn_utils.data.thermal import ThermalModel
 from spinn_utils.model.mlp import DensePINN, ModelConfig
 from spinn_utils.model.sequence_head import PhysicsHead, WithHead, linear_scan
-from spinn_utils.model.sequence_numpy import HeadState, apply_head, sequence_columns
+from spinn_utils.model.sequence_numpy import HeadState, apply_head, integrate, sequence_columns
 
 
 def _sequence(rng, sizes=(40, 70, 25), run_every=9):
@@ -96,9 +96,7 @@ def test_numpy_head_equals_torch_head_and_pieces_equal_one_pass():
     pieces, state = [], HeadState()
     for start in range(0, len(t), 137):  # a file read in pieces, or a machine one window at a time
         rows = slice(start, start + 137)
-        y, state = apply_head(raw[rows], sequence_columns(groups[rows], t[rows], runs[rows], power[rows], state),
-                              head.constants(), state)
-        state = HeadState(groups[rows][-1], float(t[rows][-1]), state.wear_mm, state.delta_um)
+        y, state = integrate(raw[rows], groups[rows], t[rows], runs[rows], power[rows], head.constants(), state)
         pieces.append(y)
     assert np.abs(np.concatenate(pieces) - whole).max() < 1e-9
 

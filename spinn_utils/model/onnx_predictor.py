@@ -1,11 +1,7 @@
-"""A deployed model without torch: an ONNX file, its JSON sidecar and ONNX Runtime's CPU provider.
-
-The graph takes raw float32 features in the sidecar's order and returns the targets in physical
-units (the scaler is folded in at export, ``compression/export.py``). This module imports only
-numpy and onnxruntime, so ``python -m spinn_utils.predict`` runs without torch (a test checks).
-A sidecar is all or nothing: the model's ``metadata_props`` hold the sha256 of the whole sidecar
-(``sidecar_digest``), so an edited unit, name, shape or range, a deleted key or a sidecar from
-another export is refused in one line.
+"""A deployed model without torch (numpy and onnxruntime only; ``python -m spinn_utils.predict``):
+an ONNX file that takes raw float32 features and returns physical units, and its JSON sidecar,
+all or nothing: the model records the sha256 of the whole sidecar, so an edited or foreign
+sidecar is refused in one line.
 """
 from __future__ import annotations
 
@@ -54,8 +50,7 @@ def sidecar_digest(meta: dict) -> str:
 
 
 def read_sidecar(model_path: str | os.PathLike) -> dict:
-    """The sidecar of ``model_path``; missing, unreadable (truncated) or foreign is a SpinnError.
-    Whether it is the one exported with the model is ``check_binding``'s question."""
+    """The sidecar of ``model_path``; missing, unreadable (truncated) or foreign is a SpinnError."""
     path = sidecar_path(model_path)
     if not path.is_file():
         raise SpinnError(f"{path} not found: copy the .json sidecar together with {Path(model_path).name}")
@@ -74,9 +69,9 @@ def _dims(value) -> list:
 
 
 def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None:
-    """The sidecar is, unedited, the one exported with this very model: the model's sha256 and
-    size, the sidecar's own sha256 recorded in the model, then (for an export forged whole) the
-    input/output names and shapes and the feature and target names; any difference is a SpinnError."""
+    """Refuse (SpinnError) a sidecar that is not, unedited, the one exported with this model: the
+    sha256s both ways, then (for an export forged whole) the input/output names and shapes and the
+    feature and target names."""
     side = sidecar_path(path).name
     if "onnx_sha256" not in meta:
         raise SpinnError(f"{side} records no sha256 of its model (an export older than that check): {REEXPORT}")

@@ -97,6 +97,16 @@ def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
     return out, state
 
 
+def integrate(raw: np.ndarray, groups, cum_time_min, run_start, power, constants: dict,
+              state: HeadState | None = None) -> tuple[np.ndarray, HeadState]:
+    """``apply_head`` along rows given by experiment and cumulative time, continuing ``state``:
+    (physical (rows, 2), the state after the last row)."""
+    state = state or HeadState()
+    seq = sequence_columns(groups, cum_time_min, run_start, power, state)
+    out, after = apply_head(raw, seq, constants, state)
+    return out, HeadState(groups[-1], float(cum_time_min[-1]), after.wear_mm, after.delta_um)
+
+
 def step_one(raw_wear: float, raw_heat: float, group, cum_time_min: float, run_start: bool,
              power_kw: float, constants: dict, state: HeadState) -> tuple[float, float, HeadState]:
     """``apply_head`` on one live window in plain floats: (wear mm, displacement um, next state),
