@@ -159,10 +159,9 @@ def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: 
     violation in units of the target's std; NaN when its weight is 0) and ``"total"`` (the
     weighted sum, to add to the data loss; 0 when every weight is 0).
     """
-    zero = x_scaled.new_zeros(())
+    nan = x_scaled.new_full((), float("nan"))
     if not cfg.enabled:
-        nan = x_scaled.new_full((), float("nan"))
-        return {**{name: nan for name in TERMS}, "total": zero}
+        return {**dict.fromkeys(TERMS, nan), "total": x_scaled.new_zeros(())}
     if x_scaled.ndim != 2 or x_scaled.shape[1] != len(scaler.feature_names):
         raise SpinnError(f"x_scaled must be (rows, {len(scaler.feature_names)}) standardised features, "
                          f"got shape {tuple(x_scaled.shape)}")
@@ -172,19 +171,15 @@ def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: 
     x = subsample_rows(x_scaled.detach(), int(cfg.subsample))
     y, dy_dt = time_derivative(model, x, t_i)
     w_mean, w_std = _stat(scaler.y_mean, w_i, x_scaled), _stat(scaler.y_std, w_i, x_scaled)
+    weights = {name: getattr(cfg, f"{name}_weight") for name in TERMS}
     terms = {
         # VB >= 0: relu(-VB) / std(VB), in the scaled units the data loss uses.
         "wear_nonneg": torch.relu(-(y[:, w_i] * w_std + w_mean) / w_std).pow(2).mean(),
         # dVB/dt >= 0 on the scaled derivative dVB/dt * std(t)/std(VB): same sign, O(1) size.
         "wear_monotone": torch.relu(-dy_dt[:, w_i]).pow(2).mean(),
-        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i) if cfg.thermal_ode_weight > 0
-                        else x_scaled.new_full((), float("nan"))),
-        "wear_sequence": (_wear_sequence(model, pairs, w_i) if cfg.wear_sequence_weight > 0
-                          else x_scaled.new_full((), float("nan"))),
+        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i) if weights["thermal_ode"] > 0
+                        else nan),
+        "wear_sequence": _wear_sequence(model, pairs, w_i) if weights["wear_sequence"] > 0 else nan,
     }
-    total = zero
-    for name, term in terms.items():
-        weight = getattr(cfg, f"{name}_weight")
-        if weight > 0:
-            total = total + weight * term
+    total = sum((weights[n] * term for n, term in terms.items() if weights[n] > 0), x_scaled.new_zeros(()))
     return {**terms, "total": total}
