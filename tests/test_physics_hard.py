@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spinn_utils.compression.magnitude import apply_masks, masks_from_zeros
+from spinn_utils.compression.pruning_run import select_neurons, slice_model
 from spinn_utils.compression.sparse import convert_dense_to_sparse
-from spinn_utils.compression.structured import select_neurons, slice_model
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.data.thermal import ThermalModel
 from spinn_utils.model.mlp import DensePINN, ModelConfig

@@ -21,12 +21,12 @@ from spinn_utils.compression.magnitude import (
     stage_epochs,
     weight_scores,
 )
-from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
-from spinn_utils.compression.structured import (
+from spinn_utils.compression.pruning_run import (
     neuron_importance,
+    prune_structured,
+    prune_unstructured,
     select_neurons,
     slice_model,
-    structured_prune,
     structured_widths,
 )
 from spinn_utils.core.errors import SpinnError
@@ -333,12 +333,3 @@ def test_random_method_is_seeded():
 def test_prune_method_is_validated():
     with pytest.raises(SpinnError, match="prune_method must be one of"):
         PruneConfig(prune_method="l1")
-
-
-def test_structured_prune_slices_to_the_unstructured_parameter_count():
-    torch.manual_seed(16)
-    dense = DensePINN(TINY)
-    cfg = PruneConfig()
-    small, target = structured_prune(dense, cfg)
-    assert target == count_parameters(dense).total - n_weights_to_prune(dense, cfg.target_sparsity)
-    assert small.cfg.hidden_dims == structured_widths(dense.cfg, target, cfg.width_multiple, cfg.param_tolerance)
