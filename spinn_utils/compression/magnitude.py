@@ -194,20 +194,12 @@ def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):
                           progress=bool(train_cfg.progress and cfg.show_progress))
 
 
-@dataclass
-class PruneStage:
-    """What one stage of ``iterative_prune`` did (stage 1 is the first cut)."""
-
-    stage: int
-    target_sparsity: float  # cumulative, of all parameters
-    masks: Masks  # after this stage's cut (True = kept)
-    epochs: int  # this stage's fine-tuning budget (the callback is called only when > 0)
-    finetune: object = None  # what the fine-tune callback returned (training.fit's FitResult)
-
-
 # finetune(model, masks, epochs, desc): train ``model`` for at most ``epochs`` epochs keeping the
 # pruned weights at zero (re-apply ``masks`` after every optimizer step); returns anything.
-FineTune = Callable[[nn.Module, "Masks | None", int, str], object]
+FineTune = Callable[[nn.Module, Masks, int, str], object]
+# on_stage(model, stage, target, masks, finetuned): after stage ``stage`` (1-based) cut to the
+# cumulative sparsity ``target``; ``finetuned``: what ``finetune`` returned (None: not called).
+OnStage = Callable[[nn.Module, int, float, Masks, object], None]
 
 
 def stage_epochs(cfg: PruneConfig, stage: int) -> int:
@@ -216,27 +208,20 @@ def stage_epochs(cfg: PruneConfig, stage: int) -> int:
 
 
 def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *,
-                    seed: int = 0, on_stage: Callable[[nn.Module, PruneStage], None] | None = None
-                    ) -> tuple[Masks, list[PruneStage]]:
+                    seed: int = 0, on_stage: OnStage | None = None) -> Masks:
     """Prune ``model`` in place, stage by stage: score (``cfg.prune_method``; ``seed`` seeds the
-    random scores), mask, zero, then ``finetune(model, masks, epochs, desc)`` when the stage has
-    epochs, then ``on_stage(model, stage)`` (reports hook in here). Training, evaluation and
-    reports belong to the caller (``pruning_run.py``). Returns (final masks, one ``PruneStage``
-    per stage)."""
+    random scores), mask, zero, ``finetune`` when the stage has epochs (``stage_epochs``), then
+    ``on_stage`` (training, evaluation and reports are the caller's). Returns the final masks."""
     generator = torch.Generator().manual_seed(int(seed))
     masks: Masks | None = None
     schedule = sparsity_schedule(cfg)
-    stages = []
     for i, target in enumerate(schedule, start=1):
-        scores = weight_scores(model, cfg.prune_method, generator)
-        masks = global_magnitude_masks(model, target, masks, scores)
+        masks = global_magnitude_masks(model, target, masks, weight_scores(model, cfg.prune_method, generator))
         apply_masks(model, masks)
-        epochs = stage_epochs(cfg, i)
-        result = None
+        epochs, result = stage_epochs(cfg, i), None
         if epochs > 0 and finetune is not None:
             result = finetune(model, masks, epochs, f"prune stage {i}/{len(schedule)} ({target:.1%})")
             apply_masks(model, masks)  # the restored best weights were masked too; be certain
-        stages.append(PruneStage(i, target, masks, epochs, result))
         if on_stage is not None:
-            on_stage(model, stages[-1])
-    return masks, stages
+            on_stage(model, i, target, masks, result)
+    return masks

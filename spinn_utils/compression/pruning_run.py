@@ -30,7 +30,6 @@ from ..training.fit import fit
 from .magnitude import (
     Masks,
     PruneConfig,
-    PruneStage,
     apply_masks,
     finetune_config,
     iterative_prune,
@@ -161,14 +160,14 @@ def prune_unstructured(model, data, cfg: PruneConfig, train_cfg, physics_cfg, de
     model.to(device)
     rows = [stage_row(model, data, 0, 0.0, device)]
 
-    def record(m: nn.Module, stage: PruneStage) -> None:
-        rows.append(stage_row(m, data, stage.stage, stage.target_sparsity, device, stage.finetune))
+    def record(m: nn.Module, stage: int, target: float, masks: Masks, result) -> None:
+        rows.append(stage_row(m, data, stage, target, device, result))
 
     def finetune(m: nn.Module, masks: Masks, epochs: int, desc: str):
         return fit(m, data, finetune_config(train_cfg, cfg, epochs), physics_cfg, device=device,
                    after_step=lambda module: apply_masks(module, masks), desc=desc)
 
-    masks, _ = iterative_prune(model, cfg, finetune, seed=train_cfg.seed, on_stage=record)
+    masks = iterative_prune(model, cfg, finetune, seed=train_cfg.seed, on_stage=record)
     final = rows[-1]
     return model, masks, rs.UnstructuredPruning(
         schedule=sparsity_schedule(cfg), stages=rows, params=final.params, per_layer=final.per_layer,
