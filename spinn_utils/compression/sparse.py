@@ -22,7 +22,6 @@ from ..model.inference import batched_forward, first_float_tensor
 from ..model.mlp import DensePINN, ModelConfig, load_strict, mlp_network
 
 FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured is semi_structured_model's
-SEMI24_DTYPES = (torch.float16, torch.bfloat16)  # the fast 2:4 kernels are half precision
 SEMI24_MIN_SHAPE = (32, 64)  # fp16/bf16 CUTLASS: rows % 32, cols % 64 (torch semi_structured)
 
 
@@ -118,8 +117,7 @@ def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN
     return SparsePINN(layers, model.cfg.activation).eval()
 
 
-def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4,
-                        batch_size: int = 4096) -> dict:
+def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4) -> dict:
     """Compare the outputs of ``dense`` (the reference) and ``sparse`` on (n, input_dim)
     standardised ``inputs`` in eval + inference mode, each on its own device: ``{"max_abs_diff",
     "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail."""
@@ -133,7 +131,7 @@ def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float
         was_training = model.training
         model.eval()
         try:
-            y = batched_forward(model, x.to(device=ref.device, dtype=ref.dtype), batch_size)
+            y = batched_forward(model, x.to(device=ref.device, dtype=ref.dtype), batch_size=4096)
         finally:
             model.train(was_training)
         outputs.append(y.detach().cpu().double())
@@ -198,8 +196,8 @@ def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) ->
     return {"per_layer": rows, "bytes_by_format": totals}
 
 
-def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tuple[bool, str]:
-    """Whether 2:4 semi-structured sparsity can run here, and why not (one line)."""
+def semi_structured_supported(device) -> tuple[bool, str]:
+    """Whether 2:4 semi-structured sparsity (float16) can run here, and why not (one line)."""
     device = torch.device(device)
     if not hasattr(torch.sparse, "to_sparse_semi_structured"):
         return False, f"torch {torch.__version__} has no torch.sparse.to_sparse_semi_structured"
@@ -209,8 +207,6 @@ def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tup
     name = torch.cuda.get_device_name(device)
     if (major, minor) < (8, 0):
         return False, f"2:4 needs compute capability >= 8.0; {name} has {major}.{minor}"
-    if dtype not in SEMI24_DTYPES:
-        return False, f"2:4 fast path needs float16/bfloat16, got {dtype}"
     return True, f"supported on {name} (capability {major}.{minor})"
 
 
@@ -225,15 +221,15 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
     return keep.reshape(rows, cols) & (weight.detach() != 0)
 
 
-def semi_structured_model(model: DensePINN, device, dtype: torch.dtype = torch.float16):
-    """A 2:4 copy of ``model`` in ``dtype``: layers whose shape fits are cut to 2:4 by magnitude
+def semi_structured_model(model: DensePINN, device):
+    """A 2:4 copy of ``model`` in float16 (the fast kernels are half precision): layers whose shape fits are cut to 2:4 by magnitude
     (so outputs differ from the masked model; validation says by how much), the others stay
     dense. Returns (model, ``{"semi24_layers", "dense_layers", "extra_pruned"}``); where 2:4
     cannot run, a SpinnError with ``semi_structured_supported``'s reason."""
-    ok, reason = semi_structured_supported(device, dtype)
+    ok, reason = semi_structured_supported(device)
     if not ok:
         raise SpinnError(reason)
-    semi = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    semi = copy.deepcopy(model).to(device=device, dtype=torch.float16).eval()
     info = {"semi24_layers": [], "dense_layers": [], "extra_pruned": 0}
     for name, m in semi.named_modules():
         if not isinstance(m, nn.Linear):

@@ -19,17 +19,17 @@ SEQUENCE_FIELDS = ("experiment_start", "run_start", "dt_min", "power_kw")
 SCAN_BLOCK = 64  # rows per block of the blocked linear scan (a 64 x 64 matrix per block)
 
 
-def linear_scan(a_log: torch.Tensor, b: torch.Tensor, block: int = SCAN_BLOCK) -> torch.Tensor:
+def linear_scan(a_log: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``h_i = exp(a_log_i) * h_{i-1} + b_i`` with ``h_{-1} = 0``, differentiable, in blocks:
     ``h_i = sum_{j <= i} exp(L_i - L_j) b_j + exp(L_i) h_carry`` with ``L`` the block's cumulative
     ``a_log``, every exponent <= 0 (nothing overflows), one Python step per block."""
     out, carry = [], b.new_zeros(())
-    tri = torch.ones(block, block, dtype=torch.bool, device=b.device).tril()
-    for start in range(0, len(b), block):
-        cum = torch.cumsum(a_log[start:start + block], 0)
+    tri = torch.ones(SCAN_BLOCK, SCAN_BLOCK, dtype=torch.bool, device=b.device).tril()
+    for start in range(0, len(b), SCAN_BLOCK):
+        cum = torch.cumsum(a_log[start:start + SCAN_BLOCK], 0)
         diff = cum[:, None] - cum[None, :]
         decay = torch.exp(torch.where(tri[:len(cum), :len(cum)], diff, torch.full_like(diff, -math.inf)))
-        out.append(decay @ b[start:start + block] + torch.exp(cum) * carry)
+        out.append(decay @ b[start:start + SCAN_BLOCK] + torch.exp(cum) * carry)
         carry = out[-1][-1]
     return torch.cat(out) if out else b.new_zeros(0)
 
