@@ -64,22 +64,14 @@ class SparseLinear(nn.Module):
         y = torch.sparse.mm(self.weight, x.t().contiguous()).t()
         return y if self.bias is None else y + self.bias
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        # The default loader copies in place, which needs the same layout and nnz; a weight from
-        # another run (or a dense one) replaces the buffer instead.
-        key, shape = prefix + "weight", (self.out_features, self.in_features)
-        incoming = state_dict.get(key)
-        if incoming is not None and tuple(incoming.shape) != shape:
-            error_msgs.append(f"size mismatch for {key}: expected {shape}, found {tuple(incoming.shape)}")
-        elif incoming is not None:
-            weight = incoming.to(self.weight.device, self.weight.dtype)
-            self._buffers["weight"] = to_format(weight, self.format)
-        rest = {k: v for k, v in state_dict.items() if k != key}
-        super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
-        if incoming is not None and key in missing_keys:
-            missing_keys.remove(key)
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        # The default loader copies in place, which needs the same layout and nnz: a weight from
+        # another run (or a dense one) replaces the buffer first, in this layer's format.
+        key = prefix + "weight"
+        if key in state_dict and tuple(state_dict[key].shape) == tuple(self.weight.shape):
+            weight = to_format(state_dict[key].to(self.weight.device, self.weight.dtype), self.format)
+            state_dict[key] = self._buffers["weight"] = weight
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
