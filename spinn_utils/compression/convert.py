@@ -173,10 +173,12 @@ def conversion_report(cfg: SparseConfig, model: DensePINN, converted: dict[str, 
     }
 
 
-def convert_checkpoint(cfg: SparseConfig, source: str | os.PathLike, *, checkpoint_out: str | os.PathLike,
-                       report_out: str | os.PathLike, inputs: np.ndarray | str | os.PathLike | None = None,
+def convert_checkpoint(cfg: SparseConfig, source: str | os.PathLike, *,
+                       checkpoint_out: str | os.PathLike, report_out: str | os.PathLike,
+                       inputs: np.ndarray | str | os.PathLike | None = None,
                        inputs_label: str | None = None, features: list[str] | None = None,
-                       activation: str | None = None, device: str | torch.device = "cpu") -> SparseConversion:
+                       activation: str | None = None,
+                       device: str | torch.device = "cpu") -> SparseConversion:
     """Convert ``source`` to ``cfg.format``, validate every format on ``device``, write checkpoint
     + report (module docstring) and return the ``SparseConversion`` record. ``inputs``: standardised
     rows (``inputs_label`` names them), a CSV path (``features``: its columns, if the source does

@@ -216,7 +216,8 @@ def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | Non
     masks: Masks | None = None
     schedule = sparsity_schedule(cfg)
     for i, target in enumerate(schedule, start=1):
-        masks = global_magnitude_masks(model, target, masks, weight_scores(model, cfg.prune_method, generator))
+        scores = weight_scores(model, cfg.prune_method, generator)
+        masks = global_magnitude_masks(model, target, masks, scores)
         apply_masks(model, masks)
         epochs, result = stage_epochs(cfg, i), None
         if epochs > 0 and finetune is not None:

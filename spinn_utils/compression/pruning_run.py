@@ -181,14 +181,16 @@ def prune_structured(dense_model: DensePINN, data, cfg: PruneConfig, train_cfg, 
     ``training.fit``: (smaller DensePINN, ``StructuredPruning`` record)."""
     t0 = time.perf_counter()
     dense_model.to(device)
-    target = count_parameters(dense_model).total - n_weights_to_prune(dense_model, cfg.target_sparsity)
+    total = count_parameters(dense_model).total
+    target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
     widths = structured_widths(dense_model.cfg, target, cfg.width_multiple, cfg.param_tolerance)
-    small = slice_model(dense_model, select_neurons(neuron_importance(dense_model, cfg.importance), widths))
+    keep = select_neurons(neuron_importance(dense_model, cfg.importance), widths)
+    small = slice_model(dense_model, keep)
     before = evaluate_model(small, data, "val", device)
     epochs, result = cfg.structured_finetune_epochs, None
     if epochs > 0:
-        result = fit(small, data, finetune_config(train_cfg, cfg, epochs), physics_cfg, device=device,
-                     desc=f"structured {widths}")
+        result = fit(small, data, finetune_config(train_cfg, cfg, epochs), physics_cfg,
+                     device=device, desc=f"structured {widths}")
     after = evaluate_model(small, data, "val", device) if result else before
     params = count_parameters(small)
     rel = (params.total - target) / target if target else math.inf

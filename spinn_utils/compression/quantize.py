@@ -93,7 +93,8 @@ def initializer_bytes(model_path: Path) -> int:
     return sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(model_path)).graph.initializer)
 
 
-def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray, cfg: QuantConfig) -> onnx.ModelProto:
+def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray,
+                  cfg: QuantConfig) -> onnx.ModelProto:
     """``src`` quantized the ``mode`` way (through the file ``out``), first and last layers kept
     fp32, with ``src``'s ``metadata_props`` (the names the predictor checks), which the quantizer
     drops."""

@@ -69,8 +69,8 @@ class SparseLinear(nn.Module):
         # another run (or a dense one) replaces the buffer first, in this layer's format.
         key = prefix + "weight"
         if key in state_dict and tuple(state_dict[key].shape) == tuple(self.weight.shape):
-            weight = to_format(state_dict[key].to(self.weight.device, self.weight.dtype), self.format)
-            state_dict[key] = self._buffers["weight"] = weight
+            weight = state_dict[key].to(self.weight.device, self.weight.dtype)
+            state_dict[key] = self._buffers["weight"] = to_format(weight, self.format)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
@@ -214,10 +214,11 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
 
 
 def semi_structured_model(model: DensePINN, device):
-    """A 2:4 copy of ``model`` in float16 (the fast kernels are half precision): layers whose shape fits are cut to 2:4 by magnitude
-    (so outputs differ from the masked model; validation says by how much), the others stay
-    dense. Returns (model, ``{"semi24_layers", "dense_layers", "extra_pruned"}``); where 2:4
-    cannot run, a SpinnError with ``semi_structured_supported``'s reason."""
+    """A 2:4 copy of ``model`` in float16 (the fast kernels' precision): layers whose shape fits
+    are cut to 2:4 by magnitude (so outputs differ from the masked model; validation says by how
+    much), the others stay dense. Returns (model, ``{"semi24_layers", "dense_layers",
+    "extra_pruned"}``); where 2:4 cannot run, a SpinnError with ``semi_structured_supported``'s
+    reason."""
     ok, reason = semi_structured_supported(device)
     if not ok:
         raise SpinnError(reason)

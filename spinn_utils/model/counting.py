@@ -1,7 +1,6 @@
-"""What a model stores and computes: its layers, parameters, bytes and FLOPs, counted once.
-
-A layer is any module owning a 2-D ``weight`` (an ``nn.Linear`` parameter, a ``SparseLinear``
-COO/CSR buffer, or a 2:4 semi-structured parameter), so one enumeration serves every storage.
+"""What a model stores and computes: its layers, parameters, bytes and FLOPs, counted once. A
+layer is any module owning a 2-D ``weight`` (dense, COO/CSR buffer or 2:4), so one enumeration
+serves every storage.
 """
 from __future__ import annotations
 
@@ -62,7 +61,8 @@ def count_parameters(model: nn.Module) -> ParamCount:
     """Total and non-zero parameters of every layer's weight and bias, each counted once (a
     sparse weight stands for its dense shape); masks and other buffers are not parameters."""
     tensors = [dense_view(t) for pair in weight_bias_pairs(model) for t in pair if t is not None]
-    total, nonzero = sum(t.numel() for t in tensors), sum(int(torch.count_nonzero(t)) for t in tensors)
+    total = sum(t.numel() for t in tensors)
+    nonzero = sum(int(torch.count_nonzero(t)) for t in tensors)
     return ParamCount(total=total, nonzero=nonzero, sparsity=1.0 - nonzero / total if total else 0.0)
 
 

@@ -1,12 +1,9 @@
-"""Physics-informed loss terms for DensePINN (soft physics, docs/physics.md), each scaled to be
-O(1) on standardised data: ``wear_nonneg`` (VB >= 0), ``wear_monotone`` (dVB/dt >= 0 in
-cumulative cutting time), ``thermal_ode`` (the residual ``tau d(delta)/dt + delta - G P`` of the
-lumped thermal model, ``data.thermal``) and, off by default, ``wear_sequence`` (no drop between
-consecutive windows). Derivatives are d(output)/d(time input) by forward-mode autograd, never
-differences along the (shuffled) batch; by the chain rule d(y)/d(t) = d(y_s)/d(t_s) y_std / t_std.
-
-References: Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput.
-Phys. 378 (2019); Archard, J. Appl. Phys. 24 (1953) for the wear law.
+"""Soft physics (docs/physics.md): loss terms, each O(1) on standardised data: ``wear_nonneg``
+(VB >= 0), ``wear_monotone`` (dVB/dt >= 0, by forward-mode autograd on the time input, never
+differences along the shuffled batch), ``thermal_ode`` (the residual of ``data.thermal``'s lumped
+ODE) and, off by default, ``wear_sequence`` (no drop between consecutive windows). References:
+Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput. Phys. 378
+(2019); Archard, J. Appl. Phys. 24 (1953) for the wear law.
 """
 from __future__ import annotations
 
@@ -177,9 +174,10 @@ def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: 
         "wear_nonneg": torch.relu(-(y[:, w_i] * w_std + w_mean) / w_std).pow(2).mean(),
         # dVB/dt >= 0 on the scaled derivative dVB/dt * std(t)/std(VB): same sign, O(1) size.
         "wear_monotone": torch.relu(-dy_dt[:, w_i]).pow(2).mean(),
-        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i) if weights["thermal_ode"] > 0
-                        else nan),
+        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i)
+                        if weights["thermal_ode"] > 0 else nan),
         "wear_sequence": _wear_sequence(model, pairs, w_i) if weights["wear_sequence"] > 0 else nan,
     }
-    total = sum((weights[n] * term for n, term in terms.items() if weights[n] > 0), x_scaled.new_zeros(()))
+    weighted = (weights[name] * term for name, term in terms.items() if weights[name] > 0)
+    total = sum(weighted, x_scaled.new_zeros(()))
     return {**terms, "total": total}

@@ -27,8 +27,8 @@ def linear_scan(a_log: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     tri = torch.ones(SCAN_BLOCK, SCAN_BLOCK, dtype=torch.bool, device=b.device).tril()
     for start in range(0, len(b), SCAN_BLOCK):
         cum = torch.cumsum(a_log[start:start + SCAN_BLOCK], 0)
-        diff = cum[:, None] - cum[None, :]
-        decay = torch.exp(torch.where(tri[:len(cum), :len(cum)], diff, torch.full_like(diff, -math.inf)))
+        diff, n = cum[:, None] - cum[None, :], len(cum)
+        decay = torch.exp(torch.where(tri[:n, :n], diff, torch.full_like(diff, -math.inf)))
         out.append(decay @ b[start:start + SCAN_BLOCK] + torch.exp(cum) * carry)
         carry = out[-1][-1]
     return torch.cat(out) if out else b.new_zeros(0)

@@ -1,9 +1,7 @@
-"""A hard-physics export in deployment: the ONNX body, then the NumPy head along each experiment.
-
-The sidecar's ``physics`` block holds the head's constants and the columns that give time order
-(group, time, run, power). ``SequencePredictor.predict_rows`` predicts a whole table in the
-caller's row order; ``step`` a live machine's next window(s) with the state the previous call
-returned (``HeadState()`` to start). Torch-free: numpy, pandas (time order) and onnxruntime.
+"""A hard-physics export in deployment (torch-free): the ONNX body, then the NumPy head along
+each experiment, with the constants and columns of the sidecar's ``physics`` block.
+``predict_rows`` predicts a table in its own row order; ``step`` a live machine's next window(s)
+from the state the previous call returned (``HeadState()`` to start).
 """
 from __future__ import annotations
 
@@ -106,8 +104,9 @@ class SequencePredictor:
         state = HeadState()
         for i in range(0, len(rows), PIECE_ROWS):
             piece = slice(i, i + PIECE_ROWS)
-            out[rows[piece]], state = integrate(self.rates(x[rows[piece]], threads), groups[piece], cum[piece],
-                                                starts[piece], kw[piece], self.constants, state)
+            raw = self.rates(x[rows[piece]], threads)
+            out[rows[piece]], state = integrate(raw, groups[piece], cum[piece], starts[piece],
+                                                kw[piece], self.constants, state)
         return out
 
 

@@ -15,7 +15,7 @@ from .mlp import DensePINN, ModelConfig
 from .sequence_head import PhysicsHead
 from .sequence_numpy import power_kw, sequence_columns
 
-# The pipeline's model (docs/physics.md); ``ModelConfig``'s default stays "soft" for old checkpoints.
+# The pipeline's model (docs/physics.md); ModelConfig's default stays "soft" for old checkpoints.
 DEFAULT_PHYSICS = "hard"
 COOLING_MIN = 5.0  # idle minutes between runs where the data does not say (the head learns its own)
 
