@@ -20,7 +20,7 @@ from spinn_utils.core.results_files import read_result
 from spinn_utils.data.dataset import load_prepared, make_prepared, save_prepared
 from spinn_utils.data.example import main as example_main
 from spinn_utils.data.example import write_example
-from spinn_utils.data.prepare import cap_rows, data_summary, prepare
+from spinn_utils.data.prepare import cap_rows, data_summary, load_table, prepare
 from spinn_utils.data.schema import (
     CUM_TIME_COL,
     RUN_START_COL,
@@ -28,7 +28,6 @@ from spinn_utils.data.schema import (
     data_config_for,
     read_data_config,
 )
-from spinn_utils.data.sources import load_table
 from spinn_utils.evaluation.consistency import wear_decrease_fraction
 from spinn_utils.reporting.figures import FigureConfig, fig_wear_over_time
 from spinn_utils.training.fit import sequence_pairs

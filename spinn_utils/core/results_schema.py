@@ -116,7 +116,8 @@ class TermSupport(Record):
 
 
 class PhysicsSupport(Record):
-    """Which physics-loss terms the data supports (``data/physics_terms.py``) and their columns."""
+    """Which physics-loss terms the data supports (``data.prepare.physics_support``) and the
+    columns they use."""
 
     terms: dict[str, TermSupport]
     time_col: str

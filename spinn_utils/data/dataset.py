@@ -106,7 +106,7 @@ class PreparedData:
 
     @property
     def physics(self) -> PhysicsSupport | None:
-        """The physics terms the data supports (``physics_terms.physics_support``), or None."""
+        """The physics terms the data supports (``prepare.physics_support``), or None."""
         record = self.meta.get("physics")
         return None if record is None else PhysicsSupport.model_validate(record)
 
