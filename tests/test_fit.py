@@ -97,7 +97,7 @@ def test_after_step_runs_after_every_step_and_can_enforce_a_mask(make_data):
 
     result = fit(model, data, FAST, PHYS, device="cpu", after_step=apply_mask)
     steps_per_epoch = -(-len(data.frames["train"]) // FAST.batch_size)
-    assert len(calls) == result.extra["optimizer_steps"] == steps_per_epoch * len(result.history)
+    assert len(calls) == result.optimizer_steps == steps_per_epoch * len(result.history)
     w = model.network[0].weight.detach()
     assert torch.all(w[mask == 0] == 0) and torch.count_nonzero(w[mask == 1]) > 0
 

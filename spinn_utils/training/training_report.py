@@ -48,7 +48,7 @@ def training_report(
         params=count_parameters(model),
         train_config=train_cfg,
         physics_config=physics_cfg,
-        **result.to_dict(),
+        **vars(result),
         epochs_run=len(result.history),
         val_metrics=val_metrics,
         seed=int(seed),
