@@ -92,8 +92,6 @@ def read_csv_strict(path: Path) -> pd.DataFrame:
 def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     """Columns present, numeric and finite; returns a copy in time order (``cfg.run_col`` None:
     no run column; ``load_table`` resolves the source's own)."""
-    if table.empty:
-        raise SpinnError("the data table has no rows")
     if len(set(cfg.feature_cols)) != len(cfg.feature_cols):
         raise SpinnError(f"feature_cols names a column twice: {list(cfg.feature_cols)}")
     run_col = cfg.run_col or ""
@@ -131,8 +129,6 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     if len(few):
         raise SpinnError(f"{len(few)} experiment(s) (e.g. {few.index.tolist()[0]!r}) have only {int(few.min())} row(s); "
                          f"each needs at least {MIN_ROWS_PER_EXPERIMENT} windows in time order")
-    if run_col and table[run_col].isna().any():
-        raise SpinnError(f"run column {run_col!r} has {int(table[run_col].isna().sum())} empty value(s)")
     table, order = order_in_time(table, cfg, run_col)
     table.attrs.update(attrs)
     table.attrs["time_order"] = order
