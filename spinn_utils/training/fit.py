@@ -186,7 +186,7 @@ def fit(
         seq_train, seq_val = (torch.as_tensor(sequence_of(data, s), device=device) for s in ("train", "val"))
     active = [t for t in TERMS if getattr(physics, f"{t}_weight") > 0]  # off terms: no column
     pairs = sequence_pairs(data) if physics.wear_sequence_weight > 0 else None
-    pair_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)  # the batch order stays as without it
+    pair_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)  # its own: batch order as without
 
     def train_epoch(batches: list[torch.Tensor], epoch: int) -> dict[str, float]:
         """One optimizer step per batch of row positions: row-weighted mean losses per term."""
@@ -203,8 +203,8 @@ def fit(
             phys = physics_loss(model, xb, data.scaler, physics, sampled)
             loss = data_loss + phys["total"]
             if not torch.isfinite(loss):
-                raise SpinnError(f"{desc}: loss became {loss.item()} at epoch {epoch} (lr={cfg.lr}); "
-                                 "lower the learning rate or the physics weights")
+                raise SpinnError(f"{desc}: loss became {loss.item()} at epoch {epoch} "
+                                 f"(lr={cfg.lr}); lower the learning rate or the physics weights")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip_norm > 0:
