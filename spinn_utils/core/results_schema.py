@@ -58,16 +58,12 @@ class RegressionReport(Record):
 
 
 class ParamCount(Record):
-    """``model.counting.count_parameters``: all parameters, the non-zero ones, the zero share."""
-
     total: int
     nonzero: int
     sparsity: float
 
 
 class CheckRow(Record):
-    """One check (``core.checks.check_row``)."""
-
     name: str
     passed: bool
     detail: str
