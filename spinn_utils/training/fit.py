@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
 from ..core.overrides import build_config
-from ..data.dataset import PreparedData
+from ..data.dataset import PreparedData, Scaler
 from ..data.time_order import in_time_order
 from ..model.inference import batched_forward
 from ..model.physics import TERMS, PhysicsConfig, physics_loss
@@ -108,6 +108,20 @@ def _tensors(data: PreparedData, split: str, device: torch.device) -> tuple[torc
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
 
+@dataclass
+class _Step:
+    """What one optimizer step needs besides the batch (fixed for a whole fit)."""
+
+    cfg: TrainConfig
+    physics: PhysicsConfig
+    scaler: Scaler
+    optimizer: torch.optim.Optimizer
+    after_step: Callable[[nn.Module], None] | None
+    desc: str
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # consecutive train windows (wear_sequence)
+    pair_gen: torch.Generator | None = None  # its own generator: the batch order stays as without it
+
+
 def sequence_pairs(data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions in the train arrays of (a window, the next window of the same experiment), in
     time order: (experiment, run, time), i.e. cumulative time (``data/time_order.py``)."""
@@ -116,6 +130,48 @@ def sequence_pairs(data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
     groups, idx = order[data.group_col].to_numpy(), order.index.to_numpy()
     same = groups[1:] == groups[:-1]
     return torch.as_tensor(idx[:-1][same]), torch.as_tensor(idx[1:][same])
+
+
+def _sample_pairs(step: _Step, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if step.pairs is None:
+        return None
+    earlier, later = step.pairs
+    pick = torch.randint(len(earlier), (int(step.physics.subsample),), generator=step.pair_gen)
+    return x[earlier[pick].to(x.device)], x[later[pick].to(x.device)]
+
+
+def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor],
+                 step: _Step, epoch: int, seq: torch.Tensor | None) -> dict[str, float]:
+    """One optimizer step per batch of row positions; returns row-weighted mean losses per term.
+    ``seq`` (a hard-physics model's sequence columns) goes to the model with the inputs."""
+    model.train()
+    active = [t for t in TERMS if getattr(step.physics, f"{t}_weight") > 0]  # off terms: no column
+    sums = dict.fromkeys(("train_loss", "data_loss", "physics_loss", *active), 0.0)
+    for idx in batches:
+        xb = x[idx]
+        pred = model(xb) if seq is None else model(xb, seq[idx])
+        data_loss = nn.functional.mse_loss(pred, y[idx])
+        phys = physics_loss(model, xb, step.scaler, step.physics, _sample_pairs(step, x))
+        loss = data_loss + phys["total"]
+        if not torch.isfinite(loss):
+            raise SpinnError(
+                f"{step.desc}: loss became {loss.item()} at epoch {epoch} (lr={step.cfg.lr}); "
+                "lower the learning rate or the physics weights"
+            )
+        step.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if step.cfg.grad_clip_norm > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), step.cfg.grad_clip_norm)
+        step.optimizer.step()
+        if step.after_step is not None:
+            step.after_step(model)
+        w = len(idx) / len(x)  # weight by rows so the epoch mean is over samples
+        sums["train_loss"] += w * loss.item()
+        sums["data_loss"] += w * data_loss.item()
+        sums["physics_loss"] += w * phys["total"].item()
+        for name in active:
+            sums[name] += w * phys[name].item()
+    return sums
 
 
 def _validate(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, cfg: TrainConfig,
@@ -184,41 +240,9 @@ def fit(
     if head_of(model) is not None:  # the physics holds by construction: no soft term applies
         physics = PhysicsConfig.off()
         seq_train, seq_val = (torch.as_tensor(sequence_of(data, s), device=device) for s in ("train", "val"))
-    active = [t for t in TERMS if getattr(physics, f"{t}_weight") > 0]  # off terms: no column
-    pairs = sequence_pairs(data) if physics.wear_sequence_weight > 0 else None
-    pair_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)  # its own: batch order as without
-
-    def train_epoch(batches: list[torch.Tensor], epoch: int) -> dict[str, float]:
-        """One optimizer step per batch of row positions: row-weighted mean losses per term."""
-        model.train()
-        sums = dict.fromkeys(("train_loss", "data_loss", "physics_loss", *active), 0.0)
-        for idx in batches:
-            xb = x_train[idx]
-            pred = model(xb) if seq_train is None else model(xb, seq_train[idx])
-            data_loss = nn.functional.mse_loss(pred, y_train[idx])
-            sampled = None  # consecutive train windows for the wear_sequence term
-            if pairs is not None:
-                pick = torch.randint(len(pairs[0]), (int(physics.subsample),), generator=pair_gen)
-                sampled = tuple(x_train[p[pick].to(device)] for p in pairs)
-            phys = physics_loss(model, xb, data.scaler, physics, sampled)
-            loss = data_loss + phys["total"]
-            if not torch.isfinite(loss):
-                raise SpinnError(f"{desc}: loss became {loss.item()} at epoch {epoch} "
-                                 f"(lr={cfg.lr}); lower the learning rate or the physics weights")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
-            optimizer.step()
-            if after_step is not None:
-                after_step(model)
-            w = len(idx) / len(x_train)  # weight by rows so the epoch mean is over samples
-            losses = {"train_loss": loss, "data_loss": data_loss, "physics_loss": phys["total"],
-                      **{name: phys[name] for name in active}}
-            for name, value in losses.items():
-                sums[name] += w * value.item()
-        return sums
-
+    step = _Step(cfg, physics, data.scaler, optimizer, after_step, desc)
+    if physics.wear_sequence_weight > 0:
+        step.pairs, step.pair_gen = sequence_pairs(data), torch.Generator().manual_seed(int(cfg.seed) + 1)
     history, stopped_early = [], False
     best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0  # early stopping
     start = time.perf_counter()
@@ -226,7 +250,7 @@ def fit(
     for epoch in bar:
         t0 = time.perf_counter()
         batches = _batches(len(x_train), seq_train, cfg, gen, device)
-        sums = train_epoch(batches, epoch)
+        sums = _train_epoch(model, x_train, y_train, batches, step, epoch, seq_train)
         val_loss, val_r2 = _validate(model, x_val, y_val, cfg, data.target_names, seq_val)
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
