@@ -134,7 +134,7 @@ def test_nan_targets_and_bad_configs_are_spinn_errors(make_data):
 def test_report_meta_and_history_table_carry_the_contract_keys(make_data):
     from spinn_utils.core.io import to_jsonable
     from spinn_utils.training.fit import TrainConfig as TC
-    from spinn_utils.training.training_report import checkpoint_meta, history_frame, training_report
+    from spinn_utils.training.fit import checkpoint_meta, history_frame, training_report
 
     data = make_data(val=2, test=2, rows=40)
     model, result = run(0, data)
