@@ -7,7 +7,6 @@ experiment, scale, check for leakage), ``cv_folds`` and ``data_summary``
 from __future__ import annotations
 
 import csv
-import dataclasses
 import time
 from pathlib import Path
 
@@ -57,11 +56,11 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
     order with ``CUM_TIME_COL`` and ``RUN_START_COL``; ``attrs`` hold the loader's ``notes``, the
     synthetic ``generator`` settings and how the rows were put in ``time_order``."""
     kind = source_kind(cfg)
-    cfg = dataclasses.replace(cfg, run_col=default_run_col(cfg, kind))
+    cfg = with_overrides(cfg, run_col=default_run_col(cfg, kind))
     if kind == "synthetic":
         generator = SyntheticConfig(seed=cfg.seed, window_samples=cfg.window_samples)
         table = generate_milling(generator)
-        table.attrs["generator"] = dataclasses.asdict(generator)
+        table.attrs["generator"] = generator.model_dump()
     else:
         path = Path(cfg.data_path).expanduser()
         if not path.is_file():
@@ -218,7 +217,7 @@ def prepare(cfg: DataConfig) -> PreparedData:
     attrs = dict(loaded.attrs)  # loader notes and generator settings
     table, capped = cap_rows(loaded, cfg)
     meta = {"source": kind, "data_path": cfg.data_path, "thermal_source": thermal_source(kind, cfg),
-            "config": dataclasses.asdict(cfg), "notes": [*notes, *attrs.get("notes", []), *capped],
+            "config": cfg.model_dump(), "notes": [*notes, *attrs.get("notes", []), *capped],
             "generator": attrs.get("generator"), "physics": physics, "time_order": attrs["time_order"]}
     if attrs["time_order"]["cumulative_time"] == AS_GIVEN and cfg.run_col and cfg.run_gap_min:
         meta["notes"].append(f"run_gap_min ({cfg.run_gap_min:g}) not added: {cfg.time_col!r} is already "
