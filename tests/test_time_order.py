@@ -198,9 +198,9 @@ def test_the_wear_figure_draws_each_experiment_as_one_curve_in_cumulative_time()
 
 
 @pytest.mark.parametrize("text, match", [
-    ('{"run_col": 3}', "'run_col' must be a string or null, got 3"),
-    ('{"run_gap_min": "5"}', "'run_gap_min' must be a number, got '5'"),
-    ('{"run_gap_min": true}', "'run_gap_min' must be a number, got True"),
+    ('{"run_col": 3}', "run_col: input should be a valid string, got 3"),
+    ('{"run_gap_min": "5"}', "run_gap_min: input should be a valid number, got '5'"),
+    ('{"run_gap_min": true}', "run_gap_min: input should be a valid number, got True"),
 ])
 def test_the_data_description_checks_the_run_keys(tmp_path, text, match):
     (tmp_path / "d.json").write_text(text)
