@@ -11,13 +11,11 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from distributed.comm.addressing import parse_address, parse_host_port
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from ..benchmark.bench_config import BenchConfig
@@ -44,12 +42,6 @@ from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import NOTEBOOK_DIR, UsageError, discover, notebook_id, plan_parameters, select
 from .staging import LOCK, MANIFEST, is_results_folder, movable
-
-
-def lock_path(output: Path) -> Path:
-    """Inside the results folder: it works on a mount point and under a read-only parent."""
-    return output / LOCK
-
 
 MANIFEST_FORMAT = "spinn-run-manifest"  # the marker of a manifest the driver wrote
 
@@ -84,11 +76,12 @@ CONFIG_CLASSES = {cls.__name__: cls for cls in (
     ExportConfig, QuantConfig, BenchConfig, CrossValConfig, ReportConfig, FigureConfig)}
 
 
-def check_values(plan: dict[Path, dict], overrides: dict) -> None:
-    """Every ``-p`` value through the config that receives it; a bad one is a UsageError."""
+def check_values(plan: dict[Path, dict], overrides: dict, reserved: dict = RESERVED) -> None:
+    """Every ``-p`` value through the config that receives it; a bad value, or a name in
+    ``reserved`` (name -> the flag that sets it), is a UsageError."""
     for name in overrides:
-        if name in RESERVED:
-            raise UsageError(f"-p {name}: set it with {RESERVED[name]}, so the manifest records it")
+        if name in reserved:
+            raise UsageError(f"-p {name}: set it with {reserved[name]}, so the run's record shows it")
     for nb, params in plan.items():
         nb_id = notebook_id(nb)
         stage = STAGES.get(nb_id)
@@ -151,30 +144,6 @@ def check_kernel(name: str) -> None:
     except NoSuchKernel:
         have = sorted(KernelSpecManager().find_kernel_specs())
         raise UsageError(f"--kernel {name}: no such Jupyter kernel (installed: {have})") from None
-
-
-SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
-CONNECT_TIMEOUT_S = 5.0
-
-
-def check_scheduler(address: str) -> None:
-    """``--scheduler``: a Dask address (``tcp://HOST:PORT``) whose port answers within 5 s, checked
-    before anything is written (Dask's own client retries a refused port for its whole timeout)."""
-    try:
-        scheme, location = parse_address(address.strip())
-        host, port = parse_host_port(location)
-    except ValueError:
-        scheme = None
-    if scheme not in SCHEDULER_SCHEMES:
-        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT "
-                         f"(e.g. tcp://10.0.0.1:8786; schemes {', '.join(SCHEDULER_SCHEMES)})")
-    if scheme == "ucx":
-        return  # not a TCP socket: Dask reports it
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except (OSError, OverflowError) as err:  # OverflowError: a port above 65535
-        raise UsageError(f"--scheduler {address}: cannot connect ({first_line(err) or type(err).__name__}); "
-                         "is the scheduler running there?") from None
 
 
 def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
@@ -272,7 +241,7 @@ def results_lock(output: Path, command: list[str]) -> Iterator[None]:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--output {output}: cannot create it ({first_line(err)})") from err
-    lock = lock_path(output)
+    lock = output / LOCK
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

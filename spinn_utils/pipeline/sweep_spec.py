@@ -7,6 +7,7 @@ pre-flight; the light per-point settings are ``reporting.sweep_report.SWEEP`` (d
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,10 @@ class SweepSpec:
     def point_folder(self, point_id: str) -> Path:
         return self.root / "points" / point_id
 
+    def settings(self) -> dict:
+        """What every point ran with, as sweep.json records it."""
+        return {"point": {} if self.smoke else LIGHT, "notebook_08": POINT_FIXED, "overrides": self.overrides}
+
     def points(self) -> list[dict]:
         """Every (sparsity, method, seed) with its id, seed-major so a seed's points follow it."""
         return [{"id": point_id(s, m, seed), "target_sparsity": s, "prune_method": m, "seed": seed}
@@ -78,6 +83,15 @@ class SweepSpec:
         axes = {**POINT_FIXED, **{k: point[k] for k in AXES}}
         folder = self.point_folder(point["id"])
         return {nb: self._params(nb, folder, point["seed"], axes) for nb in POINT_NOTEBOOKS}
+
+
+def grid_args(output, sparsities, methods, seeds, **options) -> argparse.Namespace:
+    """The command line of a sweep over these values (``make_spec``'s input) for callers in
+    Python (notebook 10, the recommender's race); ``options``: the other flags' values."""
+    return argparse.Namespace(**{
+        "smoke": False, "device": "auto", "parameters": [], **options, "output": str(output), "sweep_file": None,
+        "grid": [f"target_sparsity={','.join(map(str, sparsities))}", f"prune_method={','.join(methods)}"],
+        "seeds": ",".join(map(str, seeds))})
 
 
 def point_id(sparsity: float, method: str, seed: int) -> str:
@@ -151,19 +165,14 @@ def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
     bad_seeds = [s for s in spec.seeds if not _is_int(s) or not 0 <= s <= SEED_MAX]
     if bad_seeds or not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
         raise UsageError(f"--seeds {list(spec.seeds)}: expected distinct integers in 0..{SEED_MAX} (NumPy's seed range)")
-    for name in spec.overrides:
-        if name in RESERVED or name in AXES:
-            flag = RESERVED.get(name, "--grid")
-            raise UsageError(f"-p {name}: set it with {flag}, so sweep.json records it")
     fixed = {"results_dir": str(spec.root), "smoke": spec.smoke, "seed": spec.seeds[0], "device": spec.device}
     plan = plan_parameters(nb_paths, fixed, spec.overrides)  # unknown name or wrong type: UsageError
-    check_values(plan, spec.overrides)
+    check_values(plan, spec.overrides, {**RESERVED, **dict.fromkeys(AXES, "--grid")})
     by_id = {notebook_id(p): p for p in nb_paths}
-    axes = [{"target_sparsity": s} for s in spec.sparsities]
-    for axis in axes + [{"prune_method": m} for m in spec.methods]:
+    for axis in [{"target_sparsity": s} for s in spec.sparsities] + [{"prune_method": m} for m in spec.methods]:
         try:
             plan_parameters([by_id["03"]], fixed, axis)
-            check_values({by_id["03"]: axis}, axis)  # target_sparsity=1.5: PruneConfig refuses it here
+            check_values({by_id["03"]: axis}, axis, reserved={})  # target_sparsity=1.5: PruneConfig refuses it here
         except UsageError as err:
             raise UsageError(str(err).replace("-p ", "--grid ", 1)) from err
 
