@@ -55,26 +55,14 @@ def common_options() -> argparse.ArgumentParser:
     return ap
 
 
-SWEEP_HELP = """Run the sparsity sweep (docs/sweeps.md): notebooks 01-02 per seed and 03, 05_5, 08 per point.
-
-    spinn-run sweep --grid target_sparsity=0.5,0.685,0.8,0.9,0.95,0.98 \\
-        --grid prune_method=magnitude,random --seeds 42,43,44
-    spinn-run sweep --smoke                          # 90%, magnitude and random, 1 seed, tiny settings
-    spinn-run sweep --scheduler tcp://host:8786      # an existing Dask cluster
-
-Points run on an embedded LocalCluster (one one-thread worker per core) or the cluster at
---scheduler; when they are done, the driver times them one at a time and writes sweep/sweep.json,
-Table 3 and the figures. The folder is locked for the whole sweep; a killed or failed sweep
-resumes where it stopped; Ctrl-C cancels the tasks and exits 130."""
-RECOMMEND_HELP = """The model to deploy, chosen by measurement from a finished sweep (docs/sweeps.md).
-
-    spinn-run recommend --output results                   # tolerance 0.01, batch 1000, 2 threads
-    spinn-run recommend --max-r2-drop 0.02 --batch 1 --threads 1
-
-The rule picks the fastest representation and sparsity whose paired drop in test R2 against dense
-is shown within the tolerance over seeds; close candidates get more seeds first
-(<output>/sweep/race/). The choice is retrained at the full schedule into <output>/recommended/,
-checked again, timed as deployed, and written up as a deploy card."""
+SWEEP_HELP = """Run the sparsity sweep (docs/sweeps.md): notebooks 01-02 per seed, 03, 05_5 and 08
+per point, on an embedded LocalCluster (one one-thread worker per core) or the Dask cluster at
+--scheduler; then every point timed alone, and sweep/sweep.json, Table 3 and the figures written.
+The folder is locked for the whole sweep; a killed or failed sweep resumes; Ctrl-C exits 130."""
+RECOMMEND_HELP = """The model to deploy, from a finished sweep (docs/sweeps.md): the fastest
+representation and sparsity whose paired drop in test R2 against dense is shown within
+--max-r2-drop over seeds (close candidates get more seeds first, in <output>/sweep/race/),
+retrained at the full schedule into <output>/recommended/, timed as deployed, with a deploy card."""
 # The commands whose modules load dask, scipy or onnx: imported only when chosen.
 LAZY = {"sweep": "spinn_utils.pipeline.sweep", "recommend": "spinn_utils.pipeline.recommend"}
 # Commands whose own module parses their arguments: (module, help). Imported only when chosen.
@@ -83,7 +71,7 @@ HANDED_ON = {
     "convert": ("spinn_utils.compression.convert_cli", "convert a pruned checkpoint to COO or CSR storage"),
     "colab": ("spinn_utils.pipeline.colab_setup", "point every Colab link and set-up cell at your fork"),
 }
-COMMANDS = ("run", "sweep", "recommend", *HANDED_ON)
+COMMANDS = ("run", *LAZY, *HANDED_ON)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -103,7 +91,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--progress", action="store_true", help="papermill's per-cell progress bar")
     run.add_argument("--verbose", action="store_true", help="stream notebook output to the terminal")
     sw = sub.add_parser("sweep", parents=[common], help="the sparsity sweep, its points on Dask",
-                        description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=SWEEP_HELP)
     sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                     help="a sweep axis: target_sparsity=0.5,0.9 or prune_method=magnitude,random (repeatable)")
     sw.add_argument("--seeds", metavar="S1,S2", help="seeds, each with its own notebooks 01-02 (default 42,43,44)")
@@ -113,7 +101,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--batch", type=int, default=1000, metavar="N", help="timing phase: batch 1 and this one (default 1000)")
     sw.add_argument("--threads", type=int, metavar="N", help="timing phase: CPU threads (default: every core)")
     rec = sub.add_parser("recommend", help="the model to deploy, chosen from a finished sweep",
-                         description=RECOMMEND_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=RECOMMEND_HELP)
     rec.add_argument("--output", metavar="DIR", default="results", help="the folder a sweep ran in (default results/)")
     rec.add_argument("--max-r2-drop", type=float, metavar="D",
                      help="tolerated loss of test mean per-output R2 against dense (default 0.01)")
