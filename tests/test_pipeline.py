@@ -304,7 +304,7 @@ def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path
     import papermill
 
     from spinn_utils.pipeline.runner import kernel_manager_class
-    from spinn_utils.pipeline.sweep_tasks import kernel_env
+    from spinn_utils.pipeline.sweep_tasks import KERNEL_ENV
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     seen = tmp_path / "env.json"
@@ -314,5 +314,5 @@ def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path
         f"json.dump({{v: os.environ.get(v) for v in ('MALLOC_TRIM_THRESHOLD_', 'OMP_NUM_THREADS')}}, open({str(seen)!r}, 'w'))")]
     nbformat.write(nb, tmp_path / "a.ipynb")
     papermill.execute_notebook(str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), kernel_name="python3",
-                               progress_bar=False, kernel_manager_class=kernel_manager_class(None, kernel_env(1)))
+                               progress_bar=False, kernel_manager_class=kernel_manager_class(tmp_path / "k.log", KERNEL_ENV))
     assert json.loads(seen.read_text()) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}

@@ -298,11 +298,11 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_results_come_back(tmp_
     out = _results(tmp_path / "out")
     before = _files(out)
 
-    def fill_up(nb, plan, args):
-        (plan.output / "checkpoints" / "dense_pinn.pt").write_text("")  # half-written when the disk filled
+    def fill_up(source, executed, **kw):  # executed: <output>/executed/<notebook>
+        (Path(executed).parents[1] / "checkpoints" / "dense_pinn.pt").write_text("")  # half-written
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runner, "_execute", fill_up)
+    monkeypatch.setattr(runner.papermill, "execute_notebook", fill_up)
     assert main(["--output", str(out), "--kernel", "python3"], notebook_dir=nbdir) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(" ")]
     assert err == ["error: [Errno 28] No space left on device"]

@@ -130,24 +130,20 @@ def parse_args(argv: list[str], prog: str | None = None) -> tuple[argparse.Names
 
 
 def _exit_code(call, after: str = "") -> int:
-    """``call()``'s exit code; a SpinnError is one line on stderr and 2, Ctrl-C 130, SIGTERM 143."""
+    """``call()``'s exit code; a SpinnError is one line on stderr and 2, an OSError one line and 1,
+    Ctrl-C 130, SIGTERM 143."""
     try:
         return call()
     except SpinnError as err:
         print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk mid-run, a folder gone: a run's results are restored
+        print(f"error: {first_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         stopped = isinstance(err, Terminated)
         print(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}{after}", file=sys.stderr)
         return 143 if stopped else 130
-
-
-def _run(args: argparse.Namespace, notebook_dir) -> int:
-    try:
-        return run_notebooks(make_plan(args, notebook_dir), args)
-    except OSError as err:  # a full disk mid-run, a folder gone: the results are restored
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 1
 
 
 def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
@@ -157,7 +153,8 @@ def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = No
         return importlib.import_module(HANDED_ON[args.command][0]).main(rest)
     if args.command in LAZY:
         return _exit_code(lambda: importlib.import_module(LAZY[args.command]).run(args, notebook_dir))
-    return _exit_code(lambda: _run(args, notebook_dir), "; the results are as before this run")
+    return _exit_code(lambda: run_notebooks(make_plan(args, notebook_dir), args),
+                      "; the results are as before this run")
 
 
 if __name__ == "__main__":

@@ -76,26 +76,23 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
     the environment put back as it was (the nanny writes thread and allocator variables into it
     that the timing must not inherit: docs/sweeps.md, "Timing never beside training")."""
     saved = dict(os.environ)
-    cluster = client = None
     try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="20s")
-                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
-            except (OSError, TimeoutError) as err:
-                raise UsageError(f"--scheduler {scheduler}: cannot connect, or no worker joined within "
-                                 f"{WORKER_WAIT_S} s ({first_line(err)})") from err
-        else:
-            # A free port: 8787 may be another cluster's (the dashboard itself needs bokeh).
-            cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-            client = Client(cluster)
-        yield client
+        with contextlib.ExitStack() as closing:  # the client, then the cluster
+            if scheduler:
+                try:
+                    client = closing.enter_context(Client(scheduler, timeout="20s"))
+                    client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+                except (OSError, TimeoutError) as err:
+                    raise UsageError(f"--scheduler {scheduler}: cannot connect, or no worker joined within "
+                                     f"{WORKER_WAIT_S} s ({first_line(err)})") from err
+            else:
+                # A free port: 8787 may be another cluster's (the dashboard itself needs bokeh).
+                cluster = closing.enter_context(LocalCluster(
+                    n_workers=workers or available_cores(), threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR))
+                client = closing.enter_context(Client(cluster))
+            yield client
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
         os.environ.clear()
         os.environ.update(saved)
 

@@ -32,12 +32,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # Dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536; under it a kernel's torch re-faults
 # its activation buffers on every step (docs/sweeps.md, "Dask"). Kernels get glibc's default.
 UNSET = ("MALLOC_TRIM_THRESHOLD_",)
-
-
-def kernel_env(threads: int) -> dict[str, str | None]:
-    """A task's kernels' environment: ``threads`` for every BLAS/OpenMP pool, no display, no
-    ``UNSET``."""
-    return {**{v: str(threads) for v in THREAD_VARS}, "MPLBACKEND": "Agg", **dict.fromkeys(UNSET)}
+# A task's kernels' environment: THREADS for every BLAS/OpenMP pool, no display, no UNSET (None).
+KERNEL_ENV = {**dict.fromkeys(THREAD_VARS, str(THREADS)), "MPLBACKEND": "Agg", **dict.fromkeys(UNSET)}
 
 
 def error_text(err: BaseException) -> str:
@@ -107,7 +103,7 @@ def run_notebooks(folder: Path, notebooks: dict[str, str], parameters: dict[str,
     record = {"command": ["spinn-run", "sweep"], "threads": THREADS, "host": platform.node(),
               "sweep": {**about, "parameters": parameters}}
     plan = RunPlan(folder, paths, {Path(notebooks[i]): parameters[i] for i in notebooks},
-                   paths[0].parent.parent, kernel_env(THREADS), record)
+                   paths[0].parent.parent, KERNEL_ENV, record)
     shared = {k: v for p in parameters.values() for k, v in p.items()}  # smoke, seed, device
     args = argparse.Namespace(smoke=shared.get("smoke", False), seed=shared.get("seed"),
                               device=shared.get("device", "cpu"), kernel=kernel, progress=False,
