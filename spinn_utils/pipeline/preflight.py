@@ -138,13 +138,10 @@ def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) ->
     from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
     then reports any problem with the data itself)."""
     p01 = next((p for nb, p in parameters.items() if notebook_id(nb) == "01"), None)
-    if p01 is None:
-        try:
+    try:
+        if p01 is None:
             summary = json.loads(ResultsPaths(output).metric(METRICS.data_summary).read_text())
             return int(summary["n_experiments"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-    try:
         cfg = data_config_for(smoke, p01.get("data_config", ""), data_path=p01.get("data_path", ""),
                               group_col=p01.get("group_col"))
         if not cfg.data_path:
@@ -153,7 +150,7 @@ def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) ->
             n = int(pd.read_csv(cfg.data_path, usecols=[cfg.group_col])[cfg.group_col].nunique())
         else:
             return None
-    except (SpinnError, OSError, ValueError, pd.errors.ParserError):
+    except (SpinnError, OSError, ValueError, KeyError, TypeError):  # pandas' ParserError: a ValueError
         return None
     return min(n, cfg.max_experiments) if cfg.max_experiments else n
 
