@@ -95,11 +95,13 @@ def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, source: str, 
             if not np.isfinite(values).all():
                 raise SpinnError(f"{source}: column {named[k]!r} has empty, NaN or inf values")
         groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
-        y = SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], numbers.get("run_col"),
-                                                      numbers.get("power_col"), threads, source)
+        runs, power = numbers.get("run_col"), numbers.get("power_col")
+        y = SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], runs, power,
+                                                      threads, source)
     else:
         pieces = [predictor.run(x[i:i + INFER_ROWS], threads) for i in range(0, len(x), INFER_ROWS)]
-        y = np.concatenate(pieces) if pieces else np.zeros((0, len(predictor.target_names)), np.float32)
+        empty = np.zeros((0, len(predictor.target_names)), np.float32)
+        y = np.concatenate(pieces) if pieces else empty
     warning, flagged = range_warnings(predictor, raw)
     columns = {c: batch.column(c) for c in batch.schema.names}
     columns.update({output_column(t): pa.array(y[:, j].astype(np.float32))

@@ -102,16 +102,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--threads", type=int, metavar="N", help="timing phase: CPU threads (default: every core)")
     rec = sub.add_parser("recommend", help="the model to deploy, chosen from a finished sweep",
                          description=RECOMMEND_HELP)
-    rec.add_argument("--output", metavar="DIR", default="results", help="the folder a sweep ran in (default results/)")
+    rec.add_argument("--output", metavar="DIR", default="results",
+                     help="the folder a sweep ran in (default results/)")
     rec.add_argument("--max-r2-drop", type=float, metavar="D",
                      help="tolerated loss of test mean per-output R2 against dense (default 0.01)")
     rec.add_argument("--batch", type=int, metavar="N", help="your batch size (default 1000)")
     rec.add_argument("--threads", type=int, metavar="N", help="your CPU threads (default 2)")
     rec.add_argument("--max-seeds", type=int, default=8, metavar="N",
-                     help="race a close candidate up to this many seeds (default 8; the sweep's count: no race)")
-    rec.add_argument("--no-retrain", action="store_true", help="only the rule's choice, from the sweep")
-    rec.add_argument("--workers", type=int, metavar="N", help="workers of the race's cluster (default: one per core)")
-    rec.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device for training")
+                     help="race a close candidate up to this many seeds (default 8; the sweep's: no race)")
+    rec.add_argument("--no-retrain", action="store_true",
+                     help="only the rule's choice, from the sweep")
+    rec.add_argument("--workers", type=int, metavar="N",
+                     help="workers of the race's cluster (default: one per core)")
+    rec.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="torch device for training")
     rec.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     for name, (_, text) in HANDED_ON.items():
         sub.add_parser(name, help=text, add_help=False)  # its module's parser reads the rest, --help included
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = No
     if args.command in HANDED_ON:
         return importlib.import_module(HANDED_ON[args.command][0]).main(rest)
     if args.command in LAZY:
-        return _exit_code(lambda: importlib.import_module(LAZY[args.command]).run(args, notebook_dir))
+        module = importlib.import_module(LAZY[args.command])
+        return _exit_code(lambda: module.run(args, notebook_dir))
     return _exit_code(lambda: run_notebooks(make_plan(args, notebook_dir), args),
                       "; the results are as before this run")
 

@@ -81,7 +81,7 @@ def check_values(plan: dict[Path, dict], overrides: dict, reserved: dict = RESER
     ``reserved`` (name -> the flag that sets it), is a UsageError."""
     for name in overrides:
         if name in reserved:
-            raise UsageError(f"-p {name}: set it with {reserved[name]}, so the run's record shows it")
+            raise UsageError(f"-p {name}: set it with {reserved[name]}, so the run records it")
     for nb, params in plan.items():
         nb_id = notebook_id(nb)
         stage = STAGES.get(nb_id)
@@ -150,7 +150,7 @@ def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) ->
             n = int(pd.read_csv(cfg.data_path, usecols=[cfg.group_col])[cfg.group_col].nunique())
         else:
             return None
-    except (SpinnError, OSError, ValueError, KeyError, TypeError):  # pandas' ParserError: a ValueError
+    except (SpinnError, OSError, ValueError, KeyError, TypeError):  # pandas' ParserError too
         return None
     return min(n, cfg.max_experiments) if cfg.max_experiments else n
 

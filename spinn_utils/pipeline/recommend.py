@@ -56,7 +56,8 @@ def _sweep_points(output: Path, rule: Rule) -> tuple[object, list]:
     return sweep, [*sweep.points, *(race.points if race else ())]
 
 
-def _race(output: Path, sweep, decision: Decision, rule: Rule, args, notebook_dir: Path | None) -> bool:
+def _race(output: Path, sweep, decision: Decision, rule: Rule, args,
+          notebook_dir: Path | None) -> bool:
     """More seeds for the racers' sparsities (a sweep of their own); False when there is nothing to add."""
     racers = [c for c in decision.racers if c.n < args.max_seeds][:2]  # the two fastest: each costs a point per seed
     if not racers:
@@ -66,9 +67,9 @@ def _race(output: Path, sweep, decision: Decision, rule: Rule, args, notebook_di
     levels = sorted({c.sparsity for c in racers})
     print(f"race: {', '.join(c.label for c in racers)} not yet shown ({'; '.join(c.drop_text() for c in racers)}): "
           f"seeds {seeds} at {levels}")
-    ns = grid_args(output / SWEEP_DIR / RACE_DIR, levels, [METHOD], seeds, smoke=sweep.smoke, device=args.device,
-                   kernel=args.kernel, parameters=list(sweep.settings.get("overrides", {}).items()),
-                   batch=rule.batch, threads=rule.threads)
+    ns = grid_args(output / SWEEP_DIR / RACE_DIR, levels, [METHOD], seeds, smoke=sweep.smoke,
+                   device=args.device, kernel=args.kernel, batch=rule.batch, threads=rule.threads,
+                   parameters=list(sweep.settings.get("overrides", {}).items()))
     run_sweep(make_spec(ns, notebook_dir), args.workers, None, args.kernel, figures=False)
     return True
 
@@ -106,13 +107,14 @@ def run(args: argparse.Namespace, notebook_dir: Path | None = None) -> int:
     """0: recommended and the full-schedule model holds the tolerance; 1: it misses (said, with the
     next candidate); 2: bad input (raised as UsageError)."""
     output = Path(args.output).expanduser().resolve()
-    rule = Rule(**{k: v for k in ("max_r2_drop", "batch", "threads") if (v := getattr(args, k)) is not None})
+    given = {k: getattr(args, k) for k in ("max_r2_drop", "batch", "threads")}
+    rule = Rule(**{k: v for k, v in given.items() if v is not None})  # None: the rule's default
     if not 0 < rule.max_r2_drop < 1 or rule.batch < 1 or rule.threads < 1 or args.max_seeds < 2:
         raise UsageError("--max-r2-drop must be in (0, 1); --batch and --threads >= 1; --max-seeds >= 2")
     with results_lock(output, ["spinn-run", "recommend", *sys.argv[1:]]):
         sweep, points = _sweep_points(output, rule)
         decision = decide(points, rule)
-        if _race(output, sweep, decision, rule, args, notebook_dir):  # one round: every added seed at once
+        if _race(output, sweep, decision, rule, args, notebook_dir):  # one round: all added seeds
             sweep, points = _sweep_points(output, rule)
             decision = decide(points, rule)
         print("\n".join([*decision.lines(), error_rate_line(decision)]))

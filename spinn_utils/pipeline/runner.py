@@ -153,9 +153,9 @@ def run_plan(plan: RunPlan, args) -> int:
         try:
             manager = kernel_manager_class(paths.executed / "kernels.log", plan.kernel_env)
             papermill.execute_notebook(
-                str(nb), str(paths.executed / nb.name), parameters=plan.parameters[nb], cwd=str(plan.cwd),
-                kernel_name=args.kernel, progress_bar=args.progress, log_output=args.verbose,
-                kernel_manager_class=manager)
+                str(nb), str(paths.executed / nb.name), parameters=plan.parameters[nb],
+                cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
+                log_output=args.verbose, kernel_manager_class=manager)
             status, error = "ok", None
         except PapermillExecutionError as err:
             # A SpinnError is bad input met inside the notebook: exit 2, like the CLI's.

@@ -221,7 +221,8 @@ def _fields(record, schema) -> dict:
     return record.model_dump(include=set(schema.model_fields))
 
 
-SCORES = {"mean_r2": True, "per_output": {"__all__": set(OutputScore.model_fields)}}  # of a test report
+# The part of a model's test report a point keeps.
+SCORES = {"mean_r2": True, "per_output": {"__all__": set(OutputScore.model_fields)}}
 
 
 def _latency(bench: Benchmark | str | None) -> tuple[dict, dict, str | None]:
@@ -331,5 +332,5 @@ def sweep_here(results_dir: str, sparsities: list, methods: list, seeds: list, s
     if not folder.is_dir():
         raise UsageError(f"no notebooks folder at {folder}: the sweep runs notebooks 01-08; clone the "
                          "repository and pass notebook_dir=<clone>/notebooks")
-    return run_sweep(make_spec(grid_args(results_dir, sparsities, methods, seeds, smoke=smoke, device=device),
-                               folder), workers)
+    args = grid_args(results_dir, sparsities, methods, seeds, smoke=smoke, device=device)
+    return run_sweep(make_spec(args, folder), workers)

@@ -20,9 +20,10 @@ from .preflight import RESERVED, SEED_MAX, check_kernel, check_output, check_val
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
 POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
 AXES = ("target_sparsity", "prune_method")  # the grid's names: rows and columns of Table 3
-DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98), "prune_method": SWEEP.methods}
+DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98),
+                "prune_method": SWEEP.methods}
 DEFAULT_SEEDS = (42, 43, 44)
-SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": SWEEP.methods}  # two points: both methods run
+SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": SWEEP.methods}  # two points: both methods
 SMOKE_SEEDS = (42,)
 LIGHT = dict(SWEEP.light)  # the light per-point schedule; --smoke uses the notebooks' smoke settings
 POINT_FIXED = dict(SWEEP.notebook_08)  # notebook 08: one test split, no extras
@@ -56,7 +57,8 @@ class SweepSpec:
 
     def settings(self) -> dict:
         """What every point ran with, as sweep.json records it."""
-        return {"point": {} if self.smoke else LIGHT, "notebook_08": POINT_FIXED, "overrides": self.overrides}
+        return {"point": {} if self.smoke else LIGHT, "notebook_08": POINT_FIXED,
+                "overrides": self.overrides}
 
     def points(self) -> list[dict]:
         """Every (sparsity, method, seed) with its id, seed-major so a seed's points follow it."""
@@ -83,10 +85,11 @@ class SweepSpec:
 def grid_args(output, sparsities, methods, seeds, **options) -> argparse.Namespace:
     """The command line of a sweep over these values (``make_spec``'s input) for callers in
     Python (notebook 10, the recommender's race); ``options``: the other flags' values."""
-    return argparse.Namespace(**{
-        "smoke": False, "device": "auto", "parameters": [], **options, "output": str(output), "sweep_file": None,
-        "grid": [f"target_sparsity={','.join(map(str, sparsities))}", f"prune_method={','.join(methods)}"],
-        "seeds": ",".join(map(str, seeds))})
+    grid = [f"target_sparsity={','.join(map(str, sparsities))}",
+            f"prune_method={','.join(methods)}"]
+    return argparse.Namespace(**{"smoke": False, "device": "auto", "parameters": [], **options,
+                                 "output": str(output), "sweep_file": None, "grid": grid,
+                                 "seeds": ",".join(map(str, seeds))})
 
 
 def point_id(sparsity: float, method: str, seed: int) -> str:
@@ -161,10 +164,11 @@ def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
     plan = plan_parameters(nb_paths, fixed, spec.overrides)  # unknown name or wrong type: UsageError
     check_values(plan, spec.overrides, {**RESERVED, **dict.fromkeys(AXES, "--grid")})
     by_id = {notebook_id(p): p for p in nb_paths}
-    for axis in [{"target_sparsity": s} for s in spec.sparsities] + [{"prune_method": m} for m in spec.methods]:
+    for axis in [*({"target_sparsity": s} for s in spec.sparsities),
+                 *({"prune_method": m} for m in spec.methods)]:
         try:
             plan_parameters([by_id["03"]], fixed, axis)
-            check_values({by_id["03"]: axis}, axis, reserved={})  # target_sparsity=1.5: PruneConfig refuses it here
+            check_values({by_id["03"]: axis}, axis, reserved={})  # PruneConfig refuses 1.5
         except UsageError as err:
             raise UsageError(str(err).replace("-p ", "--grid ", 1)) from err
 

@@ -33,7 +33,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # its activation buffers on every step (docs/sweeps.md, "Dask"). Kernels get glibc's default.
 UNSET = ("MALLOC_TRIM_THRESHOLD_",)
 # A task's kernels' environment: THREADS for every BLAS/OpenMP pool, no display, no UNSET (None).
-KERNEL_ENV = {**dict.fromkeys(THREAD_VARS, str(THREADS)), "MPLBACKEND": "Agg", **dict.fromkeys(UNSET)}
+KERNEL_ENV = {**dict.fromkeys(THREAD_VARS, str(THREADS)), "MPLBACKEND": "Agg",
+              **dict.fromkeys(UNSET)}
 
 
 def error_text(err: BaseException) -> str:
@@ -146,5 +147,6 @@ def point_task(point: dict, seed_record: dict, seed_folder: str, folder: str,
     """Notebooks 03, 05_5 and 08 of one point on its seed's data and dense model (failed, without
     running, when the seed failed)."""
     if seed_record.get("status") not in ("ok", "skipped"):
-        return failed(point, f"seed {point['seed']} (notebooks 01-02) failed: {seed_record.get('error')}")
+        return failed(point, f"seed {point['seed']} (notebooks 01-02) failed: "
+                             f"{seed_record.get('error')}")
     return _task(point, Path(folder), notebooks, parameters, kernel, Path(seed_folder))
