@@ -21,8 +21,9 @@ from spinn_utils.core.results_schema_sweep import Sweep
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import main, parse_args
 from spinn_utils.pipeline.notebooks import UsageError
-from spinn_utils.pipeline.preflight import MANIFEST_FORMAT, lock_path
-from spinn_utils.pipeline.sweep_collect import BUSY_PERCENT, cpu_busy_percent
+from spinn_utils.pipeline.preflight import MANIFEST_FORMAT
+from spinn_utils.pipeline.staging import LOCK
+from spinn_utils.pipeline.sweep import cpu_busy_percent
 from spinn_utils.pipeline.sweep_spec import make_spec, point_id
 from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_seed
 from spinn_utils.reporting.checklist import checklist
@@ -30,6 +31,7 @@ from spinn_utils.reporting.figures import FigureConfig
 from spinn_utils.reporting.results import ReportConfig, RunResults
 from spinn_utils.reporting.sweep_figures import make_sweep_figures, sweep_figure_paths
 from spinn_utils.reporting.sweep_report import (
+    BUSY_PERCENT,
     break_even,
     load_sweep,
     magnitude_vs_random,
@@ -73,7 +75,7 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
     (["--grid", "target_sparsity=1.5"], "--grid target_sparsity=1.5"),
     (["--grid", "target_sparsity=abc"], "expects Optional[float]"),
     (["--grid", "n_stages=2,3"], "not a sweep axis"),
-    (["--grid", "prune_method=lottery"], "expected one of magnitude, random"),
+    (["--grid", "prune_method=lottery"], "prune_method must be one of ('magnitude', 'random')"),
     (["-p", "bogus=1"], "no selected notebook has a parameter 'bogus'"),
     (["-p", "epochs=0"], "TrainConfig.epochs: input should be greater than or equal to 1, got 0"),
     (["-p", "results_dir=x"], "--output"),
@@ -101,7 +103,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, says):
     assert main(["sweep", *argv, "--output", str(out)], notebook_dir=ROOT / "notebooks") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says in err and len(err.strip().splitlines()) == 1
-    assert not out.exists() and not lock_path(out).exists()
+    assert not out.exists() and not (out / LOCK).exists()
 
 
 def test_a_refused_scheduler_is_reported_within_5_s(tmp_path, capsys):
@@ -161,7 +163,7 @@ def test_a_failing_notebook_is_recorded_with_its_one_line_error(tmp_path):
     nbformat.write(nb, path)
     folder = tmp_path / "point"
     folder.mkdir()
-    rec = run_notebooks(folder, {"03": str(path)}, {"03": {"seed": 7}}, 1, "python3", {"id": "p"})
+    rec = run_notebooks(folder, {"03": str(path)}, {"03": {"seed": 7}}, "python3", {"id": "p"})
     assert rec["status"] == "failed" and rec["error"].startswith("notebook 03: cell ")
     assert "ValueError: boom at 7" in rec["error"] and "\n" not in rec["error"]
     manifest = json.loads((folder / "manifest.json").read_text())  # the driver's own, with the task's values
@@ -181,7 +183,7 @@ def test_ctrl_c_cancels_and_exits_130_and_releases_the_lock(tmp_path, monkeypatc
     monkeypatch.setattr(sweep_driver, "train_points", interrupted)
     assert sweep_driver.run_sweep(spec) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert not lock_path(spec.output).exists()
+    assert not (spec.output / LOCK).exists()
 
 
 def _point(s, method, seed, r2, dense_r2=0.8, ms=None, status="ok"):
