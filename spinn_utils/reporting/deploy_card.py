@@ -1,9 +1,8 @@
 """The deploy card of a recommended model: ``recommended/deploy_card.md``, ``deploy.json`` and the figure.
 
-Everything on it is read from what the recommendation measured: the retrained model's test
-scores and physics checks (its ``test_evaluation.json``), its latency as deployed against dense
-(a benchmark taken right after the retrain), the spread over the sweep's seeds, and the rule with
-its simulated error rates. Nothing is typed in.
+Everything on it is read from what the recommendation measured (the retrained model's
+``test_evaluation.json``, its benchmark as deployed, the sweep's seeds, the rule's simulated error
+rates); nothing is typed in.
 """
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from ..core.results_schema_sweep import SweepPoint
 from ..core.spread import mean_sem
 from .figures import FigureConfig, label_front, numbered_front, save_figure, style
 from .recommend_rule import ACCURACY_OF, METHOD, Candidate, Decision
+from .sweep_report import mean_std_text, pareto_front
 
 
 def model_file(folder: Path, variant: str) -> tuple[Path, Path | None, str]:
@@ -117,14 +117,6 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
     })
 
 
-def _spread(d: dict | None) -> str:
-    """``mean ± std (n=N)`` of ``core.spread.mean_sem``'s record."""
-    if not d or d.get("mean") is None:
-        return "n/a"
-    spread = "" if d["std"] is None else f" ± {d['std']:.3f}"
-    return f"{d['mean']:.3f}{spread} (n={d['n']})"
-
-
 def card_markdown(card: dict) -> str:
     m, a, r = card["model"], card["accuracy"], card["error_rates"]
     lines = [f"# Deploy: {m['label']}", "",
@@ -141,7 +133,7 @@ def card_markdown(card: dict) -> str:
              "| output | R2 | dense R2 | RMSE | R2 over the sweep's seeds |", "|---|---|---|---|---|"]
     for t, o in a["per_output"].items():
         lines.append(f"| {t} | {o['r2']:.4f} | {o['dense_r2']:.4f} | {o['rmse']:.4g} {a['units'].get(t, '')} | "
-                     f"{_spread(o['sweep_r2'])} |")
+                     f"{mean_std_text(o['sweep_r2'] or {}, missing='n/a')} |")
     s = a["sweep"]
     lines += ["", f"Mean per-output R2 {a['mean_r2']:.4f} against dense {a['dense_mean_r2']:.4f}: drop "
               f"{a['drop']:+.4f} ({'within' if a['within_tolerance'] else 'OUTSIDE'} the tolerance {card['tolerance']:g}). "
@@ -185,11 +177,7 @@ def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
         ax.errorbar(np.mean(c.ms), c.mean_drop, xerr=np.std(c.ms, ddof=1) if c.n > 1 else None,
                     yerr=c.sd_drop, fmt="o" if c.shown(rule) else "x", color=colour, ms=5, capsize=2, alpha=0.8,
                     label=label)
-    front, best = [], np.inf
-    for c in sorted(decision.candidates, key=lambda c: np.mean(c.ms)):
-        if c.mean_drop < best:
-            front.append(c)
-            best = c.mean_drop
+    front = pareto_front(list(decision.candidates), lambda c: np.mean(c.ms), lambda c: c.mean_drop)
     ax.step([np.mean(c.ms) for c in front], [c.mean_drop for c in front], where="post", color="black", lw=0.8,
             label="Pareto front")
     label_front(ax, key, [(float(np.mean(c.ms)), c.mean_drop, c.label) for c in front], "Pareto front")

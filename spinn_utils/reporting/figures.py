@@ -28,7 +28,7 @@ from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, V
 from ..core.results_schema import ParamCount, Pruning, RegressionReport
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped, CrossValidation
 from ..data.schema import CUM_TIME_COL
-from .results import RunResults, bench_measured, load_results, outputs_match, repeated_runs
+from .results import RunResults, bench_measured, evaluation_part, load_results, outputs_match
 
 MEASURED_COLOUR = "#000000"
 TARGET_LABELS = {
@@ -87,8 +87,8 @@ def save_figure(fig: Figure, directory: Path, stem: str, cfg: FigureConfig) -> l
 def numbered_front(cfg: FigureConfig, height_in: float) -> tuple[Figure, object, object]:
     """(figure, plot axes, key axes): a plot whose front points carry numbers and a key beside it
     listing their names (``label_front``), so long labels never overlap each other or the data."""
-    fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
-    ax, key = fig.subplots(1, 2, gridspec_kw={"width_ratios": (3, 1)})
+    fig, axes = figure(cfg, height_in, ncols=2, gridspec_kw={"width_ratios": (3, 1)})
+    ax, key = axes[0]
     key.axis("off")
     return fig, ax, key
 
@@ -101,7 +101,8 @@ def label_front(ax, key, front: list[tuple[float, float, str]], title: str) -> N
              transform=key.transAxes, fontsize=7, va="top")
 
 
-def _figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):
+def figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):
+    """(figure, 2-D array of axes) at ``cfg.width_in`` wide, constrained layout."""
     fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
@@ -112,7 +113,7 @@ def fig_parameters(models: dict[str, tuple[ParamCount, int | None]], cfg: Figure
     names = list(models)
     x = np.arange(len(names))
     colours = [style(n)[1] for n in names]
-    fig, axes = _figure(cfg, 4.2, ncols=2)
+    fig, axes = figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
     ax.bar(x, [models[n][0].total for n in names], color="none", edgecolor=colours, hatch="//",
            label="stored (zeros included)")
@@ -142,7 +143,7 @@ def fig_r2(test_models: dict[str, RegressionReport], cv: CrossValidation | None,
     targets = list(next(iter(test_models.values())).per_output)
     groups = [*targets, "mean_r2"]
     has_cv = cv is not None
-    fig, axes = _figure(cfg, 4.2, ncols=2 if has_cv else 1,
+    fig, axes = figure(cfg, 4.2, ncols=2 if has_cv else 1,
                         **({"gridspec_kw": {"width_ratios": [2, 1]}} if has_cv else {}))
     ax, width = axes[0, 0], 0.8 / len(names)
     for i, n in enumerate(names):
@@ -199,7 +200,7 @@ def fig_latency(cpu: Benchmark | BenchmarkSkipped | None, gpu: Benchmark | Bench
         for threads in sorted({r.threads for r in bench.results}, key=lambda t: t or 0):
             suffix = f", {threads} thread{'s' if threads != 1 else ''}" if device == "CPU" else ""
             panels.append((bench, threads, f"{device}{suffix}\n{where or ''}".strip()))
-    fig, axes = _figure(cfg, 4.4, ncols=max(1, len(panels)))
+    fig, axes = figure(cfg, 4.4, ncols=max(1, len(panels)))
     for ax, (bench, threads, title) in zip(axes[0], panels):
         _latency_panel(ax, bench, threads, title)
     if panels:
@@ -227,7 +228,7 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
     """Scatter of predicted vs measured per target (test split), one colour per model."""
     pred = _shown_models(pred, cfg)
     targets = list(dict.fromkeys(pred["target"]))
-    fig, axes = _figure(cfg, 4.6, ncols=len(targets))
+    fig, axes = figure(cfg, 4.6, ncols=len(targets))
     for ax, target in zip(axes[0], targets):
         part = pred[pred["target"] == target]
         both = part[["measured", "predicted"]].to_numpy()
@@ -267,7 +268,7 @@ def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None
     experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]
     ncols = min(3, len(experiments))
     nrows = int(np.ceil(len(experiments) / ncols))
-    fig, axes = _figure(cfg, 3.0 * nrows + 0.6, ncols=ncols, nrows=nrows, sharey=True)
+    fig, axes = figure(cfg, 3.0 * nrows + 0.6, ncols=ncols, nrows=nrows, sharey=True)
     for ax, exp in zip(axes.flat, experiments):
         rows = part[part["experiment"] == exp].sort_values(time_col)
         first = rows[rows["model"] == rows["model"].iloc[0]]
@@ -289,7 +290,7 @@ def fig_pruning(pruning: Pruning, cfg: FigureConfig) -> Figure:
     """Sparsity and validation R2 per IMP stage; dense and structured SPINN for reference."""
     stages = pruning.unstructured.stages
     x = [s.stage for s in stages]
-    fig, axes = _figure(cfg, 4.2, ncols=2)
+    fig, axes = figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
     ax.bar(x, [100 * s.sparsity for s in stages], color=style(VARIANTS.masked)[1])
     for s in stages:
@@ -343,7 +344,7 @@ def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
     else:
         skipped[FIGURES.parameters] = "no cpu_benchmark.json or model_verification.json"
     if test:
-        figures[FIGURES.r2_per_output] = fig_r2(test, repeated_runs(results, "cross_validation"), cfg)
+        figures[FIGURES.r2_per_output] = fig_r2(test, evaluation_part(results, "cross_validation"), cfg)
     else:
         skipped[FIGURES.r2_per_output] = "no test_evaluation.json"
     if bench_measured(cpu) or bench_measured(gpu):

@@ -213,8 +213,6 @@ def evaluation_part(results: RunResults, part: str):
     return None if results.test_evaluation is None else ran(getattr(results.test_evaluation, part))
 
 
-repeated_runs = evaluation_part  # the CV folds or the seed runs
-
 
 def cv_summary(results: RunResults, model: str, over: str = "cross_validation") -> FoldStats | None:
     """Statistics (mean, std, ...) of the mean per-output R2 of "dense" or "spinn" over the CV

@@ -306,10 +306,12 @@ def to_latex(frame: pd.DataFrame) -> str:
     ]) + "\n"
 
 
-def write_table(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
-    """Write ``tables/<name>.{md,tex,csv}`` atomically; the CSV keeps the raw JSON values."""
+def write_table(frame: pd.DataFrame, paths: ResultsPaths, csv: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``tables/<name>.{md,tex,csv}`` atomically; the CSV keeps the raw values (``frame``'s,
+    or ``csv``'s where the text differs from the numbers)."""
     out = []
-    texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": frame.to_csv()}
+    texts = {"md": to_markdown(frame), "tex": to_latex(frame),
+             "csv": frame.to_csv() if csv is None else csv.to_csv(index=False)}
     for suffix in TABLE_FORMATS:
         path = paths.table(suffix, frame.attrs["name"])
         with atomic_path(path) as tmp:
