@@ -1,19 +1,14 @@
-"""Cell 9's figures, drawn from a run's results files only (nothing is re-run or re-timed).
+"""Cell 9's six figures, drawn from a run's results files only, PNG and PDF in ``results/figures/``.
 
-Six figures, each written as PNG and PDF to ``results/figures/``: parameters and weight
-storage per model, R2 per output per model (test split and CV), latency vs batch size per
-variant (log-log, CPU and GPU where measured), predicted vs measured on the test split,
-tool wear over cutting time per test experiment, and the pruning progression. One colour
-per model across every figure (Okabe & Ito's colour-blind-safe palette). Figures are built
-on ``matplotlib.figure.Figure`` without pyplot, so no GUI backend or global figure state is
-involved and they render the same under Agg, in Colab and in tests.
-
-Reference: Okabe & Ito, "Color Universal Design" (2008) for the palette.
+One colour per model across every figure (Okabe & Ito, "Color Universal Design", 2008: a
+colour-blind-safe palette). Built on ``matplotlib.figure.Figure`` without pyplot: no GUI backend
+or global figure state, so they render the same under Agg, in Colab and in tests.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -212,12 +207,6 @@ def fig_latency(cpu: Benchmark | BenchmarkSkipped | None, gpu: Benchmark | Bench
     return fig
 
 
-def _sample(part: pd.DataFrame, cfg: FigureConfig) -> pd.DataFrame:
-    if len(part) <= cfg.max_points:
-        return part
-    return part.sample(cfg.max_points, random_state=cfg.seed)
-
-
 def _shown_models(pred: pd.DataFrame, cfg: FigureConfig) -> pd.DataFrame:
     """The rows of ``cfg.prediction_models`` (all rows if none of them is present)."""
     shown = pred[pred["model"].isin(cfg.prediction_models)]
@@ -237,7 +226,7 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
         for model, rows in part.groupby("model", sort=False):
             y, p = rows["measured"].to_numpy(), rows["predicted"].to_numpy()
             r2 = float(r2_score(y, p)[0])
-            shown = _sample(rows, cfg)
+            shown = rows if len(rows) <= cfg.max_points else rows.sample(cfg.max_points, random_state=cfg.seed)
             label, colour = style(model)
             ax.scatter(shown["measured"], shown["predicted"], s=6, alpha=0.4, color=colour,
                        label=f"{label} (R2 {r2:.3f})")
@@ -251,18 +240,12 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
 PREDICTION_KEYS = {"sample", "experiment", "run", "model", "target", "measured", "predicted", CUM_TIME_COL}
 
 
-def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None = None,
-                       time_col: str | None = None) -> Figure:
-    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment,
-    each model one curve across all its runs.
-
-    ``target`` defaults to the first target (wear), ``time_col`` to the predictions' cumulative
-    time (``CUM_TIME_COL``: runs joined where time restarts in each run), else their time
-    column (named as in the data: ``cut_time_min`` by default, a CSV's own name otherwise).
-    """
-    target = target or pred["target"].iloc[0]
-    time_col = time_col or (CUM_TIME_COL if CUM_TIME_COL in pred
-                            else next(c for c in pred.columns if c not in PREDICTION_KEYS))
+def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
+    """Measured and predicted tool wear (the first target) over cumulative cutting time, one panel
+    per experiment, each model one curve across all its runs. The time is ``CUM_TIME_COL`` (runs
+    joined where time restarts in each run), else the predictions' own time column."""
+    target = pred["target"].iloc[0]
+    time_col = CUM_TIME_COL if CUM_TIME_COL in pred else next(c for c in pred.columns if c not in PREDICTION_KEYS)
     part = _shown_models(pred, cfg)
     part = part[part["target"] == target]
     experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]
@@ -326,40 +309,29 @@ def model_sizes(results: RunResults) -> dict[str, tuple[ParamCount, int | None]]
     return {} if verified is None else {name: (entry.params, None) for name, entry in verified.models.items()}
 
 
-def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
-    """Every figure whose inputs exist in the run at ``paths``.
+class FigureFiles(NamedTuple):
+    written: dict[str, list[Path]]  # figure name -> its PNG and PDF
+    skipped: dict[str, str]  # figure name -> the input the run lacks
 
-    Returns:
-        ``{"written": {name: [png, pdf]}, "skipped": {name: reason}}``
-    """
+
+def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> FigureFiles:
+    """Every figure whose inputs exist in the run at ``paths``, written; the others skipped, with why."""
     cfg, results = cfg or FigureConfig(), load_results(paths)
-    pred_path = paths.predictions
-    pred = pd.read_csv(pred_path) if pred_path.is_file() else None
+    pred = pd.read_csv(paths.predictions) if paths.predictions.is_file() else None
     test = None if results.test_evaluation is None else results.test_evaluation.models
-    cpu, gpu = results.cpu_benchmark, results.gpu_benchmark
-    figures, skipped = {}, {}
-    sizes = model_sizes(results)
-    if sizes:
-        figures[FIGURES.parameters] = fig_parameters(sizes, cfg)
-    else:
-        skipped[FIGURES.parameters] = "no cpu_benchmark.json or model_verification.json"
-    if test:
-        figures[FIGURES.r2_per_output] = fig_r2(test, evaluation_part(results, "cross_validation"), cfg)
-    else:
-        skipped[FIGURES.r2_per_output] = "no test_evaluation.json"
-    if bench_measured(cpu) or bench_measured(gpu):
-        figures[FIGURES.latency_vs_batch] = fig_latency(cpu, gpu, cfg)
-    else:
-        skipped[FIGURES.latency_vs_batch] = "no measured benchmark JSON"
-    if pred is not None:
-        figures[FIGURES.predicted_vs_measured] = fig_pred_vs_measured(pred, cfg)
-        figures[FIGURES.wear_over_time] = fig_wear_over_time(pred, cfg)
-    else:
-        for name in (FIGURES.predicted_vs_measured, FIGURES.wear_over_time):
-            skipped[name] = f"no metrics/{PREDICTIONS_FILE}"
-    if results.pruning is not None and results.pruning.unstructured.stages:
-        figures[FIGURES.pruning_progression] = fig_pruning(results.pruning, cfg)
-    else:
-        skipped[FIGURES.pruning_progression] = "no pruning.json"
-    written = {name: save_figure(fig, paths.figures, name, cfg) for name, fig in figures.items()}
-    return {"written": written, "skipped": skipped}
+    cpu, gpu, sizes = results.cpu_benchmark, results.gpu_benchmark, model_sizes(results)
+    no_pred = f"no metrics/{PREDICTIONS_FILE}"
+    plan = {  # name: (its inputs are there, what the run lacks otherwise, how to draw it)
+        FIGURES.parameters: (bool(sizes), "no cpu_benchmark.json or model_verification.json",
+                             lambda: fig_parameters(sizes, cfg)),
+        FIGURES.r2_per_output: (bool(test), "no test_evaluation.json",
+                                lambda: fig_r2(test, evaluation_part(results, "cross_validation"), cfg)),
+        FIGURES.latency_vs_batch: (bench_measured(cpu) or bench_measured(gpu), "no measured benchmark JSON",
+                                   lambda: fig_latency(cpu, gpu, cfg)),
+        FIGURES.predicted_vs_measured: (pred is not None, no_pred, lambda: fig_pred_vs_measured(pred, cfg)),
+        FIGURES.wear_over_time: (pred is not None, no_pred, lambda: fig_wear_over_time(pred, cfg)),
+        FIGURES.pruning_progression: (results.pruning is not None and bool(results.pruning.unstructured.stages),
+                                      "no pruning.json", lambda: fig_pruning(results.pruning, cfg)),
+    }
+    written = {name: save_figure(draw(), paths.figures, name, cfg) for name, (ok, _, draw) in plan.items() if ok}
+    return FigureFiles(written, {name: why for name, (ok, why, _) in plan.items() if not ok})

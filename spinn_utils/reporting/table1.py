@@ -18,7 +18,7 @@ from ..core.results_files import require_keys
 from ..core.results_schema_eval import Benchmark, TimingRow
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
-from .deploy import deploy_recommendation
+from .deploy import deploy_note
 from .results import (
     NOT_MEASURED,
     ReportConfig,
@@ -99,25 +99,22 @@ NOTES = (
 )
 
 
-def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple[dict, dict, str]:
-    """Per column: the timing row, the variant timed, and a note on the conditions."""
+def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple[dict[str, TimingRow], str]:
+    """Per column, the timing row at Table 1's point; and a note on the conditions."""
     bench = results.benchmark(device)
     if not bench_measured(bench):
-        return {}, {}, f"{device.upper()}: {NOT_MEASURED} ({skip_reason(bench, device)})."
+        return {}, f"{device.upper()}: {NOT_MEASURED} ({skip_reason(bench, device)})."
     batch, threads = bench_point(bench, cfg.batch_size)
-    rows, names = {}, {}
-    for col in COLUMNS:
-        row = (timing(bench, COLUMN_VARIANT[col], batch, threads) if COLUMN_VARIANT[col]
-               else fastest_matching(bench, batch, threads))
-        if row is not None:
-            rows[col], names[col] = row, row.variant
+    rows = {col: timing(bench, v, batch, threads) if v else fastest_matching(bench, batch, threads)
+            for col, v in COLUMN_VARIANT.items()}
+    rows = {col: row for col, row in rows.items() if row is not None}
     where = bench.environment.get("gpu_name" if device == "gpu" else "cpu_model")  # free-form block
     first = next(iter(rows.values()), None)
     note = (f"{device.upper()}: median of {first.repeats if first else '?'} timed calls in "
             f"{first.rotations if first else '?'} rotations, speedup the median of the per-rotation "
             f"speedups, at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
             f"{'' if batch == cfg.batch_size else f' (batch {cfg.batch_size} not measured)'}.")
-    return rows, names, note
+    return rows, note
 
 
 def _rate_cell(row: TimingRow | None) -> str | None:
@@ -128,17 +125,12 @@ def _rate_cell(row: TimingRow | None) -> str | None:
     return f"{row.gflops_per_s:.3g} GFLOP/s" + (f" ({pct:.0f}%)" if pct is not None else "")
 
 
-def deploy_notes(results: RunResults, cfg: ReportConfig) -> list[str]:
-    """The GEMM rate behind the percentages, and the deploy choice."""
+def _gemm_notes(results: RunResults) -> list[str]:
+    """The GEMM rate behind the percentages, where it was measured."""
     bench = results.cpu_benchmark
-    notes = []
     peaks = bench.gemm_peak if isinstance(bench, Benchmark) else []
-    if peaks:
-        notes.append(f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): " + ", ".join(
-            f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + ".")
-    rec = deploy_recommendation(results, cfg)
-    notes.append(f"Deploy: {rec['recommended'] or NOT_MEASURED} ({rec['reason']}; {rec['timed_at']}).")
-    return notes
+    return [f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): " + ", ".join(
+        f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + "."] if peaks else []
 
 
 def physics_note(results: RunResults) -> str:
@@ -186,21 +178,20 @@ def _accuracy_cells(results: RunResults, cells: dict) -> None:
 
 
 def _speed_cells(results: RunResults, cells: dict, cfg: ReportConfig) -> list[str]:
-    """Latency, speedup, memory and "timed as" rows into ``cells``; returns the notes."""
+    """Latency, speedup, rate, memory and "timed as" rows into ``cells``; returns the notes."""
     notes, timed = [], {col: [] for col in COLUMNS}
     for device in ("gpu", "cpu"):
-        rows, names, note = _latency_cells(results, device, cfg)
+        rows, note = _latency_cells(results, device, cfg)
         notes.append(note)
         for col in COLUMNS:
             row = rows.get(col)
             cells[f"{device.upper()} inference (ms)"][col] = None if row is None else row.median_ms
             cells[f"{device.upper()} speedup vs dense"][col] = None if row is None else row.speedup_vs_dense
-            if device == "cpu":
-                cells["CPU GFLOP/s (% of fp32 GEMM rate)"][col] = _rate_cell(row)
-            timed[col].append(f"{device.upper()}: {names.get(col, NOT_MEASURED)}")
-    # Memory is that of the representation timed on CPU (the loop ended on "cpu").
-    for col in COLUMNS:
-        variant = names.get(col) or COLUMN_VARIANT[col] or VARIANTS.masked
+            timed[col].append(f"{device.upper()}: {NOT_MEASURED if row is None else row.variant}")
+    for col in COLUMNS:  # the rate and memory of the representation timed on CPU (the loop's last)
+        row = rows.get(col)
+        cells["CPU GFLOP/s (% of fp32 GEMM rate)"][col] = _rate_cell(row)
+        variant = row.variant if row else COLUMN_VARIANT[col] or VARIANTS.masked
         cells["Memory (weight bytes, indices counted)"][col] = weight_bytes(results, variant)
         cells["Representation timed"][col] = "; ".join(timed[col])
     return notes
@@ -222,7 +213,7 @@ def table1(results: RunResults, cfg: ReportConfig | None = None) -> pd.DataFrame
         index=pd.Index([label for label, _ in ROWS], name="Metric"),
         columns=[*COLUMNS, "Source"], dtype=object,
     )
-    frame.attrs.update(notes=[*notes, *NOTES, *deploy_notes(results, cfg), physics_note(results)],
+    frame.attrs.update(notes=[*notes, *NOTES, *_gemm_notes(results), deploy_note(results, cfg), physics_note(results)],
                        row_format=ROW_FORMAT, name=TABLE1,
                        title="Table 1: Dense PINN vs SPINN (this run)")
     return mark_leakage(frame, results)
@@ -264,11 +255,8 @@ def table_text(frame: pd.DataFrame) -> pd.DataFrame:
     """A table with every cell formatted for reading (what the .md and .tex show); the row
     formats are ``frame.attrs["row_format"]``, a "Source" column is left out."""
     formats = frame.attrs["row_format"]
-    out = frame.drop(columns="Source", errors="ignore").copy()
-    for label in out.index:
-        for col in out.columns:
-            out.loc[label, col] = format_cell(frame.loc[label, col], formats[label])
-    return out
+    return frame.drop(columns="Source", errors="ignore").apply(
+        lambda row: row.map(lambda value: format_cell(value, formats[row.name])), axis=1)
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
