@@ -13,13 +13,12 @@ import pandas as pd
 
 from ..core.env import environment_info
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
+from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
 from ..core.results_files import write_result
 from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
 from ..core.results_schema_sweep import Sweep
 from ..core.spread import mean_sem
 from ..core.stages import contract_files
-from .physics_checks import physics_holds_item, physics_item
 from .results import (
     NOT_MEASURED,
     ReportConfig,
@@ -137,6 +136,41 @@ def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
             items.append(check_item(f"{device.upper()} speedup ({what})", status, value, f">= {need}x{versus}",
                                     detail))
     return items
+
+
+def physics_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
+    """SPINN breaks the wear physics on the test inputs no more often than dense (plus a margin)."""
+    block = evaluation_part(results, "physics_consistency")
+    models = {} if block is None else block.models
+    masked, dense_m = models.get(VARIANTS.masked), models.get(VARIANTS.dense)
+    spinn, dense = (None if m is None else m.wear_decrease_fraction for m in (masked, dense_m))
+    ok = spinn is not None and dense is not None and spinn <= dense + cfg.physics_margin
+    detail = ("" if spinn is None or dense is None else
+              f"wear decreases in {spinn:.1%} of SPINN's test steps, {dense:.1%} of dense's; thermal ODE "
+              f"residual RMS {masked.thermal_ode_residual_rms_um} vs "
+              f"{dense_m.thermal_ode_residual_rms_um} um")
+    return check_item("SPINN keeps physics consistency no worse than dense", judge(spinn, ok), spinn,
+                 f"<= dense + {cfg.physics_margin:g} (share of test steps where wear drops)", detail)
+
+
+def physics_holds_item(results: RunResults) -> ChecklistItem:
+    """The run's models keep the physics: predicted wear never falls, and the thermal residual is
+    no larger than the measured data's own (its noise floor), for dense, masked and structured."""
+    item = "Physics holds (wear never falls; thermal residual at the data's noise)"
+    rule = "0% wear drops; residual <= the measured data's"
+    block = evaluation_part(results, "physics_consistency")
+    if block is None:
+        return check_item(item, "not run", None, rule)
+    rows = [m for v in DENSE_STORAGE_VARIANTS if (m := block.models.get(v)) is not None]
+    drops = max((m.wear_decrease_fraction for m in rows if m.wear_decrease_fraction is not None), default=None)
+    worst = max((m.thermal_ode_residual_rms_um for m in rows if m.thermal_ode_residual_rms_um is not None),
+                default=None)
+    floor = None if block.measured is None else block.measured.thermal_ode_residual_rms_um
+    ok = drops == 0.0 and (floor is None or worst is None or worst <= floor)
+    detail = "" if drops is None else f"{results.test_evaluation.physics} physics; worst wear-drop share {drops:.1%}"
+    if worst is not None and floor is not None:
+        detail += f"; worst thermal residual {worst:.3g} um vs the measured data's {floor:.3g} um"
+    return check_item(item, judge(drops, ok), drops, rule, detail)
 
 
 def checklist_items(
