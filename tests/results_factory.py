@@ -34,6 +34,7 @@ from spinn_utils.core.results_schema_eval import (
     BenchVariant,
     CrossValidation,
     Difference,
+    Environment,
     FoldStats,
     LoadAverage,
     ModelFoldStats,
@@ -55,7 +56,9 @@ STRUCT_PARAMS = ParamCount(total=205157, nonzero=205157, sparsity=0.0)
 STORAGE = {"dense": 2667528, VARIANTS.masked: 2667528, VARIANTS.coo: 4197236,
            VARIANTS.csr: 2535604, VARIANTS.structured: 820628, VARIANTS.dense_ort: 2667528,
            VARIANTS.structured_ort: 820628, VARIANTS.structured_int8_ort: 230000}
-ENV = {"cpu_model": "Test CPU", "gpu_name": "Test GPU"}
+ENV = Environment(torch_version="2.0", python_version="3.11", platform="Linux", cpu_model="Test CPU",
+                  cpu_count=2, torch_threads=2, cuda_available=False, device="cpu",
+                  device_name="Test CPU")
 
 
 def evolve(obj, path: str, value):

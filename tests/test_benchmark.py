@@ -410,7 +410,7 @@ def test_skipped_gpu_result_has_the_contract_shape():
     assert (cuda_skip_reason("auto") is None) == torch.cuda.is_available()
     result = skipped_result(reason, "cpu")
     assert result.skipped is True and result.reason == reason
-    assert {"torch_version", "cpu_model", "device"} <= set(result.environment)
+    assert {"torch_version", "cpu_model", "device"} <= set(result.environment.model_dump())
     json.dumps(to_jsonable(result), allow_nan=False)
     for table in (results_table, variants_table, fastest_table):
         assert reason in table(result).to_string()

@@ -91,6 +91,7 @@ def test_results_paths_contract(tmp_path):
 
 def test_environment_info_records_versions_and_threads():
     info = environment_info("cpu")
-    assert info["torch_version"] == torch.__version__
-    assert info["torch_threads"] == torch.get_num_threads()
-    assert info["device"] == "cpu" and info["device_name"]
+    assert info.torch_version == torch.__version__
+    assert info.torch_threads == torch.get_num_threads()
+    assert info.device == "cpu" and info.device_name
+    assert "gpu_name" not in info.model_dump()  # off CUDA the GPU keys are absent, not null

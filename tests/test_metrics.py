@@ -1,15 +1,16 @@
 import numpy as np
 import pytest
 
-from spinn_utils.core.metrics import mae, r2_score, regression_report, rmse
+from spinn_utils.core.metrics import r2_score, regression_report
 
 
 def test_metrics_on_known_numbers():
     y = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
     p = np.array([[1.0, 12.0], [2.0, 20.0], [4.0, 30.0]])
     np.testing.assert_allclose(r2_score(y, p), [1 - 1 / 2, 1 - 4 / 200])
-    np.testing.assert_allclose(rmse(y, p), [np.sqrt(1 / 3), np.sqrt(4 / 3)])
-    np.testing.assert_allclose(mae(y, p), [1 / 3, 2 / 3])
+    rep = regression_report(y, p, ["a", "b"]).per_output
+    np.testing.assert_allclose([rep["a"].rmse, rep["b"].rmse], [np.sqrt(1 / 3), np.sqrt(4 / 3)])
+    np.testing.assert_allclose([rep["a"].mae, rep["b"].mae], [1 / 3, 2 / 3])
 
 
 def test_report_uses_mean_of_per_output_r2_not_pooled():

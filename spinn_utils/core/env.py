@@ -1,8 +1,4 @@
-"""Where a number was measured: seeds, devices, package versions and the environment record.
-
-Every results JSON carries ``environment_info()`` next to its numbers, so a reader can tell
-the machine, library versions and thread count a figure came from.
-"""
+"""Where a number was measured: seeds, devices, package versions and the environment record."""
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +11,13 @@ import numpy as np
 import torch
 
 from .errors import SpinnError
+from .results_schema_eval import Environment
 from .version import DIST_NAME, installed_version
 
 PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "scipy", "papermill", "nbformat", DIST_NAME)
+# The vector-instruction flags that decide kernel speed: one CPU model name can differ here.
+SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+              "avx512_bf16", "amx_int8")
 
 
 def set_seed(seed: int) -> None:
@@ -54,41 +54,21 @@ def _cpuinfo(key: str) -> str | None:
     return None
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name where Linux tells it, else what ``platform`` knows."""
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
-
-
-SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-
-
-def cpu_flags() -> list[str]:
-    """The vector-instruction flags that decide kernel speed (AVX2, AVX-512, VNNI, AMX; [] off Linux):
-    two machines with the same model name can differ here."""
-    have = set((_cpuinfo("flags") or "").split())
-    return [f for f in SIMD_FLAGS if f in have]
-
-
-def environment_info(device: str | torch.device | None = None) -> dict:
+def environment_info(device: str | torch.device | None = None) -> Environment:
     """What a number was measured on; every results JSON carries this next to its numbers."""
-    info = {
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to
-        "cpu_flags": cpu_flags(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": torch.cuda.is_available(),
-    }
+    cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
+    flags = set((_cpuinfo("flags") or "").split())
     dev = torch.device(device) if device is not None else None
-    info["device"] = str(dev) if dev is not None else None
+    gpu = {}
     if dev is not None and dev.type == "cuda":
         idx = dev.index if dev.index is not None else torch.cuda.current_device()
         major, minor = torch.cuda.get_device_capability(idx)
-        info["gpu_name"] = torch.cuda.get_device_name(idx)
-        info["gpu_capability"] = f"{major}.{minor}"
-        info["cuda_version"] = torch.version.cuda
-    info["device_name"] = info.get("gpu_name") or info["cpu_model"]
-    return info
+        gpu = {"gpu_name": torch.cuda.get_device_name(idx), "gpu_capability": f"{major}.{minor}",
+               "cuda_version": torch.version.cuda}
+    return Environment(
+        torch_version=torch.__version__, python_version=platform.python_version(),
+        platform=platform.platform(), cpu_model=cpu,
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        cpu_flags=[f for f in SIMD_FLAGS if f in flags], cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(), cuda_available=torch.cuda.is_available(),
+        device=None if dev is None else str(dev), **gpu, device_name=gpu.get("gpu_name") or cpu)

@@ -1,9 +1,5 @@
-"""Results files: plain-JSON conversion, atomic writes, JSON reads with clear errors, sha256.
-
-Nothing is ever half-written: every writer fills a temp file beside its target and renames it
-over the target only when the write succeeded. This module does not import torch (a tensor can
-only reach ``to_jsonable`` once torch is loaded), so torch-free tools can use it.
-"""
+"""Results files: plain-JSON conversion, atomic writes (a temp file renamed over the target only
+when the write succeeded), JSON reads with clear errors, sha256. Torch-free."""
 from __future__ import annotations
 
 import contextlib

@@ -1,9 +1,5 @@
-"""Lineage: every notebook records the sha256 of what it read and wrote; the next ones check it.
-
-``results/lineage.json`` holds ``{notebook: {"inputs": {path: sha256}, "outputs": {path: sha256}}}``;
-``start_stage`` refuses a mixed or altered folder in one line, ``finish_stage`` records a finished
-notebook (docs/architecture.md, "Lineage").
-"""
+"""Lineage: every notebook records the sha256 of what it read and wrote in ``results/lineage.json``;
+the next ones refuse a mixed or altered folder in one line (docs/architecture.md, "Lineage")."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -90,9 +90,6 @@ class ResultsPaths:
     def table(self, fmt: str, name: str = TABLE1) -> Path:
         return self.tables / f"{name}.{fmt}"
 
-    def figure(self, name: str, fmt: str) -> Path:
-        return self.figures / f"{name}.{fmt}"
-
     def ensure(self) -> ResultsPaths:
         for d in (self.data, self.checkpoints, self.metrics, self.figures, self.tables):
             d.mkdir(parents=True, exist_ok=True)

@@ -1,17 +1,14 @@
 """Every name a run writes or reads: artifacts (files under results/) and model variants.
 
-One place spells each name; modules, notebooks and tests import it from here. A model has ONE
-name everywhere: its checkpoint file (``checkpoints/<name>.pt``), the checkpoint's ``kind``, its
-key in every JSON, its export (``export/<name>.onnx``) and the key of its table and figure label.
-``MODEL_VARIANTS`` holds one record per variant; every list of variants is read from it.
-
-Files written under the names of spinn-utils 0.1 (``dense_pinn.pt``, ``spinn_pruned.pt``,
-``spinn_sparse_final.pt``, kinds "pruned"/"sparse"/"structured") load too: ``LEGACY_STEMS``, ``LEGACY_KINDS``.
+A model has ONE name everywhere: checkpoint file and ``kind``, JSON key, export, table and figure
+key. ``MODEL_VARIANTS`` holds one record per variant; every list of variants is read from it.
+Files named by spinn-utils 0.1 load too (``LEGACY_STEMS``, ``LEGACY_KINDS``).
 """
 from __future__ import annotations
 
 import sys
 from dataclasses import astuple, dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class ModelVariant:
     saved: bool = False  # checkpoints/<name>.pt, with kind <name>, written by notebook 02, 03 or 05.5
     tested: bool = False  # scored on the test split (notebook 08 and every sweep point)
     swept: bool = False  # timed at every sweep point
-    deployable: bool = False  # what a user deploys: also timed standalone on CPU
+    deployable: bool = False  # what a user deploys: a column of Table 1
 
 
 VARIANTS = VariantNames()
@@ -151,7 +148,6 @@ LEGACY_STEMS = {"dense_pinn": VARIANTS.dense, "spinn_pruned": VARIANTS.masked,
                 "spinn_sparse_final": VARIANTS.coo, "spinn_sparse_final_csr": VARIANTS.csr}
 LEGACY_KINDS = {"pruned": VARIANTS.masked, "structured": VARIANTS.structured}
 LEGACY_SPARSE_KIND = "sparse"
-_NOTED: set[str] = set()
 
 
 def legacy_stems(variant: str) -> tuple[str, ...]:
@@ -159,11 +155,11 @@ def legacy_stems(variant: str) -> tuple[str, ...]:
     return tuple(old for old, now in LEGACY_STEMS.items() if now == variant)
 
 
+@cache
 def legacy_note(line: str) -> None:
     """One note line on stderr per spinn-utils 0.1 file read (never repeated in a process)."""
-    if line not in _NOTED:
-        _NOTED.add(line)
-        print(f"note: {line} (names changed in spinn-utils 0.2; see results/README.md)", file=sys.stderr)
+    print(f"note: {line} (names changed in spinn-utils 0.2; see results/README.md)", file=sys.stderr)
+
 
 DATA_FILES = ("train.csv", "val.csv", "test.csv", "scaler.json", "features.json")  # data/, by 01
 PREDICTIONS_FILE = "test_predictions.csv"  # metrics/, by 08: what the prediction figures plot

@@ -1,10 +1,5 @@
-"""Write and read a run's results JSONs through their schema, and the schema's reference page.
-
-``write_result(path, record)`` writes a record with its ``schema_version``; ``read_result(paths,
-METRICS.x)`` reads one back, refusing another version or a missing, unexpected or mistyped key in
-one line naming the file, the key and the notebook to re-run. ``schema_reference()`` renders
-docs/results_schema.md.
-"""
+"""Write and read a run's results JSONs through their schema records (a file that does not fit
+is one line naming file, key and what to re-run), and render docs/results_schema.md."""
 from __future__ import annotations
 
 import inspect
@@ -138,11 +133,6 @@ def require_keys(name: str, block: dict, keys, where: str) -> None:
                          f"(schema v{_version(schema_for(name))}); re-run notebook {writer_of(name)}")
 
 
-def _fields(cls) -> list[tuple[str, object, bool]]:
-    """(name, type, required) of each field of a record, in declaration order."""
-    return [(name, f.annotation, f.is_required()) for name, f in cls.model_fields.items()]
-
-
 def type_name(tp) -> str:
     """How the schema reference writes a field type (``list[RegressionReport] | null``)."""
     parts = members(tp)
@@ -163,10 +153,7 @@ def nested_types(tp) -> list:
     """The records a field type refers to, in order of appearance."""
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [tp]
-    out = []
-    for arg in typing.get_args(tp):
-        out += [t for t in nested_types(arg) if t not in out]
-    return out
+    return [t for arg in typing.get_args(tp) for t in nested_types(arg)]
 
 
 def _cell(text: str) -> str:
@@ -180,13 +167,13 @@ def _field_comments(cls) -> dict[str, str]:
 
 
 def _describe(cls) -> list[str]:
-    doc = " ".join((cls.__doc__ or "").split())
-    lines = [f"### `{cls.__name__}`", ""] + ([doc, ""] if doc and not doc.startswith(cls.__name__ + "(") else [])
-    notes = _field_comments(cls)
-    lines += ["| key | type | required | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{name}` | `{_cell(type_name(tp))}` | {'yes' if req else 'no'} | {_cell(notes.get(name, ''))} |"
-              for name, tp, req in _fields(cls)]
-    return [*lines, ""]
+    """A record's heading, docstring and table of keys."""
+    doc, notes = " ".join((cls.__doc__ or "").split()), _field_comments(cls)
+    return [f"### `{cls.__name__}`", "", *([doc, ""] if doc else []),
+            "| key | type | required | meaning |", "|---|---|---|---|",
+            *(f"| `{name}` | `{_cell(type_name(f.annotation))}` | "
+              f"{'yes' if f.is_required() else 'no'} | {_cell(notes.get(name, ''))} |"
+              for name, f in cls.model_fields.items()), ""]
 
 
 def schema_reference() -> str:
@@ -208,10 +195,9 @@ def schema_reference() -> str:
     seen, queue = [], [t for tp in (*SCHEMAS.values(), Sweep) for t in nested_types(tp)]
     while queue:
         cls = queue.pop(0)
-        if cls in seen:
-            continue
-        seen.append(cls)
-        queue += [t for _, tp, _ in _fields(cls) for t in nested_types(tp)]
+        if cls not in seen:
+            seen.append(cls)
+            queue += [t for f in cls.model_fields.values() for t in nested_types(f.annotation)]
     for cls in seen:
         lines += _describe(cls)
     return "\n".join(lines).rstrip() + "\n"

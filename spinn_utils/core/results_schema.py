@@ -1,11 +1,7 @@
-"""The schema of every metrics JSON a run writes (notebooks 01-05.5 here; 06-09 in
-``results_schema_eval.py``): frozen pydantic models, one per file plus the parts readers use.
-
-Producers return these records and write them with ``results_files.write_result``; readers get
-them back from ``results_files.read_result``, which refuses a file whose ``schema_version``
-differs and names any missing, unexpected or mistyped key. Blocks no reader looks into
-(``environment``, configs, training history) stay free-form (``Blob``). The reference in
-docs/results_schema.md is generated from these classes.
+"""Frozen pydantic records of every metrics JSON: notebooks 01-05.5 and the shared parts here,
+06-09 in ``results_schema_eval.py``. Write and read them with ``results_files``. Blocks no
+reader looks into (configs, training history, the environment outside the benchmarks) stay
+free-form (``Blob``). docs/results_schema.md is generated from these classes.
 """
 from __future__ import annotations
 
@@ -45,8 +41,6 @@ def skippable(ran: type, skipped: type | None = None):
 
 
 # Shared parts ---------------------------------------------------------------------------
-
-
 class OutputMetrics(Record):
     """One output's scores in its physical unit (``core.metrics.regression_report``); null: NaN."""
 
@@ -96,8 +90,6 @@ class Skipped(Record):
 
 
 # 01: data_summary.json ------------------------------------------------------------------
-
-
 class SplitInfo(Record):
     experiments: list[Any]  # experiment ids (numbers, or a CSV's own labels)
     rows: int
@@ -182,8 +174,6 @@ class DataSummary(Versioned):
 
 
 # 02: dense_training.json ----------------------------------------------------------------
-
-
 class DenseTraining(Versioned):
     model: Blob  # ModelConfig
     params: ParamCount
@@ -207,8 +197,6 @@ class DenseTraining(Versioned):
 
 
 # 03: pruning.json -----------------------------------------------------------------------
-
-
 class PruneStage(Record):
     """One stage of iterative magnitude pruning; stage 0 is the dense start (no fine-tuning)."""
 
@@ -258,8 +246,6 @@ class Pruning(Versioned):
 
 
 # 04: artifacts.json ---------------------------------------------------------------------
-
-
 class ArchivedFile(Record):
     path: str
     bytes: int  # its sha256 is lineage.json's (``Artifacts.sha256_from``), not repeated here
@@ -287,8 +273,6 @@ class Artifacts(Versioned):
 
 
 # 05: model_verification.json ------------------------------------------------------------
-
-
 class VerifiedModel(Record):
     path: str
     kind: str
@@ -305,8 +289,6 @@ class ModelVerification(Versioned):
 
 
 # 05.5: sparse_conversion_report.json ----------------------------------------------------
-
-
 class ConversionCheck(Record):
     """Sparse vs dense outputs of one format on the validation inputs."""
 

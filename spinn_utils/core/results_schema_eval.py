@@ -1,16 +1,15 @@
-"""The schema of the metrics JSONs of notebooks 06-09: benchmarks, the test evaluation and the
-validation checklist (the earlier notebooks' files and the shared parts are in
-``results_schema.py``; read and write them with ``results_files``).
-"""
+"""The records of notebooks 06-09's metrics JSONs: benchmarks, the test evaluation and the
+validation checklist (01-05.5 and the shared parts: ``results_schema.py``)."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import model_serializer
+
 from .results_schema import Blob, ParamCount, Record, RegressionReport, Versioned, skippable
 
+
 # 06, 07: gpu_benchmark.json, cpu_benchmark.json -----------------------------------------
-
-
 class BenchVariant(Record):
     """What one timed variant stores and computes, and whether it reproduces its reference."""
 
@@ -96,6 +95,32 @@ class LoadAverage(Record):
     after: float | None
 
 
+class Environment(Record):
+    """What a number was measured on (``core.env.environment_info``); every results JSON carries
+    one, typed here where readers name the machine."""
+
+    torch_version: str
+    python_version: str
+    platform: str
+    cpu_model: str
+    cpu_capability: str | None = None  # the kernel level torch dispatches to (AVX2, AVX512, ...)
+    cpu_flags: list[str] | None = None  # SIMD flags: AVX2, AVX-512, VNNI, AMX ([] off Linux)
+    cpu_count: int | None
+    torch_threads: int
+    cuda_available: bool
+    device: str | None  # the stage's torch device; null: it uses none
+    gpu_name: str | None = None  # on CUDA only, like gpu_capability and cuda_version
+    gpu_capability: str | None = None
+    cuda_version: str | None = None
+    device_name: str  # gpu_name on CUDA, else cpu_model
+
+    @model_serializer(mode="wrap")
+    def _unset_keys_absent(self, dump) -> dict:
+        """An optional key left at None is absent (no GPU keys off CUDA) wherever it is dumped."""
+        fields = type(self).model_fields
+        return {k: v for k, v in dump(self).items() if v is not None or fields[k].is_required()}
+
+
 class Benchmark(Versioned):
     """A benchmark that ran (``skipped`` is false)."""
 
@@ -117,7 +142,7 @@ class Benchmark(Versioned):
     flops_basis: str  # what gflops_per_s counts
     seconds: float
     load_average_1min: LoadAverage
-    environment: Blob
+    environment: Environment
 
 
 class BenchmarkSkipped(Versioned):
@@ -127,14 +152,13 @@ class BenchmarkSkipped(Versioned):
     skipped: bool
     reason: str
     device: str
-    environment: Blob
+    environment: Environment
 
 
 BenchmarkResult = skippable(Benchmark, BenchmarkSkipped)
 
+
 # 08: test_evaluation.json ---------------------------------------------------------------
-
-
 class SparseMatch(Record):
     """COO vs masked predictions on the test split (scaled outputs)."""
 
@@ -262,8 +286,6 @@ class TestEvaluation(Versioned):
 
 
 # 09: validation_checklist.json ----------------------------------------------------------
-
-
 class ChecklistItem(Record):
     item: str
     status: str  # "pass" | "fail" | "not run"

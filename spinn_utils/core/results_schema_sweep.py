@@ -1,10 +1,5 @@
-"""The record of ``<results>/sweep/sweep.json`` (``spinn-run sweep``), as frozen pydantic models.
-
-Written by ``pipeline/sweep.py`` through ``results_files`` like every metrics JSON, and read back
-by ``reporting/sweep_*.py`` as these records: a renamed or missing key is a one-line error,
-never a silent "not measured" in Table 3. Per-point numbers come from the point's own typed
-metrics (``test_evaluation.json``, ``pruning.json``) and its CPU benchmark.
-"""
+"""The records of ``<results>/sweep/sweep.json`` and a point's ``sweep_latency.json`` (``spinn-run
+sweep``), written and read through ``results_files`` like every metrics JSON."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -77,7 +72,6 @@ class SweepSeed(Record):
 class Sweep(Versioned):
     """``sweep/sweep.json``: the grid, every point, the timing conditions and a summary."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
     RERUN: ClassVar[str] = "re-run `spinn-run sweep` on this folder (finished points are resumed)"
     started: str  # ISO time, UTC
     finished: str

@@ -1,9 +1,6 @@
-"""The stage table: the one statement of every numbered notebook (docs/architecture.md, "The notebooks").
-
-Each entry names a notebook, its stage configs, its parameters (named as the config fields they
-set) and what it reads and writes; lineage, pre-flight, the results contract and the docs' table
-come from here, and ``tests/test_stages.py`` holds each notebook to its entry.
-"""
+"""The stage table: each numbered notebook's configs, parameters (named as the config fields they
+set), reads and writes. Lineage, pre-flight, the results contract and the docs' table come from
+here; ``tests/test_stages.py`` holds each notebook to its entry."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,10 +1,5 @@
 """The one timing loop: untimed warm-up calls, then timed calls, with the garbage collector paused.
-
-Torch-free, so the ONNX Runtime benchmark worker and the int8 quantizer use it as well as the
-PyTorch and CUDA paths. ``call()`` runs the code once and returns its milliseconds; ``perf_ms``
-makes such a call from a plain function with ``time.perf_counter_ns`` (CUDA passes its own,
-timed with events).
-"""
+Torch-free, so the ONNX Runtime worker and the int8 quantizer use it as well as torch and CUDA."""
 from __future__ import annotations
 
 import gc
@@ -24,11 +19,11 @@ def perf_ms(fn: Callable[[], object]) -> Callable[[], float]:
 def timed_block(call: Callable[[], float], warmup_ms: float = 0.0, timed_ms: float = 0.0,
                 min_calls: int = 1) -> list[float]:
     """Untimed calls until ``warmup_ms`` is spent (at least one), then timed calls until
-    ``timed_ms`` is spent and at least ``min_calls`` ran: [ms per timed call].
+    ``timed_ms`` is spent and at least ``min_calls`` ran: [ms per timed call]. ``call()`` runs
+    the code once and returns its milliseconds (``perf_ms``; CUDA passes one timed with events).
 
-    The warm-up call is what makes a block fair after another model ran: caches, the thread
-    pool's wake-up and another process's pool still spinning land there, not in the samples.
-    The garbage collector is paused (as timeit does) so a collection is not timed."""
+    The warm-up makes a block fair after another model ran: caches, the thread pool's wake-up
+    and another process's pool still spinning land there, not in the samples."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

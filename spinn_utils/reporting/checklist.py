@@ -255,7 +255,7 @@ def _speed_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:
     best = edge.sparse
     edge_ok = None if _speed(best) is None else _speed(best) >= cfg.claimed_cpu_speedup
     bench = results.cpu_benchmark
-    cpu = (None if bench is None else bench.environment.get("cpu_model")) or "an unknown CPU"
+    cpu = (None if bench is None else bench.environment.cpu_model) or "an unknown CPU"
     return [
         Claim(claim="Sparse tensor operations achieve 2.5x GPU and 3.3x CPU inference speedup",
               verdict=verdict(parts), evidence="; ".join(evidence)),

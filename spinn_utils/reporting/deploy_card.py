@@ -103,7 +103,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
         "latency_text": (f"{at.get('ms', float('nan')):.3g} ms at batch {rule.batch}, {rule.threads} threads: "
                          f"{at.get('speedup_vs_dense') or float('nan'):.2f}x dense eager, "
                          f"{at.get('pct_of_gemm_peak') or float('nan'):.0f}% of this machine's GEMM rate"),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_capability", "cpu_flags", "cpu_count", "platform",
+        "machine": {k: getattr(env, k) for k in ("cpu_model", "cpu_capability", "cpu_flags", "cpu_count", "platform",
                                             "torch_version")},
         "rule": rule.text(), "tolerance": rule.max_r2_drop, "confidence": rule.confidence,
         "error_rates": decision.error_rates,

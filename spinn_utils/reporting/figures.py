@@ -191,7 +191,7 @@ def fig_latency(cpu: Benchmark | BenchmarkSkipped | None, gpu: Benchmark | Bench
     for device, bench in (("CPU", cpu), ("GPU", gpu)):
         if not bench_measured(bench):
             continue
-        where = bench.environment.get("gpu_name" if device == "GPU" else "cpu_model")  # free-form block
+        where = bench.environment.device_name
         for threads in sorted({r.threads for r in bench.results}, key=lambda t: t or 0):
             suffix = f", {threads} thread{'s' if threads != 1 else ''}" if device == "CPU" else ""
             panels.append((bench, threads, f"{device}{suffix}\n{where or ''}".strip()))

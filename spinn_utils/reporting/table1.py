@@ -108,7 +108,7 @@ def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple
     rows = {col: timing(bench, v, batch, threads) if v else fastest_matching(bench, batch, threads)
             for col, v in COLUMN_VARIANT.items()}
     rows = {col: row for col, row in rows.items() if row is not None}
-    where = bench.environment.get("gpu_name" if device == "gpu" else "cpu_model")  # free-form block
+    where = bench.environment.device_name
     first = next(iter(rows.values()), None)
     note = (f"{device.upper()}: median of {first.repeats if first else '?'} timed calls in "
             f"{first.rotations if first else '?'} rotations, speedup the median of the per-rotation "
