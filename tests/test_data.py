@@ -183,7 +183,7 @@ def test_mill_mat_prepare_records_derived_thermal(tmp_path):
                      fail_on_leakage=False)
     data = prepare(cfg)
     assert data.meta["source"] == "nasa_mat" and data.meta["thermal_source"].startswith("derived")
-    assert data_summary(data, data.meta["leakage"]).thermal_source.startswith("derived")
+    assert data_summary(data).thermal_source.startswith("derived")
 
 
 @pytest.mark.parametrize("case, match", [
@@ -230,11 +230,14 @@ def test_load_prepared_errors(smoke, tmp_path):
 
 
 def test_data_summary_contract(smoke, tmp_path):
-    summary = data_summary(smoke, smoke.meta["leakage"])  # a DataSummary record: every key typed
+    summary = data_summary(smoke)  # a DataSummary record: every key typed
     assert summary.n_experiments == 16
     assert sum(v.rows for v in summary.splits.values()) == summary.n_rows
     assert summary.splits["test"].experiments == sorted(smoke.frames["test"]["experiment"].unique())
     assert summary.leakage.passed and summary.environment
+    # The typed attributes the notebooks read: the same records the summary carries.
+    assert smoke.leakage == summary.leakage and smoke.physics == summary.physics
+    assert smoke.physics.terms["thermal_ode"].supported and smoke.test is smoke.frames["test"]
     paths = ResultsPaths.at(tmp_path).ensure()
     write_result(paths.metric(METRICS.data_summary), summary)
     assert read_result(paths, METRICS.data_summary) == summary  # plain JSON that reads back
@@ -254,6 +257,8 @@ def test_cv_folds_hold_out_every_experiment_once(smoke):
         assert fold.frames["test"]["material_code"].nunique() == 2
         np.testing.assert_allclose(fold.scaler.x_mean, fold.frames["train"][list(DEFAULT_FEATURES)].mean())
     assert [f.meta["fold"] for f in folds] == [0, 1, 2, 3]
+    with pytest.raises(SpinnError, match="no leakage report"):  # a fold's data is not checked again
+        data_summary(folds[0])
     again = cv_folds(smoke, n_folds=4, seed=0)
     assert [set(f.frames["test"]["experiment"]) for f in again] == [set(f.frames["test"]["experiment"]) for f in folds]
     with pytest.raises(SpinnError, match="n_folds"):

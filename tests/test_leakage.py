@@ -8,13 +8,14 @@ import pytest
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.overrides import with_overrides
 from spinn_utils.data.dataset import Scaler, make_prepared
-from spinn_utils.data.leakage import _looks_like_id, check_leakage
-from spinn_utils.data.leakage_combos import (
+from spinn_utils.data.leakage import (
     COMBO_R2_LIMIT,
     PAIR_RANK_LIMIT,
     _explained,
     _gram,
+    _looks_like_id,
     _pair_terms,
+    check_leakage,
     pair_combinations,
 )
 from spinn_utils.data.prepare import prepare

@@ -101,7 +101,7 @@ def test_with_run_col_the_runs_join_into_the_cumulative_time_they_had(restart):
         assert frame.equals(frame.sort_values(["experiment_id", "run", "time"], kind="stable"))
         starts = (frame["experiment_id"].diff() != 0) | (frame["run"].diff() != 0)
         np.testing.assert_array_equal(frame[RUN_START_COL], starts.astype(int))
-    block = data_summary(prepared, prepared.meta["leakage"]).time_order
+    block = data_summary(prepared).time_order
     assert (block.order, block.run_col, block.cumulative_time) == (["experiment_id", "run", "time"], "run",
                                                                     "runs_joined")
     assert block.measured_wear_falls["all"].falls == 0 and block.measured_wear_falls["all"].steps > 0
@@ -115,7 +115,7 @@ def test_a_wrong_run_order_shows_as_measured_wear_falling(restart):
     table["run"] = -table["run"]  # runs numbered backwards: later runs first
     table.to_csv(data.parent / "backwards.csv", index=False)
     prepared = prepare(config(data.parent / "backwards.csv", with_runs, smoke=True))
-    falls = data_summary(prepared, prepared.meta["leakage"]).time_order.measured_wear_falls
+    falls = data_summary(prepared).time_order.measured_wear_falls
     assert falls["all"].share > 0.05 and falls["train"].falls > 0
 
 

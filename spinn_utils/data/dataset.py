@@ -1,14 +1,9 @@
-"""The contract later stages code against: ``Scaler`` (train statistics) and ``PreparedData``.
-
-``PreparedData`` holds the three splits in physical units and the scaler fitted on train only;
-``save_prepared``/``load_prepared`` are how notebook 01 hands them to the notebooks after it.
-Every split is in time order within each experiment (experiment, run, time) and carries two
-columns that are not inputs: ``CUM_TIME_COL`` (cumulative cutting time, min, strictly
-increasing within an experiment) and ``RUN_START_COL`` (1 on the first window of each run).
+"""What later stages code against: ``Scaler`` (train statistics) and ``PreparedData`` (the
+splits in physical units and time order); ``save_prepared``/``load_prepared`` hand them on.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +11,17 @@ import pandas as pd
 
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, read_json, write_json
+from ..core.results_schema import Leakage, PhysicsSupport
 from .schema import CUM_TIME_COL, GROUP_COL, RUN_START_COL, SPLITS, TIME_COL
 from .splits import shared_groups
 from .time_order import ensure_time_columns
+
+
+def _standardise(values, names, mean, std) -> np.ndarray:
+    """``names`` of a frame (or an array's columns) minus ``mean``, over ``std``, as float32."""
+    if isinstance(values, pd.DataFrame):
+        values = values[names].to_numpy(np.float64)
+    return ((values - mean) / std).astype(np.float32)
 
 
 @dataclass
@@ -35,48 +38,32 @@ class Scaler:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, feature_names, target_names, fitted_on: str = "train") -> Scaler:
-        x = frame[list(feature_names)].to_numpy(np.float64)
-        y = frame[list(target_names)].to_numpy(np.float64)
-        # A constant column (e.g. one cutting speed) gets std 1 so it scales to 0, not NaN.
-        x_std = x.std(axis=0)
-        y_std = y.std(axis=0)
-        return cls(
-            list(feature_names), list(target_names),
-            x.mean(axis=0), np.where(x_std > 0, x_std, 1.0),
-            y.mean(axis=0), np.where(y_std > 0, y_std, 1.0),
-            fitted_on,
-        )
+        """Means and stds of ``frame``; a constant column gets std 1, so it scales to 0."""
+        x, y = (frame[list(names)].to_numpy(np.float64) for names in (feature_names, target_names))
+        x_std, y_std = x.std(axis=0), y.std(axis=0)
+        return cls(list(feature_names), list(target_names), x.mean(axis=0),
+                   np.where(x_std > 0, x_std, 1.0), y.mean(axis=0), np.where(y_std > 0, y_std, 1.0),
+                   fitted_on)
 
     def transform_x(self, x) -> np.ndarray:
-        x = x[self.feature_names].to_numpy(np.float64) if isinstance(x, pd.DataFrame) else np.asarray(x)
-        return ((x - self.x_mean) / self.x_std).astype(np.float32)
+        return _standardise(x, self.feature_names, self.x_mean, self.x_std)
 
     def transform_y(self, y) -> np.ndarray:
-        y = y[self.target_names].to_numpy(np.float64) if isinstance(y, pd.DataFrame) else np.asarray(y)
-        return ((y - self.y_mean) / self.y_std).astype(np.float32)
+        return _standardise(y, self.target_names, self.y_mean, self.y_std)
 
     def inverse_y(self, y_scaled) -> np.ndarray:
         """Scaled model outputs -> physical units (mm, um)."""
         return np.asarray(y_scaled, dtype=np.float64) * self.y_std + self.y_mean
 
     def to_dict(self) -> dict:
-        return {
-            "feature_names": list(self.feature_names),
-            "target_names": list(self.target_names),
-            "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(),
-            "y_mean": self.y_mean.tolist(), "y_std": self.y_std.tolist(),
-            "fitted_on": self.fitted_on,
-        }
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
         try:
-            return cls(
-                list(d["feature_names"]), list(d["target_names"]),
-                np.asarray(d["x_mean"], np.float64), np.asarray(d["x_std"], np.float64),
-                np.asarray(d["y_mean"], np.float64), np.asarray(d["y_std"], np.float64),
-                d.get("fitted_on", "train"),
-            )
+            stats = (np.asarray(d[k], np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std"))
+            return cls(list(d["feature_names"]), list(d["target_names"]), *stats,
+                       d.get("fitted_on", "train"))
         except (KeyError, TypeError, ValueError) as err:
             raise SpinnError(f"scaler JSON is incomplete or malformed: {err}") from err
 
@@ -104,6 +91,24 @@ class PreparedData:
     def targets(self, split: str) -> np.ndarray:
         """Targets of one split in physical units."""
         return self.frames[split][self.target_names].to_numpy(np.float64)
+
+    @property
+    def test(self) -> pd.DataFrame:
+        """The test split, every column."""
+        return self.frames["test"]
+
+    @property
+    def leakage(self) -> Leakage:
+        """The leakage report ``prepare`` recorded (``leakage.check_leakage``)."""
+        if "leakage" not in self.meta:
+            raise SpinnError("this data has no leakage report (prepare() writes one)")
+        return Leakage.model_validate(self.meta["leakage"])
+
+    @property
+    def physics(self) -> PhysicsSupport | None:
+        """The physics terms the data supports (``physics_terms.physics_support``), or None."""
+        record = self.meta.get("physics")
+        return None if record is None else PhysicsSupport.model_validate(record)
 
 
 def make_prepared(frames: dict[str, pd.DataFrame], feature_names, target_names,
@@ -162,11 +167,10 @@ def load_prepared(directory: str | Path) -> PreparedData:
 
 def split_table(data: PreparedData) -> pd.DataFrame:
     """One line per split: experiments, rows and target ranges (for display)."""
-    rows = []
-    for split, frame in data.frames.items():
-        row = {"split": split, "experiments": sorted(frame[data.group_col].unique().tolist()),
-               "n_experiments": frame[data.group_col].nunique(), "rows": len(frame)}
-        for t in data.target_names:
-            row[f"{t} range"] = f"{frame[t].min():.3g} .. {frame[t].max():.3g}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([
+        {"split": split, "experiments": sorted(frame[data.group_col].unique().tolist()),
+         "n_experiments": frame[data.group_col].nunique(), "rows": len(frame),
+         **{f"{t} range": f"{frame[t].min():.3g} .. {frame[t].max():.3g}"
+            for t in data.target_names}}
+        for split, frame in data.frames.items()
+    ])

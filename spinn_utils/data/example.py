@@ -1,17 +1,9 @@
 """A worked example of bringing your own data: a milling CSV with its own column names.
 
-    python -m spinn_utils.data.example --output-dir my_data
-
-writes ``my_data/milling.csv`` and ``my_data/milling.json``. The CSV is the embedded synthetic
-milling data as another pipeline would have processed it: its own names (``experiment_id``,
-``time``, ``tool_wear``, ...), a ``run_no`` column giving the order of runs (not an input), no
-run-index input, no constant cutting-speed column, and a ``split`` column fixing each
-experiment's split. The JSON is the data description that names those columns once for
-``run_all.py --data ... --data-config ...`` (docs/data.md).
-
-An existing ``milling.csv`` or ``milling.json`` is replaced only when its content shows this
-command wrote it (the CSV's header is the example's, the JSON is the example's description),
-or with ``--force``; anything else is refused, so a user's own file of that name is never lost.
+``python -m spinn_utils.data.example --output-dir DIR`` writes ``milling.csv`` (the embedded data
+renamed, with a ``run_no`` run order and a ``split`` column) and ``milling.json``, the description
+naming those columns (docs/data.md). An existing file of either name is replaced only when it is
+the example's own, or with ``--force``.
 """
 from __future__ import annotations
 

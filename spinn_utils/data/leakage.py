@@ -1,50 +1,11 @@
-"""The leakage check: ten ways test experiments or targets could leak into the inputs, each able to fail.
+"""The leakage check: ten ways test experiments or targets could leak into the inputs.
 
-A target copied into an input (say ``thermal_displacement`` an exact multiple of an input
-``cumulative_heat``) scores well on any test split. The checks (docs/data.md, "Splits and
-leakage"), in four groups:
-
-the splits and the scaler
-
-1. group overlap: an experiment's rows are near-duplicates, so no experiment may sit in
-   two splits;
-2. scaler: statistics must come from the training split only (stored means = train means);
-
-a target or an identifier in one input
-
-3. identifiers as inputs: the group column, names like id/case/experiment/index, or an
-   integer column unique per row (a row number) let a model memorise rows;
-4. targets as inputs: an input equal to, or (nearly) a deterministic function of, a target
-   (|Pearson| or |Spearman| > 0.99, or a constant ratio);
-5. an input that is a non-monotonic function of a target (say ``(thermal - mean)^2``): sorted
-   by the target, each row's input is predicted by its neighbour's; a nearest-neighbour R2
-   above ``NN_R2_LIMIT`` means the input is (nearly) determined by the target;
-6. an input equal to a target shifted by 1-3 rows back or forward within an experiment (the
-   previous or next window's value): |Pearson| above ``CORR_LIMIT`` against the shifted
-   target, on the table as loaded (before a smoke run thins it, which breaks adjacency);
-
-a target spread over several inputs (``leakage_combos.py``)
-
-7. linear from two inputs (``A = wear + N``, ``B = N``): train R2 above ``LINEAR_R2_LIMIT``;
-8. through a product or a ratio of two inputs, or linearly from three: R2 above
-   ``COMBO_R2_LIMIT`` in every split;
-9. a ratio, difference or product of two inputs that is a monotone function of a target
-   (``A = thermal^2 x N``, ``B = N``): |Spearman| above ``PAIR_RANK_LIMIT`` on all rows; the
-   detail records the highest value found, so the data summary shows the margin on honest data;
-
-a target copied into one split only
-
-10. an input whose |Pearson| with a target within one split exceeds ``SPLIT_CORR_LIMIT``
-   (stricter than 4's 0.99: two experiments can honestly track wear closely, not to four
-   nines), or a constant ratio, in any split.
-
-On the embedded data the largest values are 0.56 (nearest-neighbour R2; 0.82 on the smoke
-table), 0.83 (shifted |Pearson|), 0.82 (two-input R2; 0.996 on the smoke table) and 0.96 (pair
-|Spearman|; 0.984 on the smoke table); the largest of checks 8 and 9 are in
-``tests/test_leakage.py``'s honest-data test. ``check_leakage`` runs them all.
+``check_leakage`` runs them all; each returns a check row that can fail. docs/data.md
+("Leakage rules") says what each one catches, its limit and how close honest data comes.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -52,7 +13,6 @@ import pandas as pd
 
 from ..core.checks import check_problems
 from .dataset import PreparedData
-from .leakage_combos import input_combinations, linear_combinations, pair_ranks
 from .splits import shared_groups
 
 CORR_LIMIT = 0.99  # |corr| above this makes an input a stand-in for a target
@@ -63,6 +23,17 @@ MIN_ROWS_FOR_ROW_ID = 20  # below this, "unique per row" says little
 NN_R2_LIMIT = 0.95  # (thermal - mean)^2 scores 0.9996 on the default data, 0.99 on the smoke table
 MAX_SHIFT = 3  # rows: the previous or next windows' targets copied into an input
 SPLIT_CORR_LIMIT = 0.9999  # an affine copy of a target within one split
+# Two inputs that add up to a target fit it to float precision. Not 0.99: on the smoke table
+# the acoustic-emission mean and RMS of one channel legitimately predict wear with R2 0.996.
+LINEAR_R2_LIMIT = 0.999
+# A leak spread over inputs is exact (R2 1 - 1e-12); honest data stays below 0.9995.
+COMBO_R2_LIMIT = 0.9999
+# Relative eigenvalue below which a Gram direction is collinear (round-off of float64 at a condition
+# number of 1e15 made an honest split's R2 1.012); a real leak fits to ~1e-12 in well-posed directions.
+GRAM_RCOND = 1e-9
+# A monotone function of a target ranks exactly like it; honest data reaches 0.984 (smoke table).
+PAIR_RANK_LIMIT = 0.999
+PAIR_OPS = ("/", "-", "x")  # a/b, a-b, a*b; b/a and b-a rank the same up to sign
 
 
 def group_overlap(data: PreparedData) -> dict:
@@ -94,14 +65,20 @@ def identifier_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
     return check_problems("identifier_inputs", problems, "no identifier among the inputs")
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    return pd.Series(x).rank(method="average").to_numpy()
-
-
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def _constant_ratio(x: np.ndarray, y: np.ndarray) -> float | None:
+    """The constant ``y / x`` when there is one (relative spread <= ``RATIO_RTOL``), else None."""
+    nonzero = np.abs(x) > 1e-12
+    ratio = y[nonzero] / x[nonzero]
+    if (nonzero.sum() >= 3 and x[nonzero].std() > 0 and abs(ratio.mean()) > 0
+            and ratio.std() <= RATIO_RTOL * abs(ratio.mean())):
+        return float(ratio.mean())
+    return None
 
 
 def target_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
@@ -114,26 +91,20 @@ def target_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
                 problems.append(f"target {target!r} is also an input")
                 continue
             x = table[col].to_numpy(np.float64)
-            pearson, spearman = _corr(x, y), _corr(_ranks(x), _ranks(y))
-            nonzero = np.abs(x) > 1e-12
-            ratio = y[nonzero] / x[nonzero]
-            constant_ratio = (
-                nonzero.sum() >= 3 and x[nonzero].std() > 0 and abs(ratio.mean()) > 0
-                and ratio.std() <= RATIO_RTOL * abs(ratio.mean())
-            )
-            if constant_ratio:
+            ranks = _rank_columns(np.column_stack([x, y]))
+            pearson, spearman = _corr(x, y), float(ranks[:, 0] @ ranks[:, 1])
+            ratio = _constant_ratio(x, y)
+            if ratio is not None:
                 problems.append(
-                    f"target {target!r} = {ratio.mean():.6g} x input {col!r} (a target copied into an input)"
+                    f"target {target!r} = {ratio:.6g} x input {col!r} (a target copied into an input)"
                 )
             elif max(abs(pearson), abs(spearman)) > CORR_LIMIT:
                 problems.append(
                     f"input {col!r} is a near-deterministic function of target {target!r} "
                     f"(|Pearson| {abs(pearson):.4f}, |Spearman| {abs(spearman):.4f} > {CORR_LIMIT})"
                 )
-    return check_problems(
-        "target_inputs", problems,
-        f"no input equals or tracks a target (|corr| <= {CORR_LIMIT}, no constant ratio)",
-    )
+    return check_problems("target_inputs", problems,
+                          f"no input equals or tracks a target (|corr| <= {CORR_LIMIT}, no constant ratio)")
 
 
 def scaler_fitted_on_train(data: PreparedData) -> dict:
@@ -183,11 +154,8 @@ def target_functions(data: PreparedData, table: pd.DataFrame) -> dict:
 
 
 def shifted_targets(data: PreparedData, table: pd.DataFrame) -> dict:
-    """No input may be a target of the previous or next 1-3 windows of the same experiment.
-
-    ``table`` should be the table as loaded, sorted by experiment and time: a smoke run keeps
-    every k-th row, after which a one-row lag is no longer one window.
-    """
+    """No input may be a target of the previous or next 1-3 windows of the same experiment
+    (``table`` in time order as loaded: after the smoke cap, a one-row lag is not one window)."""
     problems = []
     for target in data.target_names:
         for shift in (s for k in range(1, MAX_SHIFT + 1) for s in (k, -k)):
@@ -211,29 +179,150 @@ def split_copies(data: PreparedData) -> dict:
             y = frame[target].to_numpy(np.float64)
             for col in data.feature_names:
                 x = frame[col].to_numpy(np.float64)
-                r, nonzero = _corr(x, y), np.abs(x) > 1e-12
-                ratio = y[nonzero] / x[nonzero]
-                constant = (nonzero.sum() >= 3 and x[nonzero].std() > 0 and abs(ratio.mean()) > 0
-                            and ratio.std() <= RATIO_RTOL * abs(ratio.mean()))
-                if col != target and (abs(r) > SPLIT_CORR_LIMIT or constant):
+                r = abs(_corr(x, y))
+                if col != target and (r > SPLIT_CORR_LIMIT or _constant_ratio(x, y) is not None):
                     problems.append(f"in the {split} split, input {col!r} copies target {target!r} "
-                                    f"(|Pearson| {abs(r):.6f} > {SPLIT_CORR_LIMIT} or a constant ratio)")
+                                    f"(|Pearson| {r:.6f} > {SPLIT_CORR_LIMIT} or a constant ratio)")
     return check_problems("split_copies", problems,
                           f"no input copies a target within any split (|corr| <= {SPLIT_CORR_LIMIT})")
 
 
+def _gram(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Normal equations of standardised columns ``z`` and centred ``y``: (z'z, z'y, y'y)."""
+    yc = y - y.mean()
+    return z.T @ z, z.T @ yc, float(yc @ yc)
+
+
+def _explained(gram: np.ndarray, zy: np.ndarray, ss: float) -> np.ndarray:
+    """R2 of least squares from (stacked) normal equations of standardised columns; collinear
+    directions (``GRAM_RCOND``: an input with two values makes ``a``, ``ab`` and ``b/a`` dependent)
+    are dropped, so round-off cannot push R2 above the true fit."""
+    if ss <= 0:
+        return np.zeros(gram.shape[:-2])
+    coef = np.linalg.pinv(gram, rtol=GRAM_RCOND, hermitian=True) @ zy[..., None]
+    return np.clip((zy * coef[..., 0]).sum(axis=-1) / ss, 0.0, 1.0)
+
+
+def _standard(x: np.ndarray) -> np.ndarray:
+    std = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def _subset_r2(z: np.ndarray, y: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+    """R2 of ``y`` fitted linearly on each row of ``subsets`` (columns of standardised ``z``)."""
+    gram, zy, ss = _gram(z, y)
+    return _explained(gram[subsets[:, :, None], subsets[:, None, :]], zy[subsets], ss)
+
+
+def _subsets(columns, size: int) -> np.ndarray:
+    return np.array(list(itertools.combinations(columns, size)), dtype=int).reshape(-1, size)
+
+
+def linear_combinations(data: PreparedData) -> dict:
+    """No target may be a linear combination of two inputs (fitted on the training split)."""
+    train, names, problems = data.frames["train"], data.feature_names, []
+    pairs = _subsets(range(len(names)), 2)
+    z = _standard(train[names].to_numpy(np.float64))
+    for target in data.target_names:
+        r2s = _subset_r2(z, train[target].to_numpy(np.float64), pairs)
+        for (i, j), r2 in zip(pairs, r2s):
+            if r2 > LINEAR_R2_LIMIT:
+                problems.append(f"target {target!r} = linear combination of inputs {names[i]!r} "
+                                f"and {names[j]!r} (train R2 {r2:.4f} > {LINEAR_R2_LIMIT})")
+    return check_problems("linear_combinations", problems,
+                          f"no target is a linear combination of two inputs (R2 <= {LINEAR_R2_LIMIT})")
+
+
+def _pair_terms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[a, b, ab, a/b, b/a]`` standardised (a ratio only where its divisor is never ~0)."""
+    cols = [a, b, a * b]
+    for num, den in ((a, b), (b, a)):
+        if np.all(np.abs(den) > 1e-12 * max(np.abs(den).max(), 1.0)):
+            cols.append(num / den)
+    return _standard(np.column_stack(cols))
+
+
+def _combo_problems(frame: pd.DataFrame, data: PreparedData, split: str) -> list[str]:
+    """Targets recovered by a product or ratio of two inputs, or linearly by three, in one split."""
+    names, problems = data.feature_names, []
+    x = frame[names].to_numpy(np.float64)
+    varies = [i for i in range(len(names)) if x[:, i].std() > 0]
+    if len(x) <= 8 or len(varies) < 2:
+        return []
+    pairs = list(itertools.combinations(varies, 2))
+    terms = [_pair_terms(x[:, i], x[:, j]) for i, j in pairs]
+    trios, z = _subsets(varies, 3), _standard(x)
+    for target in data.target_names:
+        y = frame[target].to_numpy(np.float64)
+        for (i, j), t in zip(pairs, terms):
+            r2 = float(_explained(*_gram(t, y)))
+            if r2 > COMBO_R2_LIMIT:
+                problems.append(f"target {target!r} = a product or ratio of inputs {names[i]!r} and "
+                                f"{names[j]!r} ({split} R2 {r2:.6f} > {COMBO_R2_LIMIT})")
+        r2s = _subset_r2(z, y, trios)
+        for k in np.flatnonzero(r2s > COMBO_R2_LIMIT):
+            problems.append(f"target {target!r} = linear combination of inputs "
+                            f"{[names[c] for c in trios[k]]} ({split} R2 {r2s[k]:.6f} > {COMBO_R2_LIMIT})")
+    return problems
+
+
+def input_combinations(data: PreparedData) -> dict:
+    """No target may be a product or ratio of two inputs, or a linear combination of three,
+    in any split (a leak in the test rows alone counts)."""
+    problems = [p for split, frame in sorted(data.frames.items())
+                for p in _combo_problems(frame, data, split)]
+    return check_problems("input_combinations", problems,
+                          f"no target is a product or ratio of two inputs or a sum of three (R2 <= {COMBO_R2_LIMIT})")
+
+
+def _rank_columns(values: np.ndarray) -> np.ndarray:
+    """Average ranks of each column, centred and scaled to unit norm (a constant column: zeros), so
+    that the Spearman correlation of two columns is their dot product."""
+    r = pd.DataFrame(values).rank().to_numpy(copy=True)  # pandas: scipy.stats costs ~1 s to import
+    r -= r.mean(axis=0)
+    norm = np.sqrt((r * r).sum(axis=0))
+    return r / np.where(norm > 0, norm, np.inf)
+
+
+def pair_combinations(x: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """(n, 3 x pairs) columns ``a/b``, ``a-b``, ``a*b`` of every pair of columns of ``x``, and what
+    each is; a ratio whose divisor comes near 0 is left out (it has no honest ranking)."""
+    i, j = _subsets(range(x.shape[1]), 2).T
+    a, b = x[:, i], x[:, j]
+    usable = np.all(np.abs(b) > 1e-12 * np.maximum(np.abs(b).max(axis=0), 1.0), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = a[:, usable] / b[:, usable]
+    columns = np.concatenate([ratio, a - b, a * b], axis=1)
+    labels = ([(p, q, "/") for p, q, ok in zip(i, j, usable) if ok]
+              + [(p, q, op) for op in PAIR_OPS[1:] for p, q in zip(i, j)])
+    return columns, labels
+
+
+def pair_ranks(data: PreparedData, table: pd.DataFrame) -> dict:
+    """No ratio, difference or product of two inputs may rank like a target (|Spearman| above
+    ``PAIR_RANK_LIMIT``); the detail gives the highest value found, leak or not, as the margin."""
+    names = data.feature_names
+    x = table[names].to_numpy(np.float64)
+    if len(x) < 3 or len(names) < 2:
+        return check_problems("pair_ranks", [], "fewer than two inputs or three rows: nothing to rank")
+    columns, labels = pair_combinations(x)
+    ranked = _rank_columns(columns)
+    text = [f"{names[p]!r} {op} {names[q]!r}" for p, q, op in labels]
+    problems, best = [], (0.0, "", "")
+    for target in data.target_names:
+        rho = np.abs(_rank_columns(table[[target]].to_numpy(np.float64))[:, 0] @ ranked)
+        k = int(np.argmax(rho))
+        best = max(best, (float(rho[k]), text[k], target))
+        problems += [f"{text[m]} ranks like target {target!r} (|Spearman| {rho[m]:.5f} > {PAIR_RANK_LIMIT}): "
+                     "a monotone function of it" for m in np.flatnonzero(rho > PAIR_RANK_LIMIT)]
+    return check_problems("pair_ranks", problems,
+                          f"no ratio, difference or product of two inputs ranks like a target (highest "
+                          f"|Spearman| {best[0]:.4f}: {best[1]} vs {best[2]!r}; limit {PAIR_RANK_LIMIT})")
+
+
 def check_leakage(data: PreparedData, loaded: pd.DataFrame | None = None) -> dict:
-    """Run every check on prepared data.
-
-    Args:
-        data: a ``data.PreparedData`` (splits, feature/target names, the scaler).
-        loaded: the table as loaded, before a smoke run capped it (sorted by experiment and
-            time); the lag check runs on it. None: the splits' rows.
-
-    Returns:
-        ``{"passed": bool, "problems": [str], "checks": [{"name", "passed", "detail"}]}``;
-        ``problems`` holds the detail of every failed check.
-    """
+    """Every check on ``data``; the lag check on ``loaded`` (the table before a smoke cap, in time
+    order) where given. Returns ``{"passed", "problems": [failed details], "checks": [rows]}``."""
     table = pd.concat(list(data.frames.values()), ignore_index=True)
     checks = [
         group_overlap(data),

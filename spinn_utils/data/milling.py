@@ -1,14 +1,6 @@
-"""Milling physics and signal windowing shared by the synthetic generator and the NASA reader.
-
-The NASA milling setup (Goebel & Agogino, "Milling Data Set", NASA Ames Prognostics Data
-Repository, 2007): 200 m/min = 826 rev/min, 70 mm face mill with 6 KC710 inserts, workpiece
-483 x 178 x 51 mm, six channels at 250 Hz. One run is one pass over the workpiece: (483 + 70)
-mm of travel at feed x 826 mm/min. Cutting power P = u * MRR * (1 + BETA_F * VB) with specific
-cutting energy u = 1.6 (cast iron) / 2.7 (steel) W s/mm^3 (the low ends of Kalpakjian &
-Schmid's table of specific energies) and BETA_F = 0.8 per mm of flank wear (assumption: a worn
-flank rubs). Both sources cut runs into windows with ``window_stats``, interpolate VB within
-one experiment with ``interpolate_vb`` and derive displacement with ``thermal_history``, so
-they produce the same table (docs/data.md).
+"""Milling physics and signal windowing shared by the synthetic generator and the NASA reader, so
+both produce the same table: the NASA setup's constants (Goebel & Agogino, NASA Ames, 2007), cutting
+power ``u * MRR * (1 + BETA_F * VB)`` (docs/data.md gives the sources and assumptions).
 """
 from __future__ import annotations
 
@@ -42,7 +34,6 @@ def cutting_power_kw(depth_mm, feed_mm_rev, material_code, vb_mm) -> np.ndarray:
     return u * mrr_mm3_s / 1000.0 * (1.0 + BETA_F_PER_MM * np.asarray(vb_mm))
 
 
-
 def window_stats(signals: dict[str, np.ndarray], window_samples: int) -> dict[str, np.ndarray]:
     """Mean and RMS of each channel over consecutive windows; a trailing remainder is dropped."""
     out: dict[str, np.ndarray] = {}
@@ -60,11 +51,8 @@ def window_stats(signals: dict[str, np.ndarray], window_samples: int) -> dict[st
 
 
 def interpolate_vb(t_min, measured_t_min, measured_vb_mm) -> np.ndarray:
-    """VB at ``t_min`` by linear interpolation between one experiment's measurements.
-
-    A new insert has no wear, so (0 min, 0 mm) anchors the start; callers pass one
-    experiment at a time, so gaps are never bridged across experiments.
-    """
+    """VB at ``t_min`` interpolated linearly between one experiment's measurements, from
+    (0 min, 0 mm): a new insert has no wear."""
     ok = np.isfinite(np.asarray(measured_vb_mm, dtype=np.float64))
     t_known = np.concatenate([[0.0], np.asarray(measured_t_min, dtype=np.float64)[ok]])
     vb_known = np.concatenate([[0.0], np.asarray(measured_vb_mm, dtype=np.float64)[ok]])
@@ -75,14 +63,9 @@ def thermal_history(
     power_kw: np.ndarray, window_min: np.ndarray, run_start: np.ndarray,
     cooling_min: np.ndarray, thermal: ThermalModel,
 ) -> np.ndarray:
-    """Displacement (um) at the end of each window of one experiment, cooling between runs.
-
-    Args:
-        power_kw, window_min: cutting power and duration of each window, in time order.
-        run_start: True for each run's first window (a cooling interval precedes it).
-        cooling_min: idle minutes before each run start (len = run_start.sum()); the
-            first run starts at ambient temperature whatever its entry says.
-    """
+    """Displacement (um) at the end of each window of one experiment (in time order), with
+    ``cooling_min`` idle minutes before each window where ``run_start`` is True (one per run start;
+    the first run starts at ambient temperature whatever its entry says)."""
     n_starts = int(np.sum(run_start))
     if len(cooling_min) != n_starts:
         raise SpinnError(f"need one cooling time per run start ({n_starts}), got {len(cooling_min)}")

@@ -1,9 +1,5 @@
-"""The NASA milling data set (``mill.mat``) as the pipeline's window table.
-
-A MATLAB struct array ``mill`` (Goebel & Agogino, NASA Ames Prognostics Data Repository, 2007)
-with ``case``, ``run``, ``VB``, ``time``, ``DOC``, ``feed``, ``material`` and six 250 Hz signals
-per run, read with ``scipy.io.loadmat``. It has no thermal measurement: displacement is derived
-with the lumped thermal model (``thermal.ThermalModel``) and the data summary says so.
+"""The NASA milling data set (``mill.mat``, Goebel & Agogino, NASA Ames Prognostics Data
+Repository, 2007) as the pipeline's window table; its layout and what is derived: docs/data.md.
 """
 from __future__ import annotations
 
@@ -28,10 +24,9 @@ NASA_FIELDS = ("case", "run", "VB", "time", "DOC", "feed", "material")
 NASA_CHANNELS = {"smc_ac": "smcAC", "smc_dc": "smcDC", "vib_table": "vib_table",
                  "vib_spindle": "vib_spindle", "ae_table": "AE_table", "ae_spindle": "AE_spindle"}
 NASA_COOLING_MIN = 5.0  # idle minutes between runs: mill.mat does not record them (assumption)
-# A MATLAB 5 / 7 file opens with 116 bytes of text ("MATLAB 5.0 MAT-file, ..."), 8 bytes of
-# subsystem offset, a 2-byte version and the byte-order mark "IM" or "MI" (MathWorks' MAT-File
-# Format, level 5). scipy reads such files; on anything else it can fail with an IndexError or a
-# MemoryError, so the header is checked first. 7.3 files are HDF5, which scipy does not read.
+# A MATLAB 5 / 7 file opens with 116 bytes of text, 8 of subsystem offset, a 2-byte version and
+# the byte-order mark "IM" or "MI" (MathWorks' MAT-File Format); scipy can fail on anything else
+# with an IndexError or a MemoryError, so the header is checked first. 7.3 files are HDF5.
 MAT_HEADER_BYTES = 128
 MAT_V5_TEXT, MAT_V73_TEXT, MAT_BYTE_ORDERS = b"MATLAB 5.0 MAT-file", b"MATLAB 7.3 MAT-file", (b"IM", b"MI")
 # What scipy raises, besides MatReadError, on a file whose header is right but whose body is damaged.
@@ -51,13 +46,9 @@ def _scalar(value, field: str, index: int) -> float:
 
 def _run_end_times(t_end: np.ndarray, run_no: np.ndarray, run_min: float, notes: list, case) -> np.ndarray:
     """Cumulative cutting time at each run's end; missing or non-increasing ones filled in run order."""
-    t = np.array(t_end, dtype=np.float64)
-    last = 0.0
-    for i, value in enumerate(t):  # keep a strictly increasing subsequence of known times
-        if np.isfinite(value) and value <= last:
-            t[i] = np.nan
-        elif np.isfinite(value):
-            last = value
+    t = np.asarray(t_end, dtype=np.float64)
+    # Keep the strictly increasing subsequence of known times: each above every known one before.
+    t = np.where(t > np.fmax.accumulate(np.r_[0.0, t])[:-1], t, np.nan)
     known = np.isfinite(t)
     if known.all():
         return t
@@ -88,15 +79,10 @@ def check_mat_file(path: str | Path) -> None:
 
 
 def read_mill_mat(path: str | Path, window_samples: int) -> pd.DataFrame:
-    """NASA ``mill.mat`` (struct array ``mill``) -> the window table; thermal derived, not measured.
-
-    ``time`` is read as the cumulative cutting time (min) at each run's end; missing or
-    non-increasing ones are interpolated in run order. VB is interpolated in time within each
-    case between its measurements (a new insert anchors 0 mm at 0 min); windows after a
-    case's last measurement are dropped, not extrapolated. Thermal displacement is
-    ``ThermalModel`` driven by the cutting power of the process parameters and VB
-    (``cutting_power_kw``), with ``NASA_COOLING_MIN`` of cooling between runs.
-    """
+    """NASA ``mill.mat`` (struct array ``mill``) -> the window table: VB interpolated within each
+    case (windows after its last measurement dropped), thermal displacement derived from the
+    cutting power with ``NASA_COOLING_MIN`` of cooling between runs; ``attrs["notes"]`` say what
+    was dropped or filled."""
     check_mat_file(path)
     import scipy.io  # here: pre-flight imports this module, and scipy.io takes ~0.4 s to import
     try:

@@ -1,16 +1,6 @@
-"""Which physics-loss terms a data set supports, decided once by notebook 01 and recorded.
-
-- ``wear_nonneg`` (VB >= 0) needs only the wear target: always supported.
-- ``wear_monotone`` (dVB/dt >= 0) needs the time column as an input: always supported, since
-  the time column is always made an input.
-- ``thermal_ode`` (the lumped thermal model's residual) needs an input the model can turn into
-  cutting power (``power_col`` in ``power_unit``, "A" or "kW") and a thermal target. NASA's
-  mill.mat is excluded: its spindle current is not in the synthetic sensor model's units and
-  its thermal target is itself derived from the model, so the term would be circular.
-
-Notebook 02 builds its ``PhysicsConfig`` from this record (``model.physics.physics_config_for``),
-so a term the data cannot support never fails training: asking for it is an error in notebook
-01 (``thermal_ode: true`` in the data description) with the reason in one line.
+"""Which physics-loss terms a data set supports, decided once by notebook 01 and recorded; notebook
+02 builds its ``PhysicsConfig`` from the record (``model.physics.physics_config_for``), so a term
+the data cannot support never fails training (docs/data.md, "Your own CSV").
 """
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Cell 1: load, validate, split by experiment, fit the scaler on train, check for leakage.
-
-``prepare`` turns a ``DataConfig`` into ``PreparedData`` (splits by experiment, never by row;
-the scaler sees the training split only; ``leakage.check_leakage`` must pass); ``cv_folds``
-gives leave-experiments-out folds over all experiments; ``data_summary`` is
-``metrics/data_summary.json``. Every split is in time order within each experiment and carries
-``CUM_TIME_COL`` and ``RUN_START_COL`` (``time_order.py``). Sources and rules: docs/data.md.
+"""Notebook 01: ``prepare`` (load, validate, split by experiment, scale, check for leakage),
+``cv_folds`` and ``data_summary`` (``metrics/data_summary.json``). Rules: docs/data.md.
 """
 from __future__ import annotations
 
@@ -34,20 +29,15 @@ from .time_order import (
 )
 
 
-def split_by_experiment(table: pd.DataFrame, cfg: DataConfig) -> dict[str, pd.DataFrame]:
-    """Train/val/test frames with no experiment in two splits (seeded, or ``cfg.split_col``)."""
-    members = split_groups(table, cfg.group_col, cfg.val_experiments, cfg.test_experiments,
-                           cfg.seed, cfg.split_col)
-    return {s: table[table[cfg.group_col].isin(members[s])].reset_index(drop=True) for s in SPLITS}
+def _split_frames(table: pd.DataFrame, group_col: str, members: dict) -> dict[str, pd.DataFrame]:
+    """The rows of each split's experiments (``members``: split -> experiments)."""
+    return {s: table[table[group_col].isin(members[s])].reset_index(drop=True) for s in SPLITS}
 
 
 def cap_rows(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
     """``cfg.max_experiments`` experiments (seeded, every split kept) and at most
     ``cfg.max_rows_per_experiment`` rows each, evenly spaced in time; with notes saying so.
-
-    ``table`` is in time order with its time-order columns (``load_table``); cumulative time
-    stays as loaded, and a kept row whose run differs from the previous kept row's is a run start.
-    """
+    Cumulative time stays as loaded; run starts are marked again among the kept rows."""
     notes, g = [], cfg.group_col
     groups = pd.unique(table[g])
     if cfg.max_experiments and len(groups) > cfg.max_experiments:
@@ -74,17 +64,9 @@ def cap_rows(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, list[s
 
 
 def prepare(cfg: DataConfig) -> PreparedData:
-    """Load, validate, split by experiment, fit the scaler on train, check for leakage.
-
-    Args:
-        cfg: source, columns, split sizes, seed; ``fail_on_leakage`` decides whether a
-            failed leakage check raises (default) or is only recorded in ``meta``.
-
-    Returns:
-        PreparedData with ``meta``: source, data_path, thermal_source, config, notes,
-        generator (synthetic settings, else None), ``physics`` (the terms the data supports,
-        ``physics_terms.physics_support``), load_seconds and the ``leakage`` report.
-    """
+    """Load, validate, split by experiment, fit the scaler on train, check for leakage (a failure
+    raises unless ``cfg.fail_on_leakage`` is false). ``meta`` records source, data_path,
+    thermal_source, config, notes, generator, physics, time_order, leakage and load_seconds."""
     start = time.perf_counter()
     notes = []
     if cfg.time_col not in cfg.feature_cols:  # the physics differentiates by it: it must be an input
@@ -102,8 +84,10 @@ def prepare(cfg: DataConfig) -> PreparedData:
     if attrs["time_order"]["cumulative_time"] == AS_GIVEN and cfg.run_col and cfg.run_gap_min:
         meta["notes"].append(f"run_gap_min ({cfg.run_gap_min:g}) not added: {cfg.time_col!r} is already "
                              f"cumulative across the runs")
-    data = make_prepared(split_by_experiment(table, cfg), cfg.feature_cols, cfg.target_cols,
-                         cfg.group_col, cfg.time_col, meta, cfg.run_col)
+    members = split_groups(table, cfg.group_col, cfg.val_experiments, cfg.test_experiments,
+                           cfg.seed, cfg.split_col)
+    data = make_prepared(_split_frames(table, cfg.group_col, members), cfg.feature_cols,
+                         cfg.target_cols, cfg.group_col, cfg.time_col, meta, cfg.run_col)
     # Lags are checked on the table as loaded: the smoke cap keeps every k-th row.
     data.meta["leakage"] = leakage = check_leakage(data, loaded if capped else None)
     falls = wear_falls_note(time_order_summary(data.frames, meta["time_order"], cfg.group_col, cfg.time_col,
@@ -116,24 +100,21 @@ def prepare(cfg: DataConfig) -> PreparedData:
 
 
 def cv_folds(data: PreparedData, n_folds: int, seed: int, val_experiments: int = 2) -> list[PreparedData]:
-    """Leave-experiments-out folds over every experiment of all three splits.
-
-    Each experiment is the "test" of exactly one fold; "val" (for early stopping) is a
-    seeded draw of ``val_experiments`` from the rest; each fold's scaler sees its train only.
-    """
+    """Leave-experiments-out folds over every experiment: each experiment is the "test" of one fold,
+    "val" a seeded draw from the rest, each fold's scaler fitted on its train."""
     table = pd.concat([data.frames[s] for s in SPLITS if s in data.frames], ignore_index=True)
     g = data.group_col
     table = in_time_order(table, g, data.run_col, data.time_col).reset_index(drop=True)
     meta = {k: v for k, v in data.meta.items() if k != "leakage"}
     return [
-        make_prepared({s: table[table[g].isin(members[s])].reset_index(drop=True) for s in SPLITS},
-                      data.feature_names, data.target_names, g, data.time_col,
-                      {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed}, data.run_col)
+        make_prepared(_split_frames(table, g, members), data.feature_names, data.target_names, g,
+                      data.time_col, {**meta, "fold": k, "n_folds": n_folds, "cv_seed": seed},
+                      data.run_col)
         for k, members in enumerate(fold_groups(table, g, n_folds, seed, val_experiments))
     ]
 
 
-def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
+def data_summary(data: PreparedData) -> DataSummary:
     """The ``data_summary.json`` record (``core.results_schema.DataSummary``) plus provenance."""
     table = pd.concat(list(data.frames.values()), ignore_index=True)
     return DataSummary(
@@ -148,13 +129,12 @@ def data_summary(data: PreparedData, leakage: dict) -> DataSummary:
         time_col=data.time_col,
         splits={s: {"experiments": sorted(f[data.group_col].unique().tolist()), "rows": int(len(f))}
                 for s, f in data.frames.items()},
-        target_stats={t: {"mean": float(table[t].mean()), "std": float(table[t].std()),
-                          "min": float(table[t].min()), "max": float(table[t].max())}
+        target_stats={t: table[t].agg(["mean", "std", "min", "max"]).to_dict()
                       for t in data.target_names},
-        leakage=leakage,
+        leakage=data.leakage,
         time_order=time_order_summary(data.frames, data.meta.get("time_order", {}), data.group_col,
                                       data.time_col, data.target_names[0]),
-        physics=data.meta.get("physics"),
+        physics=data.physics,
         notes=data.meta.get("notes", []),
         load_seconds=data.meta.get("load_seconds"),
         config=data.meta.get("config", {}),

@@ -1,9 +1,5 @@
-"""The table every data source ends as: column names, targets, splits, and its description.
-
-One row per window of a cutting run: a group key (``experiment``), a run index, the inputs and
-two targets, flank wear VB (mm) and thermal displacement (um). ``DataConfig`` names the source
-and the columns (defaults match the embedded synthetic data); see docs/data.md. Every prepared
-split also carries ``CUM_TIME_COL`` and ``RUN_START_COL`` (``time_order.py`` builds them).
+"""The table every data source ends as (column names, targets, splits; docs/data.md) and
+``DataConfig``, its description: the source and its columns, read from a data description file.
 """
 from __future__ import annotations
 
@@ -136,7 +132,6 @@ DATA_CONFIG_TYPES: dict[str, tuple] = {
     "max_rows_per_experiment": (int, None), "max_experiments": (int, None),
     "run_col": (str, None), "run_gap_min": (float,),
 }
-DATA_CONFIG_KEYS = tuple(DATA_CONFIG_TYPES)
 RESERVED_DATA_KEYS = {"data_path": "--data (or notebook 01's data_path)", "seed": "--seed"}
 
 
@@ -160,14 +155,9 @@ def _type_problem(key: str, value) -> str | None:
 
 
 def read_data_config(path: str | os.PathLike) -> dict:
-    """A data description (JSON, or YAML by extension): DataConfig fields naming the columns once.
-
-    Example: ``{"group_col": "experiment_id", "time_col": "time", "run_col": "run_no",
-    "target_cols": ["tool_wear", "thermal_displacement"], "feature_cols": [...], "split_col": "split"}``. An unknown key, a
-    missing file or a file that does not parse, a key given elsewhere (``data_path``: ``--data``)
-    or a value of the wrong type (``"thermal_ode": "no"``, ``"feature_cols": "x"``) is a one-line
-    SpinnError naming the key.
-    """
+    """A data description (JSON, or YAML by extension) of DataConfig fields naming the columns
+    once (``data.example`` writes one). An unknown key, a missing or unparsable file, a key given
+    elsewhere (``data_path``: ``--data``) or a mistyped value is a one-line SpinnError naming it."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise SpinnError(f"data config not found: {path}")
@@ -186,9 +176,9 @@ def read_data_config(path: str | os.PathLike) -> dict:
         if key in RESERVED_DATA_KEYS:
             raise SpinnError(f"data config {path}: {key!r} is not a column description; give it with "
                              f"{RESERVED_DATA_KEYS[key]}")
-    unknown = sorted(str(k) for k in set(loaded) - set(DATA_CONFIG_KEYS))
+    unknown = sorted(str(k) for k in set(loaded) - set(DATA_CONFIG_TYPES))
     if unknown:
-        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {list(DATA_CONFIG_KEYS)}")
+        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {list(DATA_CONFIG_TYPES)}")
     for key, value in loaded.items():
         problem = _type_problem(key, value)
         if problem:
@@ -197,10 +187,7 @@ def read_data_config(path: str | os.PathLike) -> dict:
 
 
 def data_config_for(smoke: bool, data_config: str = "", **knobs) -> DataConfig:
-    """The run's DataConfig: defaults (full or smoke) < the data description file < knobs.
-
-    ``knobs`` are notebook 01's parameters; None means "not given", so a ``-p`` flag overrides
-    the file and the file overrides the defaults.
-    """
+    """The run's DataConfig: defaults (full or smoke) < the data description file < ``knobs``
+    (notebook 01's parameters; None: not given)."""
     described = read_data_config(data_config) if data_config else {}
     return build_config(DataConfig, smoke, **{**described, **{k: v for k, v in knobs.items() if v is not None}})

@@ -1,8 +1,5 @@
-"""Where the table comes from: the synthetic generator, NASA ``mill.mat`` or a user's CSV.
-
-``load_table`` reads the source ``DataConfig.data_path`` names and ``validate_table`` checks it
-(columns present, numeric, finite; groups named) and puts it in time order (``time_order.py``)
-before anything is split or scaled.
+"""Where the table comes from (the synthetic generator, NASA ``mill.mat`` or a user's CSV), and
+``validate_table``: columns present, numeric and finite, groups named, rows in time order.
 """
 from __future__ import annotations
 
@@ -38,18 +35,9 @@ def source_kind(cfg: DataConfig) -> str:
 
 
 def load_table(cfg: DataConfig) -> pd.DataFrame:
-    """The validated table of ``cfg.data_path`` (or the synthetic data), in time order.
-
-    Args:
-        cfg: which source, column names, run order, window size, seed.
-
-    Returns:
-        One row per window in (experiment, run, time) order with ``cfg.group_col``,
-        ``cfg.time_col``, the feature and target columns (float64), ``CUM_TIME_COL`` and
-        ``RUN_START_COL``, and whatever else the source has. ``attrs["notes"]`` lists rows the
-        loader dropped or filled; ``attrs["generator"]`` holds the synthetic settings;
-        ``attrs["time_order"]`` says how the rows were ordered and cumulative time built.
-    """
+    """The validated table of ``cfg.data_path`` (or the synthetic data), one row per window in time
+    order with ``CUM_TIME_COL`` and ``RUN_START_COL``; ``attrs`` hold the loader's ``notes``, the
+    synthetic ``generator`` settings and how the rows were put in ``time_order``."""
     kind = source_kind(cfg)
     cfg = dataclasses.replace(cfg, run_col=default_run_col(cfg, kind))
     if kind == "synthetic":
@@ -64,12 +52,9 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
     return validate_table(table, cfg)
 
 
-def read_csv_strict(path: str | Path) -> pd.DataFrame:
+def read_csv_strict(path: Path) -> pd.DataFrame:
     """A CSV with a header and rows, or one-line SpinnError (empty, unparsable, a column named
     twice: pandas would silently rename the second ``x.1``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpinnError(f"CSV not found: {path}")
     try:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
@@ -87,18 +72,16 @@ def read_csv_strict(path: str | Path) -> pd.DataFrame:
 
 
 def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
-    """Columns present, numeric and finite; returns a copy in time order (``time_order.py``).
-
-    ``cfg.run_col`` None is read as no run column here (``load_table`` resolves the source's own).
-    """
+    """Columns present, numeric and finite; returns a copy in time order (``cfg.run_col`` None:
+    no run column; ``load_table`` resolves the source's own)."""
     if table.empty:
         raise SpinnError("the data table has no rows")
     if len(set(cfg.feature_cols)) != len(cfg.feature_cols):
         raise SpinnError(f"feature_cols names a column twice: {list(cfg.feature_cols)}")
     run_col = cfg.run_col or ""
-    required = [cfg.group_col, cfg.time_col, *([run_col] if run_col else []), *cfg.feature_cols, *cfg.target_cols]
-    required += [cfg.split_col] if cfg.split_col else []
-    missing = [c for c in dict.fromkeys(required) if c not in table.columns]
+    required = [cfg.group_col, cfg.time_col, run_col, *cfg.feature_cols, *cfg.target_cols,
+                cfg.split_col]
+    missing = [c for c in dict.fromkeys(required) if c and c not in table.columns]
     if missing:
         raise SpinnError(f"missing column(s) {missing}; the table has {list(table.columns)}")
     attrs = dict(table.attrs)  # loader notes and generator settings, kept through the copy
@@ -110,14 +93,13 @@ def validate_table(table: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
         if len(bad):
             raise SpinnError(f"column {col!r} must be numeric; found {bad.iloc[0]!r} in row {bad.index[0]}")
         table[col] = coerced.astype(np.float64)
-    not_finite = {c: int((~np.isfinite(table[c].to_numpy())).sum()) for c in numeric}
-    not_finite = {c: n for c, n in not_finite.items() if n}
-    huge = {c: table[c][np.isfinite(table[c]) & (table[c].abs() > MAX_ABS_VALUE)] for c in numeric}
-    huge = {c: v for c, v in huge.items() if len(v)}
-    if huge:
-        col, values = next(iter(huge.items()))
-        raise SpinnError(f"column {col!r} has {values.iloc[0]:g} in row {values.index[0]}: beyond "
+    finite = np.isfinite(table[numeric])
+    rows, cols = np.nonzero((finite & (table[numeric].abs() > MAX_ABS_VALUE)).to_numpy())
+    if len(rows):
+        row, col = table.index[rows[0]], numeric[cols[0]]
+        raise SpinnError(f"column {col!r} has {table.at[row, col]:g} in row {row}: beyond "
                          f"+-{MAX_ABS_VALUE:g}, it cannot be standardised in float32 (a unit or parsing error?)")
+    not_finite = {c: int(n) for c, n in (~finite).sum().items() if n}
     if not_finite:
         raise SpinnError(f"NaN or inf values (column: rows) {not_finite}; fill or drop them first")
     if table[cfg.group_col].isna().any():

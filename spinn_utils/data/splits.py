@@ -1,8 +1,5 @@
-"""Which experiments go where: seeded, material-mixed split and cross-validation folds.
-
-Splits are by experiment, never by row (rows of one experiment are near-duplicates);
-``stratified_order`` deals experiments out alternating materials, so a test split or a
-cross-validation fold is not all one material when the data allows.
+"""Which experiments go where: the seeded, material-mixed split and cross-validation folds (by
+experiment, never by row: rows of one experiment are near-duplicates).
 """
 from __future__ import annotations
 

@@ -1,20 +1,10 @@
-"""Synthetic milling data: a seeded stand-in for the NASA milling set (docs/data.md, source 1).
-
-Sixteen experiments (2 depths of cut x 2 feeds x 2 materials x 2 insert sets) face-milled
-at 200 m/min until flank wear VB passes a limit, plus a few runs beyond, as in the real
-data. Each run yields six sensor signals of 9000 samples at 250 Hz; they are cut into
-fixed windows and reduced to mean and RMS per channel (``milling.window_stats``, shared
-with the reader of NASA's ``mill.mat`` in ``nasa.py``, so both sources give the same table).
-
-docs/data.md ("Embedded synthetic milling data") gives the model behind every constant below:
-cutting power (Kalpakjian & Schmid's specific energies), three-stage wear with an Archard-law
-rate (Archard, J. Appl. Phys. 24, 1953), the sensors, the thermal displacement
-(``thermal.ThermalModel``) and which values are assumptions (Goebel & Agogino, "Milling Data
-Set", NASA Ames Prognostics Data Repository, 2007, for the setup).
+"""Synthetic milling data: a seeded stand-in for the NASA milling set. 16 experiments run until
+flank wear passes a limit; each run's six 250 Hz signals are cut into windows like ``mill.mat``'s
+(``milling.window_stats``). docs/data.md ("Embedded synthetic milling data") gives the model
+behind every constant below and which values are assumptions.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,13 +63,11 @@ class SyntheticConfig:
 
 def experiment_settings() -> pd.DataFrame:
     """The 16 experiments: full factorial of DOC x feed x material, repeated per insert set."""
-    rows = [
-        {GROUP_COL: i + 1, "depth_of_cut_mm": doc, "feed_mm_rev": feed,
-         "material_code": mat, "insert_set": ins}
-        for i, (ins, mat, doc, feed) in enumerate(
-            itertools.product((1, 2), MATERIALS, DEPTHS_MM, FEEDS_MM_REV))
-    ]
-    return pd.DataFrame(rows)
+    levels = {"insert_set": (1, 2), "material_code": list(MATERIALS), "depth_of_cut_mm": DEPTHS_MM,
+              "feed_mm_rev": FEEDS_MM_REV}
+    grid = pd.MultiIndex.from_product(list(levels.values()), names=list(levels))
+    grid = grid.to_frame(index=False)
+    return grid.assign(**{GROUP_COL: np.arange(1, len(grid) + 1)})
 
 
 def wear_mm(t_min, p0_kw: float, k_w: float) -> np.ndarray:
@@ -96,7 +84,7 @@ def wear_mm(t_min, p0_kw: float, k_w: float) -> np.ndarray:
 
 
 def _run_signals(rng, p0_kw, vb_of_u, n_samples, thermal: ThermalModel) -> dict[str, np.ndarray]:
-    """Six sensor channels of one pass plus the true ``power_kw`` (module docstring: the model)."""
+    """Six sensor channels of one pass plus the true ``power_kw`` (docs/data.md, "Sensors")."""
     u = (np.arange(n_samples) + 0.5) / n_samples  # fraction of the pass
     t_s = np.arange(n_samples) / SAMPLE_RATE_HZ
     vb = vb_of_u(u)
@@ -175,15 +163,8 @@ def _experiment_rows(rng, setting: pd.Series, cfg: SyntheticConfig, thermal: The
 
 
 def generate_milling(cfg: SyntheticConfig = SyntheticConfig()) -> pd.DataFrame:
-    """The synthetic table: one row per window, ``experiment``, ``run``, features, targets.
-
-    Args:
-        cfg: seed, window size and the few knobs of the generator.
-
-    Returns:
-        DataFrame with ``experiment``, ``run``, ``window``, the 18 ``DEFAULT_FEATURES``, the 2
-        ``TARGETS`` and ``vb_measured_mm`` (the run's raw VB measurement, NaN if not measured).
-    """
+    """One row per window: ``experiment``, ``run``, ``window``, the 18 ``DEFAULT_FEATURES``, the 2
+    ``TARGETS`` and ``vb_measured_mm`` (the run's raw VB measurement, NaN if not measured)."""
     thermal = ThermalModel()
     # One generator per experiment: the window size changes how many draws an experiment
     # takes, not the others' runs, so the smoke table is the default one at coarser windows.

@@ -1,16 +1,6 @@
-"""Lumped first-order thermal model of the spindle/tool assembly (docs/data.md).
-
-    tau * dT/dt = R * P - (T - T_amb),     delta = alpha * L * (T - T_amb)
-
-so in displacement units ``tau * d(delta)/dt + delta = G * P`` with ``G = R * alpha * L``.
-One model serves three places, so their constants cannot drift apart: the synthetic
-generator simulates it, the NASA loader derives thermal displacement with it (no thermal
-measurement exists in mill.mat), and the physics loss penalises its residual.
-
-Constants: alpha = 11.7e-6 1/K (carbon steel, handbook value); L = 200 mm heated length
-(docs/data.md: 100-300 mm); tau = 8 min and R = 6 K/kW are typical of a lumped spindle
-model (thermal time constants of machine-tool spindles are minutes to tens of minutes);
-they are modelling assumptions, not measurements.
+"""Lumped first-order thermal model of the spindle/tool assembly: ``tau * d(delta)/dt + delta =
+G * P`` with ``G = R * alpha * L`` (the constants and their basis: docs/data.md). One model serves
+the synthetic generator, the NASA loader's derived target and the physics loss.
 """
 from __future__ import annotations
 

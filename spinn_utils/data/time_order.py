@@ -1,13 +1,6 @@
-"""Time order within an experiment: the run order, cumulative cutting time and run starts.
-
-Rows go in (experiment, run, time) order when the data config names a run column
-(``DataConfig.run_col``), else in (experiment, time) order. Many processed milling tables
-measure ``time`` within each run (pass), restarting at 0: sorted by time alone their runs
-interleave, and every consumer of time order (the wear-monotone term, the wear figure, the
-consistency metric, sequence pairs) is then silently wrong. So, without a run column, a time
-that repeats within an experiment is refused; with one, a time that restarts is joined into
-cumulative cutting time. Every prepared split carries the result as ``CUM_TIME_COL`` and
-``RUN_START_COL`` (names in ``schema.py``); docs/data.md gives the rules.
+"""Time order within an experiment: (experiment, run, time) with a run column, else
+(experiment, time); a time that restarts is refused without a run column and joined into
+cumulative cutting time with one. The rules: docs/data.md, "Time order and runs".
 """
 from __future__ import annotations
 
@@ -31,35 +24,24 @@ def default_run_col(cfg: DataConfig, kind: str) -> str:
     return RUN_COL if kind in ("synthetic", "nasa_mat") else ""
 
 
-def order_keys(frame: pd.DataFrame, group_col: str, run_col: str, time_col: str) -> list[str]:
-    """Sort keys of time order within an experiment: cumulative time where the frame has it."""
-    if CUM_TIME_COL in frame:
-        return [group_col, CUM_TIME_COL]
-    return [group_col, *([run_col] if run_col and run_col in frame else []), time_col]
-
-
 def in_time_order(frame: pd.DataFrame, group_col: str, run_col: str, time_col: str) -> pd.DataFrame:
-    """``frame`` sorted in time order within each experiment (stable: the index is kept)."""
+    """``frame`` sorted in time order within each experiment (stable: the index is kept), by
+    cumulative time where the frame has it."""
+    if CUM_TIME_COL in frame:
+        keys = [group_col, CUM_TIME_COL]
+    else:
+        keys = [group_col, *([run_col] if run_col and run_col in frame else []), time_col]
     try:
-        return frame.sort_values(order_keys(frame, group_col, run_col, time_col), kind="stable")
+        return frame.sort_values(keys, kind="stable")
     except TypeError as err:
         raise SpinnError(f"group column {group_col!r} mixes value types (e.g. numbers and text)") from err
 
 
 def mark_run_starts(frame: pd.DataFrame, group_col: str, run_col: str) -> np.ndarray:
-    """1 where a row (in time order) opens its experiment or its run, else 0.
-
-    A row whose run differs from the previous row's is a run start, so a subset of rows (the
-    smoke cap) keeps a start for every run it keeps a row of."""
-    groups = frame[group_col].to_numpy()
-    starts = np.ones(len(frame), dtype=np.int64)
-    if len(frame) > 1:
-        changed = groups[1:] != groups[:-1]
-        if run_col:
-            runs = frame[run_col].to_numpy()
-            changed |= runs[1:] != runs[:-1]
-        starts[1:] = changed
-    return starts
+    """1 where a row (in time order) opens its experiment or its run, else 0: a row whose run
+    differs from the previous row's, so a subset of rows (the smoke cap) keeps every run's start."""
+    keys = frame[[group_col, *([run_col] if run_col else [])]]
+    return (keys != keys.shift()).any(axis=1).to_numpy(np.int64)
 
 
 def _plain(value):
@@ -81,10 +63,10 @@ def _refuse_ties(table: pd.DataFrame, cfg: DataConfig, run_col: str) -> None:
                          f"({value:g} occurs {n} times; {len(repeated)} repeated value(s) in all): each "
                          f"window of a run needs its own time")
     worst = repeated.groupby(level=0, sort=False).max()  # restarts per experiment: most repeats of one time
-    group = worst.idxmax()
-    value, group = repeated.loc[group].idxmax(), _plain(group)
-    n = int(worst.max())
-    _refuse_restarts(t, group, f"it restarts (or repeats) {n - 1} time(s) ({value:g} occurs {n} times)", len(worst))
+    group, n = worst.idxmax(), int(worst.max())
+    value = repeated.loc[group].idxmax()
+    how = f"it restarts (or repeats) {n - 1} time(s) ({value:g} occurs {n} times)"
+    _refuse_restarts(t, _plain(group), how, len(worst))
 
 
 def _refuse_restarts(time_col: str, group, how: str, n_experiments: int) -> None:
@@ -115,13 +97,9 @@ def _refuse_file_order_restarts(table: pd.DataFrame, group_col: str, time_col: s
 
 def cumulative_time(table: pd.DataFrame, group_col: str, run_col: str, time_col: str,
                     gap_min: float) -> tuple[np.ndarray, str]:
-    """Cumulative cutting time of ``table`` (in time order) and how it was built.
-
-    Where time already increases across the runs of every experiment it is cumulative and
-    used as it is. Otherwise the runs are joined: a run's first window comes one window step
-    (its experiment's median step within runs) plus ``gap_min`` after the previous run's
-    last window; the first run keeps its own times.
-    """
+    """Cumulative cutting time of ``table`` (in time order) and how it was built: time as given
+    where it already increases across the runs of every experiment, else the runs joined, each
+    run's first window one window step (the median within runs) plus ``gap_min`` after the last."""
     time = table[time_col].to_numpy(np.float64)
     groups = table[group_col].to_numpy()
     same_group = groups[1:] == groups[:-1]
@@ -142,11 +120,8 @@ def cumulative_time(table: pd.DataFrame, group_col: str, run_col: str, time_col:
 
 
 def order_in_time(table: pd.DataFrame, cfg: DataConfig, run_col: str) -> tuple[pd.DataFrame, dict]:
-    """``table`` sorted in time order with ``CUM_TIME_COL`` and ``RUN_START_COL``; and how.
-
-    Raises SpinnError for a time that repeats within an experiment the runs do not resolve,
-    a run column that is not numeric, or runs that cannot be joined into increasing time.
-    """
+    """``table`` sorted in time order with ``CUM_TIME_COL`` and ``RUN_START_COL``, and how; a
+    SpinnError for a repeated time, a run column not numeric or runs that cannot be joined."""
     g, t = cfg.group_col, cfg.time_col
     if run_col:
         runs = pd.to_numeric(table[run_col], errors="coerce")

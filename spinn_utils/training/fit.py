@@ -1,12 +1,7 @@
 """Training: Adam, plateau LR schedule, early stopping that restores the best weights.
 
-``fit`` trains any model mapping standardised inputs to standardised targets on a
-``PreparedData``: loss = MSE on the scaled targets + ``model.physics.physics_loss(...)["total"]``.
-Batches come from a seeded ``torch.Generator``, so two runs with one seed are identical on
-CPU. Early stopping watches the validation data MSE (scaled targets) and, at the end,
-loads a deep copy of the best epoch's state_dict back into the model. ``after_step(model)``
-runs after every optimizer step; pruning uses it to re-apply its masks.
-
+``fit`` minimises MSE on the scaled targets plus ``model.physics.physics_loss(...)["total"]``;
+batches come from a seeded ``torch.Generator``, so one seed gives identical runs on CPU.
 References: Kingma & Ba, "Adam", ICLR 2015; Prechelt, "Early stopping - but when?" (1998).
 """
 from __future__ import annotations
@@ -25,7 +20,7 @@ from tqdm.auto import tqdm
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
 from ..core.overrides import build_config
-from ..data.dataset import PreparedData
+from ..data.dataset import PreparedData, Scaler
 from ..data.time_order import in_time_order
 from ..model.inference import batched_forward
 from ..model.physics import TERMS, PhysicsConfig, physics_loss
@@ -77,10 +72,7 @@ class TrainConfig:
         return cls(**d)
 
 
-# A hard model's rates are integrated over hundreds of windows, so a step moves its predictions
-# further than a soft model's: at 1e-3 its validation loss jumped between epochs on the embedded
-# data; 3e-4 reached the same accuracy steadily (docs/physics.md).
-HARD_LR = 3e-4
+HARD_LR = 3e-4  # a hard model's steps move further: at 1e-3 val loss jumped (docs/physics.md)
 
 
 def train_config_for(physics: str, smoke: bool = False, **knobs) -> TrainConfig:
@@ -101,11 +93,8 @@ class TrainResult:
     extra: dict = field(default_factory=dict)  # rows, steps, device: for the results JSON
 
     def to_dict(self) -> dict:
-        return {
-            "history": self.history, "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_val_loss, "seconds": self.seconds,
-            "stopped_early": self.stopped_early, **self.extra,
-        }
+        """The fields, with ``extra``'s keys at the top level."""
+        return {k: v for k, v in vars(self).items() if k != "extra"} | self.extra
 
 
 def _tensors(data: PreparedData, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,37 +109,13 @@ def _tensors(data: PreparedData, split: str, device: torch.device) -> tuple[torc
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
 
-class EarlyStopping:
-    """Tracks the best validation loss; keeps a deep copy of the best weights (Prechelt 1998)."""
-
-    def __init__(self, patience: int, min_delta: float) -> None:
-        self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.best_epoch, self.best_state = math.inf, 0, None
-        self.since_best = 0
-
-    def update(self, val_loss: float, epoch: int, model: nn.Module) -> bool:
-        """Record one epoch; True when patience has run out (time to stop)."""
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch, self.since_best = val_loss, epoch, 0
-            self.best_state = copy.deepcopy(model.state_dict())
-        else:
-            self.since_best += 1
-        return self.since_best >= self.patience
-
-    def restore(self, model: nn.Module, desc: str, last_val_loss: float) -> None:
-        """Load the best weights back; a run that never improved (NaN loss) is an error."""
-        if self.best_state is None:  # only a NaN validation loss never improves on inf
-            raise SpinnError(f"{desc}: validation loss never improved from inf (last {last_val_loss})")
-        model.load_state_dict(self.best_state)
-
-
 @dataclass
 class _Step:
     """What one optimizer step needs besides the batch (fixed for a whole fit)."""
 
     cfg: TrainConfig
     physics: PhysicsConfig
-    data: PreparedData
+    scaler: Scaler
     optimizer: torch.optim.Optimizer
     after_step: Callable[[nn.Module], None] | None
     desc: str
@@ -176,21 +141,32 @@ def _sample_pairs(step: _Step, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return x[earlier[pick].to(x.device)], x[later[pick].to(x.device)]
 
 
-def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
-                 step: _Step, epoch: int) -> dict[str, float]:
-    """One pass over the shuffled training rows; returns row-weighted mean losses per term."""
-    cfg, n = step.cfg, len(x)
+def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor],
+                 step: _Step, epoch: int, seq: torch.Tensor | None) -> dict[str, float]:
+    """One optimizer step per batch of row positions; returns row-weighted mean losses per term.
+    ``seq`` (a hard-physics model's sequence columns) goes to the model with the inputs."""
     model.train()
     active = [t for t in TERMS if getattr(step.physics, f"{t}_weight") > 0]  # off terms: no column
     sums = dict.fromkeys(("train_loss", "data_loss", "physics_loss", *active), 0.0)
-    for i in range(0, n, cfg.batch_size):
-        idx = order[i : i + cfg.batch_size]
-        xb, yb = x[idx], y[idx]
-        data_loss = nn.functional.mse_loss(model(xb), yb)
-        phys = physics_loss(model, xb, step.data.scaler, step.physics, _sample_pairs(step, x))
+    for idx in batches:
+        xb = x[idx]
+        pred = model(xb) if seq is None else model(xb, seq[idx])
+        data_loss = nn.functional.mse_loss(pred, y[idx])
+        phys = physics_loss(model, xb, step.scaler, step.physics, _sample_pairs(step, x))
         loss = data_loss + phys["total"]
-        _apply_step(model, loss, step, epoch)
-        w = len(idx) / n  # weight by rows so the epoch mean is over samples
+        if not torch.isfinite(loss):
+            raise SpinnError(
+                f"{step.desc}: loss became {loss.item()} at epoch {epoch} (lr={step.cfg.lr}); "
+                "lower the learning rate or the physics weights"
+            )
+        step.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if step.cfg.grad_clip_norm > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), step.cfg.grad_clip_norm)
+        step.optimizer.step()
+        if step.after_step is not None:
+            step.after_step(model)
+        w = len(idx) / len(x)  # weight by rows so the epoch mean is over samples
         sums["train_loss"] += w * loss.item()
         sums["data_loss"] += w * data_loss.item()
         sums["physics_loss"] += w * phys["total"].item()
@@ -199,42 +175,8 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torc
     return sums
 
 
-def _train_epoch_sequences(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seq: torch.Tensor,
-                           order: torch.Tensor, step: _Step, epoch: int) -> dict[str, float]:
-    """One pass over whole train experiments in a shuffled order (hard physics: the head
-    integrates along each experiment, so a step must hold whole ones, in time order)."""
-    model.train()
-    starts = torch.cat([torch.nonzero(seq[:, 0] > 0).flatten(), torch.tensor([len(x)])])
-    spans = [torch.arange(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
-    sums, per = {"train_loss": 0.0, "data_loss": 0.0, "physics_loss": 0.0}, step.cfg.experiments_per_step
-    for i in range(0, len(spans), per):
-        idx = torch.cat([spans[int(k)] for k in order[i:i + per]]).to(x.device)
-        loss = nn.functional.mse_loss(model(x[idx], seq[idx]), y[idx])
-        _apply_step(model, loss, step, epoch)
-        w = len(idx) / len(x)
-        sums["train_loss"] += w * loss.item()
-        sums["data_loss"] += w * loss.item()
-    return sums
-
-
-def _apply_step(model: nn.Module, loss: torch.Tensor, step: _Step, epoch: int) -> None:
-    """Backward, clip, step, re-mask: one optimizer step on ``loss``."""
-    if not torch.isfinite(loss):
-        raise SpinnError(
-            f"{step.desc}: loss became {loss.item()} at epoch {epoch} (lr={step.cfg.lr}); "
-            "lower the learning rate or the physics weights"
-        )
-    step.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if step.cfg.grad_clip_norm > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), step.cfg.grad_clip_norm)
-    step.optimizer.step()
-    if step.after_step is not None:
-        step.after_step(model)
-
-
 def _validate(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, cfg: TrainConfig,
-              target_names: list[str], seq_val: torch.Tensor | None = None) -> tuple[float, dict[str, float]]:
+              target_names: list[str], seq_val: torch.Tensor | None) -> tuple[float, dict]:
     """(validation data MSE on scaled targets, R2 per target)."""
     model.eval()
     if seq_val is not None:
@@ -248,6 +190,29 @@ def _validate(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, cfg: T
     return val_loss, {t: float(r) for t, r in zip(target_names, val_r2)}
 
 
+def _batches(n: int, seq: torch.Tensor | None, cfg: TrainConfig, gen: torch.Generator,
+             device: torch.device) -> list[torch.Tensor]:
+    """One epoch's batches of row positions: shuffled rows, or with ``seq`` (a hard model's
+    sequence columns) whole experiments in a shuffled order, ``cfg.experiments_per_step`` a step."""
+    if seq is None:
+        return torch.randperm(n, generator=gen).to(device).split(cfg.batch_size)
+    starts = torch.nonzero(seq[:, 0] > 0).flatten().cpu()  # experiment starts
+    spans = torch.arange(n).tensor_split(starts)[1:]
+    order, per = torch.randperm(len(spans), generator=gen), cfg.experiments_per_step
+    return [torch.cat([spans[int(k)] for k in order[i:i + per]]).to(device)
+            for i in range(0, len(spans), per)]
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over the model; a physics head's constants get ``cfg.head_lr`` and no weight decay."""
+    head = head_of(model)
+    head_params = set() if head is None else {id(p) for p in head.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in head_params]}]
+    if head is not None:
+        groups.append({"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def fit(
     model: nn.Module,
     data: PreparedData,
@@ -258,73 +223,58 @@ def fit(
     after_step: Callable[[nn.Module], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
-    """Train ``model`` in place on ``data["train"]``, stop early on ``data["val"]``.
-
-    Args:
-        model: maps standardised inputs to standardised targets (e.g. DensePINN).
-        data: splits "train" and "val" plus the train-fitted scaler.
-        cfg: optimiser, schedule, early stopping, batch order seed.
-        physics: physics-loss weights (``PhysicsConfig.off()`` for data loss only).
-        device: where to train; the model is moved there.
-        after_step: called as ``after_step(model)`` after every optimizer step.
-        desc: label of the progress bar.
-
-    Returns:
-        TrainResult; history rows hold ``epoch, train_loss, data_loss, physics_loss``, each
-        physics term (unweighted), ``val_loss, val_r2 {target: r2}, lr, seconds``. The model
-        ends holding the best epoch's weights.
-    """
+    """Train ``model`` in place on ``data``'s "train" split, stopping early on "val"; it ends
+    holding the best epoch's weights. ``physics``: the loss weights (a hard-physics model trains
+    without); ``after_step(model)`` runs after every optimizer step (pruning re-applies its masks).
+    History rows: ``epoch, train_loss, data_loss, physics_loss``, each active physics term
+    (unweighted), ``val_loss, val_r2 {target: r2}, lr, seconds``."""
     device = torch.device(device)
     model.to(device)
     x_train, y_train = _tensors(data, "train", device)
     x_val, y_val = _tensors(data, "val", device)
     gen = torch.Generator().manual_seed(int(cfg.seed))
-    head = head_of(model)
-    head_params = set() if head is None else {id(p) for p in head.parameters()}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in head_params]}]
-    if head is not None:
-        groups.append({"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
-    optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = _optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
-    hard = head is not None
-    if hard:  # the physics holds by construction: no soft term applies
+    seq_train = seq_val = None
+    if head_of(model) is not None:  # the physics holds by construction: no soft term applies
         physics = PhysicsConfig.off()
         seq_train, seq_val = (torch.as_tensor(sequence_of(data, s), device=device) for s in ("train", "val"))
-        n_experiments = int((seq_train[:, 0] > 0).sum())
-    step = _Step(cfg, physics, data, optimizer, after_step, desc)
+    step = _Step(cfg, physics, data.scaler, optimizer, after_step, desc)
     if physics.wear_sequence_weight > 0:
         step.pairs, step.pair_gen = sequence_pairs(data), torch.Generator().manual_seed(int(cfg.seed) + 1)
-    stopper, history, stopped_early = EarlyStopping(cfg.patience, cfg.min_delta), [], False
+    history, stopped_early = [], False
+    best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0  # early stopping
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not cfg.progress, leave=False)
     for epoch in bar:
         t0 = time.perf_counter()
-        if hard:
-            order = torch.randperm(n_experiments, generator=gen)
-            sums = _train_epoch_sequences(model, x_train, y_train, seq_train, order, step, epoch)
-            val_loss, val_r2 = _validate(model, x_val, y_val, cfg, data.target_names, seq_val)
-        else:
-            order = torch.randperm(len(x_train), generator=gen).to(device)
-            sums = _train_epoch(model, x_train, y_train, order, step, epoch)
-            val_loss, val_r2 = _validate(model, x_val, y_val, cfg, data.target_names)
+        batches = _batches(len(x_train), seq_train, cfg, gen, device)
+        sums = _train_epoch(model, x_train, y_train, batches, step, epoch, seq_train)
+        val_loss, val_r2 = _validate(model, x_val, y_val, cfg, data.target_names, seq_val)
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
         history.append({"epoch": epoch, **sums, "val_loss": val_loss, "val_r2": val_r2,
                         "lr": lr_now, "seconds": time.perf_counter() - t0})
-        stopped_early = stopper.update(val_loss, epoch, model)
-        bar.set_postfix(loss=f"{sums['train_loss']:.4f}", val=f"{val_loss:.4f}", best=stopper.best_epoch)
+        if val_loss < best_loss - cfg.min_delta:
+            best_loss, best_epoch, since_best = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        stopped_early = since_best >= cfg.patience
+        bar.set_postfix(loss=f"{sums['train_loss']:.4f}", val=f"{val_loss:.4f}", best=best_epoch)
         if stopped_early:
             break
     bar.close()
-    stopper.restore(model, desc, history[-1]["val_loss"])
+    if best_state is None:  # only a NaN validation loss never improves on inf
+        last = history[-1]["val_loss"]
+        raise SpinnError(f"{desc}: validation loss never improved from inf (last {last})")
+    model.load_state_dict(best_state)
     model.eval()
-    n_batches = (-(-n_experiments // cfg.experiments_per_step) if hard
-                 else -(-len(x_train) // cfg.batch_size))
     return TrainResult(
-        history=history, best_epoch=stopper.best_epoch, best_val_loss=stopper.best_loss,
+        history=history, best_epoch=best_epoch, best_val_loss=best_loss,
         seconds=time.perf_counter() - start, stopped_early=stopped_early,
         extra={"train_rows": len(x_train), "val_rows": len(x_val),
-               "optimizer_steps": n_batches * len(history), "device": str(device)},
+               "optimizer_steps": len(batches) * len(history), "device": str(device)},
     )

@@ -14,11 +14,8 @@ from .fit import TrainConfig, TrainResult
 
 def history_frame(history: list[dict]) -> pd.DataFrame:
     """One row per epoch; ``val_r2`` becomes one ``val_r2 <target>`` column per output."""
-    rows = []
-    for h in history:
-        row = {k: v for k, v in h.items() if k != "val_r2"}
-        row.update({f"val_r2 {t}": r for t, r in h.get("val_r2", {}).items()})
-        rows.append(row)
+    rows = [{**{k: v for k, v in h.items() if k != "val_r2"},
+             **{f"val_r2 {t}": r for t, r in h.get("val_r2", {}).items()}} for h in history]
     return pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
 
 
