@@ -83,8 +83,10 @@ def _compare(runs: list[dict]) -> dict:
     per-output R2, and of their paired difference (NaN where a run's R2 is)."""
     out = {model: {"mean_r2": fold_stats([r[model].mean_r2 for r in runs]),
                    "per_output": {t: {"r2": fold_stats([r[model].per_output[t].r2 for r in runs])}
-                                  for t in runs[0][model].per_output}} for model in ("dense", "spinn")}
-    diff = [s - d for s, d in zip(out["spinn"]["mean_r2"]["values"], out["dense"]["mean_r2"]["values"])]
+                                  for t in runs[0][model].per_output}}
+           for model in ("dense", "spinn")}
+    dense, spinn = out["dense"]["mean_r2"]["values"], out["spinn"]["mean_r2"]["values"]
+    diff = [s - d for s, d in zip(spinn, dense)]
     return {**out, "difference": {"mean_r2": fold_stats(diff)}}
 
 

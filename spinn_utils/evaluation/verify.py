@@ -111,9 +111,10 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
     pruning_path = paths.metric(METRICS.pruning)
     pruning = read_result(paths, METRICS.pruning) if pruning_path.is_file() else None
     present = [name for name in DENSE_STORAGE_VARIANTS if paths.stored_checkpoint(name).is_file()]
-    models, checks = {}, [check_row(f"{name}_present", False,
-                                    f"{paths.stored_checkpoint(name)} missing (run notebooks 02 and 03)")
-                          for name in DENSE_STORAGE_VARIANTS if name not in present]
+    models, checks = {}, [
+        check_row(f"{name}_present", False,
+                  f"{paths.stored_checkpoint(name)} missing (run notebooks 02 and 03)")
+        for name in DENSE_STORAGE_VARIANTS if name not in present]
     # Not data=: a checkpoint with another scaler is a failed check here, not a refusal.
     run = load_run_models(paths, present, device)
     loaded = {name: (run.models[name], run.metas[name]) for name in present}

@@ -133,8 +133,8 @@ def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
             status = judge(value, value is not None and value >= need)
             if row and row.outputs_differ:
                 status, detail = "fail", detail + "; outputs differ from its reference: no win"
-            items.append(check_item(f"{device.upper()} speedup ({what})", status, value, f">= {need}x{versus}",
-                                    detail))
+            items.append(check_item(f"{device.upper()} speedup ({what})", status, value,
+                                    f">= {need}x{versus}", detail))
     return items
 
 
@@ -162,12 +162,14 @@ def physics_holds_item(results: RunResults) -> ChecklistItem:
     if block is None:
         return check_item(item, "not run", None, rule)
     rows = [m for v in DENSE_STORAGE_VARIANTS if (m := block.models.get(v)) is not None]
-    drops = max((m.wear_decrease_fraction for m in rows if m.wear_decrease_fraction is not None), default=None)
-    worst = max((m.thermal_ode_residual_rms_um for m in rows if m.thermal_ode_residual_rms_um is not None),
+    drops = max((m.wear_decrease_fraction for m in rows if m.wear_decrease_fraction is not None),
                 default=None)
+    worst = max((m.thermal_ode_residual_rms_um for m in rows
+                 if m.thermal_ode_residual_rms_um is not None), default=None)
     floor = None if block.measured is None else block.measured.thermal_ode_residual_rms_um
     ok = drops == 0.0 and (floor is None or worst is None or worst <= floor)
-    detail = "" if drops is None else f"{results.test_evaluation.physics} physics; worst wear-drop share {drops:.1%}"
+    detail = ("" if drops is None else
+              f"{results.test_evaluation.physics} physics; worst wear-drop share {drops:.1%}")
     if worst is not None and floor is not None:
         detail += f"; worst thermal residual {worst:.3g} um vs the measured data's {floor:.3g} um"
     return check_item(item, judge(drops, ok), drops, rule, detail)
@@ -287,8 +289,8 @@ def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: Sweep | None
     sem = "n/a" if diff["sem"] is None else f"{diff['sem']:.3f}"
     r2_text = (f"test mean per-output R2 dense {_r3(dense)} -> SPINN {_r3(spinn)}; paired difference "
                "(SPINN - dense) over CV folds and seeds "
-               + (NOT_MEASURED if diff["mean"] is None else f"{diff['mean']:+.3f} (standard error {sem}, "
-                  f"{len(folds)} folds + {len(seeds)} seeds)"))
+               + (NOT_MEASURED if diff["mean"] is None else f"{diff['mean']:+.3f} (standard error "
+                  f"{sem}, {len(folds)} folds + {len(seeds)} seeds)"))
     tol = cfg.claimed_r2_tolerance
     as_claimed = (None if dense is None or spinn is None else
                   dense <= cfg.claimed_dense_r2 + tol and spinn >= cfg.claimed_spinn_r2 - tol)

@@ -24,20 +24,20 @@ def recommend_deploy(fp32: RegressionReport | None, int8: RegressionReport | Non
     if int8 is None:
         return DeployChoice(VARIANTS.structured_ort, "no int8 model was scored")
     drop = fp32.mean_r2 - int8.mean_r2
+    fp32_only, within = VARIANTS.structured_ort, f"{drop:.4f} <= {max_r2_drop}"
     if drop > max_r2_drop + 1e-12:  # "<= 0.01" must hold for 0.85 - 0.84 in binary floating point too
-        return DeployChoice(VARIANTS.structured_ort,
-                            f"int8 not recommended: mean per-output R2 drops by {drop:.4f} > {max_r2_drop}")
+        return DeployChoice(fp32_only, "int8 not recommended: mean per-output R2 drops by "
+                                       f"{drop:.4f} > {max_r2_drop}")
     if fp32_ms is not None and int8_ms is not None and int8_ms >= fp32_ms:
-        return DeployChoice(VARIANTS.structured_ort,
-                            f"int8 not recommended: R2 drop {drop:.4f} <= {max_r2_drop}, but it is not "
-                            f"faster ({int8_ms:.3g} ms vs fp32 {fp32_ms:.3g} ms)")
+        return DeployChoice(fp32_only, f"int8 not recommended: R2 drop {within}, but it is not "
+                                       f"faster ({int8_ms:.3g} ms vs fp32 {fp32_ms:.3g} ms)")
     speed = f", {fp32_ms / int8_ms:.2f}x faster than fp32" if fp32_ms and int8_ms else ""
     return DeployChoice(VARIANTS.structured_int8_ort,
-                        f"int8 recommended: mean per-output R2 drops by {drop:.4f} <= {max_r2_drop}{speed}")
+                        f"int8 recommended: mean per-output R2 drops by {within}{speed}")
 
 
 def deploy_note(results: RunResults, cfg: ReportConfig) -> str:
-    """Table 1's note: ``recommend_deploy`` on the run's test metrics and CPU timings at Table 1's point."""
+    """Table 1's note: ``recommend_deploy`` on the run's test scores and CPU timings there."""
     models = {} if results.test_evaluation is None else results.test_evaluation.models
     bench = results.cpu_benchmark
     fp32_ms = int8_ms = None

@@ -226,7 +226,8 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
         for model, rows in part.groupby("model", sort=False):
             y, p = rows["measured"].to_numpy(), rows["predicted"].to_numpy()
             r2 = float(r2_score(y, p)[0])
-            shown = rows if len(rows) <= cfg.max_points else rows.sample(cfg.max_points, random_state=cfg.seed)
+            shown = (rows if len(rows) <= cfg.max_points
+                     else rows.sample(cfg.max_points, random_state=cfg.seed))
             label, colour = style(model)
             ax.scatter(shown["measured"], shown["predicted"], s=6, alpha=0.4, color=colour,
                        label=f"{label} (R2 {r2:.3f})")
@@ -245,7 +246,8 @@ def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
     per experiment, each model one curve across all its runs. The time is ``CUM_TIME_COL`` (runs
     joined where time restarts in each run), else the predictions' own time column."""
     target = pred["target"].iloc[0]
-    time_col = CUM_TIME_COL if CUM_TIME_COL in pred else next(c for c in pred.columns if c not in PREDICTION_KEYS)
+    time_col = (CUM_TIME_COL if CUM_TIME_COL in pred
+                else next(c for c in pred.columns if c not in PREDICTION_KEYS))
     part = _shown_models(pred, cfg)
     part = part[part["target"] == target]
     experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]
@@ -315,23 +317,27 @@ class FigureFiles(NamedTuple):
 
 
 def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> FigureFiles:
-    """Every figure whose inputs exist in the run at ``paths``, written; the others skipped, with why."""
+    """Every figure whose inputs exist in the run at ``paths``, written; the others, why not."""
     cfg, results = cfg or FigureConfig(), load_results(paths)
     pred = pd.read_csv(paths.predictions) if paths.predictions.is_file() else None
     test = None if results.test_evaluation is None else results.test_evaluation.models
     cpu, gpu, sizes = results.cpu_benchmark, results.gpu_benchmark, model_sizes(results)
+    timed, pruning = bench_measured(cpu) or bench_measured(gpu), results.pruning
+    cv = evaluation_part(results, "cross_validation")
+    staged = bool(pruning and pruning.unstructured.stages)
     no_pred = f"no metrics/{PREDICTIONS_FILE}"
     plan = {  # name: (its inputs are there, what the run lacks otherwise, how to draw it)
         FIGURES.parameters: (bool(sizes), "no cpu_benchmark.json or model_verification.json",
                              lambda: fig_parameters(sizes, cfg)),
-        FIGURES.r2_per_output: (bool(test), "no test_evaluation.json",
-                                lambda: fig_r2(test, evaluation_part(results, "cross_validation"), cfg)),
-        FIGURES.latency_vs_batch: (bench_measured(cpu) or bench_measured(gpu), "no measured benchmark JSON",
+        FIGURES.r2_per_output: (bool(test), "no test_evaluation.json", lambda: fig_r2(test, cv, cfg)),
+        FIGURES.latency_vs_batch: (timed, "no measured benchmark JSON",
                                    lambda: fig_latency(cpu, gpu, cfg)),
-        FIGURES.predicted_vs_measured: (pred is not None, no_pred, lambda: fig_pred_vs_measured(pred, cfg)),
-        FIGURES.wear_over_time: (pred is not None, no_pred, lambda: fig_wear_over_time(pred, cfg)),
-        FIGURES.pruning_progression: (results.pruning is not None and bool(results.pruning.unstructured.stages),
-                                      "no pruning.json", lambda: fig_pruning(results.pruning, cfg)),
+        FIGURES.predicted_vs_measured: (pred is not None, no_pred,
+                                        lambda: fig_pred_vs_measured(pred, cfg)),
+        FIGURES.wear_over_time: (pred is not None, no_pred,
+                                 lambda: fig_wear_over_time(pred, cfg)),
+        FIGURES.pruning_progression: (staged, "no pruning.json", lambda: fig_pruning(pruning, cfg)),
     }
-    written = {name: save_figure(draw(), paths.figures, name, cfg) for name, (ok, _, draw) in plan.items() if ok}
+    written = {name: save_figure(draw(), paths.figures, name, cfg)
+               for name, (ok, _, draw) in plan.items() if ok}
     return FigureFiles(written, {name: why for name, (ok, why, _) in plan.items() if not ok})

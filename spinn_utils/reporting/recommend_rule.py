@@ -119,7 +119,7 @@ class Decision:
 
 
 def _timing(point: SweepPoint, variant: str, rule: Rule):
-    """The point's timing of ``variant`` at the rule's batch and threads, with a speedup; else None."""
+    """The point's timing of ``variant`` at the rule's batch and threads with a speedup, or None."""
     row = point_timing(point, rule.batch, variant)
     return row if row is not None and row.threads == rule.threads and row.speedup_vs_dense else None
 
@@ -132,7 +132,8 @@ def candidates(points: list[SweepPoint], rule: Rule) -> list[Candidate]:
         for variant, scored in ACCURACY_OF.items():
             rows = []
             for p in sorted((p for p in ok if p.target_sparsity == s), key=lambda p: p.seed):
-                dense, mine, t = point_r2(p, VARIANTS.dense), point_r2(p, scored), _timing(p, variant, rule)
+                dense, mine = point_r2(p, VARIANTS.dense), point_r2(p, scored)
+                t = _timing(p, variant, rule)
                 if dense is not None and mine is not None and t is not None:
                     rows.append((p.seed, dense - mine, t.speedup_vs_dense, t.median_ms, p))
             if rows:
@@ -164,15 +165,16 @@ def decide(points: list[SweepPoint], rule: Rule) -> Decision:
 
 
 def accept_rates(rule: Rule, sd: float, n: int, trials: int = 20000) -> dict[float, float]:
-    """Share of simulated candidates the rule accepts, {true drop: share} for a true drop of 0 and of
-    the tolerance (there: the false acceptance rate, 1 - confidence by design), with ``n`` seeds of
-    paired drops ~ Normal(true drop, sd): the rule's error rates on records like the sweep's."""
+    """Share of simulated candidates the rule accepts, {true drop: share} for a true drop of 0 and
+    of the tolerance (there: the false acceptance rate, 1 - confidence by design), with ``n`` seeds
+    of paired drops ~ Normal(true drop, sd): the rule's error rates on records like the sweep's."""
     rng = np.random.default_rng(0)
     t = stats.t.ppf(rule.confidence, n - 1)
     out = {}
     for mu in (0.0, rule.max_r2_drop):
         draws = rng.normal(mu, sd, size=(trials, n))
-        out[mu] = float(np.mean(draws.mean(1) + t * draws.std(1, ddof=1) / math.sqrt(n) <= rule.max_r2_drop))
+        bound = draws.mean(1) + t * draws.std(1, ddof=1) / math.sqrt(n)
+        out[mu] = float(np.mean(bound <= rule.max_r2_drop))
     return out
 
 

@@ -29,33 +29,38 @@ def _diff_text(row: PairedDifference) -> str:
 
 
 def magnitude_item(sweep: Sweep) -> ChecklistItem:
+    item = "Magnitude beats random pruning (sweep)"
     rows = summary_of(sweep).magnitude_vs_random
     judged = [r for r in rows if r.beats is not None]
     if not judged:
         why = "no sparsity with both methods" if not rows else "fewer than 2 paired seeds"
-        return check_item("Magnitude beats random pruning (sweep)", "not run", None, MAG_RULE, f"{why} in sweep.json")
+        return check_item(item, "not run", None, MAG_RULE, f"{why} in sweep.json")
     wins = sum(r.beats for r in judged)
-    return check_item("Magnitude beats random pruning (sweep)", "pass" if wins == len(judged) else "fail",
-                      f"{wins}/{len(judged)} sparsities", MAG_RULE, "; ".join(_diff_text(r) for r in rows))
+    status = "pass" if wins == len(judged) else "fail"
+    return check_item(item, status, f"{wins}/{len(judged)} sparsities", MAG_RULE,
+                      "; ".join(_diff_text(r) for r in rows))
 
 
 def break_even_item(sweep: Sweep, cfg: ReportConfig) -> ChecklistItem:
     design = PruneConfig().target_sparsity
     stored = {(r.variant, r.batch_size): r for r in summary_of(sweep).break_even}
-    found = {(v, b): stored.get((v, b)) or break_even(sweep, v, b) for b in (cfg.batch_size, 1) for v in SPARSE_STORAGE}
+    found = {(v, b): stored.get((v, b)) or break_even(sweep, v, b)
+             for b in (cfg.batch_size, 1) for v in SPARSE_STORAGE}
     at_table = [found[(v, cfg.batch_size)] for v in SPARSE_STORAGE]
     measured = [r.sparsity for r in at_table if r.sparsity is not None]
-    reached = any((r.max_measured or 0) >= design for r in at_table)
     # Passing needs a break-even at or below the design point; failing needs the sweep to have
-    # measured that far (a sweep that stopped below 68.5% cannot say "none"); noise is no measurement.
+    # measured that far (a sweep that stopped below 68.5% cannot say "none"); noise is no measure.
+    reached = any((r.max_measured or 0) >= design for r in at_table)
     status = "pass" if measured and min(measured) <= design else ("fail" if reached else "not run")
     return check_item(
-        "Sparse-storage break-even sparsity (sweep, measured)", "not run" if timing_busy(sweep) is not None else status,
+        "Sparse-storage break-even sparsity (sweep, measured)",
+        "not run" if timing_busy(sweep) is not None else status,
         ", ".join(f"{SHORT[v]} b{b} {r.text}" for (v, b), r in found.items()),
-        f"COO or CSR faster than dense at or below the original design's {percent(design)} sparsity, "
-        f"batch {cfg.batch_size}",
-        "break-even: the lowest measured sparsity from which the mean speedup over seeds is >= 1 at it and every "
-        "higher sparsity; " + "; ".join(f"{SHORT[v]} b{b} speedups {r.speedups}" for (v, b), r in found.items()))
+        f"COO or CSR faster than dense at or below the original design's {percent(design)} "
+        f"sparsity, batch {cfg.batch_size}",
+        "break-even: the lowest measured sparsity from which the mean speedup over seeds is >= 1 "
+        "at it and every higher sparsity; "
+        + "; ".join(f"{SHORT[v]} b{b} speedups {r.speedups}" for (v, b), r in found.items()))
 
 
 def sweep_items(sweep: Sweep | None, cfg: ReportConfig) -> list[ChecklistItem]:

@@ -1,5 +1,5 @@
 """The sparsity sweep's three figures, drawn from ``sweep/sweep.json`` only, PNG and PDF in
-``<results>/sweep/figures/`` (docs/sweeps.md); same colours and labels as notebook 09's (``figures.style``).
+``<results>/sweep/figures/`` (docs/sweeps.md); colours and labels are notebook 09's (``style``).
 """
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ BUSY_PERCENT = 25.0  # CPU use by others, over all cores, above which a sweep's 
 
 
 class BreakEven(Record):
-    """The lowest measured sparsity from which ``variant``'s mean speedup is >= 1 at every higher one."""
+    """The lowest measured sparsity from which ``variant``'s mean speedup is >= 1 at every higher
+    one."""
 
     variant: str
     batch_size: int
@@ -132,12 +133,12 @@ def point_r2(point: SweepPoint, variant: str) -> float | None:
 def accuracy(sweep: Sweep, sparsity: float, column: str) -> dict:
     """Test mean per-output R2 over seeds of one column (magnitude, random, structured), with
     how many points failed."""
-    if column in METHODS:
-        pts, variant = _points(sweep, sparsity, column), VARIANTS.masked
-    else:
-        pts, variant = _points(sweep, sparsity, "magnitude") or _points(sweep, sparsity), VARIANTS.structured
+    variant = VARIANTS.masked if column in METHODS else VARIANTS.structured
+    pts = _points(sweep, sparsity, column) if column in METHODS else (
+        _points(sweep, sparsity, "magnitude") or _points(sweep, sparsity))
     ok = [p for p in pts if p.status == "ok"]
-    return {**mean_sem([point_r2(p, variant) for p in ok]), "failed": len(pts) - len(ok), "points": len(pts)}
+    scores = mean_sem([point_r2(p, variant) for p in ok])
+    return {**scores, "failed": len(pts) - len(ok), "points": len(pts)}
 
 
 def dense_r2(sweep: Sweep) -> dict:
@@ -179,34 +180,40 @@ def break_even(sweep: Sweep, variant: str, batch: int) -> BreakEven:
                      speedups={f"{s:g}": speed[s] for s in measured})
 
 
-def _paired(sweep: Sweep, reference) -> list[PairedDifference]:
-    """Per sparsity: each magnitude point's masked test R2 minus ``reference(sparsity)[its seed]``."""
+def _by_seed(sweep: Sweep, sparsity: float, method: str, variant: str) -> dict[int, float | None]:
+    """Test mean per-output R2 of ``variant`` per seed, at the finished ``method`` points."""
+    points = _points(sweep, sparsity, method)
+    return {p.seed: point_r2(p, variant) for p in points if p.status == "ok"}
+
+
+def _paired(sweep: Sweep, method: str, variant: str) -> list[PairedDifference]:
+    """Per sparsity: magnitude points' masked test R2 minus ``method``'s ``variant``'s, by seed."""
     out = []
     for s in sparsities(sweep):
-        ref = reference(s)
-        mine = {p.seed: point_r2(p, VARIANTS.masked) for p in _points(sweep, s, "magnitude") if p.status == "ok"}
-        diffs = [mine[k] - ref[k] for k in sorted(set(mine) & set(ref)) if mine[k] is not None and ref[k] is not None]
+        mine = _by_seed(sweep, s, "magnitude", VARIANTS.masked)
+        ref = _by_seed(sweep, s, method, variant)
+        diffs = [mine[k] - ref[k] for k in sorted(set(mine) & set(ref))
+                 if mine[k] is not None and ref[k] is not None]
         if diffs:
             d = mean_sem(diffs)
+            beats = None if d["sem"] is None else bool(d["mean"] > d["sem"])
             out.append(PairedDifference(sparsity=s, mean=d["mean"], sem=d["sem"], n=d["n"],
-                                        beats=None if d["sem"] is None else bool(d["mean"] > d["sem"])))
+                                        beats=beats))
     return out
 
 
 def magnitude_vs_random(sweep: Sweep) -> list[PairedDifference]:
     """Per sparsity: magnitude - random test mean per-output R2 (masked model), paired by seed."""
-    return _paired(sweep, lambda s: {p.seed: point_r2(p, VARIANTS.masked) for p in _points(sweep, s, "random")
-                                     if p.status == "ok"})
+    return _paired(sweep, "random", VARIANTS.masked)
 
 
 def pruned_vs_dense(sweep: Sweep) -> list[PairedDifference]:
-    """Per sparsity: magnitude-pruned - dense test mean per-output R2, paired by seed (same dense model)."""
-    return _paired(sweep, lambda s: {p.seed: point_r2(p, VARIANTS.dense) for p in _points(sweep, s, "magnitude")
-                                     if p.status == "ok"})
+    """Per sparsity: magnitude-pruned - dense test mean per-output R2, paired by seed."""
+    return _paired(sweep, "magnitude", VARIANTS.dense)
 
 
 def pareto_front(items: list, cost, loss) -> list:
-    """The items no other one beats on both ``cost`` and ``loss`` (lower is better), cheapest first."""
+    """The items no other beats on both ``cost`` and ``loss`` (lower is better), cheapest first."""
     front, best = [], float("inf")
     for item in sorted(items, key=lambda i: (cost(i), loss(i))):
         if loss(item) < best:
@@ -218,11 +225,11 @@ def pareto_front(items: list, cost, loss) -> list:
 def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
     """Every (method, sparsity, representation) and dense: latency and R2 (mean and std over seeds), on
     the front or not. int8 is drawn with the structured model's R2 (its own is within Table 1's 0.01 check)."""
-    dense_ms = mean_sem([t.median_ms for p in sweep.points
-                         if p.status == "ok" and (t := point_timing(p, batch, VARIANTS.dense)) is not None])
-    dense = dense_r2(sweep)
-    cands = [{"label": "dense", "variant": VARIANTS.dense, "sparsity": 0.0, "method": None, "ms": dense_ms["mean"],
-              "ms_std": dense_ms["std"], "r2": dense["mean"], "r2_std": dense["std"]}]
+    timed = [point_timing(p, batch, VARIANTS.dense) for p in sweep.points if p.status == "ok"]
+    dense_ms, dense = mean_sem([t.median_ms for t in timed if t is not None]), dense_r2(sweep)
+    cands = [{"label": "dense", "variant": VARIANTS.dense, "sparsity": 0.0, "method": None,
+              "ms": dense_ms["mean"], "ms_std": dense_ms["std"], "r2": dense["mean"],
+              "r2_std": dense["std"]}]
     unstructured = (VARIANTS.masked, VARIANTS.coo, VARIANTS.csr)
     structured = (VARIANTS.structured, VARIANTS.structured_ort, VARIANTS.structured_int8_ort)
     for s in sparsities(sweep):
@@ -231,9 +238,9 @@ def pareto_points(sweep: Sweep, batch: int = 1000) -> list[dict]:
             acc = accuracy(sweep, s, column)
             for v in variants:
                 ms = latency(sweep, s, v, batch)["ms"]
-                cands.append({"label": f"{prefix}{SHORT[v]} {percent(s)}", "variant": v, "sparsity": s,
-                              "method": column, "ms": ms["mean"], "ms_std": ms["std"], "r2": acc["mean"],
-                              "r2_std": acc["std"]})
+                cands.append({"label": f"{prefix}{SHORT[v]} {percent(s)}", "variant": v,
+                              "sparsity": s, "method": column, "ms": ms["mean"],
+                              "ms_std": ms["std"], "r2": acc["mean"], "r2_std": acc["std"]})
     cands = [c for c in cands if c["ms"] is not None and c["r2"] is not None]
     front = pareto_front(cands, lambda c: c["ms"], lambda c: -c["r2"])
     return [{**c, "pareto": any(c is f for f in front)} for c in cands]
@@ -247,8 +254,10 @@ def _busy(cond: dict) -> str:
     return f"CPU {busy:.0f}% busy over 1 s before"
 
 
-def mean_std_text(stats: dict, failed: int = 0, digits: int = 3, missing: str = NOT_MEASURED) -> str:
-    """``mean ± std (n=N)`` of a ``core.spread.mean_sem`` record (no ± for one value), failures counted."""
+def mean_std_text(stats: dict, failed: int = 0, digits: int = 3,
+                  missing: str = NOT_MEASURED) -> str:
+    """``mean ± std (n=N)`` of a ``core.spread.mean_sem`` record (one value: no ±); failures
+    counted."""
     if stats.get("mean") is None:
         text = "failed" if failed else missing
     else:
@@ -325,7 +334,7 @@ def summary_of(sweep: Sweep) -> SweepFindings:
 
 
 def sweep_summary(sweep: Sweep) -> SweepFindings:
-    """Break-even per representation and batch, magnitude vs random, pruned vs dense, failed points."""
+    """Break-even per representation and batch, magnitude vs random, pruned vs dense, failures."""
     return SweepFindings(
         break_even=[break_even(sweep, v, b) for b in batches(sweep) for v in REPRESENTATIONS[:-1]],
         magnitude_vs_random=magnitude_vs_random(sweep), pruned_vs_dense=pruned_vs_dense(sweep),

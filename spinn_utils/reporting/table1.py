@@ -99,7 +99,8 @@ NOTES = (
 )
 
 
-def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple[dict[str, TimingRow], str]:
+def _latency_cells(results: RunResults, device: str, cfg: ReportConfig
+                   ) -> tuple[dict[str, TimingRow], str]:
     """Per column, the timing row at Table 1's point; and a note on the conditions."""
     bench = results.benchmark(device)
     if not bench_measured(bench):
@@ -129,8 +130,8 @@ def _gemm_notes(results: RunResults) -> list[str]:
     """The GEMM rate behind the percentages, where it was measured."""
     bench = results.cpu_benchmark
     peaks = bench.gemm_peak if isinstance(bench, Benchmark) else []
-    return [f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): " + ", ".join(
-        f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + "."] if peaks else []
+    rates = ", ".join(f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks)
+    return [f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): {rates}."] if peaks else []
 
 
 def physics_note(results: RunResults) -> str:
@@ -213,7 +214,8 @@ def table1(results: RunResults, cfg: ReportConfig | None = None) -> pd.DataFrame
         index=pd.Index([label for label, _ in ROWS], name="Metric"),
         columns=[*COLUMNS, "Source"], dtype=object,
     )
-    frame.attrs.update(notes=[*notes, *NOTES, *_gemm_notes(results), deploy_note(results, cfg), physics_note(results)],
+    notes += [*NOTES, *_gemm_notes(results), deploy_note(results, cfg), physics_note(results)]
+    frame.attrs.update(notes=notes,
                        row_format=ROW_FORMAT, name=TABLE1,
                        title="Table 1: Dense PINN vs SPINN (this run)")
     return mark_leakage(frame, results)
@@ -294,7 +296,8 @@ def to_latex(frame: pd.DataFrame) -> str:
     ]) + "\n"
 
 
-def write_table(frame: pd.DataFrame, paths: ResultsPaths, csv: pd.DataFrame | None = None) -> list[Path]:
+def write_table(frame: pd.DataFrame, paths: ResultsPaths,
+                csv: pd.DataFrame | None = None) -> list[Path]:
     """Write ``tables/<name>.{md,tex,csv}`` atomically; the CSV keeps the raw values (``frame``'s,
     or ``csv``'s where the text differs from the numbers)."""
     out = []

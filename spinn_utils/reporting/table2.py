@@ -49,7 +49,8 @@ def _column(evaluation: TestEvaluation | None, where: str, model: str) -> list:
     if evaluation is None or where == "none":
         return [None] * len(ROWS)
     baselines, consistency = ran(evaluation.baselines), ran(evaluation.physics_consistency)
-    scored = {"models": evaluation.models, "baselines": {} if baselines is None else baselines.models}
+    scored = {"models": evaluation.models,
+              "baselines": {} if baselines is None else baselines.models}
     metrics = scored.get(where, {}).get(model)
     physics = (None if consistency is None else consistency.measured if where == "measured"
                else consistency.models.get(model))
