@@ -329,7 +329,8 @@ def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> Figure
     plan = {  # name: (its inputs are there, what the run lacks otherwise, how to draw it)
         FIGURES.parameters: (bool(sizes), "no cpu_benchmark.json or model_verification.json",
                              lambda: fig_parameters(sizes, cfg)),
-        FIGURES.r2_per_output: (bool(test), "no test_evaluation.json", lambda: fig_r2(test, cv, cfg)),
+        FIGURES.r2_per_output: (bool(test), "no test_evaluation.json",
+                                lambda: fig_r2(test, cv, cfg)),
         FIGURES.latency_vs_batch: (timed, "no measured benchmark JSON",
                                    lambda: fig_latency(cpu, gpu, cfg)),
         FIGURES.predicted_vs_measured: (pred is not None, no_pred,
