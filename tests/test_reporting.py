@@ -29,9 +29,15 @@ from spinn_utils.reporting.checklist import (
     verdict,
     write_checklist,
 )
-from spinn_utils.reporting.deploy import recommend_deploy
 from spinn_utils.reporting.results import NOT_MEASURED, RunResults
-from spinn_utils.reporting.table1 import COLUMNS, build_table1, table1, to_markdown, write_table1
+from spinn_utils.reporting.table1 import (
+    COLUMNS,
+    build_table1,
+    recommend_deploy,
+    table1,
+    to_markdown,
+    write_table1,
+)
 
 
 def items_by_name(results, missing=()) -> dict:

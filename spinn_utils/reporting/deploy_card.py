@@ -77,6 +77,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
     file, sidecar, run = model_file(folder, c.variant)
     physics = getattr(test.physics_consistency, "models", {})
     shown = [x for x in decision.candidates if x.shown(rule) and x is not c]
+    spread = _per_output_spread(points, c)
     latency = {str(b): {"model": _timing(bench, c.variant, b), "dense": _timing(bench, VARIANTS.dense, b)}
                for b in sorted({1, rule.batch})}
     at = latency[str(rule.batch)]["model"] or {}
@@ -91,7 +92,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
         "accuracy": {"mean_r2": mine.mean_r2, "dense_mean_r2": dense.mean_r2, "drop": dense.mean_r2 - mine.mean_r2,
                      "within_tolerance": dense.mean_r2 - mine.mean_r2 <= rule.max_r2_drop,
                      "per_output": {t: {"r2": m.r2, "rmse": m.rmse, "dense_r2": dense.per_output[t].r2,
-                                        "sweep_r2": _per_output_spread(points, c).get(t)}
+                                        "sweep_r2": spread.get(t)}
                                     for t, m in mine.per_output.items()},
                      "units": test.units,
                      "sweep": {"seeds": c.seeds, "drops": c.drops, "mean_drop": c.mean_drop, "sd_drop": c.sd_drop,

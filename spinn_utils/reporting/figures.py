@@ -112,19 +112,15 @@ def fig_parameters(models: dict[str, tuple[ParamCount, int | None]], cfg: Figure
     ax = axes[0, 0]
     ax.bar(x, [models[n][0].total for n in names], color="none", edgecolor=colours, hatch="//",
            label="stored (zeros included)")
-    ax.bar(x, [models[n][0].nonzero for n in names], color=colours, label="non-zero")
-    for xi, n in zip(x, names):
-        ax.annotate(f"{models[n][0].nonzero:,}", (xi, models[n][0].nonzero), ha="center",
-                    va="bottom", fontsize=8)
+    bars = ax.bar(x, [models[n][0].nonzero for n in names], color=colours, label="non-zero")
+    ax.bar_label(bars, [f"{models[n][0].nonzero:,}" for n in names], fontsize=8)
     ax.set(title="Parameters per model", ylabel="parameters")
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.legend(fontsize=8)
     ax = axes[0, 1]
     mb = [np.nan if models[n][1] is None else models[n][1] / 1e6 for n in names]
-    ax.bar(x, mb, color=colours)
-    for xi, v in zip(x, mb):
-        if np.isfinite(v):
-            ax.annotate(f"{v:.2f}", (xi, v), ha="center", va="bottom", fontsize=8)
+    ax.bar_label(ax.bar(x, mb, color=colours), [f"{v:.2f}" if np.isfinite(v) else "" for v in mb],
+                 fontsize=8)
     ax.set(title="Weight storage (values + indices)", ylabel="MB (1e6 bytes)")
     for ax in axes[0]:
         ax.set_xticks(x, [style(n)[0] for n in names], rotation=25, ha="right", fontsize=8)
@@ -277,10 +273,8 @@ def fig_pruning(pruning: Pruning, cfg: FigureConfig) -> Figure:
     x = [s.stage for s in stages]
     fig, axes = figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
-    ax.bar(x, [100 * s.sparsity for s in stages], color=style(VARIANTS.masked)[1])
-    for s in stages:
-        ax.annotate(f"{s.params.nonzero:,}", (s.stage, 100 * s.sparsity), ha="center",
-                    va="bottom", fontsize=8)
+    bars = ax.bar(x, [100 * s.sparsity for s in stages], color=style(VARIANTS.masked)[1])
+    ax.bar_label(bars, [f"{s.params.nonzero:,}" for s in stages], fontsize=8)
     ax.set(title="Sparsity per pruning stage (labels: non-zero parameters)",
            xlabel="stage (0 = trained dense)", ylabel="sparsity of all parameters (%)")
     ax.set_xticks(x)

@@ -2,12 +2,14 @@
 
 The rows of the original design's Table 1 (docs/original_design.md), Dense PINN vs SPINN timed as
 COO, as its fastest matching representation and structured; latency at batch 1000, all threads;
-memory counts every index and offset byte (docs/benchmarking.md).
+memory counts every index and offset byte (docs/benchmarking.md). Its notes name the deployable
+model to ship: int8 only within ``max_int8_r2_drop`` of the fp32 export's test R2 and faster.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -15,10 +17,10 @@ from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
 from ..core.registry import DEPLOYABLE_VARIANTS, LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..core.results_files import require_keys
+from ..core.results_schema import RegressionReport
 from ..core.results_schema_eval import Benchmark, TimingRow
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
-from .deploy import deploy_note
 from .results import (
     NOT_MEASURED,
     ReportConfig,
@@ -132,6 +134,47 @@ def _gemm_notes(results: RunResults) -> list[str]:
     peaks = bench.gemm_peak if isinstance(bench, Benchmark) else []
     rates = ", ".join(f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks)
     return [f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): {rates}."] if peaks else []
+
+
+class DeployChoice(NamedTuple):
+    recommended: str | None  # None: the fp32 deployable model was not scored
+    reason: str
+
+
+def recommend_deploy(fp32: RegressionReport | None, int8: RegressionReport | None, max_r2_drop: float,
+                     fp32_ms: float | None = None, int8_ms: float | None = None) -> DeployChoice:
+    """The rule on the test split's scores and, where timed, the median CPU ms at one point."""
+    if fp32 is None:
+        return DeployChoice(None, "the fp32 deployable model was not scored")
+    if int8 is None:
+        return DeployChoice(VARIANTS.structured_ort, "no int8 model was scored")
+    drop = fp32.mean_r2 - int8.mean_r2
+    fp32_only, within = VARIANTS.structured_ort, f"{drop:.4f} <= {max_r2_drop}"
+    if drop > max_r2_drop + 1e-12:  # "<= 0.01" must hold for 0.85 - 0.84 in binary floating point too
+        return DeployChoice(fp32_only, "int8 not recommended: mean per-output R2 drops by "
+                                       f"{drop:.4f} > {max_r2_drop}")
+    if fp32_ms is not None and int8_ms is not None and int8_ms >= fp32_ms:
+        return DeployChoice(fp32_only, f"int8 not recommended: R2 drop {within}, but it is not "
+                                       f"faster ({int8_ms:.3g} ms vs fp32 {fp32_ms:.3g} ms)")
+    speed = f", {fp32_ms / int8_ms:.2f}x faster than fp32" if fp32_ms and int8_ms else ""
+    return DeployChoice(VARIANTS.structured_int8_ort,
+                        f"int8 recommended: mean per-output R2 drops by {within}{speed}")
+
+
+def deploy_note(results: RunResults, cfg: ReportConfig) -> str:
+    """Table 1's note: ``recommend_deploy`` on the run's test scores and CPU timings there."""
+    models = {} if results.test_evaluation is None else results.test_evaluation.models
+    bench = results.cpu_benchmark
+    fp32_ms = int8_ms = None
+    where = "not timed"
+    if bench_measured(bench):
+        batch, threads = bench_point(bench, cfg.batch_size)
+        fp32_ms, int8_ms = (None if (row := timing(bench, v, batch, threads)) is None else row.median_ms
+                            for v in (VARIANTS.structured_ort, VARIANTS.structured_int8_ort))
+        where = f"CPU batch {batch}, threads={threads}"
+    rec = recommend_deploy(models.get(VARIANTS.structured_ort), models.get(VARIANTS.structured_int8_ort),
+                           cfg.max_int8_r2_drop, fp32_ms, int8_ms)
+    return f"Deploy: {rec.recommended or NOT_MEASURED} ({rec.reason}; {where})."
 
 
 def physics_note(results: RunResults) -> str:
