@@ -143,13 +143,8 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
 
 def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, train_cfg,
               physics_cfg, prune_cfg, device) -> SeedRuns:
-    """Dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on the fixed split.
-
-    Same shortened schedule as the folds (recorded); each seed is scored on the test split.
-
-    Returns:
-        The ``SeedRuns`` record: each seed's run and ``fold_stats`` over seeds, as ``cross_validate``.
-    """
+    """The ``SeedRuns`` record: dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on
+    the fixed split, with the folds' schedule, each scored on the test split, as ``cross_validate``."""
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
     runs = [{"seed": cfg.seed + k, **{key: v for key, v in run_fold(data, k, model_cfg, train, physics_cfg,

@@ -178,16 +178,8 @@ def physics_holds_item(results: RunResults) -> ChecklistItem:
 def checklist_items(
     results: RunResults, missing: list[str], cfg: ReportConfig | None = None
 ) -> list[ChecklistItem]:
-    """The original design's checklist judged from measurements.
-
-    Args:
-        results: ``results.load_results(paths)`` (or a ``RunResults`` built from schema records).
-        missing: contract files (``core.stages.contract_files()``) that do not exist.
-        cfg: thresholds (default ``ReportConfig()``).
-
-    Returns:
-        ``[ChecklistItem]``: item, status ("pass", "fail" or "not run"), measured, threshold, detail.
-    """
+    """The original design's checklist judged from ``results``, each item "pass", "fail" or "not
+    run"; ``missing`` lists the contract files (``core.stages.contract_files()``) that do not exist."""
     cfg = cfg or ReportConfig()
     conv = results.sparse_conversion_report
     ok = None if conv is None else conv.conversion_ok
