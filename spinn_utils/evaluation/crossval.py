@@ -144,7 +144,7 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
 def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, train_cfg,
               physics_cfg, prune_cfg, device) -> SeedRuns:
     """The ``SeedRuns`` record: dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on
-    the fixed split, with the folds' schedule, each scored on the test split, as ``cross_validate``."""
+    the fixed split, on the folds' schedule, each scored on the test split like a fold."""
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
     runs = [{"seed": cfg.seed + k, **{key: v for key, v in run_fold(data, k, model_cfg, train, physics_cfg,

@@ -179,7 +179,7 @@ def checklist_items(
     results: RunResults, missing: list[str], cfg: ReportConfig | None = None
 ) -> list[ChecklistItem]:
     """The original design's checklist judged from ``results``, each item "pass", "fail" or "not
-    run"; ``missing`` lists the contract files (``core.stages.contract_files()``) that do not exist."""
+    run"; ``missing``: the contract files (``core.stages.contract_files()``) that do not exist."""
     cfg = cfg or ReportConfig()
     conv = results.sparse_conversion_report
     ok = None if conv is None else conv.conversion_ok
