@@ -1,12 +1,8 @@
 """spinn_utils: pruned physics-informed networks (SPINN) for CNC tool wear and thermal displacement.
 
-Stage subpackages, each importing only from the ones before it (docs/architecture.md):
-
-    core <- data <- model <- training <- compression <- benchmark <- evaluation <- reporting <- pipeline
-
-The names the notebooks use are importable from here (``from spinn_utils import prepare``).
-They load on first use (PEP 562), so ``import spinn_utils`` stays cheap: importing torch alone
-takes ~0.9 s on a 2-core CPU, and a torch-free tool must not pay for it.
+Stage subpackages, each importing only from the ones before it: docs/architecture.md. The names
+the notebooks use are importable from here (``from spinn_utils import prepare``); they load on
+first use (PEP 562), so ``import spinn_utils`` stays cheap: a torch-free tool never imports torch.
 """
 from __future__ import annotations
 
@@ -16,34 +12,30 @@ from .core.version import __version__
 
 _API = {
     "core.overrides": ("build_config", "with_overrides"),
-    "core.env": ("environment_info", "resolve_device", "set_seed"),
+    "core.env": ("environment_info", "set_seed"),
     "core.errors": ("SpinnError",),
-    "core.io": ("read_json", "write_json"),
-    "core.lineage": ("begin_stage", "finish_stage", "start_stage"),
+    "core.lineage": ("begin_stage", "finish_stage"),
     "core.paths": ("ResultsPaths",),
     "core.results_files": ("read_result", "write_result"),
-    "core.registry": ("BASELINES", "DEPLOY_CARD", "FIGURES", "LABELS", "METRICS", "RECOMMENDED_DIR", "TEST_VARIANTS",
+    "core.registry": ("DEPLOY_CARD", "LABELS", "METRICS", "RECOMMENDED_DIR", "TEST_VARIANTS",
                       "VARIANTS"),
     "data.prepare": ("data_summary", "prepare"),
-    "data.dataset": ("PreparedData", "Scaler", "load_prepared", "save_prepared", "split_table"),
-    "data.schema": ("DataConfig", "data_config_for", "read_data_config"),
+    "data.dataset": ("load_prepared", "save_prepared", "split_table"),
+    "data.schema": ("data_config_for",),
     "model.checkpoints": ("load_dense_model", "save_checkpoint"),
     "model.counting": ("count_parameters",),
     "model.inference": ("evaluate_model", "model_sequence", "predict"),
-    "model.sequences": ("build_model", "model_config_for", "sequence_of"),
-    "model.mlp": ("DensePINN", "ModelConfig"),
-    "model.onnx_predictor": ("OnnxPredictor",),
+    "model.sequences": ("build_model", "model_config_for"),
+    "model.mlp": ("ModelConfig",),
     "model.physics": ("PhysicsConfig", "physics_config_for"),
     "training.fit": ("TrainConfig", "fit", "train_config_for"),
     "training.training_report": ("checkpoint_meta", "history_frame", "training_report"),
-    "compression.magnitude": ("PruneConfig", "finetune_config", "iterative_prune"),
-    "compression.pruning_report": ("pruned_checkpoint_meta", "pruning_summary", "r2_table", "stage_table"),
-    "compression.structured": ("structured_prune",),
-    "compression.pruning_run": ("prune_structured", "prune_unstructured"),
+    "compression.magnitude": ("PruneConfig", "finetune_config"),
+    "compression.pruning_run": ("prune_structured", "prune_unstructured", "pruned_checkpoint_meta",
+                                "pruning_summary", "r2_table", "stage_table"),
     "compression.convert": ("SparseConfig", "convert_checkpoint", "summary_rows"),
-    "compression.sparse": ("SparsePINN", "convert_dense_to_sparse", "load_sparse_model"),
     "compression.export": ("ExportConfig", "export_checkpoints", "export_rows"),
-    "compression.run_models": ("OnnxModule", "RunModels", "check_scaler", "load_run_models"),
+    "compression.run_models": ("load_run_models",),
     "compression.quantize": ("QuantConfig", "quantize_exports"),
     "benchmark.bench_config": ("BenchConfig",),
     "benchmark.run": ("cuda_skip_reason", "run_benchmark", "skipped_result"),
@@ -59,9 +51,8 @@ _API = {
     "reporting.table2": ("build_table2", "write_table2"),
     "reporting.checklist": ("build_checklist", "checklist_frames", "write_checklist"),
     "reporting.figures": ("FigureConfig", "make_figures"),
-    "reporting.sweep_report": ("load_sweep", "summary_of", "sweep_summary", "table3_frames", "table3_paths",
-                               "write_table3"),
-    "reporting.sweep_figures": ("make_sweep_figures", "sweep_figure_paths"),
+    "reporting.sweep_report": ("load_sweep", "summary_of", "table3_frames", "table3_paths"),
+    "reporting.sweep_figures": ("sweep_figure_paths",),
     "pipeline.archive": ("ArtifactsConfig", "mount_drive", "save_artifacts"),
     "pipeline.sweep": ("sweep_here",),
     "pipeline.recommend": ("recommend_here",),

@@ -2,30 +2,11 @@
 
     python -m spinn_utils.predict --model spinn_structured.onnx --csv windows.csv --output predictions.csv
 
-Needs only onnxruntime, numpy, pandas and pyarrow at run time (and the ``.json`` sidecar
-beside the model, written by notebook 05.5). The output keeps every column of the input, as
-written, and adds one ``predicted_<target>`` column per target, its unit in the name, and a
-``warning`` column naming the inputs of a row that lie beyond the training range by more than the
-sidecar's ``flag_factor`` times its width (their count goes to stderr). A UTF-8 byte-order mark
-(Excel's "CSV UTF-8") is read as such, never as part of the first column's name.
-
-``--output -`` (or any name of this process's standard output, such as ``/dev/stdout``) writes
-the CSV to standard output and the summary line to stderr; a named pipe or ``/dev/null`` is
-written into as a stream; a symlink is written through (its target is replaced atomically, the
-link stays, as a shell's ``>`` would); any other non-regular file (a device, a socket) is refused,
-and so is an output that is the input CSV, the model or its sidecar. ``--threads`` above the
-cores this process may use is capped to them, with a note on stderr.
-
-A hard-physics export (its sidecar's ``physics`` mode is ``"hard"``, docs/physics.md) predicts
-along time: the CSV must hold the group (experiment) and time columns, and the run column where
-time restarts in every run (``--group-col``, ``--time-col``, ``--run-col``; defaults from the
-sidecar). Rows are put in time order within each group, the state is carried along each group,
-and the output keeps the input's row order. A CSV without those columns is refused in one line.
-
-The CSV is parsed (in pieces, on every core) and written by Apache Arrow's CSV reader and writer,
-so memory stays bounded on any number of rows and text conversion does not dominate the time. A
-missing feature column, a non-numeric value, a wrong model file, a sidecar that does not describe
-the model (or was edited) or a refused ``--output`` is one line on stderr and exit 2.
+Needs only onnxruntime, numpy, pandas and pyarrow (and the model's ``.json`` sidecar). The output
+keeps every input column as written and adds ``predicted_<target>`` columns and ``warning`` (the
+inputs of a row beyond the training range); the CSV is read and written by Arrow in blocks, so
+memory stays bounded. A hard-physics export predicts along time per group. What ``--output``
+accepts and what is refused: README.md, "Deploy". Bad input is one line on stderr and exit 2.
 """
 from __future__ import annotations
 
@@ -90,32 +71,51 @@ def range_warnings(predictor: OnnxPredictor, x: np.ndarray) -> tuple[pa.Array, i
     return pa.array(warning, pa.string()), int(rows.sum())
 
 
-def output_names(predictor: OnnxPredictor) -> list[str]:
-    """The columns the output adds after the input's: one prediction per target, then ``warning``."""
-    return [output_column(t) for t in predictor.meta["targets"]] + ["warning"]
-
-
-def feature_values(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
-    """(n, n_features) float64 from the features' text (spaces trimmed, empty or NA as NaN);
-    text that is not a number raises ArrowInvalid, as Arrow's CSV reader would."""
-    columns = []
+def feature_values(batch: pa.RecordBatch, names: list[str], source: str, first_row: int = 0,
+                   predictor: OnnxPredictor | None = None) -> np.ndarray:
+    """(n, len(names)) float64 from the columns' text (spaces trimmed, empty or NA as NaN); text
+    that is not a number is a SpinnError (for ``predictor``'s inputs: naming value, column, row)."""
+    texts, missing = {}, pa.scalar(None, pa.string())
     for name in names:
         text = pc.utf8_trim_whitespace(batch.column(name))
-        text = pc.if_else(pc.is_in(text, value_set=NULL_TEXT), pa.scalar(None, pa.string()), text)
-        columns.append(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False))
-    return np.column_stack(columns)
+        texts[name] = pc.if_else(pc.is_in(text, value_set=NULL_TEXT), missing, text)
+    try:
+        values = [pc.cast(t, pa.float64()).to_numpy(zero_copy_only=False) for t in texts.values()]
+        return np.column_stack(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        if predictor is not None:  # name the bad value the careful way
+            predictor.features_from(pa.table(texts).to_pandas(), source, first_row)
+        raise SpinnError(f"cannot parse CSV {source}: {first_line(err)}") from err
+
+
+def predict_along_time(predictor: OnnxPredictor, batch: pa.RecordBatch, x: np.ndarray, source: str,
+                       threads: int, named: dict) -> np.ndarray:
+    """A hard export's predictions for every row: in time order per group, the state carried."""
+    numbers = {k: feature_values(batch, [named[k]], source)[:, 0]
+               for k in ("time_col", "run_col", "power_col") if named[k]}
+    for k, values in numbers.items():
+        if not np.isfinite(values).all():
+            raise SpinnError(f"{source}: column {named[k]!r} has empty, NaN or inf values")
+    groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
+    runs, power = numbers.get("run_col"), numbers.get("power_col")
+    return SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], runs, power,
+                                                     threads, source)
 
 
 def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, source: str, threads: int = 1,
-                  first_row: int = 0) -> tuple[pa.Table, int]:
+                  first_row: int = 0, named: dict | None = None) -> tuple[pa.Table, int]:
     """(the output rows of one block: every input column as written, one prediction per target,
-    ``warning``; rows flagged)."""
-    raw = feature_values(batch, predictor.feature_names)
+    ``warning``; rows flagged). ``named``: a hard export's columns (the block holds every row)."""
+    raw = feature_values(batch, predictor.feature_names, source, first_row, predictor)
     x = predictor.checked(raw, source, first_row)
-    y = predict_features(predictor, x, threads)
+    if named:
+        y = predict_along_time(predictor, batch, x, source, threads, named)
+    else:
+        y = predict_features(predictor, x, threads)
     warning, flagged = range_warnings(predictor, raw)
     columns = {c: batch.column(c) for c in batch.schema.names}
-    columns.update({output_column(t): pa.array(y[:, j]) for j, t in enumerate(predictor.meta["targets"])})
+    columns.update({output_column(t): pa.array(y[:, j].astype(np.float32))
+                    for j, t in enumerate(predictor.meta["targets"])})
     columns["warning"] = warning
     return pa.table(columns), flagged
 
@@ -138,23 +138,6 @@ def csv_header(path: Path) -> list[str]:
     return header
 
 
-def explain_parse_error(predictor: OnnxPredictor, path: Path, err: Exception) -> SpinnError:
-    """Arrow refused the file: find the first bad value the careful (pandas) way, to name it,
-    its column and its row; a file pandas cannot parse either is 'cannot parse CSV'."""
-    import pandas as pd  # the careful parser, only on this error path
-
-    first = 0
-    try:
-        for frame in pd.read_csv(path, chunksize=CHUNK_ROWS, usecols=predictor.feature_names, encoding="utf-8-sig"):
-            predictor.features_from(frame, str(path), first)
-            first += len(frame)
-    except SpinnError as found:
-        return found
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as other:
-        return SpinnError(f"cannot parse CSV {path}: {first_line(other)}")
-    return SpinnError(f"cannot parse CSV {path}: {first_line(err)}")
-
-
 def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
     """Every column of the CSV, as text exactly as written, in blocks of at most ``chunk_rows``.
 
@@ -164,7 +147,7 @@ def read_blocks(predictor: OnnxPredictor, path: Path, chunk_rows: int = CHUNK_RO
     missing = [c for c in predictor.feature_names if c not in header]
     if missing:
         raise SpinnError(f"{path} lacks feature column(s) {missing}; the model needs {predictor.feature_names}")
-    clash = [c for c in output_names(predictor) if c in header]
+    clash = [c for c in [*map(output_column, predictor.meta["targets"]), "warning"] if c in header]
     if clash:
         raise SpinnError(f"{path} already has column(s) {clash}, which the output adds; rename them")
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False)
@@ -197,40 +180,30 @@ def csv_pieces(path: Path, size: int) -> Iterator[bytes]:
             yield header + rest
 
 
-def _stdout_stat() -> os.stat_result | None:
-    """What this process's standard output is (None when it is no file, as under a test's capture)."""
-    try:
-        return os.fstat(sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def output_target(output: str, inputs: list[str]) -> tuple[str, Path | None]:
     """How ``--output`` is written: ("stdout", None), ("stream", path) for a named pipe or the null
     device, or ("file", path) for a regular file, a symlink resolved to what it points at. A
     folder, another non-regular file (a device, a socket) or one of ``inputs`` is a SpinnError."""
-    stdout = _stdout_stat()
-    if output == STDOUT:
-        st, kind, path = stdout, "stdout", None
+    try:
+        stdout = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file behind it, as under a test's capture
+        stdout = None
+    path = None if output == STDOUT else Path(output).expanduser()
+    st = stdout if path is None else os.stat(path) if path.exists() else None
+    if path is None or st is not None and stdout is not None and os.path.samestat(st, stdout):
+        kind, path = "stdout", None  # also /dev/stdout, /proc/self/fd/1
+    elif st is None or stat.S_ISREG(st.st_mode):
+        kind, path = "file", path.resolve()  # through a symlink: the link stays, its target is replaced
+    elif stat.S_ISDIR(st.st_mode):
+        raise SpinnError(f"--output {output} is a folder; name a file")
+    elif stat.S_ISFIFO(st.st_mode) or same_file(path, os.devnull):
+        kind = "stream"
     else:
-        path = Path(output).expanduser()
-        st = os.stat(path) if path.exists() else None
-        if st is not None and stdout is not None and os.path.samestat(st, stdout):  # /dev/stdout, /proc/self/fd/1
-            kind, path = "stdout", None
-        elif st is None or stat.S_ISREG(st.st_mode):
-            kind, path = "file", path.resolve()  # through a symlink: the link stays, its target is replaced
-        elif stat.S_ISDIR(st.st_mode):
-            raise SpinnError(f"--output {output} is a folder; name a file")
-        elif stat.S_ISFIFO(st.st_mode) or same_file(path, os.devnull):
-            kind = "stream"
-        else:
-            raise SpinnError(f"--output {output} is a device or other special file, not a regular file: "
-                             "name a file, or - for standard output")
+        raise SpinnError(f"--output {output} is a device or other special file, not a regular file: "
+                         "name a file, or - for standard output")
     for given in inputs:
         here = Path(given).expanduser()
-        same = (same_file(path, here) if path is not None else
-                st is not None and here.exists() and os.path.samestat(st, os.stat(here)))
-        if same:
+        if st is not None and here.exists() and os.path.samestat(st, os.stat(here)):
             raise SpinnError(f"--output {output} is the input {given}: writing it would destroy the input; "
                              "name another file")
     return kind, path
@@ -251,49 +224,20 @@ def output_sink(kind: str, path: Path | None) -> Iterator:
 
 
 def sequence_columns_of(predictor: OnnxPredictor, header: list[str], path: Path, columns: dict) -> dict:
-    """The group, time, run and power columns a hard export needs, named by the caller (None:
-    the sidecar's); a CSV without them is one line."""
+    """The group, time, run and power columns a hard export reads, named by the caller (None: the
+    sidecar's; power only where it is no feature); a CSV without them is one line."""
     physics = physics_of(predictor.meta)
     named = {k: columns.get(k) if columns.get(k) is not None else physics.get(k, "")
              for k in ("group_col", "time_col", "run_col", "power_col")}
-    needed = [named["group_col"], named["time_col"], *([named["run_col"]] if named["run_col"] else [])]
-    if named["power_col"] and named["power_col"] not in predictor.feature_names:
-        needed.append(named["power_col"])
-    missing = [c for c in needed if c not in header]
+    if named["power_col"] in predictor.feature_names:
+        named["power_col"] = ""
+    optional = [c for c in (named["run_col"], named["power_col"]) if c]
+    missing = [c for c in (named["group_col"], named["time_col"], *optional) if c not in header]
     if missing:
         raise SpinnError(f"{path} lacks column(s) {missing}: this model keeps its physics along time and needs "
                          "the group and time columns (and the run column where time restarts in every run); "
                          "name yours with --group-col/--time-col/--run-col")
     return named
-
-
-def predict_hard(predictor: OnnxPredictor, blocks: Iterator[pa.RecordBatch], path: Path, threads: int,
-                 named: dict) -> tuple[pa.Table, int]:
-    """The whole CSV through a hard export: rows in time order per group, state carried, output
-    in the input's order (the module docstring)."""
-    batches = list(blocks)
-    if not batches:
-        raise SpinnError(f"CSV file has a header but no rows: {path}")
-    table = pa.Table.from_batches(batches)
-    batch = table.combine_chunks().to_batches()[0]
-    raw = feature_values(batch, predictor.feature_names)
-    x = predictor.checked(raw, str(path))
-    wanted = [k for k in ("time_col", "run_col") if named[k]]
-    if named["power_col"] and named["power_col"] not in predictor.feature_names:
-        wanted.append("power_col")  # a power input the model does not take: read from its own column
-    numbers = {k: feature_values(batch, [named[k]])[:, 0] for k in wanted}
-    for k, values in numbers.items():
-        if not np.isfinite(values).all():
-            raise SpinnError(f"{path}: column {named[k]!r} has empty, NaN or inf values")
-    groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
-    y = SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], numbers.get("run_col"),
-                                                  numbers.get("power_col"), threads, str(path))
-    warning, flagged = range_warnings(predictor, raw)
-    columns = {c: batch.column(c) for c in batch.schema.names}
-    columns.update({output_column(t): pa.array(y[:, j].astype(np.float32))
-                    for j, t in enumerate(predictor.meta["targets"])})
-    columns["warning"] = warning
-    return pa.table(columns), flagged
 
 
 def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: int = 1,
@@ -303,27 +247,20 @@ def predict_csv(predictor: OnnxPredictor, csv_path: str, output: str, threads: i
     output): (rows, rows flagged). ``inputs``: more files ``output`` must not be. ``columns``:
     the group/time/run/power column names of a hard export (None: the sidecar's)."""
     kind, path = output_target(output, [csv_path, *inputs])
-    rows = flagged = 0
-    blocks = read_blocks(predictor, Path(csv_path), chunk_rows)
-    if is_hard(predictor):
+    blocks, named = read_blocks(predictor, Path(csv_path), chunk_rows), None
+    if is_hard(predictor):  # one block of every row: the state is carried along each group
         named = sequence_columns_of(predictor, csv_header(Path(csv_path)), Path(csv_path), columns or {})
-        try:
-            table, flagged = predict_hard(predictor, blocks, Path(csv_path), threads, named)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            raise explain_parse_error(predictor, Path(csv_path), err) from err
-        with output_sink(kind, path) as sink:
-            pacsv.write_csv(table, sink)
-        return table.num_rows, flagged
+        whole = list(blocks)
+        blocks = [pa.Table.from_batches(whole).combine_chunks().to_batches()[0]] if whole else []
+    rows = flagged = 0
     with output_sink(kind, path) as sink:
         writer = None
         try:
             for batch in blocks:
-                table, n_flagged = predict_batch(predictor, batch, csv_path, threads, first_row=rows)
+                table, n_flagged = predict_batch(predictor, batch, csv_path, threads, rows, named)
                 writer = writer or pacsv.CSVWriter(sink, table.schema)
                 writer.write_table(table)
                 rows, flagged = rows + table.num_rows, flagged + n_flagged
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:  # a feature's text is not a number
-            raise explain_parse_error(predictor, Path(csv_path), err) from err
         finally:
             if writer is not None:
                 writer.close()
@@ -357,11 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"predict: note: --threads {threads} is more than the {cores} core(s) here; using {cores}",
                   file=sys.stderr)
             threads = cores
-        kind, _ = output_target(args.output, [args.csv, args.model, str(sidecar_path(args.model))])
+        inputs = (args.model, str(sidecar_path(args.model)))
+        kind, _ = output_target(args.output, [args.csv, *inputs])  # refused before the model loads
         predictor = OnnxPredictor(args.model)
         columns = {"group_col": args.group_col, "time_col": args.time_col, "run_col": args.run_col}
-        rows, flagged = predict_csv(predictor, args.csv, args.output, threads,
-                                    inputs=(args.model, str(sidecar_path(args.model))), columns=columns)
+        rows, flagged = predict_csv(predictor, args.csv, args.output, threads, inputs=inputs,
+                                    columns=columns)
     except BrokenPipeError:  # the reader stopped early (``| head``): stop quietly, as a shell's tools do
         with contextlib.suppress(OSError, ValueError):  # and no second error from the flush at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -22,8 +22,10 @@ def test_round_trip_restores_weights_and_meta(tmp_path):
     loaded, ckpt = load_dense_model(path)
     x = torch.randn(6, 3)
     assert torch.equal(loaded(x), model(x))
-    assert ckpt.kind == "dense" and ckpt.meta["r2"] == 0.5
-    assert ckpt.meta["model"]["hidden_dims"] == [8, 4]
+    assert ckpt.kind == "dense" and ckpt.meta["r2"] == ckpt.meta.r2 == 0.5  # keys read as attributes too
+    assert ckpt.meta.model["hidden_dims"] == [8, 4]
+    with pytest.raises(AttributeError, match="no 'scaler'"):
+        _ = ckpt.meta.scaler
 
 
 def test_meta_must_be_plain_data(tmp_path):

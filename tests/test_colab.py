@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from spinn_utils.pipeline.colab_setup import SETUP_MARKER, main, references, repository, setup_cell
+from spinn_utils.pipeline.colab_setup import (
+    DOCS,
+    LINK,
+    SETUP_MARKER,
+    _cells,
+    main,
+    repository,
+    setup_cell,
+)
 from spinn_utils.pipeline.notebooks import discover
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +30,17 @@ FIND_SPEC = importlib.util.find_spec  # the real one, before any test patches it
 
 def cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def references(root: Path) -> dict[str, set[tuple[str, str | None]]]:
+    """{file: {(OWNER/NAME, branch or None)}} of every GitHub link and set-up cell."""
+    out = {"pyproject.toml": {(repository(root), None)}}
+    for name in DOCS:
+        out[name] = {(m.group(2), m.group(3)) for m in LINK.finditer((root / name).read_text())}
+    for path in discover(root / "notebooks", standalone=True):
+        for cell in _cells(path)[1]:
+            out[f"notebooks/{path.name}"] = {(m.group(2), None) for m in LINK.finditer("".join(cell["source"]))}
+    return out
 
 
 def test_every_reference_is_the_one_repository_of_pyproject():

@@ -11,9 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from spinn_utils.compression.convert import SparseConfig, convert_checkpoint, summary_rows
+from spinn_utils.compression.convert import (
+    SparseConfig,
+    convert_checkpoint,
+    fold_prune_masks,
+    summary_rows,
+)
 from spinn_utils.compression.convert_cli import main
-from spinn_utils.compression.legacy_checkpoint import fold_prune_masks
 from spinn_utils.compression.sparse import load_sparse_model
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.registry import METRICS, VARIANTS

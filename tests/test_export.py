@@ -64,7 +64,7 @@ def test_export_writes_a_model_onnx_runtime_reproduces_and_its_sidecar(run):
     sidecars = export_checkpoints(paths, data, ExportConfig())
     assert set(sidecars) == {VARIANTS.dense, VARIANTS.structured}
     side = json.loads(sidecar_path(paths.export(VARIANTS.structured)).read_text())
-    assert side == json.loads(json.dumps(sidecars[VARIANTS.structured]))
+    assert side == sidecars[VARIANTS.structured].model_dump(exclude_unset=True)
     assert side["feature_names"] == data.feature_names
     assert side["targets"] == [{"name": "tool_wear_vb_mm", "unit": "mm"},
                                {"name": "thermal_displacement_um", "unit": "um"}]
@@ -382,27 +382,27 @@ def test_int8_export_beside_fp32_within_parity_and_run_by_the_predictor_unchange
     assert path.is_file() and json.loads(sidecar_path(path).read_text())["precision"] == "int8"
     # The int8 sidecar names the int8 model's bytes; names and ranges are fp32's.
     fp32_side = json.loads(sidecar_path(fp32).read_text())
-    assert side["onnx_sha256"] == file_sha256(path) != fp32_side["onnx_sha256"]
-    assert side["feature_ranges"] == fp32_side["feature_ranges"]
-    assert side["feature_names"] == fp32_side["feature_names"] and side["input_shape"] == fp32_side["input_shape"]
+    assert side.onnx_sha256 == file_sha256(path) != fp32_side["onnx_sha256"]
+    assert side.feature_ranges == fp32_side["feature_ranges"]
+    assert side.feature_names == fp32_side["feature_names"] and side.input_shape == fp32_side["input_shape"]
     assert not [p for p in paths.exports.iterdir() if p.name.startswith(".")]  # candidates cleaned up
-    q = side["quantization"]
-    assert set(q["candidates"]) == {"static", "dynamic"} and q["why"].startswith(f"{q['mode']} kept")
-    assert all(c["val_mean_r2"] is not None and c["median_ms"] > 0 for c in q["candidates"].values())
+    q = side.quantization
+    assert set(q.candidates) == {"static", "dynamic"} and q.why.startswith(f"{q.mode} kept")
+    assert all(c["val_mean_r2"] is not None and c["median_ms"] > 0 for c in q.candidates.values())
     # Calibrated (static) scales keep rows independent; dynamic ones are measured, not assumed.
-    assert all(d["max_abs_diff"] == 0 for d in q["candidates"]["static"]["batch_dependence"].values())
-    assert {d["unit"] for d in q["candidates"]["dynamic"]["batch_dependence"].values()} == {"mm", "um"}
+    assert all(d["max_abs_diff"] == 0 for d in q.candidates["static"]["batch_dependence"].values())
+    assert {d["unit"] for d in q.candidates["dynamic"]["batch_dependence"].values()} == {"mm", "um"}
     # Hidden layers int8, first and last fp32 (raw features and physical units keep their scales).
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
-    assert ops & {"QuantizeLinear", "DynamicQuantizeLinear"} and q["float_layers"] == float_layers(fp32)
+    assert ops & {"QuantizeLinear", "DynamicQuantizeLinear"} and q.float_layers == float_layers(fp32)
     # Parity vs fp32 in physical units, within the stated tolerance, recomputed here.
     x = data.frames["test"][data.feature_names].to_numpy(np.float32)
     diff = np.abs(OnnxPredictor(path).run(x) - OnnxPredictor(fp32).run(x)).max(axis=0)
-    for j, p in enumerate(side["parity"]["per_target"].values()):
+    for j, p in enumerate(side.parity.per_target.values()):
         assert p["max_abs_diff"] == pytest.approx(diff[j], rel=1e-5, abs=1e-7)
         assert p["max_abs_diff"] <= cfg.parity_rtol * data.scaler.y_std[j] == pytest.approx(p["limit"])
         assert p["unit"] in ("mm", "um") and p["mean_abs_diff"] <= p["max_abs_diff"]
-    assert side["parity"]["passed"]
+    assert side.parity.passed
     csv, out = tmp_path / "in.csv", tmp_path / "out.csv"
     data.frames["test"].to_csv(csv, index=False)
     proc = _predict(["--model", str(path), "--csv", str(csv), "--output", str(out)], tmp_path)

@@ -127,3 +127,13 @@ def test_the_benchmark_times_a_hard_export_with_its_head(hard_run):
     expected, _ = SequencePredictor(predictor).step(HeadState(0, 0.0), x, 0, t, np.zeros(7))
     np.testing.assert_allclose(timed, expected, rtol=1e-6)
     assert not np.allclose(timed, predictor.run(x, 1), rtol=1e-3)
+
+
+def test_without_a_power_input_the_deployed_head_sees_1_kw_as_training_does():
+    """sequences.sequence_of gives 1 kW where the data has no power column; so must the predictor."""
+    from types import SimpleNamespace
+
+    physics = {"mode": "hard", "head": {"y_mean": [0.0, 0.0], "y_std": [1.0, 1.0]}, "power_col": "",
+               "power_unit": "A"}
+    head = SequencePredictor(SimpleNamespace(meta={"physics": physics}, feature_names=["a"]))
+    assert head.power(np.zeros((3, 1), np.float32), None, 3).tolist() == [1.0, 1.0, 1.0]

@@ -14,8 +14,14 @@ from builders import write_notebook as _notebook
 from spinn_utils.core.stages import STAGES
 from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main, parse_args, parse_parameter
-from spinn_utils.pipeline.notebooks import UsageError, discover, notebook_id, select
-from spinn_utils.pipeline.params import plan_parameters, type_ok
+from spinn_utils.pipeline.notebooks import (
+    UsageError,
+    discover,
+    notebook_id,
+    plan_parameters,
+    select,
+    type_ok,
+)
 from spinn_utils.pipeline.preflight import lock_path, results_lock
 
 ROOT = Path(__file__).resolve().parents[1]

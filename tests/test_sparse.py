@@ -3,11 +3,6 @@ import pytest
 import torch
 from torch import nn
 
-from spinn_utils.compression.semi24 import (
-    semi_structured_model,
-    semi_structured_supported,
-    two_four_mask,
-)
 from spinn_utils.compression.sparse import (
     FORMATS,
     SparseLinear,
@@ -15,9 +10,12 @@ from spinn_utils.compression.sparse import (
     convert_dense_to_sparse,
     load_sparse_model,
     save_sparse_checkpoint,
+    semi_structured_model,
+    semi_structured_supported,
+    two_four_mask,
     validate_conversion,
+    weight_storage_report,
 )
-from spinn_utils.compression.storage import weight_storage_report
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.registry import VARIANTS
 from spinn_utils.model.checkpoints import save_checkpoint
@@ -59,7 +57,7 @@ def test_conversion_keeps_counts_and_layout(fmt):
     model = pruned()
     sparse = convert_dense_to_sparse(model, fmt)
     assert count_parameters(sparse) == count_parameters(model)
-    assert sparse.format == fmt and sparse.dims == SMALL.dims and not sparse.training
+    assert sparse.format == fmt and sparse.cfg.dims == SMALL.dims and not sparse.training
     layout = {"coo": torch.sparse_coo, "csr": torch.sparse_csr}[fmt]
     first = sparse.network[0]
     assert first.weight.layout == layout
@@ -223,5 +221,5 @@ def test_load_sparse_model_refuses_other_kinds_and_bad_shapes(tmp_path):
     sparse = convert_dense_to_sparse(pruned(), "coo")
     wrong = ModelConfig(input_dim=5, hidden_dims=(16, 10), output_dim=2)
     path = save_checkpoint(tmp_path / "s.pt", sparse, kind=VARIANTS.coo, meta={"model": wrong, "format": "coo"})
-    with pytest.raises(SpinnError, match="network.2.weight should be"):
+    with pytest.raises(SpinnError, match=r"says layer widths \[5, 16, 10, 2\], but the weights have \[5, 16, 12, 2\]"):
         load_sparse_model(path)

@@ -179,9 +179,10 @@ def test_a_kill_during_the_backup_or_the_restore_is_resumed(tmp_path):
     stage = staging.begin(out)
     _results(out, "new", status="running")
     backup = out / staging.BACKUP
+    (run,) = backup.glob("failed-*")
     for name in ("checkpoints", "data", "manifest.json"):  # killed during a restore: the run's entries
-        (out / name).rename(backup / staging.RUN / name)  # are out, half the backup is back
-    (backup / staging.PHASE1).rename(backup / staging.PHASE2)
+        (out / name).rename(run / name)  # are out, half the backup is back
+    (backup / staging.COMPLETE).rename(backup / staging.RESTORING)
     (backup / "data").rename(out / "data")
     assert stage.had_results and staging.recover(out)
     (failed,) = out.glob("failed-*")
@@ -286,13 +287,6 @@ def test_ctrl_c_during_start_up_imports_is_one_line():
             "from spinn_utils.pipeline.cli import main\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 130 and run.stderr.strip() == "interrupted while starting; nothing ran"
-
-
-def test_an_older_versions_backup_beside_the_folder_is_named(tmp_path, capsys):
-    out = _results(tmp_path / "results")
-    (tmp_path / ".results.previous").mkdir()
-    assert staging.recover(out) is None
-    assert "older version" in capsys.readouterr().out and (tmp_path / ".results.previous").is_dir()
 
 
 def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_results_come_back(tmp_path, capsys, monkeypatch):

@@ -345,21 +345,8 @@ def test_notebook_10_runs_a_sweep_through_the_same_checks(tmp_path, monkeypatch)
         sweep_driver.sweep_here(str(tmp_path / "r"), [0.5], ["magnitude"], [3], notebook_dir=str(tmp_path / "none"))
 
 
-def test_prune_method_is_passed_to_notebook_03_once_it_declares_it(tmp_path):
-    """Until notebook 03 has a prune_method parameter, only magnitude can be swept; with it, the
-    default grid sweeps both methods and each point passes its method to notebook 03."""
-    nbs = tmp_path / "notebooks"
-    nbs.mkdir()
-    for path in (ROOT / "notebooks").glob("*.ipynb"):
-        nbs.joinpath(path.name).write_text(path.read_text())
-    nb03 = next(nbs.glob("03_*.ipynb"))
-    body = json.loads(nb03.read_text())
-    cell = next(c for c in body["cells"] if "parameters" in c["metadata"].get("tags", []))
-    if not any(line.startswith("prune_method") for line in cell["source"]):
-        cell["source"][-1] += "\n"
-        cell["source"].append('prune_method: str = "magnitude"  # "magnitude" or "random"')
-    nb03.write_text(json.dumps(body))
-    spec = make_spec(parse_args(["sweep", "--output", str(tmp_path / "out")])[0], nbs)
+def test_the_default_grid_sweeps_both_methods_and_passes_each_to_notebook_03(tmp_path):
+    spec = spec_of([], tmp_path)
     assert spec.methods == ("magnitude", "random") and len(spec.points()) == 36
     random_point = next(p for p in spec.points() if p["prune_method"] == "random")
     assert spec.point_parameters(random_point)["03"]["prune_method"] == "random"

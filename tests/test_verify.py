@@ -5,8 +5,12 @@ import pytest
 import torch
 
 from spinn_utils.compression.magnitude import PruneConfig
-from spinn_utils.compression.pruning_report import pruned_checkpoint_meta, pruning_summary
-from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
+from spinn_utils.compression.pruning_run import (
+    prune_structured,
+    prune_unstructured,
+    pruned_checkpoint_meta,
+    pruning_summary,
+)
 from spinn_utils.core.env import environment_info
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import METRICS, VARIANTS

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from ..compression.run_models import RunModels, load_export, load_run_models
-from ..compression.semi24 import semi_structured_model
-from ..compression.sparse import FORMATS, convert_dense_to_sparse
+from ..compression.sparse import FORMATS, convert_dense_to_sparse, semi_structured_model
 from ..core import registry
 from ..core.errors import SpinnError, first_line
 from ..core.paths import ResultsPaths

@@ -1,16 +1,12 @@
 """Cell 5.5: convert a pruned checkpoint to sparse storage, validate it, report every byte.
 
-The conversion library: notebook 05.5 and the CLI (``convert_cli.py``, ``python -m
-spinn_utils.convert_to_sparse``) both call ``convert_checkpoint``. Sources: our checkpoints
-(``spinn_masked``; ``dense`` and ``spinn_structured`` also work, and spinn-utils 0.1 files
-such as ``spinn_pruned.pt``) and a plain ``state_dict`` of the earlier pipeline's MLP
-(``legacy_checkpoint.py``); validation inputs are an array, a CSV (``csv_inputs.py``) or seeded
-N(0, 1) rows. Writes ``spinn_coo.pt`` (the variant's name is its kind too) and
-``sparse_conversion_report.json`` (keys in results/README.md) for COO, ``spinn_csr.pt`` and
-``sparse_conversion_report_csr.json`` for CSR, so one format never replaces another's files. Bad input (a
-missing file, malformed metadata, NaN/inf weights) is a SpinnError with nothing written; a
-conversion that does not validate writes ``<report>.failed.json`` and leaves every existing
-file alone.
+Notebook 05.5 and the CLI (``convert_cli.py``) both call ``convert_checkpoint``. Sources: our
+checkpoints (dense-storage kinds and spinn-utils 0.1 files) and a plain ``state_dict`` of the
+earlier pipeline's ``nn.Sequential`` MLP; validation inputs are an array, a CSV (scaled with the
+checkpoint's scaler) or seeded N(0, 1) rows. Each format writes its own checkpoint and report
+(``spinn_coo.pt`` and ``sparse_conversion_report.json`` for COO; CSR's carry ``csr``). Bad input
+is a SpinnError with nothing written; a conversion that does not validate writes
+``<report>.failed.json`` and leaves every existing file alone.
 """
 from __future__ import annotations
 
@@ -20,28 +16,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from ..core.env import environment_info, package_versions
-from ..core.errors import SpinnError
+from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, same_file
 from ..core.results_files import write_result
 from ..core.results_schema import SparseConversion
+from ..data.dataset import Scaler
+from ..data.schema import DEFAULT_FEATURES
 from ..model.checkpoints import load_dense_model, load_state_dict_file
 from ..model.counting import count_parameters, flops_per_sample
-from ..model.mlp import DensePINN
-from .csv_inputs import inputs_from_csv
-from .legacy_checkpoint import legacy_model
-from .semi24 import semi_structured_supported
+from ..model.mlp import DensePINN, model_from_state_dict
 from .sparse import (
     FORMATS,
     SparsePINN,
     convert_dense_to_sparse,
     save_sparse_checkpoint,
+    semi_structured_supported,
     validate_conversion,
+    weight_storage_report,
 )
-from .storage import weight_storage_report
+
+LEGACY_ACTIVATION = "tanh"  # what the earlier pipeline's MLP used; its state_dict does not say
 
 
 @dataclass(frozen=True)
@@ -69,16 +68,31 @@ class SparseConfig:
         return cls(n_random_inputs=64, max_rows=256)  # COO on CPU is slow; a few rows show a bug
 
 
+def fold_prune_masks(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``X_orig * X_mask`` -> ``X`` for tensors saved with ``torch.nn.utils.prune`` hooks attached."""
+    out = {k: v for k, v in state.items() if not k.endswith(("_orig", "_mask"))}
+    for key in (k for k in state if k.endswith("_orig")):
+        base = key[: -len("_orig")]
+        mask = state.get(base + "_mask")
+        if mask is None or mask.shape != state[key].shape:
+            raise SpinnError(f"{key} has no matching {base}_mask of shape {tuple(state[key].shape)}")
+        out[base] = state[key] * mask
+    return out
+
+
 def load_source(path: str | os.PathLike, activation: str | None = None) -> tuple[DensePINN, dict, str]:
     """The dense-storage model to convert, its meta ({} for a plain state_dict) and its kind."""
     state, meta = load_state_dict_file(path)
-    if meta is None:  # a plain state_dict from the earlier pipeline
-        return legacy_model(state, path, activation), {}, "state_dict"
+    if meta is None:  # the earlier pipeline's plain state_dict: widths from the shapes
+        try:
+            model = model_from_state_dict(fold_prune_masks(state), activation or LEGACY_ACTIVATION)
+        except SpinnError as err:
+            raise SpinnError(f"{path}: {err}") from err
+        return model.eval(), {}, "state_dict"
     model, ckpt = load_dense_model(path)
     if activation is not None and activation != model.cfg.activation:
-        raise SpinnError(
-            f"{path} was trained with activation {model.cfg.activation!r}, but {activation!r} was asked for"
-        )
+        raise SpinnError(f"{path} was trained with activation {model.cfg.activation!r}, "
+                         f"but {activation!r} was asked for")
     return model, ckpt.meta, ckpt.kind
 
 
@@ -90,10 +104,39 @@ def check_finite(model: nn.Module, path) -> None:
             raise SpinnError(f"{path}: {name} has {bad} NaN/inf value(s); nothing was converted")
 
 
-def validation_inputs(
-    cfg: SparseConfig, inputs, meta: dict, input_dim: int, features: list[str] | None = None,
-    inputs_label: str | None = None,
-) -> tuple[np.ndarray, str]:
+def inputs_from_csv(path: str | os.PathLike, meta: dict, input_dim: int,
+                    features: list[str] | None = None) -> tuple[np.ndarray, str]:
+    """(float32 (n, input_dim) inputs from a CSV's feature columns, standardised with the
+    checkpoint's scaler if it has one; where they came from)."""
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError as err:
+        raise SpinnError(f"data CSV not found: {path}") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SpinnError(f"{path} is not a readable CSV: {first_line(err)}") from err
+    scaler = Scaler.from_dict(meta["scaler"]) if meta.get("scaler") else None
+    known = meta.get("feature_names") or (scaler.feature_names if scaler else None)
+    if features is None:
+        features = list(known or (DEFAULT_FEATURES if len(DEFAULT_FEATURES) == input_dim else []))
+    if len(features) != input_dim:
+        raise SpinnError(f"the model takes {input_dim} inputs but {len(features)} feature names are "
+                         "known; name the CSV's feature columns (--features a,b,...)")
+    if scaler is not None and list(features) != list(scaler.feature_names):
+        raise SpinnError(f"features {features} differ from the checkpoint's {scaler.feature_names}")
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise SpinnError(f"{path} lacks feature column(s) {missing[:5]} (found {list(frame.columns)[:8]}...)")
+    values = frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = [c for c, ok in zip(features, np.isfinite(values).all(axis=0)) if not ok]
+    if bad or len(values) == 0:
+        raise SpinnError(f"{path}: {len(values)} rows; missing or non-numeric values in {bad}")
+    if scaler is None:
+        return values.astype(np.float32), f"{path} ({len(values)} rows; no scaler in checkpoint, columns used as given)"
+    return scaler.transform_x(values), f"{path} ({len(values)} rows, standardised with the checkpoint's scaler)"
+
+
+def validation_inputs(cfg: SparseConfig, inputs, meta: dict, input_dim: int,
+                      features: list[str] | None = None, inputs_label: str | None = None) -> tuple[np.ndarray, str]:
     """(standardised inputs, where they came from): an array, a CSV path, or seeded N(0, 1) rows."""
     if inputs is None:
         gen = torch.Generator().manual_seed(cfg.random_seed)
@@ -119,25 +162,19 @@ def conversion_report(cfg: SparseConfig, model: DensePINN, converted: dict[str, 
     dense_bytes = storage["bytes_by_format"]["dense"]
     semi_ok, semi_reason = semi_structured_supported(device)
     return {
-        "format": cfg.format,
-        "dims": list(model.cfg.dims),
-        "activation": model.cfg.activation,
-        "params": count_parameters(model),
-        "params_sparse": count_parameters(converted[cfg.format]),
-        "per_layer": storage["per_layer"],
-        "storage_bytes": storage["bytes_by_format"],
+        "format": cfg.format, "dims": list(model.cfg.dims), "activation": model.cfg.activation,
+        "params": count_parameters(model), "params_sparse": count_parameters(converted[cfg.format]),
+        "per_layer": storage["per_layer"], "storage_bytes": storage["bytes_by_format"],
         "storage_vs_dense": {f: b / dense_bytes for f, b in storage["bytes_by_format"].items()},
-        "storage_counts": "values + int64 indices (COO) or row offsets + column indices (CSR); dense biases in every total",
+        "storage_counts": ("values + int64 indices (COO) or row offsets + column indices (CSR); "
+                           "dense biases in every total"),
         "flops_per_sample": {"dense": flops_per_sample(model),
                              **{f: flops_per_sample(m) for f, m in converted.items()}},
-        "validation_by_format": checks,
-        "conversion_ok": checks[cfg.format]["passed"],
+        "validation_by_format": checks, "conversion_ok": checks[cfg.format]["passed"],
         "all_formats_passed": all(c["passed"] for c in checks.values()),
-        "semi_structured": {"supported": semi_ok, "reason": semi_reason},
-        "config": cfg,
+        "semi_structured": {"supported": semi_ok, "reason": semi_reason}, "config": cfg,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-        "environment": environment_info(device),
+        "versions": package_versions(), "environment": environment_info(device),
     }
 
 
@@ -153,24 +190,10 @@ def convert_checkpoint(
     activation: str | None = None,
     device: str | torch.device = "cpu",
 ) -> SparseConversion:
-    """Convert ``source`` to ``cfg.format``, validate every format, write checkpoint + report.
-
-    Args:
-        cfg: formats, tolerance, validation rows.
-        source: a SPINN checkpoint (pruned/dense/structured) or a plain MLP state_dict file.
-        checkpoint_out, report_out: where the sparse checkpoint and the JSON report go.
-        inputs: standardised inputs (n, input_dim), a CSV path (scaled with the source's
-            scaler), or None for ``cfg.n_random_inputs`` seeded N(0,1) rows.
-        inputs_label: how the report names array inputs (e.g. "test split").
-        features: CSV feature columns when the source does not name them.
-        activation: the legacy MLP's activation (our checkpoints carry theirs).
-        device: where both models run during validation.
-    Returns:
-        The report (``core.results_schema.SparseConversion``). When the saved format validated,
-        the checkpoint and ``report_out`` are written (both renamed into place only when
-        complete); when it did not, the report goes to ``<report_out>.failed.json`` and existing
-        files are left alone; when the input is bad (SpinnError), nothing is written.
-    """
+    """Convert ``source`` to ``cfg.format``, validate every format on ``device``, write checkpoint
+    + report (module docstring) and return the ``SparseConversion`` record. ``inputs``: standardised
+    rows (``inputs_label`` names them), a CSV path (``features``: its columns, if the source does
+    not name them) or None; ``activation``: a plain state_dict's (our checkpoints carry theirs)."""
     refuse_overwriting_inputs(source, inputs, [checkpoint_out, report_out, failed_report_path(report_out)])
     model, meta, kind = load_source(source, activation)
     check_finite(model, source)

@@ -3,11 +3,9 @@
     python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_masked.pt \\
         [--format coo|csr] [--output-dir DIR] [--data test.csv] [--activation tanh] [--atol 1e-4]
 
-The same code path as notebook 05.5 (``convert.convert_checkpoint``). Exit codes: 0 converted
-and validated, 1 did not validate (``<report>.failed.json`` written, nothing replaced), 2 bad
-input (one line on stderr, nothing written), including an output that is the checkpoint or the
-``--data`` CSV itself, however spelled (``spinn_coo.pt`` holding a masked checkpoint, a symlink,
-a hard link, a relative path).
+Notebook 05.5's code path (``convert.convert_checkpoint``). Exit codes: 0 converted and
+validated, 1 did not validate (``<report>.failed.json`` written, nothing replaced), 2 bad input
+(one line on stderr, nothing written), such as an output that is the input file itself.
 """
 from __future__ import annotations
 
@@ -19,8 +17,7 @@ import pandas as pd
 
 from ..core.errors import SpinnError
 from ..core.registry import sparse_report, sparse_variant
-from .convert import SparseConfig, convert_checkpoint, summary_rows
-from .legacy_checkpoint import LEGACY_ACTIVATION
+from .convert import LEGACY_ACTIVATION, SparseConfig, convert_checkpoint, summary_rows
 from .sparse import FORMATS
 
 
@@ -48,13 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         cfg = SparseConfig(format=args.format, atol=args.atol)
         out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent
-        ckpt_stem, report_stem = sparse_variant(cfg.format), sparse_report(cfg.format)
-        report_out = out_dir / f"{report_stem}.json"
-        report = convert_checkpoint(
-            cfg, args.checkpoint, checkpoint_out=out_dir / f"{ckpt_stem}.pt", report_out=report_out,
-            inputs=args.data, features=args.features.split(",") if args.features else None,
-            activation=args.activation,
-        )
+        ckpt_out = out_dir / f"{sparse_variant(cfg.format)}.pt"
+        report_out = out_dir / f"{sparse_report(cfg.format)}.json"
+        report = convert_checkpoint(cfg, args.checkpoint, checkpoint_out=ckpt_out, report_out=report_out,
+                                    inputs=args.data, activation=args.activation,
+                                    features=args.features.split(",") if args.features else None)
     except (SpinnError, OSError) as err:
         print(f"convert_to_sparse: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

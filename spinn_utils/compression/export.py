@@ -1,23 +1,12 @@
 """Deployable models: ONNX exports with the scaler folded in, checked against PyTorch (Cell 5.5).
 
-The fastest thing a user can deploy for CPU inference of a small MLP is ONNX Runtime
-(docs/benchmarking.md). Each export takes **raw features** and returns **physical units**:
-the train-fitted standardisation is folded into the first layer (``W / sigma_x``, ``b - W mu_x /
-sigma_x``) and the inverse target scaling into the last (``W sigma_y``, ``b sigma_y + mu_y``),
-so the graph is the plain MLP with no extra operations. The batch size is dynamic. Before an
-export is kept, ONNX Runtime's outputs on the test split must match the PyTorch model's within
-``parity_rtol`` of each target's scale; a failed check keeps no file (and removes a stale one).
-Beside each ``.onnx`` a JSON sidecar names the features, targets and units, the training range of
-each input, the exporter and runtime versions, the source checkpoint's sha256 and the parity
-measured; the model's ``metadata_props`` hold the sha256 of the whole sidecar (``write_export``),
-so the predictor refuses a sidecar edited by hand.
-
-The graph is written with the ``onnx`` package's own builder (``onnx.helper``), node for node
-what ``torch.onnx.export(dynamo=True)`` writes for this MLP (``Gemm`` with ``transB=1`` and the
-activation, opset 18): a DensePINN is only Linear layers and one elementwise activation, and the
-exporter spent about 9 s a call (imports, op registry, tracing) on graphs that take milliseconds to
-write, the largest share of notebook 05.5 and of every sweep point. The parity check below is what
-makes an export trustworthy, whichever way it was written.
+Each export takes **raw features** and returns **physical units** (the train-fitted scaler is
+folded into the first and last layers), with a dynamic batch size. The graph is written with
+``onnx.helper``, node for node what ``torch.onnx.export`` writes for this MLP (``Gemm`` and the
+activation, opset 18), in milliseconds where the exporter took about 9 s. An export is kept only
+when ONNX Runtime reproduces the PyTorch model on the test split within ``parity_rtol`` of each
+target's std. Its JSON sidecar (results/README.md) is hashed whole into the model's
+``metadata_props``, so the predictor refuses one edited by hand.
 """
 from __future__ import annotations
 
@@ -32,12 +21,14 @@ import onnx
 import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from pydantic import ConfigDict
 from torch import nn
 
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, to_jsonable, write_json
 from ..core.paths import ResultsPaths
 from ..core.registry import EXPORTED_VARIANTS
+from ..core.results_schema import Blob, Record
 from ..core.version import __version__
 from ..data.dataset import PreparedData, Scaler
 from ..data.schema import RUN_COL, target_unit
@@ -55,6 +46,38 @@ from ..model.onnx_predictor import (
 )
 
 INPUT_NAME, OUTPUT_NAME = "features", "targets"
+
+
+class Parity(Record):
+    """An export's outputs against its reference's: per target, in its unit, ``{"max_abs_diff",
+    "mean_abs_diff", "unit", "limit"}`` (limit: ``rtol_of_target_std`` x the target's std)."""
+
+    per_target: dict[str, dict[str, float | str]]
+    passed: bool
+    rtol_of_target_std: float
+    n: int
+    against: str
+
+
+class Quantization(Record):
+    """How an int8 export was made and why its mode was kept (``quantize.py``)."""
+
+    mode: str
+    why: str
+    candidates: dict[str, Blob]  # by mode: val_mean_r2, median_ms, batch, threads, batch_dependence
+    float_layers: list[str]
+    calibration: str
+    config: Blob
+
+
+class OnnxExport(Record):
+    """An export's sidecar (``export/<name>.json``): what readers use typed, the rest as written."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    onnx_bytes: int
+    hidden_dims: list[int]
+    parity: Parity
+    quantization: Quantization | None = None  # int8 exports only
 
 
 @dataclass(frozen=True)
@@ -89,10 +112,8 @@ def fold_scaler(model: DensePINN, scaler: Scaler) -> DensePINN:
 
 def _activation_nodes(name: str, x: str, out: str, tag: str) -> list[onnx.NodeProto]:
     """``out = activation(x)`` as ONNX nodes (torch's definitions: GELU is the erf form)."""
-    if name == "tanh":
-        return [helper.make_node("Tanh", [x], [out], name=f"node_tanh{tag}")]
-    if name == "relu":
-        return [helper.make_node("Relu", [x], [out], name=f"node_relu{tag}")]
+    if name in ("tanh", "relu"):
+        return [helper.make_node(name.capitalize(), [x], [out], name=f"node_{name}{tag}")]
     if name == "silu":  # x * sigmoid(x)
         return [helper.make_node("Sigmoid", [x], [f"sigmoid{tag}"], name=f"node_sigmoid{tag}"),
                 helper.make_node("Mul", [x, f"sigmoid{tag}"], [out], name=f"node_silu{tag}")]
@@ -142,21 +163,25 @@ def build_graph(model: DensePINN, opset: int, props: dict[str, str] | None = Non
     return proto
 
 
-def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.ndarray,
-                   rtol: float) -> dict:
+def parity(y: np.ndarray, y_ref: np.ndarray, target_names, y_std, rtol: float, against: str) -> Parity:
+    """Per target, in its unit: max and mean |y - y_ref| and the limit ``rtol`` x the target's
+    std; passed when every max is within its limit and ``y`` is finite."""
+    diff = np.abs(np.asarray(y, np.float64) - np.asarray(y_ref, np.float64))
+    limit = rtol * np.asarray(y_std, dtype=np.float64)
+    per_target = {t: {"max_abs_diff": float(diff[:, j].max()), "mean_abs_diff": float(diff[:, j].mean()),
+                      "unit": target_unit(t), "limit": float(limit[j])} for j, t in enumerate(target_names)}
+    passed = bool(np.isfinite(y).all()) and all(p["max_abs_diff"] <= p["limit"] for p in per_target.values())
+    return Parity(per_target=per_target, passed=passed, rtol_of_target_std=rtol, n=len(y), against=against)
+
+
+def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.ndarray, rtol: float) -> Parity:
     """ONNX Runtime on raw features vs PyTorch on scaled ones, per target in its own units."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     y_ort = session.run(None, {session.get_inputs()[0].name: x_raw.astype(np.float32)})[0]
     with torch.inference_mode():
         y_torch = model.cpu().float()(torch.as_tensor(scaler.transform_x(x_raw))).numpy()
-    y_torch = scaler.inverse_y(y_torch)
-    diff = np.abs(y_ort.astype(np.float64) - y_torch).max(axis=0)
-    limit = rtol * np.asarray(scaler.y_std)
-    per_target = {t: {"max_abs_diff": float(d), "limit": float(lim)}
-                  for t, d, lim in zip(scaler.target_names, diff, limit)}
-    finite = bool(np.isfinite(y_ort).all())
-    return {"per_target": per_target, "passed": finite and bool((diff <= limit).all()),
-            "rtol_of_target_std": rtol, "n": int(len(x_raw)), "inputs": "test split, raw features"}
+    return parity(y_ort, scaler.inverse_y(y_torch), scaler.target_names, scaler.y_std, rtol,
+                  "the PyTorch model, test split raw features")
 
 
 def remove_export(path: Path) -> None:
@@ -165,82 +190,57 @@ def remove_export(path: Path) -> None:
     sidecar_path(path).unlink(missing_ok=True)
 
 
-def sidecar_body(model: DensePINN, scaler: Scaler, cfg: ExportConfig, *, source: Path, id_columns: list[str],
-                 feature_ranges: dict, parity: dict, physics: dict | None = None) -> dict:
-    """The sidecar of an export, every key but ``FILE_KEYS`` (which describe the .onnx file it goes
-    into): one dict, hashed whole into the model, so a key added here is covered by the check."""
-    return {
-        "format": SIDECAR_FORMAT,
-        "feature_names": list(scaler.feature_names),
-        "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
-        "id_columns": list(id_columns),
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-        "input_shape": ["batch", len(scaler.feature_names)], "output_shape": ["batch", len(scaler.target_names)],
-        "input": "raw features, float32, shape (batch, n_features) in feature_names order",
-        "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
-                   physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
-                   "targets' units (y * std + mean); the physics head integrates them along each group"),
-        "physics": physics or {"mode": "soft"},
-        "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
-                           "flagged": "beyond min/max by more than flag_factor x (max - min)"},
-        "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model),
-        "opset": cfg.opset,
-        "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
-        "onnxruntime_version": ort.__version__,
-        "source_checkpoint": str(source), "source_sha256": file_sha256(source),
-        "parity": parity,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def write_export(proto: onnx.ModelProto, body: dict, onnx_file: Path, sidecar_file: Path) -> dict:
+def write_export(proto: onnx.ModelProto, body: dict, onnx_file: Path, sidecar_file: Path) -> OnnxExport:
     """Write ``proto`` to ``onnx_file`` with the sha256 of ``body`` in its metadata_props, then
-    ``body`` plus the file's sha256 and size to ``sidecar_file``: the sidecar written.
-
-    The predictor recomputes the hash of the sidecar it finds and refuses one that differs, so a
-    hand edit of the JSON (a unit, a range, a deleted key) cannot pass."""
+    ``body`` plus the file's sha256 and size to ``sidecar_file``: the sidecar written."""
     body = json.loads(json.dumps(to_jsonable(body), allow_nan=False))  # hashed as it will be read back
     props = {p.key: p.value for p in proto.metadata_props}
     helper.set_model_props(proto, {**props, META_SIDECAR: sidecar_digest(body)})
     onnx.save(proto, str(onnx_file))
     sidecar = {**body, "onnx_sha256": file_sha256(onnx_file), "onnx_bytes": onnx_file.stat().st_size}
     write_json(sidecar_file, sidecar)
-    return sidecar
+    return OnnxExport.model_validate(sidecar)
 
 
 def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
                  cfg: ExportConfig, *, source: Path, id_columns: list[str], feature_ranges: dict,
-                 physics: dict | None = None) -> dict:
-    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model``.
-
-    Args:
-        model: a dense-storage DensePINN on scaled inputs and outputs (dense or structured).
-        scaler: the train-fitted scaler it was trained with (folded into the graph).
-        out_path: the .onnx file; the sidecar is the same name with .json.
-        x_raw: raw feature rows for the parity check (the test split).
-        cfg: opset and parity tolerance.
-        source: the checkpoint ``model`` was loaded from (its sha256 goes into the sidecar).
-        id_columns: input columns a prediction CSV keeps (experiment, run, time).
-        feature_ranges: ``{"min": [...], "max": [...]}`` of the training split's inputs; the
-            predictor flags values far beyond them.
-        physics: the sidecar's physics block (``physics_block``); None: soft.
-
-    Returns:
-        The sidecar. Raises SpinnError, keeping no export, when parity fails.
-    """
+                 physics: dict | None = None) -> OnnxExport:
+    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model`` (a
+    dense-storage DensePINN trained with ``scaler``) on the raw rows ``x_raw``; else raise a
+    SpinnError, keeping no export. ``source``: its checkpoint; ``id_columns``: the input columns a
+    prediction CSV keeps; ``feature_ranges``: the training split's ``{"min", "max"}``;
+    ``physics``: the sidecar's physics block (``physics_block``; None: soft)."""
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         props = {META_FEATURES: json.dumps(list(scaler.feature_names)),
                  META_TARGETS: json.dumps(list(scaler.target_names))}
         proto = build_graph(fold_scaler(model, scaler), cfg.opset, props)
         onnx.save(proto, str(tmp))
-        parity = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
-        if not parity["passed"]:
+        checked = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
+        if not checked.passed:
             remove_export(out_path)
             raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
-                             f"(max |diff| per target {parity['per_target']}); no export written")
-        body = sidecar_body(model, scaler, cfg, source=source, id_columns=id_columns,
-                            feature_ranges=feature_ranges, parity=parity, physics=physics)
+                             f"(per target {checked.per_target}); no export written")
+        # Every key but FILE_KEYS, hashed whole into the model: a key added here is covered too.
+        n_features, n_targets = len(scaler.feature_names), len(scaler.target_names)
+        body = {
+            "format": SIDECAR_FORMAT, "feature_names": list(scaler.feature_names),
+            "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
+            "id_columns": list(id_columns), "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+            "input_shape": ["batch", n_features], "output_shape": ["batch", n_targets],
+            "input": "raw features, float32, shape (batch, n_features) in feature_names order",
+            "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
+                       physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
+                       "targets' units (y * std + mean); the physics head integrates them along each group"),
+            "physics": physics or {"mode": "soft"},
+            "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
+                               "flagged": "beyond min/max by more than flag_factor x (max - min)"},
+            "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model), "opset": cfg.opset,
+            "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
+            "onnxruntime_version": ort.__version__,
+            "source_checkpoint": str(source), "source_sha256": file_sha256(source), "parity": checked,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         # The model is renamed in just after its sidecar is written.
         return write_export(proto, body, tmp, sidecar_path(out_path))
 
@@ -258,7 +258,7 @@ def physics_block(meta: dict, data: PreparedData) -> dict:
             "power_col": record.get("power_col") or "", "power_unit": record.get("power_unit", "A")}
 
 
-def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, dict]:
+def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfig) -> dict[str, OnnxExport]:
     """Export every variant that has an ONNX Runtime twin (``EXPORTED_VARIANTS``): {variant: sidecar}."""
     x_raw = data.frames["test"][data.feature_names].to_numpy(np.float64)
     train = data.frames["train"][data.feature_names]
@@ -278,8 +278,8 @@ def export_checkpoints(paths: ResultsPaths, data: PreparedData, cfg: ExportConfi
     return out
 
 
-def export_rows(sidecars: dict[str, dict]) -> list[dict]:
+def export_rows(sidecars: dict[str, OnnxExport]) -> list[dict]:
     """One row per export: file size, widths, parity per target (for display)."""
-    return [{"export": f"{name}.onnx", "bytes": s["onnx_bytes"], "hidden_dims": s["hidden_dims"],
-             **{f"max |diff| {t}": p["max_abs_diff"] for t, p in s["parity"]["per_target"].items()},
-             "parity": s["parity"]["passed"]} for name, s in sidecars.items()]
+    return [{"export": f"{name}.onnx", "bytes": s.onnx_bytes, "hidden_dims": s.hidden_dims,
+             **{f"max |diff| {t}": p["max_abs_diff"] for t, p in s.parity.per_target.items()},
+             "parity": s.parity.passed} for name, s in sidecars.items()]

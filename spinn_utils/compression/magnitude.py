@@ -1,24 +1,16 @@
 """Iterative global magnitude pruning (SPINN's unstructured sparsity), fine-tuned by a callback.
 
-Every hidden weight matrix of the MLP competes in one global ranking by |w| (biases and the
-output layer are kept), a schedule of stages removes the smallest weights, and after each stage the caller's fine-tune
-callback trains the model (notebook 03: ``training.fit`` with the physics-informed loss,
-``compression/pruning_run.py``) while the masks are re-applied after every optimizer step, so
-a pruned weight stays exactly zero. ``PruneConfig.prune_method = "random"`` ranks by seeded
-noise instead of |w|, with everything else the same: the control for the magnitude criterion. Masks are plain ``{parameter name: bool tensor}`` dicts
-(True = kept), not ``torch.nn.utils.prune`` re-parametrisations, so checkpoints stay plain
-``DensePINN`` state_dicts with zeros in them.
+Every hidden weight matrix competes in one global ranking by |w| (or seeded noise,
+``prune_method="random"``: the control for the criterion); a schedule of stages removes the
+smallest, and after each stage the caller's fine-tune callback trains the model with the masks
+re-applied after every optimizer step, so a pruned weight stays exactly zero. Masks are plain
+``{parameter name: bool tensor}`` dicts (True = kept), so checkpoints stay plain DensePINN
+state_dicts with zeros in them. The target is a sparsity of *all* parameters (the paper: 68.5%
+of 666,882); biases and the output layer are never pruned (docs/physics.md: a hard body's small
+output layer would go first, whole).
 
-The target is a sparsity of *all* parameters (the paper: 68.5% of 666,882, about 210k
-non-zero); because biases count but are never pruned, the number of weights to zero is
-solved from the total (``n_weights_to_prune``). The output layer (256 x 2 weights, 0.08% of
-the model) is never pruned, as is usual: a hard-physics body's output layer starts at zero and
-stays small, and in one global ranking it went first, whole, at every sparsity, leaving the
-physics head with a constant body (the masked model's test R2 was then the same from 50% to 98%).
-
-References: Han et al., "Learning both Weights and Connections for Efficient Neural
-Networks" (NeurIPS 2015); Frankle & Carbin, "The Lottery Ticket Hypothesis" (ICLR 2019);
-Zhu & Gupta, "To prune, or not to prune" (2017) for gradual schedules.
+References: Han et al., "Learning both Weights and Connections for Efficient Neural Networks"
+(NeurIPS 2015); Zhu & Gupta, "To prune, or not to prune" (2017) for gradual schedules.
 """
 from __future__ import annotations
 
@@ -36,9 +28,7 @@ from ..model.counting import count_parameters, weighted_layers
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
 SCHEDULES = ("geometric", "linear")
-# Weight scores ranked globally: |w|, or seeded uniform noise (the control Blalock et al.,
-# "What is the state of neural network pruning?" (MLSys 2020), ask every pruning paper for).
-PRUNE_METHODS = ("magnitude", "random")
+PRUNE_METHODS = ("magnitude", "random")  # random: the control Blalock et al. (MLSys 2020) ask for
 
 
 @dataclass(frozen=True)
@@ -109,11 +99,9 @@ def n_weights_to_prune(model: nn.Module, sparsity: float) -> int:
     n_weights = sum(w.numel() for w in list(prunable_weights(model).values())[:-1])
     k = int(round(sparsity * total))
     if k > n_weights:
-        raise SpinnError(
-            f"sparsity {sparsity:.4f} of {total} parameters needs {k} zeros, but only "
-            f"{n_weights} are hidden-layer weights (biases and the output layer are never pruned); "
-            "lower target_sparsity"
-        )
+        raise SpinnError(f"sparsity {sparsity:.4f} of {total} parameters needs {k} zeros, but only "
+                         f"{n_weights} are hidden-layer weights (biases and the output layer are never "
+                         "pruned); lower target_sparsity")
     return k
 
 
@@ -130,11 +118,8 @@ def sparsity_schedule(cfg: PruneConfig) -> list[float]:
 
 def weight_scores(model: nn.Module, method: str = "magnitude",
                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """One float64 score per weight (higher = kept longer): |w|, or uniform noise in [0, 1).
-
-    ``"random"`` draws from ``generator`` (on the CPU, so a seed gives the same masks on any
-    device); ``"magnitude"`` uses no randomness.
-    """
+    """One float64 score per weight (higher = kept longer): |w|, or uniform noise in [0, 1) drawn
+    from ``generator`` on the CPU (so a seed gives the same masks on any device)."""
     if method not in PRUNE_METHODS:
         raise SpinnError(f"prune_method must be one of {PRUNE_METHODS}, got {method!r}")
     weights = prunable_weights(model)
@@ -144,25 +129,12 @@ def weight_scores(model: nn.Module, method: str = "magnitude",
             for name, w in weights.items()}
 
 
-def global_magnitude_masks(
-    model: nn.Module, sparsity: float, masks: Masks | None = None,
-    scores: dict[str, torch.Tensor] | None = None,
-) -> Masks:
-    """Masks that zero the globally lowest-scoring weights so ``sparsity`` of all parameters is zero.
-
-    One ranking over every hidden weight matrix (not per layer; the output layer is kept whole),
-    exactly ``n_weights_to_prune`` weights pruned (ties broken by position). Weights already pruned in ``masks`` stay
-    pruned, so successive stages only ever remove more.
-
-    Args:
-        model: the network; its current weight values are ranked.
-        sparsity: target fraction of ALL parameters (biases included) that are zero.
-        masks: the previous stage's masks, or None.
-        scores: ``weight_scores`` of the model (>= 0); None: |w|, magnitude pruning.
-
-    Returns:
-        ``{parameter name: bool tensor}``, True where the weight is kept.
-    """
+def global_magnitude_masks(model: nn.Module, sparsity: float, masks: Masks | None = None,
+                           scores: dict[str, torch.Tensor] | None = None) -> Masks:
+    """Masks (True = kept) that zero the ``n_weights_to_prune`` lowest-``scores`` (default |w|)
+    hidden weights in one ranking over every hidden matrix (ties broken by position), so
+    ``sparsity`` of all parameters is zero. Weights pruned in ``masks`` (the previous stage's)
+    stay pruned, so successive stages only ever remove more."""
     weights = prunable_weights(model)
     k = n_weights_to_prune(model, sparsity)
     scores = weight_scores(model) if scores is None else scores
@@ -177,15 +149,9 @@ def global_magnitude_masks(
         ranked.append(s.cpu())
     flat = torch.cat(ranked)
     keep = torch.ones_like(flat, dtype=torch.bool)
-    if k > 0:
-        # A stable sort makes the choice among equal scores (e.g. zeros) deterministic.
-        order = torch.sort(flat, stable=True).indices
-        keep[order[:k]] = False
-    out, start = {}, 0
-    for name, w in weights.items():
-        out[name] = keep[start:start + w.numel()].view_as(w).to(w.device)
-        start += w.numel()
-    return out
+    keep[torch.sort(flat, stable=True).indices[:k]] = False  # stable: equal scores (zeros) in order
+    parts = keep.split([w.numel() for w in weights.values()])
+    return {name: part.view_as(w).to(w.device) for (name, w), part in zip(weights.items(), parts)}
 
 
 @torch.no_grad()
@@ -227,11 +193,10 @@ def layer_sparsity(model: nn.Module) -> list[dict]:
 
 def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):
     """The dense TrainConfig with fewer epochs, shorter patience and a smaller learning rate."""
-    return with_overrides(
-        train_cfg, epochs=max(1, int(epochs)), lr=float(train_cfg.lr) * cfg.finetune_lr_scale,
-        patience=cfg.finetune_patience, lr_patience=min(train_cfg.lr_patience, cfg.finetune_patience - 1),
-        progress=bool(train_cfg.progress and cfg.show_progress),
-    )
+    return with_overrides(train_cfg, epochs=max(1, int(epochs)), patience=cfg.finetune_patience,
+                          lr=float(train_cfg.lr) * cfg.finetune_lr_scale,
+                          lr_patience=min(train_cfg.lr_patience, cfg.finetune_patience - 1),
+                          progress=bool(train_cfg.progress and cfg.show_progress))
 
 
 @dataclass
@@ -255,28 +220,14 @@ def stage_epochs(cfg: PruneConfig, stage: int) -> int:
     return cfg.final_finetune_epochs if stage == cfg.n_stages else cfg.finetune_epochs
 
 
-def iterative_prune(
-    model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *, seed: int = 0,
-    on_stage: Callable[[nn.Module, PruneStage], None] | None = None,
-) -> tuple[Masks, list[PruneStage]]:
-    """Prune ``model`` in place, stage by stage, calling ``finetune`` after each cut.
-
-    The algorithm only: it scores (``cfg.prune_method``), masks, zeroes and hands the model to
-    the caller's fine-tuning, as Torch-Pruning's pruners do; training, evaluation and reports
-    belong to the caller (``compression/pruning_run.py``).
-
-    Args:
-        model: a trained network (modified in place).
-        cfg: target, stages, schedule, epochs per stage and the scoring method.
-        finetune: ``finetune(model, masks, epochs, desc)``, called when a stage has epochs > 0;
-            None: no fine-tuning.
-        seed: seeds the scores of ``prune_method="random"`` (its own generator; unused for
-            magnitude).
-        on_stage: ``on_stage(model, stage)`` after each stage, masks applied (reports hook in here).
-
-    Returns:
-        (the final masks, one ``PruneStage`` per stage).
-    """
+def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *,
+                    seed: int = 0, on_stage: Callable[[nn.Module, PruneStage], None] | None = None
+                    ) -> tuple[Masks, list[PruneStage]]:
+    """Prune ``model`` in place, stage by stage: score (``cfg.prune_method``; ``seed`` seeds the
+    random scores), mask, zero, then ``finetune(model, masks, epochs, desc)`` when the stage has
+    epochs, then ``on_stage(model, stage)`` (reports hook in here). Training, evaluation and
+    reports belong to the caller (``pruning_run.py``). Returns (final masks, one ``PruneStage``
+    per stage)."""
     generator = torch.Generator().manual_seed(int(seed))
     masks: Masks | None = None
     schedule = sparsity_schedule(cfg)

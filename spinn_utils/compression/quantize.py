@@ -1,31 +1,14 @@
 """The deployable SPINN in int8: ONNX Runtime quantization of the structured export (Cell 5.5).
 
-Two ways are built and measured, and one is kept (``QuantConfig``):
-
-- **static** (QDQ format): the scales of every activation are fixed once, calibrated with a
-  ``CalibrationDataReader`` on training rows (min/max); ONNX Runtime fuses each
-  DequantizeLinear -> Gemm -> QuantizeLinear into one integer ``QGemm``.
-- **dynamic**: weights are int8, each activation's scale is computed from the batch at run time
-  (``DynamicQuantizeLinear`` before every ``MatMulInteger``).
-
-The first layer (its inputs are raw features whose ranges differ by orders of magnitude, so one
-per-tensor scale erases the small ones) and the last (two outputs in physical units) stay fp32:
-quantizing them cost R2 0.8 on a smoke model, they hold ~3% of the FLOPs. Hidden layers see tanh
-outputs in [-1, 1], which int8 represents well. Weights are per-tensor: per-channel scales
-measured worse here (R2 -0.01, ONNX Runtime 1.32).
-
-The two candidates are scored on the **validation** split (the test split stays for notebook 08),
-timed at ``choice_batch`` rows in alternation, and the faster one is kept when its validation
-mean per-output R2 is within ``accuracy_tie`` of the more accurate one; the sidecar records both
-measurements and why. Parity against the fp32 export is reported per target in physical units
-on the test split and must stay within ``parity_rtol`` of each target's train std.
-
-Reference: ONNX Runtime, "Quantize ONNX models" (``onnxruntime.quantization.quantize_static``,
-``quantize_dynamic``, ``CalibrationDataReader``, QDQ format).
+**Static** (QDQ, activation scales calibrated on training rows) and **dynamic** (scales from
+each batch) int8 are built, scored on the validation split and timed alternately; the faster is
+kept at equal accuracy (docs/benchmarking.md). The first layer (raw features of very different
+ranges) and the last (physical units) stay fp32: quantizing them cost R2 0.8 on a smoke model.
+Weights are per-tensor (per-channel measured worse). Reference: ONNX Runtime, "Quantize ONNX
+models".
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from dataclasses import asdict, dataclass
@@ -34,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -54,9 +37,10 @@ from ..data.schema import target_unit
 from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar, sidecar_path
 from ..model.sequence_predictor import is_hard, predictions
 from ..model.sequences import sequence_of
-from .export import remove_export, write_export
+from .export import OnnxExport, parity, remove_export, write_export
 
 MODES = ("static", "dynamic")
+BATCH_DEPENDENCE_ROWS = 2000  # rows predicted one by one (a large split would take seconds alone)
 
 
 @dataclass(frozen=True)
@@ -105,63 +89,34 @@ def float_layers(model_path: Path) -> list[str]:
     return [nodes[0], nodes[-1]]
 
 
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """The quantizer logs "consider pre-processing" to the root logger on every call."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def initializer_bytes(model_path: Path) -> int:
     """Bytes of every weight stored in the graph (int8 values, fp32 scales, int32 biases, ...)."""
     return sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(model_path)).graph.initializer)
 
 
 def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray, cfg: QuantConfig) -> None:
-    """Write ``out``: ``src`` quantized the ``mode`` way, first and last layers kept fp32."""
-    with _quiet_root_logger():
-        _quantize(src, out, mode, x_calib, cfg, float_layers(src))
-    _copy_metadata(src, out)
-
-
-def _copy_metadata(src: Path, out: Path) -> None:
-    """The fp32 export's ``metadata_props`` (feature and target names the predictor checks its
-    sidecar against) onto the quantized model, where the quantizer did not keep them."""
+    """Write ``out``: ``src`` quantized the ``mode`` way, first and last layers kept fp32, with
+    ``src``'s ``metadata_props`` (the names the predictor checks), which the quantizer drops."""
+    keep = float_layers(src)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs "consider pre-processing" on every call
+    try:
+        if mode == "static":
+            reader = RowsReader(onnx.load(str(src)).graph.input[0].name, x_calib, cfg.calibration_batch)
+            quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
+                            per_channel=False, nodes_to_exclude=keep,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        else:  # the dynamic quantizer rewrites each Gemm as <name>_MatMul + <name>_Add first
+            quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=False,
+                             nodes_to_exclude=[*keep, *(f"{k}_MatMul" for k in keep)])
+    finally:
+        root.setLevel(level)
     source, model = onnx.load(str(src)), onnx.load(str(out))
-    have = {p.key for p in model.metadata_props}
-    missing = [p for p in source.metadata_props if p.key not in have]
-    if missing:
-        for p in missing:
-            model.metadata_props.add(key=p.key, value=p.value)
-        onnx.save(model, str(out))
-
-
-def _quantize(src: Path, out: Path, mode: str, x_calib: np.ndarray, cfg: QuantConfig, keep: list[str]) -> None:
-    if mode == "static":
-        input_name = onnx.load(str(src)).graph.input[0].name
-        quantize_static(str(src), str(out), RowsReader(input_name, x_calib, cfg.calibration_batch),
-                        quant_format=QuantFormat.QDQ, per_channel=False, nodes_to_exclude=keep,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    else:  # the dynamic quantizer rewrites each Gemm as <name>_MatMul + <name>_Add first
-        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=False,
-                         nodes_to_exclude=[*keep, *(f"{k}_MatMul" for k in keep)])
-
-
-def parity_vs_fp32(y_int8: np.ndarray, y_fp32: np.ndarray, target_names: list[str], y_std, rtol: float) -> dict:
-    """Per target, in its physical unit: max and mean |int8 - fp32|, and the limit rtol x std."""
-    diff = np.abs(y_int8.astype(np.float64) - y_fp32.astype(np.float64))
-    limit = rtol * np.asarray(y_std, dtype=np.float64)
-    per_target = {t: {"max_abs_diff": float(diff[:, j].max()), "mean_abs_diff": float(diff[:, j].mean()),
-                      "unit": target_unit(t), "limit": float(limit[j])}
-                  for j, t in enumerate(target_names)}
-    finite = bool(np.isfinite(y_int8).all())
-    return {"per_target": per_target, "passed": finite and all(p["max_abs_diff"] <= p["limit"] for p in per_target.values()),
-            "rtol_of_target_std": rtol, "against": "the fp32 export, same raw features"}
+    have = {p.key: p.value for p in model.metadata_props}
+    missing = {p.key: p.value for p in source.metadata_props if p.key not in have}
+    helper.set_model_props(model, have | missing)
+    onnx.save(model, str(out))
 
 
 def choose(candidates: dict[str, dict], accuracy_tie: float) -> tuple[str, str]:
@@ -180,15 +135,6 @@ def choose(candidates: dict[str, dict], accuracy_tie: float) -> tuple[str, str]:
     return pick, f"{pick} kept: {why}"
 
 
-def time_alternating(predictors: dict[str, OnnxPredictor], x: np.ndarray, rounds: int, threads: int) -> dict[str, float]:
-    """Median ms per call of each predictor, in alternating rounds (1 untimed + 3 timed calls)."""
-    samples: dict[str, list[float]] = {name: [] for name in predictors}
-    for _ in range(rounds):
-        for name, p in predictors.items():
-            samples[name] += timed_block(perf_ms(lambda p=p: p.run(x, threads)), min_calls=3)
-    return {name: float(np.median(ms)) for name, ms in samples.items()}
-
-
 def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantConfig) -> dict[str, dict]:
     """Validation mean R2 and median ms at ``choice_batch`` of each candidate file."""
     x_val = data.frames["val"][data.feature_names].to_numpy(np.float32)
@@ -198,7 +144,11 @@ def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantCo
     x_train = data.frames["train"][data.feature_names].to_numpy(np.float32)
     x_time = x_train[rng.integers(0, len(x_train), cfg.choice_batch)]
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    ms = time_alternating(predictors, x_time, cfg.choice_rounds, threads)
+    samples: dict[str, list[float]] = {m: [] for m in predictors}
+    for _ in range(cfg.choice_rounds):  # alternating rounds of 1 untimed + 3 timed calls each
+        for m, p in predictors.items():
+            samples[m] += timed_block(perf_ms(lambda p=p: p.run(x_time, threads)), min_calls=3)
+    ms = {m: float(np.median(t)) for m, t in samples.items()}
     out = {}
     sequence = sequence_of(data, "val") if is_hard(next(iter(predictors.values()))) else None
     for m, p in predictors.items():
@@ -209,33 +159,20 @@ def _measure_candidates(paths: dict[str, Path], data: PreparedData, cfg: QuantCo
     return out
 
 
-BATCH_DEPENDENCE_ROWS = 2000
-
-
 def batch_dependence(predictor: OnnxPredictor, x: np.ndarray, y_whole: np.ndarray, target_names) -> dict:
     """Per target, in its unit: max |prediction in one call of all rows - prediction row by row|
-    (over the first ``BATCH_DEPENDENCE_ROWS`` rows: a large split would take seconds alone).
-
-    Zero for fp32 and static int8; dynamic int8 computes each activation's scale from the whole
-    call, so a row's prediction depends on the rows sent with it."""
+    over the first ``BATCH_DEPENDENCE_ROWS`` rows. Zero for fp32 and static int8; dynamic int8
+    takes each activation's scale from the whole call, so a row depends on the rows sent with it."""
     n = min(len(x), BATCH_DEPENDENCE_ROWS)
     y_single = np.concatenate([predictor.run(x[i:i + 1], 1) for i in range(n)])
     diff = np.abs(y_whole[:n].astype(np.float64) - y_single).max(axis=0)
     return {t: {"max_abs_diff": float(d), "unit": target_unit(t)} for t, d in zip(target_names, diff)}
 
 
-def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: QuantConfig) -> dict:
-    """Write ``out_path`` (int8 .onnx) and its sidecar, quantized from ``fp32_path``.
-
-    Args:
-        fp32_path: the structured fp32 export of notebook 05.5 (its sidecar beside it).
-        out_path: the int8 .onnx to write; the sidecar is the same name with .json.
-        data: the prepared splits (train calibrates, val chooses, test checks parity).
-        cfg: modes, calibration rows, the tie and parity tolerances.
-
-    Returns:
-        The sidecar. Raises SpinnError, keeping no file, when parity vs fp32 fails.
-    """
+def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: QuantConfig) -> OnnxExport:
+    """Write ``out_path`` (int8 .onnx) and its sidecar, quantized from the fp32 export
+    ``fp32_path``: train rows calibrate, val chooses the mode, test checks parity (a failure
+    raises a SpinnError and keeps no file)."""
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     meta = read_sidecar(fp32_path)
     described = {k: v for k, v in meta.items() if k not in FILE_KEYS}  # names, units, ranges: fp32's
@@ -256,15 +193,14 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
             why += ("; its predictions depend on the other rows of a call (validation split, one call vs "
                     "row by row): up to " + ", ".join(f"{d['max_abs_diff']:.3g} {d['unit']}" for d in moved.values()))
         x_test = data.frames["test"][data.feature_names].to_numpy(np.float32)
-        y_fp32 = OnnxPredictor(fp32_path).run(x_test, 1)
-        y_int8 = OnnxPredictor(files[mode]).run(x_test, 1)
-        parity = parity_vs_fp32(y_int8, y_fp32, data.target_names, data.scaler.y_std, cfg.parity_rtol)
-        parity["n"] = len(x_test)
-        if not parity["passed"]:
+        y_int8, y_fp32 = (OnnxPredictor(f).run(x_test, 1) for f in (files[mode], fp32_path))
+        checked = parity(y_int8, y_fp32, data.target_names, data.scaler.y_std, cfg.parity_rtol,
+                         "the fp32 export, same raw features")
+        if not checked.passed:
             remove_export(out_path)
             raise SpinnError(f"{out_path.name}: int8 differs from {fp32_path.name} by more than "
-                             f"{cfg.parity_rtol} x each target's std ({parity['per_target']}); no export written")
-        body = {**described, "precision": "int8", "parity": parity, "weight_bytes": initializer_bytes(files[mode]),
+                             f"{cfg.parity_rtol} x each target's std ({checked.per_target}); no export written")
+        body = {**described, "precision": "int8", "parity": checked, "weight_bytes": initializer_bytes(files[mode]),
                 "quantization": {"mode": mode, "why": why, "candidates": candidates,
                                  "float_layers": float_layers(fp32_path),
                                  "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
@@ -280,7 +216,7 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
     return sidecar
 
 
-def quantize_exports(paths: ResultsPaths, data: PreparedData, cfg: QuantConfig) -> dict[str, dict]:
+def quantize_exports(paths: ResultsPaths, data: PreparedData, cfg: QuantConfig) -> dict[str, OnnxExport]:
     """Every quantized export in the registry, from its fp32 export: {export name: sidecar}."""
     return {name: quantize_export(paths.export(source), paths.export(name), data, cfg)
             for name, source in QUANTIZED_EXPORTS.items()}

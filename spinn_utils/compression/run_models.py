@@ -1,13 +1,8 @@
-"""The one loader of a run's saved models: verification, benchmarks and evaluation call it.
-
-``load_run_models(paths, variants, device)`` reads each named variant from its file
-(``checkpoints/<variant>.pt``, or ``export/<source>.onnx`` for an ``ORT_VARIANTS`` entry) and returns the eval-mode
-models with their checkpoint metadata, keyed by variant name. It refuses what today's callers
-refuse: a missing file, a checkpoint of another kind, a
-sparse checkpoint holding another format than its name says and, when ``data`` is given, a
-checkpoint trained with another scaler or column order than the prepared data. ``OnnxModule``
-wraps an export so that it is checked, scored and timed like the PyTorch variants; this module
-never imports ``onnx`` (only ONNX Runtime), so loading a run's models stays cheap.
+"""The one loader of a run's saved models (``load_run_models``): verification, benchmarks and
+evaluation call it. It refuses a missing file, a checkpoint of another kind (a sparse one holding
+another format than its name says) and, given the data, a checkpoint trained with another scaler
+or column order. ``OnnxModule`` wraps an export so that it is checked, scored and timed like the
+PyTorch variants; this module never imports ``onnx`` (only ONNX Runtime).
 """
 from __future__ import annotations
 
@@ -61,13 +56,10 @@ def check_scaler(meta: dict, data: PreparedData, name: str) -> None:
 
 
 class OnnxModule(nn.Module):
-    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest.
-
-    ``source`` is the PyTorch model it was exported from: it holds the same weights, so bytes,
-    FLOPs and parameters are counted from it. ``run_raw`` is the deployed call (raw features
-    in, physical units out) that the benchmark times; ONNX Runtime uses as many intra-op threads
-    as torch has at the moment of the call.
-    """
+    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest;
+    ``source``, the PyTorch model it was exported from, holds the same weights (bytes, FLOPs and
+    parameters are counted from it). ``run_raw`` is the deployed call the benchmark times, on as
+    many intra-op threads as torch has at the moment of the call."""
 
     def __init__(self, path: str | Path, source: nn.Module, scaler: Scaler) -> None:
         super().__init__()
@@ -90,15 +82,6 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))
 
 
-def _load_checkpoint_variant(paths: ResultsPaths, name: str) -> tuple[nn.Module, dict, Path]:
-    path = paths.stored_checkpoint(name)
-    if name in DENSE_STORAGE_VARIANTS:
-        model, ckpt = load_dense_model(path, name)
-    else:  # the kind is the variant: a CSR file where spinn_coo belongs is refused
-        model, ckpt = load_sparse_model(path, name)
-    return model, ckpt.meta, path
-
-
 def load_export(paths: ResultsPaths, name: str, source: nn.Module, meta: dict) -> OnnxModule:
     """The ONNX Runtime variant ``name`` (CPU provider), scored and timed like ``source``, the
     PyTorch model it was exported from (``meta``: that model's checkpoint meta)."""
@@ -110,23 +93,12 @@ def load_export(paths: ResultsPaths, name: str, source: nn.Module, meta: dict) -
     return OnnxModule(path, source, Scaler.from_dict(meta["scaler"])).eval()
 
 
-def load_run_models(
-    paths: ResultsPaths, variants: Iterable[str], device: str | torch.device = "cpu", *,
-    data: PreparedData | None = None,
-) -> RunModels:
-    """Load the named variants of the run in ``paths``, in eval mode on ``device``.
-
-    Args:
-        paths: the run's results folder.
-        variants: names from ``SAVED_VARIANTS`` (or ``spinn_csr``) or ``ORT_VARIANTS``
-            (ONNX exports; their PyTorch source is loaded too, and returned only if named).
-        device: where the PyTorch models go (ONNX Runtime runs on the CPU provider).
-        data: the prepared data; when given, every checkpoint's scaler must be its scaler.
-
-    Returns:
-        ``RunModels`` with ``models``, ``metas`` and ``paths`` keyed by variant, in the order
-        asked for.
-    """
+def load_run_models(paths: ResultsPaths, variants: Iterable[str], device: str | torch.device = "cpu",
+                    *, data: PreparedData | None = None) -> RunModels:
+    """The named variants of the run in ``paths`` (``SAVED_VARIANTS``, ``spinn_csr`` or
+    ``ORT_VARIANTS``, whose PyTorch source is loaded too), in eval mode on ``device`` (ONNX
+    Runtime runs on the CPU provider), keyed in the order asked for; given ``data``, every
+    checkpoint's scaler must be its scaler."""
     variants = list(variants)
     loadable = (*SAVED_VARIANTS, VARIANTS.csr, *ORT_VARIANTS)
     unknown = [v for v in variants if v not in loadable]
@@ -141,8 +113,11 @@ def load_run_models(
             meta = loaded.metas[reference]
             model = with_saved_head(load_export(paths, name, body_of(loaded.models[reference]), meta), meta)
             path = paths.export(ORT_EXPORTS[name])
-        else:
-            model, meta, path = _load_checkpoint_variant(paths, name)
+        else:  # the kind is the variant: a CSR file where spinn_coo belongs is refused
+            path = paths.stored_checkpoint(name)
+            load = load_dense_model if name in DENSE_STORAGE_VARIANTS else load_sparse_model
+            model, ckpt = load(path, name)
+            meta = ckpt.meta
             if data is not None:
                 check_scaler(meta, data, name)
             model = with_saved_head(model, meta).to(device).eval()

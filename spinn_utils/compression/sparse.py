@@ -1,20 +1,19 @@
-"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks.
+"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks,
+bytes, and the benchmark's 2:4 semi-structured copy.
 
 The original design (docs/original_design.md) stores each pruned weight as a coalesced
-``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the
-same layer with ``W.to_sparse_csr()``. Weights and biases are registered as *buffers* named
-``weight`` and ``bias``, so ``.to()``, ``.double()`` and ``state_dict()`` see them (an earlier
-version kept the weight as a plain attribute and ``.to(device)`` silently left it behind).
-
-Storage is counted honestly (``storage.py``, ``model.counting``): at 31.5 % density a COO
-weight (two int64 indices per value) is ~1.6x larger than dense, and CSR with int64 indices is
-about dense size; only the FLOPs shrink. Whether that is faster is measured by the benchmark,
-not assumed here (docs/benchmarking.md).
-
-Reference: PyTorch sparse docs (https://pytorch.org/docs/stable/sparse.html).
+``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the same
+layer with ``W.to_sparse_csr()``. Weights and biases are *buffers* named ``weight`` and ``bias``,
+so ``.to()``, ``.double()`` and ``state_dict()`` see them. Every byte of values, indices and
+offsets is counted (``weight_storage_report``); whether sparse is faster is the benchmark's
+question (docs/benchmarking.md). 2:4 sparsity (CUDA >= 8.0, half precision, shapes fitting the
+CUTLASS tile) keeps 2 of every 4 weights along each row: exactly 50% sparse, so it is cut on top
+of the unstructured mask and its outputs are checked, not assumed; untested on a GPU (none was
+available). Reference: PyTorch's sparse docs and semi-structured (2:4) sparsity tutorial.
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Sequence
@@ -25,12 +24,14 @@ from torch import nn
 
 from ..core.errors import SpinnError
 from ..core.registry import sparse_variant
-from ..model.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from ..model.checkpoints import Checkpoint, checked_config, load_checkpoint, save_checkpoint
+from ..model.counting import dense_view, storage_bytes, weight_bias_pairs, weighted_layers
 from ..model.inference import batched_forward, first_float_tensor
-from ..model.mlp import DensePINN, ModelConfig, make_activation
+from ..model.mlp import DensePINN, ModelConfig, load_strict, mlp_network
 
-FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured lives in semi24.py (CUDA only)
-
+FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured is semi_structured_model's
+SEMI24_DTYPES = (torch.float16, torch.bfloat16)  # the fast 2:4 kernels are half precision
+SEMI24_MIN_SHAPE = (32, 64)  # fp16/bf16 CUTLASS: rows % 32, cols % 64 (torch semi_structured)
 
 
 def to_format(weight: torch.Tensor, format: str) -> torch.Tensor:
@@ -75,28 +76,20 @@ class SparseLinear(nn.Module):
         y = torch.sparse.mm(self.weight, x.t().contiguous()).t()
         return y if self.bias is None else y + self.bias
 
-    def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
-        # The default loader copies in place, which needs the same nnz (CSR) or layout;
-        # a pruned weight from another run has a different nnz, so replace the buffer.
-        key = prefix + "weight"
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # The default loader copies in place, which needs the same layout and nnz; a weight from
+        # another run (or a dense one) replaces the buffer instead.
+        key, shape = prefix + "weight", (self.out_features, self.in_features)
         incoming = state_dict.get(key)
-        if incoming is not None:
-            if tuple(incoming.shape) != (self.out_features, self.in_features):
-                error_msgs.append(
-                    f"size mismatch for {key}: expected {(self.out_features, self.in_features)}, "
-                    f"found {tuple(incoming.shape)}"
-                )
-            else:
-                current = self.weight
-                self._buffers["weight"] = to_format(
-                    incoming.to(device=current.device, dtype=current.dtype), self.format
-                )
-            state_dict = {k: v for k, v in state_dict.items() if k != key}
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+        if incoming is not None and tuple(incoming.shape) != shape:
+            error_msgs.append(f"size mismatch for {key}: expected {shape}, found {tuple(incoming.shape)}")
+        elif incoming is not None:
+            weight = incoming.to(self.weight.device, self.weight.dtype)
+            self._buffers["weight"] = to_format(weight, self.format)
+        rest = {k: v for k, v in state_dict.items() if k != key}
+        super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
         if incoming is not None and key in missing_keys:
             missing_keys.remove(key)
 
@@ -121,55 +114,26 @@ class SparsePINN(nn.Module):
             raise SpinnError(f"all layers must share one format, found {sorted(formats)}")
         self.format = formats.pop()
         self.cfg = ModelConfig(dims[0], tuple(dims[1:-1]), dims[-1], activation)
-        modules: list[nn.Module] = []
-        for i, layer in enumerate(layers):
-            modules.append(layer)
-            if i < len(layers) - 1:  # activation between layers, none after the last
-                modules.append(make_activation(activation))
-        self.network = nn.Sequential(*modules)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.cfg.dims
-
-    @property
-    def activation(self) -> str:
-        return self.cfg.activation
+        self.network = mlp_network(layers, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
 
 def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN:
-    """A SparsePINN (eval mode, same device and dtype) computing what ``model`` computes.
-
-    Args:
-        model: a DensePINN, typically pruned (dense storage with zeros).
-        format: ``"coo"`` (the original design's) or ``"csr"``.
-    Returns:
-        SparsePINN storing only the non-zero weights (biases stay dense).
-    """
+    """A SparsePINN (eval mode, same device and dtype) computing what the (pruned) DensePINN
+    ``model`` computes, storing only its non-zero weights in ``format`` (biases stay dense)."""
     if not isinstance(model, DensePINN):
         raise SpinnError(f"convert_dense_to_sparse needs a DensePINN, got {type(model).__name__}")
-    layers = [
-        SparseLinear(m.weight, m.bias, format) for m in model.network if isinstance(m, nn.Linear)
-    ]
+    layers = [SparseLinear(m.weight, m.bias, format) for m in model.network if isinstance(m, nn.Linear)]
     return SparsePINN(layers, model.cfg.activation).eval()
 
 
-def validate_conversion(
-    dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4, batch_size: int = 4096
-) -> dict:
-    """Compare two models' outputs on ``inputs`` in eval + inference mode, each on its own device.
-
-    Args:
-        dense: the reference (the pruned DensePINN).
-        sparse: the converted model.
-        inputs: (n, input_dim) array or tensor of standardised inputs.
-        atol: largest allowed absolute difference in (scaled) outputs.
-    Returns:
-        ``{"max_abs_diff", "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail.
-    """
+def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4,
+                        batch_size: int = 4096) -> dict:
+    """Compare the outputs of ``dense`` (the reference) and ``sparse`` on (n, input_dim)
+    standardised ``inputs`` in eval + inference mode, each on its own device: ``{"max_abs_diff",
+    "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail."""
     x = torch.as_tensor(inputs if torch.is_tensor(inputs) else np.asarray(inputs))
     in_dim = getattr(getattr(sparse, "cfg", None), "input_dim", x.shape[-1])
     if x.dim() != 2 or len(x) == 0 or x.shape[1] != in_dim:
@@ -190,51 +154,109 @@ def validate_conversion(
     diff = (y_dense - y_sparse).abs()
     finite = bool(torch.isfinite(y_dense).all() and torch.isfinite(y_sparse).all())
     max_diff = float(diff.max())
-    return {
-        "max_abs_diff": max_diff if finite else float("nan"),
-        "mean_abs_diff": float(diff.mean()) if finite else float("nan"),
-        "atol": float(atol),
-        "passed": finite and max_diff <= atol,
-        "n": int(len(x)),
-    }
+    return {"max_abs_diff": max_diff if finite else float("nan"),
+            "mean_abs_diff": float(diff.mean()) if finite else float("nan"), "atol": float(atol),
+            "passed": finite and max_diff <= atol, "n": int(len(x))}
 
 
 def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
-    """Save ``model`` with its format's variant as kind (``spinn_coo``); meta gets ``model``, ``dims``, ``activation``, ``format``.
-
-    Pass the source checkpoint's ``scaler``, ``feature_names`` and ``target_names`` in ``meta``.
-    """
+    """Save ``model`` with its format's variant as kind (``spinn_coo``); meta (the source's
+    ``scaler``, names, ...) gets ``model``, ``dims``, ``activation`` and ``format``."""
     if not isinstance(model, SparsePINN):
         raise SpinnError(f"save_sparse_checkpoint needs a SparsePINN, got {type(model).__name__}")
-    full = {**(meta or {}), "model": model.cfg, "dims": list(model.dims),
-            "activation": model.activation, "format": model.format}
+    full = {**(meta or {}), "model": model.cfg, "dims": list(model.cfg.dims),
+            "activation": model.cfg.activation, "format": model.format}
     return save_checkpoint(path, model, kind=sparse_variant(model.format), meta=full)
 
 
 def load_sparse_model(path: str | os.PathLike, variant: str | None = None) -> tuple[SparsePINN, Checkpoint]:
-    """Load a sparse checkpoint (weights_only) as an eval-mode SparsePINN on CPU; ``variant``
-    (``spinn_coo``) is the one expected, None takes any sparse format.
-
-    Returns:
-        (model, checkpoint)
-    """
+    """(eval-mode SparsePINN on CPU, checkpoint) of a sparse checkpoint; ``variant``
+    (``spinn_coo``) is the one expected, None takes any sparse format."""
     ckpt = load_checkpoint(path, variant or tuple(sparse_variant(f) for f in FORMATS))
-    try:
-        cfg = ModelConfig.from_dict(ckpt.meta["model"])
-        format = ckpt.meta["format"]
-    except (KeyError, TypeError) as err:
-        raise SpinnError(f"{path}: sparse checkpoint meta lacks 'model' or 'format' ({err})") from err
-    layers = []
-    for i, (d_in, d_out) in enumerate(zip(cfg.dims[:-1], cfg.dims[1:])):
-        prefix = f"network.{2 * i}."
-        weight, bias = ckpt.state_dict.get(prefix + "weight"), ckpt.state_dict.get(prefix + "bias")
-        if weight is None or tuple(weight.shape) != (d_out, d_in):
-            found = None if weight is None else tuple(weight.shape)
-            raise SpinnError(f"{path}: {prefix}weight should be {(d_out, d_in)}, found {found}")
-        layers.append(SparseLinear(weight, bias, format))
-    model = SparsePINN(layers, cfg.activation)
-    expected = set(model.state_dict())
-    if set(ckpt.state_dict) != expected:
-        extra = sorted(set(ckpt.state_dict) ^ expected)
-        raise SpinnError(f"{path}: state_dict keys do not match meta['model'] (differ: {extra[:4]})")
+    cfg = checked_config(ckpt)
+    if ckpt.meta.get("format") not in FORMATS:
+        raise SpinnError(f"{path}: sparse checkpoint meta lacks a 'format' in {FORMATS}")
+    layers = [SparseLinear(torch.zeros(b, a), torch.zeros(b), ckpt.meta["format"])
+              for a, b in zip(cfg.dims[:-1], cfg.dims[1:])]
+    model = load_strict(SparsePINN(layers, cfg.activation), ckpt.state_dict,
+                        f"{path}: weights do not match meta['model']")
     return model.eval(), ckpt
+
+
+def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) -> dict:
+    """Per-layer counts and bytes: as stored now, and as the model would take dense or in each format.
+
+    Returns ``{"per_layer": [{"layer", "shape", "layout", "total", "nonzero", "sparsity", "bias",
+    "bias_bytes", "stored_bytes", "bytes": {"dense", fmt...}}], "total_bytes": int (as stored),
+    "bytes_by_format": {"dense", fmt...}}``; totals include the (dense) biases, per-layer bytes not.
+    """
+    rows = []
+    totals = dict.fromkeys(("dense", *formats), 0)
+    for (name, _), (w, b) in zip(weighted_layers(model), weight_bias_pairs(model)):
+        dense_w = dense_view(w)
+        bias_bytes = 0 if b is None else storage_bytes(b)
+        nonzero = int(torch.count_nonzero(dense_w))
+        layer_bytes = {"dense": storage_bytes(dense_w)}
+        layer_bytes.update({f: storage_bytes(to_format(dense_w, f)) for f in formats})
+        for key, n in layer_bytes.items():
+            totals[key] += n + bias_bytes
+        rows.append({
+            "layer": name, "shape": list(dense_w.shape), "layout": str(w.layout).replace("torch.", ""),
+            "total": dense_w.numel(), "nonzero": nonzero, "sparsity": 1.0 - nonzero / dense_w.numel(),
+            "bias": 0 if b is None else b.numel(), "bias_bytes": bias_bytes,
+            "stored_bytes": storage_bytes(w), "bytes": layer_bytes,
+        })
+    stored = sum(r["stored_bytes"] + r["bias_bytes"] for r in rows)
+    return {"per_layer": rows, "total_bytes": stored, "bytes_by_format": totals}
+
+
+def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tuple[bool, str]:
+    """Whether 2:4 semi-structured sparsity can run here, and why not (one line)."""
+    device = torch.device(device)
+    if not hasattr(torch.sparse, "to_sparse_semi_structured"):
+        return False, f"torch {torch.__version__} has no torch.sparse.to_sparse_semi_structured"
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False, f"2:4 semi-structured sparsity needs a CUDA GPU; device is {device}"
+    major, minor = torch.cuda.get_device_capability(device)
+    name = torch.cuda.get_device_name(device)
+    if (major, minor) < (8, 0):
+        return False, f"2:4 needs compute capability >= 8.0; {name} has {major}.{minor}"
+    if dtype not in SEMI24_DTYPES:
+        return False, f"2:4 fast path needs float16/bfloat16, got {dtype}"
+    return True, f"supported on {name} (capability {major}.{minor})"
+
+
+def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
+    """Boolean mask keeping the 2 largest |w| in every group of 4 along each row."""
+    rows, cols = weight.shape
+    if cols % 4:
+        raise SpinnError(f"2:4 needs the input width divisible by 4, got {cols}")
+    groups = weight.detach().abs().reshape(rows, cols // 4, 4)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(-1, groups.topk(2, dim=-1).indices, True)
+    return keep.reshape(rows, cols) & (weight.detach() != 0)
+
+
+def semi_structured_model(model: DensePINN, device, dtype: torch.dtype = torch.float16):
+    """A 2:4 copy of ``model`` in ``dtype``: layers whose shape fits are cut to 2:4 by magnitude
+    (so outputs differ from the masked model; validation says by how much), the others stay
+    dense. Returns (model, ``{"semi24_layers", "dense_layers", "extra_pruned"}``); where 2:4
+    cannot run, a SpinnError with ``semi_structured_supported``'s reason."""
+    ok, reason = semi_structured_supported(device, dtype)
+    if not ok:
+        raise SpinnError(reason)
+    semi = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    info = {"semi24_layers": [], "dense_layers": [], "extra_pruned": 0}
+    for name, m in semi.named_modules():
+        if not isinstance(m, nn.Linear):
+            continue
+        rows, cols = m.weight.shape
+        if rows % SEMI24_MIN_SHAPE[0] or cols % SEMI24_MIN_SHAPE[1]:
+            info["dense_layers"].append(name)
+            continue
+        keep = two_four_mask(m.weight)
+        info["extra_pruned"] += int(torch.count_nonzero(m.weight)) - int(keep.sum())
+        packed = torch.sparse.to_sparse_semi_structured((m.weight * keep).contiguous())
+        m.weight = nn.Parameter(packed, requires_grad=False)
+        info["semi24_layers"].append(name)
+    return semi, info

@@ -1,20 +1,14 @@
 """Structured (neuron) pruning: a physically smaller DensePINN with the same parameter budget.
 
-Unstructured sparsity keeps the matrix shapes, so dense kernels do the same work; removing
-whole hidden neurons shrinks the matrices and really saves time (docs/benchmarking.md). The
-structured variant targets the same PARAMETER count as the unstructured model, not the same
-neuron fraction: parameters grow roughly with width squared, so the widths are solved for
-(one scale factor on all hidden widths, then a small search around it for the closest
-count). The neurons kept in each hidden layer are the most important by
-||incoming weights|| * ||outgoing weights||; their rows and columns are sliced out and the
-smaller model is handed to the caller's fine-tune callback (notebook 03: ``training.fit`` with
-the physics loss, ``compression/pruning_run.py``).
+Removing whole hidden neurons shrinks the matrices, so dense kernels do less work
+(docs/benchmarking.md). The target is the unstructured model's PARAMETER count, not its neuron
+fraction: the widths are solved for (one scale factor on all hidden widths, then a small search
+around it). Each hidden layer keeps its most important neurons by ||incoming|| * ||outgoing||;
+before fine-tuning, the sliced model computes exactly what the dense one does with the removed
+neurons' outgoing weights at zero. The physics head, if any, is not pruned.
 
-Before fine-tuning, the sliced model computes exactly what the dense model computes when the
-removed neurons' outgoing weights are zero (tests/test_pruning.py checks this).
-
-References: Li et al., "Pruning Filters for Efficient ConvNets" (ICLR 2017) for norm-based
-importance; Molchanov et al., "Importance Estimation for Neural Network Pruning" (CVPR 2019).
+References: Li et al., "Pruning Filters for Efficient ConvNets" (ICLR 2017); Molchanov et al.,
+"Importance Estimation for Neural Network Pruning" (CVPR 2019).
 """
 from __future__ import annotations
 
@@ -30,22 +24,19 @@ from ..model.mlp import DensePINN, ModelConfig
 from .magnitude import FineTune, PruneConfig, n_weights_to_prune
 
 IMPORTANCES = ("l2_product", "l2_in", "l2_out")
+SEARCH_RADIUS = 2  # exact widths tried this many neurons either side of the scaled ones
 
 
-def _closest_widths(
-    model_cfg: ModelConfig, target_params: int, candidates: list[list[int]]
-) -> tuple[tuple[int, ...], int]:
-    """The combination of per-layer candidate widths whose count is closest to the target."""
+def _closest_widths(model_cfg: ModelConfig, target_params: int,
+                    candidates: list[list[int]]) -> tuple[tuple[int, ...], int]:
+    """(the per-layer candidate widths whose count is closest to the target, the miss)."""
     best, best_key = None, None
     for widths in itertools.product(*candidates):
         if min(widths) < 1 or any(w > h for w, h in zip(widths, model_cfg.hidden_dims)):
             continue
         n = mlp_parameters((model_cfg.input_dim, *widths, model_cfg.output_dim))
-        # Ties go to the widths most nearly proportional to the original shape.
-        spread = max(w / h for w, h in zip(widths, model_cfg.hidden_dims)) - min(
-            w / h for w, h in zip(widths, model_cfg.hidden_dims)
-        )
-        key = (abs(n - target_params), spread)
+        ratios = [w / h for w, h in zip(widths, model_cfg.hidden_dims)]
+        key = (abs(n - target_params), max(ratios) - min(ratios))  # ties: the most proportional
         if best_key is None or key < best_key:
             best, best_key = tuple(widths), key
     if best is None:
@@ -53,21 +44,12 @@ def _closest_widths(
     return best, best_key[0]
 
 
-def structured_widths(
-    model_cfg: ModelConfig,
-    target_params: int,
-    search_radius: int = 2,
-    multiple: int = 1,
-    tolerance: float = 0.02,
-) -> tuple[int, ...]:
-    """Hidden widths whose MLP has the parameter count closest to ``target_params``.
-
-    One scale factor on all hidden widths is solved by bisection (the count grows
-    monotonically with it); then widths within ``search_radius`` steps of the scaled ones are
-    tried and the closest count wins. With ``multiple > 1`` the widths are the aligned ones
-    next to the scaled widths (SIMD- and GEMM-friendly, measurably faster on CPU than odd
-    widths), as long as the count stays within ``tolerance`` of the target; otherwise exact.
-    """
+def structured_widths(model_cfg: ModelConfig, target_params: int, multiple: int = 1,
+                      tolerance: float = 0.02) -> tuple[int, ...]:
+    """Hidden widths whose MLP has the parameter count closest to ``target_params``: one scale
+    factor on all widths by bisection, then the closest count within ``SEARCH_RADIUS`` steps of
+    the scaled widths; with ``multiple > 1``, the aligned widths next to them (GEMM-friendly)
+    when their count is within ``tolerance`` of the target."""
     hidden = model_cfg.hidden_dims
     if not hidden:
         raise SpinnError("structured pruning needs at least one hidden layer")
@@ -83,13 +65,12 @@ def structured_widths(
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if count(mid) <= target_params else (lo, mid)
     scale = min((lo, hi), key=lambda s: abs(count(s) - target_params))
-    steps = range(-search_radius, search_radius + 1)
-    if multiple > 1:
-        # One aligned step either way keeps the shape near-proportional to the original.
+    if multiple > 1:  # one aligned step either way keeps the shape near-proportional
         aligned = [[multiple * (round(scale * h / multiple) + d) for d in (-1, 0, 1)] for h in hidden]
         widths, miss = _closest_widths(model_cfg, target_params, aligned)
         if miss <= tolerance * target_params:
             return widths
+    steps = range(-SEARCH_RADIUS, SEARCH_RADIUS + 1)
     exact = [[max(1, round(scale * h)) + d for d in steps] for h in hidden]
     return _closest_widths(model_cfg, target_params, exact)[0]
 
@@ -103,12 +84,7 @@ def neuron_importance(model: DensePINN, importance: str = "l2_product") -> list[
     for incoming, outgoing in zip(layers[:-1], layers[1:]):
         w_in = incoming.weight.detach().norm(dim=1)  # row j: what feeds neuron j
         w_out = outgoing.weight.detach().norm(dim=0)  # column j: what neuron j feeds
-        if importance == "l2_in":
-            scores.append(w_in)
-        elif importance == "l2_out":
-            scores.append(w_out)
-        else:
-            scores.append(w_in * w_out)
+        scores.append({"l2_in": w_in, "l2_out": w_out}.get(importance, w_in * w_out))
     return scores
 
 
@@ -132,21 +108,17 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
     cfg = model.cfg
     if len(keep) != len(cfg.hidden_dims):
         raise SpinnError(f"{len(keep)} keep-lists for {len(cfg.hidden_dims)} hidden layers")
-    small = DensePINN(ModelConfig(
-        input_dim=cfg.input_dim, hidden_dims=tuple(len(k) for k in keep),
-        output_dim=cfg.output_dim, activation=cfg.activation, physics=cfg.physics,
-    ))
-    if model.head is not None:  # the physics head is not pruned: the smaller body feeds the same head
+    small = DensePINN(ModelConfig(cfg.input_dim, tuple(len(k) for k in keep), cfg.output_dim,
+                                  cfg.activation, cfg.physics))
+    if model.head is not None:  # the smaller body feeds the same head
         small.head = copy.deepcopy(model.head)
     src, dst = linear_layers(model), linear_layers(small)
     for i, (a, b) in enumerate(zip(src, dst)):
-        rows = keep[i].to(a.weight.device) if i < len(keep) else None
-        cols = keep[i - 1].to(a.weight.device) if i > 0 else None
         w, bias = a.weight, a.bias
-        if rows is not None:
-            w, bias = w[rows], bias[rows]
-        if cols is not None:
-            w = w[:, cols]
+        if i < len(keep):  # the kept neurons' rows
+            w, bias = w[keep[i].to(w.device)], bias[keep[i].to(w.device)]
+        if i > 0:  # the columns the kept neurons of the layer before feed
+            w = w[:, keep[i - 1].to(w.device)]
         b.weight.copy_(w)
         b.bias.copy_(bias)
     return small.to(next(model.parameters()).device)
@@ -154,7 +126,7 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
 
 @dataclass
 class StructuredPruning:
-    """What ``structured_prune`` did: the smaller model and the facts behind it."""
+    """What ``structured_prune`` did."""
 
     model: DensePINN  # fine-tuned when a callback was given and epochs > 0
     hidden_dims: tuple[int, ...]
@@ -165,22 +137,12 @@ class StructuredPruning:
 
 
 def structured_prune(dense_model: DensePINN, cfg: PruneConfig, finetune: FineTune | None = None) -> StructuredPruning:
-    """Shrink the hidden layers of ``dense_model`` to the unstructured model's parameter count.
-
-    Args:
-        dense_model: the trained DensePINN (left unchanged); the new model is on its device.
-        cfg: PruneConfig; target_sparsity sets the parameter budget, importance the ranking,
-            structured_finetune_epochs the fine-tuning budget.
-        finetune: ``finetune(model, None, epochs, desc)`` trains the sliced model; None: none.
-
-    Returns:
-        A ``StructuredPruning``.
-    """
+    """Shrink the hidden layers of ``dense_model`` (left unchanged) to the unstructured model's
+    parameter count at ``cfg.target_sparsity``, ranked by ``cfg.importance``, then
+    ``finetune(model, None, cfg.structured_finetune_epochs, desc)`` unless None."""
     total = count_parameters(dense_model).total
     target = total - n_weights_to_prune(dense_model, cfg.target_sparsity)
-    widths = structured_widths(
-        dense_model.cfg, target, multiple=cfg.width_multiple, tolerance=cfg.param_tolerance
-    )
+    widths = structured_widths(dense_model.cfg, target, cfg.width_multiple, cfg.param_tolerance)
     keep = select_neurons(neuron_importance(dense_model, cfg.importance), widths)
     small = slice_model(dense_model, keep)
     epochs = cfg.structured_finetune_epochs

@@ -1,10 +1,7 @@
-"""Checkpoints: tensors plus JSON-able metadata, never pickled modules.
-
-A checkpoint is ``{"format": "spinn-checkpoint", "version": 1, "kind": ..., "state_dict":
-{name: tensor}, "meta": {...}}`` saved with ``torch.save`` and read back with
-``torch.load(weights_only=True)``, so loading a file cannot run code. ``meta`` holds what
-rebuilds the model and its units: ``meta["model"]`` (ModelConfig fields), ``feature_names``,
-``target_names``, ``scaler`` (``data.dataset.Scaler.to_dict()``), the training config and metrics.
+"""Checkpoints: ``{"format": "spinn-checkpoint", "version": 1, "kind", "state_dict", "meta"}``
+saved with ``torch.save`` and read with ``torch.load(weights_only=True)``, so loading a file
+cannot run code. ``meta`` (JSON-able) holds what rebuilds the model and its units: ``model``
+(ModelConfig fields), ``feature_names``, ``target_names``, ``scaler``, configs and metrics.
 """
 from __future__ import annotations
 
@@ -35,19 +32,28 @@ FORMAT = "spinn-checkpoint"
 VERSION = 1
 
 
+class Meta(dict):
+    """A checkpoint's meta: a plain dict whose keys also read as attributes (``meta.scaler``)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"checkpoint meta has no {name!r}") from None
+
+
 @dataclass
 class Checkpoint:
     kind: str  # the variant it holds (VARIANTS.*): the checkpoint file's stem too
     state_dict: dict[str, torch.Tensor]
-    meta: dict
+    meta: Meta
     path: Path | None = None
 
 
-def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module | dict, *, kind: str, meta: dict
-) -> Path:
-    """Save ``model`` (a module or a state_dict) with JSON-able ``meta``; atomic. ``kind`` is the
-    variant name of the model (``VARIANTS.masked``)."""
+def save_checkpoint(path: str | os.PathLike, model: nn.Module | dict, *, kind: str,
+                    meta: dict) -> Path:
+    """Save ``model`` (a module or a state_dict) of variant ``kind`` with JSON-able ``meta``;
+    atomic."""
     if kind not in KINDS:
         raise SpinnError(f"checkpoint kind must be a saved variant {KINDS}, got {kind!r}")
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
@@ -71,10 +77,8 @@ def _torch_load(path: Path) -> object:
         with torch.sparse.check_sparse_tensor_invariants():
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise SpinnError(
-            f"{path} holds pickled code or objects, not just tensors and plain data "
-            "(refused by torch.load(weights_only=True))"
-        ) from err
+        raise SpinnError(f"{path} holds pickled code or objects, not just tensors and plain data "
+                         "(refused by torch.load(weights_only=True))") from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise SpinnError(f"{path} is not a readable torch checkpoint: {first_line(err)}") from err
 
@@ -90,10 +94,8 @@ def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
         return obj, None
-    raise SpinnError(
-        f"{path} is neither a SPINN checkpoint nor a plain state_dict of tensors "
-        f"(found {type(obj).__name__})"
-    )
+    raise SpinnError(f"{path} is neither a SPINN checkpoint nor a plain state_dict of tensors "
+                     f"(found {type(obj).__name__})")
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> Checkpoint:
@@ -111,44 +113,37 @@ def _checkpoint_from(obj: object, path: Path, kind: str | tuple[str, ...] | None
     state, meta, found = obj.get("state_dict"), obj.get("meta"), obj.get("kind")
     if not isinstance(state, dict) or not isinstance(meta, dict):
         raise SpinnError(f"{path} is missing its state_dict or meta")
-    found = _current_kind(found, meta, path)
+    if found == LEGACY_SPARSE_KIND or found in LEGACY_KINDS:  # spinn-utils 0.1: "pruned", "sparse"
+        now = (sparse_variant(str(meta.get("format", "coo"))) if found == LEGACY_SPARSE_KIND
+               else LEGACY_KINDS[found])
+        legacy_note(f"{path} has the earlier kind {found!r}: read as {now!r}")
+        found = now
     wanted = (kind,) if isinstance(kind, str) else kind
     if wanted is not None and found not in wanted:
         raise SpinnError(f"{path} is a {found!r} checkpoint, expected {' or '.join(wanted)}")
-    return Checkpoint(kind=found, state_dict=state, meta=meta, path=path)
+    return Checkpoint(kind=found, state_dict=state, meta=Meta(meta), path=path)
 
 
-def _current_kind(found: object, meta: dict, path: Path) -> object:
-    """The variant name of a spinn-utils 0.1 kind ("pruned" -> "spinn_masked")."""
-    if found == LEGACY_SPARSE_KIND:
-        now = sparse_variant(str(meta.get("format", "coo")))
-    elif found in LEGACY_KINDS:
-        now = LEGACY_KINDS[found]
-    else:
-        return found
-    legacy_note(f"{path} has the earlier kind {found!r}: read as {now!r}")
-    return now
-
-
-def load_dense_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
-    """Load a dense-storage checkpoint (dense, spinn_masked or spinn_structured) as an eval-mode DensePINN.
-
-    Returns:
-        (model, checkpoint)
-    """
-    ckpt = load_checkpoint(path, kind or DENSE_STORAGE_VARIANTS)
-    if "model" not in ckpt.meta:
-        raise SpinnError(f"{path} has no meta['model'] describing its layers")
+def checked_config(ckpt: Checkpoint) -> ModelConfig:
+    """``meta.model``, checked against the weights' shapes before anything is built (absurd
+    widths must not allocate)."""
     try:
         cfg = ModelConfig.from_dict(ckpt.meta["model"])
     except (KeyError, TypeError, ValueError) as err:
-        raise SpinnError(f"{path}: meta['model'] is incomplete or malformed ({first_line(err)}); "
-                         "it needs input_dim, hidden_dims, output_dim and activation") from err
-    # Compare with the weights before building anything: absurd widths must not allocate.
+        raise SpinnError(f"{ckpt.path}: meta['model'] is incomplete or malformed, or absent "
+                         f"({first_line(err)}); it needs input_dim, hidden_dims, output_dim and "
+                         "activation") from err
     found = config_from_state_dict(ckpt.state_dict, cfg.activation)
     if found.dims != cfg.dims:
-        raise SpinnError(f"{path}: meta['model'] says layer widths {list(cfg.dims)}, "
+        raise SpinnError(f"{ckpt.path}: meta['model'] says layer widths {list(cfg.dims)}, "
                          f"but the weights have {list(found.dims)}")
-    model = DensePINN(cfg)
+    return cfg
+
+
+def load_dense_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
+    """(eval-mode DensePINN, checkpoint) of a dense-storage checkpoint (dense, spinn_masked or
+    spinn_structured)."""
+    ckpt = load_checkpoint(path, kind or DENSE_STORAGE_VARIANTS)
+    model = DensePINN(checked_config(ckpt))
     load_strict(model, ckpt.state_dict, f"{path}: weights do not match meta['model']")
     return model.eval(), ckpt

@@ -1,10 +1,7 @@
 """What a model stores and computes: its layers, parameters, bytes and FLOPs, counted once.
 
-One enumeration of layers serves every representation: a layer is any module owning a 2-D
-``weight`` (an ``nn.Linear`` parameter, a ``SparseLinear`` COO/CSR buffer, or a 2:4
-semi-structured parameter). Bytes count everything a weight takes (values + indices +
-offsets). FLOPs count one multiply and one add per weight the kernel touches plus one add per bias; a
-dense kernel touches the zeros too, so ``flops_nonzero`` reports the useful work separately.
+A layer is any module owning a 2-D ``weight`` (an ``nn.Linear`` parameter, a ``SparseLinear``
+COO/CSR buffer, or a 2:4 semi-structured parameter), so one enumeration serves every storage.
 """
 from __future__ import annotations
 
@@ -33,12 +30,8 @@ def _own(module: nn.Module, name: str) -> torch.Tensor | None:
 
 def weighted_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, layer) of every submodule owning a 2-D ``weight`` (parameter or buffer), in order."""
-    found = []
-    for name, m in module.named_modules():
-        weight = _own(m, "weight")
-        if weight is not None and weight.dim() == 2:
-            found.append((name, m))
-    return found
+    return [(name, m) for name, m in module.named_modules()
+            if _own(m, "weight") is not None and _own(m, "weight").dim() == 2]
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
@@ -48,11 +41,8 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
 
 def weight_bias_pairs(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """(weight, bias) of every layer, detached, in forward order."""
-    pairs = []
-    for _, m in weighted_layers(module):
-        bias = _own(m, "bias")
-        pairs.append((_own(m, "weight").detach(), None if bias is None else bias.detach()))
-    return pairs
+    pairs = [(_own(m, "weight"), _own(m, "bias")) for _, m in weighted_layers(module)]
+    return [(w.detach(), None if b is None else b.detach()) for w, b in pairs]
 
 
 def input_features(module: nn.Module) -> int:
@@ -70,8 +60,7 @@ def mlp_parameters(dims: tuple[int, ...]) -> int:
 
 def _tensor_counts(t: torch.Tensor) -> tuple[int, int]:
     """(parameters it stands for, non-zero ones) of one weight or bias in any storage."""
-    if is_semi_structured(t):
-        t = dense_view(t)
+    t = dense_view(t) if is_semi_structured(t) else t
     if t.layout == torch.strided:
         return t.numel(), int(torch.count_nonzero(t))
     values = t.coalesce().values() if t.layout == torch.sparse_coo else t.values()
@@ -87,30 +76,21 @@ def count_parameters(model: nn.Module) -> ParamCount:
     return ParamCount(total=total, nonzero=nonzero, sparsity=1.0 - nonzero / total if total else 0.0)
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
 def storage_bytes(obj: torch.Tensor | nn.Module) -> int:
-    """Every byte a weight takes: dense values; COO values + indices; CSR values + offsets + indices.
-
-    For a module: the sum over its layers' weights and biases. 2:4 tensors count packed
-    values + metadata.
-    """
+    """Every byte a weight takes: dense values; COO values + indices; CSR values + offsets +
+    indices; 2:4 packed values + metadata. For a module: the sum over its weights and biases."""
     if isinstance(obj, nn.Module):
         return sum(storage_bytes(t) for pair in weight_bias_pairs(obj) for t in pair if t is not None)
     t = obj.detach()
     if is_semi_structured(t):
         parts = ("packed", "meta", "packed_t", "meta_t", "compressed_swizzled_bitmask")
-        return sum(_nbytes(p) for p in (getattr(t, n, None) for n in parts) if p is not None)
+        return sum(p.nbytes for p in (getattr(t, n, None) for n in parts) if p is not None)
     if t.layout == torch.strided:
-        return _nbytes(t)
+        return t.nbytes
     if t.layout == torch.sparse_coo:
-        return _nbytes(t._values()) + _nbytes(t._indices())
-    if t.layout in (torch.sparse_csr, torch.sparse_bsr):
-        return _nbytes(t.values()) + _nbytes(t.crow_indices()) + _nbytes(t.col_indices())
-    if t.layout in (torch.sparse_csc, torch.sparse_bsc):
-        return _nbytes(t.values()) + _nbytes(t.ccol_indices()) + _nbytes(t.row_indices())
+        return t._values().nbytes + t._indices().nbytes
+    if t.layout == torch.sparse_csr:
+        return t.values().nbytes + t.crow_indices().nbytes + t.col_indices().nbytes
     raise SpinnError(f"storage_bytes does not know layout {t.layout}")
 
 

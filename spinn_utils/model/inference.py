@@ -26,16 +26,11 @@ def batched_forward(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def predict(
-    model: nn.Module, X_scaled: np.ndarray, device: str | torch.device = "cpu",
-    batch_size: int = 4096, sequence: np.ndarray | None = None,
-) -> np.ndarray:
-    """Model outputs (scaled units, float32) for standardised inputs, in eval and inference mode.
-
-    The model is moved to ``device`` (checkpoints load on the CPU; a GPU run predicts there).
-    A hard-physics model needs ``sequence`` (``sequences.sequence_of``): its body runs in
-    batches, its head once along the whole sequence. Other models ignore it.
-    """
+def predict(model: nn.Module, X_scaled: np.ndarray, device: str | torch.device = "cpu",
+            batch_size: int = 4096, sequence: np.ndarray | None = None) -> np.ndarray:
+    """Model outputs (scaled units, float32) for standardised inputs, in eval and inference mode
+    on ``device`` (the model is moved there). A hard-physics model needs ``sequence``
+    (``sequences.sequence_of``): its body runs in batches, its head once along the sequence."""
     head = head_of(model)
     if head is not None and sequence is None:
         raise SpinnError(f"{type(model).__name__} has a physics head: predict needs the rows' sequence")
@@ -56,9 +51,8 @@ def predict(
     return out.float().cpu().numpy()
 
 
-def evaluate_model(
-    model: nn.Module, data: PreparedData, split: str, device: str | torch.device = "cpu"
-) -> dict:
+def evaluate_model(model: nn.Module, data: PreparedData, split: str,
+                   device: str | torch.device = "cpu") -> dict:
     """``core.metrics.regression_report`` of one split, in physical units (mm, um)."""
     x, _ = data.arrays(split)
     y_pred = data.scaler.inverse_y(predict(model, x, device, sequence=model_sequence(model, data, split)))

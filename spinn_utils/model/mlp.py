@@ -1,16 +1,9 @@
 """DensePINN: the physics-informed MLP for tool wear and thermal displacement.
 
-``ModelConfig.physics`` says where the physics lives: ``"soft"``, in the loss
-(``physics.py``: the MLP's outputs are the targets); ``"hard"``, in the architecture
-(``sequence_head.PhysicsHead``: the MLP's outputs are a wear rate and a heat input that the head
-integrates along each experiment's time order, so wear never falls and displacement follows
-the thermal ODE exactly). The MLP body is the same either way, so pruning, sparse storage,
-ONNX and int8 apply to both; ``model(x)`` is always the body, ``model(x, sequence)`` the
-prediction of a hard model.
-
-Default 18 -> 512 -> 512 -> 512 -> 256 -> 2 with tanh counts exactly 666,882 parameters
-(the paper's dense baseline). Layers live in ``self.network`` (an ``nn.Sequential`` with the
-activation between Linear layers): state_dict keys ``network.0.weight``, ``network.2.weight``, ...
+``ModelConfig.physics`` says where the physics lives (docs/physics.md): ``"soft"``, in the loss
+(``physics.py``); ``"hard"``, in ``sequence_head.PhysicsHead`` after the same MLP body.
+``model(x)`` is always the body, ``model(x, sequence)`` a hard model's prediction. Layers live
+in ``self.network`` (state_dict keys ``network.0.weight``, ``network.2.weight``, ...).
 """
 from __future__ import annotations
 
@@ -58,25 +51,14 @@ class ModelConfig:
                    physics=d.get("physics", "soft"))
 
 
-def make_activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise SpinnError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]()
-
-
 class DensePINN(nn.Module):
     """An MLP body, plus a physics head when ``cfg.physics == "hard"`` (module docstring)."""
 
     def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
         super().__init__()
         self.cfg = cfg
-        layers: list[nn.Module] = []
-        dims = cfg.dims
-        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
-            layers.append(nn.Linear(d_in, d_out))
-            if i < len(dims) - 2:
-                layers.append(make_activation(cfg.activation))
-        self.network = nn.Sequential(*layers)
+        linears = [nn.Linear(a, b) for a, b in zip(cfg.dims[:-1], cfg.dims[1:])]
+        self.network = mlp_network(linears, cfg.activation)
         self.head = PhysicsHead() if cfg.physics == "hard" else None
 
     def forward(self, x: torch.Tensor, sequence: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,31 +66,26 @@ class DensePINN(nn.Module):
         return out if self.head is None or sequence is None else self.head(out, sequence)
 
 
+def mlp_network(layers: list[nn.Module], activation: str) -> nn.Sequential:
+    """``layers`` with ``activation`` between them (none after the last)."""
+    modules = [m for layer in layers for m in (layer, ACTIVATIONS[activation]())]
+    return nn.Sequential(*modules[:-1])
+
 
 def config_from_state_dict(state_dict: dict, activation: str = "tanh") -> ModelConfig:
     """Infer widths from ``network.{i}.weight`` shapes (our checkpoints and the legacy ones)."""
-    weights = sorted(
-        (int(k.split(".")[1]), v)
-        for k, v in state_dict.items()
-        if k.startswith("network.") and k.endswith(".weight") and k.count(".") == 2
-    )
+    weights = sorted((int(k.split(".")[1]), v) for k, v in state_dict.items()
+                     if k.startswith("network.") and k.endswith(".weight") and k.count(".") == 2)
     if not weights:
-        raise SpinnError(
-            "state_dict has no 'network.N.weight' keys; expected an nn.Sequential MLP, "
-            f"found keys {sorted(state_dict)[:6]}"
-        )
+        raise SpinnError("state_dict has no 'network.N.weight' keys; expected an nn.Sequential MLP, "
+                         f"found keys {sorted(state_dict)[:6]}")
     shapes = [tuple(w.shape) for _, w in weights]
     for (out_prev, _), (_, in_next) in zip(shapes[:-1], shapes[1:]):
         if out_prev != in_next:
             raise SpinnError(f"layer shapes do not chain: {shapes}")
     if any(len(s) != 2 for s in shapes):
         raise SpinnError(f"every network.N.weight must be 2-D, got shapes {shapes}")
-    return ModelConfig(
-        input_dim=shapes[0][1],
-        hidden_dims=tuple(s[0] for s in shapes[:-1]),
-        output_dim=shapes[-1][0],
-        activation=activation,
-    )
+    return ModelConfig(shapes[0][1], tuple(s[0] for s in shapes[:-1]), shapes[-1][0], activation)
 
 
 def load_strict(model: nn.Module, state_dict: dict, problem: str) -> nn.Module:

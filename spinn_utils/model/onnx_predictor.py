@@ -1,18 +1,11 @@
 """A deployed model without torch: an ONNX file, its JSON sidecar and ONNX Runtime's CPU provider.
 
-The exported graph takes raw features (float32, in the sidecar's order) and returns the targets
-in physical units: the train-fitted scaler is folded into the first and last layers at export
-(``compression/export.py``), so nothing else is needed at run time. This module imports only
-numpy and onnxruntime (pandas only to name a bad value in a frame), so ``python -m
-spinn_utils.predict`` runs on a machine without torch (tests/test_export.py checks that torch
-is never imported).
-
-A sidecar is all or nothing: the model's ``metadata_props`` hold the sha256 of the whole sidecar as
-exported (``sidecar_digest``; every key but the model file's own sha256 and size, which are checked
-against the file), so an edited unit, name, shape or range, a deleted key or a sidecar from another
-export is refused in one line, and the range check cannot be switched off by deleting its key.
-
-Reference: ONNX Runtime Python API (``InferenceSession``, ``SessionOptions``).
+The graph takes raw float32 features in the sidecar's order and returns the targets in physical
+units (the scaler is folded in at export, ``compression/export.py``). This module imports only
+numpy and onnxruntime, so ``python -m spinn_utils.predict`` runs without torch (a test checks).
+A sidecar is all or nothing: the model's ``metadata_props`` hold the sha256 of the whole sidecar
+(``sidecar_digest``), so an edited unit, name, shape or range, a deleted key or a sidecar from
+another export is refused in one line.
 """
 from __future__ import annotations
 
@@ -35,19 +28,12 @@ if TYPE_CHECKING:
 SIDECAR_FORMAT = "spinn-onnx-sidecar"
 SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256",
                 "feature_ranges")
-# Written into the .onnx itself (metadata_props) at export: a sidecar whose names were edited or
-# swapped no longer matches the model it travels with.
+# Keys of the .onnx's metadata_props, written at export: the names and the sidecar's sha256.
 META_FEATURES, META_TARGETS = "spinn_feature_names", "spinn_target_names"
-# The sha256 of the whole sidecar (``sidecar_digest``), also in metadata_props, where an edit of
-# the JSON cannot reach it: any change to any key (a unit, a range, a name, a deleted key) is seen.
 META_SIDECAR = "spinn_sidecar_sha256"
-# The keys that describe the .onnx file itself: the file holds the digest, so they cannot be part
-# of it; they are checked against the file instead.
-FILE_KEYS = ("onnx_sha256", "onnx_bytes")
+FILE_KEYS = ("onnx_sha256", "onnx_bytes")  # describe the .onnx: checked against it, not hashed
 REEXPORT = "re-export it with notebook 05_5"
-# An input further outside the training range than this many times the range's width is flagged:
-# the model extrapolates there and its prediction is a guess.
-RANGE_FACTOR = 1.0
+RANGE_FACTOR = 1.0  # an input beyond the training range by more than this x its width is flagged
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # What ONNX Runtime raises for a file that is not a model it can run.
 ORT_LOAD_ERRORS = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph,
@@ -153,11 +139,9 @@ class OnnxPredictor:
         self.low, self.high = range_bounds(self.meta, sidecar_path(self.path).name)
 
     def session(self, threads: int, stop_spinning: bool = False) -> ort.InferenceSession:
-        """The session with ``threads`` intra-op threads (built once, then reused).
-
-        ``stop_spinning``: the pool stops spinning when a run returns
-        (``session.force_spinning_stop``). The benchmark uses it at large batches, where it
-        costs nothing, so an idle worker's pool does not take the core of the one being timed."""
+        """The session with ``threads`` intra-op threads (built once, then reused); with
+        ``stop_spinning`` its pool stops spinning when a run returns (the benchmark's large
+        batches: an idle worker's pool must not take the core of the one being timed)."""
         key = (threads, stop_spinning)
         if key not in self._sessions:
             opts = ort.SessionOptions()
@@ -177,8 +161,7 @@ class OnnxPredictor:
         return session.run(None, {self.input_name: features})[0]
 
     def outside_range(self, x: np.ndarray) -> np.ndarray:
-        """(n, n_features) True where a value lies beyond the training range by more than
-        ``RANGE_FACTOR`` times its width."""
+        """(n, n_features) True where a value lies beyond ``range_bounds``."""
         return (x < self.low) | (x > self.high)
 
     def features_from(self, frame: pd.DataFrame, source: str = "the CSV", first_row: int = 0) -> np.ndarray:

@@ -1,11 +1,8 @@
 """Where an export's time goes: ONNX Runtime's own profiler summed per node (torch-free).
 
-    python -m spinn_utils.model.onnx_profile --model results/export/spinn_structured_int8.onnx \
-        --batch 1000 --threads 2 --calls 200
-
-Runs the model on seeded standard-normal inputs with ``SessionOptions.enable_profiling`` and
-prints the mean microseconds per call of every operator type and node over the timed calls
-(after 20 warm-up runs), largest first (ONNX Runtime, "Profiling tools").
+``python -m spinn_utils.model.onnx_profile --model X.onnx [--batch 1000 --threads 2 --calls 200]``
+prints the mean microseconds per call of every operator type and node on seeded standard-normal
+inputs (after 20 warm-up runs), largest first.
 """
 from __future__ import annotations
 
@@ -53,7 +50,8 @@ def profile(model: Path, batch: int, threads: int, calls: int, warmup: int = 20)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m spinn_utils.model.onnx_profile", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m spinn_utils.model.onnx_profile",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="an exported .onnx file (its .json sidecar beside it)")
     for flag, default in (("--batch", 1000), ("--threads", 1), ("--calls", 200)):
         p.add_argument(flag, type=int, default=default)

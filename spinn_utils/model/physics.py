@@ -1,19 +1,9 @@
-"""Physics-informed loss terms for DensePINN: wear physics and the lumped thermal ODE.
-
-Three soft constraints, each scaled to be O(1) on standardised data:
-
-- ``wear_nonneg``: flank wear VB >= 0 (mm).
-- ``wear_monotone``: d(VB)/d(t) >= 0 in cumulative cutting time t (wear never heals;
-  Archard's law gives dVB/dt ~ K * F_c * v_c / H > 0).
-- ``thermal_ode``: the residual of the lumped thermal model (``data.thermal``, docs/data.md)
-  ``tau * d(delta)/dt + delta - G * P`` with P from the spindle motor current. The ODE
-  holds while cutting; displacement also cools between runs, which cumulative *cutting*
-  time does not see, so this is a soft constraint with a modest weight.
-
-Derivatives are d(output)/d(input column ``cut_time_min``) by forward-mode autograd (one
-pass gives d/dt of every output), never differences along the (shuffled) batch order.
-The model sees standardised inputs and predicts standardised targets, so by the chain
-rule d(y_phys)/d(t_phys) = d(y_s)/d(t_s) * y_std / t_std.
+"""Physics-informed loss terms for DensePINN (soft physics, docs/physics.md), each scaled to be
+O(1) on standardised data: ``wear_nonneg`` (VB >= 0), ``wear_monotone`` (dVB/dt >= 0 in
+cumulative cutting time), ``thermal_ode`` (the residual ``tau d(delta)/dt + delta - G P`` of the
+lumped thermal model, ``data.thermal``) and, off by default, ``wear_sequence`` (no drop between
+consecutive windows). Derivatives are d(output)/d(time input) by forward-mode autograd, never
+differences along the (shuffled) batch; by the chain rule d(y)/d(t) = d(y_s)/d(t_s) y_std / t_std.
 
 References: Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput.
 Phys. 378 (2019); Archard, J. Appl. Phys. 24 (1953) for the wear law.
@@ -97,18 +87,13 @@ def subsample_rows(x: torch.Tensor, n: int) -> torch.Tensor:
     """At most ``n`` evenly spaced rows (batches arrive shuffled, so these are random rows)."""
     if len(x) <= n:
         return x
-    step = len(x) / n
-    idx = (torch.arange(n, device=x.device, dtype=torch.float64) * step).long()
-    return x[idx]
+    return x[(torch.arange(n, device=x.device, dtype=torch.float64) * (len(x) / n)).long()]
 
 
 def physics_config_for(data: PreparedData, smoke: bool = False, **knobs) -> PhysicsConfig:
-    """The PhysicsConfig notebook 01's record prescribes for ``data``.
-
-    The record (``data.meta["physics"]``, ``data.physics_terms.physics_support``) names the
-    time, target and power columns and which terms the data supports. An unsupported term gets
-    weight 0; asking for it with a weight > 0 is an error that gives 01's reason.
-    """
+    """The PhysicsConfig notebook 01's record (``data.meta["physics"]``) prescribes for ``data``:
+    its time, target and power columns; a term the data cannot support gets weight 0 (asking for
+    it with a weight > 0 is an error that gives 01's reason)."""
     record = data.meta.get("physics")
     if not record:
         raise SpinnError("the prepared data has no physics record (written by an older version); "
@@ -120,21 +105,15 @@ def physics_config_for(data: PreparedData, smoke: bool = False, **knobs) -> Phys
                 raise SpinnError(f"{weight}={knobs[weight]} asked for, but notebook 01 found the data "
                                  f"cannot support {term}: {support['reason']}")
             knobs[weight] = 0.0
-    return build_config(
-        PhysicsConfig, smoke, time_col=record["time_col"], wear_target=record["wear_target"],
-        thermal_target=record["thermal_target"], power_col=record["power_col"],
-        power_unit=record["power_unit"], **knobs,
-    )
+    return build_config(PhysicsConfig, smoke, time_col=record["time_col"],
+                        wear_target=record["wear_target"], thermal_target=record["thermal_target"],
+                        power_col=record["power_col"], power_unit=record["power_unit"], **knobs)
 
 
-def time_derivative(
-    model: nn.Module, x_scaled: torch.Tensor, time_index: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outputs, d outputs / d x[:, time_index]) per row, by forward-mode autograd.
-
-    Both are differentiable w.r.t. the model's parameters, so a loss on the derivative
-    trains the model. Units are those of the model (scaled outputs per scaled time).
-    """
+def time_derivative(model: nn.Module, x_scaled: torch.Tensor,
+                    time_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs, d outputs / d x[:, time_index]) per row by forward-mode autograd, both
+    differentiable w.r.t. the parameters, in the model's scaled units."""
     tangent = torch.zeros_like(x_scaled)
     tangent[:, time_index] = 1.0
     with fwad.dual_level():
@@ -150,27 +129,17 @@ def _stat(values, i: int, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(float(values[i]), dtype=like.dtype, device=like.device)
 
 
-def _thermal_residual_um(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
-                         cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
-    """``tau * d(delta)/dt + delta - G * P`` in um, per row.
-
-    Needs the power column only when the term is on: a CSV without one can still use the
-    wear terms.
-    """
+def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
+                 cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
+    """Mean squared ``tau d(delta)/dt + delta - G P`` in units of std(delta). Needs the power
+    column only when the term is on: a CSV without one can still use the wear terms."""
     p_i = _index(scaler.feature_names, cfg.power_col, "the power input")
     d_mean, d_std = _stat(scaler.y_mean, d_i, x), _stat(scaler.y_std, d_i, x)
     delta_um = y[:, d_i] * d_std + d_mean
     ddelta_dt = dy_dt[:, d_i] * d_std / _stat(scaler.x_std, t_i, x)  # um per minute of cutting
     power = x[:, p_i] * _stat(scaler.x_std, p_i, x) + _stat(scaler.x_mean, p_i, x)
     power_kw = power if cfg.power_unit == "kW" else cfg.thermal.power_kw_from_current(power)
-    return cfg.thermal.residual(delta_um, ddelta_dt, power_kw)
-
-
-def _thermal_ode(x: torch.Tensor, y: torch.Tensor, dy_dt: torch.Tensor, scaler: Scaler,
-                 cfg: PhysicsConfig, t_i: int, d_i: int) -> torch.Tensor:
-    """Mean squared thermal residual in units of std(delta) (the loss term)."""
-    residual_um = _thermal_residual_um(x, y, dy_dt, scaler, cfg, t_i, d_i)
-    return (residual_um / _stat(scaler.y_std, d_i, x)).pow(2).mean()
+    return (cfg.thermal.residual(delta_um, ddelta_dt, power_kw) / d_std).pow(2).mean()
 
 
 def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
@@ -181,34 +150,22 @@ def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
     return torch.relu(model(earlier)[:, w_i] - model(later)[:, w_i]).pow(2).mean()
 
 
-def physics_loss(
-    model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
-    pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """The physics terms on (a subsample of) one batch of standardised inputs.
+def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
+                 pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The physics terms on (a subsample of) one batch ``x_scaled`` standardised with ``scaler``.
 
-    Args:
-        model: maps standardised inputs (n, n_features) to standardised targets (n, 2).
-        x_scaled: the batch, standardised with ``scaler``.
-        scaler: the train-fitted Scaler (gives physical units and column positions).
-        cfg: weights, subsample size, column names and thermal constants.
-        pairs: (earlier, later) standardised inputs of consecutive windows of one experiment,
-            needed by ``wear_sequence`` (its weight > 0).
-
-    Returns:
-        ``{"wear_nonneg", "wear_monotone", "thermal_ode", "wear_sequence"}`` (unweighted, each a mean squared
-        violation in units of the target's std) and ``"total"`` (the weighted sum, to add to
-        the data loss). With every weight 0 nothing is computed: terms are NaN, total 0.
+    ``pairs``: (earlier, later) standardised inputs of consecutive windows of one experiment,
+    needed by ``wear_sequence``. Returns every term of ``TERMS`` (unweighted, a mean squared
+    violation in units of the target's std; NaN when its weight is 0) and ``"total"`` (the
+    weighted sum, to add to the data loss; 0 when every weight is 0).
     """
     zero = x_scaled.new_zeros(())
     if not cfg.enabled:
         nan = x_scaled.new_full((), float("nan"))
         return {**{name: nan for name in TERMS}, "total": zero}
     if x_scaled.ndim != 2 or x_scaled.shape[1] != len(scaler.feature_names):
-        raise SpinnError(
-            f"x_scaled must be (rows, {len(scaler.feature_names)}) standardised features, "
-            f"got shape {tuple(x_scaled.shape)}"
-        )
+        raise SpinnError(f"x_scaled must be (rows, {len(scaler.feature_names)}) standardised features, "
+                         f"got shape {tuple(x_scaled.shape)}")
     t_i = _index(scaler.feature_names, cfg.time_col, "the time input")
     w_i = _index(scaler.target_names, cfg.wear_target, "the wear target")
     d_i = _index(scaler.target_names, cfg.thermal_target, "the thermal target")
@@ -225,10 +182,9 @@ def physics_loss(
         "wear_sequence": (_wear_sequence(model, pairs, w_i) if cfg.wear_sequence_weight > 0
                           else x_scaled.new_full((), float("nan"))),
     }
-    weights = {"wear_nonneg": cfg.wear_nonneg_weight, "wear_monotone": cfg.wear_monotone_weight,
-               "thermal_ode": cfg.thermal_ode_weight, "wear_sequence": cfg.wear_sequence_weight}
     total = zero
     for name, term in terms.items():
-        if weights[name] > 0:
-            total = total + weights[name] * term
+        weight = getattr(cfg, f"{name}_weight")
+        if weight > 0:
+            total = total + weight * term
     return {**terms, "total": total}

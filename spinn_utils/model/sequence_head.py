@@ -1,26 +1,9 @@
-"""Physics by construction: the head that turns an MLP's two outputs into wear and heat.
-
-A hard-physics model is the same MLP body (``DensePINN.network``: pruning, structured pruning,
-sparse storage, ONNX and int8 all apply to it unchanged) followed by this head, which reads the
-body's two outputs per window as *rates* and integrates them along each experiment's time order:
-
-- wear: ``VB_i = w0 + sum_{j <= i} softplus(r_w,j) * s_w * P_j * dt_j`` (mm). Every increment is
-  non-negative, so a predicted wear curve can never fall (Archard: the rate is K F v / H >= 0).
-- thermal: the exact first-order lag of the lumped thermal model (``data.thermal``) driven by a
-  non-negative heat input ``Q_i = softplus(r_q,i) / ln 2 * P_i`` (kW):
-  ``delta_i = G Q_i + (delta'_{i-1} - G Q_i) exp(-dt_i / tau)``, with ``delta'`` the previous
-  displacement cooled for ``c`` minutes (power 0) before each run start and 0 (ambient) at an
-  experiment's start. ``tau``, ``G`` and ``c`` start from the thermal model's values and are learned.
-  The ODE ``tau d(delta)/dt + delta = G Q`` then holds exactly within every window.
-
-The sequence of each row is four numbers (``SEQUENCE_FIELDS``): experiment start (1 on an
-experiment's first window), run start (1 on a run's first window: cooling precedes it), the
-window's duration ``dt`` in minutes and its cutting power in kW (from the power input through
-the thermal model's sensor constants). Rows must come in time order within each experiment.
-Both rates are the body's output times that power: with no power a cut neither wears nor heats.
-
-The scan runs in float64; ``sequence_numpy.py`` holds the same recurrence for the torch-free
-predictor (a parity test keeps the two equal).
+"""Physics by construction: the head that integrates an MLP body's two outputs per window, read
+as rates, into wear (a running sum of non-negative increments: it never falls) and displacement
+(the exact solution of the lumped thermal ODE over each window) along each experiment's time
+order (docs/physics.md). Each row's sequence is ``SEQUENCE_FIELDS``, rows in time order within
+each experiment. The scan runs in float64; ``sequence_numpy.py`` holds the same recurrence for
+the torch-free predictor (a parity test keeps the two equal).
 """
 from __future__ import annotations
 
@@ -30,19 +13,18 @@ import torch
 from torch import nn
 
 from ..core.errors import SpinnError
+from .sequence_numpy import RESET_LOG
 
+# Per row: 1 on an experiment's first window; 1 on a run's first window (cooling precedes it);
+# the window's minutes; its cutting power in kW (1 where the data has no power input).
 SEQUENCE_FIELDS = ("experiment_start", "run_start", "dt_min", "power_kw")
-RESET_LOG = -700.0  # log of the decay factor at an experiment's start: exp(-700) is 0 in float64
 SCAN_BLOCK = 64  # rows per block of the blocked linear scan (a 64 x 64 matrix per block)
 
 
 def linear_scan(a_log: torch.Tensor, b: torch.Tensor, block: int = SCAN_BLOCK) -> torch.Tensor:
-    """``h_i = exp(a_log_i) * h_{i-1} + b_i`` with ``h_{-1} = 0``, differentiable, in blocks.
-
-    Within a block ``h_i = sum_{j <= i} exp(L_i - L_j) b_j + exp(L_i) h_carry`` with ``L`` the
-    block's cumulative ``a_log``: every exponent is <= 0, so nothing overflows however long the
-    sequence, and the Python loop runs once per block, not once per row.
-    """
+    """``h_i = exp(a_log_i) * h_{i-1} + b_i`` with ``h_{-1} = 0``, differentiable, in blocks:
+    ``h_i = sum_{j <= i} exp(L_i - L_j) b_j + exp(L_i) h_carry`` with ``L`` the block's cumulative
+    ``a_log``, every exponent <= 0 (nothing overflows), one Python step per block."""
     out, carry = [], b.new_zeros(())
     tri = None
     for start in range(0, len(b), block):
@@ -73,15 +55,10 @@ def _inv_softplus(y: float) -> float:
 
 
 class PhysicsHead(nn.Module):
-    """Integrates the body's (wear rate, heat input) along time; returns *scaled* targets.
-
-    Args:
-        y_mean, y_std: the train-fitted target scaler (outputs come out in its units, so
-            every reader that maps scaled outputs back with the scaler works unchanged).
-        tau_min, gain_um_per_kw: the thermal model's constants (initial values, learned).
-        cooling_min: idle minutes before each run (initial value, learned).
-        wear_rate_mm_min: wear rate per kW of cutting power where the body outputs 0 (mm/min/kW).
-    """
+    """Integrates the body's (wear rate, heat input) along time into targets scaled with the
+    train-fitted ``y_mean``, ``y_std``. ``tau_min``, ``gain_um_per_kw`` (the thermal model's) and
+    ``cooling_min`` (idle minutes before each run) are initial values, learned;
+    ``wear_rate_mm_min`` is the wear rate per kW where the body outputs 0."""
 
     def __init__(self, y_mean=(0.0, 0.0), y_std=(1.0, 1.0), tau_min: float = 8.0, gain_um_per_kw: float = 14.04,
                  cooling_min: float = 5.0, wear_rate_mm_min: float = 0.02) -> None:
@@ -127,8 +104,7 @@ class PhysicsHead(nn.Module):
             got = None if sequence is None else tuple(sequence.shape)
             raise SpinnError(f"a hard-physics model needs the sequence of every row ({len(raw)}, "
                              f"{len(SEQUENCE_FIELDS)}: {', '.join(SEQUENCE_FIELDS)}), got {got}")
-        seq = sequence.to(torch.float64)
-        exp_start, run_start, dt, power = seq[:, 0], seq[:, 1], seq[:, 2], seq[:, 3]
+        exp_start, run_start, dt, power = sequence.to(torch.float64).unbind(1)
         # Both rates scale with cutting power (Archard: wear rate ~ F v; heat ~ P), the body
         # learns the factor: it starts at 1, and a cut with no power neither wears nor heats.
         rates = nn.functional.softplus(raw.to(torch.float64)) * self.rate_scale * power[:, None]
@@ -137,17 +113,13 @@ class PhysicsHead(nn.Module):
         idle = torch.where((run_start > 0) & (exp_start <= 0), self.log_cooling.exp(), torch.zeros_like(dt))
         a_log = torch.where(exp_start > 0, torch.full_like(dt, RESET_LOG), -(dt + idle) / tau)
         heat = self.log_gain.exp() * rates[:, 1] * (-torch.expm1(-dt / tau))
-        delta = linear_scan(a_log, heat)
-        physical = torch.stack([wear, delta], dim=1)
+        physical = torch.stack([wear, linear_scan(a_log, heat)], dim=1)
         return ((physical - self.y_mean) / self.y_std).to(raw.dtype)
 
 
 class WithHead(nn.Module):
-    """A body (any module on scaled inputs: sparse, structured, ONNX) followed by a physics head.
-
-    ``model(x)`` is the body alone (what conversion, export and timing compare);
-    ``model(x, sequence)`` is the prediction in scaled target units.
-    """
+    """A body (any module on scaled inputs: sparse, structured, ONNX) followed by a physics head:
+    ``model(x)`` is the body alone, ``model(x, sequence)`` the prediction (scaled units)."""
 
     def __init__(self, body: nn.Module, head: PhysicsHead) -> None:
         super().__init__()

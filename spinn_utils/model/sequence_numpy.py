@@ -1,10 +1,6 @@
-"""The hard-physics head in NumPy, for the torch-free predictor: same recurrence, carried state.
-
-``sequence_columns`` builds the head's per-row sequence (``sequence_head.SEQUENCE_FIELDS``) from
-group ids, cumulative cutting time, run starts and power; ``apply_head`` integrates body outputs
-into wear (mm) and displacement (um) and returns the state after the last row, so a file read in
-pieces, or a live machine sending one window at a time, gets the answers of one pass.
-This module never imports torch.
+"""The hard-physics head in NumPy for the torch-free predictor: the recurrence of
+``sequence_head.PhysicsHead`` with a state carried from one piece of a file, or one live
+window, to the next. This module never imports torch.
 """
 from __future__ import annotations
 
@@ -12,6 +8,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..data.thermal import ThermalModel
 
 RESET_LOG = -700.0  # as sequence_head.RESET_LOG: exp(-700) is 0 in float64
 CHUNK_LOG = 600.0  # a chunk of the scan ends before its decay passes exp(-600): exp(600) fits float64
@@ -27,11 +25,15 @@ class HeadState:
     delta_um: float = 0.0  # predicted displacement after it
 
 
-def sequence_columns(groups, cum_time_min, run_start, power_kw, state: HeadState | None = None) -> np.ndarray:
-    """(rows, 4): experiment start, run start, window minutes, power; rows in time order.
+def power_kw(values, unit: str) -> np.ndarray:
+    """Cutting power in kW from the data's power input (``"A"``: spindle current, ``"kW"``)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if unit == "kW" else ThermalModel().power_kw_from_current(values)
 
-    ``state`` is where the previous piece ended: a first row of the same experiment continues it.
-    """
+
+def sequence_columns(groups, cum_time_min, run_start, power, state: HeadState | None = None) -> np.ndarray:
+    """The (rows, 4) ``SEQUENCE_FIELDS`` of rows in time order; ``state`` is where the previous
+    piece ended: a first row of the same experiment continues it."""
     state = state or HeadState()
     groups = np.asarray(groups)
     t = np.asarray(cum_time_min, dtype=np.float64)
@@ -43,21 +45,14 @@ def sequence_columns(groups, cum_time_min, run_start, power_kw, state: HeadState
     prev_t = np.concatenate([[state.cum_time_min], t[:-1]]) if n else t
     dt = np.where(exp_start, t, t - prev_t)
     run = np.asarray(run_start, dtype=np.float64) > 0
-    return np.column_stack([exp_start, run & ~exp_start, dt, np.asarray(power_kw, dtype=np.float64)])
-
-
-def softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
+    return np.column_stack([exp_start, run & ~exp_start, dt, np.asarray(power, dtype=np.float64)])
 
 
 def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0) -> np.ndarray:
-    """``h_i = exp(a_log_i) h_{i-1} + b_i`` from ``h_{-1} = carry``, for ``b >= 0``, ``carry >= 0``.
-
-    Closed form per chunk: ``h_i = exp(L_i) (carry + sum_{j <= i} b_j exp(-L_j))`` with ``L`` the
-    cumulative ``a_log`` since the chunk's start. A chunk ends before ``L`` falls by ``CHUNK_LOG``
-    (every experiment start, where ``a_log`` is ``RESET_LOG``, ends one), so ``exp(-L)`` stays
-    within float64; all terms are non-negative, so nothing cancels. Linear time, one cumsum per
-    chunk (the torch twin uses blocks because it must be differentiable)."""
+    """``h_i = exp(a_log_i) h_{i-1} + b_i`` from ``h_{-1} = carry`` (``b``, ``carry`` >= 0) in
+    closed form per chunk: ``h_i = exp(L_i) (carry + sum_{j <= i} b_j exp(-L_j))``, ``L`` the
+    cumulative ``a_log``; a chunk ends before ``L`` falls by ``CHUNK_LOG`` (and at every
+    experiment start), so ``exp(-L)`` stays within float64 and nothing cancels."""
     out = np.empty_like(b)
     total = np.cumsum(a_log)
     start = 0
@@ -76,14 +71,13 @@ def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0) -> np.ndar
 
 def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
                state: HeadState | None = None) -> tuple[np.ndarray, HeadState]:
-    """Body outputs (scaled units, as the model emits them) -> (physical (rows, 2), next state).
-
-    ``constants`` is ``PhysicsHead.constants()``: what the sidecar and checkpoints carry.
-    """
+    """Body outputs (scaled units) -> (physical (rows, 2), next state); ``constants`` is
+    ``PhysicsHead.constants()``, what the sidecar and checkpoints carry."""
     state = state or HeadState()
     raw = np.asarray(raw, dtype=np.float64)
     exp_start, run_start, dt, power = (sequence[:, i] for i in range(4))
-    rates = softplus(raw) / math.log(2.0) * np.array([constants["wear_rate_mm_min"], 1.0]) * power[:, None]
+    rates = np.logaddexp(0.0, raw) / math.log(2.0) * np.array([constants["wear_rate_mm_min"], 1.0])
+    rates = rates * power[:, None]
     tau, cooling = constants["tau_min"], constants["cooling_min"]
     # Wear: a cumulative sum that restarts at each experiment start and otherwise continues
     # the state's (a piece that begins mid-experiment).
@@ -105,10 +99,8 @@ def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
 
 def step_one(raw_wear: float, raw_heat: float, group, cum_time_min: float, run_start: bool,
              power_kw: float, constants: dict, state: HeadState) -> tuple[float, float, HeadState]:
-    """One live window through the head in plain floats: (wear mm, displacement um, next state).
-
-    ``apply_head`` on one row, without NumPy's per-call cost (about 25 small array operations,
-    ~0.15 ms, against a structured body's ~0.05 ms at batch 1); a test keeps the two equal."""
+    """``apply_head`` on one live window in plain floats: (wear mm, displacement um, next state),
+    without NumPy's ~0.15 ms per call (a structured body takes ~0.05 ms); a test keeps them equal."""
     new = state.group is None or group != state.group
     dt = cum_time_min if new else cum_time_min - state.cum_time_min
     scale = power_kw / math.log(2.0)

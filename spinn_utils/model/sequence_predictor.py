@@ -1,16 +1,9 @@
 """A hard-physics export in deployment: the ONNX body, then the NumPy head along each experiment.
 
-An export of a hard-physics model (``docs/physics.md``) holds the MLP body; its sidecar's
-``physics`` block holds the head's constants and the columns that give time order (group, time,
-run, power). ``SequencePredictor`` runs both:
-
-- ``predict_rows``: a whole table; rows are put in time order within each group (run, then
-  time; a time that restarts in every run is joined into cumulative time as notebook 01 does),
-  predicted with the state carried along each group, and returned in the caller's row order;
-- ``step(state, features, group, cum_time_min, run_start)``: a live machine's next window(s),
-  batch 1 included, with the state the previous call returned (``HeadState()`` to start).
-
-Torch-free: numpy, pandas (time order) and onnxruntime.
+The sidecar's ``physics`` block holds the head's constants and the columns that give time order
+(group, time, run, power). ``SequencePredictor.predict_rows`` predicts a whole table in the
+caller's row order; ``step`` a live machine's next window(s) with the state the previous call
+returned (``HeadState()`` to start). Torch-free: numpy, pandas (time order) and onnxruntime.
 """
 from __future__ import annotations
 
@@ -18,10 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import SpinnError
-from ..data.thermal import ThermalModel
 from ..data.time_order import cumulative_time, in_time_order, mark_run_starts
 from .onnx_predictor import OnnxPredictor
-from .sequence_numpy import HeadState, apply_head, sequence_columns, step_one
+from .sequence_numpy import HeadState, apply_head, power_kw, sequence_columns, step_one
 
 PIECE_ROWS = 4096  # rows per ONNX Runtime call along the ordered table (the state carries between)
 
@@ -48,16 +40,25 @@ class SequencePredictor:
         self.y_mean = np.asarray(self.constants["y_mean"], dtype=np.float64)
         self.y_std = np.asarray(self.constants["y_std"], dtype=np.float64)
 
-    def power_kw(self, power: np.ndarray | None) -> np.ndarray | None:
-        """Cutting power in kW from the power column's values (None: the export has no power input)."""
-        if power is None:
-            return None
-        power = np.asarray(power, dtype=np.float64)
-        return power if self.physics.get("power_unit") == "kW" else ThermalModel().power_kw_from_current(power)
-
-    def rates(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    def rates(self, x: np.ndarray, threads: int = 1, stop_spinning: bool = False) -> np.ndarray:
         """The body's outputs in its own (scaled) units for float32 raw features."""
-        return (self.predictor.run(x, threads).astype(np.float64) - self.y_mean) / self.y_std
+        y = self.predictor.run(x, threads, stop_spinning).astype(np.float64)
+        return (y - self.y_mean) / self.y_std
+
+    def power(self, x: np.ndarray, power, k: int) -> np.ndarray:
+        """Cutting power (kW) of ``k`` rows from the power column's values: given, a model input,
+        or 1 without one (the head's rates are then the body's alone)."""
+        column = self.physics.get("power_col")
+        if power is not None:
+            values = np.broadcast_to(np.asarray(power, dtype=np.float64), (k,))
+        elif column and column in self.predictor.feature_names:
+            values = x[:, self.predictor.feature_names.index(column)]
+        elif column:
+            raise SpinnError(f"the model's physics needs the power column {column!r}, which is not a model "
+                             "input: pass its values")
+        else:
+            return np.ones(k)
+        return power_kw(values, self.physics.get("power_unit", "A"))
 
     def step(self, state: HeadState, features, group, cum_time_min, run_start,
              power=None, threads: int = 1) -> tuple[np.ndarray, HeadState]:
@@ -66,35 +67,17 @@ class SequencePredictor:
         it is not one of the model's inputs."""
         x = self.predictor.checked(np.atleast_2d(np.asarray(features, dtype=np.float64)), "step")
         k = len(x)
+        kw = self.power(x, power, k)
         if k == 1 and np.ndim(group) == 0:  # a live machine's next window: the head in plain floats
-            return self._step_one(state, x, group, float(np.ravel(cum_time_min)[0]),
-                                  bool(np.ravel(run_start)[0]), power, threads)
+            raw = self.rates(x, threads)[0]
+            t, run = float(np.ravel(cum_time_min)[0]), bool(np.ravel(run_start)[0])
+            wear, delta, state = step_one(raw[0], raw[1], group, t, run, float(kw[0]), self.constants, state)
+            return np.array([[wear, delta]]), state
         groups = np.full(k, group, dtype=object) if np.ndim(group) == 0 else np.asarray(group, dtype=object)
         t = np.broadcast_to(np.asarray(cum_time_min, dtype=np.float64), (k,))
-        starts = np.broadcast_to(np.asarray(run_start), (k,))
-        kw = self.power_kw(self.power_column(x, power, k))
-        seq = sequence_columns(groups, t, starts, kw, state)
+        seq = sequence_columns(groups, t, np.broadcast_to(np.asarray(run_start), (k,)), kw, state)
         y, state = apply_head(self.rates(x, threads), seq, self.constants, state)
         return y, HeadState(groups[-1], float(t[-1]), state.wear_mm, state.delta_um)
-
-    def _step_one(self, state: HeadState, x: np.ndarray, group, cum_time_min: float, run_start: bool,
-                  power, threads: int) -> tuple[np.ndarray, HeadState]:
-        raw = self.rates(x, threads)[0]
-        kw = float(self.power_kw(self.power_column(x, power, 1))[0])
-        wear, delta, state = step_one(raw[0], raw[1], group, cum_time_min, run_start, kw, self.constants, state)
-        return np.array([[wear, delta]]), state
-
-    def power_column(self, x: np.ndarray, power, k: int) -> np.ndarray:
-        """The power column's raw values for ``k`` rows: given, a model input, or 1 without one."""
-        column = self.physics.get("power_col")
-        if power is not None:
-            return np.broadcast_to(np.asarray(power, dtype=np.float64), (k,))
-        if column and column in self.predictor.feature_names:
-            return x[:, self.predictor.feature_names.index(column)].astype(np.float64)
-        if column:
-            raise SpinnError(f"the model's physics needs the power column {column!r}, which is not a model "
-                             "input: pass its values")
-        return np.ones(k)  # no power input: the head's rates are the body's alone
 
     def order(self, groups, times, runs=None, source: str = "the CSV") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row positions in time order, cumulative time, run starts), both in that order."""
@@ -116,10 +99,12 @@ class SequencePredictor:
 
     def predict_rows(self, x: np.ndarray, groups, times, runs=None, power=None, threads: int = 1,
                      source: str = "the CSV") -> np.ndarray:
-        """(n, 2) predictions in the rows' own order for float32 features ``x`` (module docstring)."""
+        """(n, 2) predictions in the rows' own order for float32 features ``x``: rows are put in
+        time order within each group (run, then time; a time that restarts in every run is joined
+        into cumulative time as notebook 01 does) and predicted with the state carried along."""
         rows, cum, starts = self.order(groups, times, runs, source)
         groups = np.asarray(groups, dtype=object)[rows]
-        kw = self.power_kw(self.power_column(x[rows], None if power is None else np.asarray(power)[rows], len(rows)))
+        kw = self.power(x[rows], None if power is None else np.asarray(power)[rows], len(rows))
         out = np.empty((len(rows), 2))
         state = HeadState()
         for i in range(0, len(rows), PIECE_ROWS):
@@ -147,14 +132,12 @@ def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_sp
         return lambda: predictor.run(x, threads, stop_spinning)
     head = SequencePredictor(predictor)
     times = np.arange(1, len(x) + 1) * 0.05  # consecutive windows of one run
-    starts = np.zeros(len(x), dtype=np.int64)
+    starts, start = np.zeros(len(x), dtype=np.int64), HeadState(0, 0.0)
     if len(x) == 1:  # one live window: what step() does at batch 1
-        return lambda: head.step(HeadState(0, 0.0), x, 0, times, starts, threads=threads)
+        return lambda: head.step(start, x, 0, times, starts, threads=threads)
 
     def call():
-        rates = (predictor.run(x, threads, stop_spinning).astype(np.float64) - head.y_mean) / head.y_std
-        power = head.power_kw(head.power_column(x, None, len(x)))
-        seq = sequence_columns(np.zeros(len(x)), times, starts, power, HeadState(0, 0.0))
-        return apply_head(rates, seq, head.constants, HeadState(0, 0.0))
+        seq = sequence_columns(np.zeros(len(x)), times, starts, head.power(x, None, len(x)), start)
+        return apply_head(head.rates(x, threads, stop_spinning), seq, head.constants, start)
 
     return call

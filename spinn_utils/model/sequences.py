@@ -1,14 +1,9 @@
-"""The sequence a hard-physics head integrates along (one row per window, in time order), and
-``build_model``, which starts a hard model's head from the data.
-
-``sequence_array`` turns a prepared split (sorted by experiment, run and time, with notebook
-01's cumulative cutting time and run starts) into the ``SEQUENCE_FIELDS`` columns; the torch-free
-predictor builds the same columns from a user's CSV with ``sequence_numpy``.
+"""The sequence a hard-physics head integrates along, from a prepared split (``sequence_of``),
+and the model notebook 02 builds for the data (``model_config_for``, ``build_model``).
 """
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ..core.errors import SpinnError
@@ -18,46 +13,27 @@ from ..data.schema import CUM_TIME_COL, RUN_START_COL
 from ..data.thermal import ThermalModel
 from .mlp import DensePINN, ModelConfig
 from .sequence_head import PhysicsHead
-from .sequence_numpy import sequence_columns
+from .sequence_numpy import power_kw, sequence_columns
 
-# The pipeline's model: hard physics won on accuracy and keeps the physics (docs/physics.md: on the
-# embedded data, seed 42, test mean per-output R2 0.969 vs soft 0.721, wear never falls, the
-# thermal residual below the data's own). ``ModelConfig`` keeps "soft" as its own default, so a
-# checkpoint written before the option existed still reads as what it is.
+# The pipeline's model: hard physics won on accuracy and keeps the physics (docs/physics.md).
+# ``ModelConfig`` keeps "soft" as its default, so an older checkpoint still reads as what it is.
 DEFAULT_PHYSICS = "hard"
-# Idle minutes between runs where the data does not say (insert inspection between passes);
-# the head learns its own value from the run starts.
-COOLING_MIN = 5.0
-
-
-def power_kw(values: np.ndarray, unit: str, thermal: ThermalModel | None = None) -> np.ndarray:
-    """Cutting power in kW from the data's power input (``"A"``: spindle current, ``"kW"``)."""
-    values = np.asarray(values, dtype=np.float64)
-    return values if unit == "kW" else (thermal or ThermalModel()).power_kw_from_current(values)
-
-
-def sequence_array(frame: pd.DataFrame, group_col: str, power_col: str | None, power_unit: str) -> np.ndarray:
-    """(rows, 4) float64: experiment start, run start, window minutes, power (kW), in row order.
-
-    The frame must be in time order within each experiment and carry ``CUM_TIME_COL`` and
-    ``RUN_START_COL`` (notebook 01 adds both). Without a power column the power is 1 kW: the
-    body then learns each rate whole.
-    """
-    missing = [c for c in (group_col, CUM_TIME_COL, RUN_START_COL) if c not in frame]
-    if missing:
-        raise SpinnError(f"a hard-physics model needs the time order notebook 01 records; the data "
-                         f"lacks {missing}: re-run notebook 01")
-    power = (power_kw(frame[power_col].to_numpy(), power_unit) if power_col and power_col in frame
-             else np.ones(len(frame)))
-    return sequence_columns(frame[group_col].to_numpy(), frame[CUM_TIME_COL].to_numpy(np.float64),
-                            frame[RUN_START_COL].to_numpy(), power)
+COOLING_MIN = 5.0  # idle minutes between runs where the data does not say (the head learns its own)
 
 
 def sequence_of(data: PreparedData, split: str) -> np.ndarray:
-    """``sequence_array`` of one prepared split, with the power input notebook 01 recorded."""
-    record = data.meta.get("physics") or {}
-    return sequence_array(data.frames[split], data.group_col, record.get("power_col"),
-                          record.get("power_unit", "A"))
+    """The (rows, 4) ``SEQUENCE_FIELDS`` of one prepared split (in time order within each
+    experiment, with notebook 01's cumulative time and run starts); without a power input, 1 kW."""
+    frame, record = data.frames[split], data.meta.get("physics") or {}
+    missing = [c for c in (data.group_col, CUM_TIME_COL, RUN_START_COL) if c not in frame]
+    if missing:
+        raise SpinnError(f"a hard-physics model needs the time order notebook 01 records; the data "
+                         f"lacks {missing}: re-run notebook 01")
+    power_col = record.get("power_col")
+    power = (power_kw(frame[power_col].to_numpy(), record.get("power_unit", "A"))
+             if power_col and power_col in frame else np.ones(len(frame)))
+    return sequence_columns(frame[data.group_col].to_numpy(), frame[CUM_TIME_COL].to_numpy(np.float64),
+                            frame[RUN_START_COL].to_numpy(), power)
 
 
 def initial_wear_rate(data: PreparedData, sequence: np.ndarray) -> float:
@@ -69,28 +45,17 @@ def initial_wear_rate(data: PreparedData, sequence: np.ndarray) -> float:
     return rise / energy if energy > 0 and rise > 0 else 0.02
 
 
-def physics_mode_for(data: PreparedData, requested: str) -> tuple[str, str | None]:
-    """(the physics mode ``data`` allows, a one-line note when it is not the one asked for).
-
-    A hard model integrates along time: it needs the time order notebook 01 records (cumulative
-    cutting time and run starts). Data prepared without it gets the soft model.
-    """
-    if requested != "hard":
-        return requested, None
-    frame = data.frames["train"]
-    if CUM_TIME_COL in frame and RUN_START_COL in frame:
-        return "hard", None
-    return "soft", ("note: the prepared data has no time order (cumulative time, run starts), so the "
-                    "model keeps its physics in the loss (soft); re-run notebook 01 for the hard model")
-
-
 def model_config_for(data: PreparedData, physics: str | None = None) -> tuple[ModelConfig, str | None]:
-    """(notebook 02's ModelConfig for ``data``: its widths, ``physics`` or ``DEFAULT_PHYSICS``, as
-    the data allows; the note of ``physics_mode_for``)."""
+    """(notebook 02's ModelConfig for ``data``: its widths, ``physics`` or ``DEFAULT_PHYSICS``;
+    a one-line note when the data has no time order, so a hard model falls back to soft)."""
     cfg = build_config(ModelConfig, False, input_dim=len(data.feature_names),
                        output_dim=len(data.target_names), physics=physics or DEFAULT_PHYSICS)
-    mode, note = physics_mode_for(data, cfg.physics)
-    return with_overrides(cfg, physics=mode), note
+    frame = data.frames["train"]
+    if cfg.physics != "hard" or (CUM_TIME_COL in frame and RUN_START_COL in frame):
+        return cfg, None
+    return with_overrides(cfg, physics="soft"), (
+        "note: the prepared data has no time order (cumulative time, run starts), so the model "
+        "keeps its physics in the loss (soft); re-run notebook 01 for the hard model")
 
 
 def build_model(cfg: ModelConfig, data: PreparedData) -> DensePINN:
@@ -102,9 +67,8 @@ def build_model(cfg: ModelConfig, data: PreparedData) -> DensePINN:
         model.head = PhysicsHead(data.scaler.y_mean, data.scaler.y_std, thermal.tau_min,
                                  thermal.gain_um_per_kw, COOLING_MIN,
                                  initial_wear_rate(data, sequence_of(data, "train")))
-        # The body's last layer starts at 0: every rate is then exactly its physical prior
-        # (softplus(0) / ln 2 = 1), so training starts from the physics-only model and learns
-        # corrections to it (docs/physics.md: at random init the first epochs undo noise instead).
+        # The body's last layer starts at 0: every rate is then exactly its physical prior, so
+        # training learns corrections to the physics-only model (docs/physics.md).
         last = model.network[-1]
         with torch.no_grad():
             last.weight.zero_()

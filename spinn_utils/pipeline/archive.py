@@ -73,10 +73,8 @@ def collect_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig) -> list[Path]:
         for pattern in cfg.data_patterns:
             found += [p for p in paths.data.glob(pattern) if p.is_file()]
     if not found:
-        raise SpinnError(
-            f"no checkpoints, metrics or data files under {paths.root}; "
-            "run notebooks 01-03 first (or point results_dir at a finished run)"
-        )
+        raise SpinnError(f"no checkpoints, metrics or data files under {paths.root}; "
+                         "run notebooks 01-03 first (or point results_dir at a finished run)")
     # Temp files of an interrupted atomic write start with '.'; they are not artifacts.
     return sorted({p.relative_to(paths.root) for p in found if not p.name.startswith(".")})
 
@@ -131,22 +129,10 @@ def verify_copy(destination: str | os.PathLike, manifest: list[dict]) -> list[st
             for r in manifest if found.get(r["path"]) != r["sha256"]]
 
 
-def save_artifacts(
-    paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool | None = None,
-    now: datetime | None = None,
-) -> Artifacts:
-    """Persist the run's artifacts and write ``metrics/artifacts.json``.
-
-    Args:
-        paths: the results folder of the run.
-        cfg: what to include and where (``drive_dir`` is used only in Colab).
-        in_colab: override Colab detection (tests); None = detect.
-        now: timestamp override (tests); None = current UTC time.
-
-    Returns:
-        The artifacts.json record (``core.results_schema.Artifacts``): each file's sha256 is
-        the one ``lineage.json`` recorded; the zip's own is ``archive_sha256``.
-    """
+def save_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool | None = None,
+                   now: datetime | None = None) -> Artifacts:
+    """Persist the run's artifacts (to ``cfg.drive_dir`` only in Colab; ``in_colab`` None: detect)
+    and return the ``metrics/artifacts.json`` record it writes (each file's sha256 is lineage's)."""
     in_colab = running_in_colab() if in_colab is None else in_colab
     files, hashes = collect_artifacts(paths, cfg), recorded_hashes(paths)
     left_out = [{"path": f.as_posix(), "reason": f"not recorded in {LINEAGE} (no finished notebook wrote it)"}
@@ -170,19 +156,12 @@ def save_artifacts(
         mode, destination = "archive", write_archive(paths.root, manifest, dest)
     problems = verify_copy(destination, manifest)
     summary = Artifacts(
-        mode=mode,
-        destination=str(destination),
+        mode=mode, destination=str(destination),
         archive_sha256=file_sha256(destination) if destination.is_file() else None,
         files=[ArchivedFile(path=r["path"], bytes=r["bytes"]) for r in manifest],
         sha256_from=LINEAGE,  # each file's hash, as its notebook recorded it (also in MANIFEST_NAME)
-        not_archived=[LeftOut(**row) for row in left_out],
-        n_files=len(manifest),
-        total_bytes=sum(r["bytes"] for r in manifest),
-        verified=not problems,
-        problems=problems,
-        created_utc=stamp,
-        note=note,
-        environment=environment_info("cpu"),
-    )
+        not_archived=[LeftOut(**row) for row in left_out], n_files=len(manifest),
+        total_bytes=sum(r["bytes"] for r in manifest), verified=not problems, problems=problems,
+        created_utc=stamp, note=note, environment=environment_info("cpu"))
     write_result(paths.metric(METRICS.artifacts), summary)
     return summary

@@ -12,14 +12,10 @@
     spinn-run convert --checkpoint results/checkpoints/spinn_masked.pt   # python -m spinn_utils.convert_to_sparse
     spinn-run colab --repo OWNER/NAME      # also python -m spinn_utils.colab
 
-``run`` executes the numbered notebooks in order with papermill. Executed copies go to
-``<output>/executed/``; ``<output>/manifest.json`` records versions, hardware, seed, git commit,
-parameters and seconds per notebook (rewritten after every notebook, so a failed run still says
-what ran). The run stops at the first failing notebook and names it with the failing cell's
-error. Every ``-p NAME=VALUE`` must be a parameter some selected notebook declares (papermill
-itself would only warn); it is passed to the notebooks that declare it. Bad options or
-parameters: one line, exit code 2. ``predict``, ``convert`` and ``colab`` hand their arguments to
-their modules' own command lines (``python -m spinn_utils.predict`` alone never loads torch).
+``run`` executes the numbered notebooks in order with papermill into ``<output>/`` (executed
+copies in ``executed/``, what ran in ``manifest.json``) and stops at the first failing notebook.
+Every ``-p NAME=VALUE`` must be a parameter a selected notebook declares. Exit codes: 0 done,
+1 a notebook failed, 2 bad options, parameters or input (one line), 130 Ctrl-C, 143 SIGTERM.
 """
 from __future__ import annotations
 
@@ -31,8 +27,9 @@ from ..core.errors import SpinnError, first_line
 
 try:  # papermill and jupyter load here: a Ctrl-C during start-up is one line, not a traceback
     from . import recommend, sweep
-    from .params import parse_value
-    from .runner import Terminated, make_plan, run_notebooks
+    from .notebooks import parse_value
+    from .preflight import make_plan
+    from .runner import Terminated, run_notebooks
     from .sweep_spec import make_spec
 except KeyboardInterrupt:
     print("interrupted while starting; nothing ran", file=sys.stderr)
@@ -127,28 +124,12 @@ def _exit_code(call, after: str = "") -> int:
         return 143 if stopped else 130
 
 
-def sweep_main(args: argparse.Namespace, notebook_dir=None) -> int:
-    """The sparsity sweep: 0 done, 1 some point failed (recorded), 2 bad input, 130 Ctrl-C."""
-    return _exit_code(lambda: sweep.run_sweep(make_spec(args, notebook_dir), args.workers, args.scheduler,
-                                              args.kernel))
-
-
-def recommend_main(args: argparse.Namespace) -> int:
-    """The recommender: 0 done, 1 the retrained model misses the tolerance, 2 bad input, 130 Ctrl-C."""
-    return _exit_code(lambda: recommend.recommend(args))
-
-
-def run_main(args: argparse.Namespace, notebook_dir=None) -> int:
-    """The pipeline: 0 done, 1 a notebook failed (or the system did: a full disk), 2 a bad option,
-    parameter or input, 130 Ctrl-C, 143 SIGTERM."""
-    def run() -> int:
-        try:
-            return run_notebooks(make_plan(args, notebook_dir), args)
-        except OSError as err:  # the disk filled up mid-run, a folder vanished: the results are restored
-            print(f"error: {first_line(err)}", file=sys.stderr)
-            return 1
-
-    return _exit_code(run, "; the results are as before this run")
+def _run(args: argparse.Namespace, notebook_dir) -> int:
+    try:
+        return run_notebooks(make_plan(args, notebook_dir), args)
+    except OSError as err:  # a full disk mid-run, a folder gone: the results are restored
+        print(f"error: {first_line(err)}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
@@ -157,8 +138,11 @@ def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = No
     if args.command in HANDED_ON:
         return importlib.import_module(HANDED_ON[args.command][0]).main(rest)
     if args.command == "recommend":
-        return recommend_main(args)
-    return (run_main if args.command == "run" else sweep_main)(args, notebook_dir)
+        return _exit_code(lambda: recommend.recommend(args))
+    if args.command == "sweep":
+        return _exit_code(lambda: sweep.run_sweep(make_spec(args, notebook_dir), args.workers,
+                                                  args.scheduler, args.kernel))
+    return _exit_code(lambda: _run(args, notebook_dir), "; the results are as before this run")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,10 @@
 """One repository for every Colab link: the notebooks' set-up cell, the badges, the README links.
 
-The repository is ``[project.urls] Repository`` in pyproject.toml. Each notebook's set-up cell
-is ``setup_cell(repo, branch)`` word for word, so a fork re-points every place at once:
-
     python -m spinn_utils.colab --repo OWNER/NAME [--branch BRANCH]
 
-checks OWNER/NAME (GitHub's rules) and the branch (git's ``check-ref-format`` rules), then
-rewrites pyproject.toml, the set-up cell of every notebook (the pip source as a Python string
-literal, never spliced into code) and every GitHub / Open-in-Colab link in README.md and
-COLAB_WORKFLOW.md, and prints what it changed. ``references`` lists
-what each file points at (a test checks they all agree).
+checks both (GitHub's and ``git check-ref-format``'s rules), then points ``[project.urls]
+Repository`` in pyproject.toml, every notebook's set-up cell (``setup_cell``, the pip source as a
+Python string literal) and every GitHub and Open-in-Colab link in the guides at the fork.
 """
 from __future__ import annotations
 
@@ -80,11 +75,8 @@ def py_literal(text: str) -> str:
 
 
 def setup_cell(repo: str, branch: str = "main") -> str:
-    """The set-up cell every notebook carries, for ``repo`` ("OWNER/NAME") at ``branch``.
-
-    Both are validated, and the pip source goes into the cell as a Python string literal, never
-    spliced into code: a branch named ``main"; import os; ...`` cannot run anything.
-    """
+    """The set-up cell every notebook carries, for ``repo`` ("OWNER/NAME") at ``branch``, both
+    checked; the pip source is a string literal, so a branch ``main"; import os`` runs nothing."""
     source = f"git+https://github.com/{check_repo(repo)}@{check_branch(branch)}"
     return SETUP_TEMPLATE.format(source=py_literal(source))
 
@@ -101,17 +93,6 @@ def _cells(path: Path) -> tuple[dict, list[dict]]:
     nb = json.loads(path.read_text())
     return nb, [c for c in nb["cells"] if c["cell_type"] == "code"
                 and "".join(c["source"]).startswith(SETUP_MARKER)]
-
-
-def references(root: Path = REPO_ROOT) -> dict[str, set[tuple[str, str | None]]]:
-    """{file: {(OWNER/NAME, branch or None)}} of every GitHub link and set-up cell."""
-    out = {"pyproject.toml": {(repository(root), None)}}
-    for name in DOCS:
-        out[name] = {(m.group(2), m.group(3)) for m in LINK.finditer((root / name).read_text())}
-    for path in discover(root / "notebooks", standalone=True):
-        for cell in _cells(path)[1]:
-            out[f"notebooks/{path.name}"] = {(m.group(2), None) for m in LINK.finditer("".join(cell["source"]))}
-    return out
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,4 +1,5 @@
-"""Checks before any notebook runs: parameter values, the results folder, and a lock on it.
+"""Checks before any notebook runs (parameter values, the results folder, a lock on it) and the
+run's plan they make (``make_plan``).
 
 papermill checks no value: without this ``-p target_sparsity=1.5`` would overwrite notebooks 01
 and 02's results before notebook 03 refused it. Each ``-p`` value goes through the stage config
@@ -10,12 +11,13 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from distributed.comm.addressing import parse_address, parse_host_port
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from ..benchmark.bench_config import BenchConfig
@@ -23,12 +25,14 @@ from ..compression.convert import SparseConfig
 from ..compression.export import ExportConfig
 from ..compression.magnitude import PruneConfig
 from ..compression.quantize import QuantConfig
+from ..core.env import resolve_device
 from ..core.errors import SpinnError, first_line
 from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, SWEEP_DIR
 from ..core.stages import STAGES
-from ..data.schema import DataConfig, data_config_for
+from ..data.nasa import check_mat_file
+from ..data.schema import DataConfig, data_config_for, read_data_config
 from ..data.synthetic import experiment_settings
 from ..evaluation.crossval import CrossValConfig
 from ..evaluation.verify import VerifyConfig
@@ -38,8 +42,8 @@ from ..reporting.figures import FigureConfig
 from ..reporting.results import ReportConfig
 from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
-from .notebooks import UsageError, notebook_id
-from .staging import BACKUP, LOCK, MANIFEST, movable
+from .notebooks import NOTEBOOK_DIR, UsageError, discover, notebook_id, plan_parameters, select
+from .staging import LOCK, MANIFEST, is_results_folder, movable
 
 
 def lock_path(output: Path) -> Path:
@@ -69,6 +73,8 @@ def read_manifest(path: Path) -> dict | None:
     if not isinstance(record.get("notebooks", []), list):
         raise UsageError(f"{path} is corrupt: \"notebooks\" is not a list; move it away or use another --output")
     return record
+
+
 # The driver's own settings: a -p would bypass the flag and the manifest would not show it.
 RESERVED = {"results_dir": "--output", "smoke": "--smoke", "seed": "--seed", "device": "--device",
             "data_path": "--data", "data_config": "--data-config"}
@@ -101,15 +107,17 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
 BEFORE_FIRST_RUN = ("README.md",)
 
 
-def check_output(output: Path) -> None:
-    """The results folder is writable and, when it exists, holds SPINN results (or nothing else):
-    a home folder named by mistake is refused, not overwritten; nested results folders never block."""
+def check_output(text: str | os.PathLike | None, default: str = "results") -> Path:
+    """The ``--output`` folder (``default`` when None), resolved: writable and, when it exists,
+    holding SPINN results or nothing else (a home folder named by mistake is refused)."""
+    if text is not None and not str(text).strip():
+        raise UsageError("--output is empty; name a folder")
+    output = Path(text or default).expanduser().resolve()
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a folder")
     if output.is_dir():
-        manifest = read_manifest(output / MANIFEST)
-        ours = (manifest is not None or (output / "lineage.json").is_file() or (output / BACKUP).is_dir()
-                or (output / SWEEP_DIR).is_dir())  # a sweep may be the first thing run into a folder
+        read_manifest(output / MANIFEST)  # a foreign or corrupt one is refused
+        ours = is_results_folder(output) or (output / SWEEP_DIR).is_dir()  # a sweep may come first
         other = [p.name for p in movable(output) if p.name not in BEFORE_FIRST_RUN]
         if not ours and other:
             raise UsageError(f"--output {output} is not empty and holds no SPINN results "
@@ -117,6 +125,7 @@ def check_output(output: Path) -> None:
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--output {output}: {existing} is not writable")
+    return output
 
 
 SEED_MAX = 2**32 - 1  # np.random.seed takes 0 .. 2**32 - 1
@@ -145,23 +154,25 @@ def check_kernel(name: str) -> None:
 
 
 SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
-SCHEDULER_RE = re.compile(r"(?:([a-z]+)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
 CONNECT_TIMEOUT_S = 5.0
 
 
 def check_scheduler(address: str) -> None:
     """``--scheduler``: a Dask address (``tcp://HOST:PORT``) whose port answers within 5 s, checked
     before anything is written (Dask's own client retries a refused port for its whole timeout)."""
-    m = SCHEDULER_RE.fullmatch(address.strip())
-    if not m or (m.group(1) or "tcp") not in SCHEDULER_SCHEMES:
+    try:
+        scheme, location = parse_address(address.strip())
+        host, port = parse_host_port(location)
+    except ValueError:
+        scheme = None
+    if scheme not in SCHEDULER_SCHEMES:
         raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT "
                          f"(e.g. tcp://10.0.0.1:8786; schemes {', '.join(SCHEDULER_SCHEMES)})")
-    if (m.group(1) or "tcp") == "ucx":
+    if scheme == "ucx":
         return  # not a TCP socket: Dask reports it
-    host, port = m.group(2).strip("[]"), int(m.group(3))
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as err:
+    except (OSError, OverflowError) as err:  # OverflowError: a port above 65535
         raise UsageError(f"--scheduler {address}: cannot connect ({first_line(err) or type(err).__name__}); "
                          "is the scheduler running there?") from None
 
@@ -201,6 +212,47 @@ def check_cv_folds(parameters: dict[Path, dict], output: Path, smoke: bool) -> N
         if n is not None and folds > n:
             raise UsageError(f"cv_folds={folds} (notebook 08): the data has {n} experiments and each fold holds "
                              f"out at least one; use -p cv_folds=N with 2 <= N <= {n}")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one invocation runs: notebooks, their parameters, where results go."""
+
+    output: Path
+    notebooks: list[Path]
+    parameters: dict[Path, dict]
+    cwd: Path  # the kernels' working directory (the repository)
+    kernel_env: dict = field(default_factory=dict)  # added to the kernels' environment (a sweep point's threads)
+    record: dict = field(default_factory=dict)  # added to the manifest (a sweep point's grid values)
+
+
+def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
+    """Check the options and parameters before anything runs; a problem is a UsageError."""
+    output = check_output(args.output, "results/smoke" if args.smoke else "results")
+    check_seed(args.seed)
+    check_selection(args.only, args.start)
+    check_kernel(args.kernel)
+    notebook_dir = Path(notebook_dir) if notebook_dir else None
+    notebooks = select(discover(notebook_dir), args.only, args.start)
+    if not notebooks:
+        raise UsageError(f"no numbered notebooks in {notebook_dir or NOTEBOOK_DIR}")
+    resolve_device(args.device)  # fail now on --device cuda without a GPU, not in notebook 02
+    fixed = {"results_dir": str(output), "smoke": args.smoke, "seed": args.seed, "device": args.device}
+    if args.data:
+        data = Path(args.data).expanduser().resolve()
+        if not data.is_file():
+            raise UsageError(f"--data {args.data}: no such file")
+        if data.suffix.lower() == ".mat":  # a text file named .mat stops here, not in notebook 01
+            check_mat_file(data)
+        fixed["data_path"] = str(data)
+    if args.data_config:
+        read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
+        fixed["data_config"] = str(Path(args.data_config).expanduser().resolve())
+    overrides = dict(args.parameters)
+    parameters = plan_parameters(notebooks, fixed, overrides)
+    check_values(parameters, overrides)
+    check_cv_folds(parameters, output, args.smoke)
+    return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
 
 
 def _holder(fd: int) -> str:

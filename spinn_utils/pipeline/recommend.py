@@ -3,17 +3,11 @@
     spinn-run recommend --output results                   # tolerance 0.01, batch 1000, 2 threads
     spinn-run recommend --max-r2-drop 0.02 --batch 1 --threads 1
 
-1. Read ``<output>/sweep/sweep.json`` and apply the rule (``reporting.recommend_rule``): the
-   fastest representation and sparsity whose paired drop in test R2 against dense is shown
-   within the tolerance over seeds.
-2. Race: the (at most two) fastest candidates whose mean drop is within the tolerance but not
-   shown get more seeds, up to ``--max-seeds`` in all, in one round (a small sweep of just their
-   sparsities, in ``<output>/sweep/race/``); the rule is applied again with them.
-3. Retrain the chosen point at the full schedule (the pipeline's notebooks 01, 02, 03, 05_5 and 08
-   with its parameters, into ``<output>/recommended/``) and check its test accuracy again; a miss
-   is said, with the next candidate.
-4. Time it as deployed against dense eager at batch 1 and ``--batch`` with ``--threads``.
-5. Write the deploy card (``recommended/deploy_card.md``, ``deploy.json``) and the figure.
+The rule (``reporting.recommend_rule``) picks the fastest representation and sparsity whose
+paired drop in test R2 against dense is shown within the tolerance over seeds; close candidates
+get more seeds first (``<output>/sweep/race/``). The choice is retrained at the full schedule
+into ``<output>/recommended/``, checked again, timed as deployed, and written up as a deploy card
+(docs/sweeps.md, "Which model to deploy").
 """
 from __future__ import annotations
 
@@ -42,8 +36,8 @@ from ..reporting.deploy_card import write_card
 from ..reporting.recommend_rule import METHOD, Decision, Rule, decide, error_rate_line
 from ..reporting.sweep_report import load_sweep, timing_busy
 from .notebooks import UsageError
-from .preflight import results_lock
-from .runner import make_plan, run_notebooks
+from .preflight import make_plan, results_lock
+from .runner import run_notebooks
 from .sweep import run_sweep
 from .sweep_collect import latency_config
 from .sweep_spec import make_spec

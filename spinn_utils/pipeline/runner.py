@@ -1,8 +1,5 @@
-"""Run notebooks in order with papermill and keep ``manifest.json`` true at every step.
-
-The manifest (what ran; docs/architecture.md, "Results contract") is rewritten after every
-notebook, so a failed or interrupted run still says how it ended ("ok", "failed", "aborted").
-"""
+"""Run notebooks in order with papermill; ``manifest.json`` (docs/architecture.md, "Results
+contract") is rewritten after every notebook, so a failed or interrupted run says how it ended."""
 from __future__ import annotations
 
 import gc
@@ -13,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,41 +22,9 @@ from ..core.env import environment_info, package_versions, resolve_device
 from ..core.io import write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
-from ..data.nasa import check_mat_file
-from ..data.schema import read_data_config
 from . import staging
-from .notebooks import (
-    NOTEBOOK_DIR,
-    REPO_ROOT,
-    UsageError,
-    discover,
-    order,
-    select,
-)
-from .params import plan_parameters
-from .preflight import (
-    MANIFEST_FORMAT,
-    check_cv_folds,
-    check_kernel,
-    check_output,
-    check_seed,
-    check_selection,
-    check_values,
-    read_manifest,
-    results_lock,
-)
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What one invocation runs: notebooks, their parameters, where results go."""
-
-    output: Path
-    notebooks: list[Path]
-    parameters: dict[Path, dict]
-    cwd: Path  # the kernels' working directory (the repository)
-    kernel_env: dict = field(default_factory=dict)  # added to the kernels' environment (a sweep point's threads)
-    record: dict = field(default_factory=dict)  # added to the manifest (a sweep point's grid values)
+from .notebooks import REPO_ROOT, UsageError, order
+from .preflight import MANIFEST_FORMAT, RunPlan, read_manifest, results_lock
 
 
 def git_commit(root: Path = REPO_ROOT) -> dict:
@@ -78,9 +42,8 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
 
 
 def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None] | None = None):
-    """Local kernels over Unix sockets, their stderr appended to ``log_path`` (kernel log lines stay
-    out of a green run's output), ``env`` added to their environment (None removes a variable).
-    Public API only: the manager's ``transport``/``ip`` traits and ``start_kernel(**kw)`` to ``Popen``."""
+    """Local kernels over Unix sockets, their stderr appended to ``log_path``, ``env`` added to
+    their environment (None removes a variable); public jupyter_client API only."""
     class SpinnKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
@@ -101,64 +64,24 @@ def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None
     return SpinnKernelManager
 
 
-def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
-    """Check the options and parameters before anything runs; a problem is a UsageError."""
-    if args.output is not None and not str(args.output).strip():
-        raise UsageError("--output is empty; name a folder")
-    output = Path(args.output or ("results/smoke" if args.smoke else "results")).expanduser().resolve()
-    check_output(output)
-    check_seed(args.seed)
-    check_selection(args.only, args.start)
-    check_kernel(args.kernel)
-    notebook_dir = Path(notebook_dir) if notebook_dir else None
-    notebooks = select(discover(notebook_dir), args.only, args.start)
-    if not notebooks:
-        raise UsageError(f"no numbered notebooks in {notebook_dir or NOTEBOOK_DIR}")
-    resolve_device(args.device)  # fail now on --device cuda without a GPU, not in notebook 02
-    fixed = {"results_dir": str(output), "smoke": args.smoke, "seed": args.seed, "device": args.device}
-    if args.data:
-        data = Path(args.data).expanduser().resolve()
-        if not data.is_file():
-            raise UsageError(f"--data {args.data}: no such file")
-        if data.suffix.lower() == ".mat":  # a text file named .mat stops here, not in notebook 01
-            check_mat_file(data)
-        fixed["data_path"] = str(data)
-    if args.data_config:
-        read_data_config(args.data_config)  # a missing, unparsable or unknown-key file stops here
-        fixed["data_config"] = str(Path(args.data_config).expanduser().resolve())
-    overrides = dict(args.parameters)
-    parameters = plan_parameters(notebooks, fixed, overrides)
-    check_values(parameters, overrides)
-    check_cv_folds(parameters, output, args.smoke)
-    return RunPlan(output, notebooks, parameters, notebooks[0].parent.parent)
-
-
 def new_manifest(args) -> dict:
     """The manifest before the first notebook runs."""
     return {
         "format": MANIFEST_FORMAT,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "smoke": args.smoke,
-        "seed": args.seed,
-        "device_requested": args.device,
-        "git": git_commit(),
-        "versions": package_versions(),
-        "environment": environment_info(resolve_device(args.device)),
-        "notebooks": [],
-        "status": "running",
-        "lineage": LINEAGE,  # what each notebook read and wrote, with sha256: kept there, not here
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "smoke": args.smoke, "seed": args.seed,
+        "device_requested": args.device, "git": git_commit(), "versions": package_versions(),
+        "environment": environment_info(resolve_device(args.device)), "notebooks": [],
+        "status": "running", "lineage": LINEAGE,  # what each notebook read and wrote, with sha256
     }
 
 
 def _execute(nb: Path, plan: RunPlan, args) -> None:
+    executed = ResultsPaths(plan.output).executed
     papermill.execute_notebook(
-        str(nb), str(ResultsPaths(plan.output).executed / nb.name), parameters=plan.parameters[nb],
-        cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
-        log_output=args.verbose,
-        kernel_manager_class=kernel_manager_class(ResultsPaths(plan.output).executed / "kernels.log",
-                                                  plan.kernel_env or None),
-    )
+        str(nb), str(executed / nb.name), parameters=plan.parameters[nb], cwd=str(plan.cwd),
+        kernel_name=args.kernel, progress_bar=args.progress, log_output=args.verbose,
+        kernel_manager_class=kernel_manager_class(executed / "kernels.log", plan.kernel_env))
 
 
 def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float, **extra) -> None:
@@ -167,8 +90,7 @@ def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float
 
 
 def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
-    """A --from/--only run keeps the manifest entries of the notebooks it does not run, marked
-    with the run that made them."""
+    """The manifest entries of the notebooks a --from/--only run skips, marked with their run."""
     earlier = read_manifest(paths.manifest)
     if earlier is None:
         return []
@@ -177,23 +99,12 @@ def _earlier_entries(paths: ResultsPaths, plan: RunPlan) -> list[dict]:
             for e in earlier.get("notebooks", []) if e.get("notebook") not in ran_now]
 
 
-def _run_one(nb: Path, plan: RunPlan, args) -> tuple[str, str | None]:
-    """("ok" | "failed" | "bad input", the failing cell's error)."""
-    try:
-        _execute(nb, plan, args)
-    except PapermillExecutionError as err:
-        # A SpinnError is bad input or parameters met inside the notebook: exit 2, like the CLI's.
-        return ("bad input" if err.ename == "SpinnError" else "failed"), \
-            f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
-    return "ok", None
-
-
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: the previous results are restored, exit 143."""
+    """SIGTERM, handled like Ctrl-C (exit 143)."""
 
 
-# SIGTERM sent to the process group (``timeout``, a batch system) also kills the kernel while papermill
-# cleans up: its "Kernel died" log line and asyncio's orphaned-task traceback would follow the one-line message.
+# SIGTERM to the process group also kills the kernel while papermill cleans up: its "Kernel died"
+# line and asyncio's orphaned-task traceback would follow the one-line message.
 QUIET_WHEN_STOPPED = ("papermill", "asyncio")
 
 
@@ -210,9 +121,8 @@ def _unquiet() -> None:
 
 
 def run_notebooks(plan: RunPlan, args) -> int:
-    """Execute the plan on a staged results folder (``staging.py``): 0 when every notebook ran,
-    1 at a failing one, 2 at bad input, 130 on Ctrl-C, 143 on SIGTERM; on anything but 0 the
-    previous results are restored and the partial run is kept in ``<output>/failed-<UTC>``."""
+    """``run_plan`` locked and staged (``staging.py``): on any exit code but 0 the previous
+    results are restored and the partial run is kept in ``<output>/failed-<UTC>``."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with results_lock(plan.output, [Path(sys.argv[0]).name, *sys.argv[1:]]):
@@ -235,8 +145,8 @@ def run_notebooks(plan: RunPlan, args) -> int:
 
 
 def run_plan(plan: RunPlan, args) -> int:
-    """The notebooks of ``plan`` in order, the manifest rewritten after each one (no lock, no
-    staging: ``run_notebooks`` adds them; a sweep task runs this into its own fresh folder)."""
+    """The notebooks of ``plan`` in order (no lock, no staging): 0 when every notebook ran, 1 at
+    a failing one, 2 at bad input, 130 on Ctrl-C, 143 on SIGTERM."""
     paths = ResultsPaths(plan.output)
     paths.executed.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MPLBACKEND", "Agg")  # kernels inherit it: no display needed
@@ -252,7 +162,12 @@ def run_plan(plan: RunPlan, args) -> int:
         print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
         start = time.perf_counter()
         try:
-            status, error = _run_one(nb, plan, args)
+            _execute(nb, plan, args)
+            status, error = "ok", None
+        except PapermillExecutionError as err:
+            # A SpinnError is bad input met inside the notebook: exit 2, like the CLI's.
+            status = "bad input" if err.ename == "SpinnError" else "failed"
+            error = f"cell {err.exec_count}: {err.ename}: {err.evalue}".strip()
         except BaseException as err:
             # Ctrl-C, SIGTERM, no kernel, a dead kernel: the manifest must not say "running" forever.
             how = {Terminated: "terminated (SIGTERM)", KeyboardInterrupt: "interrupted (Ctrl-C)"}.get(type(err))

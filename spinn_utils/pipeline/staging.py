@@ -1,18 +1,16 @@
 """Atomic runs: a run that fails or is interrupted leaves the previous results byte-for-byte intact.
 
 All inside the results folder (a mount point or a read-only parent works). ``begin`` copies the
-previous results to ``.spinn-previous/`` (space checked first; the originals untouched until the
-copy and its journal are complete, ``.complete`` last); the run works in place. ``end`` commits
-with one rename, or moves the run's entries to ``failed-<UTC>/`` and the backup back, by renames
-only, resumable at any point from the phase markers. ``recover`` finishes what a killed run left:
-the backup is restored unless the visible results are a completed run newer than it. Nested
-result folders (``results/smoke``), ``failed-*`` folders and the sweep are never touched.
+results to ``.spinn-previous/`` (space checked first; its journal, ``.spinn-complete`` last); the
+run works in place. ``end`` keeps the run with one rename, or moves its entries to
+``failed-<UTC>/`` and the backup back, by renames only and resumable after a kill; ``recover``
+finishes what a killed run left. Nested results folders, ``failed-*`` folders and the sweep are
+never touched.
 """
 from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,14 +21,11 @@ from ..core.registry import SWEEP_DIR
 
 BACKUP = ".spinn-previous"  # inside the results folder
 DISCARD = ".spinn-discard-"  # a committed run's old backup, being deleted
-# Journal inside the backup, all made by begin: a restore then only renames, so it works on a
-# disk the run filled up to the last block.
-COMPLETE = ".complete"  # written last into the backup: it may be restored
-RUN = ".run"  # receives the run's entries on a restore; becomes <output>/failed-<UTC>
-FAILED_NAME = ".failed-name"  # the name that folder gets
-PHASE1 = ".phase1"  # present until the run's entries are all in RUN (then renamed PHASE2)
-PHASE2 = ".phase2"
-JOURNAL = (COMPLETE, RUN, FAILED_NAME, PHASE1, PHASE2)
+# The journal inside the backup, all made by begin (a restore then only renames, so it works on a
+# disk the run filled up): an empty failed-<UTC>/ that receives the run's entries, then COMPLETE,
+# renamed RESTORING once the run's entries are all in it.
+COMPLETE = ".spinn-complete"
+RESTORING = ".spinn-restoring"
 LOCK = ".spinn.lock"
 FAILED = "failed-"
 MANIFEST = "manifest.json"
@@ -40,8 +35,6 @@ SPACE_MARGIN = 1.05  # copies take a little more than the bytes they hold (direc
 
 @dataclass(frozen=True)
 class Stage:
-    """One run's staging: the results folder and its backup (None when there was nothing)."""
-
     output: Path
     had_results: bool  # False: the folder was new or empty
     skipped: frozenset[str]  # nested results folders left alone
@@ -57,8 +50,7 @@ def is_results_folder(path: Path) -> bool:
 
 
 def _ours(name: str) -> bool:
-    """Staging's own entries, earlier runs' failed folders and the sweep (``spinn-run sweep``'s
-    own, resumable folder: a run neither copies nor moves it)."""
+    """Staging's own entries, earlier runs' failed folders and the sweep (resumable on its own)."""
     return name.startswith((".spinn", FAILED)) or name == SWEEP_DIR
 
 
@@ -67,21 +59,14 @@ def movable(output: Path) -> list[Path]:
     return sorted(p for p in output.iterdir() if not _ours(p.name) and not is_results_folder(p))
 
 
-def tree_bytes(paths: list[Path]) -> int:
-    """Bytes under ``paths`` (symlinks count as themselves: they are copied as links)."""
-    total = 0
-    for p in paths:
-        if p.is_dir() and not p.is_symlink():
-            for root, _, files in os.walk(p):
-                total += sum(os.lstat(os.path.join(root, f)).st_size for f in files)
-        else:
-            total += os.lstat(p).st_size
-    return total
-
-
 def check_space(output: Path, entries: list[Path]) -> None:
-    """The backup copy must fit: one line naming both numbers, before anything is copied."""
-    need, free = tree_bytes(entries), shutil.disk_usage(output).free
+    """The backup copy must fit (symlinks count as themselves: they are copied as links); one line
+    naming both numbers, before anything is copied."""
+    need = 0
+    for p in entries:
+        inside = p.rglob("*") if p.is_dir() and not p.is_symlink() else ()
+        need += sum(f.lstat().st_size for f in (p, *inside))
+    free = shutil.disk_usage(output).free
     if need * SPACE_MARGIN > free:
         raise SpinnError(f"not enough free space in {output} to keep the previous results while the run "
                          f"works: the copy needs {need / 1e6:.1f} MB, {free / 1e6:.1f} MB are free; "
@@ -111,9 +96,7 @@ def begin(output: Path) -> Stage:
         backup.mkdir()
         for p in entries:
             _copy(p, backup / p.name)
-        (backup / RUN).mkdir()
-        (backup / FAILED_NAME).write_text(f"{FAILED}{_stamp()}")
-        (backup / PHASE1).write_text("")
+        (backup / f"{FAILED}{_stamp()}").mkdir()
         (backup / COMPLETE).write_text(_stamp())
     except BaseException as err:  # disk full, Ctrl-C, SIGTERM: the originals were never touched
         shutil.rmtree(backup, ignore_errors=True)
@@ -134,21 +117,17 @@ def _started(manifest: Path) -> str | None:
 
 
 def _restore(output: Path, backup: Path, skipped: frozenset[str] = frozenset()) -> Path | None:
-    """Move the run's entries into a failed folder and the backup's back; only renames, and
-    resumable after a kill at any point (the phase markers say how far it got)."""
-    if (backup / PHASE1).exists():
-        for p in output.iterdir():
-            if not _ours(p.name) and p.name not in skipped and not is_results_folder(p):
-                p.rename(backup / RUN / p.name)
-        (backup / PHASE1).rename(backup / PHASE2)
-    for p in backup.iterdir():
-        if p.name not in JOURNAL:
-            p.rename(output / p.name)
-    failed = output / (backup / FAILED_NAME).read_text().strip()
-    if any((backup / RUN).iterdir()):
-        (backup / RUN).rename(failed)
-    else:
-        failed = None
+    """Move the run's entries into the failed folder and the backup's back; returns that folder
+    (None when the run left nothing)."""
+    run = next(backup.glob(f"{FAILED}*"), None)
+    if (backup / COMPLETE).exists():
+        for p in movable(output):
+            if p.name not in skipped:
+                p.rename(run / p.name)
+        (backup / COMPLETE).rename(backup / RESTORING)
+    for p in movable(backup):
+        p.rename(output / p.name)
+    failed = run.rename(output / run.name) if run is not None and any(run.iterdir()) else None
     shutil.rmtree(backup)
     return failed
 
@@ -162,10 +141,6 @@ def _commit(backup: Path) -> None:
 
 def recover(output: Path) -> str | None:
     """Finish what a killed run left; returns a note when there was something to do."""
-    legacy = output.parent / f".{output.name}.previous"  # spinn-utils 0.1's backup
-    if legacy.is_dir():
-        print(f"note: {legacy} holds results an older version of this driver set aside during an "
-              f"interrupted run; move it back by hand if you need them")
     if not output.is_dir():
         return None
     for old in output.glob(f"{DISCARD}*"):
@@ -173,10 +148,10 @@ def recover(output: Path) -> str | None:
     backup = output / BACKUP
     if not backup.is_dir():
         return None
-    if not (backup / COMPLETE).exists():
+    if not (backup / COMPLETE).exists() and not (backup / RESTORING).exists():
         shutil.rmtree(backup)  # killed while backing up: the originals were never touched
         return "a previous run was killed while backing up the results; they were untouched"
-    if (backup / PHASE1).exists():  # the restore had not begun: was the run complete?
+    if (backup / COMPLETE).exists():  # the restore had not begun: was the run complete?
         done = _started(output / MANIFEST)
         if done and done != _started(backup / MANIFEST):
             _commit(backup)

@@ -1,17 +1,14 @@
-"""The sparsity sweep's driver: training points on Dask, then timing alone, then sweep.json.
+"""The sparsity sweep: training points on Dask, then timing alone, then sweep.json (docs/sweeps.md).
 
     spinn-run sweep --grid target_sparsity=0.5,0.685,0.8,0.9,0.95,0.98 \\
         --grid prune_method=magnitude,random --seeds 42,43,44
     spinn-run sweep --smoke                          # 90%, magnitude and random, 1 seed, tiny settings
     spinn-run sweep --scheduler tcp://host:8786      # an existing Dask cluster
 
-Points run on a ``dask.distributed`` cluster: by default an embedded ``LocalCluster`` (one
-worker per core, one thread each, torch 1 thread), or the cluster at ``--scheduler``. Each task
-is papermill on the pipeline's notebooks (``sweep_tasks``). When every training task is done,
-the embedded cluster is shut down and the driver times the points one at a time
-(``sweep_collect``), then writes ``sweep/sweep.json``, Table 3 and the figures. The results
-folder is locked for the whole sweep (``preflight.results_lock``); a killed or failed sweep
-resumes where it stopped; Ctrl-C cancels the tasks, stops the embedded workers and exits 130.
+Points run on an embedded ``LocalCluster`` (one one-thread worker per core) or the cluster at
+``--scheduler``; when they are done, the driver times them one at a time and writes
+``sweep/sweep.json``, Table 3 and the figures. The folder is locked for the whole sweep; a killed
+or failed sweep resumes where it stopped; Ctrl-C cancels the tasks and exits 130.
 """
 from __future__ import annotations
 
@@ -40,7 +37,7 @@ from ..reporting.figures import FigureConfig
 from ..reporting.sweep_figures import make_sweep_figures
 from ..reporting.sweep_report import sweep_summary, write_table3
 from .notebooks import NOTEBOOK_DIR, UsageError
-from .preflight import check_output, check_scheduler, results_lock
+from .preflight import check_scheduler, results_lock
 from .runner import git_commit
 from .sweep_collect import measure_all, point_summary
 from .sweep_spec import LIGHT, POINT_FIXED, POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, make_spec
@@ -51,14 +48,9 @@ WORKER_WAIT_S = 120  # an existing cluster's first worker (a batch job may still
 
 @contextlib.contextmanager
 def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
-    """A client of ``scheduler``, or of an embedded LocalCluster on loopback; closed on exit.
-
-    The nanny writes ``OMP_NUM_THREADS=1`` (and MKL, OpenBLAS) and ``MALLOC_TRIM_THRESHOLD_=65536``
-    into this process's environment before it spawns a worker: right for training, wrong for the
-    timing that follows (the benchmark's workers inherit it; with glibc returning every freed
-    activation buffer to the OS, dense PyTorch at batch 1000 timed 1.3x and COO up to 3x slower), so the whole
-    environment is put back as it was when the cluster closes.
-    """
+    """A client of ``scheduler``, or of an embedded LocalCluster on loopback; closed on exit, and
+    the environment put back as it was (the nanny writes thread and allocator variables into it
+    that the timing must not inherit: docs/sweeps.md, "Timing never beside training")."""
     saved = dict(os.environ)
     cluster = client = None
     try:
@@ -80,16 +72,8 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
             client.close()
         if cluster is not None:
             cluster.close()
-        restore_environ(saved)
-
-
-def restore_environ(saved: dict[str, str]) -> None:
-    """Make ``os.environ`` equal ``saved`` again: what was added is removed, what changed is reset."""
-    for var in set(os.environ) - set(saved):
-        del os.environ[var]
-    for var, value in saved.items():
-        if os.environ.get(var) != value:
-            os.environ[var] = value
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _describe(client: Client) -> dict:
@@ -102,8 +86,7 @@ def _describe(client: Client) -> dict:
 
 
 def _result(fut, about: dict) -> dict:
-    """The task's record; where its worker was lost (no record came back), ``about`` marked
-    failed with the one-line error."""
+    """The task's record, or ``about`` marked failed where no record came back (a lost worker)."""
     try:
         return fut.result()
     except Exception as err:  # noqa: BLE001 - recorded with its one-line error, shown as failed
@@ -111,11 +94,9 @@ def _result(fut, about: dict) -> dict:
 
 
 def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dict], list[dict]]:
-    """Run every seed and point on the cluster; (point records, seed records) as they finish.
-
-    Seed tasks go first (higher priority); a seed's points are submitted by this driver when
-    the seed's record comes back, with the record as a plain value, so no worker ever fetches
-    another's result (a transfer from a worker busy in a notebook can time out)."""
+    """Run every seed and point on the cluster: (point records, seed records). A seed's points are
+    submitted when its record comes back, with the record as a value: no worker fetches another's
+    result (a transfer from a worker busy in a notebook can time out)."""
     nbs = {nb: str(spec.notebooks[nb]) for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS)}
     tag = os.getpid()
     seed_futures = {client.submit(seed_task, seed, str(spec.seed_folder(seed)), {nb: nbs[nb] for nb in SEED_NOTEBOOKS},
@@ -171,7 +152,6 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
               figures: bool = True) -> int:
     """Run (or resume) ``spec``: 0 when every point finished, 1 when some failed (all recorded),
     130 on Ctrl-C. Bad options raise UsageError before anything is written."""
-    check_output(spec.output)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: expected >= 1")
     if scheduler is not None:
@@ -209,13 +189,9 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
 
 def sweep_here(results_dir: str, sparsities: list, methods: list, seeds: list, smoke: bool = False,
                workers: int | None = None, notebook_dir: str = "", device: str = "auto") -> int:
-    """Notebook 10's (and Colab's) way to run or resume a small sweep on a local cluster: the
-    same checks and driver as ``spinn-run sweep``. Returns its exit code (0, or 1 when a point
-    failed: the failure is in sweep.json); bad input raises UsageError.
-
-    The sweep runs the pipeline's notebooks 01-08: ``notebook_dir`` names their folder
-    ("" for this checkout's ``notebooks/``; in Colab, a ``git clone`` of the repository's).
-    """
+    """Notebook 10's way to run or resume a small sweep on a local cluster, with the checks and
+    driver of ``spinn-run sweep``: its exit code; bad input raises UsageError. ``notebook_dir``:
+    the pipeline's notebooks ("" for this checkout's; in Colab, a clone's)."""
     folder = Path(notebook_dir).expanduser() if notebook_dir else NOTEBOOK_DIR
     if not folder.is_dir():
         raise UsageError(f"no notebooks folder at {folder}: the sweep runs notebooks 01-08; clone the "

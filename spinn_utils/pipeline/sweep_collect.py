@@ -1,14 +1,9 @@
-"""After the training points: time every point one at a time, then gather ``sweep/sweep.json``.
+"""After the training points: time every point one at a time, then gather ``sweep.json``'s rows.
 
-Timing never runs beside training. The driver process times the points only after every
-training task has finished (and an embedded cluster has been shut down), one point at a time,
-with notebook 07's benchmark (``benchmark.run_benchmark`` on ``benchmark.variants.load_variants``)
-and a light ``BenchConfig``: batches 1 and 1000 (``--batch``), all cores (``--threads``), dense in the same
-rotations as every representation of the point (masked dense, COO, CSR, structured eager,
-structured in ONNX Runtime in fp32 and int8: ``REPRESENTATIONS``), so each speedup is taken within a rotation. Dask's
-nanny sets ``OMP_NUM_THREADS=1`` and ``MALLOC_TRIM_THRESHOLD_`` in the process that starts it; the
-driver puts its whole environment back before timing (``sweep.dask_client``) and records them. A point's timing is
-kept in ``<point>/sweep_latency.json`` with the sha256 of what it timed and reused on resume.
+The driver times the finished points after every training task (and an embedded cluster) has
+stopped, with notebook 07's harness and a light ``BenchConfig``; a point's timing is kept in
+``<point>/sweep_latency.json`` with the sha256 of what it timed, and reused on resume
+(docs/sweeps.md, "Timing never beside training").
 """
 from __future__ import annotations
 
@@ -40,9 +35,8 @@ LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with wh
 
 
 def latency_config(smoke: bool, batch: int = 1000, threads: int | None = None) -> BenchConfig:
-    """Light timing at batch 1 and ``batch`` with ``threads`` (None: all cores): <= 3 s per batch
-    (at least 3 rotations), a small GEMM: a point's timing is mostly its own variants (smoke: a
-    handful of calls)."""
+    """Light timing at batch 1 and ``batch`` with ``threads`` (None: all cores): <= 3 s per batch,
+    a small GEMM (smoke: a handful of calls)."""
     base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=3.0, gemm_size=1024)
     return replace(base, cpu_batch_sizes=tuple(sorted({1, batch})), threads=(threads or available_cores(),),
                    formats=("coo", "csr"), progress=False)
@@ -56,8 +50,8 @@ def _timed_inputs(folder: Path) -> dict:
 
 
 def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
-    """The point's CPU benchmark (cached when it timed the same files and representations with
-    the same config)."""
+    """The point's CPU benchmark of dense and every representation (cached for the same files
+    and config)."""
     inputs, cached = _timed_inputs(folder), folder / LATENCY_FILE
     config = {**to_jsonable(cfg), "representations": list(REPRESENTATIONS)}
     if cached.is_file():
@@ -65,7 +59,6 @@ def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
             old = read_result(cached, SweepLatency)
             if old.inputs == inputs and old.config == config:
                 return old.benchmark
-    # Dense (eager, the reference) and every representation of the pruned model (Table 3's).
     timed = [v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in REPRESENTATIONS]
     result = run_benchmark(timed, cfg, "cpu")
     write_result(cached, SweepLatency(inputs=inputs, config=config, benchmark=result))
@@ -76,25 +69,22 @@ UNTIMED = "not timed, by design: the magnitude points of this sparsity carry its
 
 
 def timed_records(records: list[dict]) -> list[dict]:
-    """The finished points to time: the magnitude ones (random pruning keeps as many weights,
-    in other places, so its sparse kernels do the same work), or every method's at a sparsity
-    with no finished magnitude point. Halves the timing phase of the default sweep."""
+    """The finished points to time: the magnitude ones (random pruning keeps as many weights, so
+    its sparse kernels do the same work), or every method's where no magnitude point finished."""
     done = [r for r in records if r["status"] in ("ok", "skipped")]
     magnitude = {r["target_sparsity"] for r in done if r["prune_method"] == "magnitude"}
     return [r for r in done if r["prune_method"] == "magnitude" or r["target_sparsity"] not in magnitude]
 
 
 def cpu_busy_percent(seconds: float = 1.0) -> float:
-    """Share of all cores in use over the next ``seconds`` (what runs beside the timing now).
-
-    The 1-minute load average is no test here: right after the training points it still counts
-    them (it read 2.4 on 2 idle cores after a sweep's last point)."""
+    """Share of all cores in use over the next ``seconds`` (a load average would still count
+    the training)."""
     return float(psutil.cpu_percent(interval=seconds))
 
 
 def measure_all(spec, records: list[dict]) -> dict:
-    """Time the finished points (``timed_records``), one after another; returns
-    ``{"by_point", "conditions"}``."""
+    """Time the finished points (``timed_records``) one after another: ``{"by_point",
+    "conditions"}``."""
     cfg = latency_config(spec.smoke, spec.batch, spec.threads)
     done = timed_records(records)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -1,20 +1,9 @@
 """What a sparsity sweep runs: its grid, seeds and per-point settings, checked before anything runs.
 
-A sweep point is one (target_sparsity, prune_method, seed); it is the pipeline's own notebooks
-run by the driver's runner with parameters, never a second implementation: notebooks 01-02 once per seed
-(``<output>/sweep/seeds/<seed>/``), then 03, 05_5 and 08 per point
-(``<output>/sweep/points/<id>/``). The grid comes from ``--grid NAME=V1,V2`` flags or a JSON/YAML
-sweep file, and goes through the same pre-flight as a normal run (``params.plan_parameters`` and
-``preflight.check_values``): a bad value (``target_sparsity=1.5``) or an unknown name is one line
-and exit 2, before any folder is written.
-
-Per-point settings are light so the default sweep (6 sparsities x 2 methods x 3 seeds, 36 points)
-fits a 2-core CPU in <= 25 minutes: ``reporting.sweep_report.SWEEP`` states them (with the methods,
-batches and timed representations): the dense model trains <= 40 epochs with patience 15, pruning
-takes 3 stages with 5 / 12 epochs of fine-tuning and 15 for the structured model, and notebook 08
-skips cross-validation, the seed re-runs and the baselines (the sweep's seeds are its spread). Every knob can be changed with
-``-p NAME=VALUE`` (or ``"parameters"`` in a sweep file). ``--smoke`` uses the notebooks' own
-smoke settings instead.
+A point is one (target_sparsity, prune_method, seed): notebooks 01-02 once per seed (in
+``<output>/sweep/seeds/<seed>/``), then 03, 05_5 and 08 per point (``sweep/points/<id>/``).
+The grid comes from ``--grid`` flags or a JSON/YAML sweep file and goes through the run's own
+pre-flight; the light per-point settings are ``reporting.sweep_report.SWEEP`` (docs/sweeps.md).
 """
 from __future__ import annotations
 
@@ -28,9 +17,8 @@ import yaml
 from ..core.env import resolve_device
 from ..core.registry import SWEEP_DIR
 from ..reporting.sweep_report import SWEEP
-from .notebooks import UsageError, discover, notebook_id
-from .params import parse_value, plan_parameters
-from .preflight import RESERVED, SEED_MAX, check_kernel, check_values
+from .notebooks import UsageError, discover, notebook_id, parse_value, plan_parameters
+from .preflight import RESERVED, SEED_MAX, check_kernel, check_output, check_values
 
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
 POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
@@ -87,9 +75,7 @@ class SweepSpec:
 
     def point_parameters(self, point: dict) -> dict[str, dict]:
         """Notebook id -> papermill parameters of a point's notebooks 03, 05_5 and 08."""
-        axes = {"target_sparsity": point["target_sparsity"], **POINT_FIXED}
-        if "prune_method" in self.declared["03"]:
-            axes["prune_method"] = point["prune_method"]
+        axes = {**POINT_FIXED, **{k: point[k] for k in AXES}}
         folder = self.point_folder(point["id"])
         return {nb: self._params(nb, folder, point["seed"], axes) for nb in POINT_NOTEBOOKS}
 
@@ -145,7 +131,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_grid(grid: dict, declared: dict) -> None:
+def _check_grid(grid: dict) -> None:
     unknown = sorted(set(grid) - set(AXES))
     if unknown:
         raise UsageError(f"--grid {unknown[0]}: not a sweep axis; the axes are {', '.join(AXES)} "
@@ -153,9 +139,6 @@ def _check_grid(grid: dict, declared: dict) -> None:
     bad = [m for m in grid.get("prune_method", ()) if m not in METHODS]
     if bad:
         raise UsageError(f"--grid prune_method={bad[0]!r}: expected one of {', '.join(METHODS)}")
-    if "prune_method" not in declared["03"] and set(grid.get("prune_method", ())) - {"magnitude"}:
-        raise UsageError("--grid prune_method=random: notebook 03 has no prune_method parameter in this "
-                         "version (only magnitude pruning)")
     for name, values in grid.items():
         if None in values:
             raise UsageError(f"--grid {name}: null is not a value (got {list(values)}); name each value")
@@ -177,9 +160,7 @@ def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
     check_values(plan, spec.overrides)
     by_id = {notebook_id(p): p for p in nb_paths}
     axes = [{"target_sparsity": s} for s in spec.sparsities]
-    if "prune_method" in spec.declared["03"]:
-        axes += [{"prune_method": m} for m in spec.methods]
-    for axis in axes:
+    for axis in axes + [{"prune_method": m} for m in spec.methods]:
         try:
             plan_parameters([by_id["03"]], fixed, axis)
             check_values({by_id["03"]: axis}, axis)  # target_sparsity=1.5: PruneConfig refuses it here
@@ -197,18 +178,14 @@ def make_spec(args, notebook_dir: Path | None = None) -> SweepSpec:
     declared = {notebook_id(p): set(papermill.inspect_notebook(str(p))) for p in nb_paths}
     from_file = read_sweep_file(args.sweep_file) if args.sweep_file else {"grid": {}, "seeds": None, "parameters": {}}
     grid = {**from_file["grid"], **parse_grid(args.grid)}
-    _check_grid(grid, declared)
+    _check_grid(grid)
     default_grid, default_seeds = (SMOKE_GRID, SMOKE_SEEDS) if args.smoke else (DEFAULT_GRID, DEFAULT_SEEDS)
-    if "prune_method" not in declared["03"] and "prune_method" not in grid:
-        default_grid = {**default_grid, "prune_method": ("magnitude",)}  # random needs notebook 03's knob
     grid = {**default_grid, **grid}
     if args.seeds is not None and not args.seeds.replace(",", "").strip():
         raise UsageError("--seeds is empty; name seeds, e.g. --seeds 42,43 (or leave --seeds out for the default)")
     seeds = _values(args.seeds) if args.seeds is not None else tuple(default_seeds if from_file["seeds"] is None else from_file["seeds"])
-    if args.output is not None and not str(args.output).strip():
-        raise UsageError("--output is empty; name a folder")
     spec = SweepSpec(
-        output=Path(args.output or "results").expanduser().resolve(),
+        output=check_output(args.output),
         sparsities=tuple(float(s) if isinstance(s, int | float) and not isinstance(s, bool) else s
                          for s in grid["target_sparsity"]),
         methods=tuple(grid["prune_method"]), seeds=tuple(seeds), smoke=args.smoke, device=args.device,

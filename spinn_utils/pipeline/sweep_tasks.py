@@ -1,19 +1,11 @@
 """What a Dask worker runs for the sweep: a seed's notebooks 01-02, or a point's 03, 05_5 and 08.
 
-Each task runs the pipeline's own notebooks through the driver's own ``runner.run_plan`` into one
-results folder, so a point is a complete run with the driver's manifest that can be opened and
-re-run alone (``run_all.py --output <point> --from 03``): its ``lineage.json`` holds notebooks 01
-to 08, its manifest lists them (01-02 from the seed's run) and ``executed/`` has the notebooks. A
-point's data and dense model are its seed's, linked (a hard link where the file system allows,
-else a copy) with their lineage entries, so every sparsity and method of a seed starts from the
-same dense model. Kernels get the thread counts in their environment (``OMP_NUM_THREADS``...):
-one worker, one thread, one torch thread; the training of several points in parallel then does
-not oversubscribe the cores.
-
-A task never raises: it returns a record ``{"status": "ok" | "failed" | "skipped", "error"}``,
-and a failed notebook is named with its failing cell. A folder whose lineage is complete, whose
-files still match it and whose recorded parameters equal the planned ones is skipped (resume).
-Workers need this package installed and the results folder on a shared file system.
+Each task runs the pipeline's notebooks through the driver's own ``runner.run_plan`` into one
+results folder, with the driver's manifest, so a point can be re-run alone
+(``run_all.py --output <point> --from 03``); a point starts from its seed's data and dense model,
+linked in (docs/sweeps.md, "One code path"). A task never raises: it returns
+``{"status": "ok" | "failed" | "skipped", "error", "seconds"}``; a folder that is complete with the
+same parameters is skipped (resume). Workers need the package and a shared file system.
 """
 from __future__ import annotations
 
@@ -27,27 +19,27 @@ import shutil
 import time
 from pathlib import Path
 
-from ..core.errors import first_line
+from ..core.errors import SpinnError, first_line
 from ..core.io import file_sha256, read_json, write_json
 from ..core.lineage import LINEAGE
 from ..core.paths import ResultsPaths
 from ..core.registry import MANIFEST
 from .notebooks import notebook_id
-from .runner import RunPlan, run_plan
+from .preflight import RunPlan
+from .runner import run_plan
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 RECORD = MANIFEST  # the folder's manifest, in the driver's shape, plus "sweep": the task's parameters
 
 
-# Dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536 (glibc hands every freed block
-# over 64 KB back to the OS). Inherited by a kernel, torch re-faults its activation buffers on
-# every step: in the timing phase COO timed up to 3x and dense 1.3x slower under it. Kernels get glibc's default.
+# Dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536; under it a kernel's torch re-faults
+# its activation buffers on every step (docs/sweeps.md, "Dask"). Kernels get glibc's default.
 UNSET = ("MALLOC_TRIM_THRESHOLD_",)
 
 
 def kernel_env(threads: int) -> dict[str, str | None]:
-    """Environment a task's kernels get: ``threads`` for every BLAS/OpenMP pool, no display,
-    and the variables in ``UNSET`` removed (None)."""
+    """A task's kernels' environment: ``threads`` for every BLAS/OpenMP pool, no display, no
+    ``UNSET``."""
     return {**{v: str(threads) for v in THREAD_VARS}, "MPLBACKEND": "Agg", **dict.fromkeys(UNSET)}
 
 
@@ -57,33 +49,25 @@ def _plain(obj):
 
 
 def _lineage(folder: Path) -> dict:
-    path = folder / LINEAGE
     try:
-        return read_json(path, "lineage record") if path.is_file() else {}
-    except Exception:  # noqa: BLE001 - a corrupt record means "not complete": the task re-runs
+        return read_json(folder / LINEAGE, "lineage record")
+    except (SpinnError, ValueError):  # missing or corrupt: "not complete", the task re-runs
         return {}
 
 
 def _entry_holds(folder: Path, entry: dict) -> bool:
-    """Every file an entry read or wrote (inside the folder) still has its recorded sha256."""
-    for files in (entry.get("inputs", {}), entry.get("outputs", {})):
-        for rel, sha in files.items():
-            path = folder / rel
-            if Path(rel).is_absolute():
-                continue  # notebook 01's own data file is checked by notebook 01
-            if not path.is_file() or file_sha256(path) != sha:
-                return False
-    return True
+    """Every file an entry read or wrote inside the folder (notebook 01 checks its own data file)
+    still has its recorded sha256."""
+    files = [*entry.get("inputs", {}).items(), *entry.get("outputs", {}).items()]
+    paths = [(folder / rel, sha) for rel, sha in files if not Path(rel).is_absolute()]
+    return all(path.is_file() and file_sha256(path) == sha for path, sha in paths)
 
 
 def is_complete(folder: Path, notebooks: tuple[str, ...], parameters: dict) -> bool:
     """The folder finished ``notebooks`` with exactly ``parameters`` and nothing changed since."""
-    record_path = folder / RECORD
-    if not record_path.is_file():
-        return False
     try:
-        record = json.loads(record_path.read_text())
-    except json.JSONDecodeError:
+        record = json.loads((folder / RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
         return False
     if record.get("status") != "ok" or record.get("sweep", {}).get("parameters") != _plain(parameters):
         return False
@@ -115,9 +99,9 @@ def share_seed(seed_folder: Path, folder: Path, notebooks: tuple[str, ...]) -> N
 
 def run_notebooks(folder: Path, notebooks: dict[str, str], parameters: dict[str, dict], threads: int,
                   kernel: str, about: dict) -> dict:
-    """Execute ``notebooks`` (id -> path) into ``folder`` with the driver's own ``runner.run_plan``
-    (the same execution and manifest as ``run_all.py``; the manifest adds ``"sweep"``: ``about``
-    and the parameters, which resume compares). Returns ``{"status", "error", "seconds"}``."""
+    """``notebooks`` (id -> path) into ``folder`` by ``runner.run_plan``, the manifest adding
+    ``"sweep"`` (``about`` and the parameters, which resume compares): ``{"status", "error",
+    "seconds"}``."""
     paths = [Path(nb) for nb in notebooks.values()]
     plan = RunPlan(folder, paths, {Path(notebooks[i]): parameters[i] for i in notebooks}, paths[0].parent.parent,
                    kernel_env(threads), {"command": ["spinn-run", "sweep"], "threads": threads, "host": platform.node(),
@@ -157,12 +141,13 @@ def point_task(point: dict, seed_record: dict, seed_folder: str, folder: str, no
                parameters: dict[str, dict], threads: int, kernel: str) -> dict:
     """Notebooks 03, 05_5 and 08 of one point on its seed's data and dense model."""
     folder, seed_folder = Path(folder), Path(seed_folder)
-    shared = tuple(_lineage(seed_folder))
     try:
+        seed_lineage, own = _lineage(seed_folder), _lineage(folder)
+        shared = tuple(seed_lineage)
         if seed_record.get("status") not in ("ok", "skipped"):
             return {**point, "status": "failed", "seconds": 0.0,
                     "error": f"seed {point['seed']} (notebooks 01-02) failed: {seed_record.get('error')}"}
-        same_seed = all(_lineage(folder).get(nb) == _lineage(seed_folder)[nb] for nb in shared)
+        same_seed = all(own.get(nb) == seed_lineage[nb] for nb in shared)
         if same_seed and is_complete(folder, (*shared, *notebooks), parameters):
             return {**point, "status": "skipped", "error": None, "seconds": 0.0}
         _fresh(folder)
