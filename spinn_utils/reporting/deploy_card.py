@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from ..core.io import atomic_path, file_sha256, read_json, to_jsonable, write_json
@@ -24,7 +23,7 @@ from ..core.registry import (
 from ..core.results_schema_eval import Benchmark, TestEvaluation
 from ..core.results_schema_sweep import SweepPoint
 from ..core.spread import mean_sem
-from .figures import FigureConfig, label_front, numbered_front, save_figure, style
+from .figures import FigureConfig, key_legend, label_front, numbered_front, save_figure, style
 from .recommend_rule import ACCURACY_OF, METHOD, Candidate, Decision
 from .sweep_report import mean_std_text, pareto_front
 
@@ -173,26 +172,22 @@ def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
     """Paired R2 drop vs latency, error bars over seeds, the front joined, the tolerance and the choice marked."""
     rule = decision.rule
     fig, ax, key = numbered_front(cfg, 5.0)
+    lat = {c: mean_sem(c.ms) for c in decision.candidates}  # ms per call over seeds
     for c in decision.candidates:
         label, colour = style(c.variant)
-        ax.errorbar(np.mean(c.ms), c.mean_drop, xerr=np.std(c.ms, ddof=1) if c.n > 1 else None,
-                    yerr=c.sd_drop, fmt="o" if c.shown(rule) else "x", color=colour, ms=5, capsize=2, alpha=0.8,
-                    label=label)
-    front = pareto_front(list(decision.candidates), lambda c: np.mean(c.ms), lambda c: c.mean_drop)
-    ax.step([np.mean(c.ms) for c in front], [c.mean_drop for c in front], where="post", color="black", lw=0.8,
-            label="Pareto front")
-    label_front(ax, key, [(float(np.mean(c.ms)), c.mean_drop, c.label) for c in front], "Pareto front")
+        ax.errorbar(lat[c]["mean"], c.mean_drop, xerr=lat[c]["std"], yerr=c.sd_drop, label=label,
+                    fmt="o" if c.shown(rule) else "x", color=colour, ms=5, capsize=2, alpha=0.8)
+    front = pareto_front(list(decision.candidates), lambda c: lat[c]["mean"], lambda c: c.mean_drop)
+    label_front(ax, key, [(lat[c]["mean"], c.mean_drop, c.label) for c in front], lw=0.8)
     chosen = decision.chosen
-    ax.scatter([np.mean(chosen.ms)], [chosen.mean_drop], s=220, facecolors="none", edgecolors="red", linewidths=2,
-               label=f"recommended: {chosen.label}", zorder=5)
+    ax.scatter([lat[chosen]["mean"]], [chosen.mean_drop], s=220, facecolors="none",
+               edgecolors="red", linewidths=2, label=f"recommended: {chosen.label}", zorder=5)
     ax.axhline(rule.max_r2_drop, color="red", ls="--", lw=1, label=f"tolerance {rule.max_r2_drop:g}")
     ax.set_xscale("log")
     ax.set(xlabel=f"median ms per call at batch {rule.batch}, {rule.threads} threads (log)",
            ylabel="test mean per-output R2 drop vs dense (paired)",
            title="Which model to deploy (o: shown within the tolerance, x: not shown)")
-    handles, labels = ax.get_legend_handles_labels()
-    keep = dict(zip(labels, handles))  # one legend entry per representation
-    key.legend(keep.values(), keep.keys(), fontsize=7, loc="lower left")  # beside the plot, off the data
+    key_legend(ax, key)  # one entry per representation
     return fig
 
 

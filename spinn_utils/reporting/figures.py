@@ -88,12 +88,23 @@ def numbered_front(cfg: FigureConfig, height_in: float) -> tuple[Figure, object,
     return fig, ax, key
 
 
-def label_front(ax, key, front: list[tuple[float, float, str]], title: str) -> None:
-    """Number each (x, y, name) on ``ax`` and list the names in ``key``."""
-    for i, (x, y, _) in enumerate(front, 1):
-        ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    key.text(0.0, 1.0, f"{title}\n" + "\n".join(f"{i}: {name}" for i, (_, _, name) in enumerate(front, 1)),
-             transform=key.transAxes, fontsize=7, va="top")
+def label_front(ax, key, front: list[tuple[float, float, str]], lw: float = 1.0) -> None:
+    """Join the front's (x, y, name) points with a step line on ``ax``, number them there and list
+    their names in ``key``, so long labels never overlap each other or the data."""
+    if front:
+        xs, ys, _ = zip(*front)
+        ax.step(xs, ys, where="post", color="black", lw=lw, label="Pareto front")
+        for i, (x, y, _) in enumerate(front, 1):
+            ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
+        names = "\n".join(f"{i}: {name}" for i, (_, _, name) in enumerate(front, 1))
+        key.text(0.0, 1.0, f"Pareto front\n{names}", transform=key.transAxes, fontsize=7, va="top")
+
+
+def key_legend(ax, key) -> None:
+    """The plot's legend beside it in ``key``, off the data; one entry per label."""
+    handles, labels = ax.get_legend_handles_labels()
+    keep = dict(zip(labels, handles))
+    key.legend(keep.values(), keep.keys(), fontsize=7, loc="lower left")
 
 
 def figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):

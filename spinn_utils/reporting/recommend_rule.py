@@ -18,6 +18,7 @@ from scipy import stats
 from ..core.errors import SpinnError
 from ..core.registry import LABELS, MODEL_VARIANTS, VARIANTS
 from ..core.results_schema_sweep import SweepPoint
+from ..core.spread import mean_sem
 from .sweep_report import percent, point_r2, point_timing
 
 # Every representation the sweep times, and the test variant whose accuracy it has (its own, or,
@@ -58,15 +59,15 @@ class Candidate:
 
     @property
     def mean_drop(self) -> float:
-        return float(np.mean(self.drops)) if self.drops else math.inf
+        return mean_sem(self.drops)["mean"]
 
     @property
     def sd_drop(self) -> float | None:
-        return float(np.std(self.drops, ddof=1)) if self.n > 1 else None
+        return mean_sem(self.drops)["std"]
 
     @property
     def speedup(self) -> float:
-        return float(np.mean(self.speedups)) if self.speedups else 0.0
+        return mean_sem(self.speedups)["mean"]
 
     def bound(self, rule: Rule) -> float:
         """The one-sided upper confidence bound of the mean drop (inf with fewer than two seeds;

@@ -11,7 +11,15 @@ from matplotlib.figure import Figure
 
 from ..core.registry import SWEEP_DIR, SWEEP_FIGURES, VARIANTS
 from ..core.results_schema_sweep import Sweep
-from .figures import FigureConfig, figure, label_front, numbered_front, save_figure, style
+from .figures import (
+    FigureConfig,
+    figure,
+    key_legend,
+    label_front,
+    numbered_front,
+    save_figure,
+    style,
+)
 from .sweep_report import (
     METHODS,
     REPRESENTATIONS,
@@ -110,15 +118,12 @@ def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
                 ax.errorbar([p["ms"] for p in mine], [p["r2"] for p in mine], xerr=[p["ms_std"] or 0 for p in mine],
                             yerr=[p["r2_std"] or 0 for p in mine], fmt="x" if random else "o", color=colour, ms=4,
                             capsize=2, alpha=0.8, label=f"{label}{' (random pruning)' if random else ''}")
-    front = sorted((p for p in pts if p.get("pareto")), key=lambda p: p["ms"])
-    if front:
-        ax.step([p["ms"] for p in front], [p["r2"] for p in front], where="post", color="black", lw=1,
-                label="Pareto front")
-        label_front(ax, key, [(p["ms"], p["r2"], p["label"]) for p in front], "Pareto front")
+    front = sorted((p for p in pts if p["pareto"]), key=lambda p: p["ms"])
+    label_front(ax, key, [(p["ms"], p["r2"], p["label"]) for p in front])
     ax.set_xscale("log")
     ax.set(xlabel=f"median ms per call at batch {batch} (log)", ylabel="test mean per-output R2",
            title="Accuracy vs latency (up and left is better; bars: std over seeds)")
-    key.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="lower left")  # beside the plot, off the data
+    key_legend(ax, key)
     return fig
 
 
