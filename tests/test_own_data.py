@@ -74,9 +74,9 @@ def test_one_target_a_string_of_features_and_a_constant_target_fail_at_load(tmp_
 
     with pytest.raises(SpinnError, match=r"target_cols must name 2 columns.*got \['tool_wear_vb_mm'\]"):
         DataConfig(target_cols=("tool_wear_vb_mm",))
-    with pytest.raises(SpinnError, match="feature_cols must be a list of column names, got 'depth_of_cut_mm'"):
+    with pytest.raises(SpinnError, match="DataConfig.feature_cols: .*tuple, got 'depth_of_cut_mm'"):
         DataConfig(feature_cols="depth_of_cut_mm")
-    with pytest.raises(SpinnError, match="thermal_ode must be true or false or null, got 'no'"):
+    with pytest.raises(SpinnError, match="DataConfig.thermal_ode: .*boolean, got 'no'"):
         DataConfig(thermal_ode="no")
     write_example(tmp_path)
     table = pd.read_csv(tmp_path / "milling.csv").assign(thermal_displacement=1.5)

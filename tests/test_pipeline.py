@@ -124,11 +124,11 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
         return main([*args, "--output", str(output)])
 
     cases = {
-        ("-p", "target_sparsity=1.5"): "target_sparsity must be in (0, 1)",
-        ("-p", "prune_method=l1"): "prune_method must be one of ('magnitude', 'random')",
-        ("-p", "epochs=0"): "epochs must be >= 1",
-        ("-p", "cpu_batch_sizes=[0]"): "batch sizes >= 1",
-        ("-p", "cv_folds=1"): "cv_folds must be >= 2",
+        ("-p", "target_sparsity=1.5"): "PruneConfig.target_sparsity: input should be less than 1, got 1.5",
+        ("-p", "prune_method=l1"): "PruneConfig.prune_method: input should be 'magnitude' or 'random', got 'l1'",
+        ("-p", "epochs=0"): "TrainConfig.epochs: input should be greater than or equal to 1, got 0",
+        ("-p", "cpu_batch_sizes=[0]"): "BenchConfig.cpu_batch_sizes[0]: input should be greater than or equal to 1",
+        ("-p", "cv_folds=1"): "CrossValConfig.cv_folds: input should be greater than or equal to 2, got 1",
         ("-p", "seed=7"): "set it with --seed",
         ("-p", "smoke=True"): "set it with --smoke",
         ("-p", "results_dir=/tmp/x"): "set it with --output",

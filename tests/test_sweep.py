@@ -75,7 +75,7 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
     (["--grid", "n_stages=2,3"], "not a sweep axis"),
     (["--grid", "prune_method=lottery"], "expected one of magnitude, random"),
     (["-p", "bogus=1"], "no selected notebook has a parameter 'bogus'"),
-    (["-p", "epochs=0"], "epochs must be >= 1"),
+    (["-p", "epochs=0"], "TrainConfig.epochs: input should be greater than or equal to 1, got 0"),
     (["-p", "results_dir=x"], "--output"),
     (["--seeds", "4,4"], "distinct"),
     (["--sweep-file", "missing.json"], "no such file"),

@@ -211,7 +211,7 @@ def test_the_data_description_checks_the_run_keys(tmp_path, text, match):
 
 def test_run_config_values_are_checked():
     assert DataConfig(run_gap_min=2).run_gap_min == 2.0
-    with pytest.raises(SpinnError, match="run_gap_min must be a number of minutes >= 0"):
+    with pytest.raises(SpinnError, match="DataConfig.run_gap_min: .*greater than or equal to 0, got -1.0"):
         DataConfig(run_gap_min=-1.0)
     with pytest.raises(SpinnError, match="time_col is 'cumulative_time_min', a name the pipeline adds"):
         DataConfig(time_col=CUM_TIME_COL)

@@ -3,7 +3,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -79,7 +78,7 @@ def prepare(cfg: DataConfig) -> PreparedData:
     attrs = dict(loaded.attrs)  # loader notes and generator settings
     table, capped = cap_rows(loaded, cfg)
     meta = {"source": kind, "data_path": cfg.data_path, "thermal_source": thermal_source(kind, cfg),
-            "config": dataclasses.asdict(cfg), "notes": [*notes, *attrs.get("notes", []), *capped],
+            "config": cfg.model_dump(), "notes": [*notes, *attrs.get("notes", []), *capped],
             "generator": attrs.get("generator"), "physics": physics, "time_order": attrs["time_order"]}
     if attrs["time_order"]["cumulative_time"] == AS_GIVEN and cfg.run_col and cfg.run_gap_min:
         meta["notes"].append(f"run_gap_min ({cfg.run_gap_min:g}) not added: {cfg.time_col!r} is already "

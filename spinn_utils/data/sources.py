@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core.errors import SpinnError, first_line
+from ..core.overrides import with_overrides
 from .nasa import read_mill_mat
 from .schema import DataConfig
 from .synthetic import SyntheticConfig, generate_milling
@@ -39,11 +39,11 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
     order with ``CUM_TIME_COL`` and ``RUN_START_COL``; ``attrs`` hold the loader's ``notes``, the
     synthetic ``generator`` settings and how the rows were put in ``time_order``."""
     kind = source_kind(cfg)
-    cfg = dataclasses.replace(cfg, run_col=default_run_col(cfg, kind))
+    cfg = with_overrides(cfg, run_col=default_run_col(cfg, kind))
     if kind == "synthetic":
         generator = SyntheticConfig(seed=cfg.seed, window_samples=cfg.window_samples)
         table = generate_milling(generator)
-        table.attrs["generator"] = dataclasses.asdict(generator)
+        table.attrs["generator"] = generator.model_dump()
     else:
         path = Path(cfg.data_path).expanduser()
         if not path.is_file():

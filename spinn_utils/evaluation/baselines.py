@@ -9,16 +9,14 @@ run's). Each is a module on scaled inputs and outputs, scored and physics-checke
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..core.env import set_seed
-from ..core.errors import SpinnError
 from ..core.metrics import regression_report
-from ..core.overrides import with_overrides
+from ..core.overrides import StageConfig, with_overrides
 from ..core.registry import BASELINES
 from ..core.results_schema_eval import Baselines
 from ..data.dataset import PreparedData
@@ -31,13 +29,9 @@ from ..model.sequences import COOLING_MIN, build_model, sequence_of
 from ..training.fit import HARD_LR, TrainConfig, fit
 
 
-@dataclass(frozen=True)
-class BaselineConfig:
-    ridge_alpha: float = 1.0  # on standardised inputs: shrinks the 18 weights a little, nothing more
-
-    def __post_init__(self) -> None:
-        if not self.ridge_alpha >= 0:
-            raise SpinnError(f"ridge_alpha must be >= 0, got {self.ridge_alpha}")
+class BaselineConfig(StageConfig):
+    # On standardised inputs: shrinks the 18 weights a little, nothing more.
+    ridge_alpha: float = Field(1.0, ge=0)
 
     @classmethod
     def smoke_test(cls) -> BaselineConfig:

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, Strict
 from tqdm.auto import tqdm
 
 from ..compression.pruning_run import prune_unstructured
 from ..core.env import set_seed
-from ..core.errors import SpinnError
-from ..core.overrides import with_overrides
+from ..core.overrides import Count, CountOrZero, StageConfig, with_overrides
 from ..core.results_schema_eval import CrossValidation, FoldStats, SeedRuns
 from ..core.spread import mean_sem
 from ..data.dataset import PreparedData
@@ -32,30 +32,22 @@ from ..model.sequences import build_model
 from ..training.fit import fit
 
 
-@dataclass(frozen=True)
-class CrossValConfig:
+class CrossValConfig(StageConfig):
     """Notebook 08's settings: the sparse-vs-masked tolerance and the CV schedule."""
 
     match_atol: float = 1e-4  # the original design's checklist: sparse predictions within 1e-4 of masked
     # Sized so CV takes ~1.5-2 min on a 2-core CPU (measured: ~90 s unloaded, 4 folds).
-    cv_folds: int = 4  # 16 experiments -> 4 held out per fold
-    cv_epochs: int = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)
-    cv_patience: int = 15  # early stopping per fold; 02 uses 20, fold val splits are small
-    cv_prune_stages: int = 3  # IMP stages per fold: fewer, bigger cuts than notebook 03 (time)
-    cv_finetune_epochs: int = 6  # per intermediate stage
-    cv_final_finetune_epochs: int = 15  # the last stage's weights are the ones scored (as in 03)
+    # 16 experiments -> 4 held out per fold; cross-validation needs 2 folds or more.
+    cv_folds: Annotated[int, Strict(), Field(ge=2)] = 4
+    cv_epochs: Count = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)
+    cv_patience: Count = 15  # early stopping per fold; 02 uses 20, fold val splits are small
+    cv_prune_stages: Count = 3  # IMP stages per fold: fewer, bigger cuts than notebook 03 (time)
+    cv_finetune_epochs: CountOrZero = 6  # per intermediate stage
+    cv_final_finetune_epochs: CountOrZero = 15  # the last stage's weights are scored (as in 03)
     seed: int = 42  # fold assignment and per-fold initialisation (seed + fold)
-    n_seeds: int = 3  # dense + SPINN re-trained on the fixed split with seeds seed..seed+n-1: the spread
+    n_seeds: Count = 3  # dense + SPINN re-trained on the fixed split with seeds seed..seed+n-1: the spread
                       # initialisation alone causes, which one test split cannot show
     progress: bool = True  # a tqdm bar over folds (inner training bars stay off)
-
-    def __post_init__(self) -> None:
-        if self.cv_folds < 2:
-            raise SpinnError(f"cv_folds must be >= 2 for cross-validation, got {self.cv_folds}")
-        if min(self.cv_epochs, self.cv_prune_stages, self.cv_patience, self.n_seeds) < 1:
-            raise SpinnError("cv_epochs, cv_patience, cv_prune_stages and n_seeds must be >= 1")
-        if min(self.cv_finetune_epochs, self.cv_final_finetune_epochs) < 0:
-            raise SpinnError("fine-tuning epochs must be >= 0")
 
     @classmethod
     def smoke_test(cls) -> CrossValConfig:

@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, write_json
 from ..core.lineage import LINEAGE, recorded_hashes
+from ..core.overrides import StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import ARCHIVE_DIR, METRICS
 from ..core.results_files import write_result
@@ -28,8 +28,7 @@ from ..core.results_schema import ArchivedFile, Artifacts, LeftOut
 MANIFEST_NAME = "artifacts_manifest.json"  # stored inside the zip / copied folder as well
 
 
-@dataclass(frozen=True)
-class ArtifactsConfig:
+class ArtifactsConfig(StageConfig):
     include_checkpoints: bool = True  # the trained weights are the point of the run
     include_metrics: bool = True  # every later table and figure is read from these
     data_patterns: tuple[str, ...] = ("*.json",)  # scaler and feature lists: small, needed to reuse a model

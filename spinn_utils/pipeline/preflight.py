@@ -96,7 +96,7 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
             if name not in overrides or value is None or stage is None:
                 continue
             for cls in map(CONFIG_CLASSES.__getitem__, stage.configs):
-                if name in cls.__dataclass_fields__:
+                if name in cls.model_fields:
                     try:
                         with_overrides(cls(), **{name: value})
                     except (SpinnError, TypeError, ValueError) as err:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from ..benchmark.bench_config import BenchConfig
 from ..benchmark.run import run_benchmark
 from ..benchmark.variants import load_variants
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
 from ..core.registry import (
     DEPLOY_CARD,
@@ -120,8 +120,8 @@ def _time_deployed(folder: Path, variant: str, rule: Rule, smoke: bool):
     # The sweep's light timing, with the full-size GEMM for the machine's rate (the card reports it),
     # and only the sparse format the chosen model needs built.
     sparse = VARIANT[variant].storage if variant in SPARSE_TENSOR_VARIANTS else None
-    cfg = replace(latency_config(smoke, rule.batch, rule.threads), gemm_size=BenchConfig.gemm_size,
-                  formats=(sparse,) if sparse else ())
+    cfg = with_overrides(latency_config(smoke, rule.batch, rule.threads),
+                         gemm_size=BenchConfig().gemm_size, formats=(sparse,) if sparse else ())
     wanted = {VARIANTS.dense, variant, VARIANT[variant].reference}  # a model is checked against its reference
     return run_benchmark([v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in wanted],
                          cfg, "cpu")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -22,6 +21,7 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError, first_line
 from ..core.io import read_json, to_jsonable
 from ..core.lineage import LINEAGE
+from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, TEST_VARIANTS, VARIANTS
 from ..core.results_files import read_result, write_result
@@ -38,8 +38,8 @@ def latency_config(smoke: bool, batch: int = 1000, threads: int | None = None) -
     """Light timing at batch 1 and ``batch`` with ``threads`` (None: all cores): <= 3 s per batch,
     a small GEMM (smoke: a handful of calls)."""
     base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=3.0, gemm_size=1024)
-    return replace(base, cpu_batch_sizes=tuple(sorted({1, batch})), threads=(threads or available_cores(),),
-                   formats=("coo", "csr"), progress=False)
+    return with_overrides(base, cpu_batch_sizes=tuple(sorted({1, batch})), formats=("coo", "csr"),
+                          threads=(threads or available_cores(),), progress=False)
 
 
 def _timed_inputs(folder: Path) -> dict:

@@ -6,7 +6,7 @@ Speedups are read at Table 1's point; a skipped benchmark is never a "pass".
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -329,7 +329,7 @@ def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None 
     cfg = cfg or ReportConfig()
     items = [*checklist_items(results, missing, cfg), *sweep_items(sweep, cfg)]
     return ValidationChecklist(items=items, claims=claims(results, cfg, sweep),
-                               config=asdict(cfg), environment=environment_info(device))
+                               config=cfg.model_dump(), environment=environment_info(device))
 
 
 def checklist_frames(check: ValidationChecklist) -> tuple[pd.DataFrame, pd.DataFrame]:

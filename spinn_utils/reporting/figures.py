@@ -6,7 +6,6 @@ or global figure state, so they render the same under Agg, in Colab and in tests
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,10 +13,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
+from pydantic import Field
 
-from ..core.errors import SpinnError
 from ..core.io import atomic_path
 from ..core.metrics import r2_score
+from ..core.overrides import Count, StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, VARIANT, VARIANTS
 from ..core.results_schema import ParamCount, Pruning, RegressionReport
@@ -31,26 +31,17 @@ TARGET_LABELS = {
     "thermal_displacement_um": "Thermal displacement (µm)",
 }
 
-@dataclass(frozen=True)
-class FigureConfig:
-    dpi: int = 200  # raster resolution of the PNGs: print quality (>= 150)
+
+class FigureConfig(StageConfig):
+    dpi: Count = 200  # raster resolution of the PNGs: print quality (>= 150)
     formats: tuple[str, ...] = FIGURE_FORMATS  # PNG to look at, PDF (vector) for the paper
-    width_in: float = 10.0  # figure width in inches; readable in a notebook and on a page
-    max_experiments: int = 6  # wear-over-time panels: more than this becomes unreadable
-    max_points: int = 4000  # scatter points per model and panel (sampled beyond: file size)
+    # Figure width in inches; readable in a notebook and on a page.
+    width_in: float = Field(10.0, gt=0)
+    max_experiments: Count = 6  # wear-over-time panels: more than this becomes unreadable
+    max_points: Count = 4000  # scatter points per model and panel (sampled beyond: file size)
     seed: int = 0  # which points are sampled when there are more than max_points
     # Prediction figures: masked SPINN is omitted because notebook 08 asserts it equals COO.
     prediction_models: tuple[str, ...] = (VARIANTS.dense, VARIANTS.coo, VARIANTS.structured)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "formats", tuple(self.formats))
-        object.__setattr__(self, "prediction_models", tuple(self.prediction_models))
-        for name in ("dpi", "max_experiments", "max_points"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpinnError(f"{name} must be an integer >= 1, got {value!r}")
-        if not self.width_in > 0:
-            raise SpinnError(f"width_in must be > 0 inches, got {self.width_in!r}")
 
     @classmethod
     def smoke_test(cls) -> FigureConfig:

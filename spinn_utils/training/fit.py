@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
-from ..core.overrides import build_config
+from ..core.overrides import Count, CountOrZero, StageConfig, build_config
 from ..data.dataset import PreparedData, Scaler
 from ..data.time_order import in_time_order
 from ..model.inference import batched_forward
@@ -28,48 +29,31 @@ from ..model.sequence_head import head_of
 from ..model.sequences import sequence_of
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 120  # upper bound; early stopping usually ends sooner (~0.4 s/epoch on 2 CPUs)
-    batch_size: int = 256  # ~20 Adam steps per epoch on ~5k train rows; small batches generalise
-    lr: float = 1e-3  # Adam's usual default; stable for a 4-layer tanh MLP on standardised data
+class TrainConfig(StageConfig):
+    epochs: Count = 120  # upper bound; early stopping usually ends sooner (~0.4 s/epoch on 2 CPUs)
+    batch_size: Count = 256  # ~20 Adam steps per epoch on ~5k train rows; small batches generalise
+    # Adam's usual default; stable for a 4-layer tanh MLP on standardised data
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     weight_decay: float = 0.0  # no explicit regularisation: pruning is the regulariser studied
     lr_factor: float = 0.5  # ReduceLROnPlateau: halve the LR when val loss stalls
-    lr_patience: int = 5  # epochs without improvement before halving (< patience below)
+    lr_patience: CountOrZero = 5  # epochs without improvement before halving (< patience below)
     min_lr: float = 1e-5  # below this Adam steps are too small to matter
-    patience: int = 20  # early stopping: epochs without val improvement before stopping
+    patience: Count = 20  # early stopping: epochs without val improvement before stopping
     min_delta: float = 1e-4  # an improvement smaller than this (scaled MSE) does not count
     grad_clip_norm: float = 5.0  # guards against rare large physics-term gradients; 0 = off
-    eval_batch_size: int = 4096  # validation/prediction chunk: bounds memory, not results
+    eval_batch_size: Count = 4096  # validation/prediction chunk: bounds memory, not results
     seed: int = 42  # batch order (its own torch.Generator, independent of the init seed)
     # Hard-physics models integrate along whole experiments: a step sees this many of them
     # (about 1,000-1,500 windows), so an epoch of 11 train experiments is 4 steps.
-    experiments_per_step: int = 3
+    experiments_per_step: Count = 3
     # The hard head's constants (time constant, gain, idle minutes, initial wear; in log space)
     # are physical quantities: at the body's rate they would move 3e-4 per step, i.e. not at all.
-    head_lr: float = 1e-2
+    head_lr: float = Field(1e-2, gt=0, allow_inf_nan=False)
     progress: bool = True  # tqdm bar over epochs with a loss postfix
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "experiments_per_step"):
-            if int(getattr(self, name)) < 1:
-                raise SpinnError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("lr", "head_lr"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise SpinnError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.patience < 1 or self.lr_patience < 0:
-            raise SpinnError(
-                f"patience must be >= 1 and lr_patience >= 0, got {self.patience}, {self.lr_patience}"
-            )
 
     @classmethod
     def smoke_test(cls) -> TrainConfig:
         return cls(epochs=3, batch_size=64, patience=2, lr_patience=1)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**d)
 
 
 HARD_LR = 3e-4  # a hard model's steps move further: at 1e-3 val loss jumped (docs/physics.md)
