@@ -246,11 +246,11 @@ def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
     assert text.loc["50.0%", "magnitude R2"] == "0.750 ± 0.010 (n=3)"
     assert text.loc["90.0%", "CSR b1000"] == "8 ms (1.25x)"
     assert numbers.loc[2, "random_failed"] == 1
-    assert break_even(sweep, VARIANTS.csr, 1000)["text"] == "90.0%"
-    assert break_even(sweep, VARIANTS.coo, 1000)["text"] == "none up to 98.0%"
+    assert break_even(sweep, VARIANTS.csr, 1000).text == "90.0%"
+    assert break_even(sweep, VARIANTS.coo, 1000).text == "none up to 98.0%"
     rows = magnitude_vs_random(sweep)
-    assert [r["n"] for r in rows] == [3, 3, 2] and all(r["beats"] for r in rows)
-    assert rows[0]["mean"] == pytest.approx(0.05)
+    assert [r.n for r in rows] == [3, 3, 2] and all(r.beats for r in rows)
+    assert rows[0].mean == pytest.approx(0.05)
     front = sorted((p for p in pareto_points(sweep) if p["pareto"]), key=lambda p: p["ms"])
     assert front and all(a["ms"] < b["ms"] and a["r2"] < b["r2"] for a, b in zip(front, front[1:]))
     written = write_table3(sweep, tmp_path)
@@ -274,7 +274,7 @@ def test_the_checklist_reads_the_summary_the_sweep_stored():
     """Computed once, by the sweep: the checklist (and notebook 10) read sweep.json's summary."""
     body = synthetic_sweep_json()
     body["summary"] = to_jsonable(sweep_summary(Sweep.model_validate(body)))
-    assert summary_of(Sweep.model_validate(body)) == body["summary"]
+    assert summary_of(Sweep.model_validate(body)).model_dump() == body["summary"]
     body["summary"]["magnitude_vs_random"] = [{"sparsity": 0.5, "mean": -0.1, "sem": 0.01, "n": 3, "beats": False}]
     items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=Sweep.model_validate(body)).items}
     assert items["Magnitude beats random pruning (sweep)"].measured == "0/1 sparsities"
@@ -286,7 +286,7 @@ def test_sparsity_labels_keep_their_digits():
         p["target_sparsity"] = 0.9999 if p["target_sparsity"] == 0.98 else p["target_sparsity"]
     sweep = Sweep.model_validate(body)
     assert list(table3_frames(sweep)[0].index) == ["50.0%", "90.0%", "99.99%"]
-    assert break_even(sweep, VARIANTS.coo, 1000)["text"] == "none up to 99.99%"
+    assert break_even(sweep, VARIANTS.coo, 1000).text == "none up to 99.99%"
 
 
 def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
@@ -297,7 +297,7 @@ def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
     assert text.loc["90.0%", "CSR b1000"] == "8 ms (unreliable)" and "x)" not in " ".join(text.stack())
     assert numbers["spinn_csr_b1000_speedup"].isna().all() and numbers["spinn_csr_b1000_ms"].notna().all()
     assert "Timing unreliable: others used 80% of the CPU" in " ".join(text.attrs["notes"])
-    assert break_even(sweep, VARIANTS.csr, 1000)["text"].startswith("unreliable")
+    assert break_even(sweep, VARIANTS.csr, 1000).text.startswith("unreliable")
     items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=sweep).items}
     assert items["Sparse-storage break-even sparsity (sweep, measured)"].status == "not run"
 
