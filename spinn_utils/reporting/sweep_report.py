@@ -3,7 +3,7 @@ sparsity, magnitude vs random and pruned vs dense (paired over seeds), the Paret
 vs latency, and the summary the sweep stores (the rules: docs/sweeps.md).
 
 Nothing here trains or times. Latency is read from the magnitude points
-(``sweep_collect.timed_records``), and so is the structured model's accuracy (the random ones where
+(``pipeline.sweep.timed_records``), and so is the structured model's accuracy (the random ones where
 no magnitude point exists). Reference: Blalock et al., "What is the state of neural network
 pruning?" (MLSys 2020) for the random-pruning control, operating points and spread over runs.
 """
