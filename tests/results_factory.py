@@ -116,7 +116,7 @@ def fold_stats(mean: float, std: float, values=None) -> FoldStats:
 
 
 def cv_stats(mean: float, std: float) -> ModelFoldStats:
-    """``crossval.summarize_folds``: fold statistics of mean_r2 and each output's R2."""
+    """As ``crossval.cross_validate`` records them: fold statistics of mean_r2 and per output."""
     stats = fold_stats(mean, std)
     return ModelFoldStats(mean_r2=stats, per_output={t: OutputFoldStats(r2=stats) for t in TARGETS})
 

@@ -22,7 +22,8 @@ from spinn_utils.pipeline.notebooks import (
     select,
     type_ok,
 )
-from spinn_utils.pipeline.preflight import lock_path, results_lock
+from spinn_utils.pipeline.preflight import results_lock
+from spinn_utils.pipeline.staging import LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,11 +157,11 @@ def _hold_lock(folder: Path, held) -> None:
 
 def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
     with results_lock(tmp_path, ["first"]):
-        assert lock_path(tmp_path).is_file()
+        assert (tmp_path / LOCK).is_file()
         with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\); wait for it"):
             with results_lock(tmp_path, ["second"]):
                 pass
-    assert not lock_path(tmp_path).exists()
+    assert not (tmp_path / LOCK).exists()
     # A holder killed outright (SIGKILL) leaves its file; the lock died with it. The holder is a
     # fork: another process, without a second import of the package.
     held = multiprocessing.get_context("fork").Event()
@@ -174,9 +175,9 @@ def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
     finally:
         holder.kill()
         holder.join()
-    assert lock_path(tmp_path).is_file()
+    assert (tmp_path / LOCK).is_file()
     with results_lock(tmp_path, ["third"]):
-        assert json.loads(lock_path(tmp_path).read_text())["command"] == ["third"]
+        assert json.loads((tmp_path / LOCK).read_text())["command"] == ["third"]
 
 
 def test_a_spinn_error_in_a_notebook_exits_2_and_from_runs_keep_earlier_entries(tmp_path, capsys):
@@ -303,7 +304,7 @@ def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path
     import papermill
 
     from spinn_utils.pipeline.runner import kernel_manager_class
-    from spinn_utils.pipeline.sweep_tasks import kernel_env
+    from spinn_utils.pipeline.sweep_tasks import KERNEL_ENV
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     seen = tmp_path / "env.json"
@@ -313,5 +314,5 @@ def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path
         f"json.dump({{v: os.environ.get(v) for v in ('MALLOC_TRIM_THRESHOLD_', 'OMP_NUM_THREADS')}}, open({str(seen)!r}, 'w'))")]
     nbformat.write(nb, tmp_path / "a.ipynb")
     papermill.execute_notebook(str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), kernel_name="python3",
-                               progress_bar=False, kernel_manager_class=kernel_manager_class(None, kernel_env(1)))
+                               progress_bar=False, kernel_manager_class=kernel_manager_class(tmp_path / "k.log", KERNEL_ENV))
     assert json.loads(seen.read_text()) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}

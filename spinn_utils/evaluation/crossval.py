@@ -70,13 +70,16 @@ def fold_stats(values: list[float]) -> dict:
     return {**mean_sem(values), "values": [np.nan if v is None else float(v) for v in values]}
 
 
-def summarize_folds(folds: list[dict], model: str) -> dict:
-    """Per-output R2 and mean_r2 of one model over the folds."""
-    targets = list(folds[0][model].per_output)
-    return {
-        "mean_r2": fold_stats([f[model].mean_r2 for f in folds]),
-        "per_output": {t: {"r2": fold_stats([f[model].per_output[t].r2 for f in folds])} for t in targets},
-    }
+def _compare(runs: list[dict]) -> dict:
+    """``fold_stats`` of dense and SPINN over ``runs`` (folds or seeds), of their mean and
+    per-output R2, and of their paired difference (NaN where a run's R2 is)."""
+    out = {model: {"mean_r2": fold_stats([r[model].mean_r2 for r in runs]),
+                   "per_output": {t: {"r2": fold_stats([r[model].per_output[t].r2 for r in runs])}
+                                  for t in runs[0][model].per_output}}
+           for model in ("dense", "spinn")}
+    dense, spinn = out["dense"]["mean_r2"]["values"], out["spinn"]["mean_r2"]["values"]
+    diff = [s - d for s, d in zip(spinn, dense)]
+    return {**out, "difference": {"mean_r2": fold_stats(diff)}}
 
 
 def run_fold(fold: PreparedData, index: int, model_cfg: ModelConfig, train_cfg, physics_cfg,
@@ -122,37 +125,26 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
     bar = tqdm(splits, desc="cross-validation", disable=not cfg.progress)
     folds = [run_fold(fold, i, model_cfg, train, physics_cfg, prune, cfg.seed, device)
              for i, fold in enumerate(bar)]
-    dense, spinn = summarize_folds(folds, "dense"), summarize_folds(folds, "spinn")
-    diff = [s - d if s is not None and d is not None else None
-            for s, d in zip(spinn["mean_r2"]["values"], dense["mean_r2"]["values"])]
     return CrossValidation(
         n_folds=len(folds), folds=folds,
         schedule={"cv": cfg, "train": train, "prune": prune, "physics": physics_cfg,
                   "note": "dense trained from scratch per fold, then pruned by iterative magnitude pruning; "
                   "scored on held-out experiments"},
-        dense=dense, spinn=spinn, difference={"mean_r2": fold_stats(diff)}, seconds=time.perf_counter() - start)
+        **_compare(folds), seconds=time.perf_counter() - start)
 
 
 def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, train_cfg,
               physics_cfg, prune_cfg, device) -> SeedRuns:
-    """Dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on the fixed split.
-
-    Same shortened schedule as the folds (recorded); each seed is scored on the test split.
-
-    Returns:
-        The ``SeedRuns`` record: each seed's run and ``fold_stats`` over seeds, as ``cross_validate``.
-    """
+    """The ``SeedRuns`` record: dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on
+    the fixed split, on the folds' schedule, each scored on the test split like a fold."""
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
     runs = [{"seed": cfg.seed + k, **{key: v for key, v in run_fold(data, k, model_cfg, train, physics_cfg,
                                                                      prune, cfg.seed, device).items() if key != "fold"}}
             for k in range(cfg.n_seeds)]
-    dense, spinn = summarize_folds(runs, "dense"), summarize_folds(runs, "spinn")
-    diff = [s - d for s, d in zip(spinn["mean_r2"]["values"], dense["mean_r2"]["values"])]
     return SeedRuns(runs=runs, schedule={"train": train, "prune": prune,
                                          "note": "the fixed split; dense from scratch per seed, then IMP"},
-                    dense=dense, spinn=spinn, difference={"mean_r2": fold_stats(diff)},
-                    seconds=time.perf_counter() - start)
+                    **_compare(runs), seconds=time.perf_counter() - start)
 
 
 def _pm(stats: FoldStats, sign: str = "") -> str:

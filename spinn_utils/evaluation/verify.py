@@ -106,14 +106,11 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
     """
     pruning_path = paths.metric(METRICS.pruning)
     pruning = read_result(paths, METRICS.pruning) if pruning_path.is_file() else None
-    models, checks = {}, []
-    present = []
-    for name in DENSE_STORAGE_VARIANTS:
-        path = paths.stored_checkpoint(name)
-        if path.is_file():
-            present.append(name)
-        else:
-            checks.append(check_row(f"{name}_present", False, f"{path} missing (run notebooks 02 and 03)"))
+    present = [name for name in DENSE_STORAGE_VARIANTS if paths.stored_checkpoint(name).is_file()]
+    models, checks = {}, [
+        check_row(f"{name}_present", False,
+                  f"{paths.stored_checkpoint(name)} missing (run notebooks 02 and 03)")
+        for name in DENSE_STORAGE_VARIANTS if name not in present]
     # Not data=: a checkpoint with another scaler is a failed check here, not a refusal.
     run = load_run_models(paths, present, device)
     loaded = {name: (run.models[name], run.metas[name]) for name in present}
@@ -183,9 +180,6 @@ def checks_table(result: ModelVerification) -> pd.DataFrame:
 
 def models_table(result: ModelVerification) -> pd.DataFrame:
     """One row per reloaded model: kind, widths, total/non-zero params, val R2."""
-    rows = []
-    for name, m in result.models.items():
-        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **m.params.model_dump()}
-        row["val_mean_r2"] = m.val_metrics.mean_r2
-        rows.append(row)
+    rows = [{"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **m.params.model_dump(),
+             "val_mean_r2": m.val_metrics.mean_r2} for name, m in result.models.items()]
     return pd.DataFrame(rows).set_index("model")

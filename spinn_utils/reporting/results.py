@@ -153,10 +153,8 @@ def bench_point(bench: Benchmark, batch_size: int, threads: int | None = None) -
 
 def timing(bench: Benchmark, variant: str, batch: int, threads: int | None) -> TimingRow | None:
     """The results row of one variant at one (batch, threads), or None if not timed."""
-    for row in bench.results:
-        if (row.variant, row.batch_size, row.threads) == (variant, batch, threads):
-            return row
-    return None
+    return next((row for row in bench.results
+                 if (row.variant, row.batch_size, row.threads) == (variant, batch, threads)), None)
 
 
 def outputs_match(bench: Benchmark, variant: str) -> bool | None:
@@ -204,9 +202,6 @@ def evaluation_part(results: RunResults, part: str):
     """Notebook 08's ``part`` ("cross_validation", "seed_runs", "physics_consistency", "baselines"):
     None where 08 has not run or the part was skipped by design (``run_cv=False``)."""
     return None if results.test_evaluation is None else ran(getattr(results.test_evaluation, part))
-
-
-repeated_runs = evaluation_part  # the CV folds or the seed runs
 
 
 def cv_summary(results: RunResults, model: str, over: str = "cross_validation") -> FoldStats | None:
