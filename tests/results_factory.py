@@ -21,9 +21,9 @@ from spinn_utils.core.results_schema import (
     PruneStage,
     Pruning,
     RegressionReport,
-    SemiStructured,
     SparseConversion,
     StructuredPruning,
+    Support,
     UnstructuredPruning,
     VerifiedModel,
 )
@@ -165,7 +165,7 @@ def conversion() -> SparseConversion:
                                      "csr": STORAGE[VARIANTS.csr]},
         storage_vs_dense={}, storage_counts="values + indices", flops_per_sample={},
         validation_by_format={"coo": check}, conversion_ok=True, all_formats_passed=True,
-        semi_structured=SemiStructured(supported=False, reason="no CUDA GPU"), config={},
+        semi_structured=Support(supported=False, reason="no CUDA GPU"), config={},
         created="2026-01-01T00:00:00+00:00", versions={}, environment=ENV,
         validation=check.model_copy(update={"inputs": "test split"}))
 

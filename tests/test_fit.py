@@ -96,7 +96,7 @@ def test_after_step_runs_after_every_step_and_can_enforce_a_mask(make_data):
 
     result = fit(model, data, FAST, PHYS, device="cpu", after_step=apply_mask)
     steps_per_epoch = -(-len(data.frames["train"]) // FAST.batch_size)
-    assert len(calls) == result.extra["optimizer_steps"] == steps_per_epoch * len(result.history)
+    assert len(calls) == result.optimizer_steps == steps_per_epoch * len(result.history)
     w = model.network[0].weight.detach()
     assert torch.all(w[mask == 0] == 0) and torch.count_nonzero(w[mask == 1]) > 0
 
@@ -133,7 +133,7 @@ def test_nan_targets_and_bad_configs_are_spinn_errors(make_data):
 def test_report_meta_and_history_table_carry_the_contract_keys(make_data):
     from spinn_utils.core.io import to_jsonable
     from spinn_utils.training.fit import TrainConfig as TC
-    from spinn_utils.training.training_report import checkpoint_meta, history_frame, training_report
+    from spinn_utils.training.fit import checkpoint_meta, history_frame, training_report
 
     data = make_data(val=2, test=2, rows=40)
     model, result = run(0, data)

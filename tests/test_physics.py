@@ -222,7 +222,7 @@ def test_wear_terms_need_no_current_column_when_the_thermal_term_is_off(scaler):
 
 def test_physics_config_follows_notebook_01s_record():
     from spinn_utils.data.dataset import PreparedData
-    from spinn_utils.data.physics_terms import physics_support
+    from spinn_utils.data.prepare import physics_support
     from spinn_utils.data.schema import DataConfig
     from spinn_utils.model.physics import physics_config_for
 
@@ -248,7 +248,7 @@ def test_physics_config_follows_notebook_01s_record():
 
 
 def test_a_term_the_data_cannot_support_fails_in_notebook_01_not_02():
-    from spinn_utils.data.physics_terms import physics_support
+    from spinn_utils.data.prepare import physics_support
     from spinn_utils.data.schema import DataConfig
 
     described = DataConfig(feature_cols=("cut_time_min", "feed_mm_rev"), thermal_ode=True)

@@ -20,7 +20,7 @@ from spinn_utils.core.results_files import read_result
 from spinn_utils.data.dataset import load_prepared, make_prepared, save_prepared
 from spinn_utils.data.example import main as example_main
 from spinn_utils.data.example import write_example
-from spinn_utils.data.prepare import cap_rows, data_summary, prepare
+from spinn_utils.data.prepare import cap_rows, data_summary, load_table, prepare
 from spinn_utils.data.schema import (
     CUM_TIME_COL,
     RUN_START_COL,
@@ -28,7 +28,6 @@ from spinn_utils.data.schema import (
     data_config_for,
     read_data_config,
 )
-from spinn_utils.data.sources import load_table
 from spinn_utils.evaluation.consistency import wear_decrease_fraction
 from spinn_utils.reporting.figures import FigureConfig, fig_wear_over_time
 from spinn_utils.training.fit import sequence_pairs
@@ -199,9 +198,9 @@ def test_the_wear_figure_draws_each_experiment_as_one_curve_in_cumulative_time()
 
 
 @pytest.mark.parametrize("text, match", [
-    ('{"run_col": 3}', "'run_col' must be a string or null, got 3"),
-    ('{"run_gap_min": "5"}', "'run_gap_min' must be a number, got '5'"),
-    ('{"run_gap_min": true}', "'run_gap_min' must be a number, got True"),
+    ('{"run_col": 3}', "run_col: input should be a valid string, got 3"),
+    ('{"run_gap_min": "5"}', "run_gap_min: input should be a valid number, got '5'"),
+    ('{"run_gap_min": true}', "run_gap_min: input should be a valid number, got True"),
 ])
 def test_the_data_description_checks_the_run_keys(tmp_path, text, match):
     (tmp_path / "d.json").write_text(text)

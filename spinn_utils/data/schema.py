@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, Strict, StrictBool, model_validator
+from pydantic import Field, Strict, StrictBool, TypeAdapter, ValidationError, model_validator
 
 from ..core.errors import SpinnError, first_line
 from ..core.overrides import Count, StageConfig, build_config
@@ -100,41 +100,15 @@ class DataConfig(StageConfig):
         return cls(window_samples=1500, max_rows_per_experiment=64, max_experiments=24)
 
 
-# What a data description may hold, and the type of each value (None: null allowed). ``data_path``
-# and ``seed`` are the run's, not the data's: they come from --data and --seed.
-DATA_CONFIG_TYPES: dict[str, tuple] = {
-    "group_col": (str,), "time_col": (str,), "feature_cols": (list,), "target_cols": (list,),
-    "split_col": (str,), "val_experiments": (int,), "test_experiments": (int,), "window_samples": (int,),
-    "fail_on_leakage": (bool,), "power_col": (str,), "power_unit": (str,), "thermal_ode": (bool, None),
-    "max_rows_per_experiment": (int, None), "max_experiments": (int, None),
-    "run_col": (str, None), "run_gap_min": (float,),
-}
+# ``data_path`` and ``seed`` are the run's, not the data's: they come from --data and --seed.
 RESERVED_DATA_KEYS = {"data_path": "--data (or notebook 01's data_path)", "seed": "--seed"}
-
-
-def _type_problem(key: str, value) -> str | None:
-    """Why ``value`` does not fit ``key`` (True is no integer, "no" no boolean), or None."""
-    allowed = DATA_CONFIG_TYPES[key]
-    if value is None:
-        return None if None in allowed else "must not be null"
-    kinds = [t for t in allowed if t is not None]
-    if isinstance(value, bool):  # a bool is an int to Python, but no integer or number here
-        ok = bool in kinds
-    else:  # a whole number of minutes is a number, too
-        ok = any(isinstance(value, (int, float) if t is float else t) for t in kinds)
-    if ok and isinstance(value, list) and not all(isinstance(c, str) for c in value):
-        ok = False
-    if ok:
-        return None
-    want = {str: "a string", list: "a list of column names", int: "an integer", bool: "true or false",
-            float: "a number"}
-    return "must be " + " or ".join([want[t] for t in kinds] + (["null"] if None in allowed else []))
 
 
 def read_data_config(path: str | os.PathLike) -> dict:
     """A data description (JSON, or YAML by extension) of DataConfig fields naming the columns
     once (``data.example`` writes one). An unknown key, a missing or unparsable file, a key given
-    elsewhere (``data_path``: ``--data``) or a mistyped value is a one-line SpinnError naming it."""
+    elsewhere (``data_path``: ``--data``) or a value its DataConfig field refuses is a one-line
+    SpinnError naming it."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise SpinnError(f"data config not found: {path}")
@@ -153,13 +127,19 @@ def read_data_config(path: str | os.PathLike) -> dict:
         if key in RESERVED_DATA_KEYS:
             raise SpinnError(f"data config {path}: {key!r} is not a column description; give it with "
                              f"{RESERVED_DATA_KEYS[key]}")
-    unknown = sorted(str(k) for k in set(loaded) - set(DATA_CONFIG_TYPES))
+    known = [k for k in DataConfig.model_fields if k not in RESERVED_DATA_KEYS]
+    unknown = sorted(str(k) for k in set(loaded) - set(known))
     if unknown:
-        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {list(DATA_CONFIG_TYPES)}")
+        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {known}")
     for key, value in loaded.items():
-        problem = _type_problem(key, value)
-        if problem:
-            raise SpinnError(f"data config {path}: {key!r} {problem}, got {value!r}")
+        field = DataConfig.model_fields[key]
+        try:
+            TypeAdapter(Annotated[field.annotation, field]).validate_python(value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where, msg = "".join(f"[{p}]" for p in first["loc"]), first["msg"]
+            raise SpinnError(f"data config {path}: {key}{where}: {msg[0].lower()}{msg[1:]}, "
+                             f"got {value!r}") from None
     return loaded
 
 

@@ -3,6 +3,8 @@
 ``fit`` minimises MSE on the scaled targets plus ``model.physics.physics_loss(...)["total"]``;
 batches come from a seeded ``torch.Generator``, so one seed gives identical runs on CPU.
 References: Kingma & Ba, "Adam", ICLR 2015; Prechelt, "Early stopping - but when?" (1998).
+What notebook 02 writes besides the weights: ``checkpoint_meta`` and ``training_report``
+(``metrics/dense_training.json``).
 """
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import Field
 from torch import nn
@@ -21,11 +24,13 @@ from tqdm.auto import tqdm
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
 from ..core.overrides import Count, CountOrZero, StageConfig, build_config
+from ..core.results_schema import DenseTraining
 from ..data.dataset import PreparedData, Scaler
 from ..data.time_order import in_time_order
+from ..model.counting import count_parameters
 from ..model.inference import batched_forward
 from ..model.physics import TERMS, PhysicsConfig, physics_loss
-from ..model.sequence_head import head_of
+from ..model.sequence_head import head_constants, head_of
 from ..model.sequences import sequence_of
 
 
@@ -73,12 +78,11 @@ class TrainResult:
     best_epoch: int  # 1-based epoch whose weights the model holds after fit
     best_val_loss: float  # validation data MSE (scaled targets) at best_epoch
     seconds: float  # wall time of the whole fit
-    stopped_early: bool = False  # True when patience ran out before cfg.epochs
-    extra: dict = field(default_factory=dict)  # rows, steps, device: for the results JSON
-
-    def to_dict(self) -> dict:
-        """The fields, with ``extra``'s keys at the top level."""
-        return {k: v for k, v in vars(self).items() if k != "extra"} | self.extra
+    stopped_early: bool  # True when patience ran out before cfg.epochs
+    train_rows: int
+    val_rows: int
+    optimizer_steps: int
+    device: str
 
 
 def _tensors(data: PreparedData, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +262,52 @@ def fit(
     model.eval()
     return TrainResult(
         history=history, best_epoch=best_epoch, best_val_loss=best_loss,
-        seconds=time.perf_counter() - start, stopped_early=stopped_early,
-        extra={"train_rows": len(x_train), "val_rows": len(x_val),
-               "optimizer_steps": len(batches) * len(history), "device": str(device)},
+        seconds=time.perf_counter() - start, stopped_early=stopped_early, train_rows=len(x_train),
+        val_rows=len(x_val), optimizer_steps=len(batches) * len(history), device=str(device),
+    )
+
+
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    """One row per epoch; ``val_r2`` becomes one ``val_r2 <target>`` column per output."""
+    rows = [{**{k: v for k, v in h.items() if k != "val_r2"},
+             **{f"val_r2 {t}": r for t, r in h.get("val_r2", {}).items()}} for h in history]
+    return pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
+
+
+def checkpoint_meta(
+    model: nn.Module, data: PreparedData, train_cfg: TrainConfig, physics_cfg: PhysicsConfig,
+    *, val_metrics: dict, seed: int,
+) -> dict:
+    """``meta`` of ``checkpoints/dense_pinn.pt``: what rebuilds the model and its units."""
+    return {
+        "model": model.cfg,
+        "feature_names": list(data.feature_names),
+        "target_names": list(data.target_names),
+        "scaler": data.scaler.to_dict(),
+        "train_config": train_cfg,
+        "physics_config": physics_cfg,
+        "val_metrics": val_metrics,
+        "seed": int(seed),
+        "params": count_parameters(model),
+        "physics_head": head_constants(model),
+    }
+
+
+def training_report(
+    model: nn.Module, data: PreparedData, train_cfg: TrainConfig, physics_cfg: PhysicsConfig,
+    result: TrainResult, *, val_metrics: dict, seed: int, environment: dict,
+) -> DenseTraining:
+    """The ``metrics/dense_training.json`` record (``core.results_schema.DenseTraining``)."""
+    return DenseTraining(
+        model=model.cfg,
+        params=count_parameters(model),
+        train_config=train_cfg,
+        physics_config=physics_cfg,
+        **vars(result),
+        epochs_run=len(result.history),
+        val_metrics=val_metrics,
+        seed=int(seed),
+        data_source=data.meta.get("source"),
+        thermal_source=data.meta.get("thermal_source"),
+        environment=environment,
     )
