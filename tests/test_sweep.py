@@ -75,7 +75,7 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
     (["--grid", "target_sparsity=1.5"], "--grid target_sparsity=1.5"),
     (["--grid", "target_sparsity=abc"], "expects Optional[float]"),
     (["--grid", "n_stages=2,3"], "not a sweep axis"),
-    (["--grid", "prune_method=lottery"], "prune_method must be one of ('magnitude', 'random')"),
+    (["--grid", "prune_method=lottery"], "PruneConfig.prune_method: input should be 'magnitude' or 'random', got 'lottery'"),
     (["-p", "bogus=1"], "no selected notebook has a parameter 'bogus'"),
     (["-p", "epochs=0"], "TrainConfig.epochs: input should be greater than or equal to 1, got 0"),
     (["-p", "results_dir=x"], "--output"),
