@@ -51,13 +51,6 @@ def output_column(target: dict) -> str:
     return f"predicted_{name}" + ("" if not unit or name.endswith(f"_{unit}") else f"_{unit}")
 
 
-def predict_features(predictor: OnnxPredictor, x: np.ndarray, threads: int) -> np.ndarray:
-    """(n, n_targets) float32 predictions for float32 features, ``INFER_ROWS`` rows per call."""
-    if not len(x):
-        return np.zeros((0, len(predictor.target_names)), np.float32)
-    return np.concatenate([predictor.run(x[i:i + INFER_ROWS], threads) for i in range(0, len(x), INFER_ROWS)])
-
-
 def range_warnings(predictor: OnnxPredictor, x: np.ndarray) -> tuple[pa.Array, int]:
     """(the ``warning`` column, rows flagged): the features of each row beyond the training range."""
     flags = predictor.outside_range(x)
@@ -88,30 +81,27 @@ def feature_values(batch: pa.RecordBatch, names: list[str], source: str, first_r
         raise SpinnError(f"cannot parse CSV {source}: {first_line(err)}") from err
 
 
-def predict_along_time(predictor: OnnxPredictor, batch: pa.RecordBatch, x: np.ndarray, source: str,
-                       threads: int, named: dict) -> np.ndarray:
-    """A hard export's predictions for every row: in time order per group, the state carried."""
-    numbers = {k: feature_values(batch, [named[k]], source)[:, 0]
-               for k in ("time_col", "run_col", "power_col") if named[k]}
-    for k, values in numbers.items():
-        if not np.isfinite(values).all():
-            raise SpinnError(f"{source}: column {named[k]!r} has empty, NaN or inf values")
-    groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
-    runs, power = numbers.get("run_col"), numbers.get("power_col")
-    return SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], runs, power,
-                                                     threads, source)
-
-
 def predict_batch(predictor: OnnxPredictor, batch: pa.RecordBatch, source: str, threads: int = 1,
                   first_row: int = 0, named: dict | None = None) -> tuple[pa.Table, int]:
     """(the output rows of one block: every input column as written, one prediction per target,
-    ``warning``; rows flagged). ``named``: a hard export's columns (the block holds every row)."""
+    ``warning``; rows flagged). ``named``: a hard export's columns; the block then holds every
+    row, predicted in time order per group with the state carried along."""
     raw = feature_values(batch, predictor.feature_names, source, first_row, predictor)
     x = predictor.checked(raw, source, first_row)
     if named:
-        y = predict_along_time(predictor, batch, x, source, threads, named)
+        numbers = {k: feature_values(batch, [named[k]], source)[:, 0]
+                   for k in ("time_col", "run_col", "power_col") if named[k]}
+        for k, values in numbers.items():
+            if not np.isfinite(values).all():
+                raise SpinnError(f"{source}: column {named[k]!r} has empty, NaN or inf values")
+        groups = batch.column(named["group_col"]).to_numpy(zero_copy_only=False)
+        runs, power = numbers.get("run_col"), numbers.get("power_col")
+        y = SequencePredictor(predictor).predict_rows(x, groups, numbers["time_col"], runs, power,
+                                                      threads, source)
     else:
-        y = predict_features(predictor, x, threads)
+        pieces = [predictor.run(x[i:i + INFER_ROWS], threads) for i in range(0, len(x), INFER_ROWS)]
+        empty = np.zeros((0, len(predictor.target_names)), np.float32)
+        y = np.concatenate(pieces) if pieces else empty
     warning, flagged = range_warnings(predictor, raw)
     columns = {c: batch.column(c) for c in batch.schema.names}
     columns.update({output_column(t): pa.array(y[:, j].astype(np.float32))

@@ -21,9 +21,9 @@ from spinn_utils.core.results_schema import (
     PruneStage,
     Pruning,
     RegressionReport,
-    SemiStructured,
     SparseConversion,
     StructuredPruning,
+    Support,
     UnstructuredPruning,
     VerifiedModel,
 )
@@ -116,7 +116,7 @@ def fold_stats(mean: float, std: float, values=None) -> FoldStats:
 
 
 def cv_stats(mean: float, std: float) -> ModelFoldStats:
-    """``crossval.summarize_folds``: fold statistics of mean_r2 and each output's R2."""
+    """As ``crossval.cross_validate`` records them: fold statistics of mean_r2 and per output."""
     stats = fold_stats(mean, std)
     return ModelFoldStats(mean_r2=stats, per_output={t: OutputFoldStats(r2=stats) for t in TARGETS})
 
@@ -165,7 +165,7 @@ def conversion() -> SparseConversion:
                                      "csr": STORAGE[VARIANTS.csr]},
         storage_vs_dense={}, storage_counts="values + indices", flops_per_sample={},
         validation_by_format={"coo": check}, conversion_ok=True, all_formats_passed=True,
-        semi_structured=SemiStructured(supported=False, reason="no CUDA GPU"), config={},
+        semi_structured=Support(supported=False, reason="no CUDA GPU"), config={},
         created="2026-01-01T00:00:00+00:00", versions={}, environment=ENV,
         validation=check.model_copy(update={"inputs": "test split"}))
 

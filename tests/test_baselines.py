@@ -8,7 +8,7 @@ import torch
 
 from spinn_utils.core.registry import BASELINES
 from spinn_utils.data.dataset import make_prepared
-from spinn_utils.data.physics_terms import physics_support
+from spinn_utils.data.prepare import physics_support
 from spinn_utils.data.schema import (
     CUM_TIME_COL,
     DEFAULT_FEATURES,

@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import sys
-from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -31,6 +30,7 @@ from spinn_utils.benchmark.workers import TORCH_WORKER, Worker, local_workers, m
 from spinn_utils.compression.sparse import SparsePINN, convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import to_jsonable
+from spinn_utils.core.overrides import with_overrides
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
 from spinn_utils.core.timing import timed_block
@@ -76,7 +76,7 @@ def tiny_variants() -> list[Variant]:
 
 
 def fast_cfg(**overrides) -> BenchConfig:
-    return replace(BenchConfig.smoke_test(), progress=False, **overrides)
+    return with_overrides(BenchConfig.smoke_test(), progress=False, **overrides)
 
 
 class Unsupported(nn.Module):
@@ -143,10 +143,10 @@ def test_the_point_budget_stops_rotations_but_never_below_the_minimum():
     samples = rotate(["a", "b"], visit, cfg, clock=lambda: now[0])
     assert len(samples["a"]) == 5  # 2 s a rotation: a sixth would end past 10 s
     now[0] = 0.0
-    slow = rotate(["a", "b"], visit, replace(cfg, seconds_per_point=0.5), clock=lambda: now[0])
+    slow = rotate(["a", "b"], visit, with_overrides(cfg, seconds_per_point=0.5), clock=lambda: now[0])
     assert len(slow["a"]) == MIN_ROTATIONS
     now[0] = 0.0
-    assert len(rotate(["a"], visit, replace(cfg, rotations=2, seconds_per_point=0.5), clock=lambda: now[0])["a"]) == 2
+    assert len(rotate(["a"], visit, with_overrides(cfg, rotations=2, seconds_per_point=0.5), clock=lambda: now[0])["a"]) == 2
 
 
 def test_the_speedup_is_taken_within_each_rotation():
@@ -306,7 +306,7 @@ def write_tiny_checkpoints(root) -> ResultsPaths:
     for file, kind, model in ((VARIANTS.dense, VARIANTS.dense, dense),
                               (VARIANTS.masked, VARIANTS.masked, masked_copy(dense)),
                               (VARIANTS.structured, VARIANTS.structured, structured)):
-        save_checkpoint(paths.checkpoint(file), model, kind=kind, meta={"model": asdict(model.cfg)})
+        save_checkpoint(paths.checkpoint(file), model, kind=kind, meta={"model": model.cfg.model_dump()})
     return paths
 
 

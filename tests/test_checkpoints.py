@@ -1,4 +1,3 @@
-import dataclasses
 
 import pytest
 import torch
@@ -104,7 +103,7 @@ def test_checkpoints_under_earlier_names_still_load_with_one_note(tmp_path, caps
     paths = ResultsPaths.at(tmp_path).ensure()
     model = DensePINN(SMALL)
     payload = {"format": FORMAT, "version": VERSION, "kind": "pruned",
-               "state_dict": model.state_dict(), "meta": {"model": dataclasses.asdict(SMALL)}}
+               "state_dict": model.state_dict(), "meta": {"model": SMALL.model_dump()}}
     torch.save(payload, paths.checkpoints / "spinn_pruned.pt")
     found = paths.stored_checkpoint(VARIANTS.masked)
     assert found.name == "spinn_pruned.pt"

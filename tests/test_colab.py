@@ -15,9 +15,9 @@ from spinn_utils.pipeline.colab_setup import (
     DOCS,
     LINK,
     SETUP_MARKER,
+    URL_LINE,
     _cells,
     main,
-    repository,
     setup_cell,
 )
 from spinn_utils.pipeline.notebooks import discover
@@ -30,6 +30,11 @@ FIND_SPEC = importlib.util.find_spec  # the real one, before any test patches it
 
 def cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def repository(root: Path) -> str:
+    """"OWNER/NAME" of ``[project.urls] Repository`` in pyproject.toml."""
+    return URL_LINE.search((root / "pyproject.toml").read_text()).group(2)
 
 
 def references(root: Path) -> dict[str, set[tuple[str, str | None]]]:

@@ -3,7 +3,6 @@ import copy
 import json
 import subprocess
 import sys
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -55,7 +54,7 @@ def source(tmp_path):
     model = pruned_model()
     path = save_checkpoint(
         tmp_path / "in" / f"{VARIANTS.masked}.pt", model, kind=VARIANTS.masked,
-        meta={"model": asdict(CFG), "feature_names": list(DEFAULT_FEATURES),
+        meta={"model": CFG.model_dump(), "feature_names": list(DEFAULT_FEATURES),
               "target_names": list(TARGETS), "scaler": scaler.to_dict(), "seed": 3},
     )
     csv = tmp_path / "in" / "test.csv"
@@ -150,7 +149,7 @@ def test_csr_never_replaces_coo_and_a_nan_weight_is_named(tmp_path, source, caps
     broken = copy.deepcopy(model)
     with torch.no_grad():
         broken.network[0].weight[0, 0] = float("nan")
-    save_checkpoint(tmp_path / "nan.pt", broken, kind=VARIANTS.masked, meta={"model": asdict(broken.cfg)})
+    save_checkpoint(tmp_path / "nan.pt", broken, kind=VARIANTS.masked, meta={"model": broken.cfg.model_dump()})
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
     assert main(["--checkpoint", str(tmp_path / "nan.pt"), "--output-dir", str(out)]) == 2
@@ -167,7 +166,7 @@ def _bad_inputs(tmp_path, source):
     torch.save({"network.0.weight": torch.zeros(4, 3), "network.2.weight": torch.zeros(2, 5)},
                tmp_path / "chain.pt")
     wrong = ModelConfig(input_dim=CFG.input_dim, hidden_dims=(24, 8), output_dim=2)
-    save_checkpoint(tmp_path / "meta.pt", model, kind=VARIANTS.masked, meta={"model": asdict(wrong)})
+    save_checkpoint(tmp_path / "meta.pt", model, kind=VARIANTS.masked, meta={"model": wrong.model_dump()})
     frame.drop(columns=["feed_mm_rev"]).to_csv(tmp_path / "nofeed.csv", index=False)
     return {
         "missing file": ["--checkpoint", str(tmp_path / "nope.pt")],

@@ -14,9 +14,8 @@ from spinn_utils.core.results_files import read_result, write_result
 from spinn_utils.data.dataset import load_prepared, save_prepared, split_table
 from spinn_utils.data.milling import cutting_power_kw, thermal_history
 from spinn_utils.data.nasa import NASA_COOLING_MIN
-from spinn_utils.data.prepare import cv_folds, data_summary, prepare
+from spinn_utils.data.prepare import cv_folds, data_summary, load_table, prepare
 from spinn_utils.data.schema import DEFAULT_FEATURES, SPLITS, TARGETS, DataConfig
-from spinn_utils.data.sources import load_table
 from spinn_utils.data.thermal import ThermalModel
 
 VB, DELTA = TARGETS

@@ -1,6 +1,5 @@
 """Cell 8 on tiny hand-made data: test-set scoring, sparse == masked, one CV result per fold."""
 import copy
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ from spinn_utils.compression.magnitude import PruneConfig, apply_masks, global_m
 from spinn_utils.compression.run_models import check_scaler
 from spinn_utils.compression.sparse import convert_dense_to_sparse
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.overrides import with_overrides
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import METRICS, TEST_VARIANTS, VARIANTS
 from spinn_utils.core.results_files import read_result
@@ -115,7 +115,7 @@ def test_seed_runs_train_each_seed_on_the_fixed_split(make_data):
     from spinn_utils.evaluation.crossval import seed_runs
 
     data = make_data(rows=8)
-    cfg = dataclasses.replace(CrossValConfig.smoke_test(), n_seeds=2)
+    cfg = with_overrides(CrossValConfig.smoke_test(), n_seeds=2)
     out = seed_runs(data, cfg, TINY, TrainConfig(epochs=1, batch_size=16, progress=False),
                     PhysicsConfig.off(), PruneConfig.smoke_test(), "cpu")
     assert [r.seed for r in out.runs] == [cfg.seed, cfg.seed + 1]

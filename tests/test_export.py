@@ -4,7 +4,6 @@ import importlib
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -36,6 +35,7 @@ from spinn_utils.compression.quantize import (
 from spinn_utils.compression.run_models import OnnxModule
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.core.io import file_sha256
+from spinn_utils.core.overrides import with_overrides
 from spinn_utils.core.registry import INT8_EXPORT, VARIANTS
 from spinn_utils.model.mlp import ACTIVATIONS, DensePINN, ModelConfig
 from spinn_utils.model.onnx_predictor import FILE_KEYS, META_SIDECAR, OnnxPredictor, sidecar_path
@@ -109,7 +109,7 @@ def test_failed_parity_keeps_no_export_and_removes_a_stale_one(run):
     export_checkpoints(paths, data, ExportConfig())
     out = paths.export(VARIANTS.dense)
     assert out.is_file() and sidecar_path(out).is_file()
-    strict = replace(ExportConfig(), parity_rtol=1e-15)  # float32 rounding alone exceeds it
+    strict = with_overrides(ExportConfig(), parity_rtol=1e-15)  # float32 rounding alone exceeds it
     with pytest.raises(SpinnError, match="does not reproduce"):
         export_model(tiny_model(0), data.scaler, out, raw_test(data), strict,
                      source=paths.checkpoint(VARIANTS.dense), id_columns=[], feature_ranges={"min": [], "max": []})

@@ -49,7 +49,7 @@ def results_dir(tmp_path):
 
 def test_every_figure_is_written_as_png_and_pdf(results_dir):
     out = make_figures(results_dir, FigureConfig.smoke_test())
-    assert sorted(out["written"]) == sorted(NAMES) and out["skipped"] == {}
+    assert sorted(out.written) == sorted(NAMES) and out.skipped == {}
     for name in NAMES:
         png, pdf = (results_dir.figures / f"{name}.{ext}" for ext in ("png", "pdf"))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -61,9 +61,9 @@ def test_missing_inputs_are_skipped_with_a_reason(tmp_path):
     paths = ResultsPaths.at(tmp_path).ensure()
     write_result(paths.metric(METRICS.cpu_benchmark), fake_results().cpu_benchmark)
     out = make_figures(paths, FigureConfig.smoke_test())
-    assert set(out["written"]) == {FIGURES.latency_vs_batch, "parameters"}
-    assert PREDICTIONS_FILE in out["skipped"][FIGURES.wear_over_time]
-    assert METRICS.pruning in out["skipped"][FIGURES.pruning_progression]
+    assert set(out.written) == {FIGURES.latency_vs_batch, "parameters"}
+    assert PREDICTIONS_FILE in out.skipped[FIGURES.wear_over_time]
+    assert METRICS.pruning in out.skipped[FIGURES.pruning_progression]
 
 
 def test_latency_has_one_panel_per_thread_count_and_one_line_per_variant():

@@ -2,14 +2,13 @@
 after_step hook, predict/evaluate in the right units."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from spinn_utils.core.env import set_seed
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.overrides import with_overrides
 from spinn_utils.data.dataset import PreparedData, Scaler
 from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS
 from spinn_utils.model.inference import evaluate_model, predict
@@ -20,14 +19,14 @@ from spinn_utils.training.fit import TrainConfig, fit
 FEATURES = list(DEFAULT_FEATURES)
 TINY = ModelConfig(hidden_dims=(8, 8))
 FAST = TrainConfig(epochs=3, batch_size=32, patience=10, progress=False)
-PHYS = dataclasses.replace(PhysicsConfig(), subsample=8)
+PHYS = with_overrides(PhysicsConfig(), subsample=8)
 
 
 
 def run(seed: int, data: PreparedData, physics: PhysicsConfig = PHYS):
     set_seed(seed)
     model = DensePINN(TINY)
-    result = fit(model, data, dataclasses.replace(FAST, seed=seed), physics, device="cpu")
+    result = fit(model, data, with_overrides(FAST, seed=seed), physics, device="cpu")
     return model, result
 
 
@@ -97,7 +96,7 @@ def test_after_step_runs_after_every_step_and_can_enforce_a_mask(make_data):
 
     result = fit(model, data, FAST, PHYS, device="cpu", after_step=apply_mask)
     steps_per_epoch = -(-len(data.frames["train"]) // FAST.batch_size)
-    assert len(calls) == result.extra["optimizer_steps"] == steps_per_epoch * len(result.history)
+    assert len(calls) == result.optimizer_steps == steps_per_epoch * len(result.history)
     w = model.network[0].weight.detach()
     assert torch.all(w[mask == 0] == 0) and torch.count_nonzero(w[mask == 1]) > 0
 
@@ -127,14 +126,14 @@ def test_nan_targets_and_bad_configs_are_spinn_errors(make_data):
     with pytest.raises(SpinnError, match="batch_size"):
         TrainConfig(batch_size=0)
     with pytest.raises(SpinnError, match="loss became"):
-        fit(DensePINN(TINY), make_data(val=2, test=2, rows=40), dataclasses.replace(FAST, lr=1e30, grad_clip_norm=0.0),
+        fit(DensePINN(TINY), make_data(val=2, test=2, rows=40), with_overrides(FAST, lr=1e30, grad_clip_norm=0.0),
             PHYS, device="cpu")
 
 
 def test_report_meta_and_history_table_carry_the_contract_keys(make_data):
     from spinn_utils.core.io import to_jsonable
     from spinn_utils.training.fit import TrainConfig as TC
-    from spinn_utils.training.training_report import checkpoint_meta, history_frame, training_report
+    from spinn_utils.training.fit import checkpoint_meta, history_frame, training_report
 
     data = make_data(val=2, test=2, rows=40)
     model, result = run(0, data)

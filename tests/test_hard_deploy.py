@@ -8,7 +8,7 @@ import torch
 from spinn_utils.compression.export import ExportConfig, export_checkpoints
 from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.core.registry import VARIANTS
-from spinn_utils.data.physics_terms import physics_support
+from spinn_utils.data.prepare import physics_support
 from spinn_utils.data.schema import DataConfig
 from spinn_utils.model.checkpoints import save_checkpoint
 from spinn_utils.model.inference import model_sequence, predict

@@ -99,9 +99,10 @@ def test_group_in_two_splits_is_flagged(clean):
 def test_scaler_fitted_on_more_than_train_is_flagged(clean):
     everything = pd.concat(list(clean.frames.values()))
     data = rebuilt(clean)
-    data.scaler = Scaler.fit(everything, clean.feature_names, clean.target_names, fitted_on="train")
+    data.scaler = Scaler.fit(everything, clean.feature_names, clean.target_names)
     assert "means differ" in failed(check_leakage(data))["scaler_fitted_on_train"]
-    data.scaler = Scaler.fit(clean.frames["train"], clean.feature_names, clean.target_names, fitted_on="all")
+    data.scaler = Scaler.fit(clean.frames["train"], clean.feature_names, clean.target_names)
+    data.scaler.fitted_on = "all"
     assert "'all'" in failed(check_leakage(data))["scaler_fitted_on_train"]
 
 

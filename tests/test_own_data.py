@@ -54,12 +54,13 @@ def test_description_file_then_knobs(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ('{"data_path": "x.csv"}', "'data_path' is not a column description; give it with --data"),
     ('{"seed": 3}', "'seed' is not a column description; give it with --seed"),
-    ('{"thermal_ode": "no"}', "'thermal_ode' must be true or false or null, got 'no'"),
-    ('{"fail_on_leakage": 0}', "'fail_on_leakage' must be true or false, got 0"),
-    ('{"feature_cols": "depth_of_cut"}', "'feature_cols' must be a list of column names, got 'depth_of_cut'"),
-    ('{"target_cols": ["w", 3]}', "'target_cols' must be a list of column names"),
-    ('{"val_experiments": true}', "'val_experiments' must be an integer"),
-    ('{"max_experiments": "4"}', "'max_experiments' must be an integer or null"),
+    ('{"thermal_ode": "no"}', "thermal_ode: input should be a valid boolean, got 'no'"),
+    ('{"fail_on_leakage": 0}', "fail_on_leakage: input should be a valid boolean, got 0"),
+    ('{"feature_cols": "depth_of_cut"}', "feature_cols: input should be a valid tuple, got 'depth_of_cut'"),
+    ('{"target_cols": ["w", 3]}', "target_cols[1]: input should be a valid string, got ['w', 3]"),
+    ('{"val_experiments": true}', "val_experiments: input should be a valid integer, got True"),
+    ('{"max_experiments": "4"}', "max_experiments: input should be a valid integer, got '4'"),
+    ('{"val_experiments": 0}', "val_experiments: input should be greater than or equal to 1, got 0"),
 ])
 def test_reserved_or_mistyped_keys_name_the_key(tmp_path, text, expected):
     (tmp_path / "d.json").write_text(text)
@@ -74,9 +75,9 @@ def test_one_target_a_string_of_features_and_a_constant_target_fail_at_load(tmp_
 
     with pytest.raises(SpinnError, match=r"target_cols must name 2 columns.*got \['tool_wear_vb_mm'\]"):
         DataConfig(target_cols=("tool_wear_vb_mm",))
-    with pytest.raises(SpinnError, match="feature_cols must be a list of column names, got 'depth_of_cut_mm'"):
+    with pytest.raises(SpinnError, match="DataConfig.feature_cols: .*tuple, got 'depth_of_cut_mm'"):
         DataConfig(feature_cols="depth_of_cut_mm")
-    with pytest.raises(SpinnError, match="thermal_ode must be true or false or null, got 'no'"):
+    with pytest.raises(SpinnError, match="DataConfig.thermal_ode: .*boolean, got 'no'"):
         DataConfig(thermal_ode="no")
     write_example(tmp_path)
     table = pd.read_csv(tmp_path / "milling.csv").assign(thermal_displacement=1.5)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from spinn_utils.core.errors import SpinnError
+from spinn_utils.core.overrides import with_overrides
 from spinn_utils.data.dataset import Scaler
 from spinn_utils.data.schema import DEFAULT_FEATURES, TARGETS, TIME_COL
 from spinn_utils.data.thermal import ThermalModel
@@ -28,7 +29,7 @@ FEATURES = list(DEFAULT_FEATURES)
 T_I = FEATURES.index(TIME_COL)
 P_I = FEATURES.index("smc_dc_mean")
 ONLY = {  # configs with exactly one term switched on
-    name: dataclasses.replace(PhysicsConfig.off(), **{f"{name}_weight": 1.0}) for name in TERMS
+    name: with_overrides(PhysicsConfig.off(), **{f"{name}_weight": 1.0}) for name in TERMS
 }
 POINT_TERMS = ("wear_nonneg", "wear_monotone", "thermal_ode")  # on by default; wear_sequence is an option
 
@@ -84,7 +85,7 @@ class PhysicalModel(nn.Module):
 
 
 def terms(model, scaler, x) -> dict[str, float]:
-    out = physics_loss(model, x, scaler, dataclasses.replace(PhysicsConfig(), subsample=len(x)))
+    out = physics_loss(model, x, scaler, with_overrides(PhysicsConfig(), subsample=len(x)))
     return {k: float(v.detach()) for k, v in out.items()}
 
 
@@ -142,7 +143,7 @@ def test_each_term_changes_the_parameter_gradients(scaler, name):
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
     base = grads(PhysicsConfig.off())
-    on = grads(dataclasses.replace(ONLY[name], subsample=len(x)))
+    on = grads(with_overrides(ONLY[name], subsample=len(x)))
     assert (on - base).abs().max() > 1e-6
 
 
@@ -195,7 +196,7 @@ def test_subsample_bounds_the_rows_the_derivatives_see(scaler):
     model = DensePINN(ModelConfig(hidden_dims=(8,)))
     model.register_forward_pre_hook(lambda mod, args: seen.append(len(args[0])))
     x = scaled_inputs(scaler, n=100)
-    physics_loss(model, x, scaler, dataclasses.replace(PhysicsConfig(), subsample=7))
+    physics_loss(model, x, scaler, with_overrides(PhysicsConfig(), subsample=7))
     assert seen == [7]
     rows = subsample_rows(x, 7)
     assert len(rows) == 7 and len({tuple(r.tolist()) for r in rows}) == 7
@@ -221,7 +222,7 @@ def test_wear_terms_need_no_current_column_when_the_thermal_term_is_off(scaler):
 
 def test_physics_config_follows_notebook_01s_record():
     from spinn_utils.data.dataset import PreparedData
-    from spinn_utils.data.physics_terms import physics_support
+    from spinn_utils.data.prepare import physics_support
     from spinn_utils.data.schema import DataConfig
     from spinn_utils.model.physics import physics_config_for
 
@@ -234,7 +235,7 @@ def test_physics_config_follows_notebook_01s_record():
     cfg = physics_config_for(data, thermal_ode_weight=0.5)
     assert (cfg.time_col, cfg.wear_target, cfg.thermal_target) == ("t", "vb", "delta")
     assert (cfg.power_col, cfg.power_unit, cfg.thermal_ode_weight) == ("p", "kW", 0.5)
-    no_power = dataclasses.replace(described, feature_cols=("t",))
+    no_power = with_overrides(described, feature_cols=("t",))
     data.meta["physics"] = physics_support(no_power, "csv")
     assert physics_config_for(data).thermal_ode_weight == 0.0  # off, and training goes on
     with pytest.raises(SpinnError, match="cannot support thermal_ode: no power input"):
@@ -247,13 +248,13 @@ def test_physics_config_follows_notebook_01s_record():
 
 
 def test_a_term_the_data_cannot_support_fails_in_notebook_01_not_02():
-    from spinn_utils.data.physics_terms import physics_support
+    from spinn_utils.data.prepare import physics_support
     from spinn_utils.data.schema import DataConfig
 
     described = DataConfig(feature_cols=("cut_time_min", "feed_mm_rev"), thermal_ode=True)
     with pytest.raises(SpinnError, match="thermal_ode was asked for.*'smc_dc_mean' is not among"):
         physics_support(described, "csv")
-    off = physics_support(dataclasses.replace(described, thermal_ode=False), "csv")
+    off = physics_support(with_overrides(described, thermal_ode=False), "csv")
     assert not off["terms"]["thermal_ode"]["supported"] and "turned off" in off["terms"]["thermal_ode"]["reason"]
     assert physics_support(DataConfig(), "synthetic")["terms"]["thermal_ode"]["supported"]
 
@@ -273,7 +274,7 @@ def test_thermal_term_reads_power_in_kw_or_current_in_amps(scaler):
     x_kw = x.clone()
     x_kw[:, p_i] = power_kw
     amps = physics_loss(model, x, scaler, amps_cfg)["thermal_ode"]
-    kw = physics_loss(model, x_kw, kw_scaler, dataclasses.replace(amps_cfg, power_unit="kW"))["thermal_ode"]
+    kw = physics_loss(model, x_kw, kw_scaler, with_overrides(amps_cfg, power_unit="kW"))["thermal_ode"]
     torch.testing.assert_close(kw, amps)
 
 

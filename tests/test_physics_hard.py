@@ -131,7 +131,7 @@ def test_a_hard_model_without_its_sequence_is_refused():
     model = DensePINN(ModelConfig(input_dim=3, hidden_dims=(4,), physics="hard"))
     with pytest.raises(SpinnError, match="needs the sequence"):
         model.head(torch.zeros(5, 2), torch.zeros(5, 2))
-    with pytest.raises(SpinnError, match="physics must be one of"):
+    with pytest.raises(SpinnError, match="ModelConfig.physics: input should be 'soft' or 'hard', got 'strong'"):
         ModelConfig(physics="strong")
 
 

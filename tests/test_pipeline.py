@@ -22,7 +22,8 @@ from spinn_utils.pipeline.notebooks import (
     select,
     type_ok,
 )
-from spinn_utils.pipeline.preflight import lock_path, results_lock
+from spinn_utils.pipeline.preflight import results_lock
+from spinn_utils.pipeline.staging import LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,11 +125,11 @@ def test_preflight_refuses_bad_values_reserved_names_and_bad_folders(tmp_path, c
         return main([*args, "--output", str(output)])
 
     cases = {
-        ("-p", "target_sparsity=1.5"): "target_sparsity must be in (0, 1)",
-        ("-p", "prune_method=l1"): "prune_method must be one of ('magnitude', 'random')",
-        ("-p", "epochs=0"): "epochs must be >= 1",
-        ("-p", "cpu_batch_sizes=[0]"): "batch sizes >= 1",
-        ("-p", "cv_folds=1"): "cv_folds must be >= 2",
+        ("-p", "target_sparsity=1.5"): "PruneConfig.target_sparsity: input should be less than 1, got 1.5",
+        ("-p", "prune_method=l1"): "PruneConfig.prune_method: input should be 'magnitude' or 'random', got 'l1'",
+        ("-p", "epochs=0"): "TrainConfig.epochs: input should be greater than or equal to 1, got 0",
+        ("-p", "cpu_batch_sizes=[0]"): "BenchConfig.cpu_batch_sizes[0]: input should be greater than or equal to 1",
+        ("-p", "cv_folds=1"): "CrossValConfig.cv_folds: input should be greater than or equal to 2, got 1",
         ("-p", "seed=7"): "set it with --seed",
         ("-p", "smoke=True"): "set it with --smoke",
         ("-p", "results_dir=/tmp/x"): "set it with --output",
@@ -156,11 +157,11 @@ def _hold_lock(folder: Path, held) -> None:
 
 def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
     with results_lock(tmp_path, ["first"]):
-        assert lock_path(tmp_path).is_file()
+        assert (tmp_path / LOCK).is_file()
         with pytest.raises(UsageError, match=rf"in use by process {os.getpid()} \(first\); wait for it"):
             with results_lock(tmp_path, ["second"]):
                 pass
-    assert not lock_path(tmp_path).exists()
+    assert not (tmp_path / LOCK).exists()
     # A holder killed outright (SIGKILL) leaves its file; the lock died with it. The holder is a
     # fork: another process, without a second import of the package.
     held = multiprocessing.get_context("fork").Event()
@@ -174,9 +175,9 @@ def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_is_gone(tmp_path):
     finally:
         holder.kill()
         holder.join()
-    assert lock_path(tmp_path).is_file()
+    assert (tmp_path / LOCK).is_file()
     with results_lock(tmp_path, ["third"]):
-        assert json.loads(lock_path(tmp_path).read_text())["command"] == ["third"]
+        assert json.loads((tmp_path / LOCK).read_text())["command"] == ["third"]
 
 
 def test_a_spinn_error_in_a_notebook_exits_2_and_from_runs_keep_earlier_entries(tmp_path, capsys):
@@ -303,7 +304,7 @@ def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path
     import papermill
 
     from spinn_utils.pipeline.runner import kernel_manager_class
-    from spinn_utils.pipeline.sweep_tasks import kernel_env
+    from spinn_utils.pipeline.sweep_tasks import KERNEL_ENV
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     seen = tmp_path / "env.json"
@@ -313,5 +314,5 @@ def test_a_sweep_kernel_gets_its_threads_and_not_the_nannys_malloc_trim(tmp_path
         f"json.dump({{v: os.environ.get(v) for v in ('MALLOC_TRIM_THRESHOLD_', 'OMP_NUM_THREADS')}}, open({str(seen)!r}, 'w'))")]
     nbformat.write(nb, tmp_path / "a.ipynb")
     papermill.execute_notebook(str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), kernel_name="python3",
-                               progress_bar=False, kernel_manager_class=kernel_manager_class(None, kernel_env(1)))
+                               progress_bar=False, kernel_manager_class=kernel_manager_class(tmp_path / "k.log", KERNEL_ENV))
     assert json.loads(seen.read_text()) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}

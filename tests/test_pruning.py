@@ -338,5 +338,5 @@ def test_random_method_is_seeded():
 
 
 def test_prune_method_is_validated():
-    with pytest.raises(SpinnError, match="prune_method must be one of"):
+    with pytest.raises(SpinnError, match="PruneConfig.prune_method: .*'magnitude' or 'random', got 'l1'"):
         PruneConfig(prune_method="l1")

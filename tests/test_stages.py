@@ -47,7 +47,7 @@ def test_parameters_are_named_like_the_config_fields_they_set(nb_id):
     """No rename table: a parameter is a field of one of the stage's configs, a driver setting
     (set by its flag) or an on/off switch."""
     stage = STAGES[nb_id]
-    fields = set().union(*(CONFIG_CLASSES[c].__dataclass_fields__ for c in stage.configs))
+    fields = set().union(*(CONFIG_CLASSES[c].model_fields for c in stage.configs))
     odd = [p for p in stage.params if p not in fields and p not in RESERVED and p not in SWITCHES]
     assert not odd, f"notebook {nb_id}: {odd} set no field of {stage.configs}"
 

@@ -23,7 +23,7 @@ from spinn_utils.core.paths import ResultsPaths
 from spinn_utils.pipeline import staging
 from spinn_utils.pipeline.cli import main
 from spinn_utils.pipeline.notebooks import UsageError
-from spinn_utils.pipeline.preflight import MANIFEST_FORMAT, check_output, lock_path, results_lock
+from spinn_utils.pipeline.preflight import MANIFEST_FORMAT, check_output, results_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,7 +219,7 @@ def test_staging_never_renames_the_folder_or_writes_beside_it(tmp_path, monkeypa
     monkeypatch.setattr(Path, "rename", no_rename_of_out)
     beside = sorted(out.parent.iterdir())
     with results_lock(out, ["test"]):
-        assert lock_path(out).parent == out
+        assert (out / staging.LOCK).is_file()  # inside the folder: a mount point works
         stage = staging.begin(out)
         (out / "data" / "train.csv").write_text("new")
         staging.end(stage, ok=True)
@@ -231,10 +231,10 @@ def test_staging_never_renames_the_folder_or_writes_beside_it(tmp_path, monkeypa
 def test_a_left_lock_file_without_a_holder_never_blocks(tmp_path, body):
     """Only a held lock counts: a file left by a killed run, even naming a live process (its pid
     reused), is taken without a note or a file to delete."""
-    lock_path(tmp_path).write_text(body)
+    (tmp_path / staging.LOCK).write_text(body)
     with results_lock(tmp_path, ["next"]):
-        assert json.loads(lock_path(tmp_path).read_text())["command"] == ["next"]
-    assert not lock_path(tmp_path).exists()
+        assert json.loads((tmp_path / staging.LOCK).read_text())["command"] == ["next"]
+    assert not (tmp_path / staging.LOCK).exists()
 
 
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, capsys):
@@ -298,11 +298,11 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_results_come_back(tmp_
     out = _results(tmp_path / "out")
     before = _files(out)
 
-    def fill_up(nb, plan, args):
-        (plan.output / "checkpoints" / "dense_pinn.pt").write_text("")  # half-written when the disk filled
+    def fill_up(source, executed, **kw):  # executed: <output>/executed/<notebook>
+        (Path(executed).parents[1] / "checkpoints" / "dense_pinn.pt").write_text("")  # half-written
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runner, "_execute", fill_up)
+    monkeypatch.setattr(runner.papermill, "execute_notebook", fill_up)
     assert main(["--output", str(out), "--kernel", "python3"], notebook_dir=nbdir) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(" ")]
     assert err == ["error: [Errno 28] No space left on device"]

@@ -21,8 +21,9 @@ from spinn_utils.core.results_schema_sweep import Sweep
 from spinn_utils.pipeline import sweep as sweep_driver
 from spinn_utils.pipeline.cli import main, parse_args
 from spinn_utils.pipeline.notebooks import UsageError
-from spinn_utils.pipeline.preflight import MANIFEST_FORMAT, lock_path
-from spinn_utils.pipeline.sweep_collect import BUSY_PERCENT, cpu_busy_percent
+from spinn_utils.pipeline.preflight import MANIFEST_FORMAT
+from spinn_utils.pipeline.staging import LOCK
+from spinn_utils.pipeline.sweep import cpu_busy_percent
 from spinn_utils.pipeline.sweep_spec import make_spec, point_id
 from spinn_utils.pipeline.sweep_tasks import is_complete, run_notebooks, share_seed
 from spinn_utils.reporting.checklist import checklist
@@ -30,6 +31,7 @@ from spinn_utils.reporting.figures import FigureConfig
 from spinn_utils.reporting.results import ReportConfig, RunResults
 from spinn_utils.reporting.sweep_figures import make_sweep_figures, sweep_figure_paths
 from spinn_utils.reporting.sweep_report import (
+    BUSY_PERCENT,
     break_even,
     load_sweep,
     magnitude_vs_random,
@@ -73,9 +75,9 @@ def test_grid_seeds_and_sweep_file_make_the_points(tmp_path):
     (["--grid", "target_sparsity=1.5"], "--grid target_sparsity=1.5"),
     (["--grid", "target_sparsity=abc"], "expects Optional[float]"),
     (["--grid", "n_stages=2,3"], "not a sweep axis"),
-    (["--grid", "prune_method=lottery"], "expected one of magnitude, random"),
+    (["--grid", "prune_method=lottery"], "PruneConfig.prune_method: input should be 'magnitude' or 'random', got 'lottery'"),
     (["-p", "bogus=1"], "no selected notebook has a parameter 'bogus'"),
-    (["-p", "epochs=0"], "epochs must be >= 1"),
+    (["-p", "epochs=0"], "TrainConfig.epochs: input should be greater than or equal to 1, got 0"),
     (["-p", "results_dir=x"], "--output"),
     (["--seeds", "4,4"], "distinct"),
     (["--sweep-file", "missing.json"], "no such file"),
@@ -101,7 +103,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, says):
     assert main(["sweep", *argv, "--output", str(out)], notebook_dir=ROOT / "notebooks") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says in err and len(err.strip().splitlines()) == 1
-    assert not out.exists() and not lock_path(out).exists()
+    assert not out.exists() and not (out / LOCK).exists()
 
 
 def test_a_refused_scheduler_is_reported_within_5_s(tmp_path, capsys):
@@ -161,7 +163,7 @@ def test_a_failing_notebook_is_recorded_with_its_one_line_error(tmp_path):
     nbformat.write(nb, path)
     folder = tmp_path / "point"
     folder.mkdir()
-    rec = run_notebooks(folder, {"03": str(path)}, {"03": {"seed": 7}}, 1, "python3", {"id": "p"})
+    rec = run_notebooks(folder, {"03": str(path)}, {"03": {"seed": 7}}, "python3", {"id": "p"})
     assert rec["status"] == "failed" and rec["error"].startswith("notebook 03: cell ")
     assert "ValueError: boom at 7" in rec["error"] and "\n" not in rec["error"]
     manifest = json.loads((folder / "manifest.json").read_text())  # the driver's own, with the task's values
@@ -181,7 +183,7 @@ def test_ctrl_c_cancels_and_exits_130_and_releases_the_lock(tmp_path, monkeypatc
     monkeypatch.setattr(sweep_driver, "train_points", interrupted)
     assert sweep_driver.run_sweep(spec) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert not lock_path(spec.output).exists()
+    assert not (spec.output / LOCK).exists()
 
 
 def _point(s, method, seed, r2, dense_r2=0.8, ms=None, status="ok"):
@@ -244,11 +246,11 @@ def test_table3_counts_failed_points_and_break_even_is_measured(tmp_path):
     assert text.loc["50.0%", "magnitude R2"] == "0.750 ± 0.010 (n=3)"
     assert text.loc["90.0%", "CSR b1000"] == "8 ms (1.25x)"
     assert numbers.loc[2, "random_failed"] == 1
-    assert break_even(sweep, VARIANTS.csr, 1000)["text"] == "90.0%"
-    assert break_even(sweep, VARIANTS.coo, 1000)["text"] == "none up to 98.0%"
+    assert break_even(sweep, VARIANTS.csr, 1000).text == "90.0%"
+    assert break_even(sweep, VARIANTS.coo, 1000).text == "none up to 98.0%"
     rows = magnitude_vs_random(sweep)
-    assert [r["n"] for r in rows] == [3, 3, 2] and all(r["beats"] for r in rows)
-    assert rows[0]["mean"] == pytest.approx(0.05)
+    assert [r.n for r in rows] == [3, 3, 2] and all(r.beats for r in rows)
+    assert rows[0].mean == pytest.approx(0.05)
     front = sorted((p for p in pareto_points(sweep) if p["pareto"]), key=lambda p: p["ms"])
     assert front and all(a["ms"] < b["ms"] and a["r2"] < b["r2"] for a, b in zip(front, front[1:]))
     written = write_table3(sweep, tmp_path)
@@ -272,7 +274,7 @@ def test_the_checklist_reads_the_summary_the_sweep_stored():
     """Computed once, by the sweep: the checklist (and notebook 10) read sweep.json's summary."""
     body = synthetic_sweep_json()
     body["summary"] = to_jsonable(sweep_summary(Sweep.model_validate(body)))
-    assert summary_of(Sweep.model_validate(body)) == body["summary"]
+    assert summary_of(Sweep.model_validate(body)).model_dump() == body["summary"]
     body["summary"]["magnitude_vs_random"] = [{"sparsity": 0.5, "mean": -0.1, "sem": 0.01, "n": 3, "beats": False}]
     items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=Sweep.model_validate(body)).items}
     assert items["Magnitude beats random pruning (sweep)"].measured == "0/1 sparsities"
@@ -284,7 +286,7 @@ def test_sparsity_labels_keep_their_digits():
         p["target_sparsity"] = 0.9999 if p["target_sparsity"] == 0.98 else p["target_sparsity"]
     sweep = Sweep.model_validate(body)
     assert list(table3_frames(sweep)[0].index) == ["50.0%", "90.0%", "99.99%"]
-    assert break_even(sweep, VARIANTS.coo, 1000)["text"] == "none up to 99.99%"
+    assert break_even(sweep, VARIANTS.coo, 1000).text == "none up to 99.99%"
 
 
 def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
@@ -295,7 +297,7 @@ def test_a_timing_on_a_busy_cpu_is_marked_and_gives_no_speedup():
     assert text.loc["90.0%", "CSR b1000"] == "8 ms (unreliable)" and "x)" not in " ".join(text.stack())
     assert numbers["spinn_csr_b1000_speedup"].isna().all() and numbers["spinn_csr_b1000_ms"].notna().all()
     assert "Timing unreliable: others used 80% of the CPU" in " ".join(text.attrs["notes"])
-    assert break_even(sweep, VARIANTS.csr, 1000)["text"].startswith("unreliable")
+    assert break_even(sweep, VARIANTS.csr, 1000).text.startswith("unreliable")
     items = {i.item: i for i in checklist(RunResults(), [], ReportConfig(), sweep=sweep).items}
     assert items["Sparse-storage break-even sparsity (sweep, measured)"].status == "not run"
 

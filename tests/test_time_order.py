@@ -20,7 +20,7 @@ from spinn_utils.core.results_files import read_result
 from spinn_utils.data.dataset import load_prepared, make_prepared, save_prepared
 from spinn_utils.data.example import main as example_main
 from spinn_utils.data.example import write_example
-from spinn_utils.data.prepare import cap_rows, data_summary, prepare
+from spinn_utils.data.prepare import cap_rows, data_summary, load_table, prepare
 from spinn_utils.data.schema import (
     CUM_TIME_COL,
     RUN_START_COL,
@@ -28,7 +28,6 @@ from spinn_utils.data.schema import (
     data_config_for,
     read_data_config,
 )
-from spinn_utils.data.sources import load_table
 from spinn_utils.evaluation.consistency import wear_decrease_fraction
 from spinn_utils.reporting.figures import FigureConfig, fig_wear_over_time
 from spinn_utils.training.fit import sequence_pairs
@@ -199,9 +198,9 @@ def test_the_wear_figure_draws_each_experiment_as_one_curve_in_cumulative_time()
 
 
 @pytest.mark.parametrize("text, match", [
-    ('{"run_col": 3}', "'run_col' must be a string or null, got 3"),
-    ('{"run_gap_min": "5"}', "'run_gap_min' must be a number, got '5'"),
-    ('{"run_gap_min": true}', "'run_gap_min' must be a number, got True"),
+    ('{"run_col": 3}', "run_col: input should be a valid string, got 3"),
+    ('{"run_gap_min": "5"}', "run_gap_min: input should be a valid number, got '5'"),
+    ('{"run_gap_min": true}', "run_gap_min: input should be a valid number, got True"),
 ])
 def test_the_data_description_checks_the_run_keys(tmp_path, text, match):
     (tmp_path / "d.json").write_text(text)
@@ -211,7 +210,7 @@ def test_the_data_description_checks_the_run_keys(tmp_path, text, match):
 
 def test_run_config_values_are_checked():
     assert DataConfig(run_gap_min=2).run_gap_min == 2.0
-    with pytest.raises(SpinnError, match="run_gap_min must be a number of minutes >= 0"):
+    with pytest.raises(SpinnError, match="DataConfig.run_gap_min: .*greater than or equal to 0, got -1.0"):
         DataConfig(run_gap_min=-1.0)
     with pytest.raises(SpinnError, match="time_col is 'cumulative_time_min', a name the pipeline adds"):
         DataConfig(time_col=CUM_TIME_COL)

@@ -2,49 +2,35 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
-from ..core.errors import SpinnError
+from ..core.overrides import Count, StageConfig
+
+Counts = Annotated[tuple[Count, ...], Field(min_length=1)]  # one or more counts
 
 
-@dataclass(frozen=True)
-class BenchConfig:
-    cpu_batch_sizes: tuple[int, ...] = (1, 64, 1000, 10000)  # single request to offline batch
-    cuda_batch_sizes: tuple[int, ...] = (1, 64, 1000, 10000, 65536)  # 65536: past launch-bound
-    threads: tuple[int, ...] | None = None  # CPU threads; None: 1 and all cores (CUDA: as set)
+class BenchConfig(StageConfig):
+    cpu_batch_sizes: Counts = (1, 64, 1000, 10000)  # single request to offline batch
+    cuda_batch_sizes: Counts = (1, 64, 1000, 10000, 65536)  # 65536: past launch-bound
+    threads: Counts | None = None  # CPU threads; None: 1 and all cores (CUDA: as set)
     # Most rotations per (threads, batch); each rotation visits every variant once and gives one
     # speedup per variant, so a drifting machine slows a rotation's numbers alike.
-    rotations: int = 20
+    rotations: Count = 20
     # A point stops starting rotations once the next would end past this (after 3 rotations):
     # 8 points x 12 s keep notebook 07 near 110 s, under its 150 s budget on 2 cores.
-    seconds_per_point: float = 12.0
+    seconds_per_point: float = Field(12.0, gt=0)
     # Timed calls of one visit last at least this long (at least one): a model serving a stream
     # keeps its pool busy, and a rotation's median needs a few calls (dense, batch 1000: 3-5).
-    visit_ms: float = 60.0
+    visit_ms: float = Field(60.0, ge=0)
     # Untimed calls opening every visit (at least one): the model just visited before evicted
     # this one's weights from the caches and may still be spinning its thread pool.
-    warmup_ms: float = 20.0
-    gemm_size: int = 2048  # n x n fp32 matmul for the machine's limit (n 2048: 17 GFLOP a call)
+    warmup_ms: float = Field(20.0, ge=0)
+    gemm_size: Count = 2048  # n x n fp32 matmul for the machine's limit (n 2048: 17 GFLOP a call)
     formats: tuple[str, ...] = ("coo", "csr", "semi24")  # sparse formats to build from the masked model
     progress: bool = True  # tqdm bar over (threads, batch) points
-
-    def __post_init__(self) -> None:
-        # Notebook parameters arrive as lists; store tuples so the config stays hashable.
-        for name in ("cpu_batch_sizes", "cuda_batch_sizes", "formats"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.threads is not None:
-            object.__setattr__(self, "threads", tuple(int(t) for t in self.threads))
-            if not self.threads or min(self.threads) < 1:
-                raise SpinnError(f"threads must be counts >= 1, got {self.threads}")
-        for name in ("cpu_batch_sizes", "cuda_batch_sizes"):
-            if not getattr(self, name) or min(getattr(self, name)) < 1:
-                raise SpinnError(f"{name} must be batch sizes >= 1, got {getattr(self, name)}")
-        if min(self.rotations, self.gemm_size) < 1 or self.seconds_per_point <= 0 or min(self.visit_ms, self.warmup_ms) < 0:
-            raise SpinnError(f"rotations and gemm_size must be >= 1, seconds_per_point > 0, visit_ms and warmup_ms "
-                             f">= 0; got {self.rotations}, {self.gemm_size}, {self.seconds_per_point}, "
-                             f"{self.visit_ms}, {self.warmup_ms}")
 
     @classmethod
     def smoke_test(cls) -> BenchConfig:

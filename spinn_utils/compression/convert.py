@@ -6,18 +6,20 @@ conversion that does not validate writes ``<report>.failed.json`` and leaves eve
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError, first_line
 from ..core.io import atomic_path, same_file
+from ..core.overrides import Count, StageConfig
 from ..core.results_files import write_result
 from ..core.results_schema import SparseConversion
 from ..data.dataset import Scaler
@@ -38,25 +40,21 @@ from .sparse import (
 LEGACY_ACTIVATION = "tanh"  # what the earlier pipeline's MLP used; its state_dict does not say
 
 
-@dataclass(frozen=True)
-class SparseConfig:
-    format: str = "coo"  # the original design's format; the one notebook 05.5 saves (spinn_coo.pt)
-    formats: tuple[str, ...] = FORMATS  # all validated and sized, so the report compares them
-    atol: float = 1e-4  # the original design's checklist: "predictions match (max diff < 1e-4)"
-    n_random_inputs: int = 1000  # rows of N(0,1) inputs when no data is given (scaled inputs look so)
+class SparseConfig(StageConfig):
+    # The original design's format; the one notebook 05.5 saves (spinn_coo.pt).
+    format: Literal[FORMATS] = "coo"
+    # All validated and sized, so the report compares them (the saved format always among them).
+    formats: tuple[Literal[FORMATS], ...] = FORMATS
+    # The original design's checklist: "predictions match (max diff < 1e-4)".
+    atol: float = Field(1e-4, gt=0)
+    n_random_inputs: Count = 1000  # rows of N(0,1) inputs when no data is given (scaled inputs look so)
     random_seed: int = 0  # fixed so a report made without data can be repeated
-    max_rows: int | None = None  # validate on at most this many data rows (None: all)
+    max_rows: Count | None = None  # validate on at most this many data rows (None: all)
 
-    def __post_init__(self) -> None:
-        formats = tuple(dict.fromkeys((self.format, *self.formats)))  # saved format always checked
-        object.__setattr__(self, "formats", formats)
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown:
-            raise SpinnError(f"unknown sparse format(s) {unknown}; known: {list(FORMATS)}")
-        if not self.atol > 0:
-            raise SpinnError(f"atol must be > 0, got {self.atol}")
-        if self.n_random_inputs < 1 or (self.max_rows is not None and self.max_rows < 1):
-            raise SpinnError("n_random_inputs and max_rows must be >= 1")
+    @field_validator("formats")
+    @classmethod
+    def _saved_format_first(cls, formats: tuple, info: ValidationInfo) -> tuple:
+        return tuple(dict.fromkeys((info.data.get("format", "coo"), *formats)))
 
     @classmethod
     def smoke_test(cls) -> SparseConfig:

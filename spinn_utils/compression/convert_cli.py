@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="CSV with the feature columns to validate on (default: random)")
     p.add_argument("--features", help="comma-separated CSV feature columns, if the checkpoint lacks names")
     p.add_argument("--activation", help=f"activation of a plain state_dict (default: {LEGACY_ACTIVATION})")
-    p.add_argument("--atol", type=float, default=SparseConfig.atol, help="max abs output difference")
+    p.add_argument("--atol", type=float, default=SparseConfig().atol,
+                   help="max abs output difference")
     return p
 
 

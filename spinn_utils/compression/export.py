@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,11 +16,12 @@ import onnx
 import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 from torch import nn
 
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, to_jsonable, write_json
+from ..core.overrides import StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import EXPORTED_VARIANTS
 from ..core.results_schema import Blob, Record
@@ -76,14 +76,10 @@ class OnnxExport(Record):
     quantization: Quantization | None = None  # int8 exports only
 
 
-@dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(StageConfig):
     opset: int = 18  # what torch's exporter writes by default; ONNX Runtime 1.16+ runs it
-    parity_rtol: float = 1e-4  # ORT vs PyTorch: max |diff| per target <= this x the target's train std
-
-    def __post_init__(self) -> None:
-        if not 0 < self.parity_rtol < 1:
-            raise SpinnError(f"parity_rtol must be in (0, 1), got {self.parity_rtol}")
+    # ORT vs PyTorch: max |diff| per target <= this x the target's train std.
+    parity_rtol: float = Field(1e-4, gt=0, lt=1)
 
     @classmethod
     def smoke_test(cls) -> ExportConfig:

@@ -11,65 +11,52 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..core.errors import SpinnError
-from ..core.overrides import with_overrides
+from ..core.overrides import Count, CountOrZero, StageConfig, with_overrides
 from ..model.counting import count_parameters, weighted_layers
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
-SCHEDULES = ("geometric", "linear")
 PRUNE_METHODS = ("magnitude", "random")  # random: the control Blalock et al. (MLSys 2020) ask for
 
 
-@dataclass(frozen=True)
-class PruneConfig:
+class PruneConfig(StageConfig):
     """Settings of notebook 03 (both prunings). Default budget: ~4 min on a 2-core CPU."""
 
-    target_sparsity: float = 0.685  # of ALL parameters, biases included: 666,882 -> 210,068 non-zero
-    n_stages: int = 5  # prune/fine-tune rounds: fewer, bigger cuts lose more accuracy; each costs fine-tuning
-    schedule: str = "geometric"  # each stage removes the same fraction of the surviving weights
+    # Of ALL parameters, biases included: 666,882 -> 210,068 non-zero. 0 prunes nothing: the dense
+    # model is notebook 02's.
+    target_sparsity: float = Field(0.685, gt=0, lt=1)
+    # Prune/fine-tune rounds: fewer, bigger cuts lose more accuracy; each costs fine-tuning.
+    n_stages: Count = 5
+    # Each stage removes the same fraction of the surviving weights.
+    schedule: Literal["geometric", "linear"] = "geometric"
     # "random" ranks weights by noise (seeded by the run's seed) instead of |w|: same schedule,
     # stages and fine-tuning budget, so any gap to "magnitude" is what the criterion itself buys.
     # Unstructured pruning only; structured pruning keeps its neuron importance.
-    prune_method: str = "magnitude"
+    prune_method: Literal[PRUNE_METHODS] = "magnitude"
     # Budget (notebook 03 <= ~4 min on a 2-core CPU): a 666,882-parameter epoch on ~5k rows takes
     # ~0.4-0.6 s, the structured model's ~0.25 s, so at most 4*20 + 40 + 60*0.5 = 150 dense-epoch
     # equivalents (~1.5 min); early stopping usually ends stages sooner.
-    finetune_epochs: int = 20  # per intermediate stage: enough to recover after each cut
-    final_finetune_epochs: int = 40  # the last stage trains longer: its weights are the ones we keep
-    finetune_patience: int = 10  # early stopping during fine-tuning: it starts near a minimum
-    finetune_lr_scale: float = 0.5  # fine-tuning starts near a minimum: a smaller step than from scratch
-    structured_finetune_epochs: int = 60  # the sliced model lost more than the masked one; it is cheap to train
+    finetune_epochs: CountOrZero = 20  # per intermediate stage: enough to recover after each cut
+    final_finetune_epochs: CountOrZero = 40  # the last stage trains longer: its weights are kept
+    finetune_patience: Count = 10  # early stopping during fine-tuning: it starts near a minimum
+    # Fine-tuning starts near a minimum: a smaller step than from scratch.
+    finetune_lr_scale: float = Field(0.5, gt=0)
+    # The sliced model lost more than the masked one; it is cheap to train.
+    structured_finetune_epochs: CountOrZero = 60
     importance: str = "l2_product"  # neuron score: ||incoming|| * ||outgoing||; also "l2_in", "l2_out"
     param_tolerance: float = 0.02  # structured parameter count must land within 2% of the target
     # Structured widths in multiples of 16 (when the count stays within tolerance): on a 2-core
     # AVX-512 CPU, 288-288-272-144 ran 2.68x faster than dense at batch 1000 where the exact
     # 286-286-284-143 ran 2.48x; GEMM and SIMD kernels handle aligned widths better.
-    width_multiple: int = 16
+    width_multiple: Count = 16
     show_progress: bool = True  # tqdm bars from training.fit; off in tests
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.target_sparsity < 1.0:  # 0 prunes nothing: the dense model is notebook 02's
-            raise SpinnError(f"target_sparsity must be in (0, 1), got {self.target_sparsity}")
-        if self.n_stages < 1:
-            raise SpinnError(f"n_stages must be >= 1, got {self.n_stages}")
-        if self.schedule not in SCHEDULES:
-            raise SpinnError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.prune_method not in PRUNE_METHODS:
-            raise SpinnError(f"prune_method must be one of {PRUNE_METHODS}, got {self.prune_method!r}")
-        if min(self.finetune_epochs, self.final_finetune_epochs, self.structured_finetune_epochs) < 0:
-            raise SpinnError("fine-tuning epochs must be >= 0")
-        if self.finetune_patience < 1:
-            raise SpinnError(f"finetune_patience must be >= 1, got {self.finetune_patience}")
-        if self.width_multiple < 1:
-            raise SpinnError(f"width_multiple must be >= 1, got {self.width_multiple}")
-        if self.finetune_lr_scale <= 0:
-            raise SpinnError(f"finetune_lr_scale must be > 0, got {self.finetune_lr_scale}")
 
     @classmethod
     def smoke_test(cls) -> PruneConfig:

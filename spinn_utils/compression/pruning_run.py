@@ -22,6 +22,7 @@ from torch import nn
 
 from ..core import results_schema as rs
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
 from ..model.counting import count_parameters, linear_layers, mlp_parameters
 from ..model.inference import evaluate_model
 from ..model.mlp import DensePINN, ModelConfig
@@ -125,8 +126,7 @@ def slice_model(model: DensePINN, keep: list[torch.Tensor]) -> DensePINN:
     cfg = model.cfg
     if len(keep) != len(cfg.hidden_dims):
         raise SpinnError(f"{len(keep)} keep-lists for {len(cfg.hidden_dims)} hidden layers")
-    small = DensePINN(ModelConfig(cfg.input_dim, tuple(len(k) for k in keep), cfg.output_dim,
-                                  cfg.activation, cfg.physics))
+    small = DensePINN(with_overrides(cfg, hidden_dims=tuple(len(k) for k in keep)))
     if model.head is not None:  # the smaller body feeds the same head
         small.head = copy.deepcopy(model.head)
     src, dst = linear_layers(model), linear_layers(small)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import onnx
@@ -24,10 +24,12 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
+from pydantic import Field
 
 from ..core.errors import SpinnError
 from ..core.io import file_sha256
 from ..core.metrics import regression_report
+from ..core.overrides import Count, StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import QUANTIZED_EXPORTS
 from ..core.timing import perf_ms, timed_block
@@ -42,28 +44,20 @@ MODES = ("static", "dynamic")
 BATCH_DEPENDENCE_ROWS = 2000  # rows predicted one by one (a large split would take seconds alone)
 
 
-@dataclass(frozen=True)
-class QuantConfig:
-    modes: tuple[str, ...] = MODES  # both are built and measured; one is kept
-    calibration_rows: int = 2000  # training rows (seeded sample) that fix the static scales
-    calibration_batch: int = 256  # rows per calibration batch the data reader hands out
-    accuracy_tie: float = 0.002  # val mean R2 this close to the best counts as equal accuracy
+class QuantConfig(StageConfig):
+    # Both are built and measured; one is kept.
+    modes: Annotated[tuple[Literal[MODES], ...], Field(min_length=1)] = MODES
+    calibration_rows: Count = 2000  # training rows (seeded sample) that fix the static scales
+    calibration_batch: Count = 256  # rows per calibration batch the data reader hands out
+    # Val mean R2 this close to the best counts as equal accuracy.
+    accuracy_tie: float = Field(0.002, ge=0)
     # int8 vs fp32 on the test split: max |diff| per target <= this x the target's train std. It
     # catches a broken quantization (quantizing the raw-feature layer was off by ~1 std); accuracy
     # is judged by test R2. A trained smoke model's int8 was at 0.07, a random tiny one's at 0.17.
-    parity_rtol: float = 0.25
-    choice_batch: int = 1000  # rows per call when timing the candidates (the benchmark's batch)
-    choice_rounds: int = 15  # alternating rounds of 1 untimed + 3 timed calls per candidate
+    parity_rtol: float = Field(0.25, gt=0, lt=10)
+    choice_batch: Count = 1000  # rows per call when timing the candidates (the benchmark's batch)
+    choice_rounds: Count = 15  # alternating rounds of 1 untimed + 3 timed calls per candidate
     seed: int = 0  # which training rows calibrate
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "modes", tuple(self.modes))
-        if not self.modes or any(m not in MODES for m in self.modes):
-            raise SpinnError(f"modes must be a non-empty subset of {MODES}, got {self.modes}")
-        if self.calibration_rows < 1 or self.calibration_batch < 1 or self.choice_batch < 1:
-            raise SpinnError("calibration_rows, calibration_batch and choice_batch must be >= 1")
-        if not 0 < self.parity_rtol < 10 or self.accuracy_tie < 0 or self.choice_rounds < 1:
-            raise SpinnError("parity_rtol must be in (0, 10), accuracy_tie >= 0, choice_rounds >= 1")
 
     @classmethod
     def smoke_test(cls) -> QuantConfig:
@@ -202,7 +196,7 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
                 "quantization": {"mode": mode, "why": why, "candidates": candidates,
                                  "float_layers": float_layers(fp32_path),
                                  "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
-                                 "config": asdict(cfg)},
+                                 "config": cfg.model_dump()},
                 "source_onnx": str(fp32_path), "source_sha256": file_sha256(fp32_path),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         return write_export(onnx.load(str(files[mode])), body, out_path)

@@ -93,7 +93,8 @@ class SparsePINN(nn.Module):
         if len(formats) != 1:
             raise SpinnError(f"all layers must share one format, found {sorted(formats)}")
         self.format = formats.pop()
-        self.cfg = ModelConfig(dims[0], tuple(dims[1:-1]), dims[-1], activation)
+        self.cfg = ModelConfig(input_dim=dims[0], hidden_dims=dims[1:-1], output_dim=dims[-1],
+                               activation=activation)
         self.network = mlp_network(layers, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -71,10 +71,8 @@ def start_stage(paths: ResultsPaths, notebook: str) -> None:
 
 
 def finish_stage(paths: ResultsPaths, notebook: str, extra_inputs: dict[str, str] | None = None) -> dict:
-    """Record the sha256 of what ``notebook`` read and wrote; returns its entry.
-
-    ``extra_inputs`` adds files outside the results folder (notebook 01's data file), by path.
-    """
+    """Record the sha256 of what ``notebook`` read and wrote, plus ``extra_inputs`` (files
+    outside the results folder, by path: notebook 01's data file); returns its entry."""
     stage = STAGES[notebook]
     missing = [rel for rel in stage.writes if not (paths.root / rel).is_file()]
     if missing:

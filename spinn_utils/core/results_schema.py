@@ -58,16 +58,12 @@ class RegressionReport(Record):
 
 
 class ParamCount(Record):
-    """``model.counting.count_parameters``: all parameters, the non-zero ones, the zero share."""
-
     total: int
     nonzero: int
     sparsity: float
 
 
 class CheckRow(Record):
-    """One check (``core.checks.check_row``)."""
-
     name: str
     passed: bool
     detail: str
@@ -110,15 +106,18 @@ class Leakage(Record):
     checks: list[CheckRow]
 
 
-class TermSupport(Record):
+class Support(Record):
+    """Whether something is supported here (a physics term, 2:4 sparsity), and why or why not."""
+
     supported: bool
-    reason: str
+    reason: str | None
 
 
 class PhysicsSupport(Record):
-    """Which physics-loss terms the data supports (``data/physics_terms.py``) and their columns."""
+    """Which physics-loss terms the data supports (``data.prepare.physics_support``) and the
+    columns they use."""
 
-    terms: dict[str, TermSupport]
+    terms: dict[str, Support]
     time_col: str
     wear_target: str
     thermal_target: str
@@ -313,11 +312,6 @@ class ConvertedLayer(Record):
     bytes: dict[str, int]  # by storage format
 
 
-class SemiStructured(Record):
-    supported: bool
-    reason: str | None
-
-
 class SparseConversion(Versioned):
     source: str
     source_kind: str
@@ -335,7 +329,7 @@ class SparseConversion(Versioned):
     validation_by_format: dict[str, ConversionCheck]
     conversion_ok: bool
     all_formats_passed: bool
-    semi_structured: SemiStructured
+    semi_structured: Support
     config: Blob  # SparseConfig
     created: str
     versions: dict[str, str | None]

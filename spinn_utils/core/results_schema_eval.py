@@ -84,8 +84,6 @@ class GemmPeak(Record):
 
 
 class WorkerProcess(Record):
-    """One benchmark worker process: the variants it timed and what it had imported."""
-
     variants: list[str]
     imported: dict[str, bool]  # "torch" / "onnxruntime" -> imported in that process
 
@@ -185,8 +183,6 @@ class OutputFoldStats(Record):
 
 
 class ModelFoldStats(Record):
-    """One model's mean per-output R2 and per-output R2 over the folds (or seeds)."""
-
     mean_r2: FoldStats
     per_output: dict[str, OutputFoldStats]
 

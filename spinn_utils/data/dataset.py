@@ -37,13 +37,12 @@ class Scaler:
     fitted_on: str = "train"  # the leakage check refuses anything else
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, feature_names, target_names, fitted_on: str = "train") -> Scaler:
+    def fit(cls, frame: pd.DataFrame, feature_names, target_names) -> Scaler:
         """Means and stds of ``frame``; a constant column gets std 1, so it scales to 0."""
         x, y = (frame[list(names)].to_numpy(np.float64) for names in (feature_names, target_names))
         x_std, y_std = x.std(axis=0), y.std(axis=0)
         return cls(list(feature_names), list(target_names), x.mean(axis=0),
-                   np.where(x_std > 0, x_std, 1.0), y.mean(axis=0), np.where(y_std > 0, y_std, 1.0),
-                   fitted_on)
+                   np.where(x_std > 0, x_std, 1.0), y.mean(axis=0), np.where(y_std > 0, y_std, 1.0))
 
     def transform_x(self, x) -> np.ndarray:
         return _standardise(x, self.feature_names, self.x_mean, self.x_std)
@@ -106,7 +105,7 @@ class PreparedData:
 
     @property
     def physics(self) -> PhysicsSupport | None:
-        """The physics terms the data supports (``physics_terms.physics_support``), or None."""
+        """The physics terms the data supports (``prepare.physics_support``), or None."""
         record = self.meta.get("physics")
         return None if record is None else PhysicsSupport.model_validate(record)
 
@@ -117,7 +116,7 @@ def make_prepared(frames: dict[str, pd.DataFrame], feature_names, target_names,
     """PreparedData with the scaler fitted on ``frames["train"]`` only; a frame without the
     time-order columns gets them (cumulative time built with no gap between runs)."""
     frames = {s: ensure_time_columns(f, group_col, run_col, time_col) for s, f in frames.items()}
-    scaler = Scaler.fit(frames["train"], feature_names, target_names, fitted_on="train")
+    scaler = Scaler.fit(frames["train"], feature_names, target_names)
     return PreparedData(frames, list(feature_names), list(target_names), scaler,
                         group_col, time_col, dict(meta or {}), run_col)
 

@@ -95,14 +95,12 @@ def target_inputs(data: PreparedData, table: pd.DataFrame) -> dict:
             pearson, spearman = _corr(x, y), float(ranks[:, 0] @ ranks[:, 1])
             ratio = _constant_ratio(x, y)
             if ratio is not None:
-                problems.append(
-                    f"target {target!r} = {ratio:.6g} x input {col!r} (a target copied into an input)"
-                )
+                problems.append(f"target {target!r} = {ratio:.6g} x input {col!r} "
+                                "(a target copied into an input)")
             elif max(abs(pearson), abs(spearman)) > CORR_LIMIT:
-                problems.append(
-                    f"input {col!r} is a near-deterministic function of target {target!r} "
-                    f"(|Pearson| {abs(pearson):.4f}, |Spearman| {abs(spearman):.4f} > {CORR_LIMIT})"
-                )
+                problems.append(f"input {col!r} is a near-deterministic function of target "
+                                f"{target!r} (|Pearson| {abs(pearson):.4f}, |Spearman| "
+                                f"{abs(spearman):.4f} > {CORR_LIMIT})")
     return check_problems("target_inputs", problems,
                           f"no input equals or tracks a target (|corr| <= {CORR_LIMIT}, no constant ratio)")
 

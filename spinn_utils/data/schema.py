@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import Field, Strict, StrictBool, TypeAdapter, ValidationError, model_validator
 
 from ..core.errors import SpinnError, first_line
-from ..core.overrides import build_config
+from ..core.overrides import Count, StageConfig, build_config
 
 TARGETS = ("tool_wear_vb_mm", "thermal_displacement_um")
 GROUP_COL = "experiment"  # split key: a case / insert set
@@ -41,8 +42,12 @@ def target_unit(name: str) -> str:
     return suffix if suffix in UNITS else ""
 
 
-@dataclass(frozen=True)
-class DataConfig:
+POWER_UNITS = ("A", "kW")
+Columns = Annotated[tuple[str, ...], Field(min_length=1)]  # one or more column names
+Cap = Annotated[int, Strict(), Field(ge=2)]  # a smoke run's cap: a whole number >= 2
+
+
+class DataConfig(StageConfig):
     data_path: str = ""  # "" = embedded synthetic milling data; *.mat = NASA mill.mat; *.csv = your table
     group_col: str = GROUP_COL  # rows of one experiment are near-duplicates: splits never share one
     time_col: str = TIME_COL  # cutting time (min): orders rows; physics differentiates by it
@@ -50,70 +55,43 @@ class DataConfig:
     # restarts in every run is joined into cumulative time. None: "run" for the synthetic data
     # and mill.mat (both have one), none for a CSV; "": none.
     run_col: str | None = None
-    run_gap_min: float = 0.0  # cutting minutes added between joined runs (idle time is not cutting)
-    feature_cols: tuple[str, ...] = DEFAULT_FEATURES  # the 18 inputs of docs/data.md (18 -> ... gives 666,882 params)
-    target_cols: tuple[str, ...] = TARGETS  # flank wear VB (mm), thermal displacement (um)
+    # Cutting minutes added between joined runs (idle time is not cutting).
+    run_gap_min: Annotated[float, Strict()] = Field(0.0, ge=0, allow_inf_nan=False)
+    feature_cols: Columns = DEFAULT_FEATURES  # the 18 inputs of docs/data.md (18 -> ... gives 666,882 params)
+    target_cols: Columns = TARGETS  # flank wear VB (mm), thermal displacement (um)
     split_col: str = ""  # CSV column giving each row's split (train/val/test); "" = seeded split
-    val_experiments: int = 2  # early stopping needs unseen experiments; 16 in all is few
-    test_experiments: int = 3  # 3 of 16: room for both materials, 11 left to train on
+    val_experiments: Count = 2  # early stopping needs unseen experiments; 16 in all is few
+    test_experiments: Count = 3  # 3 of 16: room for both materials, 11 left to train on
     seed: int = 42  # fixes the synthetic data and which experiments go to val/test
-    window_samples: int = 250  # samples per window (synthetic and mill.mat): 1 s at 250 Hz
-    fail_on_leakage: bool = True  # a failed leakage check stops the run unless you opt out
+    window_samples: Count = 250  # samples per window (synthetic and mill.mat): 1 s at 250 Hz
+    fail_on_leakage: StrictBool = True  # a failed leakage check stops the run unless you opt out
     # The thermal ODE term turns this input into cutting power: "A" = spindle motor current
     # through the thermal model's sensor constants (2 A idle, 0.5 kW per A), "kW" = power itself.
     power_col: str = "smc_dc_mean"
-    power_unit: str = "A"
-    thermal_ode: bool | None = None  # None: on where the data supports it; True: required; False: off
+    power_unit: Literal[POWER_UNITS] = "A"
+    # None: on where the data supports it; True: required; False: off.
+    thermal_ode: StrictBool | None = None
     # Smoke runs cap the table so the chain takes seconds on any data (None: no cap).
-    max_rows_per_experiment: int | None = None  # evenly spaced in time within each experiment
-    max_experiments: int | None = None  # a seeded subset, every split kept
+    max_rows_per_experiment: Cap | None = None  # evenly spaced in time within each experiment
+    max_experiments: Cap | None = None  # a seeded subset, every split kept
 
-    def __post_init__(self) -> None:
-        for name in ("feature_cols", "target_cols"):
-            value = getattr(self, name)
-            if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
-                raise SpinnError(f"{name} must be a list of column names, got {value!r}")
-        object.__setattr__(self, "feature_cols", tuple(self.feature_cols))
-        object.__setattr__(self, "target_cols", tuple(self.target_cols))
+    @model_validator(mode="after")
+    def _check_columns(self) -> DataConfig:
         if len(self.target_cols) != len(TARGETS):
-            raise SpinnError(f"target_cols must name {len(TARGETS)} columns, [wear (mm), thermal displacement "
-                             f"(um)] in that order (the model, its physics and the figures are built for both); "
-                             f"got {list(self.target_cols)}")
-        for name in ("fail_on_leakage", "thermal_ode"):
-            value = getattr(self, name)
-            if not isinstance(value, bool) and not (name == "thermal_ode" and value is None):
-                raise SpinnError(f"{name} must be true or false{' or null' if name == 'thermal_ode' else ''}, "
-                                 f"got {value!r}")
-        for name in ("val_experiments", "test_experiments", "window_samples"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise SpinnError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not self.feature_cols or not self.target_cols:
-            raise SpinnError("feature_cols and target_cols must each name at least one column")
-        if self.power_unit not in POWER_UNITS:
-            raise SpinnError(f"power_unit must be one of {list(POWER_UNITS)}, got {self.power_unit!r}")
-        for name in ("max_rows_per_experiment", "max_experiments"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 2):
-                raise SpinnError(f"{name} must be an integer >= 2 or None, got {value!r}")
-        self._check_time_order()
-
-    def _check_time_order(self) -> None:
-        if self.run_col is not None and not isinstance(self.run_col, str):
-            raise SpinnError(f"run_col must be a column name, \"\" or None, got {self.run_col!r}")
-        gap = self.run_gap_min
-        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < float("inf"):
-            raise SpinnError(f"run_gap_min must be a number of minutes >= 0, got {gap!r}")
-        object.__setattr__(self, "run_gap_min", float(gap))
+            raise ValueError(f"target_cols must name {len(TARGETS)} columns, [wear (mm), thermal "
+                             f"displacement (um)] in that order (the model, its physics and the "
+                             f"figures are built for both); got {list(self.target_cols)}")
         named = {"group_col": self.group_col, "time_col": self.time_col, "run_col": self.run_col or "",
                  "split_col": self.split_col, "power_col": self.power_col}
         named.update({f"feature_cols[{i}]": c for i, c in enumerate(self.feature_cols)})
         named.update({f"target_cols[{i}]": c for i, c in enumerate(self.target_cols)})
         for key, column in named.items():
             if column in (CUM_TIME_COL, RUN_START_COL):
-                raise SpinnError(f"{key} is {column!r}, a name the pipeline adds to every split "
+                raise ValueError(f"{key} is {column!r}, a name the pipeline adds to every split "
                                  f"({CUM_TIME_COL!r}, {RUN_START_COL!r}); rename that column")
         if self.run_col and self.run_col in (self.group_col, self.time_col):
-            raise SpinnError(f"run_col {self.run_col!r} must differ from group_col and time_col")
+            raise ValueError(f"run_col {self.run_col!r} must differ from group_col and time_col")
+        return self
 
     @classmethod
     def smoke_test(cls) -> DataConfig:
@@ -122,42 +100,15 @@ class DataConfig:
         return cls(window_samples=1500, max_rows_per_experiment=64, max_experiments=24)
 
 
-POWER_UNITS = ("A", "kW")
-# What a data description may hold, and the type of each value (None: null allowed). ``data_path``
-# and ``seed`` are the run's, not the data's: they come from --data and --seed.
-DATA_CONFIG_TYPES: dict[str, tuple] = {
-    "group_col": (str,), "time_col": (str,), "feature_cols": (list,), "target_cols": (list,),
-    "split_col": (str,), "val_experiments": (int,), "test_experiments": (int,), "window_samples": (int,),
-    "fail_on_leakage": (bool,), "power_col": (str,), "power_unit": (str,), "thermal_ode": (bool, None),
-    "max_rows_per_experiment": (int, None), "max_experiments": (int, None),
-    "run_col": (str, None), "run_gap_min": (float,),
-}
+# ``data_path`` and ``seed`` are the run's, not the data's: they come from --data and --seed.
 RESERVED_DATA_KEYS = {"data_path": "--data (or notebook 01's data_path)", "seed": "--seed"}
-
-
-def _type_problem(key: str, value) -> str | None:
-    """Why ``value`` does not fit ``key`` (True is no integer, "no" no boolean), or None."""
-    allowed = DATA_CONFIG_TYPES[key]
-    if value is None:
-        return None if None in allowed else "must not be null"
-    kinds = [t for t in allowed if t is not None]
-    if isinstance(value, bool):  # a bool is an int to Python, but no integer or number here
-        ok = bool in kinds
-    else:  # a whole number of minutes is a number, too
-        ok = any(isinstance(value, (int, float) if t is float else t) for t in kinds)
-    if ok and isinstance(value, list) and not all(isinstance(c, str) for c in value):
-        ok = False
-    if ok:
-        return None
-    want = {str: "a string", list: "a list of column names", int: "an integer", bool: "true or false",
-            float: "a number"}
-    return "must be " + " or ".join([want[t] for t in kinds] + (["null"] if None in allowed else []))
 
 
 def read_data_config(path: str | os.PathLike) -> dict:
     """A data description (JSON, or YAML by extension) of DataConfig fields naming the columns
     once (``data.example`` writes one). An unknown key, a missing or unparsable file, a key given
-    elsewhere (``data_path``: ``--data``) or a mistyped value is a one-line SpinnError naming it."""
+    elsewhere (``data_path``: ``--data``) or a value its DataConfig field refuses is a one-line
+    SpinnError naming it."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise SpinnError(f"data config not found: {path}")
@@ -176,13 +127,19 @@ def read_data_config(path: str | os.PathLike) -> dict:
         if key in RESERVED_DATA_KEYS:
             raise SpinnError(f"data config {path}: {key!r} is not a column description; give it with "
                              f"{RESERVED_DATA_KEYS[key]}")
-    unknown = sorted(str(k) for k in set(loaded) - set(DATA_CONFIG_TYPES))
+    known = [k for k in DataConfig.model_fields if k not in RESERVED_DATA_KEYS]
+    unknown = sorted(str(k) for k in set(loaded) - set(known))
     if unknown:
-        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {list(DATA_CONFIG_TYPES)}")
+        raise SpinnError(f"data config {path}: unknown key(s) {unknown}; known: {known}")
     for key, value in loaded.items():
-        problem = _type_problem(key, value)
-        if problem:
-            raise SpinnError(f"data config {path}: {key!r} {problem}, got {value!r}")
+        field = DataConfig.model_fields[key]
+        try:
+            TypeAdapter(Annotated[field.annotation, field]).validate_python(value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where, msg = "".join(f"[{p}]" for p in first["loc"]), first["msg"]
+            raise SpinnError(f"data config {path}: {key}{where}: {msg[0].lower()}{msg[1:]}, "
+                             f"got {value!r}") from None
     return loaded
 
 

@@ -5,12 +5,12 @@ behind every constant below and which values are assumptions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+from pydantic import model_validator
 
 from ..core.errors import SpinnError
+from ..core.overrides import Count, StageConfig
 from .milling import (
     BETA_F_PER_MM,
     CUTTER_DIAMETER_MM,
@@ -39,10 +39,9 @@ VB_NOISE_MM = 0.01
 THERMAL_NOISE_UM = 0.05
 
 
-@dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(StageConfig):
     seed: int = 42  # one seed fixes every random draw: same seed, same table
-    window_samples: int = 250  # 1 s windows: 36 per run, ~6,000 rows (trains in minutes on CPU)
+    window_samples: Count = 250  # 1 s windows: 36 per run, ~6,000 rows (trains in minutes on CPU)
     samples_per_run: int = 9000  # as in mill.mat (36 s at 250 Hz)
     wear_limit_mm: float = 0.7  # docs/data.md: runs go until VB passes ~0.6-0.8 mm
     extra_runs_max: int = 2  # 1..this many runs past the limit, like the real data
@@ -50,11 +49,12 @@ class SyntheticConfig:
     cooling_min: tuple[float, float] = (3.0, 8.0)  # idle minutes between runs (uniform)
     insert_spread: float = 0.15  # log-normal scatter of the wear coefficient per insert set
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.window_samples <= self.samples_per_run:
-            raise SpinnError(
-                f"window_samples must be in 1..{self.samples_per_run}, got {self.window_samples}"
-            )
+    @model_validator(mode="after")
+    def _window_fits_run(self) -> SyntheticConfig:
+        if self.window_samples > self.samples_per_run:
+            raise ValueError(f"window_samples must be in 1..{self.samples_per_run}, "
+                             f"got {self.window_samples}")
+        return self
 
     @classmethod
     def smoke_test(cls) -> SyntheticConfig:

@@ -1,32 +1,22 @@
-"""Baselines scored on the same test split as every variant (notebook 08).
+"""Baselines scored on the same test split as every variant (notebook 08; docs/physics.md).
 
-- ``train_mean``: the training split's mean of each target (R2 <= 0 on any other split);
-- ``linear``: ridge regression on the same standardised inputs (closed form);
-- ``no_physics``: the same DensePINN, trained with every physics weight at 0, with the dense
-  model's schedule and seed: the ablation that says what the physics loss adds;
-- ``physics_only``: no learning at all: displacement from the lumped thermal model driven by the
-  power input (its textbook constants; the idle minutes between runs fitted on the training
-  split), wear from Archard's law (wear = w0 + k * cutting energy, k and w0 fitted on the
-  training split). It is the hard-physics head with a body that outputs 0, so it is scored and
-  physics-checked exactly like the networks;
-- ``soft_physics`` or ``hard_physics``: the DensePINN with the *other* physics option than the
-  run's, same widths, seed and schedule (its own learning rate), so Table 2 shows both side by side.
-
-Each is a module on scaled inputs and outputs, so it is scored exactly like the variants
-(``holdout.evaluate_test``) and its physics consistency measured the same way.
+``train_mean`` (the training split's mean), ``linear`` (closed-form ridge regression on the same
+standardised inputs), ``no_physics`` (the DensePINN trained with every physics weight at 0: what
+the physics loss adds), ``physics_only`` (no learning: the hard-physics head with a body that
+outputs 0, the thermal model's textbook constants and Archard's law fitted on the training split)
+and ``soft_physics`` / ``hard_physics`` (the DensePINN with the other physics option than the
+run's). Each is a module on scaled inputs and outputs, scored and physics-checked like the variants.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..core.env import set_seed
-from ..core.errors import SpinnError
 from ..core.metrics import regression_report
-from ..core.overrides import with_overrides
+from ..core.overrides import StageConfig, with_overrides
 from ..core.registry import BASELINES
 from ..core.results_schema_eval import Baselines
 from ..data.dataset import PreparedData
@@ -39,13 +29,9 @@ from ..model.sequences import COOLING_MIN, build_model, sequence_of
 from ..training.fit import HARD_LR, TrainConfig, fit
 
 
-@dataclass(frozen=True)
-class BaselineConfig:
-    ridge_alpha: float = 1.0  # on standardised inputs: shrinks the 18 weights a little, nothing more
-
-    def __post_init__(self) -> None:
-        if not self.ridge_alpha >= 0:
-            raise SpinnError(f"ridge_alpha must be >= 0, got {self.ridge_alpha}")
+class BaselineConfig(StageConfig):
+    # On standardised inputs: shrinks the 18 weights a little, nothing more.
+    ridge_alpha: float = Field(1.0, ge=0)
 
     @classmethod
     def smoke_test(cls) -> BaselineConfig:

@@ -1,15 +1,9 @@
-"""Physics consistency of each model's test predictions: does it keep the physics it was taught?
-
-- ``wear_decrease_fraction``: the share of consecutive test predictions within an experiment,
-  in time order (experiment, run, time: ``data/time_order.py``), where predicted wear drops by
-  more than ``WEAR_DROP_TOL_MM`` (wear never heals, so a perfect model scores 0);
-- ``thermal_ode_residual_rms_um``: the RMS of the lumped thermal model's residual between
-  consecutive windows of one run: ``delta_i - [G P_i + (delta_{i-1} - G P_i) exp(-dt_i / tau)]``
-  with the thermal model's textbook constants and the power input (the exact solution of
-  ``tau d(delta)/dt + delta = G P`` over the window). It needs only predictions in time order,
-  so every model (per-window networks, hard-physics sequences, baselines) and the measured data
-  itself are judged by one rule; the measured data's value is the floor its noise sets.
-  Only where notebook 01 found the data supports the thermal term.
+"""Physics consistency of each model's test predictions, and of the measured data by the same rules
+(docs/physics.md): the share of consecutive predictions of an experiment, in time order
+(``data/time_order.py``), where wear drops by more than ``WEAR_DROP_TOL_MM`` (0 is physical); and
+the RMS residual of the lumped thermal model's exact step ``delta_i - [G P_i + (delta_{i-1} - G P_i)
+exp(-dt_i / tau)]`` between consecutive windows of one run, only where notebook 01 found the data
+supports the thermal term. The measured data's residual is the floor its noise sets.
 """
 from __future__ import annotations
 
@@ -36,11 +30,10 @@ def wear_decrease_fraction(pred: np.ndarray, frame: pd.DataFrame, group_col: str
     return falls / steps if steps else float("nan")
 
 
-def thermal_step_residual_rms_um(delta_um: np.ndarray, sequence: np.ndarray,
-                                 thermal: ThermalModel | None = None) -> float:
+def thermal_step_residual_rms_um(delta_um: np.ndarray, sequence: np.ndarray) -> float:
     """RMS (um) of the discrete thermal residual (module docstring) over consecutive windows of
     one run; ``sequence`` is ``sequences.sequence_of`` of the same rows, in time order."""
-    thermal = thermal or ThermalModel()
+    thermal = ThermalModel()
     delta = np.asarray(delta_um, dtype=np.float64)
     inside = (sequence[1:, 0] <= 0) & (sequence[1:, 1] <= 0)  # same experiment, same run
     steady = thermal.gain_um_per_kw * sequence[1:, 3]

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, Strict
 from tqdm.auto import tqdm
 
 from ..compression.pruning_run import prune_unstructured
 from ..core.env import set_seed
-from ..core.errors import SpinnError
-from ..core.overrides import with_overrides
+from ..core.overrides import Count, CountOrZero, StageConfig, with_overrides
 from ..core.results_schema_eval import CrossValidation, FoldStats, SeedRuns
 from ..core.spread import mean_sem
 from ..data.dataset import PreparedData
@@ -32,30 +32,22 @@ from ..model.sequences import build_model
 from ..training.fit import fit
 
 
-@dataclass(frozen=True)
-class CrossValConfig:
+class CrossValConfig(StageConfig):
     """Notebook 08's settings: the sparse-vs-masked tolerance and the CV schedule."""
 
     match_atol: float = 1e-4  # the original design's checklist: sparse predictions within 1e-4 of masked
     # Sized so CV takes ~1.5-2 min on a 2-core CPU (measured: ~90 s unloaded, 4 folds).
-    cv_folds: int = 4  # 16 experiments -> 4 held out per fold
-    cv_epochs: int = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)
-    cv_patience: int = 15  # early stopping per fold; 02 uses 20, fold val splits are small
-    cv_prune_stages: int = 3  # IMP stages per fold: fewer, bigger cuts than notebook 03 (time)
-    cv_finetune_epochs: int = 6  # per intermediate stage
-    cv_final_finetune_epochs: int = 15  # the last stage's weights are the ones scored (as in 03)
+    # 16 experiments -> 4 held out per fold; cross-validation needs 2 folds or more.
+    cv_folds: Annotated[int, Strict(), Field(ge=2)] = 4
+    cv_epochs: Count = 40  # dense epochs per fold, at most: short (notebook 02 allows 120)
+    cv_patience: Count = 15  # early stopping per fold; 02 uses 20, fold val splits are small
+    cv_prune_stages: Count = 3  # IMP stages per fold: fewer, bigger cuts than notebook 03 (time)
+    cv_finetune_epochs: CountOrZero = 6  # per intermediate stage
+    cv_final_finetune_epochs: CountOrZero = 15  # the last stage's weights are scored (as in 03)
     seed: int = 42  # fold assignment and per-fold initialisation (seed + fold)
-    n_seeds: int = 3  # dense + SPINN re-trained on the fixed split with seeds seed..seed+n-1: the spread
+    n_seeds: Count = 3  # dense + SPINN re-trained on the fixed split with seeds seed..seed+n-1: the spread
                       # initialisation alone causes, which one test split cannot show
     progress: bool = True  # a tqdm bar over folds (inner training bars stay off)
-
-    def __post_init__(self) -> None:
-        if self.cv_folds < 2:
-            raise SpinnError(f"cv_folds must be >= 2 for cross-validation, got {self.cv_folds}")
-        if min(self.cv_epochs, self.cv_prune_stages, self.cv_patience, self.n_seeds) < 1:
-            raise SpinnError("cv_epochs, cv_patience, cv_prune_stages and n_seeds must be >= 1")
-        if min(self.cv_finetune_epochs, self.cv_final_finetune_epochs) < 0:
-            raise SpinnError("fine-tuning epochs must be >= 0")
 
     @classmethod
     def smoke_test(cls) -> CrossValConfig:
@@ -78,13 +70,16 @@ def fold_stats(values: list[float]) -> dict:
     return {**mean_sem(values), "values": [np.nan if v is None else float(v) for v in values]}
 
 
-def summarize_folds(folds: list[dict], model: str) -> dict:
-    """Per-output R2 and mean_r2 of one model over the folds."""
-    targets = list(folds[0][model].per_output)
-    return {
-        "mean_r2": fold_stats([f[model].mean_r2 for f in folds]),
-        "per_output": {t: {"r2": fold_stats([f[model].per_output[t].r2 for f in folds])} for t in targets},
-    }
+def _compare(runs: list[dict]) -> dict:
+    """``fold_stats`` of dense and SPINN over ``runs`` (folds or seeds), of their mean and
+    per-output R2, and of their paired difference (NaN where a run's R2 is)."""
+    out = {model: {"mean_r2": fold_stats([r[model].mean_r2 for r in runs]),
+                   "per_output": {t: {"r2": fold_stats([r[model].per_output[t].r2 for r in runs])}
+                                  for t in runs[0][model].per_output}}
+           for model in ("dense", "spinn")}
+    dense, spinn = out["dense"]["mean_r2"]["values"], out["spinn"]["mean_r2"]["values"]
+    diff = [s - d for s, d in zip(spinn, dense)]
+    return {**out, "difference": {"mean_r2": fold_stats(diff)}}
 
 
 def run_fold(fold: PreparedData, index: int, model_cfg: ModelConfig, train_cfg, physics_cfg,
@@ -130,37 +125,26 @@ def cross_validate(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConf
     bar = tqdm(splits, desc="cross-validation", disable=not cfg.progress)
     folds = [run_fold(fold, i, model_cfg, train, physics_cfg, prune, cfg.seed, device)
              for i, fold in enumerate(bar)]
-    dense, spinn = summarize_folds(folds, "dense"), summarize_folds(folds, "spinn")
-    diff = [s - d if s is not None and d is not None else None
-            for s, d in zip(spinn["mean_r2"]["values"], dense["mean_r2"]["values"])]
     return CrossValidation(
         n_folds=len(folds), folds=folds,
         schedule={"cv": cfg, "train": train, "prune": prune, "physics": physics_cfg,
                   "note": "dense trained from scratch per fold, then pruned by iterative magnitude pruning; "
                   "scored on held-out experiments"},
-        dense=dense, spinn=spinn, difference={"mean_r2": fold_stats(diff)}, seconds=time.perf_counter() - start)
+        **_compare(folds), seconds=time.perf_counter() - start)
 
 
 def seed_runs(data: PreparedData, cfg: CrossValConfig, model_cfg: ModelConfig, train_cfg,
               physics_cfg, prune_cfg, device) -> SeedRuns:
-    """Dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on the fixed split.
-
-    Same shortened schedule as the folds (recorded); each seed is scored on the test split.
-
-    Returns:
-        The ``SeedRuns`` record: each seed's run and ``fold_stats`` over seeds, as ``cross_validate``.
-    """
+    """The ``SeedRuns`` record: dense and SPINN trained from scratch with ``cfg.n_seeds`` seeds on
+    the fixed split, on the folds' schedule, each scored on the test split like a fold."""
     start = time.perf_counter()
     train, prune = cv_schedule(cfg, train_cfg, prune_cfg)
     runs = [{"seed": cfg.seed + k, **{key: v for key, v in run_fold(data, k, model_cfg, train, physics_cfg,
                                                                      prune, cfg.seed, device).items() if key != "fold"}}
             for k in range(cfg.n_seeds)]
-    dense, spinn = summarize_folds(runs, "dense"), summarize_folds(runs, "spinn")
-    diff = [s - d for s, d in zip(spinn["mean_r2"]["values"], dense["mean_r2"]["values"])]
     return SeedRuns(runs=runs, schedule={"train": train, "prune": prune,
                                          "note": "the fixed split; dense from scratch per seed, then IMP"},
-                    dense=dense, spinn=spinn, difference={"mean_r2": fold_stats(diff)},
-                    seconds=time.perf_counter() - start)
+                    **_compare(runs), seconds=time.perf_counter() - start)
 
 
 def _pm(stats: FoldStats, sign: str = "") -> str:

@@ -10,16 +10,16 @@ reproduces the validation metrics stored with it. Each check is a row ``{"name",
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from ..compression.magnitude import mask_digest, masks_from_zeros
 from ..compression.run_models import load_run_models
 from ..core.checks import check_row
 from ..core.env import environment_info
 from ..core.errors import SpinnError
+from ..core.overrides import StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, VARIANTS
 from ..core.results_files import read_result
@@ -29,17 +29,13 @@ from ..model.inference import evaluate_model
 from ..model.mlp import ModelConfig
 
 
-@dataclass(frozen=True)
-class VerifyConfig:
-    target_sparsity: float | None = None  # None: the target recorded in pruning.json
+class VerifyConfig(StageConfig):
+    # None: the target recorded in pruning.json.
+    target_sparsity: float | None = Field(None, ge=0, lt=1)
     sparsity_tolerance_pp: float = 0.5  # pruned sparsity within 0.5 percentage points of target
     param_tolerance: float = 0.02  # structured params within 2% of their target
     metric_rtol: float = 1e-4  # reloaded metrics equal the saved ones up to float noise
     metric_atol: float = 1e-6  # (CSV round trip of the data, CPU vs GPU summation order)
-
-    def __post_init__(self) -> None:
-        if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
-            raise SpinnError(f"target_sparsity must be in [0, 1), got {self.target_sparsity}")
 
     @classmethod
     def smoke_test(cls) -> VerifyConfig:
@@ -110,14 +106,11 @@ def verify_models(paths: ResultsPaths, cfg: VerifyConfig, data, device="cpu") ->
     """
     pruning_path = paths.metric(METRICS.pruning)
     pruning = read_result(paths, METRICS.pruning) if pruning_path.is_file() else None
-    models, checks = {}, []
-    present = []
-    for name in DENSE_STORAGE_VARIANTS:
-        path = paths.stored_checkpoint(name)
-        if path.is_file():
-            present.append(name)
-        else:
-            checks.append(check_row(f"{name}_present", False, f"{path} missing (run notebooks 02 and 03)"))
+    present = [name for name in DENSE_STORAGE_VARIANTS if paths.stored_checkpoint(name).is_file()]
+    models, checks = {}, [
+        check_row(f"{name}_present", False,
+                  f"{paths.stored_checkpoint(name)} missing (run notebooks 02 and 03)")
+        for name in DENSE_STORAGE_VARIANTS if name not in present]
     # Not data=: a checkpoint with another scaler is a failed check here, not a refusal.
     run = load_run_models(paths, present, device)
     loaded = {name: (run.models[name], run.metas[name]) for name in present}
@@ -187,9 +180,6 @@ def checks_table(result: ModelVerification) -> pd.DataFrame:
 
 def models_table(result: ModelVerification) -> pd.DataFrame:
     """One row per reloaded model: kind, widths, total/non-zero params, val R2."""
-    rows = []
-    for name, m in result.models.items():
-        row = {"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **m.params.model_dump()}
-        row["val_mean_r2"] = m.val_metrics.mean_r2
-        rows.append(row)
+    rows = [{"model": name, "kind": m.kind, "hidden_dims": m.hidden_dims, **m.params.model_dump(),
+             "val_mean_r2": m.val_metrics.mean_r2} for name, m in result.models.items()]
     return pd.DataFrame(rows).set_index("model")

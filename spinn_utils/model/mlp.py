@@ -5,39 +5,34 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import torch
+from pydantic import model_validator
 from torch import nn
 
 from ..core.errors import SpinnError, first_line
+from ..core.overrides import Count, StageConfig
 from .sequence_head import PhysicsHead
 
-PHYSICS_MODES = ("soft", "hard")
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    input_dim: int = 18  # 4 process + 2 time + 12 sensor statistics (docs/data.md)
-    hidden_dims: tuple[int, ...] = (512, 512, 512, 256)  # the paper's widths: 666,882 params
-    output_dim: int = 2  # tool_wear_vb_mm, thermal_displacement_um
-    activation: str = "tanh"  # smooth, so d(output)/d(time) exists for the physics loss
-    physics: str = "soft"  # "soft": physics in the loss; "hard": by construction (module docstring)
+class ModelConfig(StageConfig):
+    input_dim: Count = 18  # 4 process + 2 time + 12 sensor statistics (docs/data.md)
+    hidden_dims: tuple[Count, ...] = (512, 512, 512, 256)  # the paper's widths: 666,882 params
+    output_dim: Count = 2  # tool_wear_vb_mm, thermal_displacement_um
+    # Smooth, so d(output)/d(time) exists for the physics loss.
+    activation: Literal[tuple(ACTIVATIONS)] = "tanh"
+    # "soft": physics in the loss; "hard": by construction (module docstring).
+    physics: Literal["soft", "hard"] = "soft"
 
-    def __post_init__(self) -> None:
-        if self.physics not in PHYSICS_MODES:
-            raise SpinnError(f"physics must be one of {list(PHYSICS_MODES)}, got {self.physics!r}")
+    @model_validator(mode="after")
+    def _hard_predicts_both(self) -> ModelConfig:
         if self.physics == "hard" and self.output_dim != 2:
-            raise SpinnError(f"a hard-physics model predicts wear and displacement (output_dim 2), "
+            raise ValueError(f"a hard-physics model predicts wear and displacement (output_dim 2), "
                              f"got output_dim {self.output_dim}")
-        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
-        if self.activation not in ACTIVATIONS:
-            raise SpinnError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
-            )
-        if min((self.input_dim, self.output_dim, *self.hidden_dims)) < 1:
-            raise SpinnError(f"all layer widths must be >= 1, got {self.dims}")
+        return self
 
     @property
     def dims(self) -> tuple[int, ...]:
@@ -83,7 +78,8 @@ def config_from_state_dict(state_dict: dict, activation: str = "tanh") -> ModelC
             raise SpinnError(f"layer shapes do not chain: {shapes}")
     if any(len(s) != 2 for s in shapes):
         raise SpinnError(f"every network.N.weight must be 2-D, got shapes {shapes}")
-    return ModelConfig(shapes[0][1], tuple(s[0] for s in shapes[:-1]), shapes[-1][0], activation)
+    return ModelConfig(input_dim=shapes[0][1], hidden_dims=tuple(s[0] for s in shapes[:-1]),
+                       output_dim=shapes[-1][0], activation=activation)
 
 
 def load_strict(model: nn.Module, state_dict: dict, problem: str) -> nn.Module:

@@ -7,49 +7,40 @@ Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 import torch.autograd.forward_ad as fwad
+from pydantic import Field
 from torch import nn
 
 from ..core.errors import SpinnError
-from ..core.overrides import build_config
+from ..core.overrides import Count, StageConfig, build_config
 from ..data.dataset import PreparedData, Scaler
 from ..data.schema import TARGETS, TIME_COL
 from ..data.thermal import ThermalModel
 
 TERMS = ("wear_nonneg", "wear_monotone", "thermal_ode", "wear_sequence")
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a loss term's: finite, >= 0
 
 
-@dataclass(frozen=True)
-class PhysicsConfig:
+class PhysicsConfig(StageConfig):
     # Weights multiply the O(1)-scaled terms; the data MSE (scaled targets) is ~1 at start.
-    wear_nonneg_weight: float = 0.1  # negative wear is impossible; cheap, rarely active
-    wear_monotone_weight: float = 0.1  # wear never decreases with cutting time
-    thermal_ode_weight: float = 0.01  # modest: the ODE ignores cooling between runs
+    wear_nonneg_weight: Weight = 0.1  # negative wear is impossible; cheap, rarely active
+    wear_monotone_weight: Weight = 0.1  # wear never decreases with cutting time
+    thermal_ode_weight: Weight = 0.01  # modest: the ODE ignores cooling between runs
     # Option, off by default: wear must not drop between consecutive windows of one experiment.
     # wear_monotone holds the sensors fixed, so it cannot stop drops that window-to-window
     # sensor noise causes (44.5% of dense's test steps dropped without it).
-    wear_sequence_weight: float = 0.0
-    subsample: int = 64  # rows per batch for the derivative terms: bounds the extra cost
+    wear_sequence_weight: Weight = 0.0
+    subsample: Count = 64  # rows per batch for the derivative terms: bounds the extra cost
     time_col: str = TIME_COL  # the input the derivatives are taken against
     power_col: str = "smc_dc_mean"  # spindle DC current (A) -> cutting power (kW)
     power_unit: str = "A"  # "A": current through the thermal model's sensor constants; "kW": power
     wear_target: str = TARGETS[0]  # tool_wear_vb_mm
     thermal_target: str = TARGETS[1]  # thermal_displacement_um
-    thermal: ThermalModel = field(default_factory=ThermalModel)  # same constants as the generator
-
-    def __post_init__(self) -> None:
-        for name in ("wear_nonneg_weight", "wear_monotone_weight", "thermal_ode_weight", "wear_sequence_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise SpinnError(f"{name} must be a finite number >= 0, got {value!r}")
-        if int(self.subsample) < 1:
-            raise SpinnError(f"subsample must be >= 1 row, got {self.subsample!r}")
-        if isinstance(self.thermal, dict):  # rebuilt from a checkpoint's JSON meta
-            object.__setattr__(self, "thermal", ThermalModel(**self.thermal))
+    # Same constants as the generator; a checkpoint's JSON dict of them is read back as one.
+    thermal: ThermalModel = ThermalModel()
 
     @property
     def enabled(self) -> bool:
@@ -68,10 +59,6 @@ class PhysicsConfig:
     def off(cls) -> PhysicsConfig:
         """Data loss only (the ablation baseline)."""
         return cls(wear_nonneg_weight=0.0, wear_monotone_weight=0.0, thermal_ode_weight=0.0)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PhysicsConfig:
-        return cls(**d)
 
 
 def _index(names: list[str], name: str, what: str) -> int:

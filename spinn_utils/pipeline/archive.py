@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from ..core.env import environment_info
 from ..core.errors import SpinnError
 from ..core.io import atomic_path, file_sha256, write_json
 from ..core.lineage import LINEAGE, recorded_hashes
+from ..core.overrides import StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import ARCHIVE_DIR, METRICS
 from ..core.results_files import write_result
@@ -28,8 +28,7 @@ from ..core.results_schema import ArchivedFile, Artifacts, LeftOut
 MANIFEST_NAME = "artifacts_manifest.json"  # stored inside the zip / copied folder as well
 
 
-@dataclass(frozen=True)
-class ArtifactsConfig:
+class ArtifactsConfig(StageConfig):
     include_checkpoints: bool = True  # the trained weights are the point of the run
     include_metrics: bool = True  # every later table and figure is read from these
     data_patterns: tuple[str, ...] = ("*.json",)  # scaler and feature lists: small, needed to reuse a model
@@ -56,11 +55,6 @@ def mount_drive(drive_dir: str) -> bool:
     return True
 
 
-def utc_stamp(now: datetime | None = None) -> str:
-    """``20250101T120000Z``: sortable, and safe in file names on every OS."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
 def collect_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig) -> list[Path]:
     """The files to persist, relative to the results root, sorted (artifacts.json excluded)."""
     found: list[Path] = []
@@ -77,13 +71,6 @@ def collect_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig) -> list[Path]:
                          "run notebooks 01-03 first (or point results_dir at a finished run)")
     # Temp files of an interrupted atomic write start with '.'; they are not artifacts.
     return sorted({p.relative_to(paths.root) for p in found if not p.name.startswith(".")})
-
-
-def file_manifest(root: Path, files: list[Path], hashes: dict[str, str]) -> list[dict]:
-    """``[{"path", "bytes", "sha256"}]`` for files relative to ``root``; the sha256 from
-    ``hashes`` (``lineage.recorded_hashes``), which must hold every file."""
-    return [{"path": f.as_posix(), "bytes": (root / f).stat().st_size, "sha256": hashes[f.as_posix()]}
-            for f in files]
 
 
 def write_archive(root: Path, manifest: list[dict], dest: Path) -> Path:
@@ -137,11 +124,13 @@ def save_artifacts(paths: ResultsPaths, cfg: ArtifactsConfig, *, in_colab: bool 
     files, hashes = collect_artifacts(paths, cfg), recorded_hashes(paths)
     left_out = [{"path": f.as_posix(), "reason": f"not recorded in {LINEAGE} (no finished notebook wrote it)"}
                 for f in files if f.as_posix() not in hashes]
-    manifest = file_manifest(paths.root, [f for f in files if f.as_posix() in hashes], hashes)
+    manifest = [{"path": f.as_posix(), "bytes": (paths.root / f).stat().st_size,
+                 "sha256": hashes[f.as_posix()]} for f in files if f.as_posix() in hashes]
     if not manifest:
         raise SpinnError(f"none of the {len(files)} files under {paths.root} is recorded in {LINEAGE}; "
                          "run notebooks 01-03 first (each records what it wrote)")
-    stamp = utc_stamp(now)
+    # 20250101T120000Z: sortable, and safe in file names on every OS
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     note = ""
     if cfg.drive_dir and in_colab:
         drive = Path(cfg.drive_dir).expanduser()

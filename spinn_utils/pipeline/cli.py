@@ -26,11 +26,9 @@ import sys
 from ..core.errors import SpinnError, first_line
 
 try:  # papermill and jupyter load here: a Ctrl-C during start-up is one line, not a traceback
-    from . import recommend, sweep
     from .notebooks import parse_value
     from .preflight import make_plan
     from .runner import Terminated, run_notebooks
-    from .sweep_spec import make_spec
 except KeyboardInterrupt:
     print("interrupted while starting; nothing ran", file=sys.stderr)
     raise SystemExit(130) from None
@@ -57,13 +55,23 @@ def common_options() -> argparse.ArgumentParser:
     return ap
 
 
+SWEEP_HELP = """Run the sparsity sweep (docs/sweeps.md): notebooks 01-02 per seed, 03, 05_5 and 08
+per point, on an embedded LocalCluster (one one-thread worker per core) or the Dask cluster at
+--scheduler; then every point timed alone, and sweep/sweep.json, Table 3 and the figures written.
+The folder is locked for the whole sweep; a killed or failed sweep resumes; Ctrl-C exits 130."""
+RECOMMEND_HELP = """The model to deploy, from a finished sweep (docs/sweeps.md): the fastest
+representation and sparsity whose paired drop in test R2 against dense is shown within
+--max-r2-drop over seeds (close candidates get more seeds first, in <output>/sweep/race/),
+retrained at the full schedule into <output>/recommended/, timed as deployed, with a deploy card."""
+# The commands whose modules load dask, scipy or onnx: imported only when chosen.
+LAZY = {"sweep": "spinn_utils.pipeline.sweep", "recommend": "spinn_utils.pipeline.recommend"}
 # Commands whose own module parses their arguments: (module, help). Imported only when chosen.
 HANDED_ON = {
     "predict": ("spinn_utils.predict", "predictions from a CSV with an exported ONNX model (no torch)"),
     "convert": ("spinn_utils.compression.convert_cli", "convert a pruned checkpoint to COO or CSR storage"),
     "colab": ("spinn_utils.pipeline.colab_setup", "point every Colab link and set-up cell at your fork"),
 }
-COMMANDS = ("run", "sweep", "recommend", *HANDED_ON)
+COMMANDS = ("run", *LAZY, *HANDED_ON)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -83,7 +91,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--progress", action="store_true", help="papermill's per-cell progress bar")
     run.add_argument("--verbose", action="store_true", help="stream notebook output to the terminal")
     sw = sub.add_parser("sweep", parents=[common], help="the sparsity sweep, its points on Dask",
-                        description=sweep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=SWEEP_HELP)
     sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                     help="a sweep axis: target_sparsity=0.5,0.9 or prune_method=magnitude,random (repeatable)")
     sw.add_argument("--seeds", metavar="S1,S2", help="seeds, each with its own notebooks 01-02 (default 42,43,44)")
@@ -93,8 +101,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--batch", type=int, default=1000, metavar="N", help="timing phase: batch 1 and this one (default 1000)")
     sw.add_argument("--threads", type=int, metavar="N", help="timing phase: CPU threads (default: every core)")
     rec = sub.add_parser("recommend", help="the model to deploy, chosen from a finished sweep",
-                         description=recommend.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    recommend.add_arguments(rec)
+                         description=RECOMMEND_HELP)
+    rec.add_argument("--output", metavar="DIR", default="results",
+                     help="the folder a sweep ran in (default results/)")
+    rec.add_argument("--max-r2-drop", type=float, metavar="D",
+                     help="tolerated loss of test mean per-output R2 against dense (default 0.01)")
+    rec.add_argument("--batch", type=int, metavar="N", help="your batch size (default 1000)")
+    rec.add_argument("--threads", type=int, metavar="N", help="your CPU threads (default 2)")
+    rec.add_argument("--max-seeds", type=int, default=8, metavar="N",
+                     help="race a close candidate up to this many seeds (default 8; the sweep's: no race)")
+    rec.add_argument("--no-retrain", action="store_true",
+                     help="only the rule's choice, from the sweep")
+    rec.add_argument("--workers", type=int, metavar="N",
+                     help="workers of the race's cluster (default: one per core)")
+    rec.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="torch device for training")
+    rec.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     for name, (_, text) in HANDED_ON.items():
         sub.add_parser(name, help=text, add_help=False)  # its module's parser reads the rest, --help included
     return ap
@@ -112,24 +134,20 @@ def parse_args(argv: list[str], prog: str | None = None) -> tuple[argparse.Names
 
 
 def _exit_code(call, after: str = "") -> int:
-    """``call()``'s exit code; a SpinnError is one line on stderr and 2, Ctrl-C 130, SIGTERM 143."""
+    """``call()``'s exit code; a SpinnError is one line on stderr and 2, an OSError one line and 1,
+    Ctrl-C 130, SIGTERM 143."""
     try:
         return call()
     except SpinnError as err:
         print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk mid-run, a folder gone: a run's results are restored
+        print(f"error: {first_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         stopped = isinstance(err, Terminated)
         print(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}{after}", file=sys.stderr)
         return 143 if stopped else 130
-
-
-def _run(args: argparse.Namespace, notebook_dir) -> int:
-    try:
-        return run_notebooks(make_plan(args, notebook_dir), args)
-    except OSError as err:  # a full disk mid-run, a folder gone: the results are restored
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 1
 
 
 def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = None) -> int:
@@ -137,12 +155,11 @@ def main(argv: list[str] | None = None, notebook_dir=None, prog: str | None = No
     args, rest = parse_args(sys.argv[1:] if argv is None else list(argv), prog)
     if args.command in HANDED_ON:
         return importlib.import_module(HANDED_ON[args.command][0]).main(rest)
-    if args.command == "recommend":
-        return _exit_code(lambda: recommend.recommend(args))
-    if args.command == "sweep":
-        return _exit_code(lambda: sweep.run_sweep(make_spec(args, notebook_dir), args.workers,
-                                                  args.scheduler, args.kernel))
-    return _exit_code(lambda: _run(args, notebook_dir), "; the results are as before this run")
+    if args.command in LAZY:
+        module = importlib.import_module(LAZY[args.command])
+        return _exit_code(lambda: module.run(args, notebook_dir))
+    return _exit_code(lambda: run_notebooks(make_plan(args, notebook_dir), args),
+                      "; the results are as before this run")
 
 
 if __name__ == "__main__":

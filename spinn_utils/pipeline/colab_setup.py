@@ -81,14 +81,6 @@ def setup_cell(repo: str, branch: str = "main") -> str:
     return SETUP_TEMPLATE.format(source=py_literal(source))
 
 
-def repository(root: Path = REPO_ROOT) -> str:
-    """"OWNER/NAME" of ``[project.urls] Repository`` in pyproject.toml."""
-    found = URL_LINE.search((root / "pyproject.toml").read_text())
-    if not found:
-        raise SpinnError(f"{root / 'pyproject.toml'} has no [project.urls] Repository = \"https://github.com/OWNER/NAME\"")
-    return found.group(2)
-
-
 def _cells(path: Path) -> tuple[dict, list[dict]]:
     nb = json.loads(path.read_text())
     return nb, [c for c in nb["cells"] if c["cell_type"] == "code"

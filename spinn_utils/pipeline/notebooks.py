@@ -57,7 +57,11 @@ def parse_id(text: str) -> str:
 
 
 def select(notebooks: list[Path], only: str | None, start: str | None) -> list[Path]:
-    """Apply --only (comma list) and --from (inclusive) to the discovered notebooks."""
+    """Apply --only (comma list) and --from (inclusive) to the discovered notebooks; an empty one
+    is a mistake, not "run everything"."""
+    for flag, value in (("--only", only), ("--from", start)):
+        if value is not None and not value.replace(",", "").strip():
+            raise UsageError(f"{flag} is empty; name notebook ids, e.g. {flag} 01,02 (or leave {flag} out to run all)")
     by_id = {notebook_id(p): p for p in notebooks}
     if only:
         wanted = {parse_id(t) for t in only.split(",") if t.strip()}

@@ -11,13 +11,11 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from distributed.comm.addressing import parse_address, parse_host_port
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from ..benchmark.bench_config import BenchConfig
@@ -44,12 +42,6 @@ from ..training.fit import TrainConfig
 from .archive import ArtifactsConfig
 from .notebooks import NOTEBOOK_DIR, UsageError, discover, notebook_id, plan_parameters, select
 from .staging import LOCK, MANIFEST, is_results_folder, movable
-
-
-def lock_path(output: Path) -> Path:
-    """Inside the results folder: it works on a mount point and under a read-only parent."""
-    return output / LOCK
-
 
 MANIFEST_FORMAT = "spinn-run-manifest"  # the marker of a manifest the driver wrote
 
@@ -84,11 +76,12 @@ CONFIG_CLASSES = {cls.__name__: cls for cls in (
     ExportConfig, QuantConfig, BenchConfig, CrossValConfig, ReportConfig, FigureConfig)}
 
 
-def check_values(plan: dict[Path, dict], overrides: dict) -> None:
-    """Every ``-p`` value through the config that receives it; a bad one is a UsageError."""
+def check_values(plan: dict[Path, dict], overrides: dict, reserved: dict = RESERVED) -> None:
+    """Every ``-p`` value through the config that receives it; a bad value, or a name in
+    ``reserved`` (name -> the flag that sets it), is a UsageError."""
     for name in overrides:
-        if name in RESERVED:
-            raise UsageError(f"-p {name}: set it with {RESERVED[name]}, so the manifest records it")
+        if name in reserved:
+            raise UsageError(f"-p {name}: set it with {reserved[name]}, so the run records it")
     for nb, params in plan.items():
         nb_id = notebook_id(nb)
         stage = STAGES.get(nb_id)
@@ -96,7 +89,7 @@ def check_values(plan: dict[Path, dict], overrides: dict) -> None:
             if name not in overrides or value is None or stage is None:
                 continue
             for cls in map(CONFIG_CLASSES.__getitem__, stage.configs):
-                if name in cls.__dataclass_fields__:
+                if name in cls.model_fields:
                     try:
                         with_overrides(cls(), **{name: value})
                     except (SpinnError, TypeError, ValueError) as err:
@@ -128,20 +121,7 @@ def check_output(text: str | os.PathLike | None, default: str = "results") -> Pa
     return output
 
 
-SEED_MAX = 2**32 - 1  # np.random.seed takes 0 .. 2**32 - 1
-
-
-def check_seed(seed: int) -> None:
-    """--seed seeds Python, NumPy and torch: NumPy's range is the narrowest."""
-    if not 0 <= seed <= SEED_MAX:
-        raise UsageError(f"--seed must be in 0..{SEED_MAX} (NumPy's seed range), got {seed}")
-
-
-def check_selection(only: str | None, start: str | None) -> None:
-    """``--only ''`` or ``--from ''`` is a mistake, not "run everything"."""
-    for flag, value in (("--only", only), ("--from", start)):
-        if value is not None and not value.replace(",", "").strip():
-            raise UsageError(f"{flag} is empty; name notebook ids, e.g. {flag} 01,02 (or leave {flag} out to run all)")
+SEED_MAX = 2**32 - 1  # a seed seeds Python, NumPy and torch; NumPy's range is the narrowest
 
 
 def check_kernel(name: str) -> None:
@@ -153,42 +133,15 @@ def check_kernel(name: str) -> None:
         raise UsageError(f"--kernel {name}: no such Jupyter kernel (installed: {have})") from None
 
 
-SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
-CONNECT_TIMEOUT_S = 5.0
-
-
-def check_scheduler(address: str) -> None:
-    """``--scheduler``: a Dask address (``tcp://HOST:PORT``) whose port answers within 5 s, checked
-    before anything is written (Dask's own client retries a refused port for its whole timeout)."""
-    try:
-        scheme, location = parse_address(address.strip())
-        host, port = parse_host_port(location)
-    except ValueError:
-        scheme = None
-    if scheme not in SCHEDULER_SCHEMES:
-        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT "
-                         f"(e.g. tcp://10.0.0.1:8786; schemes {', '.join(SCHEDULER_SCHEMES)})")
-    if scheme == "ucx":
-        return  # not a TCP socket: Dask reports it
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except (OSError, OverflowError) as err:  # OverflowError: a port above 65535
-        raise UsageError(f"--scheduler {address}: cannot connect ({first_line(err) or type(err).__name__}); "
-                         "is the scheduler running there?") from None
-
-
 def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) -> int | None:
     """How many experiments notebook 08 will see: from the source when notebook 01 runs, else
     from the folder's data_summary.json; None when that cannot be told cheaply (notebook 01
     then reports any problem with the data itself)."""
     p01 = next((p for nb, p in parameters.items() if notebook_id(nb) == "01"), None)
-    if p01 is None:
-        try:
+    try:
+        if p01 is None:
             summary = json.loads(ResultsPaths(output).metric(METRICS.data_summary).read_text())
             return int(summary["n_experiments"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-    try:
         cfg = data_config_for(smoke, p01.get("data_config", ""), data_path=p01.get("data_path", ""),
                               group_col=p01.get("group_col"))
         if not cfg.data_path:
@@ -197,7 +150,7 @@ def data_experiments(parameters: dict[Path, dict], output: Path, smoke: bool) ->
             n = int(pd.read_csv(cfg.data_path, usecols=[cfg.group_col])[cfg.group_col].nunique())
         else:
             return None
-    except (SpinnError, OSError, ValueError, pd.errors.ParserError):
+    except (SpinnError, OSError, ValueError, KeyError, TypeError):  # pandas' ParserError too
         return None
     return min(n, cfg.max_experiments) if cfg.max_experiments else n
 
@@ -229,8 +182,8 @@ class RunPlan:
 def make_plan(args, notebook_dir: Path | None = None) -> RunPlan:
     """Check the options and parameters before anything runs; a problem is a UsageError."""
     output = check_output(args.output, "results/smoke" if args.smoke else "results")
-    check_seed(args.seed)
-    check_selection(args.only, args.start)
+    if not 0 <= args.seed <= SEED_MAX:
+        raise UsageError(f"--seed must be in 0..{SEED_MAX} (NumPy's seed range), got {args.seed}")
     check_kernel(args.kernel)
     notebook_dir = Path(notebook_dir) if notebook_dir else None
     notebooks = select(discover(notebook_dir), args.only, args.start)
@@ -272,7 +225,7 @@ def results_lock(output: Path, command: list[str]) -> Iterator[None]:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--output {output}: cannot create it ({first_line(err)})") from err
-    lock = lock_path(output)
+    lock = output / LOCK
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

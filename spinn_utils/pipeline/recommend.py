@@ -1,25 +1,18 @@
-"""``spinn-run recommend``: the model to deploy, chosen by measurement from a finished sweep.
-
-    spinn-run recommend --output results                   # tolerance 0.01, batch 1000, 2 threads
-    spinn-run recommend --max-r2-drop 0.02 --batch 1 --threads 1
-
-The rule (``reporting.recommend_rule``) picks the fastest representation and sparsity whose
-paired drop in test R2 against dense is shown within the tolerance over seeds; close candidates
-get more seeds first (``<output>/sweep/race/``). The choice is retrained at the full schedule
-into ``<output>/recommended/``, checked again, timed as deployed, and written up as a deploy card
-(docs/sweeps.md, "Which model to deploy").
-"""
+"""``spinn-run recommend``: the model to deploy, chosen from a finished sweep by the rule of
+``reporting.recommend_rule``, raced over more seeds where close, retrained at the full schedule
+into ``<output>/recommended/``, timed as deployed and written up as a deploy card (docs/sweeps.md,
+"Which model to deploy")."""
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from ..benchmark.bench_config import BenchConfig
 from ..benchmark.run import run_benchmark
 from ..benchmark.variants import load_variants
 from ..core.errors import SpinnError
+from ..core.overrides import with_overrides
 from ..core.paths import ResultsPaths
 from ..core.registry import (
     DEPLOY_CARD,
@@ -38,26 +31,11 @@ from ..reporting.sweep_report import load_sweep, timing_busy
 from .notebooks import UsageError
 from .preflight import make_plan, results_lock
 from .runner import run_notebooks
-from .sweep import run_sweep
-from .sweep_collect import latency_config
-from .sweep_spec import make_spec
+from .sweep import latency_config, run_sweep
+from .sweep_spec import grid_args, make_spec
 
 RETRAIN_NOTEBOOKS = "01,02,03,05_5,08"  # data, dense, pruning, export, test: what the card needs
 RETRAIN_FIXED = {"run_cv": False, "run_baselines": False, "n_seeds": 1}  # the card's spread is the sweep's
-
-
-def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--output", metavar="DIR", default="results", help="the folder a sweep ran in (default results/)")
-    ap.add_argument("--max-r2-drop", type=float, default=Rule.max_r2_drop, metavar="D",
-                    help="tolerated loss of test mean per-output R2 against dense (default 0.01)")
-    ap.add_argument("--batch", type=int, default=Rule.batch, metavar="N", help="your batch size (default 1000)")
-    ap.add_argument("--threads", type=int, default=Rule.threads, metavar="N", help="your CPU threads (default 2)")
-    ap.add_argument("--max-seeds", type=int, default=8, metavar="N",
-                    help="race a close candidate up to this many seeds (default 8; the sweep's count: no race)")
-    ap.add_argument("--no-retrain", action="store_true", help="only the rule's choice, from the sweep")
-    ap.add_argument("--workers", type=int, metavar="N", help="workers of the race's cluster (default: one per core)")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device for training")
-    ap.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
 
 
 def _sweep_points(output: Path, rule: Rule) -> tuple[object, list]:
@@ -78,7 +56,8 @@ def _sweep_points(output: Path, rule: Rule) -> tuple[object, list]:
     return sweep, [*sweep.points, *(race.points if race else ())]
 
 
-def _race(output: Path, sweep, decision: Decision, args) -> bool:
+def _race(output: Path, sweep, decision: Decision, rule: Rule, args,
+          notebook_dir: Path | None) -> bool:
     """More seeds for the racers' sparsities (a sweep of their own); False when there is nothing to add."""
     racers = [c for c in decision.racers if c.n < args.max_seeds][:2]  # the two fastest: each costs a point per seed
     if not racers:
@@ -88,17 +67,14 @@ def _race(output: Path, sweep, decision: Decision, args) -> bool:
     levels = sorted({c.sparsity for c in racers})
     print(f"race: {', '.join(c.label for c in racers)} not yet shown ({'; '.join(c.drop_text() for c in racers)}): "
           f"seeds {seeds} at {levels}")
-    overrides = sweep.settings.get("overrides", {})
-    ns = argparse.Namespace(
-        grid=[f"target_sparsity={','.join(map(str, levels))}", f"prune_method={METHOD}"],
-        seeds=",".join(map(str, seeds)), sweep_file=None, smoke=sweep.smoke, device=args.device, kernel=args.kernel,
-        parameters=list(overrides.items()), output=str(output / SWEEP_DIR / RACE_DIR), batch=args.batch,
-        threads=args.threads)
-    run_sweep(make_spec(ns, getattr(args, "notebook_dir", None)), args.workers, None, args.kernel, figures=False)
+    ns = grid_args(output / SWEEP_DIR / RACE_DIR, levels, [METHOD], seeds, smoke=sweep.smoke,
+                   device=args.device, kernel=args.kernel, batch=rule.batch, threads=rule.threads,
+                   parameters=list(sweep.settings.get("overrides", {}).items()))
+    run_sweep(make_spec(ns, notebook_dir), args.workers, None, args.kernel, figures=False)
     return True
 
 
-def _retrain(output: Path, sweep, decision: Decision, args) -> Path:
+def _retrain(output: Path, sweep, decision: Decision, args, notebook_dir: Path | None) -> Path:
     """The chosen point at the full schedule: a normal run with its parameters into ``recommended/``."""
     folder = output / RECOMMENDED_DIR
     params = {**sweep.settings.get("overrides", {}), **RETRAIN_FIXED}
@@ -108,7 +84,7 @@ def _retrain(output: Path, sweep, decision: Decision, args) -> Path:
                             start=None, kernel=args.kernel, device=args.device, data=None, data_config=None,
                             parameters=list(params.items()), progress=False, verbose=False)
     print(f"retraining {decision.chosen.label} at the full schedule (seed {sweep.seeds[0]}) -> {folder}")
-    rc = run_notebooks(make_plan(ns, getattr(args, "notebook_dir", None)), ns)
+    rc = run_notebooks(make_plan(ns, notebook_dir), ns)
     if rc != 0:
         raise SpinnError(f"the retrain of {decision.chosen.label} failed (exit {rc}); see {folder}/manifest.json")
     return folder
@@ -120,30 +96,31 @@ def _time_deployed(folder: Path, variant: str, rule: Rule, smoke: bool):
     # The sweep's light timing, with the full-size GEMM for the machine's rate (the card reports it),
     # and only the sparse format the chosen model needs built.
     sparse = VARIANT[variant].storage if variant in SPARSE_TENSOR_VARIANTS else None
-    cfg = replace(latency_config(smoke, rule.batch, rule.threads), gemm_size=BenchConfig.gemm_size,
-                  formats=(sparse,) if sparse else ())
+    cfg = with_overrides(latency_config(smoke, rule.batch, rule.threads),
+                         gemm_size=BenchConfig().gemm_size, formats=(sparse,) if sparse else ())
     wanted = {VARIANTS.dense, variant, VARIANT[variant].reference}  # a model is checked against its reference
     return run_benchmark([v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in wanted],
                          cfg, "cpu")
 
 
-def recommend(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, notebook_dir: Path | None = None) -> int:
     """0: recommended and the full-schedule model holds the tolerance; 1: it misses (said, with the
     next candidate); 2: bad input (raised as UsageError)."""
     output = Path(args.output).expanduser().resolve()
-    rule = Rule(max_r2_drop=args.max_r2_drop, batch=args.batch, threads=args.threads)
+    given = {k: getattr(args, k) for k in ("max_r2_drop", "batch", "threads")}
+    rule = Rule(**{k: v for k, v in given.items() if v is not None})  # None: the rule's default
     if not 0 < rule.max_r2_drop < 1 or rule.batch < 1 or rule.threads < 1 or args.max_seeds < 2:
         raise UsageError("--max-r2-drop must be in (0, 1); --batch and --threads >= 1; --max-seeds >= 2")
     with results_lock(output, ["spinn-run", "recommend", *sys.argv[1:]]):
         sweep, points = _sweep_points(output, rule)
         decision = decide(points, rule)
-        if _race(output, sweep, decision, args):  # one round: every added seed at once
+        if _race(output, sweep, decision, rule, args, notebook_dir):  # one round: all added seeds
             sweep, points = _sweep_points(output, rule)
             decision = decide(points, rule)
         print("\n".join([*decision.lines(), error_rate_line(decision)]))
         if args.no_retrain:
             return 0
-        folder = _retrain(output, sweep, decision, args)
+        folder = _retrain(output, sweep, decision, args, notebook_dir)
         test = read_result(ResultsPaths(folder), METRICS.test_evaluation)
         bench = _time_deployed(folder, decision.chosen.variant, rule, sweep.smoke)
         card = write_card(folder, decision, test, bench, points)
@@ -161,6 +138,6 @@ def recommend_here(results_dir: str, max_r2_drop: float = Rule.max_r2_drop, batc
                    threads: int = Rule.threads, max_seeds: int = 8, notebook_dir: str = "") -> int:
     """Notebook 10's way to run ``spinn-run recommend`` on ``results_dir`` (its exit code; bad input
     raises). ``notebook_dir``: the pipeline's notebooks ("" for this checkout's)."""
-    return recommend(argparse.Namespace(
+    return run(argparse.Namespace(
         output=results_dir, max_r2_drop=max_r2_drop, batch=batch, threads=threads, max_seeds=max_seeds,
-        no_retrain=False, workers=None, device="auto", kernel="python3", notebook_dir=notebook_dir or None))
+        no_retrain=False, workers=None, device="auto", kernel="python3"), notebook_dir or None)

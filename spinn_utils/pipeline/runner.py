@@ -41,23 +41,20 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def kernel_manager_class(log_path: Path | None = None, env: dict[str, str | None] | None = None):
+def kernel_manager_class(log_path: Path, env: dict[str, str | None] | None = None):
     """Local kernels over Unix sockets, their stderr appended to ``log_path``, ``env`` added to
     their environment (None removes a variable); public jupyter_client API only."""
     class SpinnKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            if os.name == "posix":
-                self.transport = "ipc"
-                # The socket files live in the temp dir, not in the repository (papermill's cwd).
-                self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
+            self.transport = "ipc"
+            # The socket files live in the temp dir, not in the repository (papermill's cwd).
+            self.ip = os.path.join(tempfile.gettempdir(), f"spinn-kernel-{os.getpid()}-{id(self)}")
 
         async def start_kernel(self, **kw):
             if env:
                 merged = {**(kw.get("env") or os.environ), **env}
                 kw["env"] = {k: v for k, v in merged.items() if v is not None}
-            if log_path is None:
-                return await super().start_kernel(**kw)
             with open(log_path, "ab") as log:  # the kernel process keeps its own copy of the handle
                 return await super().start_kernel(**{**kw, "stderr": log})
 
@@ -74,14 +71,6 @@ def new_manifest(args) -> dict:
         "environment": environment_info(resolve_device(args.device)), "notebooks": [],
         "status": "running", "lineage": LINEAGE,  # what each notebook read and wrote, with sha256
     }
-
-
-def _execute(nb: Path, plan: RunPlan, args) -> None:
-    executed = ResultsPaths(plan.output).executed
-    papermill.execute_notebook(
-        str(nb), str(executed / nb.name), parameters=plan.parameters[nb], cwd=str(plan.cwd),
-        kernel_name=args.kernel, progress_bar=args.progress, log_output=args.verbose,
-        kernel_manager_class=kernel_manager_class(executed / "kernels.log", plan.kernel_env))
 
 
 def _finish(paths: ResultsPaths, manifest: dict, status: str, total_start: float, **extra) -> None:
@@ -162,7 +151,11 @@ def run_plan(plan: RunPlan, args) -> int:
         print(f"[{i}/{len(plan.notebooks)}] {nb.stem} ...", end=" ", flush=True)
         start = time.perf_counter()
         try:
-            _execute(nb, plan, args)
+            manager = kernel_manager_class(paths.executed / "kernels.log", plan.kernel_env)
+            papermill.execute_notebook(
+                str(nb), str(paths.executed / nb.name), parameters=plan.parameters[nb],
+                cwd=str(plan.cwd), kernel_name=args.kernel, progress_bar=args.progress,
+                log_output=args.verbose, kernel_manager_class=manager)
             status, error = "ok", None
         except PapermillExecutionError as err:
             # A SpinnError is bad input met inside the notebook: exit 2, like the CLI's.

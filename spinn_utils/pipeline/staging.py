@@ -49,14 +49,11 @@ def is_results_folder(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink() and any((path / m).exists() for m in RESULT_MARKERS)
 
 
-def _ours(name: str) -> bool:
-    """Staging's own entries, earlier runs' failed folders and the sweep (resumable on its own)."""
-    return name.startswith((".spinn", FAILED)) or name == SWEEP_DIR
-
-
 def movable(output: Path) -> list[Path]:
-    """The entries a run stages: everything except staging's own and nested results folders."""
-    return sorted(p for p in output.iterdir() if not _ours(p.name) and not is_results_folder(p))
+    """The entries a run stages: all but staging's own, earlier runs' failed folders, the sweep
+    (resumable on its own) and nested results folders."""
+    return sorted(p for p in output.iterdir() if not p.name.startswith((".spinn", FAILED))
+                  and p.name != SWEEP_DIR and not is_results_folder(p))
 
 
 def check_space(output: Path, entries: list[Path]) -> None:

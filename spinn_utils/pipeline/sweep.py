@@ -1,14 +1,6 @@
-"""The sparsity sweep: training points on Dask, then timing alone, then sweep.json (docs/sweeps.md).
-
-    spinn-run sweep --grid target_sparsity=0.5,0.685,0.8,0.9,0.95,0.98 \\
-        --grid prune_method=magnitude,random --seeds 42,43,44
-    spinn-run sweep --smoke                          # 90%, magnitude and random, 1 seed, tiny settings
-    spinn-run sweep --scheduler tcp://host:8786      # an existing Dask cluster
-
-Points run on an embedded ``LocalCluster`` (one one-thread worker per core) or the cluster at
-``--scheduler``; when they are done, the driver times them one at a time and writes
-``sweep/sweep.json``, Table 3 and the figures. The folder is locked for the whole sweep; a killed
-or failed sweep resumes where it stopped; Ctrl-C cancels the tasks and exits 130.
+"""The sparsity sweep's driver (``spinn-run sweep``; docs/sweeps.md): the seeds and points run on
+Dask (``sweep_tasks``), then, once every training task has stopped, each finished point is timed
+alone in this process, then ``sweep/sweep.json``, Table 3 and the figures are written.
 """
 from __future__ import annotations
 
@@ -17,33 +9,65 @@ import contextlib
 import importlib.util
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 from dask.distributed import Client, LocalCluster, as_completed
+from distributed.comm.addressing import parse_address, parse_host_port
 from tqdm.auto import tqdm
 
-from ..benchmark.bench_config import available_cores
+from ..benchmark.bench_config import BenchConfig, available_cores
+from ..benchmark.run import run_benchmark
+from ..benchmark.variants import load_variants
 from ..core.env import environment_info, package_versions
-from ..core.errors import first_line
-from ..core.io import to_jsonable
-from ..core.registry import SWEEP_FILE
-from ..core.results_files import write_result
-from ..core.results_schema_sweep import Sweep
+from ..core.errors import SpinnError, first_line
+from ..core.io import read_json, to_jsonable
+from ..core.lineage import LINEAGE
+from ..core.overrides import with_overrides
+from ..core.paths import ResultsPaths
+from ..core.registry import METRICS, SWEEP_FILE, TEST_VARIANTS, VARIANTS
+from ..core.results_files import read_result, write_result
+from ..core.results_schema import Pruning, Skipped
+from ..core.results_schema_eval import Benchmark, TestEvaluation
+from ..core.results_schema_sweep import OutputScore, PointCost, PointTiming, Sweep, SweepLatency
 from ..reporting.figures import FigureConfig
 from ..reporting.sweep_figures import make_sweep_figures
-from ..reporting.sweep_report import sweep_summary, write_table3
+from ..reporting.sweep_report import BUSY_PERCENT, REPRESENTATIONS, sweep_summary, write_table3
 from .notebooks import NOTEBOOK_DIR, UsageError
-from .preflight import check_scheduler, results_lock
+from .preflight import results_lock
 from .runner import git_commit
-from .sweep_collect import measure_all, point_summary
-from .sweep_spec import LIGHT, POINT_FIXED, POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, make_spec
-from .sweep_tasks import point_task, seed_task
+from .sweep_spec import POINT_NOTEBOOKS, SEED_NOTEBOOKS, SweepSpec, grid_args, make_spec
+from .sweep_tasks import THREAD_VARS, UNSET, error_text, failed, point_task, seed_task
 
 WORKER_WAIT_S = 120  # an existing cluster's first worker (a batch job may still be starting)
+SCHEDULER_SCHEMES = ("tcp", "tls", "ucx")  # what dask.distributed connects a client over
+LATENCY_FILE = "sweep_latency.json"  # in each point folder: its timing, with what it timed
+UNTIMED = "not timed, by design: the magnitude points of this sparsity carry its latency (as many non-zeros)"
+
+
+def check_scheduler(address: str) -> None:
+    """``--scheduler``: a Dask address whose port answers within 5 s, checked before anything is
+    written (Dask's own client retries a refused port for its whole timeout)."""
+    try:
+        scheme, location = parse_address(address.strip())
+        host, port = parse_host_port(location)
+    except ValueError:
+        scheme = None
+    if scheme not in SCHEDULER_SCHEMES:
+        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT "
+                         f"(e.g. tcp://10.0.0.1:8786; schemes {', '.join(SCHEDULER_SCHEMES)})")
+    if scheme == "ucx":
+        return  # not a TCP socket: Dask reports it
+    try:
+        socket.create_connection((host, port), timeout=5.0).close()
+    except (OSError, OverflowError) as err:  # OverflowError: a port above 65535
+        raise UsageError(f"--scheduler {address}: cannot connect ({first_line(err)}); "
+                         "is the scheduler running there?") from None
 
 
 @contextlib.contextmanager
@@ -52,26 +76,23 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
     the environment put back as it was (the nanny writes thread and allocator variables into it
     that the timing must not inherit: docs/sweeps.md, "Timing never beside training")."""
     saved = dict(os.environ)
-    cluster = client = None
     try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="20s")
-                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
-            except (OSError, TimeoutError) as err:
-                raise UsageError(f"--scheduler {scheduler}: cannot connect, or no worker joined within "
-                                 f"{WORKER_WAIT_S} s ({first_line(err)})") from err
-        else:
-            # A free port: 8787 may be another cluster's (the dashboard itself needs bokeh).
-            cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-            client = Client(cluster)
-        yield client
+        with contextlib.ExitStack() as closing:  # the client, then the cluster
+            if scheduler:
+                try:
+                    client = closing.enter_context(Client(scheduler, timeout="20s"))
+                    client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+                except (OSError, TimeoutError) as err:
+                    raise UsageError(f"--scheduler {scheduler}: cannot connect, or no worker joined within "
+                                     f"{WORKER_WAIT_S} s ({first_line(err)})") from err
+            else:
+                # A free port: 8787 may be another cluster's (the dashboard itself needs bokeh).
+                cluster = closing.enter_context(LocalCluster(
+                    n_workers=workers or available_cores(), threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR))
+                client = closing.enter_context(Client(cluster))
+            yield client
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
         os.environ.clear()
         os.environ.update(saved)
 
@@ -90,7 +111,7 @@ def _result(fut, about: dict) -> dict:
     try:
         return fut.result()
     except Exception as err:  # noqa: BLE001 - recorded with its one-line error, shown as failed
-        return {**about, "status": "failed", "error": f"{type(err).__name__}: {first_line(err)}", "seconds": 0.0}
+        return failed(about, error_text(err))
 
 
 def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dict], list[dict]]:
@@ -100,9 +121,8 @@ def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dic
     nbs = {nb: str(spec.notebooks[nb]) for nb in (*SEED_NOTEBOOKS, *POINT_NOTEBOOKS)}
     tag = os.getpid()
     seed_futures = {client.submit(seed_task, seed, str(spec.seed_folder(seed)), {nb: nbs[nb] for nb in SEED_NOTEBOOKS},
-                                  spec.seed_parameters(seed), 1, kernel, key=f"spinn-seed-{seed}-{tag}",
+                                  spec.seed_parameters(seed), kernel, key=f"spinn-seed-{seed}-{tag}",
                                   pure=False, priority=10): seed for seed in spec.seeds}
-    points_of = {seed: [p for p in spec.points() if p["seed"] == seed] for seed in spec.seeds}
     records, seeds, futures, point_of = [], {}, list(seed_futures), {}
     counts = {"ok": 0, "skipped": 0, "failed": 0}
     try:
@@ -112,24 +132,135 @@ def train_points(spec: SweepSpec, client: Client, kernel: str) -> tuple[list[dic
                 if fut in seed_futures:
                     seed = seed_futures[fut]
                     seeds[seed] = rec = _result(fut, {"seed": seed})
-                    for p in points_of[seed]:
+                    for p in (p for p in spec.points() if p["seed"] == seed):
                         futures.append(client.submit(
                             point_task, p, rec, str(spec.seed_folder(seed)), str(spec.point_folder(p["id"])),
-                            {nb: nbs[nb] for nb in POINT_NOTEBOOKS}, spec.point_parameters(p), 1, kernel,
+                            {nb: nbs[nb] for nb in POINT_NOTEBOOKS}, spec.point_parameters(p), kernel,
                             key=f"spinn-point-{p['id']}-{tag}", pure=False))
                         point_of[futures[-1]] = p
                         finished.add(futures[-1])
                     continue
-                rec = _result(fut, {"id": point_of[fut]["id"]})
-                records.append(rec)
+                rec = _result(fut, point_of[fut])
+                records.append({**point_of[fut], **rec})
                 counts[rec["status"]] += 1
                 bar.set_postfix(done=counts["ok"] + counts["skipped"], failed=counts["failed"], resumed=counts["skipped"])
                 bar.update()
     except BaseException:
         client.cancel(futures, force=True)
         raise
-    by_id = {p["id"]: p for p in spec.points()}
-    return [{**by_id.get(r["id"], {}), **r} for r in records], [seeds[s] for s in spec.seeds]
+    return records, [seeds[s] for s in spec.seeds]
+
+
+def latency_config(smoke: bool, batch: int = 1000, threads: int | None = None) -> BenchConfig:
+    """Light timing at batch 1 and ``batch`` with ``threads`` (None: all cores): <= 3 s per batch,
+    a small GEMM (smoke: a handful of calls)."""
+    base = BenchConfig.smoke_test() if smoke else BenchConfig(rotations=10, seconds_per_point=3.0, gemm_size=1024)
+    return with_overrides(base, cpu_batch_sizes=tuple(sorted({1, batch})), formats=("coo", "csr"),
+                          threads=(threads or available_cores(),), progress=False)
+
+
+def measure_point(folder: Path, cfg: BenchConfig) -> Benchmark:
+    """The point's CPU benchmark of dense and every representation, kept in ``LATENCY_FILE`` with
+    the sha256 of the checkpoints and exports it timed, and reused while both are unchanged."""
+    lineage = read_json(folder / LINEAGE, "lineage record")
+    inputs = {rel: sha for nb in ("02", "03", "05_5") for rel, sha in lineage.get(nb, {}).get("outputs", {}).items()
+              if rel.startswith(("checkpoints/", "export/"))}
+    cached, config = folder / LATENCY_FILE, {**to_jsonable(cfg), "representations": list(REPRESENTATIONS)}
+    if cached.is_file():
+        with contextlib.suppress(SpinnError):  # a file of another layout is timed again, not an error
+            old = read_result(cached, SweepLatency)
+            if old.inputs == inputs and old.config == config:
+                return old.benchmark
+    timed = [v for v in load_variants(ResultsPaths(folder), "cpu", cfg.formats) if v.name in REPRESENTATIONS]
+    result = run_benchmark(timed, cfg, "cpu")
+    write_result(cached, SweepLatency(inputs=inputs, config=config, benchmark=result))
+    return result
+
+
+def timed_records(records: list[dict]) -> list[dict]:
+    """The finished points to time: the magnitude ones (random pruning keeps as many weights, so
+    its sparse kernels do the same work), or every method's where no magnitude point finished."""
+    done = [r for r in records if r["status"] in ("ok", "skipped")]
+    magnitude = {r["target_sparsity"] for r in done if r["prune_method"] == "magnitude"}
+    return [r for r in done if r["prune_method"] == "magnitude" or r["target_sparsity"] not in magnitude]
+
+
+def cpu_busy_percent(seconds: float = 1.0) -> float:
+    """Share of all cores in use over the next ``seconds`` (a load average would still count
+    the training)."""
+    return float(psutil.cpu_percent(interval=seconds))
+
+
+def measure_all(spec: SweepSpec, records: list[dict]) -> dict:
+    """Time the finished points (``timed_records``) one after another: ``{"by_point": id ->
+    Benchmark or its one-line error, "conditions"}``."""
+    cfg = latency_config(spec.smoke, spec.batch, spec.threads)
+    load_before, busy_before = os.getloadavg()[0], cpu_busy_percent()
+    if busy_before > BUSY_PERCENT:
+        print(f"note: timing beside other work ({busy_before:.0f}% of {available_cores()} cores busy over 1 s): "
+              "the latencies are noisy; sweep.json records it")
+    by_point = {}
+    for rec in tqdm(timed_records(records), desc="timing points (one at a time)", unit="point"):
+        try:
+            by_point[rec["id"]] = measure_point(spec.point_folder(rec["id"]), cfg)
+        except Exception as err:  # noqa: BLE001 - recorded as this point's latency error, never a gap
+            by_point[rec["id"]] = error_text(err)
+    conditions = {
+        "harness": "benchmark.run_benchmark (notebook 07's), one point at a time after all training",
+        "config": to_jsonable(cfg), "batches": list(cfg.cpu_batch_sizes), "threads": list(cfg.threads),
+        "thread_env": {v: os.environ.get(v) for v in (*THREAD_VARS, *UNSET)},
+        "cpu_busy_percent_before": busy_before, "cpu_busy_percent_after": cpu_busy_percent(),
+        "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0],
+        "environment": environment_info("cpu"),
+    }
+    return {"by_point": by_point, "conditions": conditions}
+
+
+def _fields(record, schema) -> dict:
+    """The fields of ``record`` that ``schema`` (a part of sweep.json) keeps."""
+    return record.model_dump(include=set(schema.model_fields))
+
+
+# The part of a model's test report a point keeps.
+SCORES = {"mean_r2": True, "per_output": {"__all__": set(OutputScore.model_fields)}}
+
+
+def _latency(bench: Benchmark | str | None) -> tuple[dict, dict, str | None]:
+    """(batch -> variant -> timing, variant -> FLOPs, error) from a point's benchmark
+    (``bench`` is the one-line error where timing the point failed)."""
+    if not isinstance(bench, Benchmark):
+        return {}, {}, bench or UNTIMED
+    rows = {}
+    for r in bench.results:
+        rows.setdefault(str(r.batch_size), {})[r.variant] = _fields(r, PointTiming)
+    flops = {name: _fields(v, PointCost) for name, v in bench.variants.items()}
+    errors = [f"{f.variant} at batch {f.batch_size}: {f.error}" for f in bench.failures]
+    errors += [f"{name}: {why}" for name, why in bench.skipped_variants.items()]
+    return rows, flops, (f"not timed: {'; '.join(errors)}" if errors else None)
+
+
+def point_summary(spec: SweepSpec, rec: dict, bench: Benchmark | str | None) -> dict:
+    """One row of sweep.json: parameters, status, test metrics, sizes, FLOPs and latency."""
+    folder = spec.point_folder(rec["id"])
+    row = {k: rec.get(k) for k in ("id", "target_sparsity", "prune_method", "seed", "seconds")}
+    row.update(folder=str(folder.relative_to(spec.root)), status="ok" if rec["status"] in ("ok", "skipped") else "failed",
+               resumed=rec["status"] == "skipped", error=rec.get("error"))
+    if row["status"] != "ok":
+        return row
+    paths = ResultsPaths(folder)
+    test: TestEvaluation = read_result(paths, METRICS.test_evaluation)
+    pruning: Pruning = read_result(paths, METRICS.pruning)
+    consistency = test.physics_consistency
+    latency, flops, latency_error = _latency(bench)
+    scores = {v: test.models.get(v) for v in TEST_VARIANTS}
+    row.update(
+        test={v: None if s is None else s.model_dump(include=SCORES) for v, s in scores.items()},
+        physics_consistency=None if isinstance(consistency, Skipped) else consistency.models,
+        params={VARIANTS.dense: pruning.dense_params, VARIANTS.masked: pruning.unstructured.params,
+                VARIANTS.structured: pruning.structured.params},
+        sparsity_reached=pruning.unstructured.params.sparsity,
+        flops=flops, latency=latency, latency_error=latency_error)
+    return row
 
 
 def _sweep_json(spec: SweepSpec, records: list[dict], seeds: list[dict], timing: dict, cluster: dict,
@@ -141,7 +272,7 @@ def _sweep_json(spec: SweepSpec, records: list[dict], seeds: list[dict], timing:
         command=["spinn-run", *sys.argv[1:]], smoke=spec.smoke, device=spec.device,
         grid={"target_sparsity": list(spec.sparsities), "prune_method": list(spec.methods)},
         seeds=list(spec.seeds),
-        settings={"point": {} if spec.smoke else LIGHT, "notebook_08": POINT_FIXED, "overrides": spec.overrides},
+        settings=spec.settings(),
         cluster=cluster, wall_seconds=seconds, seed_runs=seeds, points=points,
         timing=timing["conditions"], git=git_commit(), versions=package_versions(),
         environment=environment_info("cpu"), summary={})
@@ -179,12 +310,17 @@ def run_sweep(spec: SweepSpec, workers: int | None = None, scheduler: str | None
         write_table3(sweep, spec.output)
         if figures:
             make_sweep_figures(sweep, spec.output, FigureConfig.smoke_test() if spec.smoke else FigureConfig())
-    failed = [p for p in sweep.points if p.status != "ok"]
+    bad = [p for p in sweep.points if p.status != "ok"]
     print(f"sweep done in {seconds['total']:.0f} s (training {seconds['training']:.0f} s, timing "
-          f"{seconds['timing']:.0f} s): {n - len(failed)} ok, {len(failed)} failed; {spec.root / SWEEP_FILE}")
-    for p in failed:
+          f"{seconds['timing']:.0f} s): {n - len(bad)} ok, {len(bad)} failed; {spec.root / SWEEP_FILE}")
+    for p in bad:
         print(f"error: point {p.id} failed: {p.error}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if bad else 0
+
+
+def run(args: argparse.Namespace, notebook_dir: Path | None = None) -> int:
+    """``spinn-run sweep``: the sweep of the command line ``args``, checked, then run."""
+    return run_sweep(make_spec(args, notebook_dir), args.workers, args.scheduler, args.kernel)
 
 
 def sweep_here(results_dir: str, sparsities: list, methods: list, seeds: list, smoke: bool = False,
@@ -196,8 +332,5 @@ def sweep_here(results_dir: str, sparsities: list, methods: list, seeds: list, s
     if not folder.is_dir():
         raise UsageError(f"no notebooks folder at {folder}: the sweep runs notebooks 01-08; clone the "
                          "repository and pass notebook_dir=<clone>/notebooks")
-    args = argparse.Namespace(
-        grid=[f"target_sparsity={','.join(map(str, sparsities))}", f"prune_method={','.join(methods)}"],
-        seeds=",".join(map(str, seeds)), sweep_file=None, smoke=smoke, parameters=[], output=results_dir,
-        device=device)
+    args = grid_args(results_dir, sparsities, methods, seeds, smoke=smoke, device=device)
     return run_sweep(make_spec(args, folder), workers)

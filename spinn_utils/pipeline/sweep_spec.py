@@ -1,12 +1,9 @@
-"""What a sparsity sweep runs: its grid, seeds and per-point settings, checked before anything runs.
-
-A point is one (target_sparsity, prune_method, seed): notebooks 01-02 once per seed (in
-``<output>/sweep/seeds/<seed>/``), then 03, 05_5 and 08 per point (``sweep/points/<id>/``).
-The grid comes from ``--grid`` flags or a JSON/YAML sweep file and goes through the run's own
-pre-flight; the light per-point settings are ``reporting.sweep_report.SWEEP`` (docs/sweeps.md).
-"""
+"""What a sparsity sweep runs, checked before anything runs: the grid (``--grid`` flags or a
+JSON/YAML sweep file), the seeds, and each notebook's parameters (notebooks 01-02 once per seed in
+``sweep/seeds/<seed>/``, 03, 05_5 and 08 per point in ``sweep/points/<id>/``; docs/sweeps.md)."""
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +20,10 @@ from .preflight import RESERVED, SEED_MAX, check_kernel, check_output, check_val
 SEED_NOTEBOOKS = ("01", "02")  # once per seed, shared by every point of that seed
 POINT_NOTEBOOKS = ("03", "05_5", "08")  # once per point
 AXES = ("target_sparsity", "prune_method")  # the grid's names: rows and columns of Table 3
-METHODS = SWEEP.methods
-DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98), "prune_method": METHODS}
+DEFAULT_GRID = {"target_sparsity": (0.5, 0.685, 0.8, 0.9, 0.95, 0.98),
+                "prune_method": SWEEP.methods}
 DEFAULT_SEEDS = (42, 43, 44)
-SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": METHODS}  # two points: both methods run
+SMOKE_GRID = {"target_sparsity": (0.9,), "prune_method": SWEEP.methods}  # two points: both methods
 SMOKE_SEEDS = (42,)
 LIGHT = dict(SWEEP.light)  # the light per-point schedule; --smoke uses the notebooks' smoke settings
 POINT_FIXED = dict(SWEEP.notebook_08)  # notebook 08: one test split, no extras
@@ -58,6 +55,11 @@ class SweepSpec:
     def point_folder(self, point_id: str) -> Path:
         return self.root / "points" / point_id
 
+    def settings(self) -> dict:
+        """What every point ran with, as sweep.json records it."""
+        return {"point": {} if self.smoke else LIGHT, "notebook_08": POINT_FIXED,
+                "overrides": self.overrides}
+
     def points(self) -> list[dict]:
         """Every (sparsity, method, seed) with its id, seed-major so a seed's points follow it."""
         return [{"id": point_id(s, m, seed), "target_sparsity": s, "prune_method": m, "seed": seed}
@@ -78,6 +80,16 @@ class SweepSpec:
         axes = {**POINT_FIXED, **{k: point[k] for k in AXES}}
         folder = self.point_folder(point["id"])
         return {nb: self._params(nb, folder, point["seed"], axes) for nb in POINT_NOTEBOOKS}
+
+
+def grid_args(output, sparsities, methods, seeds, **options) -> argparse.Namespace:
+    """The command line of a sweep over these values (``make_spec``'s input) for callers in
+    Python (notebook 10, the recommender's race); ``options``: the other flags' values."""
+    grid = [f"target_sparsity={','.join(map(str, sparsities))}",
+            f"prune_method={','.join(methods)}"]
+    return argparse.Namespace(**{"smoke": False, "device": "auto", "parameters": [], **options,
+                                 "output": str(output), "sweep_file": None, "grid": grid,
+                                 "seeds": ",".join(map(str, seeds))})
 
 
 def point_id(sparsity: float, method: str, seed: int) -> str:
@@ -136,9 +148,6 @@ def _check_grid(grid: dict) -> None:
     if unknown:
         raise UsageError(f"--grid {unknown[0]}: not a sweep axis; the axes are {', '.join(AXES)} "
                          "(fixed settings: -p NAME=VALUE)")
-    bad = [m for m in grid.get("prune_method", ()) if m not in METHODS]
-    if bad:
-        raise UsageError(f"--grid prune_method={bad[0]!r}: expected one of {', '.join(METHODS)}")
     for name, values in grid.items():
         if None in values:
             raise UsageError(f"--grid {name}: null is not a value (got {list(values)}); name each value")
@@ -151,19 +160,15 @@ def _preflight(spec: SweepSpec, nb_paths: list[Path]) -> None:
     bad_seeds = [s for s in spec.seeds if not _is_int(s) or not 0 <= s <= SEED_MAX]
     if bad_seeds or not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
         raise UsageError(f"--seeds {list(spec.seeds)}: expected distinct integers in 0..{SEED_MAX} (NumPy's seed range)")
-    for name in spec.overrides:
-        if name in RESERVED or name in AXES:
-            flag = RESERVED.get(name, "--grid")
-            raise UsageError(f"-p {name}: set it with {flag}, so sweep.json records it")
     fixed = {"results_dir": str(spec.root), "smoke": spec.smoke, "seed": spec.seeds[0], "device": spec.device}
     plan = plan_parameters(nb_paths, fixed, spec.overrides)  # unknown name or wrong type: UsageError
-    check_values(plan, spec.overrides)
+    check_values(plan, spec.overrides, {**RESERVED, **dict.fromkeys(AXES, "--grid")})
     by_id = {notebook_id(p): p for p in nb_paths}
-    axes = [{"target_sparsity": s} for s in spec.sparsities]
-    for axis in axes + [{"prune_method": m} for m in spec.methods]:
+    for axis in [*({"target_sparsity": s} for s in spec.sparsities),
+                 *({"prune_method": m} for m in spec.methods)]:
         try:
             plan_parameters([by_id["03"]], fixed, axis)
-            check_values({by_id["03"]: axis}, axis)  # target_sparsity=1.5: PruneConfig refuses it here
+            check_values({by_id["03"]: axis}, axis, reserved={})  # PruneConfig refuses 1.5
         except UsageError as err:
             raise UsageError(str(err).replace("-p ", "--grid ", 1)) from err
 

@@ -6,20 +6,19 @@ Speedups are read at Table 1's point; a skipped benchmark is never a "pass".
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..core.env import environment_info
 from ..core.paths import ResultsPaths
-from ..core.registry import METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
+from ..core.registry import DENSE_STORAGE_VARIANTS, METRICS, SPARSE_TENSOR_VARIANTS, VARIANTS
 from ..core.results_files import write_result
 from ..core.results_schema_eval import ChecklistItem, Claim, TimingRow, ValidationChecklist
 from ..core.results_schema_sweep import Sweep
 from ..core.spread import mean_sem
 from ..core.stages import contract_files
-from .physics_checks import physics_holds_item, physics_item
 from .results import (
     NOT_MEASURED,
     ReportConfig,
@@ -28,13 +27,13 @@ from .results import (
     bench_point,
     check_item,
     cv_summary,
+    evaluation_part,
     fastest_matching,
     judge,
     leakage_item,
     load_results,
     model_params,
     outputs_match,
-    repeated_runs,
     skip_reason,
     timing,
     weight_bytes,
@@ -43,10 +42,11 @@ from .sweep_checks import generalisation_evidence, sweep_items
 from .sweep_report import load_sweep
 
 CONVERSION_KEYS = ("source", "format", "params", "storage_bytes", "validation", "conversion_ok")
-SPEEDUP_ITEMS = (  # (key in _speedups, what the checklist calls it)
+SPEEDUP_ITEMS = (  # (key in Speedups, what the checklist calls it); the last one on the CPU only
     ("coo", "COO, the original design"),
     ("fastest", "fastest matching unstructured"),
     ("structured", "structured SPINN"),
+    ("deployable", "deployable SPINN: structured, ONNX Runtime"),
 )
 
 
@@ -116,51 +116,70 @@ def _test_r2(results: RunResults) -> tuple[float | None, float | None]:
 
 
 def _speed_items(results: RunResults, cfg: ReportConfig) -> list[ChecklistItem]:
-    """The speedup items (COO, fastest matching, structured) on GPU then CPU."""
+    """The speedup items (COO, fastest matching, structured) on GPU then CPU, and the deployable
+    model's on CPU (against dense PyTorch eager, the same-runtime ratio beside it)."""
     items = []
     for device, need in (("gpu", cfg.gpu_speedup_min), ("cpu", cfg.cpu_speedup_min)):
         found = _speedups(results, device, cfg)
-        for key, what in SPEEDUP_ITEMS:
+        for key, what in SPEEDUP_ITEMS if device == "cpu" else SPEEDUP_ITEMS[:-1]:
             row = getattr(found, key)
-            value = _speed(row)
-            detail = f"{row.variant}, {found.where}" if row else found.where
+            value, versus = _speed(row), ""
+            detail = f"{row.variant}, {found.where}" if row and key != "deployable" else found.where
+            if key == "deployable":
+                versus, ort = " vs dense PyTorch eager", found.deployable_dense
+                if value is not None and ort and ort.row:
+                    detail += (f"; same runtime (dense / structured, both ONNX Runtime) "
+                               f"{ort.row.median_ms / row.row.median_ms:.2f}x")
             status = judge(value, value is not None and value >= need)
             if row and row.outputs_differ:
                 status, detail = "fail", detail + "; outputs differ from its reference: no win"
             items.append(check_item(f"{device.upper()} speedup ({what})", status, value,
-                               f">= {need}x", detail))
+                                    f">= {need}x{versus}", detail))
     return items
 
 
-def _deployable_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
-    """Structured SPINN in ONNX Runtime vs dense PyTorch eager, the same-runtime ratio beside it."""
-    found = _speedups(results, "cpu", cfg)
-    row, dense_ort = found.deployable, found.deployable_dense
-    value = _speed(row)
-    detail = found.where
-    if value is not None and dense_ort and dense_ort.row:
-        detail += (f"; same runtime (dense / structured, both ONNX Runtime) "
-                   f"{dense_ort.row.median_ms / row.row.median_ms:.2f}x")
-    status = judge(value, value is not None and value >= cfg.cpu_speedup_min)
-    if row and row.outputs_differ:
-        status, detail = "fail", detail + "; outputs differ from its reference: no win"
-    return check_item("CPU speedup (deployable SPINN: structured, ONNX Runtime)", status, value,
-                 f">= {cfg.cpu_speedup_min}x vs dense PyTorch eager", detail)
+def physics_item(results: RunResults, cfg: ReportConfig) -> ChecklistItem:
+    """SPINN breaks the wear physics on the test inputs no more often than dense (plus a margin)."""
+    block = evaluation_part(results, "physics_consistency")
+    models = {} if block is None else block.models
+    masked, dense_m = models.get(VARIANTS.masked), models.get(VARIANTS.dense)
+    spinn, dense = (None if m is None else m.wear_decrease_fraction for m in (masked, dense_m))
+    ok = spinn is not None and dense is not None and spinn <= dense + cfg.physics_margin
+    detail = ("" if spinn is None or dense is None else
+              f"wear decreases in {spinn:.1%} of SPINN's test steps, {dense:.1%} of dense's; thermal ODE "
+              f"residual RMS {masked.thermal_ode_residual_rms_um} vs "
+              f"{dense_m.thermal_ode_residual_rms_um} um")
+    return check_item("SPINN keeps physics consistency no worse than dense", judge(spinn, ok), spinn,
+                 f"<= dense + {cfg.physics_margin:g} (share of test steps where wear drops)", detail)
+
+
+def physics_holds_item(results: RunResults) -> ChecklistItem:
+    """The run's models keep the physics: predicted wear never falls, and the thermal residual is
+    no larger than the measured data's own (its noise floor), for dense, masked and structured."""
+    item = "Physics holds (wear never falls; thermal residual at the data's noise)"
+    rule = "0% wear drops; residual <= the measured data's"
+    block = evaluation_part(results, "physics_consistency")
+    if block is None:
+        return check_item(item, "not run", None, rule)
+    rows = [m for v in DENSE_STORAGE_VARIANTS if (m := block.models.get(v)) is not None]
+    drops = max((m.wear_decrease_fraction for m in rows if m.wear_decrease_fraction is not None),
+                default=None)
+    worst = max((m.thermal_ode_residual_rms_um for m in rows
+                 if m.thermal_ode_residual_rms_um is not None), default=None)
+    floor = None if block.measured is None else block.measured.thermal_ode_residual_rms_um
+    ok = drops == 0.0 and (floor is None or worst is None or worst <= floor)
+    detail = ("" if drops is None else
+              f"{results.test_evaluation.physics} physics; worst wear-drop share {drops:.1%}")
+    if worst is not None and floor is not None:
+        detail += f"; worst thermal residual {worst:.3g} um vs the measured data's {floor:.3g} um"
+    return check_item(item, judge(drops, ok), drops, rule, detail)
 
 
 def checklist_items(
     results: RunResults, missing: list[str], cfg: ReportConfig | None = None
 ) -> list[ChecklistItem]:
-    """The original design's checklist judged from measurements.
-
-    Args:
-        results: ``results.load_results(paths)`` (or a ``RunResults`` built from schema records).
-        missing: contract files (``core.stages.contract_files()``) that do not exist.
-        cfg: thresholds (default ``ReportConfig()``).
-
-    Returns:
-        ``[ChecklistItem]``: item, status ("pass", "fail" or "not run"), measured, threshold, detail.
-    """
+    """The original design's checklist judged from ``results``, each item "pass", "fail" or "not
+    run"; ``missing``: the contract files (``core.stages.contract_files()``) that do not exist."""
     cfg = cfg or ReportConfig()
     conv = results.sparse_conversion_report
     ok = None if conv is None else conv.conversion_ok
@@ -182,7 +201,7 @@ def checklist_items(
         "Predictions match dense pruned model",
         "fail" if failed else judge(worst, worst is not None and worst < cfg.match_atol), worst,
         f"max abs diff < {cfg.match_atol:g}", "; ".join(f"{k}: {v:.3g}" for k, v in diffs.items())))
-    items += [*_speed_items(results, cfg), _deployable_item(results, cfg), physics_item(results, cfg),
+    items += [*_speed_items(results, cfg), physics_item(results, cfg),
               physics_holds_item(results)]
     spinn, dense = _test_r2(results)
     cv = cv_summary(results, "spinn")
@@ -243,42 +262,27 @@ def _speed_claims(results: RunResults, cfg: ReportConfig) -> list[Claim]:
     ]
 
 
-@dataclass(frozen=True)
-class PairedDifference:
-    """SPINN - dense mean per-output R2 over CV folds and seeds together."""
-
-    mean: float
-    sem: float | None  # standard error of the mean (None: one value, no spread)
-    n: int
-    folds: int
-    seeds: int
-
-
-def paired_differences(results: RunResults) -> PairedDifference | None:
-    """SPINN - dense mean per-output R2, paired per CV fold and per seed: mean, sem and counts."""
-    found = {}
-    for over in ("cross_validation", "seed_runs"):
-        block = repeated_runs(results, over)
-        found[over] = [] if block is None else [v for v in block.difference.mean_r2.values if v is not None]
-    spread = mean_sem(found["cross_validation"] + found["seed_runs"])
-    return None if spread["mean"] is None else PairedDifference(
-        mean=spread["mean"], sem=spread["sem"], n=spread["n"], folds=len(found["cross_validation"]),
-        seeds=len(found["seed_runs"]))
+def _paired_values(results: RunResults, over: str) -> list[float]:
+    """SPINN - dense mean per-output R2 per CV fold (``over="cross_validation"``) or per seed."""
+    block = evaluation_part(results, over)
+    return [] if block is None else [v for v in block.difference.mean_r2.values if v is not None]
 
 
 def _accuracy_claims(results: RunResults, cfg: ReportConfig, sweep: Sweep | None = None) -> list[Claim]:
     spinn, dense = _test_r2(results)
-    diff = paired_differences(results)
+    folds, seeds = _paired_values(results, "cross_validation"), _paired_values(results, "seed_runs")
+    diff = mean_sem(folds + seeds)
     dense_p, spinn_p = model_params(results, VARIANTS.dense), model_params(results, VARIANTS.masked)
     compressed = None if not (dense_p and spinn_p) else spinn_p.nonzero < dense_p.nonzero
     better_test = None if spinn is None or dense is None else spinn > dense
     # Decision rule: a gain counts only when the mean paired difference over folds and seeds
     # exceeds one standard error; one test split or one seed is noise, not an improvement.
-    better_cv = None if diff is None or diff.sem is None else diff.mean > diff.sem
+    better_cv = None if diff["sem"] is None else diff["mean"] > diff["sem"]
+    sem = "n/a" if diff["sem"] is None else f"{diff['sem']:.3f}"
     r2_text = (f"test mean per-output R2 dense {_r3(dense)} -> SPINN {_r3(spinn)}; paired difference "
                "(SPINN - dense) over CV folds and seeds "
-               + (f"{diff.mean:+.3f} (standard error {'n/a' if diff.sem is None else f'{diff.sem:.3f}'}, {diff.folds} folds + "
-                  f"{diff.seeds} seeds)" if diff else NOT_MEASURED))
+               + (NOT_MEASURED if diff["mean"] is None else f"{diff['mean']:+.3f} (standard error "
+                  f"{sem}, {len(folds)} folds + {len(seeds)} seeds)"))
     tol = cfg.claimed_r2_tolerance
     as_claimed = (None if dense is None or spinn is None else
                   dense <= cfg.claimed_dense_r2 + tol and spinn >= cfg.claimed_spinn_r2 - tol)
@@ -323,9 +327,9 @@ def checklist(results: RunResults, missing: list[str], cfg: ReportConfig | None 
     """The ``validation_checklist.json`` record: items, claims, thresholds, the environment;
     ``sweep`` (a ``sweep/sweep.json``) adds its items (``sweep_checks``) and its evidence."""
     cfg = cfg or ReportConfig()
-    items = [*checklist_items(results, missing, cfg), *(check_item(**i) for i in sweep_items(sweep, cfg))]
+    items = [*checklist_items(results, missing, cfg), *sweep_items(sweep, cfg)]
     return ValidationChecklist(items=items, claims=claims(results, cfg, sweep),
-                               config=asdict(cfg), environment=environment_info(device))
+                               config=cfg.model_dump(), environment=environment_info(device))
 
 
 def checklist_frames(check: ValidationChecklist) -> tuple[pd.DataFrame, pd.DataFrame]:

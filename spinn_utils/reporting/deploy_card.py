@@ -1,15 +1,13 @@
 """The deploy card of a recommended model: ``recommended/deploy_card.md``, ``deploy.json`` and the figure.
 
-Everything on it is read from what the recommendation measured: the retrained model's test
-scores and physics checks (its ``test_evaluation.json``), its latency as deployed against dense
-(a benchmark taken right after the retrain), the spread over the sweep's seeds, and the rule with
-its simulated error rates. Nothing is typed in.
+Everything on it is read from what the recommendation measured (the retrained model's
+``test_evaluation.json``, its benchmark as deployed, the sweep's seeds, the rule's simulated error
+rates); nothing is typed in.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from ..core.io import atomic_path, file_sha256, read_json, to_jsonable, write_json
@@ -25,8 +23,9 @@ from ..core.registry import (
 from ..core.results_schema_eval import Benchmark, TestEvaluation
 from ..core.results_schema_sweep import SweepPoint
 from ..core.spread import mean_sem
-from .figures import FigureConfig, label_front, numbered_front, save_figure, style
+from .figures import FigureConfig, key_legend, label_front, numbered_front, save_figure, style
 from .recommend_rule import ACCURACY_OF, METHOD, Candidate, Decision
+from .sweep_report import mean_std_text, pareto_front
 
 
 def model_file(folder: Path, variant: str) -> tuple[Path, Path | None, str]:
@@ -77,6 +76,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
     file, sidecar, run = model_file(folder, c.variant)
     physics = getattr(test.physics_consistency, "models", {})
     shown = [x for x in decision.candidates if x.shown(rule) and x is not c]
+    spread = _per_output_spread(points, c)
     latency = {str(b): {"model": _timing(bench, c.variant, b), "dense": _timing(bench, VARIANTS.dense, b)}
                for b in sorted({1, rule.batch})}
     at = latency[str(rule.batch)]["model"] or {}
@@ -91,7 +91,7 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
         "accuracy": {"mean_r2": mine.mean_r2, "dense_mean_r2": dense.mean_r2, "drop": dense.mean_r2 - mine.mean_r2,
                      "within_tolerance": dense.mean_r2 - mine.mean_r2 <= rule.max_r2_drop,
                      "per_output": {t: {"r2": m.r2, "rmse": m.rmse, "dense_r2": dense.per_output[t].r2,
-                                        "sweep_r2": _per_output_spread(points, c).get(t)}
+                                        "sweep_r2": spread.get(t)}
                                     for t, m in mine.per_output.items()},
                      "units": test.units,
                      "sweep": {"seeds": c.seeds, "drops": c.drops, "mean_drop": c.mean_drop, "sd_drop": c.sd_drop,
@@ -117,14 +117,6 @@ def card_record(folder: Path, decision: Decision, test: TestEvaluation, bench: B
     })
 
 
-def _spread(d: dict | None) -> str:
-    """``mean ± std (n=N)`` of ``core.spread.mean_sem``'s record."""
-    if not d or d.get("mean") is None:
-        return "n/a"
-    spread = "" if d["std"] is None else f" ± {d['std']:.3f}"
-    return f"{d['mean']:.3f}{spread} (n={d['n']})"
-
-
 def card_markdown(card: dict) -> str:
     m, a, r = card["model"], card["accuracy"], card["error_rates"]
     lines = [f"# Deploy: {m['label']}", "",
@@ -141,7 +133,7 @@ def card_markdown(card: dict) -> str:
              "| output | R2 | dense R2 | RMSE | R2 over the sweep's seeds |", "|---|---|---|---|---|"]
     for t, o in a["per_output"].items():
         lines.append(f"| {t} | {o['r2']:.4f} | {o['dense_r2']:.4f} | {o['rmse']:.4g} {a['units'].get(t, '')} | "
-                     f"{_spread(o['sweep_r2'])} |")
+                     f"{mean_std_text(o['sweep_r2'] or {}, missing='n/a')} |")
     s = a["sweep"]
     lines += ["", f"Mean per-output R2 {a['mean_r2']:.4f} against dense {a['dense_mean_r2']:.4f}: drop "
               f"{a['drop']:+.4f} ({'within' if a['within_tolerance'] else 'OUTSIDE'} the tolerance {card['tolerance']:g}). "
@@ -180,30 +172,22 @@ def fig_recommend(decision: Decision, cfg: FigureConfig) -> Figure:
     """Paired R2 drop vs latency, error bars over seeds, the front joined, the tolerance and the choice marked."""
     rule = decision.rule
     fig, ax, key = numbered_front(cfg, 5.0)
+    lat = {c: mean_sem(c.ms) for c in decision.candidates}  # ms per call over seeds
     for c in decision.candidates:
         label, colour = style(c.variant)
-        ax.errorbar(np.mean(c.ms), c.mean_drop, xerr=np.std(c.ms, ddof=1) if c.n > 1 else None,
-                    yerr=c.sd_drop, fmt="o" if c.shown(rule) else "x", color=colour, ms=5, capsize=2, alpha=0.8,
-                    label=label)
-    front, best = [], np.inf
-    for c in sorted(decision.candidates, key=lambda c: np.mean(c.ms)):
-        if c.mean_drop < best:
-            front.append(c)
-            best = c.mean_drop
-    ax.step([np.mean(c.ms) for c in front], [c.mean_drop for c in front], where="post", color="black", lw=0.8,
-            label="Pareto front")
-    label_front(ax, key, [(float(np.mean(c.ms)), c.mean_drop, c.label) for c in front], "Pareto front")
+        ax.errorbar(lat[c]["mean"], c.mean_drop, xerr=lat[c]["std"], yerr=c.sd_drop, label=label,
+                    fmt="o" if c.shown(rule) else "x", color=colour, ms=5, capsize=2, alpha=0.8)
+    front = pareto_front(list(decision.candidates), lambda c: lat[c]["mean"], lambda c: c.mean_drop)
+    label_front(ax, key, [(lat[c]["mean"], c.mean_drop, c.label) for c in front], lw=0.8)
     chosen = decision.chosen
-    ax.scatter([np.mean(chosen.ms)], [chosen.mean_drop], s=220, facecolors="none", edgecolors="red", linewidths=2,
-               label=f"recommended: {chosen.label}", zorder=5)
+    ax.scatter([lat[chosen]["mean"]], [chosen.mean_drop], s=220, facecolors="none",
+               edgecolors="red", linewidths=2, label=f"recommended: {chosen.label}", zorder=5)
     ax.axhline(rule.max_r2_drop, color="red", ls="--", lw=1, label=f"tolerance {rule.max_r2_drop:g}")
     ax.set_xscale("log")
     ax.set(xlabel=f"median ms per call at batch {rule.batch}, {rule.threads} threads (log)",
            ylabel="test mean per-output R2 drop vs dense (paired)",
            title="Which model to deploy (o: shown within the tolerance, x: not shown)")
-    handles, labels = ax.get_legend_handles_labels()
-    keep = dict(zip(labels, handles))  # one legend entry per representation
-    key.legend(keep.values(), keep.keys(), fontsize=7, loc="lower left")  # beside the plot, off the data
+    key_legend(ax, key)  # one entry per representation
     return fig
 
 

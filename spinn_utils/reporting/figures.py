@@ -1,34 +1,29 @@
-"""Cell 9's figures, drawn from a run's results files only (nothing is re-run or re-timed).
+"""Cell 9's six figures, drawn from a run's results files only, PNG and PDF in ``results/figures/``.
 
-Six figures, each written as PNG and PDF to ``results/figures/``: parameters and weight
-storage per model, R2 per output per model (test split and CV), latency vs batch size per
-variant (log-log, CPU and GPU where measured), predicted vs measured on the test split,
-tool wear over cutting time per test experiment, and the pruning progression. One colour
-per model across every figure (Okabe & Ito's colour-blind-safe palette). Figures are built
-on ``matplotlib.figure.Figure`` without pyplot, so no GUI backend or global figure state is
-involved and they render the same under Agg, in Colab and in tests.
-
-Reference: Okabe & Ito, "Color Universal Design" (2008) for the palette.
+One colour per model across every figure (Okabe & Ito, "Color Universal Design", 2008: a
+colour-blind-safe palette). Built on ``matplotlib.figure.Figure`` without pyplot: no GUI backend
+or global figure state, so they render the same under Agg, in Colab and in tests.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
+from pydantic import Field
 
-from ..core.errors import SpinnError
 from ..core.io import atomic_path
 from ..core.metrics import r2_score
+from ..core.overrides import Count, StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import FIGURE_FORMATS, FIGURES, LABELS, PREDICTIONS_FILE, VARIANT, VARIANTS
 from ..core.results_schema import ParamCount, Pruning, RegressionReport
 from ..core.results_schema_eval import Benchmark, BenchmarkSkipped, CrossValidation
 from ..data.schema import CUM_TIME_COL
-from .results import RunResults, bench_measured, load_results, outputs_match, repeated_runs
+from .results import RunResults, bench_measured, evaluation_part, load_results, outputs_match
 
 MEASURED_COLOUR = "#000000"
 TARGET_LABELS = {
@@ -36,26 +31,17 @@ TARGET_LABELS = {
     "thermal_displacement_um": "Thermal displacement (µm)",
 }
 
-@dataclass(frozen=True)
-class FigureConfig:
-    dpi: int = 200  # raster resolution of the PNGs: print quality (>= 150)
+
+class FigureConfig(StageConfig):
+    dpi: Count = 200  # raster resolution of the PNGs: print quality (>= 150)
     formats: tuple[str, ...] = FIGURE_FORMATS  # PNG to look at, PDF (vector) for the paper
-    width_in: float = 10.0  # figure width in inches; readable in a notebook and on a page
-    max_experiments: int = 6  # wear-over-time panels: more than this becomes unreadable
-    max_points: int = 4000  # scatter points per model and panel (sampled beyond: file size)
+    # Figure width in inches; readable in a notebook and on a page.
+    width_in: float = Field(10.0, gt=0)
+    max_experiments: Count = 6  # wear-over-time panels: more than this becomes unreadable
+    max_points: Count = 4000  # scatter points per model and panel (sampled beyond: file size)
     seed: int = 0  # which points are sampled when there are more than max_points
     # Prediction figures: masked SPINN is omitted because notebook 08 asserts it equals COO.
     prediction_models: tuple[str, ...] = (VARIANTS.dense, VARIANTS.coo, VARIANTS.structured)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "formats", tuple(self.formats))
-        object.__setattr__(self, "prediction_models", tuple(self.prediction_models))
-        for name in ("dpi", "max_experiments", "max_points"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpinnError(f"{name} must be an integer >= 1, got {value!r}")
-        if not self.width_in > 0:
-            raise SpinnError(f"width_in must be > 0 inches, got {self.width_in!r}")
 
     @classmethod
     def smoke_test(cls) -> FigureConfig:
@@ -87,21 +73,33 @@ def save_figure(fig: Figure, directory: Path, stem: str, cfg: FigureConfig) -> l
 def numbered_front(cfg: FigureConfig, height_in: float) -> tuple[Figure, object, object]:
     """(figure, plot axes, key axes): a plot whose front points carry numbers and a key beside it
     listing their names (``label_front``), so long labels never overlap each other or the data."""
-    fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
-    ax, key = fig.subplots(1, 2, gridspec_kw={"width_ratios": (3, 1)})
+    fig, axes = figure(cfg, height_in, ncols=2, gridspec_kw={"width_ratios": (3, 1)})
+    ax, key = axes[0]
     key.axis("off")
     return fig, ax, key
 
 
-def label_front(ax, key, front: list[tuple[float, float, str]], title: str) -> None:
-    """Number each (x, y, name) on ``ax`` and list the names in ``key``."""
-    for i, (x, y, _) in enumerate(front, 1):
-        ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    key.text(0.0, 1.0, f"{title}\n" + "\n".join(f"{i}: {name}" for i, (_, _, name) in enumerate(front, 1)),
-             transform=key.transAxes, fontsize=7, va="top")
+def label_front(ax, key, front: list[tuple[float, float, str]], lw: float = 1.0) -> None:
+    """Join the front's (x, y, name) points with a step line on ``ax``, number them there and list
+    their names in ``key``, so long labels never overlap each other or the data."""
+    if front:
+        xs, ys, _ = zip(*front)
+        ax.step(xs, ys, where="post", color="black", lw=lw, label="Pareto front")
+        for i, (x, y, _) in enumerate(front, 1):
+            ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
+        names = "\n".join(f"{i}: {name}" for i, (_, _, name) in enumerate(front, 1))
+        key.text(0.0, 1.0, f"Pareto front\n{names}", transform=key.transAxes, fontsize=7, va="top")
 
 
-def _figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):
+def key_legend(ax, key) -> None:
+    """The plot's legend beside it in ``key``, off the data; one entry per label."""
+    handles, labels = ax.get_legend_handles_labels()
+    keep = dict(zip(labels, handles))
+    key.legend(keep.values(), keep.keys(), fontsize=7, loc="lower left")
+
+
+def figure(cfg: FigureConfig, height_in: float, ncols: int = 1, nrows: int = 1, **kw):
+    """(figure, 2-D array of axes) at ``cfg.width_in`` wide, constrained layout."""
     fig = Figure(figsize=(cfg.width_in, height_in), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
@@ -112,23 +110,19 @@ def fig_parameters(models: dict[str, tuple[ParamCount, int | None]], cfg: Figure
     names = list(models)
     x = np.arange(len(names))
     colours = [style(n)[1] for n in names]
-    fig, axes = _figure(cfg, 4.2, ncols=2)
+    fig, axes = figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
     ax.bar(x, [models[n][0].total for n in names], color="none", edgecolor=colours, hatch="//",
            label="stored (zeros included)")
-    ax.bar(x, [models[n][0].nonzero for n in names], color=colours, label="non-zero")
-    for xi, n in zip(x, names):
-        ax.annotate(f"{models[n][0].nonzero:,}", (xi, models[n][0].nonzero), ha="center",
-                    va="bottom", fontsize=8)
+    bars = ax.bar(x, [models[n][0].nonzero for n in names], color=colours, label="non-zero")
+    ax.bar_label(bars, [f"{models[n][0].nonzero:,}" for n in names], fontsize=8)
     ax.set(title="Parameters per model", ylabel="parameters")
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.legend(fontsize=8)
     ax = axes[0, 1]
     mb = [np.nan if models[n][1] is None else models[n][1] / 1e6 for n in names]
-    ax.bar(x, mb, color=colours)
-    for xi, v in zip(x, mb):
-        if np.isfinite(v):
-            ax.annotate(f"{v:.2f}", (xi, v), ha="center", va="bottom", fontsize=8)
+    ax.bar_label(ax.bar(x, mb, color=colours), [f"{v:.2f}" if np.isfinite(v) else "" for v in mb],
+                 fontsize=8)
     ax.set(title="Weight storage (values + indices)", ylabel="MB (1e6 bytes)")
     for ax in axes[0]:
         ax.set_xticks(x, [style(n)[0] for n in names], rotation=25, ha="right", fontsize=8)
@@ -142,7 +136,7 @@ def fig_r2(test_models: dict[str, RegressionReport], cv: CrossValidation | None,
     targets = list(next(iter(test_models.values())).per_output)
     groups = [*targets, "mean_r2"]
     has_cv = cv is not None
-    fig, axes = _figure(cfg, 4.2, ncols=2 if has_cv else 1,
+    fig, axes = figure(cfg, 4.2, ncols=2 if has_cv else 1,
                         **({"gridspec_kw": {"width_ratios": [2, 1]}} if has_cv else {}))
     ax, width = axes[0, 0], 0.8 / len(names)
     for i, n in enumerate(names):
@@ -199,7 +193,7 @@ def fig_latency(cpu: Benchmark | BenchmarkSkipped | None, gpu: Benchmark | Bench
         for threads in sorted({r.threads for r in bench.results}, key=lambda t: t or 0):
             suffix = f", {threads} thread{'s' if threads != 1 else ''}" if device == "CPU" else ""
             panels.append((bench, threads, f"{device}{suffix}\n{where or ''}".strip()))
-    fig, axes = _figure(cfg, 4.4, ncols=max(1, len(panels)))
+    fig, axes = figure(cfg, 4.4, ncols=max(1, len(panels)))
     for ax, (bench, threads, title) in zip(axes[0], panels):
         _latency_panel(ax, bench, threads, title)
     if panels:
@@ -209,12 +203,6 @@ def fig_latency(cpu: Benchmark | BenchmarkSkipped | None, gpu: Benchmark | Bench
         reason = f": {gpu.reason.split(':')[0]}" if isinstance(gpu, BenchmarkSkipped) else ""
         fig.suptitle(f"Median latency vs batch size (GPU not measured{reason})", fontsize=9)
     return fig
-
-
-def _sample(part: pd.DataFrame, cfg: FigureConfig) -> pd.DataFrame:
-    if len(part) <= cfg.max_points:
-        return part
-    return part.sample(cfg.max_points, random_state=cfg.seed)
 
 
 def _shown_models(pred: pd.DataFrame, cfg: FigureConfig) -> pd.DataFrame:
@@ -227,7 +215,7 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
     """Scatter of predicted vs measured per target (test split), one colour per model."""
     pred = _shown_models(pred, cfg)
     targets = list(dict.fromkeys(pred["target"]))
-    fig, axes = _figure(cfg, 4.6, ncols=len(targets))
+    fig, axes = figure(cfg, 4.6, ncols=len(targets))
     for ax, target in zip(axes[0], targets):
         part = pred[pred["target"] == target]
         both = part[["measured", "predicted"]].to_numpy()
@@ -236,7 +224,8 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
         for model, rows in part.groupby("model", sort=False):
             y, p = rows["measured"].to_numpy(), rows["predicted"].to_numpy()
             r2 = float(r2_score(y, p)[0])
-            shown = _sample(rows, cfg)
+            shown = (rows if len(rows) <= cfg.max_points
+                     else rows.sample(cfg.max_points, random_state=cfg.seed))
             label, colour = style(model)
             ax.scatter(shown["measured"], shown["predicted"], s=6, alpha=0.4, color=colour,
                        label=f"{label} (R2 {r2:.3f})")
@@ -250,24 +239,19 @@ def fig_pred_vs_measured(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
 PREDICTION_KEYS = {"sample", "experiment", "run", "model", "target", "measured", "predicted", CUM_TIME_COL}
 
 
-def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig, target: str | None = None,
-                       time_col: str | None = None) -> Figure:
-    """Measured and predicted tool wear over cumulative cutting time, one panel per experiment,
-    each model one curve across all its runs.
-
-    ``target`` defaults to the first target (wear), ``time_col`` to the predictions' cumulative
-    time (``CUM_TIME_COL``: runs joined where time restarts in each run), else their time
-    column (named as in the data: ``cut_time_min`` by default, a CSV's own name otherwise).
-    """
-    target = target or pred["target"].iloc[0]
-    time_col = time_col or (CUM_TIME_COL if CUM_TIME_COL in pred
-                            else next(c for c in pred.columns if c not in PREDICTION_KEYS))
+def fig_wear_over_time(pred: pd.DataFrame, cfg: FigureConfig) -> Figure:
+    """Measured and predicted tool wear (the first target) over cumulative cutting time, one panel
+    per experiment, each model one curve across all its runs. The time is ``CUM_TIME_COL`` (runs
+    joined where time restarts in each run), else the predictions' own time column."""
+    target = pred["target"].iloc[0]
+    time_col = (CUM_TIME_COL if CUM_TIME_COL in pred
+                else next(c for c in pred.columns if c not in PREDICTION_KEYS))
     part = _shown_models(pred, cfg)
     part = part[part["target"] == target]
     experiments = list(dict.fromkeys(part["experiment"]))[: cfg.max_experiments]
     ncols = min(3, len(experiments))
     nrows = int(np.ceil(len(experiments) / ncols))
-    fig, axes = _figure(cfg, 3.0 * nrows + 0.6, ncols=ncols, nrows=nrows, sharey=True)
+    fig, axes = figure(cfg, 3.0 * nrows + 0.6, ncols=ncols, nrows=nrows, sharey=True)
     for ax, exp in zip(axes.flat, experiments):
         rows = part[part["experiment"] == exp].sort_values(time_col)
         first = rows[rows["model"] == rows["model"].iloc[0]]
@@ -289,12 +273,10 @@ def fig_pruning(pruning: Pruning, cfg: FigureConfig) -> Figure:
     """Sparsity and validation R2 per IMP stage; dense and structured SPINN for reference."""
     stages = pruning.unstructured.stages
     x = [s.stage for s in stages]
-    fig, axes = _figure(cfg, 4.2, ncols=2)
+    fig, axes = figure(cfg, 4.2, ncols=2)
     ax = axes[0, 0]
-    ax.bar(x, [100 * s.sparsity for s in stages], color=style(VARIANTS.masked)[1])
-    for s in stages:
-        ax.annotate(f"{s.params.nonzero:,}", (s.stage, 100 * s.sparsity), ha="center",
-                    va="bottom", fontsize=8)
+    bars = ax.bar(x, [100 * s.sparsity for s in stages], color=style(VARIANTS.masked)[1])
+    ax.bar_label(bars, [f"{s.params.nonzero:,}" for s in stages], fontsize=8)
     ax.set(title="Sparsity per pruning stage (labels: non-zero parameters)",
            xlabel="stage (0 = trained dense)", ylabel="sparsity of all parameters (%)")
     ax.set_xticks(x)
@@ -325,40 +307,34 @@ def model_sizes(results: RunResults) -> dict[str, tuple[ParamCount, int | None]]
     return {} if verified is None else {name: (entry.params, None) for name, entry in verified.models.items()}
 
 
-def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> dict:
-    """Every figure whose inputs exist in the run at ``paths``.
+class FigureFiles(NamedTuple):
+    written: dict[str, list[Path]]  # figure name -> its PNG and PDF
+    skipped: dict[str, str]  # figure name -> the input the run lacks
 
-    Returns:
-        ``{"written": {name: [png, pdf]}, "skipped": {name: reason}}``
-    """
+
+def make_figures(paths: ResultsPaths, cfg: FigureConfig | None = None) -> FigureFiles:
+    """Every figure whose inputs exist in the run at ``paths``, written; the others, why not."""
     cfg, results = cfg or FigureConfig(), load_results(paths)
-    pred_path = paths.predictions
-    pred = pd.read_csv(pred_path) if pred_path.is_file() else None
+    pred = pd.read_csv(paths.predictions) if paths.predictions.is_file() else None
     test = None if results.test_evaluation is None else results.test_evaluation.models
-    cpu, gpu = results.cpu_benchmark, results.gpu_benchmark
-    figures, skipped = {}, {}
-    sizes = model_sizes(results)
-    if sizes:
-        figures[FIGURES.parameters] = fig_parameters(sizes, cfg)
-    else:
-        skipped[FIGURES.parameters] = "no cpu_benchmark.json or model_verification.json"
-    if test:
-        figures[FIGURES.r2_per_output] = fig_r2(test, repeated_runs(results, "cross_validation"), cfg)
-    else:
-        skipped[FIGURES.r2_per_output] = "no test_evaluation.json"
-    if bench_measured(cpu) or bench_measured(gpu):
-        figures[FIGURES.latency_vs_batch] = fig_latency(cpu, gpu, cfg)
-    else:
-        skipped[FIGURES.latency_vs_batch] = "no measured benchmark JSON"
-    if pred is not None:
-        figures[FIGURES.predicted_vs_measured] = fig_pred_vs_measured(pred, cfg)
-        figures[FIGURES.wear_over_time] = fig_wear_over_time(pred, cfg)
-    else:
-        for name in (FIGURES.predicted_vs_measured, FIGURES.wear_over_time):
-            skipped[name] = f"no metrics/{PREDICTIONS_FILE}"
-    if results.pruning is not None and results.pruning.unstructured.stages:
-        figures[FIGURES.pruning_progression] = fig_pruning(results.pruning, cfg)
-    else:
-        skipped[FIGURES.pruning_progression] = "no pruning.json"
-    written = {name: save_figure(fig, paths.figures, name, cfg) for name, fig in figures.items()}
-    return {"written": written, "skipped": skipped}
+    cpu, gpu, sizes = results.cpu_benchmark, results.gpu_benchmark, model_sizes(results)
+    timed, pruning = bench_measured(cpu) or bench_measured(gpu), results.pruning
+    cv = evaluation_part(results, "cross_validation")
+    staged = bool(pruning and pruning.unstructured.stages)
+    no_pred = f"no metrics/{PREDICTIONS_FILE}"
+    plan = {  # name: (its inputs are there, what the run lacks otherwise, how to draw it)
+        FIGURES.parameters: (bool(sizes), "no cpu_benchmark.json or model_verification.json",
+                             lambda: fig_parameters(sizes, cfg)),
+        FIGURES.r2_per_output: (bool(test), "no test_evaluation.json",
+                                lambda: fig_r2(test, cv, cfg)),
+        FIGURES.latency_vs_batch: (timed, "no measured benchmark JSON",
+                                   lambda: fig_latency(cpu, gpu, cfg)),
+        FIGURES.predicted_vs_measured: (pred is not None, no_pred,
+                                        lambda: fig_pred_vs_measured(pred, cfg)),
+        FIGURES.wear_over_time: (pred is not None, no_pred,
+                                 lambda: fig_wear_over_time(pred, cfg)),
+        FIGURES.pruning_progression: (staged, "no pruning.json", lambda: fig_pruning(pruning, cfg)),
+    }
+    written = {name: save_figure(draw(), paths.figures, name, cfg)
+               for name, (ok, _, draw) in plan.items() if ok}
+    return FigureFiles(written, {name: why for name, (ok, why, _) in plan.items() if not ok})

@@ -1,18 +1,10 @@
 """Which model to deploy, read from a finished sweep: the fastest one shown to lose no more than a
-tolerance of accuracy.
+tolerance of accuracy (the rule and its error rates: docs/sweeps.md).
 
-Every candidate is a (representation, sparsity) of the sweep's magnitude-pruned points, and dense.
-For each seed the sweep trained one dense model and pruned it, so the accuracy loss is paired:
-``drop = dense mean per-output R2 - candidate mean per-output R2`` on the same test split. The rule:
-
-    shown within tolerance  <=>  mean(drop) + t(confidence, n-1) * sd(drop) / sqrt(n) <= max_r2_drop
-
-(a one-sided upper confidence bound over n >= 2 seeds; one seed shows nothing). Among the shown
-candidates the fastest at the asked batch and threads wins (mean speedup vs dense over seeds,
-each taken within one timing rotation); candidates within ``tie`` of the fastest count as tied,
-and a tie goes to the smaller model (fewer stored bytes). A faster candidate that is not shown is
-named with its numbers; where its mean drop is within the tolerance, more seeds could show it
-(``racers``). ``accept_rates`` measures the rule's error rates on simulated records.
+Candidates are the (representation, sparsity) pairs of the sweep's magnitude-pruned points, and
+dense. The accuracy loss is paired by seed: ``drop = dense - candidate`` test mean per-output R2.
+A candidate is shown within the tolerance when the one-sided upper confidence bound of its mean
+drop is (n >= 2 seeds); the fastest shown wins, near-ties going to the smaller model.
 """
 from __future__ import annotations
 
@@ -26,7 +18,8 @@ from scipy import stats
 from ..core.errors import SpinnError
 from ..core.registry import LABELS, MODEL_VARIANTS, VARIANTS
 from ..core.results_schema_sweep import SweepPoint
-from .sweep_report import percent
+from ..core.spread import mean_sem
+from .sweep_report import percent, point_r2, point_timing
 
 # Every representation the sweep times, and the test variant whose accuracy it has (its own, or,
 # where it is not scored apart, that of the model it reproduces: CSR has the masked model's).
@@ -66,19 +59,15 @@ class Candidate:
 
     @property
     def mean_drop(self) -> float:
-        return float(np.mean(self.drops)) if self.drops else math.inf
+        return mean_sem(self.drops)["mean"]
 
     @property
     def sd_drop(self) -> float | None:
-        return float(np.std(self.drops, ddof=1)) if self.n > 1 else None
+        return mean_sem(self.drops)["std"]
 
     @property
     def speedup(self) -> float:
-        return float(np.mean(self.speedups)) if self.speedups else 0.0
-
-    @property
-    def sd_speedup(self) -> float | None:
-        return float(np.std(self.speedups, ddof=1)) if self.n > 1 else None
+        return mean_sem(self.speedups)["mean"]
 
     def bound(self, rule: Rule) -> float:
         """The one-sided upper confidence bound of the mean drop (inf with fewer than two seeds;
@@ -130,13 +119,9 @@ class Decision:
                         f"{x.bound(self.rule):+.4f}" for x in self.not_shown)]
 
 
-def _r2(point: SweepPoint, variant: str) -> float | None:
-    scores = (point.test or {}).get(variant)
-    return None if scores is None else scores.mean_r2
-
-
 def _timing(point: SweepPoint, variant: str, rule: Rule):
-    row = (point.latency or {}).get(str(rule.batch), {}).get(variant)
+    """The point's timing of ``variant`` at the rule's batch and threads with a speedup, or None."""
+    row = point_timing(point, rule.batch, variant)
     return row if row is not None and row.threads == rule.threads and row.speedup_vs_dense else None
 
 
@@ -148,7 +133,8 @@ def candidates(points: list[SweepPoint], rule: Rule) -> list[Candidate]:
         for variant, scored in ACCURACY_OF.items():
             rows = []
             for p in sorted((p for p in ok if p.target_sparsity == s), key=lambda p: p.seed):
-                dense, mine, t = _r2(p, VARIANTS.dense), _r2(p, scored), _timing(p, variant, rule)
+                dense, mine = point_r2(p, VARIANTS.dense), point_r2(p, scored)
+                t = _timing(p, variant, rule)
                 if dense is not None and mine is not None and t is not None:
                     rows.append((p.seed, dense - mine, t.speedup_vs_dense, t.median_ms, p))
             if rows:
@@ -156,7 +142,7 @@ def candidates(points: list[SweepPoint], rule: Rule) -> list[Candidate]:
                 out.append(Candidate(variant, s, *(tuple(col) for col in list(zip(*rows))[:4]),
                                      storage_bytes=None if cost is None else cost.storage_bytes))
     dense = [(p.seed, t.median_ms, p) for p in {p.seed: p for p in ok}.values()
-             if (t := (p.latency or {}).get(str(rule.batch), {}).get(VARIANTS.dense)) is not None]
+             if (t := point_timing(p, rule.batch, VARIANTS.dense)) is not None]
     if dense:
         cost = (dense[0][2].flops or {}).get(VARIANTS.dense)
         out.append(Candidate(VARIANTS.dense, 0.0, tuple(d[0] for d in dense), (0.0,) * len(dense),
@@ -179,17 +165,16 @@ def decide(points: list[SweepPoint], rule: Rule) -> Decision:
     return Decision(rule, chosen, tuple(cands), not_shown, racers)
 
 
-def accept_rates(rule: Rule, sd: float, n: int, true_drops=(0.0, None), trials: int = 20000,
-                 seed: int = 0) -> dict[float, float]:
-    """Share of simulated candidates the rule accepts, per true drop (None: the tolerance itself),
-    with ``n`` seeds of paired drops ~ Normal(true drop, sd): the rule's error rates on records like
-    the sweep's. At the tolerance this is the false acceptance rate (1 - confidence by design)."""
-    rng = np.random.default_rng(seed)
+def accept_rates(rule: Rule, sd: float, n: int, trials: int = 20000) -> dict[float, float]:
+    """Share of simulated candidates the rule accepts, {true drop: share} for a true drop of 0 and
+    of the tolerance (there: the false acceptance rate, 1 - confidence by design), with ``n`` seeds
+    of paired drops ~ Normal(true drop, sd): the rule's error rates on records like the sweep's."""
+    rng = np.random.default_rng(0)
+    t = stats.t.ppf(rule.confidence, n - 1)
     out = {}
-    for true in true_drops:
-        mu = rule.max_r2_drop if true is None else true
+    for mu in (0.0, rule.max_r2_drop):
         draws = rng.normal(mu, sd, size=(trials, n))
-        bound = draws.mean(1) + stats.t.ppf(rule.confidence, n - 1) * draws.std(1, ddof=1) / math.sqrt(n)
+        bound = draws.mean(1) + t * draws.std(1, ddof=1) / math.sqrt(n)
         out[mu] = float(np.mean(bound <= rule.max_r2_drop))
     return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..core.errors import SpinnError
+from ..core.overrides import Count, StageConfig
 from ..core.paths import ResultsPaths
 from ..core.registry import METRICS, ORT_VARIANTS, UNSTRUCTURED_VARIANTS, VARIANTS, names
 from ..core.results_files import read_result
@@ -38,11 +38,10 @@ METRIC_FILES = tuple(n for n in names(METRICS) if n != METRICS.validation_checkl
 BENCHMARKS = {"gpu": METRICS.gpu_benchmark, "cpu": METRICS.cpu_benchmark}
 
 
-@dataclass(frozen=True)
-class ReportConfig:
+class ReportConfig(StageConfig):
     """What Table 1 reads and the thresholds the checklist and claims are judged against."""
 
-    batch_size: int = 1000  # the original design's Table 1 batch; the nearest measured batch if absent
+    batch_size: Count = 1000  # the original design's Table 1 batch; the nearest measured batch if absent
     match_atol: float = 1e-4  # seed checklist: sparse predictions match within 1e-4
     gpu_speedup_min: float = 2.0  # seed checklist: "GPU speedup >= 2.0x (target 2.5x)"
     cpu_speedup_min: float = 2.5  # seed checklist: "CPU speedup >= 2.5x (target 3.3x)"
@@ -56,15 +55,9 @@ class ReportConfig:
     claimed_dense_mb: float = 2.67  # the paper text: "Memory 2.67 MB -> 0.84 MB" (1 MB = 1e6 B)
     claimed_spinn_mb: float = 0.84
     claimed_memory_tolerance: float = 0.05  # relative slack on the claimed SPINN memory
-    edge_threads: int = 1  # edge devices have few cores: judge the edge claim single-threaded
+    edge_threads: Count = 1  # edge devices have few cores: judge the edge claim single-threaded
     physics_margin: float = 0.01  # SPINN may break wear monotonicity at most 1 point more often than dense
     max_int8_r2_drop: float = 0.01  # int8 is the recommended deploy model only within this of fp32
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "edge_threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpinnError(f"{name} must be an integer >= 1, got {value!r}")
 
     @classmethod
     def smoke_test(cls) -> ReportConfig:
@@ -160,10 +153,8 @@ def bench_point(bench: Benchmark, batch_size: int, threads: int | None = None) -
 
 def timing(bench: Benchmark, variant: str, batch: int, threads: int | None) -> TimingRow | None:
     """The results row of one variant at one (batch, threads), or None if not timed."""
-    for row in bench.results:
-        if (row.variant, row.batch_size, row.threads) == (variant, batch, threads):
-            return row
-    return None
+    return next((row for row in bench.results
+                 if (row.variant, row.batch_size, row.threads) == (variant, batch, threads)), None)
 
 
 def outputs_match(bench: Benchmark, variant: str) -> bool | None:
@@ -211,9 +202,6 @@ def evaluation_part(results: RunResults, part: str):
     """Notebook 08's ``part`` ("cross_validation", "seed_runs", "physics_consistency", "baselines"):
     None where 08 has not run or the part was skipped by design (``run_cv=False``)."""
     return None if results.test_evaluation is None else ran(getattr(results.test_evaluation, part))
-
-
-repeated_runs = evaluation_part  # the CV folds or the seed runs
 
 
 def cv_summary(results: RunResults, model: str, over: str = "cross_validation") -> FoldStats | None:

@@ -1,10 +1,5 @@
-"""The sparsity sweep's figures, drawn from ``sweep/sweep.json`` only (nothing re-run or re-timed).
-
-Three figures, PNG and PDF, in ``<results>/sweep/figures/``: test accuracy vs sparsity (mean
-+- std band over seeds per method, the dense model as a reference line); latency vs sparsity per
-representation at batch 1 and 1000 (the dense line, each sparse-storage format's break-even
-sparsity marked, or "none up to 98%"); accuracy vs latency with the Pareto front. Same colours
-and labels as notebook 09's figures (``figures.style``).
+"""The sparsity sweep's three figures, drawn from ``sweep/sweep.json`` only, PNG and PDF in
+``<results>/sweep/figures/`` (docs/sweeps.md); colours and labels are notebook 09's (``style``).
 """
 from __future__ import annotations
 
@@ -16,7 +11,15 @@ from matplotlib.figure import Figure
 
 from ..core.registry import SWEEP_DIR, SWEEP_FIGURES, VARIANTS
 from ..core.results_schema_sweep import Sweep
-from .figures import FigureConfig, label_front, numbered_front, save_figure, style
+from .figures import (
+    FigureConfig,
+    figure,
+    key_legend,
+    label_front,
+    numbered_front,
+    save_figure,
+    style,
+)
 from .sweep_report import (
     METHODS,
     REPRESENTATIONS,
@@ -36,11 +39,6 @@ METHOD_STYLE = {"magnitude": ("magnitude pruning", "#E69F00"), "random": ("rando
                 STRUCTURED: ("structured (neurons removed)", "#009E73")}
 
 
-def _figure(cfg: FigureConfig, height: float, ncols: int = 1) -> tuple[Figure, list]:
-    fig = Figure(figsize=(cfg.width_in, height), layout="constrained")
-    return fig, list(np.atleast_1d(fig.subplots(1, ncols)))
-
-
 def _percent_axis(ax, levels: list[float]) -> None:
     ax.set_xticks(levels, [percent(s).replace(".0%", "%") for s in levels], rotation=45)  # 95% and 98% sit close
     ax.set_xlabel("target sparsity (share of all parameters that are zero)")
@@ -49,7 +47,8 @@ def _percent_axis(ax, levels: list[float]) -> None:
 def fig_accuracy(sweep: Sweep, cfg: FigureConfig) -> Figure:
     """Test mean per-output R2 vs sparsity: mean line and +- std band per method, dense line."""
     levels = sparsities(sweep)
-    fig, (ax,) = _figure(cfg, 4.5)
+    fig, axes = figure(cfg, 4.5)
+    ax = axes[0, 0]
     for col in (*METHODS, STRUCTURED):
         stats = [accuracy(sweep, s, col) for s in levels]
         if not any(st["points"] for st in stats):
@@ -77,8 +76,8 @@ def fig_latency(sweep: Sweep, cfg: FigureConfig) -> Figure:
     """Latency vs sparsity per representation, one panel per batch, dense line, break-even marked."""
     levels = sparsities(sweep)
     timed = sorted(batches(sweep))
-    fig, axes = _figure(cfg, 5.5, ncols=len(timed))
-    for ax, batch in zip(axes, timed):
+    fig, axes = figure(cfg, 5.5, ncols=len(timed))
+    for ax, batch in zip(axes[0], timed):
         marks = []
         for v in REPRESENTATIONS:
             ms = [latency(sweep, s, v, batch)["ms"] for s in levels]
@@ -94,15 +93,15 @@ def fig_latency(sweep: Sweep, cfg: FigureConfig) -> Figure:
             ax.errorbar(x, y, yerr=err, fmt="o-", color=colour, label=label, ms=4, capsize=2)
             if v in SPARSE_STORAGE:
                 be = break_even(sweep, v, batch)
-                marks.append(f"{label}: {be['text']}")
-                if be["sparsity"] is not None:
-                    ax.axvline(be["sparsity"], color=colour, ls=":", lw=1)
+                marks.append(f"{label}: {be.text}")
+                if be.sparsity is not None:
+                    ax.axvline(be.sparsity, color=colour, ls=":", lw=1)
         ax.set_yscale("log")
         _percent_axis(ax, levels)
         ax.set_ylabel("median ms per call (log)")
         # The break-even note is wrapped into the title: text inside the axes would widen the layout.
         ax.set_title(f"batch {batch}\n" + textwrap.fill("break-even: " + "; ".join(marks), 60), fontsize=8)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=7)  # one legend for both panels
     return fig
 
@@ -119,15 +118,12 @@ def fig_pareto(sweep: Sweep, cfg: FigureConfig, batch: int = 1000) -> Figure:
                 ax.errorbar([p["ms"] for p in mine], [p["r2"] for p in mine], xerr=[p["ms_std"] or 0 for p in mine],
                             yerr=[p["r2_std"] or 0 for p in mine], fmt="x" if random else "o", color=colour, ms=4,
                             capsize=2, alpha=0.8, label=f"{label}{' (random pruning)' if random else ''}")
-    front = sorted((p for p in pts if p.get("pareto")), key=lambda p: p["ms"])
-    if front:
-        ax.step([p["ms"] for p in front], [p["r2"] for p in front], where="post", color="black", lw=1,
-                label="Pareto front")
-        label_front(ax, key, [(p["ms"], p["r2"], p["label"]) for p in front], "Pareto front")
+    front = sorted((p for p in pts if p["pareto"]), key=lambda p: p["ms"])
+    label_front(ax, key, [(p["ms"], p["r2"], p["label"]) for p in front])
     ax.set_xscale("log")
     ax.set(xlabel=f"median ms per call at batch {batch} (log)", ylabel="test mean per-output R2",
            title="Accuracy vs latency (up and left is better; bars: std over seeds)")
-    key.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="lower left")  # beside the plot, off the data
+    key_legend(ax, key)
     return fig
 
 

@@ -2,12 +2,14 @@
 
 The rows of the original design's Table 1 (docs/original_design.md), Dense PINN vs SPINN timed as
 COO, as its fastest matching representation and structured; latency at batch 1000, all threads;
-memory counts every index and offset byte (docs/benchmarking.md).
+memory counts every index and offset byte (docs/benchmarking.md). Its notes name the deployable
+model to ship: int8 only within ``max_int8_r2_drop`` of the fp32 export's test R2 and faster.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -15,10 +17,10 @@ from ..core.io import atomic_path
 from ..core.paths import ResultsPaths
 from ..core.registry import DEPLOYABLE_VARIANTS, LABELS, METRICS, TABLE1, TABLE_FORMATS, VARIANTS
 from ..core.results_files import require_keys
+from ..core.results_schema import RegressionReport
 from ..core.results_schema_eval import Benchmark, TimingRow
 from ..data.schema import TARGETS
 from ..model.physics import TERMS
-from .deploy import deploy_recommendation
 from .results import (
     NOT_MEASURED,
     ReportConfig,
@@ -99,25 +101,23 @@ NOTES = (
 )
 
 
-def _latency_cells(results: RunResults, device: str, cfg: ReportConfig) -> tuple[dict, dict, str]:
-    """Per column: the timing row, the variant timed, and a note on the conditions."""
+def _latency_cells(results: RunResults, device: str, cfg: ReportConfig
+                   ) -> tuple[dict[str, TimingRow], str]:
+    """Per column, the timing row at Table 1's point; and a note on the conditions."""
     bench = results.benchmark(device)
     if not bench_measured(bench):
-        return {}, {}, f"{device.upper()}: {NOT_MEASURED} ({skip_reason(bench, device)})."
+        return {}, f"{device.upper()}: {NOT_MEASURED} ({skip_reason(bench, device)})."
     batch, threads = bench_point(bench, cfg.batch_size)
-    rows, names = {}, {}
-    for col in COLUMNS:
-        row = (timing(bench, COLUMN_VARIANT[col], batch, threads) if COLUMN_VARIANT[col]
-               else fastest_matching(bench, batch, threads))
-        if row is not None:
-            rows[col], names[col] = row, row.variant
+    rows = {col: timing(bench, v, batch, threads) if v else fastest_matching(bench, batch, threads)
+            for col, v in COLUMN_VARIANT.items()}
+    rows = {col: row for col, row in rows.items() if row is not None}
     where = bench.environment.device_name
     first = next(iter(rows.values()), None)
     note = (f"{device.upper()}: median of {first.repeats if first else '?'} timed calls in "
             f"{first.rotations if first else '?'} rotations, speedup the median of the per-rotation "
             f"speedups, at batch {batch}, threads={threads}, on {where or 'unknown hardware'}"
             f"{'' if batch == cfg.batch_size else f' (batch {cfg.batch_size} not measured)'}.")
-    return rows, names, note
+    return rows, note
 
 
 def _rate_cell(row: TimingRow | None) -> str | None:
@@ -128,17 +128,53 @@ def _rate_cell(row: TimingRow | None) -> str | None:
     return f"{row.gflops_per_s:.3g} GFLOP/s" + (f" ({pct:.0f}%)" if pct is not None else "")
 
 
-def deploy_notes(results: RunResults, cfg: ReportConfig) -> list[str]:
-    """The GEMM rate behind the percentages, and the deploy choice."""
+def _gemm_notes(results: RunResults) -> list[str]:
+    """The GEMM rate behind the percentages, where it was measured."""
     bench = results.cpu_benchmark
-    notes = []
     peaks = bench.gemm_peak if isinstance(bench, Benchmark) else []
-    if peaks:
-        notes.append(f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): " + ", ".join(
-            f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks) + ".")
-    rec = deploy_recommendation(results, cfg)
-    notes.append(f"Deploy: {rec['recommended'] or NOT_MEASURED} ({rec['reason']}; {rec['timed_at']}).")
-    return notes
+    rates = ", ".join(f"{p.gflops_per_s:.0f} GFLOP/s on {p.threads} thread(s)" for p in peaks)
+    return [f"fp32 GEMM rate (sustained, one n={peaks[0].n} matmul): {rates}."] if peaks else []
+
+
+class DeployChoice(NamedTuple):
+    recommended: str | None  # None: the fp32 deployable model was not scored
+    reason: str
+
+
+def recommend_deploy(fp32: RegressionReport | None, int8: RegressionReport | None, max_r2_drop: float,
+                     fp32_ms: float | None = None, int8_ms: float | None = None) -> DeployChoice:
+    """The rule on the test split's scores and, where timed, the median CPU ms at one point."""
+    if fp32 is None:
+        return DeployChoice(None, "the fp32 deployable model was not scored")
+    if int8 is None:
+        return DeployChoice(VARIANTS.structured_ort, "no int8 model was scored")
+    drop = fp32.mean_r2 - int8.mean_r2
+    fp32_only, within = VARIANTS.structured_ort, f"{drop:.4f} <= {max_r2_drop}"
+    if drop > max_r2_drop + 1e-12:  # "<= 0.01" must hold for 0.85 - 0.84 in binary floating point too
+        return DeployChoice(fp32_only, "int8 not recommended: mean per-output R2 drops by "
+                                       f"{drop:.4f} > {max_r2_drop}")
+    if fp32_ms is not None and int8_ms is not None and int8_ms >= fp32_ms:
+        return DeployChoice(fp32_only, f"int8 not recommended: R2 drop {within}, but it is not "
+                                       f"faster ({int8_ms:.3g} ms vs fp32 {fp32_ms:.3g} ms)")
+    speed = f", {fp32_ms / int8_ms:.2f}x faster than fp32" if fp32_ms and int8_ms else ""
+    return DeployChoice(VARIANTS.structured_int8_ort,
+                        f"int8 recommended: mean per-output R2 drops by {within}{speed}")
+
+
+def deploy_note(results: RunResults, cfg: ReportConfig) -> str:
+    """Table 1's note: ``recommend_deploy`` on the run's test scores and CPU timings there."""
+    models = {} if results.test_evaluation is None else results.test_evaluation.models
+    bench = results.cpu_benchmark
+    fp32_ms = int8_ms = None
+    where = "not timed"
+    if bench_measured(bench):
+        batch, threads = bench_point(bench, cfg.batch_size)
+        fp32_ms, int8_ms = (None if (row := timing(bench, v, batch, threads)) is None else row.median_ms
+                            for v in (VARIANTS.structured_ort, VARIANTS.structured_int8_ort))
+        where = f"CPU batch {batch}, threads={threads}"
+    rec = recommend_deploy(models.get(VARIANTS.structured_ort), models.get(VARIANTS.structured_int8_ort),
+                           cfg.max_int8_r2_drop, fp32_ms, int8_ms)
+    return f"Deploy: {rec.recommended or NOT_MEASURED} ({rec.reason}; {where})."
 
 
 def physics_note(results: RunResults) -> str:
@@ -186,21 +222,20 @@ def _accuracy_cells(results: RunResults, cells: dict) -> None:
 
 
 def _speed_cells(results: RunResults, cells: dict, cfg: ReportConfig) -> list[str]:
-    """Latency, speedup, memory and "timed as" rows into ``cells``; returns the notes."""
+    """Latency, speedup, rate, memory and "timed as" rows into ``cells``; returns the notes."""
     notes, timed = [], {col: [] for col in COLUMNS}
     for device in ("gpu", "cpu"):
-        rows, names, note = _latency_cells(results, device, cfg)
+        rows, note = _latency_cells(results, device, cfg)
         notes.append(note)
         for col in COLUMNS:
             row = rows.get(col)
             cells[f"{device.upper()} inference (ms)"][col] = None if row is None else row.median_ms
             cells[f"{device.upper()} speedup vs dense"][col] = None if row is None else row.speedup_vs_dense
-            if device == "cpu":
-                cells["CPU GFLOP/s (% of fp32 GEMM rate)"][col] = _rate_cell(row)
-            timed[col].append(f"{device.upper()}: {names.get(col, NOT_MEASURED)}")
-    # Memory is that of the representation timed on CPU (the loop ended on "cpu").
-    for col in COLUMNS:
-        variant = names.get(col) or COLUMN_VARIANT[col] or VARIANTS.masked
+            timed[col].append(f"{device.upper()}: {NOT_MEASURED if row is None else row.variant}")
+    for col in COLUMNS:  # the rate and memory of the representation timed on CPU (the loop's last)
+        row = rows.get(col)
+        cells["CPU GFLOP/s (% of fp32 GEMM rate)"][col] = _rate_cell(row)
+        variant = row.variant if row else COLUMN_VARIANT[col] or VARIANTS.masked
         cells["Memory (weight bytes, indices counted)"][col] = weight_bytes(results, variant)
         cells["Representation timed"][col] = "; ".join(timed[col])
     return notes
@@ -222,7 +257,8 @@ def table1(results: RunResults, cfg: ReportConfig | None = None) -> pd.DataFrame
         index=pd.Index([label for label, _ in ROWS], name="Metric"),
         columns=[*COLUMNS, "Source"], dtype=object,
     )
-    frame.attrs.update(notes=[*notes, *NOTES, *deploy_notes(results, cfg), physics_note(results)],
+    notes += [*NOTES, *_gemm_notes(results), deploy_note(results, cfg), physics_note(results)]
+    frame.attrs.update(notes=notes,
                        row_format=ROW_FORMAT, name=TABLE1,
                        title="Table 1: Dense PINN vs SPINN (this run)")
     return mark_leakage(frame, results)
@@ -264,11 +300,8 @@ def table_text(frame: pd.DataFrame) -> pd.DataFrame:
     """A table with every cell formatted for reading (what the .md and .tex show); the row
     formats are ``frame.attrs["row_format"]``, a "Source" column is left out."""
     formats = frame.attrs["row_format"]
-    out = frame.drop(columns="Source", errors="ignore").copy()
-    for label in out.index:
-        for col in out.columns:
-            out.loc[label, col] = format_cell(frame.loc[label, col], formats[label])
-    return out
+    return frame.drop(columns="Source", errors="ignore").apply(
+        lambda row: row.map(lambda value: format_cell(value, formats[row.name])), axis=1)
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
@@ -306,10 +339,13 @@ def to_latex(frame: pd.DataFrame) -> str:
     ]) + "\n"
 
 
-def write_table(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
-    """Write ``tables/<name>.{md,tex,csv}`` atomically; the CSV keeps the raw JSON values."""
+def write_table(frame: pd.DataFrame, paths: ResultsPaths,
+                csv: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``tables/<name>.{md,tex,csv}`` atomically; the CSV keeps the raw values (``frame``'s,
+    or ``csv``'s where the text differs from the numbers)."""
     out = []
-    texts = {"md": to_markdown(frame), "tex": to_latex(frame), "csv": frame.to_csv()}
+    texts = {"md": to_markdown(frame), "tex": to_latex(frame),
+             "csv": frame.to_csv() if csv is None else csv.to_csv(index=False)}
     for suffix in TABLE_FORMATS:
         path = paths.table(suffix, frame.attrs["name"])
         with atomic_path(path) as tmp:

@@ -6,8 +6,6 @@ Is the network worth it (vs the training mean and ridge regression), and the phy
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from ..core.paths import ResultsPaths
@@ -46,22 +44,16 @@ def _where(evaluation: TestEvaluation, physics: str) -> tuple[str, str]:
 
 def _column(evaluation: TestEvaluation | None, where: str, model: str) -> list:
     """A model's cells; None (shown "not measured") where 08 has not run or the part was skipped."""
-    if evaluation is None:
+    if evaluation is not None and where == "physics":
+        where, model = _where(evaluation, model)
+    if evaluation is None or where == "none":
         return [None] * len(ROWS)
     baselines, consistency = ran(evaluation.baselines), ran(evaluation.physics_consistency)
-    if where == "physics":
-        where, model = _where(evaluation, model)
-    if where == "measured":
-        physics = None if consistency is None else consistency.measured
-        return [None] * 5 + ([None, None] if physics is None else
-                             [physics.wear_decrease_fraction, physics.thermal_ode_residual_rms_um])
-    if where == "none":
-        return [None] * len(ROWS)
-    if where == "baselines":
-        metrics = None if baselines is None else baselines.models.get(model)
-    else:
-        metrics = evaluation.models.get(model)
-    physics = None if consistency is None else consistency.models.get(model)
+    scored = {"models": evaluation.models,
+              "baselines": {} if baselines is None else baselines.models}
+    metrics = scored.get(where, {}).get(model)
+    physics = (None if consistency is None else consistency.measured if where == "measured"
+               else consistency.models.get(model))
     cells = [None] * 5
     if metrics is not None:
         wear, thermal = (metrics.per_output[t] for t in list(metrics.per_output)[:2])
@@ -130,6 +122,4 @@ def build_table2(paths: ResultsPaths) -> pd.DataFrame:
     return table2(load_results(paths))
 
 
-def write_table2(frame: pd.DataFrame, paths: ResultsPaths) -> list[Path]:
-    """Write ``tables/table2.{md,tex,csv}`` atomically."""
-    return write_table(frame, paths)
+write_table2 = write_table  # tables/table2.{md,tex,csv}, the name notebook 09 calls

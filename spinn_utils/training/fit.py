@@ -3,6 +3,8 @@
 ``fit`` minimises MSE on the scaled targets plus ``model.physics.physics_loss(...)["total"]``;
 batches come from a seeded ``torch.Generator``, so one seed gives identical runs on CPU.
 References: Kingma & Ba, "Adam", ICLR 2015; Prechelt, "Early stopping - but when?" (1998).
+What notebook 02 writes besides the weights: ``checkpoint_meta`` and ``training_report``
+(``metrics/dense_training.json``).
 """
 from __future__ import annotations
 
@@ -10,66 +12,53 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..core.errors import SpinnError
 from ..core.metrics import r2_score
-from ..core.overrides import build_config
+from ..core.overrides import Count, CountOrZero, StageConfig, build_config
+from ..core.results_schema import DenseTraining
 from ..data.dataset import PreparedData, Scaler
 from ..data.time_order import in_time_order
+from ..model.counting import count_parameters
 from ..model.inference import batched_forward
 from ..model.physics import TERMS, PhysicsConfig, physics_loss
-from ..model.sequence_head import head_of
+from ..model.sequence_head import head_constants, head_of
 from ..model.sequences import sequence_of
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 120  # upper bound; early stopping usually ends sooner (~0.4 s/epoch on 2 CPUs)
-    batch_size: int = 256  # ~20 Adam steps per epoch on ~5k train rows; small batches generalise
-    lr: float = 1e-3  # Adam's usual default; stable for a 4-layer tanh MLP on standardised data
+class TrainConfig(StageConfig):
+    epochs: Count = 120  # upper bound; early stopping usually ends sooner (~0.4 s/epoch on 2 CPUs)
+    batch_size: Count = 256  # ~20 Adam steps per epoch on ~5k train rows; small batches generalise
+    # Adam's usual default; stable for a 4-layer tanh MLP on standardised data
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     weight_decay: float = 0.0  # no explicit regularisation: pruning is the regulariser studied
     lr_factor: float = 0.5  # ReduceLROnPlateau: halve the LR when val loss stalls
-    lr_patience: int = 5  # epochs without improvement before halving (< patience below)
+    lr_patience: CountOrZero = 5  # epochs without improvement before halving (< patience below)
     min_lr: float = 1e-5  # below this Adam steps are too small to matter
-    patience: int = 20  # early stopping: epochs without val improvement before stopping
+    patience: Count = 20  # early stopping: epochs without val improvement before stopping
     min_delta: float = 1e-4  # an improvement smaller than this (scaled MSE) does not count
     grad_clip_norm: float = 5.0  # guards against rare large physics-term gradients; 0 = off
-    eval_batch_size: int = 4096  # validation/prediction chunk: bounds memory, not results
+    eval_batch_size: Count = 4096  # validation/prediction chunk: bounds memory, not results
     seed: int = 42  # batch order (its own torch.Generator, independent of the init seed)
     # Hard-physics models integrate along whole experiments: a step sees this many of them
     # (about 1,000-1,500 windows), so an epoch of 11 train experiments is 4 steps.
-    experiments_per_step: int = 3
+    experiments_per_step: Count = 3
     # The hard head's constants (time constant, gain, idle minutes, initial wear; in log space)
     # are physical quantities: at the body's rate they would move 3e-4 per step, i.e. not at all.
-    head_lr: float = 1e-2
+    head_lr: float = Field(1e-2, gt=0, allow_inf_nan=False)
     progress: bool = True  # tqdm bar over epochs with a loss postfix
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "experiments_per_step"):
-            if int(getattr(self, name)) < 1:
-                raise SpinnError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("lr", "head_lr"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise SpinnError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.patience < 1 or self.lr_patience < 0:
-            raise SpinnError(
-                f"patience must be >= 1 and lr_patience >= 0, got {self.patience}, {self.lr_patience}"
-            )
 
     @classmethod
     def smoke_test(cls) -> TrainConfig:
         return cls(epochs=3, batch_size=64, patience=2, lr_patience=1)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**d)
 
 
 HARD_LR = 3e-4  # a hard model's steps move further: at 1e-3 val loss jumped (docs/physics.md)
@@ -89,12 +78,11 @@ class TrainResult:
     best_epoch: int  # 1-based epoch whose weights the model holds after fit
     best_val_loss: float  # validation data MSE (scaled targets) at best_epoch
     seconds: float  # wall time of the whole fit
-    stopped_early: bool = False  # True when patience ran out before cfg.epochs
-    extra: dict = field(default_factory=dict)  # rows, steps, device: for the results JSON
-
-    def to_dict(self) -> dict:
-        """The fields, with ``extra``'s keys at the top level."""
-        return {k: v for k, v in vars(self).items() if k != "extra"} | self.extra
+    stopped_early: bool  # True when patience ran out before cfg.epochs
+    train_rows: int
+    val_rows: int
+    optimizer_steps: int
+    device: str
 
 
 def _tensors(data: PreparedData, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,7 +262,52 @@ def fit(
     model.eval()
     return TrainResult(
         history=history, best_epoch=best_epoch, best_val_loss=best_loss,
-        seconds=time.perf_counter() - start, stopped_early=stopped_early,
-        extra={"train_rows": len(x_train), "val_rows": len(x_val),
-               "optimizer_steps": len(batches) * len(history), "device": str(device)},
+        seconds=time.perf_counter() - start, stopped_early=stopped_early, train_rows=len(x_train),
+        val_rows=len(x_val), optimizer_steps=len(batches) * len(history), device=str(device),
+    )
+
+
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    """One row per epoch; ``val_r2`` becomes one ``val_r2 <target>`` column per output."""
+    rows = [{**{k: v for k, v in h.items() if k != "val_r2"},
+             **{f"val_r2 {t}": r for t, r in h.get("val_r2", {}).items()}} for h in history]
+    return pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
+
+
+def checkpoint_meta(
+    model: nn.Module, data: PreparedData, train_cfg: TrainConfig, physics_cfg: PhysicsConfig,
+    *, val_metrics: dict, seed: int,
+) -> dict:
+    """``meta`` of ``checkpoints/dense_pinn.pt``: what rebuilds the model and its units."""
+    return {
+        "model": model.cfg,
+        "feature_names": list(data.feature_names),
+        "target_names": list(data.target_names),
+        "scaler": data.scaler.to_dict(),
+        "train_config": train_cfg,
+        "physics_config": physics_cfg,
+        "val_metrics": val_metrics,
+        "seed": int(seed),
+        "params": count_parameters(model),
+        "physics_head": head_constants(model),
+    }
+
+
+def training_report(
+    model: nn.Module, data: PreparedData, train_cfg: TrainConfig, physics_cfg: PhysicsConfig,
+    result: TrainResult, *, val_metrics: dict, seed: int, environment: dict,
+) -> DenseTraining:
+    """The ``metrics/dense_training.json`` record (``core.results_schema.DenseTraining``)."""
+    return DenseTraining(
+        model=model.cfg,
+        params=count_parameters(model),
+        train_config=train_cfg,
+        physics_config=physics_cfg,
+        **vars(result),
+        epochs_run=len(result.history),
+        val_metrics=val_metrics,
+        seed=int(seed),
+        data_source=data.meta.get("source"),
+        thermal_source=data.meta.get("thermal_source"),
+        environment=environment,
     )
