@@ -91,7 +91,7 @@ def test_numpy_head_equals_torch_head_and_pieces_equal_one_pass():
     groups, t, runs, power = _sequence(rng, sizes=(300, 500, 200))
     seq = sequence_columns(groups, t, runs, power)
     raw = rng.normal(size=(len(t), 2))
-    whole, _ = apply_head(raw, seq, head.constants())
+    whole = apply_head(raw, seq, head.constants())
     assert np.abs(whole - _physical(head, head(torch.as_tensor(raw), torch.as_tensor(seq)))).max() < 1e-9
     pieces, state = [], HeadState()
     for start in range(0, len(t), 137):  # a file read in pieces, or a machine one window at a time
@@ -151,7 +151,7 @@ def test_the_one_window_path_equals_the_array_path():
     groups, t, runs, power = _sequence(rng)
     seq = sequence_columns(groups, t, runs, power)
     raw = rng.normal(size=(len(t), 2)) * 3
-    whole, _ = apply_head(raw, seq, head.constants())
+    whole = apply_head(raw, seq, head.constants())
     state, rows = HeadState(), []
     for i in range(len(t)):
         wear, delta, state = step_one(raw[i, 0], raw[i, 1], groups[i], t[i], bool(runs[i]), power[i],

@@ -210,7 +210,7 @@ def test_sparse_checkpoint_round_trip(tmp_path):
     assert torch.equal(loaded(x), sparse(x))
     assert loaded.format == "csr" and loaded.network[0].weight.layout == torch.sparse_csr
     assert ckpt.kind == VARIANTS.csr and ckpt.meta["feature_names"] == list("abcde")
-    assert ckpt.meta["dims"] == list(SMALL.dims) and ckpt.meta["activation"] == "tanh"
+    assert ckpt.meta["model"]["hidden_dims"] == list(SMALL.hidden_dims) and ckpt.meta["format"] == "csr"
 
 
 def test_load_sparse_model_refuses_other_kinds_and_bad_shapes(tmp_path):

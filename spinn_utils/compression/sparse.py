@@ -141,11 +141,10 @@ def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float
 
 def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
     """Save ``model`` with its format's variant as kind (``spinn_coo``); meta (the source's
-    ``scaler``, names, ...) gets ``model``, ``dims``, ``activation`` and ``format``."""
+    ``scaler``, names, ...) gets ``model`` (its ModelConfig) and ``format``."""
     if not isinstance(model, SparsePINN):
         raise SpinnError(f"save_sparse_checkpoint needs a SparsePINN, got {type(model).__name__}")
-    full = {**(meta or {}), "model": model.cfg, "dims": list(model.cfg.dims),
-            "activation": model.cfg.activation, "format": model.format}
+    full = {**(meta or {}), "model": model.cfg, "format": model.format}
     return save_checkpoint(path, model, kind=sparse_variant(model.format), meta=full)
 
 

@@ -116,7 +116,7 @@ def predictions(predictor: OnnxPredictor, x: np.ndarray, sequence: np.ndarray | 
     if not is_hard(predictor):
         return predictor.run(x, threads)
     head = SequencePredictor(predictor)
-    return apply_head(head.rates(x, threads), sequence, head.constants)[0]
+    return apply_head(head.rates(x, threads), sequence, head.constants)
 
 
 def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_spinning: bool = False):
