@@ -1,7 +1,6 @@
-"""A deployed model without torch (numpy and onnxruntime only; ``python -m spinn_utils.predict``):
-an ONNX file that takes raw float32 features and returns physical units, and its JSON sidecar,
-all or nothing: the model records the sha256 of the whole sidecar, so an edited or foreign
-sidecar is refused in one line.
+"""A deployed model without torch (``python -m spinn_utils.predict``): an ONNX file that takes
+raw float32 features and returns physical units, and its JSON sidecar, all or nothing: the model
+records the sha256 of the whole sidecar, so an edited or foreign sidecar is refused in one line.
 """
 from __future__ import annotations
 
@@ -9,17 +8,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from ..core.errors import SpinnError, first_line
 from ..core.io import file_sha256
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 SIDECAR_FORMAT = "spinn-onnx-sidecar"
 SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256",
@@ -165,8 +161,6 @@ class OnnxPredictor:
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise SpinnError(f"{source} lacks feature column(s) {missing}; the model needs {self.feature_names}")
-        import pandas as pd  # only to name a bad value: the deployed path stays pandas-free
-
         values = frame[self.feature_names].apply(pd.to_numeric, errors="coerce")
         bad = values.isna() & frame[self.feature_names].notna()
         if bad.any().any():
