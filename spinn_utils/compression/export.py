@@ -174,8 +174,7 @@ def remove_export(path: Path) -> None:
 
 def write_export(proto: onnx.ModelProto, body: dict, out_path: Path) -> OnnxExport:
     """Write ``proto`` to ``out_path`` with the sha256 of ``body`` in its metadata_props, and
-    ``body`` plus the file's sha256 and size to its sidecar: the sidecar written. The model is
-    renamed in just after its sidecar is written."""
+    ``body`` plus the file's sha256 and size to its sidecar (first); returns the sidecar."""
     body = json.loads(json.dumps(to_jsonable(body), allow_nan=False))  # hashed as it will be read back
     props = {p.key: p.value for p in proto.metadata_props}
     helper.set_model_props(proto, {**props, META_SIDECAR: sidecar_digest(body)})
@@ -189,11 +188,10 @@ def write_export(proto: onnx.ModelProto, body: dict, out_path: Path) -> OnnxExpo
 def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
                  cfg: ExportConfig, *, source: Path, id_columns: list[str], feature_ranges: dict,
                  physics: dict | None = None) -> OnnxExport:
-    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model`` (a
-    dense-storage DensePINN trained with ``scaler``) on the raw rows ``x_raw``; else raise a
-    SpinnError, keeping no export. ``source``: its checkpoint; ``id_columns``: the input columns a
-    prediction CSV keeps; ``feature_ranges``: the training split's ``{"min", "max"}``;
-    ``physics``: the sidecar's physics block (``physics_block``; None: soft)."""
+    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model`` (trained
+    with ``scaler``) on the raw rows ``x_raw``, else raise a SpinnError, keeping no export.
+    ``source``: its checkpoint; ``id_columns``: the input columns a prediction CSV keeps;
+    ``feature_ranges``: the training split's ``{"min", "max"}``; ``physics``: ``physics_block``."""
     out_path = Path(out_path)
     props = {META_FEATURES: json.dumps(list(scaler.feature_names)),
              META_TARGETS: json.dumps(list(scaler.target_names))}

@@ -113,10 +113,9 @@ def weight_scores(model: nn.Module, method: str = "magnitude",
 
 def global_magnitude_masks(model: nn.Module, sparsity: float, masks: Masks | None = None,
                            scores: dict[str, torch.Tensor] | None = None) -> Masks:
-    """Masks (True = kept) that zero the ``n_weights_to_prune`` lowest-``scores`` (default |w|)
-    hidden weights in one ranking over every hidden matrix (ties broken by position), so
-    ``sparsity`` of all parameters is zero. Weights pruned in ``masks`` (the previous stage's)
-    stay pruned, so successive stages only ever remove more."""
+    """Masks (True = kept) zeroing the ``n_weights_to_prune`` lowest-``scores`` (default |w|)
+    hidden weights in one ranking (ties by position); weights pruned in ``masks`` (the previous
+    stage's) stay pruned, so successive stages only ever remove more."""
     weights = prunable_weights(model)
     k = n_weights_to_prune(model, sparsity)
     scores = weight_scores(model) if scores is None else scores
@@ -165,12 +164,10 @@ def mask_digest(masks: Masks) -> str:
 
 def layer_sparsity(model: nn.Module) -> list[dict]:
     """Per weight matrix: total, non-zero and sparsity (biases are not pruned, so not listed)."""
-    rows = []
-    for name, w in prunable_weights(model).items():
-        total, nonzero = w.numel(), int(torch.count_nonzero(w.detach()))
-        rows.append({"layer": name, "total": total, "nonzero": nonzero,
-                     "sparsity": 1.0 - nonzero / total})
-    return rows
+    counts = {name: (w.numel(), int(torch.count_nonzero(w.detach())))
+              for name, w in prunable_weights(model).items()}
+    return [{"layer": name, "total": total, "nonzero": nonzero, "sparsity": 1.0 - nonzero / total}
+            for name, (total, nonzero) in counts.items()]
 
 
 def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):

@@ -207,8 +207,7 @@ DENSE_META_KEYS = ("model", "feature_names", "target_names", "scaler", "train_co
 
 def pruned_checkpoint_meta(dense_meta: dict, model: nn.Module, *, val_metrics: dict, **extra) -> dict:
     """Meta for a pruned/structured checkpoint: the dense one's units and configs, this model's
-    ``model``, ``params``, head and metrics, and ``extra`` (the fine-tuning's ``train_config``,
-    ``prune_config``, targets, digests)."""
+    ``model``, ``params``, head and metrics, and ``extra`` (configs, targets, digests)."""
     missing = [k for k in DENSE_META_KEYS if k not in dense_meta]
     if missing:
         raise SpinnError(f"the dense checkpoint's meta lacks {missing}; expected "

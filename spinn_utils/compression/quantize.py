@@ -89,9 +89,8 @@ def initializer_bytes(model_path: Path) -> int:
 
 def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray,
                   cfg: QuantConfig) -> onnx.ModelProto:
-    """``src`` quantized the ``mode`` way (through the file ``out``), first and last layers kept
-    fp32, with ``src``'s ``metadata_props`` (the names the predictor checks), which the quantizer
-    drops."""
+    """``src`` quantized the ``mode`` way (through the file ``out``), first and last layers fp32,
+    with ``src``'s ``metadata_props`` (the names the predictor checks; the quantizer drops them)."""
     keep, source = float_layers(src), onnx.load(str(src))
     root = logging.getLogger()
     level = root.level

@@ -100,8 +100,7 @@ def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None
 
 def range_bounds(meta: dict, side: str) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) beyond which an input is flagged: the training range widened by ``RANGE_FACTOR``
-    times its width on each side. Ranges that are absent or malformed are a SpinnError: the range
-    check is never silently off."""
+    times its width each side; absent or malformed ranges are a SpinnError, never a silent skip."""
     ranges, n_f = meta.get("feature_ranges"), len(meta["feature_names"])
     try:
         lo, hi = (np.asarray(ranges[k], np.float64) for k in ("min", "max"))

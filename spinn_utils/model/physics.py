@@ -136,13 +136,11 @@ def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
 
 def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
                  pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The physics terms on (a subsample of) one batch ``x_scaled`` standardised with ``scaler``.
-
-    ``pairs``: (earlier, later) standardised inputs of consecutive windows of one experiment,
-    needed by ``wear_sequence``. Returns every term of ``TERMS`` (unweighted, a mean squared
-    violation in units of the target's std; NaN when its weight is 0) and ``"total"`` (the
-    weighted sum, to add to the data loss; 0 when every weight is 0).
-    """
+    """The physics terms on (a subsample of) one batch ``x_scaled`` standardised with ``scaler``;
+    ``pairs``: (earlier, later) inputs of consecutive windows, for ``wear_sequence``. Returns every
+    term of ``TERMS`` (unweighted mean squared violation in units of the target's std; the ODE and
+    sequence terms NaN at weight 0, all NaN when every weight is) and ``"total"`` (their weighted
+    sum, to add to the data loss)."""
     nan = x_scaled.new_full((), float("nan"))
     if not cfg.enabled:
         return {**dict.fromkeys(TERMS, nan), "total": x_scaled.new_zeros(())}
