@@ -316,7 +316,7 @@ def test_an_export_older_than_the_sidecar_hash_or_forged_whole_is_refused(export
     assert rc == 2 and "records no hash of its sidecar" in err and "re-export it with notebook 05_5" in err
     names = side["feature_names"]
     forged = {k: v for k, v in side.items() if k not in FILE_KEYS} | {"feature_names": [names[1], names[0], *names[2:]]}
-    write_export(onnx.load(str(good)), forged, model, sidecar_path(model))  # re-hashed: names still checked
+    write_export(onnx.load(str(good)), forged, model)  # re-hashed: names still checked
     rc, err = _cli(model, csv, tmp_path / "o.csv", capsys)
     assert rc == 2 and "was exported with" in err and len(err.splitlines()) == 1
 

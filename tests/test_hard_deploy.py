@@ -136,4 +136,4 @@ def test_without_a_power_input_the_deployed_head_sees_1_kw_as_training_does():
     physics = {"mode": "hard", "head": {"y_mean": [0.0, 0.0], "y_std": [1.0, 1.0]}, "power_col": "",
                "power_unit": "A"}
     head = SequencePredictor(SimpleNamespace(meta={"physics": physics}, feature_names=["a"]))
-    assert head.power(np.zeros((3, 1), np.float32), None, 3).tolist() == [1.0, 1.0, 1.0]
+    assert head.power(np.zeros((3, 1), np.float32)).tolist() == [1.0, 1.0, 1.0]

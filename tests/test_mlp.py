@@ -12,6 +12,7 @@ from spinn_utils.model.mlp import (
 
 
 def test_default_dense_pinn_has_paper_parameter_count():
+    torch.manual_seed(0)  # unseeded, about 1 init in 25 draws an exact 0.0 weight
     model = DensePINN()
     assert count_parameters(model).model_dump() == {"total": 666_882, "nonzero": 666_882, "sparsity": 0.0}
     assert [m.out_features for m in linear_layers(model)] == [512, 512, 512, 256, 2]

@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spinn_utils.compression.magnitude import apply_masks, masks_from_zeros
+from spinn_utils.compression.pruning_run import select_neurons, slice_model
 from spinn_utils.compression.sparse import convert_dense_to_sparse
-from spinn_utils.compression.structured import select_neurons, slice_model
 from spinn_utils.core.errors import SpinnError
 from spinn_utils.data.thermal import ThermalModel
 from spinn_utils.model.mlp import DensePINN, ModelConfig
 from spinn_utils.model.sequence_head import PhysicsHead, WithHead, linear_scan
-from spinn_utils.model.sequence_numpy import HeadState, apply_head, sequence_columns
+from spinn_utils.model.sequence_numpy import HeadState, apply_head, integrate, sequence_columns
 
 
 def _sequence(rng, sizes=(40, 70, 25), run_every=9):
@@ -91,14 +91,12 @@ def test_numpy_head_equals_torch_head_and_pieces_equal_one_pass():
     groups, t, runs, power = _sequence(rng, sizes=(300, 500, 200))
     seq = sequence_columns(groups, t, runs, power)
     raw = rng.normal(size=(len(t), 2))
-    whole, _ = apply_head(raw, seq, head.constants())
+    whole = apply_head(raw, seq, head.constants())
     assert np.abs(whole - _physical(head, head(torch.as_tensor(raw), torch.as_tensor(seq)))).max() < 1e-9
     pieces, state = [], HeadState()
     for start in range(0, len(t), 137):  # a file read in pieces, or a machine one window at a time
         rows = slice(start, start + 137)
-        y, state = apply_head(raw[rows], sequence_columns(groups[rows], t[rows], runs[rows], power[rows], state),
-                              head.constants(), state)
-        state = HeadState(groups[rows][-1], float(t[rows][-1]), state.wear_mm, state.delta_um)
+        y, state = integrate(raw[rows], groups[rows], t[rows], runs[rows], power[rows], head.constants(), state)
         pieces.append(y)
     assert np.abs(np.concatenate(pieces) - whole).max() < 1e-9
 
@@ -153,7 +151,7 @@ def test_the_one_window_path_equals_the_array_path():
     groups, t, runs, power = _sequence(rng)
     seq = sequence_columns(groups, t, runs, power)
     raw = rng.normal(size=(len(t), 2)) * 3
-    whole, _ = apply_head(raw, seq, head.constants())
+    whole = apply_head(raw, seq, head.constants())
     state, rows = HeadState(), []
     for i in range(len(t)):
         wear, delta, state = step_one(raw[i, 0], raw[i, 1], groups[i], t[i], bool(runs[i]), power[i],

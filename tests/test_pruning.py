@@ -21,12 +21,12 @@ from spinn_utils.compression.magnitude import (
     stage_epochs,
     weight_scores,
 )
-from spinn_utils.compression.pruning_run import prune_structured, prune_unstructured
-from spinn_utils.compression.structured import (
+from spinn_utils.compression.pruning_run import (
     neuron_importance,
+    prune_structured,
+    prune_unstructured,
     select_neurons,
     slice_model,
-    structured_prune,
     structured_widths,
 )
 from spinn_utils.core.errors import SpinnError
@@ -262,19 +262,26 @@ class _RecordingFineTune:
         return {"epochs": epochs}
 
 
+def _prune(model, cfg, finetune=None, **kw):
+    """(final masks, per stage: (stage, target, masks, what finetune returned, sparsity then))."""
+    stages = []
+    masks = iterative_prune(model, cfg, finetune, **kw, on_stage=lambda m, *s: stages.append(
+        (*s, count_parameters(m).sparsity)))
+    return masks, stages
+
+
 def test_pruner_returns_masks_and_calls_the_finetune_callback():
     torch.manual_seed(11)
     model = DensePINN(TINY)
     cfg = PruneConfig(n_stages=3, finetune_epochs=2, final_finetune_epochs=5)
-    finetune, seen = _RecordingFineTune(), []
-    masks, stages = iterative_prune(model, cfg, finetune, on_stage=lambda m, s: seen.append(
-        count_parameters(m).sparsity))
+    finetune = _RecordingFineTune()
+    masks, stages = _prune(model, cfg, finetune)
     assert [c[0] for c in finetune.calls] == [2, 2, 5]
     assert not any(c[2] for c in finetune.calls)  # the masks are handed to the callback
-    assert [s.stage for s in stages] == [1, 2, 3] and stages[-1].masks is masks
-    assert [s.finetune for s in stages] == [{"epochs": e} for e in (2, 2, 5)]
-    assert [s.target_sparsity for s in stages] == sparsity_schedule(cfg)
-    assert all(abs(a - t) <= 0.005 for a, t in zip(seen, sparsity_schedule(cfg)))
+    assert [s[0] for s in stages] == [1, 2, 3] and stages[-1][2] is masks
+    assert [s[3] for s in stages] == [{"epochs": e} for e in (2, 2, 5)]
+    assert [s[1] for s in stages] == sparsity_schedule(cfg)
+    assert all(abs(s[4] - t) <= 0.005 for s, t in zip(stages, sparsity_schedule(cfg)))
     for name, w in prunable_weights(model).items():  # re-applied after the callback's steps
         assert torch.count_nonzero(w[~masks[name]]) == 0
 
@@ -284,8 +291,8 @@ def test_pruner_without_callback_or_epochs_only_cuts():
     model = DensePINN(TINY)
     cfg = PruneConfig(n_stages=2, finetune_epochs=0, final_finetune_epochs=0)
     finetune = _RecordingFineTune()
-    masks, stages = iterative_prune(model, cfg, finetune)
-    assert finetune.calls == [] and all(s.finetune is None and s.epochs == 0 for s in stages)
+    masks, stages = _prune(model, cfg, finetune)
+    assert finetune.calls == [] and all(s[3] is None for s in stages)
     assert abs(count_parameters(model).sparsity - cfg.target_sparsity) <= 0.005
 
 
@@ -294,7 +301,7 @@ def test_magnitude_path_matches_one_shot_masks_without_finetuning():
     model = DensePINN(TINY)
     clone = copy.deepcopy(model)
     cfg = PruneConfig(n_stages=1, finetune_epochs=0, final_finetune_epochs=0)
-    masks, _ = iterative_prune(model, cfg)
+    masks = iterative_prune(model, cfg)
     expected = global_magnitude_masks(clone, cfg.target_sparsity)
     assert all(torch.equal(masks[n], expected[n]) for n in expected)
 
@@ -306,7 +313,7 @@ def test_random_method_reaches_target_with_other_masks_and_the_same_budget():
     for name, c in (("magnitude", cfg), ("random", random_cfg)):
         torch.manual_seed(14)
         model, finetune = DensePINN(TINY), _RecordingFineTune()
-        masks, stages = iterative_prune(model, c, finetune, seed=3)
+        masks, stages = _prune(model, c, finetune, seed=3)
         results[name] = (model, masks, finetune.calls, stages)
     for model, masks, _, _ in results.values():
         assert abs(count_parameters(model).sparsity - cfg.target_sparsity) <= 0.005
@@ -314,10 +321,10 @@ def test_random_method_reaches_target_with_other_masks_and_the_same_budget():
     (_, mag, mag_calls, mag_stages), (_, rnd, rnd_calls, rnd_stages) = results["magnitude"], results["random"]
     assert mask_digest(mag) != mask_digest(rnd)
     assert [c[0] for c in mag_calls] == [c[0] for c in rnd_calls] == [stage_epochs(cfg, i) for i in (1, 2, 3)]
-    assert [s.target_sparsity for s in mag_stages] == [s.target_sparsity for s in rnd_stages]
+    assert [s[1] for s in mag_stages] == [s[1] for s in rnd_stages]
     # Stages only ever remove more, for random scores too.
-    for earlier, later in zip(rnd_stages, rnd_stages[1:]):
-        assert all(bool((later.masks[n] <= earlier.masks[n]).all()) for n in later.masks)
+    for (*_, earlier, _, _), (*_, later, _, _) in zip(rnd_stages, rnd_stages[1:]):
+        assert all(bool((later[n] <= earlier[n]).all()) for n in later)
 
 
 def test_random_method_is_seeded():
@@ -325,7 +332,7 @@ def test_random_method_is_seeded():
     digests = []
     for seed in (1, 1, 2):
         torch.manual_seed(15)
-        masks, _ = iterative_prune(DensePINN(TINY), cfg, seed=seed)
+        masks = iterative_prune(DensePINN(TINY), cfg, seed=seed)
         digests.append(mask_digest(masks))
     assert digests[0] == digests[1] != digests[2]
 
@@ -333,14 +340,3 @@ def test_random_method_is_seeded():
 def test_prune_method_is_validated():
     with pytest.raises(SpinnError, match="PruneConfig.prune_method: .*'magnitude' or 'random', got 'l1'"):
         PruneConfig(prune_method="l1")
-
-
-def test_structured_pruner_takes_the_finetune_callback():
-    torch.manual_seed(16)
-    dense = DensePINN(TINY)
-    finetune = _RecordingFineTune()
-    done = structured_prune(dense, PruneConfig(structured_finetune_epochs=3), finetune)
-    assert finetune.calls == [(3, f"structured {done.hidden_dims}", True)]
-    assert done.finetune == {"epochs": 3} and done.model.cfg.hidden_dims == done.hidden_dims
-    untouched = structured_prune(dense, PruneConfig(structured_finetune_epochs=0), finetune)
-    assert len(finetune.calls) == 1 and untouched.finetune is None

@@ -1,12 +1,7 @@
-"""Cell 5.5: convert a pruned checkpoint to sparse storage, validate it, report every byte.
-
-Notebook 05.5 and the CLI (``convert_cli.py``) both call ``convert_checkpoint``. Sources: our
-checkpoints (dense-storage kinds and spinn-utils 0.1 files) and a plain ``state_dict`` of the
-earlier pipeline's ``nn.Sequential`` MLP; validation inputs are an array, a CSV (scaled with the
-checkpoint's scaler) or seeded N(0, 1) rows. Each format writes its own checkpoint and report
-(``spinn_coo.pt`` and ``sparse_conversion_report.json`` for COO; CSR's carry ``csr``). Bad input
-is a SpinnError with nothing written; a conversion that does not validate writes
-``<report>.failed.json`` and leaves every existing file alone.
+"""Cell 5.5 and the CLI (``convert_cli.py``): ``convert_checkpoint`` converts a pruned
+checkpoint (ours, or the earlier pipeline's plain ``nn.Sequential`` state_dict) to sparse
+storage, validates it and reports every byte. Bad input is a SpinnError with nothing written; a
+conversion that does not validate writes ``<report>.failed.json`` and leaves every file alone.
 """
 from __future__ import annotations
 
@@ -176,18 +171,12 @@ def conversion_report(cfg: SparseConfig, model: DensePINN, converted: dict[str, 
     }
 
 
-def convert_checkpoint(
-    cfg: SparseConfig,
-    source: str | os.PathLike,
-    *,
-    checkpoint_out: str | os.PathLike,
-    report_out: str | os.PathLike,
-    inputs: np.ndarray | str | os.PathLike | None = None,
-    inputs_label: str | None = None,
-    features: list[str] | None = None,
-    activation: str | None = None,
-    device: str | torch.device = "cpu",
-) -> SparseConversion:
+def convert_checkpoint(cfg: SparseConfig, source: str | os.PathLike, *,
+                       checkpoint_out: str | os.PathLike, report_out: str | os.PathLike,
+                       inputs: np.ndarray | str | os.PathLike | None = None,
+                       inputs_label: str | None = None, features: list[str] | None = None,
+                       activation: str | None = None,
+                       device: str | torch.device = "cpu") -> SparseConversion:
     """Convert ``source`` to ``cfg.format``, validate every format on ``device``, write checkpoint
     + report (module docstring) and return the ``SparseConversion`` record. ``inputs``: standardised
     rows (``inputs_label`` names them), a CSV path (``features``: its columns, if the source does
@@ -230,8 +219,7 @@ def refuse_overwriting_inputs(source, inputs, outputs: list) -> None:
 
 def failed_report_path(report_out) -> Path:
     """Where a conversion that did not validate writes its report (never over a good one)."""
-    report_out = Path(report_out)
-    return report_out.with_name(f"{report_out.stem}.failed.json")
+    return Path(report_out).with_suffix(".failed.json")
 
 
 def summary_rows(report: SparseConversion) -> list[dict]:

@@ -1,11 +1,5 @@
-"""``python -m spinn_utils.convert_to_sparse`` and ``spinn-convert-to-sparse``: the conversion CLI.
-
-    python -m spinn_utils.convert_to_sparse --checkpoint results/checkpoints/spinn_masked.pt \\
-        [--format coo|csr] [--output-dir DIR] [--data test.csv] [--activation tanh] [--atol 1e-4]
-
-Notebook 05.5's code path (``convert.convert_checkpoint``). Exit codes: 0 converted and
-validated, 1 did not validate (``<report>.failed.json`` written, nothing replaced), 2 bad input
-(one line on stderr, nothing written), such as an output that is the input file itself.
+"""``python -m spinn_utils.convert_to_sparse`` and ``spinn-convert-to-sparse``: notebook 05.5's
+conversion (``convert.convert_checkpoint``) from the command line (``--help``).
 """
 from __future__ import annotations
 
@@ -41,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: 0 converted and validated, 1 did not validate, 2 bad input."""
+    """0 converted and validated; 1 did not validate (``<report>.failed.json`` written, nothing
+    replaced); 2 bad input (one line on stderr, nothing written)."""
     try:
         args = _parser().parse_args(argv)
         cfg = SparseConfig(format=args.format, atol=args.atol)

@@ -1,12 +1,8 @@
-"""Deployable models: ONNX exports with the scaler folded in, checked against PyTorch (Cell 5.5).
-
-Each export takes **raw features** and returns **physical units** (the train-fitted scaler is
-folded into the first and last layers), with a dynamic batch size. The graph is written with
-``onnx.helper``, node for node what ``torch.onnx.export`` writes for this MLP (``Gemm`` and the
-activation, opset 18), in milliseconds where the exporter took about 9 s. An export is kept only
-when ONNX Runtime reproduces the PyTorch model on the test split within ``parity_rtol`` of each
-target's std. Its JSON sidecar (results/README.md) is hashed whole into the model's
-``metadata_props``, so the predictor refuses one edited by hand.
+"""ONNX exports that take raw features and return physical units (the scaler folded into the
+first and last layers), written node for node with ``onnx.helper`` (``Gemm`` and the activation,
+opset 18, as ``torch.onnx.export`` writes them). An export is kept only when ONNX Runtime
+reproduces the PyTorch model on the test split within ``parity_rtol`` of each target's std; its
+JSON sidecar (results/README.md) is hashed whole into the model's ``metadata_props``.
 """
 from __future__ import annotations
 
@@ -170,75 +166,67 @@ def parity(y: np.ndarray, y_ref: np.ndarray, target_names, y_std, rtol: float, a
     return Parity(per_target=per_target, passed=passed, rtol_of_target_std=rtol, n=len(y), against=against)
 
 
-def measure_parity(onnx_path: Path, model: nn.Module, scaler: Scaler, x_raw: np.ndarray, rtol: float) -> Parity:
-    """ONNX Runtime on raw features vs PyTorch on scaled ones, per target in its own units."""
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    y_ort = session.run(None, {session.get_inputs()[0].name: x_raw.astype(np.float32)})[0]
-    with torch.inference_mode():
-        y_torch = model.cpu().float()(torch.as_tensor(scaler.transform_x(x_raw))).numpy()
-    return parity(y_ort, scaler.inverse_y(y_torch), scaler.target_names, scaler.y_std, rtol,
-                  "the PyTorch model, test split raw features")
-
-
 def remove_export(path: Path) -> None:
     """Remove ``path`` and its sidecar: a stale export beside a failed one would be read as this run's."""
     path.unlink(missing_ok=True)
     sidecar_path(path).unlink(missing_ok=True)
 
 
-def write_export(proto: onnx.ModelProto, body: dict, onnx_file: Path, sidecar_file: Path) -> OnnxExport:
-    """Write ``proto`` to ``onnx_file`` with the sha256 of ``body`` in its metadata_props, then
-    ``body`` plus the file's sha256 and size to ``sidecar_file``: the sidecar written."""
+def write_export(proto: onnx.ModelProto, body: dict, out_path: Path) -> OnnxExport:
+    """Write ``proto`` to ``out_path`` with the sha256 of ``body`` in its metadata_props, and
+    ``body`` plus the file's sha256 and size to its sidecar (first); returns the sidecar."""
     body = json.loads(json.dumps(to_jsonable(body), allow_nan=False))  # hashed as it will be read back
     props = {p.key: p.value for p in proto.metadata_props}
     helper.set_model_props(proto, {**props, META_SIDECAR: sidecar_digest(body)})
-    onnx.save(proto, str(onnx_file))
-    sidecar = {**body, "onnx_sha256": file_sha256(onnx_file), "onnx_bytes": onnx_file.stat().st_size}
-    write_json(sidecar_file, sidecar)
+    with atomic_path(out_path) as tmp:
+        onnx.save(proto, str(tmp))
+        sidecar = {**body, "onnx_sha256": file_sha256(tmp), "onnx_bytes": tmp.stat().st_size}
+        write_json(sidecar_path(out_path), sidecar)
     return OnnxExport.model_validate(sidecar)
 
 
 def export_model(model: DensePINN, scaler: Scaler, out_path: str | Path, x_raw: np.ndarray,
                  cfg: ExportConfig, *, source: Path, id_columns: list[str], feature_ranges: dict,
                  physics: dict | None = None) -> OnnxExport:
-    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model`` (a
-    dense-storage DensePINN trained with ``scaler``) on the raw rows ``x_raw``; else raise a
-    SpinnError, keeping no export. ``source``: its checkpoint; ``id_columns``: the input columns a
-    prediction CSV keeps; ``feature_ranges``: the training split's ``{"min", "max"}``;
-    ``physics``: the sidecar's physics block (``physics_block``; None: soft)."""
+    """Write ``out_path`` (.onnx) and its sidecar when ONNX Runtime reproduces ``model`` (trained
+    with ``scaler``) on the raw rows ``x_raw``, else raise a SpinnError, keeping no export.
+    ``source``: its checkpoint; ``id_columns``: the input columns a prediction CSV keeps;
+    ``feature_ranges``: the training split's ``{"min", "max"}``; ``physics``: ``physics_block``."""
     out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        props = {META_FEATURES: json.dumps(list(scaler.feature_names)),
-                 META_TARGETS: json.dumps(list(scaler.target_names))}
-        proto = build_graph(fold_scaler(model, scaler), cfg.opset, props)
-        onnx.save(proto, str(tmp))
-        checked = measure_parity(tmp, model, scaler, x_raw, cfg.parity_rtol)
-        if not checked.passed:
-            remove_export(out_path)
-            raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
-                             f"(per target {checked.per_target}); no export written")
-        # Every key but FILE_KEYS, hashed whole into the model: a key added here is covered too.
-        n_features, n_targets = len(scaler.feature_names), len(scaler.target_names)
-        body = {
-            "format": SIDECAR_FORMAT, "feature_names": list(scaler.feature_names),
-            "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
-            "id_columns": list(id_columns), "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-            "input_shape": ["batch", n_features], "output_shape": ["batch", n_targets],
-            "input": "raw features, float32, shape (batch, n_features) in feature_names order",
-            "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
-                       physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
-                       "targets' units (y * std + mean); the physics head integrates them along each group"),
-            "physics": physics or {"mode": "soft"},
-            "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
-                               "flagged": "beyond min/max by more than flag_factor x (max - min)"},
-            "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model), "opset": cfg.opset,
-            "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
-            "onnxruntime_version": ort.__version__,
-            "source_checkpoint": str(source), "source_sha256": file_sha256(source), "parity": checked,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        # The model is renamed in just after its sidecar is written.
-        return write_export(proto, body, tmp, sidecar_path(out_path))
+    props = {META_FEATURES: json.dumps(list(scaler.feature_names)),
+             META_TARGETS: json.dumps(list(scaler.target_names))}
+    proto = build_graph(fold_scaler(model, scaler), cfg.opset, props)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    y_ort = session.run(None, {INPUT_NAME: x_raw.astype(np.float32)})[0]
+    with torch.inference_mode():
+        y_torch = model.cpu().float()(torch.as_tensor(scaler.transform_x(x_raw))).numpy()
+    checked = parity(y_ort, scaler.inverse_y(y_torch), scaler.target_names, scaler.y_std,
+                     cfg.parity_rtol, "the PyTorch model, test split raw features")
+    if not checked.passed:
+        remove_export(out_path)
+        raise SpinnError(f"{out_path.name}: ONNX Runtime does not reproduce {source.name} "
+                         f"(per target {checked.per_target}); no export written")
+    # Every key but FILE_KEYS, hashed whole into the model: a key added here is covered too.
+    n_features, n_targets = len(scaler.feature_names), len(scaler.target_names)
+    body = {
+        "format": SIDECAR_FORMAT, "feature_names": list(scaler.feature_names),
+        "targets": [{"name": t, "unit": target_unit(t)} for t in scaler.target_names],
+        "id_columns": list(id_columns), "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "input_shape": ["batch", n_features], "output_shape": ["batch", n_targets],
+        "input": "raw features, float32, shape (batch, n_features) in feature_names order",
+        "output": ("targets in physical units, float32, shape (batch, n_targets)" if not physics or
+                   physics.get("mode") != "hard" else "the body's wear rate and heat input, float32, in the "
+                   "targets' units (y * std + mean); the physics head integrates them along each group"),
+        "physics": physics or {"mode": "soft"},
+        "feature_ranges": {**feature_ranges, "flag_factor": RANGE_FACTOR,
+                           "flagged": "beyond min/max by more than flag_factor x (max - min)"},
+        "hidden_dims": list(model.cfg.hidden_dims), "params": count_parameters(model), "opset": cfg.opset,
+        "exporter": f"spinn_utils {__version__} (onnx.helper {onnx.__version__}), from torch {torch.__version__}",
+        "onnxruntime_version": ort.__version__,
+        "source_checkpoint": str(source), "source_sha256": file_sha256(source), "parity": checked,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return write_export(proto, body, out_path)
 
 
 def physics_block(meta: dict, data: PreparedData) -> dict:

@@ -1,22 +1,16 @@
 """Iterative global magnitude pruning (SPINN's unstructured sparsity), fine-tuned by a callback.
 
-Every hidden weight matrix competes in one global ranking by |w| (or seeded noise,
-``prune_method="random"``: the control for the criterion); a schedule of stages removes the
-smallest, and after each stage the caller's fine-tune callback trains the model with the masks
-re-applied after every optimizer step, so a pruned weight stays exactly zero. Masks are plain
-``{parameter name: bool tensor}`` dicts (True = kept), so checkpoints stay plain DensePINN
-state_dicts with zeros in them. The target is a sparsity of *all* parameters (the paper: 68.5%
-of 666,882); biases and the output layer are never pruned (docs/physics.md: a hard body's small
-output layer would go first, whole).
-
-References: Han et al., "Learning both Weights and Connections for Efficient Neural Networks"
-(NeurIPS 2015); Zhu & Gupta, "To prune, or not to prune" (2017) for gradual schedules.
+One ranking by |w| (or seeded noise, ``prune_method="random"``: the control) over every hidden
+weight matrix; each stage of the schedule removes the smallest, then the fine-tune callback trains
+with the masks (``{parameter name: bool tensor}``, True = kept) re-applied after every step. The
+target is a sparsity of *all* parameters; biases and the output layer are never pruned
+(docs/physics.md). References: Han et al., "Learning both Weights and Connections for Efficient
+Neural Networks" (NeurIPS 2015); Zhu & Gupta, "To prune, or not to prune" (2017).
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -119,10 +113,9 @@ def weight_scores(model: nn.Module, method: str = "magnitude",
 
 def global_magnitude_masks(model: nn.Module, sparsity: float, masks: Masks | None = None,
                            scores: dict[str, torch.Tensor] | None = None) -> Masks:
-    """Masks (True = kept) that zero the ``n_weights_to_prune`` lowest-``scores`` (default |w|)
-    hidden weights in one ranking over every hidden matrix (ties broken by position), so
-    ``sparsity`` of all parameters is zero. Weights pruned in ``masks`` (the previous stage's)
-    stay pruned, so successive stages only ever remove more."""
+    """Masks (True = kept) zeroing the ``n_weights_to_prune`` lowest-``scores`` (default |w|)
+    hidden weights in one ranking (ties by position); weights pruned in ``masks`` (the previous
+    stage's) stay pruned, so successive stages only ever remove more."""
     weights = prunable_weights(model)
     k = n_weights_to_prune(model, sparsity)
     scores = weight_scores(model) if scores is None else scores
@@ -171,12 +164,10 @@ def mask_digest(masks: Masks) -> str:
 
 def layer_sparsity(model: nn.Module) -> list[dict]:
     """Per weight matrix: total, non-zero and sparsity (biases are not pruned, so not listed)."""
-    rows = []
-    for name, w in prunable_weights(model).items():
-        total, nonzero = w.numel(), int(torch.count_nonzero(w.detach()))
-        rows.append({"layer": name, "total": total, "nonzero": nonzero,
-                     "sparsity": 1.0 - nonzero / total})
-    return rows
+    counts = {name: (w.numel(), int(torch.count_nonzero(w.detach())))
+              for name, w in prunable_weights(model).items()}
+    return [{"layer": name, "total": total, "nonzero": nonzero, "sparsity": 1.0 - nonzero / total}
+            for name, (total, nonzero) in counts.items()]
 
 
 def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):
@@ -187,20 +178,12 @@ def finetune_config(train_cfg, cfg: PruneConfig, epochs: int):
                           progress=bool(train_cfg.progress and cfg.show_progress))
 
 
-@dataclass
-class PruneStage:
-    """What one stage of ``iterative_prune`` did (stage 1 is the first cut)."""
-
-    stage: int
-    target_sparsity: float  # cumulative, of all parameters
-    masks: Masks  # after this stage's cut (True = kept)
-    epochs: int  # this stage's fine-tuning budget (the callback is called only when > 0)
-    finetune: object = None  # what the fine-tune callback returned (training.fit's FitResult)
-
-
 # finetune(model, masks, epochs, desc): train ``model`` for at most ``epochs`` epochs keeping the
 # pruned weights at zero (re-apply ``masks`` after every optimizer step); returns anything.
-FineTune = Callable[[nn.Module, "Masks | None", int, str], object]
+FineTune = Callable[[nn.Module, Masks, int, str], object]
+# on_stage(model, stage, target, masks, finetuned): after stage ``stage`` (1-based) cut to the
+# cumulative sparsity ``target``; ``finetuned``: what ``finetune`` returned (None: not called).
+OnStage = Callable[[nn.Module, int, float, Masks, object], None]
 
 
 def stage_epochs(cfg: PruneConfig, stage: int) -> int:
@@ -209,27 +192,21 @@ def stage_epochs(cfg: PruneConfig, stage: int) -> int:
 
 
 def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *,
-                    seed: int = 0, on_stage: Callable[[nn.Module, PruneStage], None] | None = None
-                    ) -> tuple[Masks, list[PruneStage]]:
+                    seed: int = 0, on_stage: OnStage | None = None) -> Masks:
     """Prune ``model`` in place, stage by stage: score (``cfg.prune_method``; ``seed`` seeds the
-    random scores), mask, zero, then ``finetune(model, masks, epochs, desc)`` when the stage has
-    epochs, then ``on_stage(model, stage)`` (reports hook in here). Training, evaluation and
-    reports belong to the caller (``pruning_run.py``). Returns (final masks, one ``PruneStage``
-    per stage)."""
+    random scores), mask, zero, ``finetune`` when the stage has epochs (``stage_epochs``), then
+    ``on_stage`` (training, evaluation and reports are the caller's). Returns the final masks."""
     generator = torch.Generator().manual_seed(int(seed))
     masks: Masks | None = None
     schedule = sparsity_schedule(cfg)
-    stages = []
     for i, target in enumerate(schedule, start=1):
         scores = weight_scores(model, cfg.prune_method, generator)
         masks = global_magnitude_masks(model, target, masks, scores)
         apply_masks(model, masks)
-        epochs = stage_epochs(cfg, i)
-        result = None
+        epochs, result = stage_epochs(cfg, i), None
         if epochs > 0 and finetune is not None:
             result = finetune(model, masks, epochs, f"prune stage {i}/{len(schedule)} ({target:.1%})")
             apply_masks(model, masks)  # the restored best weights were masked too; be certain
-        stages.append(PruneStage(i, target, masks, epochs, result))
         if on_stage is not None:
-            on_stage(model, stages[-1])
-    return masks, stages
+            on_stage(model, i, target, masks, result)
+    return masks

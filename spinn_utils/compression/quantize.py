@@ -1,16 +1,15 @@
-"""The deployable SPINN in int8: ONNX Runtime quantization of the structured export (Cell 5.5).
+"""The int8 deployable model: ONNX Runtime quantization of the structured export (Cell 5.5).
 
-**Static** (QDQ, activation scales calibrated on training rows) and **dynamic** (scales from
-each batch) int8 are built, scored on the validation split and timed alternately; the faster is
-kept at equal accuracy (docs/benchmarking.md). The first layer (raw features of very different
-ranges) and the last (physical units) stay fp32: quantizing them cost R2 0.8 on a smoke model.
-Weights are per-tensor (per-channel measured worse). Reference: ONNX Runtime, "Quantize ONNX
-models".
+Static (QDQ, scales calibrated on training rows) and dynamic int8 are built, scored on the
+validation split and timed alternately; the faster at equal accuracy is kept
+(docs/benchmarking.md). The first and last layers stay fp32 (quantizing them cost R2 0.8 on a
+smoke model); weights are per-tensor (per-channel measured worse).
 """
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
@@ -28,7 +27,7 @@ from onnxruntime.quantization import (
 from pydantic import Field
 
 from ..core.errors import SpinnError
-from ..core.io import atomic_path, file_sha256
+from ..core.io import file_sha256
 from ..core.metrics import regression_report
 from ..core.overrides import Count, StageConfig
 from ..core.paths import ResultsPaths
@@ -36,7 +35,7 @@ from ..core.registry import QUANTIZED_EXPORTS
 from ..core.timing import perf_ms, timed_block
 from ..data.dataset import PreparedData
 from ..data.schema import target_unit
-from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar, sidecar_path
+from ..model.onnx_predictor import FILE_KEYS, OnnxPredictor, read_sidecar
 from ..model.sequence_predictor import is_hard, predictions
 from ..model.sequences import sequence_of
 from .export import OnnxExport, parity, remove_export, write_export
@@ -88,16 +87,17 @@ def initializer_bytes(model_path: Path) -> int:
     return sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(model_path)).graph.initializer)
 
 
-def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray, cfg: QuantConfig) -> None:
-    """Write ``out``: ``src`` quantized the ``mode`` way, first and last layers kept fp32, with
-    ``src``'s ``metadata_props`` (the names the predictor checks), which the quantizer drops."""
-    keep = float_layers(src)
+def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray,
+                  cfg: QuantConfig) -> onnx.ModelProto:
+    """``src`` quantized the ``mode`` way (through the file ``out``), first and last layers fp32,
+    with ``src``'s ``metadata_props`` (the names the predictor checks; the quantizer drops them)."""
+    keep, source = float_layers(src), onnx.load(str(src))
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs "consider pre-processing" on every call
     try:
         if mode == "static":
-            reader = RowsReader(onnx.load(str(src)).graph.input[0].name, x_calib, cfg.calibration_batch)
+            reader = RowsReader(source.graph.input[0].name, x_calib, cfg.calibration_batch)
             quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
                             per_channel=False, nodes_to_exclude=keep,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
@@ -106,11 +106,10 @@ def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray, cfg: Qua
                              nodes_to_exclude=[*keep, *(f"{k}_MatMul" for k in keep)])
     finally:
         root.setLevel(level)
-    source, model = onnx.load(str(src)), onnx.load(str(out))
-    have = {p.key: p.value for p in model.metadata_props}
-    missing = {p.key: p.value for p in source.metadata_props if p.key not in have}
-    helper.set_model_props(model, have | missing)
-    onnx.save(model, str(out))
+    model = onnx.load(str(out))
+    props = {p.key: p.value for p in [*source.metadata_props, *model.metadata_props]}
+    helper.set_model_props(model, props)
+    return model
 
 
 def choose(candidates: dict[str, dict], accuracy_tie: float) -> tuple[str, str]:
@@ -173,13 +172,11 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
     x_train = data.frames["train"][data.feature_names].to_numpy(np.float32)
     rng = np.random.default_rng(cfg.seed)
     x_calib = x_train[np.sort(rng.permutation(len(x_train))[:cfg.calibration_rows])]
-    work = out_path.parent / f".{out_path.stem}.candidates"
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        files = {m: work / f"{m}.onnx" for m in cfg.modes}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_path.stem}.", dir=out_path.parent) as work:
+        files = {m: Path(work) / f"{m}.onnx" for m in cfg.modes}
         for m, f in files.items():
-            quantize_file(fp32_path, f, m, x_calib, cfg)
-            write_export(onnx.load(str(f)), described, f, sidecar_path(f))
+            write_export(quantize_file(fp32_path, f, m, x_calib, cfg), described, f)
         candidates = _measure_candidates(files, data, cfg)
         mode, why = choose(candidates, cfg.accuracy_tie)
         moved = {t: d for t, d in candidates[mode]["batch_dependence"].items() if d["max_abs_diff"] > 0}
@@ -201,13 +198,7 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
                                  "config": cfg.model_dump()},
                 "source_onnx": str(fp32_path), "source_sha256": file_sha256(fp32_path),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        with atomic_path(out_path) as tmp:  # the model is renamed in just after its sidecar is written
-            sidecar = write_export(onnx.load(str(files[mode])), body, tmp, sidecar_path(out_path))
-    finally:
-        for f in work.glob("*"):
-            f.unlink()
-        work.rmdir()
-    return sidecar
+        return write_export(onnx.load(str(files[mode])), body, out_path)
 
 
 def quantize_exports(paths: ResultsPaths, data: PreparedData, cfg: QuantConfig) -> dict[str, OnnxExport]:

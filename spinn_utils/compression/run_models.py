@@ -1,8 +1,6 @@
-"""The one loader of a run's saved models (``load_run_models``): verification, benchmarks and
-evaluation call it. It refuses a missing file, a checkpoint of another kind (a sparse one holding
-another format than its name says) and, given the data, a checkpoint trained with another scaler
-or column order. ``OnnxModule`` wraps an export so that it is checked, scored and timed like the
-PyTorch variants; this module never imports ``onnx`` (only ONNX Runtime).
+"""``load_run_models``, the one loader of a run's saved models (verification, benchmarks,
+evaluation): it refuses a missing file, a checkpoint of another kind and, given the data, one
+trained with another scaler or column order. Never imports ``onnx`` (only ONNX Runtime).
 """
 from __future__ import annotations
 
@@ -56,30 +54,25 @@ def check_scaler(meta: dict, data: PreparedData, name: str) -> None:
 
 
 class OnnxModule(nn.Module):
-    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest;
-    ``source``, the PyTorch model it was exported from, holds the same weights (bytes, FLOPs and
-    parameters are counted from it). ``run_raw`` is the deployed call the benchmark times, on as
-    many intra-op threads as torch has at the moment of the call."""
+    """An export as a module on scaled inputs/outputs, so it is checked and scored like the rest,
+    on as many intra-op threads as torch has; ``source``, the PyTorch model it was exported from,
+    holds the same weights (bytes, FLOPs and parameters are counted from it)."""
 
     def __init__(self, path: str | Path, source: nn.Module, scaler: Scaler) -> None:
         super().__init__()
-        self.source = source
+        self.source, self.scaler = source, scaler
         self.predictor = OnnxPredictor(path)
         if self.predictor.feature_names != list(scaler.feature_names):
             raise SpinnError(f"{path}: features {self.predictor.feature_names} differ from the "
                              f"scaler's {scaler.feature_names}; re-run notebook 05.5")
-        self.x_mean, self.x_std = scaler.x_mean, scaler.x_std
-        self.y_mean, self.y_std = scaler.y_mean, scaler.y_std
 
     def raw_inputs(self, x_scaled: torch.Tensor) -> np.ndarray:
-        return (x_scaled.detach().cpu().double().numpy() * self.x_std + self.x_mean).astype(np.float32)
-
-    def run_raw(self, x_raw: np.ndarray) -> np.ndarray:
-        return self.predictor.run(x_raw, torch.get_num_threads())
+        x = x_scaled.detach().cpu().double().numpy()
+        return (x * self.scaler.x_std + self.scaler.x_mean).astype(np.float32)
 
     def forward(self, x_scaled: torch.Tensor) -> torch.Tensor:
-        y = self.run_raw(self.raw_inputs(x_scaled))
-        return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))
+        y = self.predictor.run(self.raw_inputs(x_scaled), torch.get_num_threads())
+        return torch.from_numpy(self.scaler.transform_y(y))
 
 
 def load_export(paths: ResultsPaths, name: str, source: nn.Module, meta: dict) -> OnnxModule:
@@ -97,8 +90,7 @@ def load_run_models(paths: ResultsPaths, variants: Iterable[str], device: str | 
                     *, data: PreparedData | None = None) -> RunModels:
     """The named variants of the run in ``paths`` (``SAVED_VARIANTS``, ``spinn_csr`` or
     ``ORT_VARIANTS``, whose PyTorch source is loaded too), in eval mode on ``device`` (ONNX
-    Runtime runs on the CPU provider), keyed in the order asked for; given ``data``, every
-    checkpoint's scaler must be its scaler."""
+    Runtime on the CPU), keyed in the order asked for; given ``data``, each scaler must be its."""
     variants = list(variants)
     loadable = (*SAVED_VARIANTS, VARIANTS.csr, *ORT_VARIANTS)
     unknown = [v for v in variants if v not in loadable]

@@ -1,15 +1,7 @@
-"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR), SparsePINN, conversion, checks,
-bytes, and the benchmark's 2:4 semi-structured copy.
-
-The original design (docs/original_design.md) stores each pruned weight as a coalesced
-``torch.sparse_coo_tensor`` and computes ``torch.sparse.mm(W, x.t()).t() + b``; CSR is the same
-layer with ``W.to_sparse_csr()``. Weights and biases are *buffers* named ``weight`` and ``bias``,
-so ``.to()``, ``.double()`` and ``state_dict()`` see them. Every byte of values, indices and
-offsets is counted (``weight_storage_report``); whether sparse is faster is the benchmark's
-question (docs/benchmarking.md). 2:4 sparsity (CUDA >= 8.0, half precision, shapes fitting the
-CUTLASS tile) keeps 2 of every 4 weights along each row: exactly 50% sparse, so it is cut on top
-of the unstructured mask and its outputs are checked, not assumed; untested on a GPU (none was
-available). Reference: PyTorch's sparse docs and semi-structured (2:4) sparsity tutorial.
+"""Sparse storage for pruned PINNs: SparseLinear (COO or CSR) and SparsePINN, conversion,
+validation, bytes per format, and the benchmark's 2:4 semi-structured copy (CUDA only, cut on top
+of the mask, so its outputs are checked). docs/original_design.md gives the design (weights and
+biases are buffers), docs/benchmarking.md what 2:4 needs and that it has not yet run on a GPU.
 """
 from __future__ import annotations
 
@@ -30,7 +22,6 @@ from ..model.inference import batched_forward, first_float_tensor
 from ..model.mlp import DensePINN, ModelConfig, load_strict, mlp_network
 
 FORMATS = ("coo", "csr")  # SparseLinear layouts; 2:4 semi-structured is semi_structured_model's
-SEMI24_DTYPES = (torch.float16, torch.bfloat16)  # the fast 2:4 kernels are half precision
 SEMI24_MIN_SHAPE = (32, 64)  # fp16/bf16 CUTLASS: rows % 32, cols % 64 (torch semi_structured)
 
 
@@ -39,12 +30,9 @@ def to_format(weight: torch.Tensor, format: str) -> torch.Tensor:
     if format not in FORMATS:
         raise SpinnError(f"sparse format must be one of {FORMATS}, got {format!r}")
     if weight.dim() != 2 or not weight.is_floating_point():
-        raise SpinnError(
-            f"a sparse weight must be a 2-D float matrix, got shape {tuple(weight.shape)} "
-            f"dtype {weight.dtype}"
-        )
-    # Via dense: drops stored zeros from any source layout; a 512x512 matrix costs ~1 MB.
-    dense = weight.detach().to_dense() if weight.layout != torch.strided else weight.detach()
+        raise SpinnError(f"a sparse weight must be a 2-D float matrix, got shape "
+                         f"{tuple(weight.shape)} dtype {weight.dtype}")
+    dense = dense_view(weight)  # via dense: drops stored zeros from any layout (~1 MB at 512x512)
     if format == "coo":
         return dense.to_sparse_coo().coalesce()
     with warnings.catch_warnings():  # torch's once-per-process "CSR is beta" notice: tested here
@@ -76,22 +64,14 @@ class SparseLinear(nn.Module):
         y = torch.sparse.mm(self.weight, x.t().contiguous()).t()
         return y if self.bias is None else y + self.bias
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        # The default loader copies in place, which needs the same layout and nnz; a weight from
-        # another run (or a dense one) replaces the buffer instead.
-        key, shape = prefix + "weight", (self.out_features, self.in_features)
-        incoming = state_dict.get(key)
-        if incoming is not None and tuple(incoming.shape) != shape:
-            error_msgs.append(f"size mismatch for {key}: expected {shape}, found {tuple(incoming.shape)}")
-        elif incoming is not None:
-            weight = incoming.to(self.weight.device, self.weight.dtype)
-            self._buffers["weight"] = to_format(weight, self.format)
-        rest = {k: v for k, v in state_dict.items() if k != key}
-        super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
-        if incoming is not None and key in missing_keys:
-            missing_keys.remove(key)
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        # The default loader copies in place, which needs the same layout and nnz: a weight from
+        # another run (or a dense one) replaces the buffer first, in this layer's format.
+        key = prefix + "weight"
+        if key in state_dict and tuple(state_dict[key].shape) == tuple(self.weight.shape):
+            weight = state_dict[key].to(self.weight.device, self.weight.dtype)
+            state_dict[key] = self._buffers["weight"] = to_format(weight, self.format)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -130,8 +110,7 @@ def convert_dense_to_sparse(model: DensePINN, format: str = "coo") -> SparsePINN
     return SparsePINN(layers, model.cfg.activation).eval()
 
 
-def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4,
-                        batch_size: int = 4096) -> dict:
+def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float = 1e-4) -> dict:
     """Compare the outputs of ``dense`` (the reference) and ``sparse`` on (n, input_dim)
     standardised ``inputs`` in eval + inference mode, each on its own device: ``{"max_abs_diff",
     "mean_abs_diff", "atol", "passed", "n"}``; non-finite outputs fail."""
@@ -145,7 +124,7 @@ def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float
         was_training = model.training
         model.eval()
         try:
-            y = batched_forward(model, x.to(device=ref.device, dtype=ref.dtype), batch_size)
+            y = batched_forward(model, x.to(device=ref.device, dtype=ref.dtype), batch_size=4096)
         finally:
             model.train(was_training)
         outputs.append(y.detach().cpu().double())
@@ -162,11 +141,10 @@ def validate_conversion(dense: nn.Module, sparse: nn.Module, inputs, atol: float
 
 def save_sparse_checkpoint(path: str | os.PathLike, model: SparsePINN, meta: dict | None = None):
     """Save ``model`` with its format's variant as kind (``spinn_coo``); meta (the source's
-    ``scaler``, names, ...) gets ``model``, ``dims``, ``activation`` and ``format``."""
+    ``scaler``, names, ...) gets ``model`` (its ModelConfig) and ``format``."""
     if not isinstance(model, SparsePINN):
         raise SpinnError(f"save_sparse_checkpoint needs a SparsePINN, got {type(model).__name__}")
-    full = {**(meta or {}), "model": model.cfg, "dims": list(model.cfg.dims),
-            "activation": model.cfg.activation, "format": model.format}
+    full = {**(meta or {}), "model": model.cfg, "format": model.format}
     return save_checkpoint(path, model, kind=sparse_variant(model.format), meta=full)
 
 
@@ -188,8 +166,8 @@ def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) ->
     """Per-layer counts and bytes: as stored now, and as the model would take dense or in each format.
 
     Returns ``{"per_layer": [{"layer", "shape", "layout", "total", "nonzero", "sparsity", "bias",
-    "bias_bytes", "stored_bytes", "bytes": {"dense", fmt...}}], "total_bytes": int (as stored),
-    "bytes_by_format": {"dense", fmt...}}``; totals include the (dense) biases, per-layer bytes not.
+    "bias_bytes", "stored_bytes", "bytes": {"dense", fmt...}}], "bytes_by_format": {"dense",
+    fmt...}}``; totals include the (dense) biases, per-layer bytes not.
     """
     rows = []
     totals = dict.fromkeys(("dense", *formats), 0)
@@ -207,12 +185,11 @@ def weight_storage_report(model: nn.Module, formats: Sequence[str] = FORMATS) ->
             "bias": 0 if b is None else b.numel(), "bias_bytes": bias_bytes,
             "stored_bytes": storage_bytes(w), "bytes": layer_bytes,
         })
-    stored = sum(r["stored_bytes"] + r["bias_bytes"] for r in rows)
-    return {"per_layer": rows, "total_bytes": stored, "bytes_by_format": totals}
+    return {"per_layer": rows, "bytes_by_format": totals}
 
 
-def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tuple[bool, str]:
-    """Whether 2:4 semi-structured sparsity can run here, and why not (one line)."""
+def semi_structured_supported(device) -> tuple[bool, str]:
+    """Whether 2:4 semi-structured sparsity (float16) can run here, and why not (one line)."""
     device = torch.device(device)
     if not hasattr(torch.sparse, "to_sparse_semi_structured"):
         return False, f"torch {torch.__version__} has no torch.sparse.to_sparse_semi_structured"
@@ -222,8 +199,6 @@ def semi_structured_supported(device, dtype: torch.dtype = torch.float16) -> tup
     name = torch.cuda.get_device_name(device)
     if (major, minor) < (8, 0):
         return False, f"2:4 needs compute capability >= 8.0; {name} has {major}.{minor}"
-    if dtype not in SEMI24_DTYPES:
-        return False, f"2:4 fast path needs float16/bfloat16, got {dtype}"
     return True, f"supported on {name} (capability {major}.{minor})"
 
 
@@ -238,15 +213,16 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
     return keep.reshape(rows, cols) & (weight.detach() != 0)
 
 
-def semi_structured_model(model: DensePINN, device, dtype: torch.dtype = torch.float16):
-    """A 2:4 copy of ``model`` in ``dtype``: layers whose shape fits are cut to 2:4 by magnitude
-    (so outputs differ from the masked model; validation says by how much), the others stay
-    dense. Returns (model, ``{"semi24_layers", "dense_layers", "extra_pruned"}``); where 2:4
-    cannot run, a SpinnError with ``semi_structured_supported``'s reason."""
-    ok, reason = semi_structured_supported(device, dtype)
+def semi_structured_model(model: DensePINN, device):
+    """A 2:4 copy of ``model`` in float16 (the fast kernels' precision): layers whose shape fits
+    are cut to 2:4 by magnitude (so outputs differ from the masked model; validation says by how
+    much), the others stay dense. Returns (model, ``{"semi24_layers", "dense_layers",
+    "extra_pruned"}``); where 2:4 cannot run, a SpinnError with ``semi_structured_supported``'s
+    reason."""
+    ok, reason = semi_structured_supported(device)
     if not ok:
         raise SpinnError(reason)
-    semi = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    semi = copy.deepcopy(model).to(device=device, dtype=torch.float16).eval()
     info = {"semi24_layers": [], "dense_layers": [], "extra_pruned": 0}
     for name, m in semi.named_modules():
         if not isinstance(m, nn.Linear):

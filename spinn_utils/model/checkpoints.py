@@ -52,8 +52,7 @@ class Checkpoint:
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module | dict, *, kind: str,
                     meta: dict) -> Path:
-    """Save ``model`` (a module or a state_dict) of variant ``kind`` with JSON-able ``meta``;
-    atomic."""
+    """Save ``model`` (a module or a state_dict) of variant ``kind`` with JSON-able ``meta``."""
     if kind not in KINDS:
         raise SpinnError(f"checkpoint kind must be a saved variant {KINDS}, got {kind!r}")
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
@@ -90,9 +89,8 @@ def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         ckpt = _checkpoint_from(obj, path)
         return ckpt.state_dict, ckpt.meta
-    if isinstance(obj, dict) and obj and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v)
+                                             for k, v in obj.items()):
         return obj, None
     raise SpinnError(f"{path} is neither a SPINN checkpoint nor a plain state_dict of tensors "
                      f"(found {type(obj).__name__})")

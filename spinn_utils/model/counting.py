@@ -1,7 +1,6 @@
-"""What a model stores and computes: its layers, parameters, bytes and FLOPs, counted once.
-
-A layer is any module owning a 2-D ``weight`` (an ``nn.Linear`` parameter, a ``SparseLinear``
-COO/CSR buffer, or a 2:4 semi-structured parameter), so one enumeration serves every storage.
+"""What a model stores and computes: its layers, parameters, bytes and FLOPs, counted once. A
+layer is any module owning a 2-D ``weight`` (dense, COO/CSR buffer or 2:4), so one enumeration
+serves every storage.
 """
 from __future__ import annotations
 
@@ -58,21 +57,12 @@ def mlp_parameters(dims: tuple[int, ...]) -> int:
     return sum(d_in * d_out + d_out for d_in, d_out in zip(dims[:-1], dims[1:]))
 
 
-def _tensor_counts(t: torch.Tensor) -> tuple[int, int]:
-    """(parameters it stands for, non-zero ones) of one weight or bias in any storage."""
-    t = dense_view(t) if is_semi_structured(t) else t
-    if t.layout == torch.strided:
-        return t.numel(), int(torch.count_nonzero(t))
-    values = t.coalesce().values() if t.layout == torch.sparse_coo else t.values()
-    # A sparse weight stands for its full dense shape; its absent entries are pruned parameters.
-    return t.shape.numel(), int(torch.count_nonzero(values))
-
-
 def count_parameters(model: nn.Module) -> ParamCount:
-    """Total and non-zero parameters of every layer's weight and bias, each counted once; masks
-    and other buffers are not parameters."""
-    counts = [_tensor_counts(t) for pair in weight_bias_pairs(model) for t in pair if t is not None]
-    total, nonzero = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    """Total and non-zero parameters of every layer's weight and bias, each counted once (a
+    sparse weight stands for its dense shape); masks and other buffers are not parameters."""
+    tensors = [dense_view(t) for pair in weight_bias_pairs(model) for t in pair if t is not None]
+    total = sum(t.numel() for t in tensors)
+    nonzero = sum(int(torch.count_nonzero(t)) for t in tensors)
     return ParamCount(total=total, nonzero=nonzero, sparsity=1.0 - nonzero / total if total else 0.0)
 
 

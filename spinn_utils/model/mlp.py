@@ -1,9 +1,7 @@
-"""DensePINN: the physics-informed MLP for tool wear and thermal displacement.
-
-``ModelConfig.physics`` says where the physics lives (docs/physics.md): ``"soft"``, in the loss
-(``physics.py``); ``"hard"``, in ``sequence_head.PhysicsHead`` after the same MLP body.
-``model(x)`` is always the body, ``model(x, sequence)`` a hard model's prediction. Layers live
-in ``self.network`` (state_dict keys ``network.0.weight``, ``network.2.weight``, ...).
+"""DensePINN, the physics-informed MLP for tool wear and thermal displacement: layers in
+``self.network`` (keys ``network.0.weight``, ...); with ``ModelConfig.physics == "hard"`` a
+``sequence_head.PhysicsHead`` after it (docs/physics.md). ``model(x)`` is always the body,
+``model(x, sequence)`` a hard model's prediction.
 """
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""A deployed model without torch: an ONNX file, its JSON sidecar and ONNX Runtime's CPU provider.
-
-The graph takes raw float32 features in the sidecar's order and returns the targets in physical
-units (the scaler is folded in at export, ``compression/export.py``). This module imports only
-numpy and onnxruntime, so ``python -m spinn_utils.predict`` runs without torch (a test checks).
-A sidecar is all or nothing: the model's ``metadata_props`` hold the sha256 of the whole sidecar
-(``sidecar_digest``), so an edited unit, name, shape or range, a deleted key or a sidecar from
-another export is refused in one line.
+"""A deployed model without torch (``python -m spinn_utils.predict``): an ONNX file that takes
+raw float32 features and returns physical units, and its JSON sidecar, all or nothing: the model
+records the sha256 of the whole sidecar, so an edited or foreign sidecar is refused in one line.
 """
 from __future__ import annotations
 
@@ -13,17 +8,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from ..core.errors import SpinnError, first_line
 from ..core.io import file_sha256
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 SIDECAR_FORMAT = "spinn-onnx-sidecar"
 SIDECAR_KEYS = ("format", "feature_names", "targets", "input_name", "output_name", "onnx_sha256",
@@ -54,8 +46,7 @@ def sidecar_digest(meta: dict) -> str:
 
 
 def read_sidecar(model_path: str | os.PathLike) -> dict:
-    """The sidecar of ``model_path``; missing, unreadable (truncated) or foreign is a SpinnError.
-    Whether it is the one exported with the model is ``check_binding``'s question."""
+    """The sidecar of ``model_path``; missing, unreadable (truncated) or foreign is a SpinnError."""
     path = sidecar_path(model_path)
     if not path.is_file():
         raise SpinnError(f"{path} not found: copy the .json sidecar together with {Path(model_path).name}")
@@ -74,9 +65,9 @@ def _dims(value) -> list:
 
 
 def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None:
-    """The sidecar is, unedited, the one exported with this very model: the model's sha256 and
-    size, the sidecar's own sha256 recorded in the model, then (for an export forged whole) the
-    input/output names and shapes and the feature and target names; any difference is a SpinnError."""
+    """Refuse (SpinnError) a sidecar that is not, unedited, the one exported with this model: the
+    sha256s both ways, then (for an export forged whole) the input/output names and shapes and the
+    feature and target names."""
     side = sidecar_path(path).name
     if "onnx_sha256" not in meta:
         raise SpinnError(f"{side} records no sha256 of its model (an export older than that check): {REEXPORT}")
@@ -109,8 +100,7 @@ def check_binding(path: Path, meta: dict, session: ort.InferenceSession) -> None
 
 def range_bounds(meta: dict, side: str) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) beyond which an input is flagged: the training range widened by ``RANGE_FACTOR``
-    times its width on each side. Ranges that are absent or malformed are a SpinnError: the range
-    check is never silently off."""
+    times its width each side; absent or malformed ranges are a SpinnError, never a silent skip."""
     ranges, n_f = meta.get("feature_ranges"), len(meta["feature_names"])
     try:
         lo, hi = (np.asarray(ranges[k], np.float64) for k in ("min", "max"))
@@ -170,8 +160,6 @@ class OnnxPredictor:
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise SpinnError(f"{source} lacks feature column(s) {missing}; the model needs {self.feature_names}")
-        import pandas as pd  # only to name a bad value: the deployed path stays pandas-free
-
         values = frame[self.feature_names].apply(pd.to_numeric, errors="coerce")
         bad = values.isna() & frame[self.feature_names].notna()
         if bad.any().any():

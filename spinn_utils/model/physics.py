@@ -1,12 +1,9 @@
-"""Physics-informed loss terms for DensePINN (soft physics, docs/physics.md), each scaled to be
-O(1) on standardised data: ``wear_nonneg`` (VB >= 0), ``wear_monotone`` (dVB/dt >= 0 in
-cumulative cutting time), ``thermal_ode`` (the residual ``tau d(delta)/dt + delta - G P`` of the
-lumped thermal model, ``data.thermal``) and, off by default, ``wear_sequence`` (no drop between
-consecutive windows). Derivatives are d(output)/d(time input) by forward-mode autograd, never
-differences along the (shuffled) batch; by the chain rule d(y)/d(t) = d(y_s)/d(t_s) y_std / t_std.
-
-References: Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput.
-Phys. 378 (2019); Archard, J. Appl. Phys. 24 (1953) for the wear law.
+"""Soft physics (docs/physics.md): loss terms, each O(1) on standardised data: ``wear_nonneg``
+(VB >= 0), ``wear_monotone`` (dVB/dt >= 0, by forward-mode autograd on the time input, never
+differences along the shuffled batch), ``thermal_ode`` (the residual of ``data.thermal``'s lumped
+ODE) and, off by default, ``wear_sequence`` (no drop between consecutive windows). References:
+Raissi, Perdikaris & Karniadakis, "Physics-informed neural networks", J. Comput. Phys. 378
+(2019); Archard, J. Appl. Phys. 24 (1953) for the wear law.
 """
 from __future__ import annotations
 
@@ -139,17 +136,14 @@ def _wear_sequence(model: nn.Module, pairs, w_i: int) -> torch.Tensor:
 
 def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: PhysicsConfig,
                  pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The physics terms on (a subsample of) one batch ``x_scaled`` standardised with ``scaler``.
-
-    ``pairs``: (earlier, later) standardised inputs of consecutive windows of one experiment,
-    needed by ``wear_sequence``. Returns every term of ``TERMS`` (unweighted, a mean squared
-    violation in units of the target's std; NaN when its weight is 0) and ``"total"`` (the
-    weighted sum, to add to the data loss; 0 when every weight is 0).
-    """
-    zero = x_scaled.new_zeros(())
+    """The physics terms on (a subsample of) one batch ``x_scaled`` standardised with ``scaler``;
+    ``pairs``: (earlier, later) inputs of consecutive windows, for ``wear_sequence``. Returns every
+    term of ``TERMS`` (unweighted mean squared violation in units of the target's std; the ODE and
+    sequence terms NaN at weight 0, all NaN when every weight is) and ``"total"`` (their weighted
+    sum, to add to the data loss)."""
+    nan = x_scaled.new_full((), float("nan"))
     if not cfg.enabled:
-        nan = x_scaled.new_full((), float("nan"))
-        return {**{name: nan for name in TERMS}, "total": zero}
+        return {**dict.fromkeys(TERMS, nan), "total": x_scaled.new_zeros(())}
     if x_scaled.ndim != 2 or x_scaled.shape[1] != len(scaler.feature_names):
         raise SpinnError(f"x_scaled must be (rows, {len(scaler.feature_names)}) standardised features, "
                          f"got shape {tuple(x_scaled.shape)}")
@@ -159,19 +153,16 @@ def physics_loss(model: nn.Module, x_scaled: torch.Tensor, scaler: Scaler, cfg: 
     x = subsample_rows(x_scaled.detach(), int(cfg.subsample))
     y, dy_dt = time_derivative(model, x, t_i)
     w_mean, w_std = _stat(scaler.y_mean, w_i, x_scaled), _stat(scaler.y_std, w_i, x_scaled)
+    weights = {name: getattr(cfg, f"{name}_weight") for name in TERMS}
     terms = {
         # VB >= 0: relu(-VB) / std(VB), in the scaled units the data loss uses.
         "wear_nonneg": torch.relu(-(y[:, w_i] * w_std + w_mean) / w_std).pow(2).mean(),
         # dVB/dt >= 0 on the scaled derivative dVB/dt * std(t)/std(VB): same sign, O(1) size.
         "wear_monotone": torch.relu(-dy_dt[:, w_i]).pow(2).mean(),
-        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i) if cfg.thermal_ode_weight > 0
-                        else x_scaled.new_full((), float("nan"))),
-        "wear_sequence": (_wear_sequence(model, pairs, w_i) if cfg.wear_sequence_weight > 0
-                          else x_scaled.new_full((), float("nan"))),
+        "thermal_ode": (_thermal_ode(x, y, dy_dt, scaler, cfg, t_i, d_i)
+                        if weights["thermal_ode"] > 0 else nan),
+        "wear_sequence": _wear_sequence(model, pairs, w_i) if weights["wear_sequence"] > 0 else nan,
     }
-    total = zero
-    for name, term in terms.items():
-        weight = getattr(cfg, f"{name}_weight")
-        if weight > 0:
-            total = total + weight * term
+    weighted = (weights[name] * term for name, term in terms.items() if weights[name] > 0)
+    total = sum(weighted, x_scaled.new_zeros(()))
     return {**terms, "total": total}

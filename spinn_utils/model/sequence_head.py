@@ -1,9 +1,7 @@
-"""Physics by construction: the head that integrates an MLP body's two outputs per window, read
-as rates, into wear (a running sum of non-negative increments: it never falls) and displacement
-(the exact solution of the lumped thermal ODE over each window) along each experiment's time
-order (docs/physics.md). Each row's sequence is ``SEQUENCE_FIELDS``, rows in time order within
-each experiment. The scan runs in float64; ``sequence_numpy.py`` holds the same recurrence for
-the torch-free predictor (a parity test keeps the two equal).
+"""Physics by construction (docs/physics.md): the head that integrates an MLP body's two outputs
+per window, read as rates, along each experiment's time order into wear (a running sum of
+non-negative increments) and displacement (the thermal ODE's exact solution over each window),
+in float64. ``sequence_numpy.py`` holds the same recurrence for the torch-free predictor.
 """
 from __future__ import annotations
 
@@ -21,23 +19,18 @@ SEQUENCE_FIELDS = ("experiment_start", "run_start", "dt_min", "power_kw")
 SCAN_BLOCK = 64  # rows per block of the blocked linear scan (a 64 x 64 matrix per block)
 
 
-def linear_scan(a_log: torch.Tensor, b: torch.Tensor, block: int = SCAN_BLOCK) -> torch.Tensor:
+def linear_scan(a_log: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``h_i = exp(a_log_i) * h_{i-1} + b_i`` with ``h_{-1} = 0``, differentiable, in blocks:
     ``h_i = sum_{j <= i} exp(L_i - L_j) b_j + exp(L_i) h_carry`` with ``L`` the block's cumulative
     ``a_log``, every exponent <= 0 (nothing overflows), one Python step per block."""
     out, carry = [], b.new_zeros(())
-    tri = None
-    for start in range(0, len(b), block):
-        a_blk, b_blk = a_log[start:start + block], b[start:start + block]
-        n = len(b_blk)
-        if tri is None or tri.shape[0] != n:
-            tri = torch.ones(n, n, dtype=torch.bool, device=b.device).tril()
-        cum = torch.cumsum(a_blk, 0)
-        diff = cum[:, None] - cum[None, :]
-        decay = torch.exp(torch.where(tri, diff, torch.full_like(diff, -math.inf)))
-        h = decay @ b_blk + torch.exp(cum) * carry
-        out.append(h)
-        carry = h[-1]
+    tri = torch.ones(SCAN_BLOCK, SCAN_BLOCK, dtype=torch.bool, device=b.device).tril()
+    for start in range(0, len(b), SCAN_BLOCK):
+        cum = torch.cumsum(a_log[start:start + SCAN_BLOCK], 0)
+        diff, n = cum[:, None] - cum[None, :], len(cum)
+        decay = torch.exp(torch.where(tri[:n, :n], diff, torch.full_like(diff, -math.inf)))
+        out.append(decay @ b[start:start + SCAN_BLOCK] + torch.exp(cum) * carry)
+        carry = out[-1][-1]
     return torch.cat(out) if out else b.new_zeros(0)
 
 
@@ -99,7 +92,7 @@ class PhysicsHead(nn.Module):
         return head
 
     def forward(self, raw: torch.Tensor, sequence: torch.Tensor) -> torch.Tensor:
-        """(n, 2) body outputs + (n, 3) sequence (``SEQUENCE_FIELDS``) -> (n, 2) scaled targets."""
+        """(n, 2) body outputs + (n, 4) sequence (``SEQUENCE_FIELDS``) -> (n, 2) scaled targets."""
         if sequence is None or sequence.shape != (len(raw), len(SEQUENCE_FIELDS)):
             got = None if sequence is None else tuple(sequence.shape)
             raise SpinnError(f"a hard-physics model needs the sequence of every row ({len(raw)}, "

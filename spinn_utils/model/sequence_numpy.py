@@ -70,8 +70,8 @@ def linear_scan(a_log: np.ndarray, b: np.ndarray, carry: float = 0.0) -> np.ndar
 
 
 def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
-               state: HeadState | None = None) -> tuple[np.ndarray, HeadState]:
-    """Body outputs (scaled units) -> (physical (rows, 2), next state); ``constants`` is
+               state: HeadState | None = None) -> np.ndarray:
+    """Body outputs (scaled units) -> physical (rows, 2), continuing ``state``; ``constants`` is
     ``PhysicsHead.constants()``, what the sidecar and checkpoints carry."""
     state = state or HeadState()
     raw = np.asarray(raw, dtype=np.float64)
@@ -90,11 +90,17 @@ def apply_head(raw: np.ndarray, sequence: np.ndarray, constants: dict,
     idle = np.where((run_start > 0) & (exp_start <= 0), cooling, 0.0)
     a_log = np.where(exp_start > 0, RESET_LOG, -(dt + idle) / tau)
     heat = constants["gain_um_per_kw"] * rates[:, 1] * -np.expm1(-dt / tau)
-    delta = linear_scan(a_log, heat, carry=state.delta_um)
-    out = np.column_stack([wear, delta])
-    if len(out):  # the caller knows the groups and times: it sets those fields
-        state = HeadState(state.group, state.cum_time_min, float(wear[-1]), float(delta[-1]))
-    return out, state
+    return np.column_stack([wear, linear_scan(a_log, heat, carry=state.delta_um)])
+
+
+def integrate(raw: np.ndarray, groups, cum_time_min, run_start, power, constants: dict,
+              state: HeadState | None = None) -> tuple[np.ndarray, HeadState]:
+    """``apply_head`` along rows given by experiment and cumulative time, continuing ``state``:
+    (physical (rows, 2), the state after the last row)."""
+    state = state or HeadState()
+    seq = sequence_columns(groups, cum_time_min, run_start, power, state)
+    out = apply_head(raw, seq, constants, state)
+    return out, HeadState(groups[-1], float(cum_time_min[-1]), float(out[-1, 0]), float(out[-1, 1]))
 
 
 def step_one(raw_wear: float, raw_heat: float, group, cum_time_min: float, run_start: bool,

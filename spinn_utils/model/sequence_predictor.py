@@ -1,9 +1,7 @@
-"""A hard-physics export in deployment: the ONNX body, then the NumPy head along each experiment.
-
-The sidecar's ``physics`` block holds the head's constants and the columns that give time order
-(group, time, run, power). ``SequencePredictor.predict_rows`` predicts a whole table in the
-caller's row order; ``step`` a live machine's next window(s) with the state the previous call
-returned (``HeadState()`` to start). Torch-free: numpy, pandas (time order) and onnxruntime.
+"""A hard-physics export in deployment (torch-free): the ONNX body, then the NumPy head along
+each experiment, with the constants and columns of the sidecar's ``physics`` block.
+``predict_rows`` predicts a table in its own row order; ``step`` a live machine's next window(s)
+from the state the previous call returned (``HeadState()`` to start).
 """
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ import pandas as pd
 from ..core.errors import SpinnError
 from ..data.time_order import cumulative_time, in_time_order, mark_run_starts
 from .onnx_predictor import OnnxPredictor
-from .sequence_numpy import HeadState, apply_head, power_kw, sequence_columns, step_one
+from .sequence_numpy import HeadState, apply_head, integrate, power_kw, step_one
 
 PIECE_ROWS = 4096  # rows per ONNX Runtime call along the ordered table (the state carries between)
 
@@ -45,19 +43,19 @@ class SequencePredictor:
         y = self.predictor.run(x, threads, stop_spinning).astype(np.float64)
         return (y - self.y_mean) / self.y_std
 
-    def power(self, x: np.ndarray, power, k: int) -> np.ndarray:
-        """Cutting power (kW) of ``k`` rows from the power column's values: given, a model input,
-        or 1 without one (the head's rates are then the body's alone)."""
+    def power(self, x: np.ndarray, power=None) -> np.ndarray:
+        """Cutting power (kW) of the rows ``x`` from the power column's values: given, a model
+        input, or 1 without one (the head's rates are then the body's alone)."""
         column = self.physics.get("power_col")
         if power is not None:
-            values = np.broadcast_to(np.asarray(power, dtype=np.float64), (k,))
+            values = np.broadcast_to(np.asarray(power, dtype=np.float64), (len(x),))
         elif column and column in self.predictor.feature_names:
             values = x[:, self.predictor.feature_names.index(column)]
         elif column:
             raise SpinnError(f"the model's physics needs the power column {column!r}, which is not a model "
                              "input: pass its values")
         else:
-            return np.ones(k)
+            return np.ones(len(x))
         return power_kw(values, self.physics.get("power_unit", "A"))
 
     def step(self, state: HeadState, features, group, cum_time_min, run_start,
@@ -66,18 +64,15 @@ class SequencePredictor:
         order, and the state to pass to the next call. ``power``: the power column's values when
         it is not one of the model's inputs."""
         x = self.predictor.checked(np.atleast_2d(np.asarray(features, dtype=np.float64)), "step")
-        k = len(x)
-        kw = self.power(x, power, k)
+        k, kw = len(x), self.power(x, power)
         if k == 1 and np.ndim(group) == 0:  # a live machine's next window: the head in plain floats
             raw = self.rates(x, threads)[0]
             t, run = float(np.ravel(cum_time_min)[0]), bool(np.ravel(run_start)[0])
             wear, delta, state = step_one(raw[0], raw[1], group, t, run, float(kw[0]), self.constants, state)
             return np.array([[wear, delta]]), state
-        groups = np.full(k, group, dtype=object) if np.ndim(group) == 0 else np.asarray(group, dtype=object)
-        t = np.broadcast_to(np.asarray(cum_time_min, dtype=np.float64), (k,))
-        seq = sequence_columns(groups, t, np.broadcast_to(np.asarray(run_start), (k,)), kw, state)
-        y, state = apply_head(self.rates(x, threads), seq, self.constants, state)
-        return y, HeadState(groups[-1], float(t[-1]), state.wear_mm, state.delta_um)
+        groups, t, starts = (np.broadcast_to(np.asarray(v, dtype=d), (k,)) for v, d in
+                             ((group, object), (cum_time_min, np.float64), (run_start, None)))
+        return integrate(self.rates(x, threads), groups, t, starts, kw, self.constants, state)
 
     def order(self, groups, times, runs=None, source: str = "the CSV") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row positions in time order, cumulative time, run starts), both in that order."""
@@ -104,14 +99,14 @@ class SequencePredictor:
         into cumulative time as notebook 01 does) and predicted with the state carried along."""
         rows, cum, starts = self.order(groups, times, runs, source)
         groups = np.asarray(groups, dtype=object)[rows]
-        kw = self.power(x[rows], None if power is None else np.asarray(power)[rows], len(rows))
+        kw = self.power(x[rows], None if power is None else np.asarray(power)[rows])
         out = np.empty((len(rows), 2))
         state = HeadState()
         for i in range(0, len(rows), PIECE_ROWS):
             piece = slice(i, i + PIECE_ROWS)
-            seq = sequence_columns(groups[piece], cum[piece], starts[piece], kw[piece], state)
-            out[rows[piece]], state = apply_head(self.rates(x[rows[piece]], threads), seq, self.constants, state)
-            state = HeadState(groups[piece][-1], float(cum[piece][-1]), state.wear_mm, state.delta_um)
+            raw = self.rates(x[rows[piece]], threads)
+            out[rows[piece]], state = integrate(raw, groups[piece], cum[piece], starts[piece],
+                                                kw[piece], self.constants, state)
         return out
 
 
@@ -121,7 +116,7 @@ def predictions(predictor: OnnxPredictor, x: np.ndarray, sequence: np.ndarray | 
     if not is_hard(predictor):
         return predictor.run(x, threads)
     head = SequencePredictor(predictor)
-    return apply_head(head.rates(x, threads), sequence, head.constants)[0]
+    return apply_head(head.rates(x, threads), sequence, head.constants)
 
 
 def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_spinning: bool = False):
@@ -135,9 +130,5 @@ def deployed_call(predictor: OnnxPredictor, x: np.ndarray, threads: int, stop_sp
     starts, start = np.zeros(len(x), dtype=np.int64), HeadState(0, 0.0)
     if len(x) == 1:  # one live window: what step() does at batch 1
         return lambda: head.step(start, x, 0, times, starts, threads=threads)
-
-    def call():
-        seq = sequence_columns(np.zeros(len(x)), times, starts, head.power(x, None, len(x)), start)
-        return apply_head(head.rates(x, threads, stop_spinning), seq, head.constants, start)
-
-    return call
+    return lambda: integrate(head.rates(x, threads, stop_spinning), np.zeros(len(x)), times, starts,
+                             head.power(x), head.constants, start)

@@ -15,15 +15,14 @@ from .mlp import DensePINN, ModelConfig
 from .sequence_head import PhysicsHead
 from .sequence_numpy import power_kw, sequence_columns
 
-# The pipeline's model: hard physics won on accuracy and keeps the physics (docs/physics.md).
-# ``ModelConfig`` keeps "soft" as its default, so an older checkpoint still reads as what it is.
+# The pipeline's model (docs/physics.md); ModelConfig's default stays "soft" for old checkpoints.
 DEFAULT_PHYSICS = "hard"
 COOLING_MIN = 5.0  # idle minutes between runs where the data does not say (the head learns its own)
 
 
 def sequence_of(data: PreparedData, split: str) -> np.ndarray:
-    """The (rows, 4) ``SEQUENCE_FIELDS`` of one prepared split (in time order within each
-    experiment, with notebook 01's cumulative time and run starts); without a power input, 1 kW."""
+    """The (rows, 4) ``SEQUENCE_FIELDS`` of one prepared split, from notebook 01's cumulative
+    time and run starts; without a power input, 1 kW."""
     frame, record = data.frames[split], data.meta.get("physics") or {}
     missing = [c for c in (data.group_col, CUM_TIME_COL, RUN_START_COL) if c not in frame]
     if missing:
@@ -67,8 +66,7 @@ def build_model(cfg: ModelConfig, data: PreparedData) -> DensePINN:
         model.head = PhysicsHead(data.scaler.y_mean, data.scaler.y_std, thermal.tau_min,
                                  thermal.gain_um_per_kw, COOLING_MIN,
                                  initial_wear_rate(data, sequence_of(data, "train")))
-        # The body's last layer starts at 0: every rate is then exactly its physical prior, so
-        # training learns corrections to the physics-only model (docs/physics.md).
+        # The body's last layer starts at 0: the untrained model is the physics-only one.
         last = model.network[-1]
         with torch.no_grad():
             last.weight.zero_()
