@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field, ValidationInfo, field_validator
-from torch import nn
 
 from ..core.env import environment_info, package_versions
 from ..core.errors import SpinnError, first_line
@@ -74,27 +73,26 @@ def fold_prune_masks(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_source(path: str | os.PathLike, activation: str | None = None) -> tuple[DensePINN, dict, str]:
-    """The dense-storage model to convert, its meta ({} for a plain state_dict) and its kind."""
+    """The dense-storage model to convert, its meta ({} for a plain state_dict) and its kind; a
+    NaN or inf weight is a broken source, not a tolerance question: the error names the tensor."""
     state, meta = load_state_dict_file(path)
     if meta is None:  # the earlier pipeline's plain state_dict: widths from the shapes
         try:
             model = model_from_state_dict(fold_prune_masks(state), activation or LEGACY_ACTIVATION)
         except SpinnError as err:
             raise SpinnError(f"{path}: {err}") from err
-        return model.eval(), {}, "state_dict"
-    model, ckpt = load_dense_model(path)
-    if activation is not None and activation != model.cfg.activation:
-        raise SpinnError(f"{path} was trained with activation {model.cfg.activation!r}, "
-                         f"but {activation!r} was asked for")
-    return model, ckpt.meta, ckpt.kind
-
-
-def check_finite(model: nn.Module, path) -> None:
-    """A NaN or inf weight is a broken source, not a tolerance question: say which tensor."""
+        meta, kind = {}, "state_dict"
+    else:
+        model, ckpt = load_dense_model(path)
+        if activation is not None and activation != model.cfg.activation:
+            raise SpinnError(f"{path} was trained with activation {model.cfg.activation!r}, "
+                             f"but {activation!r} was asked for")
+        meta, kind = ckpt.meta, ckpt.kind
     for name, t in model.state_dict().items():
         bad = int((~torch.isfinite(t)).sum())
         if bad:
             raise SpinnError(f"{path}: {name} has {bad} NaN/inf value(s); nothing was converted")
+    return model.eval(), meta, kind
 
 
 def inputs_from_csv(path: str | os.PathLike, meta: dict, input_dim: int,
@@ -183,7 +181,6 @@ def convert_checkpoint(cfg: SparseConfig, source: str | os.PathLike, *,
     not name them) or None; ``activation``: a plain state_dict's (our checkpoints carry theirs)."""
     refuse_overwriting_inputs(source, inputs, [checkpoint_out, report_out, failed_report_path(report_out)])
     model, meta, kind = load_source(source, activation)
-    check_finite(model, source)
     x, label = validation_inputs(cfg, inputs, meta, model.cfg.input_dim, features, inputs_label)
     device = torch.device(device)
     model = model.to(device)

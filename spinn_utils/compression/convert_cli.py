@@ -20,7 +20,9 @@ class _Parser(argparse.ArgumentParser):
         raise SpinnError(f"{message} (see --help)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
+    """0 converted and validated; 1 did not validate (``<report>.failed.json`` written, nothing
+    replaced); 2 bad input (one line on stderr, nothing written)."""
     p = _Parser(prog="python -m spinn_utils.convert_to_sparse",
                 description="Convert a pruned checkpoint to sparse storage, validate it, report every byte.")
     p.add_argument("--checkpoint", required=True, help="pruned checkpoint or plain MLP state_dict (.pt)")
@@ -31,14 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", help=f"activation of a plain state_dict (default: {LEGACY_ACTIVATION})")
     p.add_argument("--atol", type=float, default=SparseConfig().atol,
                    help="max abs output difference")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """0 converted and validated; 1 did not validate (``<report>.failed.json`` written, nothing
-    replaced); 2 bad input (one line on stderr, nothing written)."""
     try:
-        args = _parser().parse_args(argv)
+        args = p.parse_args(argv)
         cfg = SparseConfig(format=args.format, atol=args.atol)
         out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent
         ckpt_out = out_dir / f"{sparse_variant(cfg.format)}.pt"
@@ -62,7 +58,3 @@ def main(argv: list[str] | None = None) -> int:
               f"within atol {cfg.atol:g}", file=sys.stderr)
     print(f"wrote {report.checkpoint} and {report_out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -42,6 +42,13 @@ from ..model.onnx_predictor import (
 )
 
 INPUT_NAME, OUTPUT_NAME = "features", "targets"
+# Torch's activations as ONNX ops (op, inputs): "x" is the activation's input, "y" the previous
+# op's output. SiLU is x * sigmoid(x); GELU the erf form, 0.5 x (1 + erf(x / sqrt 2)).
+ONNX_ACTIVATIONS = {
+    "tanh": [("Tanh", "x")], "relu": [("Relu", "x")], "silu": [("Sigmoid", "x"), ("Mul", "x", "y")],
+    "gelu": [("Mul", "x", "gelu_inv_sqrt2"), ("Erf", "y"), ("Add", "y", "gelu_one"), ("Mul", "x", "y"),
+             ("Mul", "y", "gelu_half")],
+}
 
 
 class Parity(Record):
@@ -102,22 +109,6 @@ def fold_scaler(model: DensePINN, scaler: Scaler) -> DensePINN:
     return folded
 
 
-def _activation_nodes(name: str, x: str, out: str, tag: str) -> list[onnx.NodeProto]:
-    """``out = activation(x)`` as ONNX nodes (torch's definitions: GELU is the erf form)."""
-    if name in ("tanh", "relu"):
-        return [helper.make_node(name.capitalize(), [x], [out], name=f"node_{name}{tag}")]
-    if name == "silu":  # x * sigmoid(x)
-        return [helper.make_node("Sigmoid", [x], [f"sigmoid{tag}"], name=f"node_sigmoid{tag}"),
-                helper.make_node("Mul", [x, f"sigmoid{tag}"], [out], name=f"node_silu{tag}")]
-    if name == "gelu":  # 0.5 x (1 + erf(x / sqrt 2))
-        return [helper.make_node("Mul", [x, "gelu_inv_sqrt2"], [f"gelu_a{tag}"], name=f"node_gelu_a{tag}"),
-                helper.make_node("Erf", [f"gelu_a{tag}"], [f"gelu_b{tag}"], name=f"node_gelu_b{tag}"),
-                helper.make_node("Add", [f"gelu_b{tag}", "gelu_one"], [f"gelu_c{tag}"], name=f"node_gelu_c{tag}"),
-                helper.make_node("Mul", [x, f"gelu_c{tag}"], [f"gelu_d{tag}"], name=f"node_gelu_d{tag}"),
-                helper.make_node("Mul", [f"gelu_d{tag}", "gelu_half"], [out], name=f"node_gelu{tag}")]
-    raise SpinnError(f"no ONNX form for activation {name!r}")
-
-
 def build_graph(model: DensePINN, opset: int, props: dict[str, str] | None = None) -> onnx.ModelProto:
     """``model.network`` (Linear layers and its activation) as an ONNX model with a dynamic batch
     dimension; ``props`` go into its ``metadata_props`` (the names the sidecar must match)."""
@@ -136,7 +127,13 @@ def build_graph(model: DensePINN, opset: int, props: dict[str, str] | None = Non
                              numpy_helper.from_array(module.bias.detach().cpu().float().numpy(), b)]
             nodes.append(helper.make_node("Gemm", [x, w, b], [y], name=f"node_linear{tag}", transB=1))
         elif type(module) in activations:
-            nodes += _activation_nodes(activations[type(module)], x, y, tag)
+            ops, prev = ONNX_ACTIVATIONS[activations[type(module)]], x
+            for k, (op, *inputs) in enumerate(ops):
+                step = f"{op.lower()}{tag}" + (f"_{k}" if k else "")
+                out = y if k == len(ops) - 1 else step
+                args = [{"x": x, "y": prev}.get(arg, arg) for arg in inputs]
+                nodes.append(helper.make_node(op, args, [out], name=f"node_{step}"))
+                prev = out
         else:
             raise SpinnError(f"cannot write {type(module).__name__} (network.{index}) to ONNX: "
                              "a DensePINN holds only Linear layers and its activation")

@@ -186,15 +186,11 @@ FineTune = Callable[[nn.Module, Masks, int, str], object]
 OnStage = Callable[[nn.Module, int, float, Masks, object], None]
 
 
-def stage_epochs(cfg: PruneConfig, stage: int) -> int:
-    """Fine-tuning epochs after ``stage`` (1-based): the last stage trains longer."""
-    return cfg.final_finetune_epochs if stage == cfg.n_stages else cfg.finetune_epochs
-
-
 def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | None = None, *,
                     seed: int = 0, on_stage: OnStage | None = None) -> Masks:
     """Prune ``model`` in place, stage by stage: score (``cfg.prune_method``; ``seed`` seeds the
-    random scores), mask, zero, ``finetune`` when the stage has epochs (``stage_epochs``), then
+    random scores), mask, zero, ``finetune`` when the stage has epochs (the last stage's
+    ``final_finetune_epochs``, the others' ``finetune_epochs``), then
     ``on_stage`` (training, evaluation and reports are the caller's). Returns the final masks."""
     generator = torch.Generator().manual_seed(int(seed))
     masks: Masks | None = None
@@ -203,7 +199,8 @@ def iterative_prune(model: nn.Module, cfg: PruneConfig, finetune: FineTune | Non
         scores = weight_scores(model, cfg.prune_method, generator)
         masks = global_magnitude_masks(model, target, masks, scores)
         apply_masks(model, masks)
-        epochs, result = stage_epochs(cfg, i), None
+        epochs = cfg.final_finetune_epochs if i == len(schedule) else cfg.finetune_epochs
+        result = None
         if epochs > 0 and finetune is not None:
             result = finetune(model, masks, epochs, f"prune stage {i}/{len(schedule)} ({target:.1%})")
             apply_masks(model, masks)  # the restored best weights were masked too; be certain

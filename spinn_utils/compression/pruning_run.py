@@ -115,8 +115,7 @@ def select_neurons(scores: list[torch.Tensor], widths: tuple[int, ...]) -> list[
         if not 1 <= w <= s.numel():
             raise SpinnError(f"cannot keep {w} of {s.numel()} neurons")
         # Stable sort: equal scores keep the lower index, so the choice is reproducible.
-        idx = torch.sort(s, descending=True, stable=True).indices[:w]
-        keep.append(torch.sort(idx).values)
+        keep.append(torch.sort(torch.sort(s, descending=True, stable=True).indices[:w]).values)
     return keep
 
 

@@ -82,11 +82,6 @@ def float_layers(model_path: Path) -> list[str]:
     return [nodes[0], nodes[-1]]
 
 
-def initializer_bytes(model_path: Path) -> int:
-    """Bytes of every weight stored in the graph (int8 values, fp32 scales, int32 biases, ...)."""
-    return sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(model_path)).graph.initializer)
-
-
 def quantize_file(src: Path, out: Path, mode: str, x_calib: np.ndarray,
                   cfg: QuantConfig) -> onnx.ModelProto:
     """``src`` quantized the ``mode`` way (through the file ``out``), first and last layers fp32,
@@ -191,14 +186,17 @@ def quantize_export(fp32_path: Path, out_path: Path, data: PreparedData, cfg: Qu
             remove_export(out_path)
             raise SpinnError(f"{out_path.name}: int8 differs from {fp32_path.name} by more than "
                              f"{cfg.parity_rtol} x each target's std ({checked.per_target}); no export written")
-        body = {**described, "precision": "int8", "parity": checked, "weight_bytes": initializer_bytes(files[mode]),
+        chosen = onnx.load(str(files[mode]))
+        # Every weight the graph stores: int8 values, fp32 scales, int32 biases, ...
+        weight_bytes = sum(numpy_helper.to_array(t).nbytes for t in chosen.graph.initializer)
+        body = {**described, "precision": "int8", "parity": checked, "weight_bytes": weight_bytes,
                 "quantization": {"mode": mode, "why": why, "candidates": candidates,
                                  "float_layers": float_layers(fp32_path),
                                  "calibration": f"{len(x_calib)} training rows (seed {cfg.seed}), min/max",
                                  "config": cfg.model_dump()},
                 "source_onnx": str(fp32_path), "source_sha256": file_sha256(fp32_path),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        return write_export(onnx.load(str(files[mode])), body, out_path)
+        return write_export(chosen, body, out_path)
 
 
 def quantize_exports(paths: ResultsPaths, data: PreparedData, cfg: QuantConfig) -> dict[str, OnnxExport]:
